@@ -1,0 +1,5 @@
+"""`python -m gateway` runs the `ewx` command."""
+
+from gateway.cli import main
+
+raise SystemExit(main())

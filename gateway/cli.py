@@ -1,0 +1,57 @@
+"""The `ewx` console entry point: node's commands plus `serve` and `demo`.
+
+node/cli.py builds the parser for everything the core can do alone; this
+module adds the commands that need the federation edge, so the dependency
+runs one way only (gateway -> node).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from node import cli as node_cli
+from node.logs import configure
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run a node until SIGTERM, then stop cleanly."""
+    from gateway.runtime import serve
+
+    configure(level=args.log_level)
+    asyncio.run(serve(node_cli.load_config(args)))
+    return node_cli.EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the end-to-end scenario on three local nodes."""
+    from gateway.demo import run_demo
+
+    return run_demo(Path(args.dir) if args.dir else None)
+
+
+def _add_gateway_commands(commands: node_cli.Subcommands) -> None:
+    p = commands.add_parser("serve", help="run a node until SIGTERM, then stop cleanly")
+    p.add_argument("--config", metavar="FILE", help="node configuration (default: $EWX_CONFIG)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_serve)
+    p = commands.add_parser("demo", help="three local nodes, a fresh PKI, the gallium and germanium "
+                            "scenario and the audit of their logs")
+    p.add_argument("--dir", metavar="DIR", help="where to keep the run (default: a new temporary folder)")
+    p.set_defaults(func=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """node's parser plus `serve` and `demo`."""
+    return node_cli.build_parser(_add_gateway_commands)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`ewx` console script."""
+    return node_cli.run(build_parser(), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,168 @@
+"""Clients to the peers, and the delivery loop that drains the durable outbox.
+
+One loop per peer pushes that peer's undelivered alerts in sequence order.
+A receipt is verified and logged before the next alert goes; a failure backs
+off exponentially with full jitter up to the configured cap, and the outbox
+(in the store) survives restarts, so an alert raised while a peer is down is
+delivered when it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Final
+
+import structlog
+from grpc import aio
+
+from gateway import rpc
+from gateway.status_map import REASON_TRAILER
+from gateway.tls import channel_credentials, channel_options
+from node.errors import InboundRejected
+from node.ids import Country
+from node.limits import RPC_DEADLINE_SECONDS
+from node.service import NodeService
+from node.wire import ewx_pb2 as pb
+
+log = structlog.get_logger("ewx.gateway")
+
+BACKOFF_START_SECONDS: Final = 0.2
+BATCH: Final = 100
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+class PeerClient:
+    """An mTLS channel to one peer with typed calls."""
+
+    def __init__(self, *, service: NodeService, peer: Country) -> None:
+        self.peer = peer
+        address = service.config.peers[peer].address
+        self._channel = aio.secure_channel(
+            address,
+            channel_credentials(config=service.config, trust=service.trust, peer=peer),
+            options=channel_options(peer),
+        )
+        self._deliver = self._channel.unary_unary(
+            rpc.DELIVER, request_serializer=_identity, response_deserializer=_identity
+        )
+        self._catch_up = self._channel.unary_stream(
+            rpc.CATCH_UP, request_serializer=_identity, response_deserializer=_identity
+        )
+
+    async def deliver(self, envelope: bytes) -> bytes:
+        """Deliver one envelope; returns the peer's SignedReceipt bytes."""
+        reply = await self._deliver(
+            pb.DeliverRequest(envelope=envelope).SerializeToString(), timeout=RPC_DEADLINE_SECONDS
+        )
+        return bytes(pb.DeliverResponse.FromString(reply).receipt)
+
+    async def catch_up(self, *, origin: Country, after_seq: int, max_count: int = 0) -> list[bytes]:
+        """The peer's page of `origin`'s alerts addressed to us after `after_seq`."""
+        request = pb.CatchUpRequest(origin=pb.Country.Value(origin), after_seq=after_seq, max_count=max_count)
+        call = self._catch_up(request.SerializeToString(), timeout=RPC_DEADLINE_SECONDS)
+        return [bytes(pb.CatchUpItem.FromString(item).envelope) async for item in call]
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._channel.close()
+
+
+def describe(error: aio.AioRpcError) -> str:
+    """A one-line description of a failed call, safe to show the operator."""
+    reason = dict(error.trailing_metadata() or ()).get(REASON_TRAILER)
+    code = error.code().name if error.code() else "UNKNOWN"
+    detail = error.details() or ""
+    return f"{code}{f' ({reason})' if reason else ''}: {detail}"[:300]
+
+
+class DeliveryLoop:
+    """Drains the outbox towards one peer until stopped."""
+
+    def __init__(self, *, service: NodeService, client: PeerClient) -> None:
+        self._service = service
+        self._client = client
+        self._wake = asyncio.Event()
+        self._wake.set()  # drain whatever survived the last run
+        self._failures = 0
+
+    @property
+    def peer(self) -> Country:
+        """The peer this loop delivers to."""
+        return self._client.peer
+
+    def wake(self) -> None:
+        """New work for this peer was committed."""
+        self._wake.set()
+
+    def _backoff(self) -> float:
+        cap = self._service.config.outbox_retry_max_seconds
+        return random.uniform(0, min(cap, BACKOFF_START_SECONDS * 2 ** min(self._failures, 20)))  # noqa: S311
+
+    async def run(self) -> None:
+        """Deliver in sequence order; back off on failure; sleep when idle."""
+        while True:
+            delay = None
+            if self._failures:
+                delay = self._backoff()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self.drain()
+
+    async def drain(self) -> bool:
+        """Deliver everything pending; True when the outbox is empty."""
+        link = self._service.links[self.peer]
+        while batch := self._service.pending(self.peer, BATCH):
+            for seq, alert_id, envelope in batch:
+                try:
+                    receipt = await self._client.deliver(envelope)
+                    self._service.accept_receipt(self.peer, receipt)
+                except aio.AioRpcError as exc:
+                    self._fail(seq, alert_id, describe(exc))
+                    return False
+                except InboundRejected as exc:
+                    self._fail(seq, alert_id, f"bad receipt ({exc.reason}): {exc}")
+                    return False
+                self._failures = 0
+                link.succeeded(self._service.clock())
+        return True
+
+    def _fail(self, seq: int, alert_id: str, error: str) -> None:
+        self._failures += 1
+        self._service.links[self.peer].failed(self._service.clock(), error)
+        self._service.record_failure(self.peer, seq, error)
+        log.warning("delivery_failed", node=self._service.me, peer=self.peer, alert_id=alert_id, seq=seq,
+                    error=error, attempt=self._failures)
+
+
+async def pull(client: PeerClient, service: NodeService) -> int:
+    """Fetch the peer's own alerts addressed to us that we do not hold yet.
+
+    Pushing from the origin is the normal path; this closes the gap after
+    this node was down, and doubles as the link's liveness probe. Returns how
+    many alerts were stored.
+    """
+    peer = client.peer
+    stored = 0
+    try:
+        while True:
+            after = service.store.last_seq(peer, service.me)
+            page = await client.catch_up(origin=peer, after_seq=after)
+            for envelope in page:
+                service.receive(envelope, peer=peer, direct=True)
+                stored += 1
+            if not page:
+                break
+    except aio.AioRpcError as exc:
+        service.links[peer].failed(service.clock(), describe(exc))
+    except InboundRejected as exc:
+        service.links[peer].failed(service.clock(), f"catch-up refused ({exc.reason}): {exc}")
+    else:
+        service.links[peer].succeeded(service.clock())
+    return stored

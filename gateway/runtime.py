@@ -1,0 +1,105 @@
+"""A running node: the core, the federation server, the peer loops, the operator API.
+
+`ewx serve` runs one NodeRuntime until SIGTERM or SIGINT, then stops in
+order: stop accepting operator and peer calls (in-flight calls get a short
+grace period to finish their commit and receipt), stop the delivery loops,
+close the channels, close the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from typing import Final
+
+import structlog
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from gateway import rpc
+from gateway.peers import DeliveryLoop, PeerClient, pull
+from gateway.server import FederationServicer
+from gateway.tls import server_credentials
+from node.config import NodeConfig
+from node.limits import MAX_GRPC_MESSAGE_BYTES
+from node.operator import OperatorServer
+from node.service import Clock, NodeService, utc_now
+
+log = structlog.get_logger("ewx.gateway")
+
+PULL_INTERVAL_SECONDS: Final = 5.0
+STOP_GRACE_SECONDS: Final = 2.0
+
+
+class NodeRuntime:
+    """Everything one node runs, started and stopped together."""
+
+    def __init__(self, config: NodeConfig, *, clock: Clock = utc_now) -> None:
+        self.config = config
+        self._clock = clock
+        self._tasks: list[asyncio.Task[None]] = []
+        self._clients: list[PeerClient] = []
+        self._loops: dict[str, DeliveryLoop] = {}
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        """Open the store and start serving; returns once everything listens."""
+        self.service = NodeService.open(self.config, clock=self._clock)
+        service = self.service
+        self._server = aio.server(options=[
+            ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
+        ])
+        self._server.add_generic_rpc_handlers([FederationServicer(service).handler()])
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        self.port = self._server.add_secure_port(
+            self.config.listen, server_credentials(config=self.config, trust=service.trust)
+        )
+        await self._server.start()
+        for name in ("", rpc.SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        for peer in service.peers:
+            client = PeerClient(service=service, peer=peer)
+            self._clients.append(client)
+            loop = DeliveryLoop(service=service, client=client)
+            self._loops[peer] = loop
+            self._tasks.append(asyncio.create_task(loop.run(), name=f"deliver-{peer}"))
+            self._tasks.append(asyncio.create_task(self._pull_forever(client), name=f"pull-{peer}"))
+        service.on_outbox = lambda peer: self._loops[peer].wake()
+        self._operator = OperatorServer(service)
+        await self._operator.start(self.config.operator_socket)
+        log.info("node_started", node=service.me, listen=self.config.listen, port=self.port,
+                 operator_socket=str(self.config.operator_socket), log_size=service.store.log_size)
+
+    async def _pull_forever(self, client: PeerClient) -> None:
+        while True:
+            await pull(client, self.service)
+            await asyncio.sleep(PULL_INTERVAL_SECONDS)
+
+    async def stop(self) -> None:
+        """Stop in order and close the store; safe to call once after start."""
+        await self._operator.close()
+        await self._server.stop(STOP_GRACE_SECONDS)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for client in self._clients:
+            await client.close()
+        self.service.close()
+        log.info("node_stopped", node=self.service.me)
+
+
+async def serve(config: NodeConfig) -> None:
+    """Run a node until SIGTERM or SIGINT, then stop cleanly."""
+    runtime = NodeRuntime(config)
+    await runtime.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    await runtime.stop()

@@ -1,0 +1,49 @@
+"""The one table from domain errors to gRPC status codes (style example 4).
+
+Each refusal also sends the trailer `ewx-reason` (the error's stable reason
+code), so a peer's operator sees which check failed, not just a class of
+status. Anything unexpected becomes INTERNAL with a correlation id that
+appears only in this node's log, never the exception text.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import grpc
+
+from node import errors
+
+REASON_TRAILER: Final = "ewx-reason"
+EXPECTED_SEQ_TRAILER: Final = "ewx-expected-seq"
+
+STATUS_OF: Final[dict[type[errors.InboundRejected], grpc.StatusCode]] = {
+    errors.UnauthenticatedPeer: grpc.StatusCode.UNAUTHENTICATED,
+    errors.TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.Malformed: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.UnknownKey: grpc.StatusCode.UNAUTHENTICATED,
+    errors.KeyNotValid: grpc.StatusCode.UNAUTHENTICATED,
+    errors.BadSignature: grpc.StatusCode.UNAUTHENTICATED,
+    errors.SenderMismatch: grpc.StatusCode.PERMISSION_DENIED,
+    errors.SchemaViolation: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotAddressed: grpc.StatusCode.PERMISSION_DENIED,
+    errors.FromTheFuture: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.OutOfSequence: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.Equivocation: grpc.StatusCode.ALREADY_EXISTS,
+}
+
+
+def status_for(exc: errors.InboundRejected) -> grpc.StatusCode:
+    """The status for a refusal; the most specific class in the table wins."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]  # type: ignore[index]
+    return grpc.StatusCode.INVALID_ARGUMENT
+
+
+def trailers_for(exc: errors.InboundRejected) -> tuple[tuple[str, str], ...]:
+    """Trailing metadata that names the failed check (and where to resume)."""
+    trailers: tuple[tuple[str, str], ...] = ((REASON_TRAILER, exc.reason),)
+    if isinstance(exc, errors.OutOfSequence):
+        trailers += ((EXPECTED_SEQ_TRAILER, str(exc.expected)),)
+    return trailers

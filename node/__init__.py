@@ -1,0 +1,1 @@
+"""EWX node: the exchange log, checkpoints, witnessing and the services around them."""

@@ -1,0 +1,434 @@
+"""The `ewx` command line (SPEC section 8), minus the commands that need the gateway.
+
+`gateway/cli.py` adds `serve` and `demo` to this parser and is the console
+entry point, so that node/ never imports gateway/. Exit codes: 0 ok, 1 a
+verification finding or a refused operation, 2 usage error or bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+from node.config import NodeConfig
+from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
+from node.ids import COUNTRIES, Country, as_country
+from node.operator import OperatorClient
+from node.wire import ewx_pb2 as pb
+
+EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
+DEFAULT_EXPIRY = timedelta(days=30)
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _choices(wrapper: Any) -> list[str]:
+    return [n for n in wrapper.keys() if not n.endswith("_UNSPECIFIED")]
+
+
+# ------------------------------------------------------------------ parsing helpers
+def _country(value: str) -> Country:
+    try:
+        return as_country(value.upper())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _countries(value: str) -> list[Country]:
+    return [_country(v) for v in value.split(",") if v]
+
+
+def _iso_list(value: str) -> list[str]:
+    return [v.strip().upper() for v in value.split(",") if v.strip()]
+
+
+def _when(value: str) -> datetime:
+    """An ISO 8601 UTC time, or +Nd / +Nh relative to now."""
+    if value.startswith("+") and value[-1] in "dh" and value[1:-1].isdigit():
+        amount = int(value[1:-1])
+        return datetime.now(UTC) + (timedelta(days=amount) if value[-1] == "d" else timedelta(hours=amount))
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time or +Nd/+Nh") from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} has no time zone; give Z or +00:00")
+    return parsed.astimezone(UTC)
+
+
+def _hs(value: str) -> list[dict[str, str]]:
+    items = []
+    for part in value.split(","):
+        code, _, edition = part.strip().partition(":")
+        code = code.replace(".", "")
+        items.append({"hs_code": code, "hs_edition": edition.upper() or "HS2022"})
+    return items
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    value = args.config or os.environ.get("EWX_CONFIG")
+    if not value:
+        raise UsageError("no node configuration: give --config FILE or set EWX_CONFIG")
+    return Path(value)
+
+
+def load_config(args: argparse.Namespace) -> NodeConfig:
+    """The node configuration named by --config or EWX_CONFIG."""
+    return NodeConfig.load(_config_path(args))
+
+
+def _client(args: argparse.Namespace) -> OperatorClient:
+    return OperatorClient(load_config(args).operator_socket)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+# ------------------------------------------------------------------ pki
+def cmd_pki_init(args: argparse.Namespace) -> int:
+    """Create a development federation."""
+    from node.pki import init_federation
+
+    trust_path = init_federation(Path(args.out), countries=args.countries, host=args.host,
+                                 base_port=args.base_port)
+    print(f"federation trust file: {trust_path}")
+    for country in args.countries:
+        print(f"{country} node config: {Path(args.out) / country / 'node.toml'}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ alerts
+def _info_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    info: dict[str, Any] = dict(base or {})
+    flags = {
+        "category": args.category, "urgency": args.urgency, "severity": args.severity,
+        "certainty": args.certainty, "headline": args.headline, "supply_impact": args.impact,
+        "expected_duration_days": args.duration_days, "effective": args.effective, "expires": args.expires,
+        "source_countries": args.source_country, "affected_countries": args.affected_country,
+        "items": [item for group in args.hs for item in group] if args.hs else None,
+    }
+    info.update({k: v for k, v in flags.items() if v is not None})
+    if base is None or args.expires is not None:
+        info["expires"] = (args.expires or datetime.now(UTC) + DEFAULT_EXPIRY)
+    if isinstance(info.get("effective"), datetime):
+        info["effective"] = info["effective"].isoformat()
+    if isinstance(info.get("expires"), datetime):
+        info["expires"] = info["expires"].isoformat()
+    if args.hs_edition:
+        for item in info.get("items", []):
+            item["hs_edition"] = args.hs_edition
+    return info
+
+
+def _publish(args: argparse.Namespace, **fields: Any) -> int:
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if getattr(args, "to", None):
+        fields["recipients"] = args.to
+    if getattr(args, "id", None):
+        fields["alert_id"] = args.id
+    result = _client(args).call("publish", status=args.status, **fields)
+    print(result["alert_id"])
+    return EXIT_OK
+
+
+def cmd_alert_raise(args: argparse.Namespace) -> int:
+    """Publish a new ALERT."""
+    defaults = {"urgency": "EXPECTED", "certainty": "LIKELY", "impact": "BELOW_10", "duration_days": 0}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return _publish(args, msg_type="ALERT", info=_info_from(args))
+
+
+def _find(args: argparse.Namespace, alert_id: str, origin: Country | None) -> dict[str, Any]:
+    matches = [a for a in _client(args).call("list")
+               if a["alert_id"] == alert_id and (origin is None or a["origin"] == origin)]
+    if not matches:
+        raise RefusedOperation(f"no alert {alert_id} is known to this node")
+    if len(matches) > 1:
+        raise UsageError(f"{alert_id} exists from several origins; give --origin")
+    return dict(matches[0])
+
+
+def cmd_alert_update(args: argparse.Namespace) -> int:
+    """Publish an UPDATE of one of this node's alerts (unchanged fields carried over)."""
+    client = _client(args)
+    base = client.call("show", origin=client.call("ping")["node"], alert_id=args.alert_id)
+    info = _info_from(args, base=base.get("info") or {})
+    return _publish(args, msg_type="UPDATE", reference={"origin": base["origin"], "alert_id": args.alert_id},
+                    info=info)
+
+
+def cmd_alert_cancel(args: argparse.Namespace) -> int:
+    """Publish a CANCEL of one of this node's alerts."""
+    me = _client(args).call("ping")["node"]
+    return _publish(args, msg_type="CANCEL", reference={"origin": me, "alert_id": args.alert_id},
+                    reason=args.reason)
+
+
+def _peer_ref(args: argparse.Namespace) -> dict[str, str]:
+    found = _find(args, args.alert_id, args.origin)
+    return {"origin": found["origin"], "alert_id": found["alert_id"]}
+
+
+def cmd_alert_ack(args: argparse.Namespace) -> int:
+    """Publish an ACK of a peer's alert."""
+    return _publish(args, msg_type="ACK", reference=_peer_ref(args), reason=args.reason)
+
+
+def cmd_alert_error(args: argparse.Namespace) -> int:
+    """Publish an ERROR about a peer's alert."""
+    return _publish(args, msg_type="ERROR", reference=_peer_ref(args), reason=args.reason)
+
+
+def cmd_alert_respond(args: argparse.Namespace) -> int:
+    """Publish a RESPONSE to an alert: measures taken, assistance offered or requested."""
+    response = {"measures": args.measure, "assistance": args.assistance,
+                "assistance_measures": args.assistance_measure or [],
+                "expected_duration_days": args.duration_days}
+    return _publish(args, msg_type="RESPONSE", reference=_peer_ref(args), response=response)
+
+
+def cmd_alert_consult(args: argparse.Namespace) -> int:
+    """Publish a CONSULT request on a SEVERE or EXTREME alert."""
+    consult = {"impact": args.impact, "cause": args.cause, "expected_duration_days": args.duration_days,
+               "sectors": args.sector, "measures_taken": args.measure_taken or [],
+               "assistance_wanted": args.assistance_wanted or []}
+    return _publish(args, msg_type="CONSULT", reference=_peer_ref(args), consult=consult)
+
+
+def cmd_alert_list(args: argparse.Namespace) -> int:
+    """List own and received alerts with their delivery and acknowledgement state."""
+    alerts = _client(args).call("list")
+    if args.json:
+        _print_json(alerts)
+        return EXIT_OK
+    if not alerts:
+        print("no alerts")
+    for a in alerts:
+        line = f"{a['alert_id']:<28} {a['origin']} {a['msg_type']:<8} {a['direction']:<8} {a['state']:<9}"
+        if a["direction"] == "sent":
+            done = [r for r, d in a["deliveries"].items() if d.get("delivered_at")]
+            line += f" delivered:{','.join(done) or '-'}"
+        line += f" acked-by:{','.join(a['acknowledged_by']) or '-'}"
+        if a.get("headline"):
+            line += f"  {a['severity']} {a['headline']}"
+        elif a["references"]:
+            line += f"  re {a['references'][0]['origin']}/{a['references'][0]['alert_id']}"
+        print(line)
+    return EXIT_OK
+
+
+def cmd_alert_show(args: argparse.Namespace) -> int:
+    """Show one alert in full (JSON)."""
+    origin = args.origin or _find(args, args.alert_id, None)["origin"]
+    _print_json(_client(args).call("show", origin=origin, alert_id=args.alert_id))
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Each peer link: reachable, sequences, backlog."""
+    status = _client(args).call("status")
+    if args.json:
+        _print_json(status)
+        return EXIT_OK
+    print(f"node {status['node']}  log size {status['log']['size']}  root {status['log']['root'][:16]}…"
+          f"  evidence {status['evidence']}")
+    for peer, s in status["peers"].items():
+        reach = {True: "reachable", False: "UNREACHABLE", None: "not yet tried"}[s["reachable"]]
+        print(f"  {peer}: {reach}; sent {s['last_seq_sent']} delivered {s['last_seq_delivered']} "
+              f"received {s['last_seq_received']}; backlog {s['backlog']}"
+              + (f" (oldest {s['oldest_undelivered_seconds']:.0f}s)" if s["backlog"] else "")
+              + (f"; last error: {s['last_error']}" if s["last_error"] else ""))
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ log and audit
+def cmd_log_export(args: argparse.Namespace) -> int:
+    """Write the portable, self-contained log bundle."""
+    from node.bundle import export_bundle
+
+    config = load_config(args)
+    size = export_bundle(config, Path(args.out))
+    print(f"exported {size} entries to {args.out}")
+    return EXIT_OK
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Verify exported logs offline against the trust file."""
+    from node.audit import verify_bundles
+    from node.trust import Trust
+
+    trust = Trust.load(Path(args.trust))
+    report = verify_bundles([Path(p) for p in args.logs], trust=trust)
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print(report.to_text())
+    return EXIT_OK if report.clean else EXIT_FINDING
+
+
+# ------------------------------------------------------------------ the parser
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="node configuration (default: $EWX_CONFIG)")
+
+
+def _add_common_publish(p: argparse.ArgumentParser) -> None:
+    _add_config(p)
+    p.add_argument("--status", choices=_choices(pb.Status), default="ACTUAL", help="default: ACTUAL")
+    p.add_argument("--to", type=_countries, metavar="CC[,CC]", help="recipients (default: both peers)")
+    p.add_argument("--id", metavar="ALERT_ID", help="alert id (default: generated)")
+
+
+def _add_info(p: argparse.ArgumentParser, *, required: bool) -> None:
+    p.add_argument("--hs", type=_hs, action="append", required=required, metavar="CODE[:EDITION][,...]",
+                   help="HS codes at 4 or 6 digits, with edition (default edition HS2022); repeatable")
+    p.add_argument("--hs-edition", choices=_choices(pb.HsEdition), help="edition for every --hs code")
+    p.add_argument("--category", choices=_choices(pb.Category), required=required)
+    p.add_argument("--severity", choices=_choices(pb.Severity), required=required)
+    p.add_argument("--urgency", choices=_choices(pb.Urgency), help="default: EXPECTED")
+    p.add_argument("--certainty", choices=_choices(pb.Certainty), help="default: LIKELY")
+    p.add_argument("--source-country", type=_iso_list, required=required, metavar="CC[,CC]",
+                   help="ISO 3166-1 alpha-2 (ZZ unknown)")
+    p.add_argument("--affected-country", type=_iso_list, metavar="CC[,CC]", help="default: none")
+    p.add_argument("--impact", choices=_choices(pb.ImpactBand), help="supply impact band (default: BELOW_10)")
+    p.add_argument("--duration-days", type=int, help="expected duration in days (default: 0, unknown)")
+    p.add_argument("--effective", type=_when, metavar="TIME", help="ISO 8601 UTC or +Nd (default: sent)")
+    p.add_argument("--expires", type=_when, metavar="TIME", help="ISO 8601 UTC or +Nd (default: +30d)")
+    p.add_argument("--headline", required=required, help="plain text, at most 140 characters")
+
+
+def _add_peer_ref(p: argparse.ArgumentParser) -> None:
+    p.add_argument("alert_id", metavar="ID", help="the peer's alert id")
+    p.add_argument("--origin", type=_country, help="the alert's origin (default: looked up)")
+
+
+Subcommands = argparse._SubParsersAction  # noqa: SLF001 - argparse exposes no public name for it
+
+
+def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argparse.ArgumentParser:
+    """The whole `ewx` parser; `extend` adds commands that live outside node/."""
+    parser = _Parser(prog="ewx", description="EWX national node: the federated supply-chain "
+                     "early-warning exchange between KR, US and JP.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    pki = commands.add_parser("pki", help="federation PKI").add_subparsers(dest="pki", required=True,
+                                                                              parser_class=_Parser)
+    p = pki.add_parser("init", help="create a development federation (CAs, certificates, keys, configs)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--countries", type=_countries, default=list(COUNTRIES), metavar="KR,US,JP")
+    p.add_argument("--host", default="127.0.0.1", help="address the nodes listen on (default 127.0.0.1)")
+    p.add_argument("--base-port", type=int, default=7401, help="first node's port (default 7401)")
+    p.set_defaults(func=cmd_pki_init)
+
+    alert = commands.add_parser("alert", help="publish and read alerts").add_subparsers(
+        dest="alert", required=True, parser_class=_Parser)
+    p = alert.add_parser("raise", help="publish a new ALERT; prints its id")
+    _add_common_publish(p)
+    _add_info(p, required=True)
+    p.set_defaults(func=cmd_alert_raise)
+    p = alert.add_parser("update", help="publish an UPDATE of an own alert; prints its id")
+    p.add_argument("alert_id", metavar="ID")
+    _add_common_publish(p)
+    _add_info(p, required=False)
+    p.set_defaults(func=cmd_alert_update)
+    p = alert.add_parser("cancel", help="publish a CANCEL of an own alert; prints its id")
+    p.add_argument("alert_id", metavar="ID")
+    _add_common_publish(p)
+    p.add_argument("--reason", choices=["ISSUED_IN_ERROR", "SITUATION_RESOLVED", "SUPERSEDED"],
+                   default="SITUATION_RESOLVED")
+    p.set_defaults(func=cmd_alert_cancel)
+    p = alert.add_parser("ack", help="acknowledge a peer's alert; prints the ACK's id")
+    _add_peer_ref(p)
+    _add_common_publish(p)
+    p.add_argument("--reason", choices=["RECEIVED", "UNDER_REVIEW", "ACTION_TAKEN"], default="RECEIVED")
+    p.set_defaults(func=cmd_alert_ack)
+    p = alert.add_parser("error", help="report a problem with a peer's alert; prints the ERROR's id")
+    _add_peer_ref(p)
+    _add_common_publish(p)
+    p.add_argument("--reason", choices=["UNKNOWN_REFERENCE", "NOT_UNDERSTOOD", "POLICY_REFUSED"],
+                   default="NOT_UNDERSTOOD")
+    p.set_defaults(func=cmd_alert_error)
+    p = alert.add_parser("respond", help="publish a RESPONSE to an alert; prints its id")
+    _add_peer_ref(p)
+    _add_common_publish(p)
+    p.add_argument("--measure", action="append", choices=_choices(pb.Measure), required=True)
+    p.add_argument("--assistance", choices=_choices(pb.Assistance), default="NONE")
+    p.add_argument("--assistance-measure", action="append", choices=_choices(pb.Measure))
+    p.add_argument("--duration-days", type=int, default=0)
+    p.set_defaults(func=cmd_alert_respond)
+    p = alert.add_parser("consult", help="request a consultation on a SEVERE or EXTREME alert")
+    _add_peer_ref(p)
+    _add_common_publish(p)
+    p.add_argument("--impact", choices=_choices(pb.ImpactBand), required=True)
+    p.add_argument("--cause", choices=_choices(pb.Category), required=True)
+    p.add_argument("--sector", action="append", choices=_choices(pb.Sector), required=True)
+    p.add_argument("--measure-taken", action="append", choices=_choices(pb.Measure))
+    p.add_argument("--assistance-wanted", action="append", choices=_choices(pb.Measure))
+    p.add_argument("--duration-days", type=int, default=0)
+    p.set_defaults(func=cmd_alert_consult)
+    p = alert.add_parser("list", help="own and received alerts with delivery and acknowledgement state")
+    _add_config(p)
+    p.add_argument("--json", action="store_true", help="machine output")
+    p.set_defaults(func=cmd_alert_list)
+    p = alert.add_parser("show", help="one alert in full, as JSON")
+    _add_peer_ref(p)
+    _add_config(p)
+    p.set_defaults(func=cmd_alert_show)
+
+    p = commands.add_parser("status", help="each peer: reachable, sequences, backlog")
+    _add_config(p)
+    p.add_argument("--json", action="store_true", help="machine output")
+    p.set_defaults(func=cmd_status)
+
+    logp = commands.add_parser("log", help="the exchange log").add_subparsers(dest="log", required=True,
+                                                                              parser_class=_Parser)
+    p = logp.add_parser("export", help="write the portable log bundle (works with the node up or down)")
+    _add_config(p)
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.set_defaults(func=cmd_log_export)
+
+    audit = commands.add_parser("audit", help="offline verification of exported logs").add_subparsers(
+        dest="audit", required=True, parser_class=_Parser)
+    p = audit.add_parser("verify", help="verify one or more exported logs; exit 1 on findings")
+    p.add_argument("logs", nargs="+", metavar="LOG")
+    p.add_argument("--trust", required=True, metavar="federation.json")
+    p.add_argument("--json", action="store_true", help="machine report")
+    p.set_defaults(func=cmd_audit_verify)
+    if extend is not None:
+        extend(commands)
+    return parser
+
+
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse, run one command, map errors to exit codes and a one-line message."""
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (UsageError, ConfigError) as exc:
+        print(f"ewx: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except EwxError as exc:
+        print(f"ewx: refused: {exc}", file=sys.stderr)
+        return EXIT_FINDING
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point for the node-only commands (gateway/cli.py adds the rest)."""
+    return run(build_parser(), argv)
+

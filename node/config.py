@@ -1,0 +1,351 @@
+"""A node's configuration: `node.toml`, as `ewx pki init` writes it.
+
+Example (paths relative to the folder holding the TOML file)::
+
+    node_id = "KR"
+    listen = "127.0.0.1:7401"
+    data_dir = "data"
+    trust_file = "../federation.json"
+    [tls]
+    certificate = "tls/node.pem"
+    private_key = "tls/node.key"
+    [keys]
+    alert = "keys/alert.key"
+    log = "keys/log.key"
+    witness = "keys/witness.key"
+    [peers.US]
+    address = "127.0.0.1:7402"
+    [peers.JP]
+    address = "127.0.0.1:7403"
+
+Optional keys, with their defaults: `operator_socket` (data_dir/operator.sock),
+`log_origin` ("ewx.<cc>.node/log"), `checkpoint_interval_seconds` (1.0),
+`max_clock_skew_seconds` (node.limits.MAX_CLOCK_SKEW), and
+`outbox_retry_max_seconds` (30.0).
+
+`NodeConfig.load` checks the file alone; `load_trust` then checks it against
+the trust file (this node is a member, and its peers are exactly the other
+members). Every problem is a ConfigError naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from node.errors import ConfigError
+from node.ids import COUNTRIES, Country
+from node.limits import MAX_CLOCK_SKEW
+from node.pki import load_ed25519_private_key, read_private_key_pem
+from node.signing import KEY_PURPOSES, KeyPurpose, Signer, key_id_for
+from node.trust import Trust, describe_validation_error
+
+BASE_DIR_CONTEXT: Final = "base_dir"
+"""Validation context key: the folder relative paths are resolved against."""
+SOURCE_CONTEXT: Final = "source"
+"""Validation context key: the file the config came from, for messages."""
+
+MAX_CONFIG_FILE_BYTES: Final = 1024 * 1024
+MAX_CERTIFICATE_FILE_BYTES: Final = 256 * 1024
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    """Resolve a relative path against the config file's folder.
+
+    Against the file's folder, not the working directory: a node started by
+    a service manager from `/` must find the same files as one started by hand.
+    Without a base (a model built in code) paths are kept as given.
+    """
+    context = info.context
+    if isinstance(context, dict):
+        base = context.get(BASE_DIR_CONTEXT)
+        if isinstance(base, Path):
+            return (base / value).resolve()
+    return value
+
+
+ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+"""A path in node.toml: relative paths are taken from the file's folder."""
+
+
+def split_address(address: str, *, allow_port_zero: bool = False) -> tuple[str, int]:
+    """Split `host:port` (or `[v6]:port`) into host and port, or raise ValueError.
+
+    Port 0 (an ephemeral port, for tests) is allowed only where the node
+    listens, never for a peer it must reach.
+    """
+    host, separator, port_text = address.rpartition(":")
+    if not separator or not host:
+        raise ValueError(f"address {address!r} is not host:port")
+    if host.startswith("[") and host.endswith("]"):
+        inner = host[1:-1]
+        if not inner or "[" in inner or "]" in inner:
+            raise ValueError(f"address {address!r} has an empty or malformed IPv6 host")
+    elif ":" in host or "[" in host or "]" in host:
+        raise ValueError(f"address {address!r}: write an IPv6 host in brackets, as [::1]:7401")
+    if any(character.isspace() or character == "/" for character in host):
+        raise ValueError(f"address {address!r} has an invalid host")
+    if not port_text.isascii() or not port_text.isdigit() or len(port_text) > 5:
+        raise ValueError(f"address {address!r} has no numeric port")
+    port = int(port_text)
+    lowest = 0 if allow_port_zero else 1
+    if not lowest <= port <= 65535:
+        raise ValueError(f"address {address!r}: port must be {lowest}-65535")
+    return host, port
+
+
+class TlsConfig(BaseModel):
+    """The node's TLS identity, issued by its national CA."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    certificate: ConfigPath
+    """PEM node certificate (URI SAN urn:ewx:node:<CC>), issued by this country's CA."""
+
+    private_key: ConfigPath
+    """PEM private key of the node certificate; must be mode 0600 or stricter."""
+
+
+class KeysConfig(BaseModel):
+    """The node's Ed25519 signing keys, one per purpose; each file mode 0600."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alert: ConfigPath
+    """Signs this node's alerts and the receipts it returns."""
+
+    log: ConfigPath
+    """Signs this node's exchange-log checkpoints."""
+
+    witness: ConfigPath
+    """Cosigns the peers' checkpoints."""
+
+    def path_for(self, purpose: KeyPurpose) -> Path:
+        """The key file for `purpose`."""
+        paths: dict[KeyPurpose, Path] = {"alert": self.alert, "log": self.log, "witness": self.witness}
+        return paths[purpose]
+
+
+class PeerConfig(BaseModel):
+    """How to reach one peer; who it is comes from its certificate, not from here."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    address: str
+    """`host:port` of the peer's gateway."""
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str) -> str:
+        split_address(value)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class TlsCredentials:
+    """The node's TLS certificate chain and private key, as PEM bytes for gRPC."""
+
+    certificate_chain: bytes
+    private_key: bytes
+
+
+class NodeConfig(BaseModel):
+    """One national node's configuration (`node.toml`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    node_id: Country
+    """This node's country. It must match the URI SAN of `tls.certificate`,
+    since peers take the node id from the certificate, not from here."""
+
+    listen: str
+    """`host:port` the gateway listens on for peers (port 0: any free port)."""
+
+    data_dir: ConfigPath
+    """Folder of the node's store and exchange log."""
+
+    trust_file: ConfigPath
+    """The federation trust file (federation.json)."""
+
+    tls: TlsConfig
+    """The node's TLS certificate and key."""
+
+    keys: KeysConfig
+    """The node's signing key files."""
+
+    peers: dict[Country, PeerConfig]
+    """Every other member of the federation, by country; exactly the trust
+    file's other members (checked by `load_trust`)."""
+
+    operator_socket: ConfigPath
+    """Unix socket of the local operator API; default `data_dir/operator.sock`."""
+
+    log_origin: str = Field(pattern=r"^[\x21-\x7e]{1,255}$")
+    """Origin line of this node's checkpoints (C2SP tlog-checkpoint); default
+    `ewx.<cc>.node/log`. Printable ASCII without spaces."""
+
+    checkpoint_interval_seconds: float = Field(default=1.0, gt=0, le=3600, strict=True)
+    """Longest time between signed checkpoints while the log grows."""
+
+    max_clock_skew_seconds: float = Field(default=MAX_CLOCK_SKEW.total_seconds(), ge=0, le=86400, strict=True)
+    """How far in the future a received alert's sent time may be."""
+
+    outbox_retry_max_seconds: float = Field(default=30.0, gt=0, le=86400, strict=True)
+    """Cap of the exponential back-off between delivery attempts to a peer."""
+
+    # The file this config came from, for error messages (None if built in code).
+    _source: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_derived_defaults(cls, data: Any) -> Any:
+        """Defaults that depend on other keys: the socket and the log origin.
+
+        When the key they derive from is itself missing or of the wrong type,
+        a placeholder stands in: validation then fails on that key, which is
+        the one the operator has to fix, not on the derived one.
+        """
+        if not isinstance(data, dict):
+            return data
+        filled = dict(data)
+        if "operator_socket" not in filled:
+            data_dir = filled.get("data_dir")
+            base = Path(data_dir) if isinstance(data_dir, str | Path) else Path()
+            filled["operator_socket"] = base / "operator.sock"
+        if "log_origin" not in filled:
+            node_id = filled.get("node_id")
+            country = node_id.lower() if isinstance(node_id, str) else "unknown"
+            filled["log_origin"] = f"ewx.{country}.node/log"
+        return filled
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        split_address(value, allow_port_zero=True)
+        return value
+
+    @model_validator(mode="after")
+    def _check_peers_and_note_source(self, info: ValidationInfo) -> NodeConfig:
+        if self.node_id in self.peers:
+            raise ValueError(f"peers: {self.node_id} is this node (node_id) and cannot be its own peer")
+        if isinstance(info.context, dict):
+            source = info.context.get(SOURCE_CONTEXT)
+            if isinstance(source, Path):
+                self._source = source
+        return self
+
+    # ------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: Path) -> NodeConfig:
+        """Read and validate a node.toml; relative paths resolve against its folder.
+
+        Raises ConfigError naming the file and the offending key on any problem:
+        missing or unreadable file, bad TOML, unknown keys, wrong types, bad values.
+        """
+        try:
+            with path.open("rb") as stream:
+                raw = stream.read(MAX_CONFIG_FILE_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: cannot read it: {exc.strerror or exc}") from None
+        if len(raw) > MAX_CONFIG_FILE_BYTES:
+            raise ConfigError(f"config file {path}: larger than {MAX_CONFIG_FILE_BYTES} bytes")
+        try:
+            document = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path}: not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: not valid TOML: {exc}") from None
+        try:
+            config = cls.model_validate(
+                document, context={BASE_DIR_CONTEXT: path.absolute().parent, SOURCE_CONTEXT: path}
+            )
+        except ValidationError as exc:
+            raise ConfigError(f"config file {path}: {describe_validation_error(exc)}") from None
+        return config
+
+    @property
+    def peer_countries(self) -> tuple[Country, ...]:
+        """The configured peers, in the federation's fixed order."""
+        return tuple(country for country in COUNTRIES if country in self.peers)
+
+    def _where(self) -> str:
+        return f"config file {self._source}" if self._source is not None else "node configuration"
+
+    def check_trust(self, trust: Trust) -> None:
+        """Check this config against `trust`: node_id is a member, peers are the others.
+
+        Raises ConfigError naming both files.
+        """
+        if self.node_id not in trust.members:
+            raise ConfigError(
+                f"{self._where()}: node_id {self.node_id} is not a member of federation "
+                f"{trust.federation} in trust file {self.trust_file}"
+            )
+        expected = {country for country in trust.countries if country != self.node_id}
+        if set(self.peers) != expected:
+            raise ConfigError(
+                f"{self._where()}: peers ({', '.join(self.peer_countries) or 'none'}) must be exactly "
+                f"the other members of trust file {self.trust_file} "
+                f"({', '.join(c for c in trust.countries if c in expected) or 'none'})"
+            )
+
+    def load_trust(self) -> Trust:
+        """Load the trust file and check this config against it (ConfigError on any problem)."""
+        trust = Trust.load(self.trust_file)
+        self.check_trust(trust)
+        return trust
+
+    def load_signers(self, trust: Trust | None = None) -> dict[KeyPurpose, Signer]:
+        """Load the signing keys, each checked to be this node's key in the trust file.
+
+        `trust` defaults to `load_trust()`. Raises ConfigError naming the key
+        file when it is unreadable, too permissive, not Ed25519, or its public
+        key is not listed for this node and purpose in the trust file.
+        """
+        if trust is None:
+            trust = self.load_trust()
+        signers: dict[KeyPurpose, Signer] = {}
+        for purpose in KEY_PURPOSES:
+            path = self.keys.path_for(purpose)
+            private_key = load_ed25519_private_key(path)
+            key_id = key_id_for(self.node_id, purpose, private_key.public_key())
+            entry = trust.key(key_id)
+            if entry is None or entry.owner != self.node_id or entry.purpose != purpose:
+                raise ConfigError(
+                    f"key file {path}: its public key ({key_id}) is not listed as the {purpose} key "
+                    f"of {self.node_id} in trust file {self.trust_file}"
+                )
+            signers[purpose] = Signer(key_id=key_id, private_key=private_key)
+        return signers
+
+    def read_tls_credentials(self) -> TlsCredentials:
+        """The TLS certificate and key bytes for gRPC; the key file's mode is checked.
+
+        Raises ConfigError naming the file when either cannot be read or the
+        key file is accessible by group or others.
+        """
+        path = self.tls.certificate
+        try:
+            with path.open("rb") as stream:
+                certificate = stream.read(MAX_CERTIFICATE_FILE_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError(f"certificate file {path}: cannot read it: {exc.strerror or exc}") from None
+        if len(certificate) > MAX_CERTIFICATE_FILE_BYTES:
+            raise ConfigError(f"certificate file {path}: larger than {MAX_CERTIFICATE_FILE_BYTES} bytes")
+        return TlsCredentials(
+            certificate_chain=certificate, private_key=read_private_key_pem(self.tls.private_key)
+        )

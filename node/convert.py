@@ -1,0 +1,267 @@
+"""The one place that maps pb2 messages to and from node's models.
+
+Decoding outside bytes is strict: the bytes must parse, must be in the
+canonical (deterministic) encoding this code writes, and must satisfy the
+model. Re-encoding here is a *schema* check that nothing unknown rides along
+(data minimization: an unknown field could smuggle anything). Signatures are
+never checked over re-encoded bytes; node/signing.py checks the bytes as
+received, before this module ever sees them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import ValidationError
+
+from node.ids import Country
+from node.models import (
+    Alert,
+    Info,
+    Receipt,
+)
+from node.wire import ewx_pb2 as pb
+
+M = TypeVar("M", bound=Message)
+
+
+class DecodeFailure(ValueError):
+    """Bytes that are not a valid, canonical message of the expected type."""
+
+
+def timestamp(value: datetime) -> Timestamp:
+    """A protobuf Timestamp for a UTC datetime (microsecond precision)."""
+    ts = Timestamp()
+    ts.FromDatetime(value.astimezone(UTC))
+    return ts
+
+
+def from_timestamp(ts: Timestamp, *, field: str) -> datetime:
+    """A UTC datetime from a Timestamp; nanoseconds must be whole microseconds."""
+    if ts.nanos % 1000:
+        raise DecodeFailure(f"{field}: sub-microsecond timestamps are not used")
+    try:
+        return ts.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise DecodeFailure(f"{field}: timestamp out of range") from exc
+
+
+def parse_canonical(message_type: type[M], data: bytes, *, what: str) -> M:
+    """Parse `data` as `message_type`, refusing non-canonical or unknown content."""
+    message = message_type()
+    try:
+        message.ParseFromString(data)
+    except DecodeError as exc:
+        raise DecodeFailure(f"{what} is not a valid protobuf message") from exc
+    # Unknown fields survive a re-encode, so drop them (recursively) first: the
+    # comparison then catches both smuggled fields and non-canonical encodings.
+    message.DiscardUnknownFields()
+    if message.SerializeToString(deterministic=True) != data:
+        raise DecodeFailure(f"{what} is not in canonical encoding (unknown fields or non-canonical form)")
+    return message
+
+
+def encode(message: Message) -> bytes:
+    """The canonical bytes of a message: what gets signed, stored and sent."""
+    return message.SerializeToString(deterministic=True)
+
+
+def _country(value: int, *, field: str) -> Country:
+    name = pb.Country.Name(value) if value in pb.Country.values() else ""
+    if name not in ("KR", "US", "JP"):
+        raise DecodeFailure(f"{field}: not a federation member")
+    return name  # type: ignore[return-value]
+
+
+def _name(wrapper: Any, value: int) -> str:
+    # Unknown numbers pass through as a string the model refuses by name.
+    return str(wrapper.Name(value)) if value in wrapper.values() else f"<{value}>"
+
+
+def _names(wrapper: Any, values: Any) -> list[str]:
+    return [_name(wrapper, v) for v in values]
+
+
+# ------------------------------------------------------------------ alert
+def alert_to_pb(alert: Alert) -> pb.Alert:
+    """The pb2 form of a validated alert."""
+    msg = pb.Alert(
+        schema_version=alert.schema_version,
+        alert_id=alert.alert_id,
+        origin=pb.Country.Value(alert.origin),
+        sent=timestamp(alert.sent),
+        status=pb.Status.Value(alert.status),
+        msg_type=pb.MsgType.Value(alert.msg_type),
+        deliveries=[pb.Delivery(recipient=pb.Country.Value(d.recipient), seq=d.seq) for d in alert.deliveries],
+        references=[
+            pb.AlertRef(origin=pb.Country.Value(r.origin), alert_id=r.alert_id, digest=r.digest)
+            for r in alert.references
+        ],
+    )
+    if alert.reason is not None:
+        msg.reason = pb.ReasonCode.Value(alert.reason)
+    if alert.info is not None:
+        msg.info.CopyFrom(_info_to_pb(alert.info))
+    if alert.response is not None:
+        r = alert.response
+        msg.response.CopyFrom(
+            pb.Response(
+                measures=[pb.Measure.Value(m) for m in r.measures],
+                assistance=pb.Assistance.Value(r.assistance),
+                assistance_measures=[pb.Measure.Value(m) for m in r.assistance_measures],
+                expected_duration_days=r.expected_duration_days,
+            )
+        )
+    if alert.consult is not None:
+        c = alert.consult
+        msg.consult.CopyFrom(
+            pb.Consult(
+                impact=pb.ImpactBand.Value(c.impact),
+                cause=pb.Category.Value(c.cause),
+                expected_duration_days=c.expected_duration_days,
+                sectors=[pb.Sector.Value(s) for s in c.sectors],
+                measures_taken=[pb.Measure.Value(m) for m in c.measures_taken],
+                assistance_wanted=[pb.Measure.Value(m) for m in c.assistance_wanted],
+            )
+        )
+    return msg
+
+
+def _info_to_pb(info: Info) -> pb.Info:
+    msg = pb.Info(
+        category=pb.Category.Value(info.category),
+        urgency=pb.Urgency.Value(info.urgency),
+        severity=pb.Severity.Value(info.severity),
+        certainty=pb.Certainty.Value(info.certainty),
+        expires=timestamp(info.expires),
+        headline=info.headline,
+        items=[pb.Item(hs_code=i.hs_code, hs_edition=pb.HsEdition.Value(i.hs_edition)) for i in info.items],
+        source_countries=info.source_countries,
+        affected_countries=info.affected_countries,
+        supply_impact=pb.ImpactBand.Value(info.supply_impact),
+        expected_duration_days=info.expected_duration_days,
+    )
+    if info.effective is not None:
+        msg.effective.CopyFrom(timestamp(info.effective))
+    return msg
+
+
+def alert_to_bytes(alert: Alert) -> bytes:
+    """The canonical signed-payload bytes of an alert."""
+    return encode(alert_to_pb(alert))
+
+
+def alert_from_bytes(data: bytes) -> Alert:
+    """Decode and validate signed-payload bytes; DecodeFailure names the defect."""
+    msg = parse_canonical(pb.Alert, data, what="alert")
+    fields: dict[str, Any] = {
+        "schema_version": msg.schema_version,
+        "alert_id": msg.alert_id,
+        "origin": _country(msg.origin, field="origin"),
+        "sent": from_timestamp(msg.sent, field="sent"),
+        "status": _name(pb.Status, msg.status),
+        "msg_type": _name(pb.MsgType, msg.msg_type),
+        "deliveries": [
+            {"recipient": _country(d.recipient, field="deliveries.recipient"), "seq": d.seq}
+            for d in msg.deliveries
+        ],
+        "references": [
+            {"origin": _country(r.origin, field="references.origin"), "alert_id": r.alert_id,
+             "digest": r.digest}
+            for r in msg.references
+        ],
+    }
+    if msg.reason:
+        fields["reason"] = _name(pb.ReasonCode, msg.reason)
+    if msg.HasField("info"):
+        fields["info"] = _info_fields(msg.info)
+    if msg.HasField("response"):
+        r = msg.response
+        fields["response"] = {
+            "measures": _names(pb.Measure, r.measures),
+            "assistance": _name(pb.Assistance, r.assistance),
+            "assistance_measures": _names(pb.Measure, r.assistance_measures),
+            "expected_duration_days": r.expected_duration_days,
+        }
+    if msg.HasField("consult"):
+        c = msg.consult
+        fields["consult"] = {
+            "impact": _name(pb.ImpactBand, c.impact),
+            "cause": _name(pb.Category, c.cause),
+            "expected_duration_days": c.expected_duration_days,
+            "sectors": _names(pb.Sector, c.sectors),
+            "measures_taken": _names(pb.Measure, c.measures_taken),
+            "assistance_wanted": _names(pb.Measure, c.assistance_wanted),
+        }
+    return _validate(Alert, fields)
+
+
+def _info_fields(info: pb.Info) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "category": _name(pb.Category, info.category),
+        "urgency": _name(pb.Urgency, info.urgency),
+        "severity": _name(pb.Severity, info.severity),
+        "certainty": _name(pb.Certainty, info.certainty),
+        "headline": info.headline,
+        "items": [{"hs_code": i.hs_code, "hs_edition": _name(pb.HsEdition, i.hs_edition)} for i in info.items],
+        "source_countries": list(info.source_countries),
+        "affected_countries": list(info.affected_countries),
+        "supply_impact": _name(pb.ImpactBand, info.supply_impact),
+        "expected_duration_days": info.expected_duration_days,
+    }
+    if not info.HasField("expires"):
+        raise DecodeFailure("info.expires is required")
+    fields["expires"] = from_timestamp(info.expires, field="info.expires")
+    if info.HasField("effective"):
+        fields["effective"] = from_timestamp(info.effective, field="info.effective")
+    return fields
+
+
+_MODEL = TypeVar("_MODEL", Alert, Receipt)
+
+
+def _validate(model: type[_MODEL], fields: dict[str, Any]) -> _MODEL:
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or model.__name__.lower()
+        raise DecodeFailure(f"{where}: {first['msg']}") from None
+
+
+# ------------------------------------------------------------------ receipt
+def receipt_to_bytes(receipt: Receipt) -> bytes:
+    """The canonical signed-payload bytes of a receipt."""
+    return encode(
+        pb.ReceiptBody(
+            schema_version=receipt.schema_version,
+            receiver=pb.Country.Value(receipt.receiver),
+            origin=pb.Country.Value(receipt.origin),
+            alert_id=receipt.alert_id,
+            seq=receipt.seq,
+            alert_digest=receipt.alert_digest,
+            log_index=receipt.log_index,
+            received_at=timestamp(receipt.received_at),
+        )
+    )
+
+
+def receipt_from_bytes(data: bytes) -> Receipt:
+    """Decode and validate receipt bytes; DecodeFailure names the defect."""
+    msg = parse_canonical(pb.ReceiptBody, data, what="receipt")
+    return _validate(
+        Receipt,
+        {
+            "schema_version": msg.schema_version,
+            "receiver": _country(msg.receiver, field="receiver"),
+            "origin": _country(msg.origin, field="origin"),
+            "alert_id": msg.alert_id,
+            "seq": msg.seq,
+            "alert_digest": msg.alert_digest,
+            "log_index": msg.log_index,
+            "received_at": from_timestamp(msg.received_at, field="received_at"),
+        },
+    )

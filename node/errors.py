@@ -1,0 +1,126 @@
+"""The error tree, split by who is at fault (style: python-tuf, sigstore).
+
+Each inbound refusal is its own class with a stable `reason` code; the gateway
+maps classes to gRPC status codes in one table (gateway/status_map.py), and
+every refusal is logged with the peer, the reason and the message id.
+"""
+
+from __future__ import annotations
+
+
+class EwxError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(EwxError):
+    """A configuration, trust or key file is missing or invalid (operator's fault)."""
+
+
+class UsageError(EwxError):
+    """A CLI or operator-API request is malformed (caller's fault)."""
+
+
+class RefusedOperation(EwxError):
+    """The node understood the request but will not do it (CLI exit 1)."""
+
+
+class StoreError(EwxError):
+    """The local store is unusable or its contents are inconsistent."""
+
+
+# ------------------------------------------------------------------ inbound
+class InboundRejected(EwxError):
+    """An alert, receipt or request from a peer was refused; nothing was stored.
+
+    `reason` is a stable, documented code; the message names what was wrong
+    and is safe to return to the peer (it never carries local data).
+    """
+
+    reason = "rejected"
+
+    def __init__(self, message: str, *, alert_id: str | None = None) -> None:
+        super().__init__(message)
+        self.alert_id = alert_id
+
+
+class UnauthenticatedPeer(InboundRejected):
+    """The TLS client certificate does not map to a federation member."""
+
+    reason = "peer_unauthenticated"
+
+
+class TooLarge(InboundRejected):
+    """A message exceeds its size limit (node/limits.py)."""
+
+    reason = "too_large"
+
+
+class Malformed(InboundRejected):
+    """The outer envelope cannot be decoded at all."""
+
+    reason = "malformed"
+
+
+class UnknownKey(InboundRejected):
+    """The key id is not in the federation trust file."""
+
+    reason = "unknown_key"
+
+
+class KeyNotValid(InboundRejected):
+    """The key exists but is not valid for that purpose or at that time."""
+
+    reason = "key_not_valid"
+
+
+class BadSignature(InboundRejected):
+    """The signature does not verify over the exact signed bytes."""
+
+    reason = "bad_signature"
+
+
+class SenderMismatch(InboundRejected):
+    """The signer or the alert's origin is not who delivered it directly."""
+
+    reason = "sender_mismatch"
+
+
+class SchemaViolation(InboundRejected):
+    """The signed alert breaks a rule of SPEC section 3."""
+
+    reason = "schema_violation"
+
+
+class NotAddressed(InboundRejected):
+    """This node is not among the alert's recipients."""
+
+    reason = "not_addressed"
+
+
+class FromTheFuture(InboundRejected):
+    """The sent time is beyond the allowed clock skew."""
+
+    reason = "from_the_future"
+
+
+class OutOfSequence(InboundRejected):
+    """The sequence number is not the next one expected from that origin.
+
+    `expected` tells the sender where to resume.
+    """
+
+    reason = "out_of_sequence"
+
+    def __init__(self, message: str, *, alert_id: str | None = None, expected: int) -> None:
+        super().__init__(message, alert_id=alert_id)
+        self.expected = expected
+
+
+class Equivocation(InboundRejected):
+    """Two different validly signed alerts claim one origin position or id.
+
+    The second one is kept as evidence and raised to the operator.
+    """
+
+    reason = "equivocation"
+

@@ -1,0 +1,449 @@
+"""The node's core behaviour: publish, receive, receipt, list, status.
+
+Pure verification lives in node/inbound.py and storage primitives in
+node/store.py; this module composes them into transactions. It knows nothing
+of gRPC: the gateway calls `receive`, `accept_receipt`, `pending` and
+`catch_up`, and the operator API calls the rest.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from node import limits
+from node.config import NodeConfig
+from node.convert import alert_from_bytes, alert_to_bytes, encode, timestamp
+from node.errors import (
+    Equivocation,
+    InboundRejected,
+    OutOfSequence,
+    RefusedOperation,
+    SchemaViolation,
+    UsageError,
+)
+from node.ids import Country, Digest, peers_of
+from node.inbound import VerifiedAlert, verify_alert, verify_receipt
+from node.links import LinkState
+from node.models import Alert, Receipt
+from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, KeyPurpose, Signer, digest
+from node.store import Store, StoredAlert, Tx
+from node.trust import Trust
+from node.wire import ewx_pb2 as pb
+
+log = structlog.get_logger("ewx.node")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The node's clock; injectable so tests can move time."""
+    return datetime.now(UTC)
+
+
+def iso(value: datetime) -> str:
+    """The one text form of times in the store and in operator output."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """An alert this node signed, logged and queued."""
+
+    alert: Alert
+    digest: Digest
+    log_index: int
+
+
+@dataclass(slots=True)
+class NodeService:
+    """One national node's state and behaviour, over its own store."""
+
+    config: NodeConfig
+    trust: Trust
+    signers: dict[KeyPurpose, Signer]
+    store: Store
+    clock: Clock = utc_now
+    on_outbox: Callable[[Country], None] | None = None
+    """Set by the gateway: wakes its delivery loop towards one peer."""
+    links: dict[Country, LinkState] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for peer in self.peers:
+            self.links.setdefault(peer, LinkState())
+
+    @classmethod
+    def open(cls, config: NodeConfig, *, clock: Clock = utc_now) -> NodeService:
+        """Load trust and keys, open the store in the data directory."""
+        return cls(
+            config=config,
+            trust=config.load_trust(),
+            signers=config.load_signers(),
+            store=Store(config.data_dir / "ewx.sqlite3"),
+            clock=clock,
+        )
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+    @property
+    def me(self) -> Country:
+        """This node's id."""
+        return self.config.node_id
+
+    @property
+    def peers(self) -> tuple[Country, ...]:
+        """The peers this node is configured to talk to."""
+        return tuple(p for p in peers_of(self.me) if p in self.config.peers)
+
+    @property
+    def max_skew(self) -> timedelta:
+        """Allowed clock skew for incoming sent times."""
+        return timedelta(seconds=self.config.max_clock_skew_seconds)
+
+    # ------------------------------------------------------------ publishing
+    def publish(
+        self,
+        *,
+        msg_type: str,
+        status: str = "ACTUAL",
+        recipients: Sequence[Country] | None = None,
+        reference: tuple[Country, str] | None = None,
+        info: dict[str, Any] | None = None,
+        reason: str | None = None,
+        response: dict[str, Any] | None = None,
+        consult: dict[str, Any] | None = None,
+        alert_id: str | None = None,
+    ) -> Published:
+        """Sign, log and queue one message of any type; atomically or not at all.
+
+        Raises UsageError for a schema violation (naming the field) and
+        RefusedOperation when the reference or the id does not fit the store.
+        """
+        now = self.clock()
+        targets = tuple(recipients) if recipients else self.peers
+        unknown = [r for r in targets if r not in self.peers]
+        if unknown:
+            raise UsageError(f"recipient {', '.join(unknown)} is not a peer of {self.me}")
+        alert_id = alert_id or f"{self.me}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(3).upper()}"
+        with self.store.transaction() as tx:
+            if tx.alert(self.me, alert_id) is not None:
+                raise RefusedOperation(f"alert id {alert_id} is already used by {self.me}")
+            references = [self._reference(tx, *reference)] if reference else []
+            fields: dict[str, Any] = {
+                "schema_version": limits.SCHEMA_VERSION,
+                "alert_id": alert_id,
+                "origin": self.me,
+                "sent": now,
+                "status": status,
+                "msg_type": msg_type,
+                "deliveries": [{"recipient": r, "seq": tx.last_seq(self.me, r) + 1} for r in targets],
+                "references": references,
+                "info": info,
+                "reason": reason,
+                "response": response,
+                "consult": consult,
+            }
+            try:
+                alert = Alert.model_validate(fields)
+            except ValueError as exc:
+                raise UsageError(_first_error(exc)) from None
+            if msg_type == "CONSULT":
+                self._check_consultable(tx, alert)
+            payload = alert_to_bytes(alert)
+            envelope = encode(pb.SignedAlert(
+                alert=payload,
+                key_id=self.signers["alert"].key_id,
+                signature=self.signers["alert"].sign(PAYLOAD_ALERT, payload),
+            ))
+            if len(envelope) > limits.MAX_ENVELOPE_BYTES:
+                raise UsageError(f"signed alert is {len(envelope)} bytes, at most {limits.MAX_ENVELOPE_BYTES}")
+            index = tx.append_log(self._entry(pb.ALERT_SENT, now, peer=None, envelope=envelope))
+            dig = digest(payload)
+            tx.insert_alert(
+                origin=self.me, alert_id=alert_id, digest=dig, envelope=envelope, msg_type=msg_type,
+                sent=iso(now), log_index=index,
+                positions=[(d.recipient, d.seq) for d in alert.deliveries],
+            )
+            for d in alert.deliveries:
+                tx.queue(recipient=d.recipient, seq=d.seq, alert_id=alert_id, created_at=iso(now))
+        log.info("alert_published", node=self.me, alert_id=alert_id, msg_type=msg_type,
+                 recipients=list(targets), log_index=index)
+        if self.on_outbox is not None:
+            for recipient in targets:
+                self.on_outbox(recipient)
+        return Published(alert=alert, digest=dig, log_index=index)
+
+    def _reference(self, tx: Tx, origin: Country, alert_id: str) -> dict[str, Any]:
+        stored = tx.alert(origin, alert_id)
+        if stored is None:
+            raise RefusedOperation(f"no alert {alert_id} from {origin} is known to {self.me}")
+        return {"origin": origin, "alert_id": alert_id, "digest": stored.digest}
+
+    def _check_consultable(self, tx: Tx, alert: Alert) -> None:
+        ref = alert.references[0]
+        stored = tx.alert(ref.origin, ref.alert_id)
+        info = None if stored is None else self._decode(stored).info
+        if info is None or info.severity not in ("SEVERE", "EXTREME"):
+            raise RefusedOperation("CONSULT may only reference a SEVERE or EXTREME alert")
+
+    def _entry(self, kind: int, now: datetime, *, peer: Country | None, envelope: bytes | None = None,
+               receipt: bytes | None = None) -> bytes:
+        entry = pb.LogEntry(kind=kind, logged_at=timestamp(now))
+        if peer is not None:
+            entry.peer = pb.Country.Value(peer)
+        if envelope is not None:
+            entry.alert.ParseFromString(envelope)
+        if receipt is not None:
+            entry.receipt.ParseFromString(receipt)
+        return encode(entry)
+
+    # ------------------------------------------------------------ receiving
+    def receive(self, envelope: bytes, *, peer: Country, direct: bool = True) -> bytes:
+        """Verify, durably store and receipt one signed alert from `peer`.
+
+        Returns the SignedReceipt bytes, only after the commit. The same alert
+        delivered again returns the same receipt and stores nothing new.
+        Raises an InboundRejected subclass, having stored nothing (except
+        equivocation evidence), and logs the refusal.
+        """
+        now = self.clock()
+        alert_id: str | None = None
+        try:
+            verified = verify_alert(
+                envelope, trust=self.trust, me=self.me, peer=peer, direct=direct, now=now,
+                max_skew=self.max_skew,
+            )
+            alert_id = verified.alert.alert_id
+            return self._commit_inbound(verified, peer=peer, now=now)
+        except InboundRejected as exc:
+            log.warning("inbound_rejected", node=self.me, peer=peer, reason=exc.reason,
+                        alert_id=exc.alert_id or alert_id, error=str(exc))
+            raise
+
+    def _commit_inbound(self, v: VerifiedAlert, *, peer: Country, now: datetime) -> bytes:
+        alert = v.alert
+        seq = alert.seq_for(self.me)
+        assert seq is not None  # noqa: S101 - verify_alert checked the recipient
+        canonical = encode(pb.SignedAlert(alert=v.payload, key_id=v.key_id,
+                                          signature=pb.SignedAlert.FromString(v.envelope).signature))
+        conflict: tuple[str, StoredAlert | None] | None = None
+        with self.store.transaction() as tx:
+            existing = tx.alert(alert.origin, alert.alert_id)
+            if existing is not None and existing.digest == v.digest and existing.receipt is not None:
+                log.info("duplicate_delivery", node=self.me, peer=peer, alert_id=alert.alert_id)
+                return existing.receipt
+            conflict = self._conflict(tx, v, existing)
+            if conflict is None:
+                expected = tx.last_seq(alert.origin, self.me) + 1
+                if seq != expected:
+                    raise OutOfSequence(
+                        f"sequence {seq} from {alert.origin} is not the next one, expected {expected}",
+                        alert_id=alert.alert_id, expected=expected,
+                    )
+                index = tx.append_log(self._entry(pb.ALERT_RECEIVED, now, peer=peer, envelope=canonical))
+                receipt = self._sign_receipt(Receipt(
+                    schema_version=limits.SCHEMA_VERSION, receiver=self.me, origin=alert.origin,
+                    alert_id=alert.alert_id, seq=seq, alert_digest=v.digest, log_index=index,
+                    received_at=now,
+                ))
+                tx.insert_alert(
+                    origin=alert.origin, alert_id=alert.alert_id, digest=v.digest, envelope=canonical,
+                    msg_type=alert.msg_type, sent=iso(alert.sent), log_index=index,
+                    positions=[(d.recipient, d.seq) for d in alert.deliveries],
+                    via=peer, received_at=iso(now), receipt=receipt,
+                )
+                log.info("alert_received", node=self.me, peer=peer, origin=alert.origin,
+                         alert_id=alert.alert_id, seq=seq, log_index=index)
+                return receipt
+        detail, kept = conflict
+        with self.store.transaction() as tx:
+            tx.add_evidence(kind="equivocation", peer=peer, origin=alert.origin, alert_id=alert.alert_id,
+                            detail=detail, kept=kept.alert_id if kept else "", conflicting=canonical,
+                            at=iso(now))
+        log.error("equivocation", node=self.me, peer=peer, origin=alert.origin, alert_id=alert.alert_id,
+                  detail=detail)
+        raise Equivocation(detail, alert_id=alert.alert_id)
+
+    def _conflict(self, tx: Tx, v: VerifiedAlert,
+                  existing: StoredAlert | None) -> tuple[str, StoredAlert | None] | None:
+        alert = v.alert
+        if existing is not None and existing.digest != v.digest:
+            return (f"{alert.origin} signed two different alerts with id {alert.alert_id}", existing)
+        for d in alert.deliveries:
+            held = tx.position(alert.origin, d.recipient, d.seq)
+            if held is not None and held[1] != v.digest:
+                return (
+                    f"{alert.origin} signed two different alerts for sequence {d.seq} towards "
+                    f"{d.recipient}: {held[0]} and {alert.alert_id}",
+                    tx.alert(alert.origin, held[0]),
+                )
+        return None
+
+    def _sign_receipt(self, receipt: Receipt) -> bytes:
+        from node.convert import receipt_to_bytes
+
+        payload = receipt_to_bytes(receipt)
+        signer = self.signers["alert"]
+        return encode(pb.SignedReceipt(receipt=payload, key_id=signer.key_id,
+                                       signature=signer.sign(PAYLOAD_RECEIPT, payload)))
+
+    # ------------------------------------------------------------ receipts
+    def accept_receipt(self, peer: Country, envelope: bytes) -> Receipt:
+        """Verify and log `peer`'s receipt for one of our alerts; idempotent."""
+        now = self.clock()
+        verified = verify_receipt(envelope, trust=self.trust, receiver=peer, origin=self.me, now=now)
+        receipt = verified.receipt
+        with self.store.transaction() as tx:
+            row = tx.outbox_row(peer, receipt.seq)
+            own = tx.alert(self.me, receipt.alert_id)
+            if row is None or own is None or row.alert_id != receipt.alert_id:
+                raise SchemaViolation(f"receipt from {peer} names {receipt.alert_id} at sequence "
+                                      f"{receipt.seq}, which {self.me} never sent there")
+            if own.digest != receipt.alert_digest:
+                raise SchemaViolation(f"receipt from {peer} for {receipt.alert_id} has another digest")
+            if row.delivered_at is not None:
+                return receipt
+            index = tx.append_log(self._entry(pb.RECEIPT_RECEIVED, now, peer=peer, receipt=envelope))
+            tx.mark_delivered(recipient=peer, seq=receipt.seq, receipt=envelope, log_index=index, at=iso(now))
+        log.info("receipt_logged", node=self.me, peer=peer, alert_id=receipt.alert_id, seq=receipt.seq,
+                 log_index=index)
+        return receipt
+
+    # ------------------------------------------------------------ for the gateway
+    def pending(self, peer: Country, limit: int = 100) -> list[tuple[int, str, bytes]]:
+        """(seq, alert id, envelope) of own alerts `peer` has not receipted yet."""
+        return self.store.pending(peer, limit)
+
+    def record_failure(self, peer: Country, seq: int, error: str) -> None:
+        """Note a failed delivery attempt in the outbox (shown by status)."""
+        self.store.record_failure(recipient=peer, seq=seq, error=error)
+
+    def catch_up(self, *, requester: Country, origin: Country, after_seq: int, limit: int) -> list[bytes]:
+        """Signed alerts of `origin` addressed to `requester`, after `after_seq`.
+
+        Only alerts addressed to the requester are ever returned: an alert
+        never reaches a node it was not addressed to (SPEC section 4).
+        """
+        page = max(1, min(limit or limits.MAX_CATCHUP_PAGE, limits.MAX_CATCHUP_PAGE))
+        return [env for _, env in self.store.envelopes_for(
+            origin=origin, recipient=requester, after_seq=after_seq, limit=page)]
+
+    # ------------------------------------------------------------ views
+    def _decode(self, stored: StoredAlert) -> Alert:
+        return alert_from_bytes(pb.SignedAlert.FromString(stored.envelope).alert)
+
+    def list_alerts(self) -> list[dict[str, Any]]:
+        """Own and received alerts with their delivery and acknowledgement state."""
+        now = self.clock()
+        rows = self.store.alerts()
+        decoded = [(row, self._decode(row)) for row in rows]
+        followups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row, alert in decoded:
+            for ref in alert.references:
+                followups.setdefault((ref.origin, ref.alert_id), []).append(
+                    {"origin": row.origin, "alert_id": row.alert_id, "msg_type": alert.msg_type,
+                     "reason": alert.reason})
+        outbox: dict[tuple[str, str], dict[str, Any]] = {}
+        for ob in self.store.outbox():
+            outbox[(ob.alert_id, ob.recipient)] = {
+                "seq": ob.seq, "delivered_at": ob.delivered_at, "attempts": ob.attempts,
+                "last_error": ob.last_error,
+            }
+        result = []
+        for row, alert in decoded:
+            follow = followups.get((row.origin, row.alert_id), [])
+            state = "active"
+            if any(f["msg_type"] == "CANCEL" for f in follow):
+                state = "cancelled"
+            elif any(f["msg_type"] == "UPDATE" for f in follow):
+                state = "updated"
+            elif alert.info is not None and alert.info.expires <= now:
+                state = "expired"
+            item: dict[str, Any] = {
+                "alert_id": row.alert_id,
+                "origin": row.origin,
+                "msg_type": alert.msg_type,
+                "status": alert.status,
+                "sent": iso(alert.sent),
+                "direction": "sent" if row.via is None else "received",
+                "via": row.via,
+                "received_at": row.received_at,
+                "log_index": row.log_index,
+                "digest": row.digest.hex(),
+                "state": state,
+                "references": [{"origin": r.origin, "alert_id": r.alert_id} for r in alert.references],
+                "acknowledged_by": sorted({f["origin"] for f in follow if f["msg_type"] == "ACK"}),
+                "responses": follow,
+                "deliveries": {
+                    d.recipient: {"seq": d.seq, **outbox.get((row.alert_id, d.recipient), {})}
+                    if row.via is None else {"seq": d.seq}
+                    for d in alert.deliveries
+                },
+            }
+            if alert.info is not None:
+                item.update(
+                    category=alert.info.category, severity=alert.info.severity,
+                    headline=alert.info.headline, expires=iso(alert.info.expires),
+                    items=[i.hs_code for i in alert.info.items],
+                )
+            if alert.reason is not None:
+                item["reason"] = alert.reason
+            result.append(item)
+        return result
+
+    def show(self, origin: Country, alert_id: str) -> dict[str, Any]:
+        """One stored alert in full, as JSON-ready data."""
+        stored = self.store.alert(origin, alert_id)
+        if stored is None:
+            raise RefusedOperation(f"no alert {alert_id} from {origin} is known to {self.me}")
+        data: dict[str, Any] = self._decode(stored).model_dump(mode="json", exclude_none=True)
+        data["digest"] = stored.digest.hex()
+        data["log_index"] = stored.log_index
+        return data
+
+    def status(self) -> dict[str, Any]:
+        """Per peer: reachability, sequences, backlog; and the log's size and root."""
+        now = self.clock()
+        peers: dict[str, Any] = {}
+        for peer in self.peers:
+            rows = self.store.outbox(peer)
+            waiting = [r for r in rows if r.delivered_at is None]
+            delivered = [r.seq for r in rows if r.delivered_at is not None]
+            link = self.links[peer]
+            oldest = None
+            if waiting:
+                oldest = (now - datetime.fromisoformat(waiting[0].created_at)).total_seconds()
+            peers[peer] = {
+                "reachable": link.reachable,
+                "last_ok": iso(link.last_ok) if link.last_ok else None,
+                "last_error": link.last_error or (waiting[0].last_error if waiting else None),
+                "last_seq_sent": self.store.last_seq(self.me, peer),
+                "last_seq_delivered": max(delivered, default=0),
+                "last_seq_received": self.store.last_seq(peer, self.me),
+                "backlog": len(waiting),
+                "oldest_undelivered_seconds": oldest,
+                "last_checkpoint_cosigned": None,
+            }
+        return {
+            "node": self.me,
+            "time": iso(now),
+            "log": {"size": self.store.log_size, "root": self.store.log_root().hex()},
+            "evidence": len(self.store.evidence()),
+            "peers": peers,
+        }
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{where}: {first['msg']}" if where else str(first["msg"])
+    return str(exc)

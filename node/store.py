@@ -1,0 +1,409 @@
+"""The node's own store: SQLite in WAL mode with synchronous=FULL, in its data dir.
+
+Primitives only; node/service.py holds the logic. Everything that belongs
+together (a log entry, the alert it records, its sequence positions, its
+outbox rows, the receipt given for it) is written in one transaction, so a
+crash leaves either all of it or none of it (SPEC section 4: acknowledge only
+after the durable commit). The Merkle root of the exchange log is kept
+incrementally in memory and only advanced once a commit has succeeded.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from node.errors import StoreError
+from node.ids import Country, Digest
+from node.merkle import CompactRange, leaf_hash
+
+SCHEMA_VERSION: Final = 1
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- The exchange log: entry bytes exactly as hashed into the Merkle tree.
+CREATE TABLE IF NOT EXISTS log (
+    idx INTEGER PRIMARY KEY,
+    entry BLOB NOT NULL,
+    leaf_hash BLOB NOT NULL
+);
+-- Every signed alert this node holds, own or received, stored verbatim.
+CREATE TABLE IF NOT EXISTS alerts (
+    origin TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    envelope BLOB NOT NULL,
+    msg_type TEXT NOT NULL,
+    sent TEXT NOT NULL,
+    log_index INTEGER NOT NULL,
+    via TEXT,              -- the peer that handed it over; NULL for own alerts
+    received_at TEXT,
+    receipt BLOB,          -- the receipt this node gave for it
+    PRIMARY KEY (origin, alert_id)
+);
+-- Every (origin, recipient, seq) position named by a stored alert.
+CREATE TABLE IF NOT EXISTS positions (
+    origin TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    alert_id TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    PRIMARY KEY (origin, recipient, seq)
+);
+-- Own alerts still to deliver, and the receipts of those delivered.
+CREATE TABLE IF NOT EXISTS outbox (
+    recipient TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    alert_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    delivered_at TEXT,
+    receipt BLOB,
+    receipt_log_index INTEGER,
+    PRIMARY KEY (recipient, seq)
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (recipient, seq) WHERE delivered_at IS NULL;
+-- What was refused but must be kept: equivocation evidence (SPEC section 4).
+CREATE TABLE IF NOT EXISTS evidence (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    peer TEXT,
+    origin TEXT,
+    alert_id TEXT,
+    detail TEXT NOT NULL,
+    kept TEXT NOT NULL,
+    conflicting BLOB NOT NULL,
+    at TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """One row of the alerts table."""
+
+    origin: Country
+    alert_id: str
+    digest: Digest
+    envelope: bytes
+    msg_type: str
+    sent: str
+    log_index: int
+    via: Country | None
+    received_at: str | None
+    receipt: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One own alert towards one recipient, delivered or not."""
+
+    recipient: Country
+    seq: int
+    alert_id: str
+    created_at: str
+    attempts: int
+    last_error: str | None
+    delivered_at: str | None
+    receipt: bytes | None
+
+
+class Tx:
+    """Writes within one open transaction; only Store.transaction() makes one."""
+
+    def __init__(self, conn: sqlite3.Connection, log_size: int) -> None:
+        self._conn = conn
+        self._next_index = log_size
+        self.appended: list[bytes] = []
+
+    def append_log(self, entry: bytes) -> int:
+        """Append one entry; returns its index (valid once the commit succeeds)."""
+        index = self._next_index
+        hashed = leaf_hash(entry)
+        self._conn.execute("INSERT INTO log (idx, entry, leaf_hash) VALUES (?, ?, ?)", (index, entry, hashed))
+        self.appended.append(hashed)
+        self._next_index += 1
+        return index
+
+    def last_seq(self, origin: Country, recipient: Country) -> int:
+        """Highest sequence position known from `origin` towards `recipient`, 0 if none."""
+        row = self._conn.execute(
+            "SELECT MAX(seq) FROM positions WHERE origin = ? AND recipient = ?", (origin, recipient)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def position(self, origin: Country, recipient: Country, seq: int) -> tuple[str, Digest] | None:
+        """The alert id and digest already holding that position, if any."""
+        row = self._conn.execute(
+            "SELECT alert_id, digest FROM positions WHERE origin = ? AND recipient = ? AND seq = ?",
+            (origin, recipient, seq),
+        ).fetchone()
+        return None if row is None else (str(row[0]), Digest(bytes(row[1])))
+
+    def alert(self, origin: Country, alert_id: str) -> StoredAlert | None:
+        """The stored alert with that origin and id, if any."""
+        return _alert_row(
+            self._conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE origin = ? AND alert_id = ?",
+                               (origin, alert_id)).fetchone()
+        )
+
+    def insert_alert(
+        self,
+        *,
+        origin: Country,
+        alert_id: str,
+        digest: Digest,
+        envelope: bytes,
+        msg_type: str,
+        sent: str,
+        log_index: int,
+        positions: list[tuple[Country, int]],
+        via: Country | None = None,
+        received_at: str | None = None,
+        receipt: bytes | None = None,
+    ) -> None:
+        """Store a signed alert and every sequence position it names."""
+        self._conn.execute(
+            f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (origin, alert_id, digest, envelope, msg_type, sent, log_index, via, received_at, receipt),
+        )
+        self._conn.executemany(
+            "INSERT INTO positions (origin, recipient, seq, alert_id, digest) VALUES (?, ?, ?, ?, ?)",
+            [(origin, recipient, seq, alert_id, digest) for recipient, seq in positions],
+        )
+
+    def queue(self, *, recipient: Country, seq: int, alert_id: str, created_at: str) -> None:
+        """Put an own alert in the outbox towards `recipient`."""
+        self._conn.execute(
+            "INSERT INTO outbox (recipient, seq, alert_id, created_at) VALUES (?, ?, ?, ?)",
+            (recipient, seq, alert_id, created_at),
+        )
+
+    def outbox_row(self, recipient: Country, seq: int) -> OutboxRow | None:
+        """The outbox row at that position, if any."""
+        return _outbox_row(
+            self._conn.execute(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE recipient = ? AND seq = ?",
+                               (recipient, seq)).fetchone()
+        )
+
+    def mark_delivered(
+        self, *, recipient: Country, seq: int, receipt: bytes, log_index: int, at: str
+    ) -> None:
+        """Record the receipt that closes one outbox row."""
+        self._conn.execute(
+            "UPDATE outbox SET delivered_at = ?, receipt = ?, receipt_log_index = ?, last_error = NULL"
+            " WHERE recipient = ? AND seq = ?",
+            (at, receipt, log_index, recipient, seq),
+        )
+
+    def add_evidence(
+        self,
+        *,
+        kind: str,
+        peer: Country | None,
+        origin: Country | None,
+        alert_id: str | None,
+        detail: str,
+        kept: str,
+        conflicting: bytes,
+        at: str,
+    ) -> None:
+        """Keep refused material that proves misbehaviour."""
+        self._conn.execute(
+            "INSERT INTO evidence (kind, peer, origin, alert_id, detail, kept, conflicting, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (kind, peer, origin, alert_id, detail, kept, conflicting, at),
+        )
+
+
+_ALERT_COLUMNS: Final = "origin, alert_id, digest, envelope, msg_type, sent, log_index, via, received_at, receipt"
+_OUTBOX_COLUMNS: Final = "recipient, seq, alert_id, created_at, attempts, last_error, delivered_at, receipt"
+
+
+def _alert_row(row: tuple[object, ...] | None) -> StoredAlert | None:
+    if row is None:
+        return None
+    origin, alert_id, dig, envelope, msg_type, sent, log_index, via, received_at, receipt = row
+    return StoredAlert(
+        origin=origin,  # type: ignore[arg-type]
+        alert_id=str(alert_id),
+        digest=Digest(bytes(dig)),  # type: ignore[arg-type]
+        envelope=bytes(envelope),  # type: ignore[arg-type]
+        msg_type=str(msg_type),
+        sent=str(sent),
+        log_index=int(log_index),  # type: ignore[call-overload]
+        via=via,  # type: ignore[arg-type]
+        received_at=None if received_at is None else str(received_at),
+        receipt=None if receipt is None else bytes(receipt),  # type: ignore[arg-type]
+    )
+
+
+def _outbox_row(row: tuple[object, ...] | None) -> OutboxRow | None:
+    if row is None:
+        return None
+    recipient, seq, alert_id, created_at, attempts, last_error, delivered_at, receipt = row
+    return OutboxRow(
+        recipient=recipient,  # type: ignore[arg-type]
+        seq=int(seq),  # type: ignore[call-overload]
+        alert_id=str(alert_id),
+        created_at=str(created_at),
+        attempts=int(attempts),  # type: ignore[call-overload]
+        last_error=None if last_error is None else str(last_error),
+        delivered_at=None if delivered_at is None else str(delivered_at),
+        receipt=None if receipt is None else bytes(receipt),  # type: ignore[arg-type]
+    )
+
+
+class Store:
+    """One node's SQLite store; use from one thread (the node's event loop)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+            self._check_version()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open store {path}: {exc}") from exc
+        self.path = path
+        self._tree = CompactRange()
+        for (hashed,) in self._conn.execute("SELECT leaf_hash FROM log ORDER BY idx"):
+            self._tree.append(bytes(hashed))
+        self._in_tx = False
+
+    def _check_version(self) -> None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            self._conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(f"store schema version {row[0]} is not {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        """Close the database; the object is unusable afterwards."""
+        self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """BEGIN IMMEDIATE ... COMMIT; rolled back entirely on any exception."""
+        if self._in_tx:
+            raise StoreError("nested transaction")
+        self._in_tx = True
+        self._conn.execute("BEGIN IMMEDIATE")
+        tx = Tx(self._conn, self._tree.size)
+        try:
+            yield tx
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            self._conn.execute("COMMIT")
+            for hashed in tx.appended:
+                self._tree.append(hashed)
+        finally:
+            self._in_tx = False
+
+    # ------------------------------------------------------------ the log
+    @property
+    def log_size(self) -> int:
+        """Number of committed log entries."""
+        return self._tree.size
+
+    def log_root(self) -> bytes:
+        """RFC 6962 root hash of the committed log."""
+        return self._tree.root()
+
+    def log_entries(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """(index, entry bytes) in order, from `start` up to `end` (exclusive)."""
+        stop = self.log_size if end is None else end
+        for idx, entry in self._conn.execute(
+            "SELECT idx, entry FROM log WHERE idx >= ? AND idx < ? ORDER BY idx", (start, stop)
+        ):
+            yield int(idx), bytes(entry)
+
+    def leaf_hashes(self) -> list[bytes]:
+        """Every committed leaf hash in order (for proofs)."""
+        return [bytes(h) for (h,) in self._conn.execute("SELECT leaf_hash FROM log ORDER BY idx")]
+
+    # ------------------------------------------------------------ reads
+    def alert(self, origin: Country, alert_id: str) -> StoredAlert | None:
+        """The stored alert with that origin and id, if any."""
+        return _alert_row(
+            self._conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE origin = ? AND alert_id = ?",
+                               (origin, alert_id)).fetchone()
+        )
+
+    def alerts(self) -> list[StoredAlert]:
+        """Every stored alert in log order."""
+        rows = self._conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts ORDER BY log_index").fetchall()
+        return [a for a in map(_alert_row, rows) if a is not None]
+
+    def last_seq(self, origin: Country, recipient: Country) -> int:
+        """Highest sequence position known from `origin` towards `recipient`, 0 if none."""
+        row = self._conn.execute(
+            "SELECT MAX(seq) FROM positions WHERE origin = ? AND recipient = ?", (origin, recipient)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def envelopes_for(
+        self, *, origin: Country, recipient: Country, after_seq: int, limit: int
+    ) -> list[tuple[int, bytes]]:
+        """(seq, envelope) of `origin`'s alerts addressed to `recipient`, in order."""
+        rows = self._conn.execute(
+            "SELECT p.seq, a.envelope FROM positions p JOIN alerts a"
+            " ON a.origin = p.origin AND a.alert_id = p.alert_id"
+            " WHERE p.origin = ? AND p.recipient = ? AND p.seq > ? ORDER BY p.seq LIMIT ?",
+            (origin, recipient, after_seq, limit),
+        ).fetchall()
+        return [(int(seq), bytes(env)) for seq, env in rows]
+
+    def outbox(self, recipient: Country | None = None) -> list[OutboxRow]:
+        """Outbox rows (all, or towards one recipient) in sequence order."""
+        sql = f"SELECT {_OUTBOX_COLUMNS} FROM outbox"
+        args: tuple[str, ...] = ()
+        if recipient is not None:
+            sql += " WHERE recipient = ?"
+            args = (recipient,)
+        rows = self._conn.execute(sql + " ORDER BY recipient, seq", args).fetchall()
+        return [r for r in map(_outbox_row, rows) if r is not None]
+
+    def pending(self, recipient: Country, limit: int) -> list[tuple[int, str, bytes]]:
+        """(seq, alert id, envelope) still to deliver to `recipient`, oldest first."""
+        rows = self._conn.execute(
+            "SELECT o.seq, o.alert_id, a.envelope FROM outbox o JOIN alerts a"
+            " ON a.alert_id = o.alert_id AND a.via IS NULL"
+            " WHERE o.recipient = ? AND o.delivered_at IS NULL ORDER BY o.seq LIMIT ?",
+            (recipient, limit),
+        ).fetchall()
+        return [(int(seq), str(aid), bytes(env)) for seq, aid, env in rows]
+
+    def record_failure(self, *, recipient: Country, seq: int, error: str) -> None:
+        """Count a failed delivery attempt (its own small commit)."""
+        self._conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE recipient = ? AND seq = ?",
+            (error[:500], recipient, seq),
+        )
+
+    def evidence(self) -> list[dict[str, object]]:
+        """Kept evidence, newest last."""
+        cur = self._conn.execute(
+            "SELECT id, kind, peer, origin, alert_id, detail, at FROM evidence ORDER BY id"
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def count(self, table: str) -> int:
+        """Row count of one table (tests and status)."""
+        if table not in ("log", "alerts", "positions", "outbox", "evidence"):
+            raise ValueError(f"unknown table {table}")
+        return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608

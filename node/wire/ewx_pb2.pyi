@@ -1,0 +1,447 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Country(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    COUNTRY_UNSPECIFIED: _ClassVar[Country]
+    KR: _ClassVar[Country]
+    US: _ClassVar[Country]
+    JP: _ClassVar[Country]
+
+class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STATUS_UNSPECIFIED: _ClassVar[Status]
+    ACTUAL: _ClassVar[Status]
+    EXERCISE: _ClassVar[Status]
+    TEST: _ClassVar[Status]
+
+class MsgType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MSG_TYPE_UNSPECIFIED: _ClassVar[MsgType]
+    ALERT: _ClassVar[MsgType]
+    UPDATE: _ClassVar[MsgType]
+    CANCEL: _ClassVar[MsgType]
+    ACK: _ClassVar[MsgType]
+    ERROR: _ClassVar[MsgType]
+    RESPONSE: _ClassVar[MsgType]
+    CONSULT: _ClassVar[MsgType]
+
+class Category(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CATEGORY_UNSPECIFIED: _ClassVar[Category]
+    EXPORT_CONTROL: _ClassVar[Category]
+    PRODUCTION_OUTAGE: _ClassVar[Category]
+    LOGISTICS: _ClassVar[Category]
+    NATURAL_HAZARD: _ClassVar[Category]
+    GEOPOLITICAL: _ClassVar[Category]
+    PRICE_SHOCK: _ClassVar[Category]
+    SUPPLY_DROP: _ClassVar[Category]
+    CONCENTRATION: _ClassVar[Category]
+    OTHER: _ClassVar[Category]
+
+class Urgency(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    URGENCY_UNSPECIFIED: _ClassVar[Urgency]
+    IMMEDIATE: _ClassVar[Urgency]
+    EXPECTED: _ClassVar[Urgency]
+    FUTURE: _ClassVar[Urgency]
+    PAST: _ClassVar[Urgency]
+
+class Severity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEVERITY_UNSPECIFIED: _ClassVar[Severity]
+    MINOR: _ClassVar[Severity]
+    MODERATE: _ClassVar[Severity]
+    SEVERE: _ClassVar[Severity]
+    EXTREME: _ClassVar[Severity]
+
+class Certainty(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CERTAINTY_UNSPECIFIED: _ClassVar[Certainty]
+    OBSERVED: _ClassVar[Certainty]
+    LIKELY: _ClassVar[Certainty]
+    POSSIBLE: _ClassVar[Certainty]
+    UNLIKELY: _ClassVar[Certainty]
+
+class HsEdition(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HS_EDITION_UNSPECIFIED: _ClassVar[HsEdition]
+    HS2017: _ClassVar[HsEdition]
+    HS2022: _ClassVar[HsEdition]
+    HS2027: _ClassVar[HsEdition]
+
+class ImpactBand(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IMPACT_BAND_UNSPECIFIED: _ClassVar[ImpactBand]
+    BELOW_10: _ClassVar[ImpactBand]
+    FROM_10_TO_30: _ClassVar[ImpactBand]
+    FROM_30_TO_60: _ClassVar[ImpactBand]
+    ABOVE_60: _ClassVar[ImpactBand]
+
+class ReasonCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REASON_CODE_UNSPECIFIED: _ClassVar[ReasonCode]
+    ISSUED_IN_ERROR: _ClassVar[ReasonCode]
+    SITUATION_RESOLVED: _ClassVar[ReasonCode]
+    SUPERSEDED: _ClassVar[ReasonCode]
+    RECEIVED: _ClassVar[ReasonCode]
+    UNDER_REVIEW: _ClassVar[ReasonCode]
+    ACTION_TAKEN: _ClassVar[ReasonCode]
+    UNKNOWN_REFERENCE: _ClassVar[ReasonCode]
+    NOT_UNDERSTOOD: _ClassVar[ReasonCode]
+    POLICY_REFUSED: _ClassVar[ReasonCode]
+
+class Sector(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SECTOR_UNSPECIFIED: _ClassVar[Sector]
+    SEMICONDUCTORS: _ClassVar[Sector]
+    CRITICAL_MINERALS: _ClassVar[Sector]
+    BATTERIES: _ClassVar[Sector]
+    PHARMACEUTICALS: _ClassVar[Sector]
+    CHEMICALS: _ClassVar[Sector]
+    ENERGY: _ClassVar[Sector]
+    FOOD_AND_AGRICULTURE: _ClassVar[Sector]
+    MACHINERY: _ClassVar[Sector]
+    TRANSPORT_EQUIPMENT: _ClassVar[Sector]
+    OTHER_SECTOR: _ClassVar[Sector]
+
+class Measure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MEASURE_UNSPECIFIED: _ClassVar[Measure]
+    STOCKPILE_RELEASE: _ClassVar[Measure]
+    ALTERNATIVE_SOURCING: _ClassVar[Measure]
+    EXPORT_FACILITATION: _ClassVar[Measure]
+    LOGISTICS_SUPPORT: _ClassVar[Measure]
+    DEMAND_MANAGEMENT: _ClassVar[Measure]
+    PRODUCTION_INCREASE: _ClassVar[Measure]
+    DIPLOMATIC_ENGAGEMENT: _ClassVar[Measure]
+    INFORMATION_SHARING: _ClassVar[Measure]
+    JOINT_PROCUREMENT: _ClassVar[Measure]
+
+class Assistance(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ASSISTANCE_UNSPECIFIED: _ClassVar[Assistance]
+    NONE: _ClassVar[Assistance]
+    OFFERED: _ClassVar[Assistance]
+    REQUESTED: _ClassVar[Assistance]
+
+class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENTRY_KIND_UNSPECIFIED: _ClassVar[EntryKind]
+    ALERT_SENT: _ClassVar[EntryKind]
+    ALERT_RECEIVED: _ClassVar[EntryKind]
+    RECEIPT_RECEIVED: _ClassVar[EntryKind]
+COUNTRY_UNSPECIFIED: Country
+KR: Country
+US: Country
+JP: Country
+STATUS_UNSPECIFIED: Status
+ACTUAL: Status
+EXERCISE: Status
+TEST: Status
+MSG_TYPE_UNSPECIFIED: MsgType
+ALERT: MsgType
+UPDATE: MsgType
+CANCEL: MsgType
+ACK: MsgType
+ERROR: MsgType
+RESPONSE: MsgType
+CONSULT: MsgType
+CATEGORY_UNSPECIFIED: Category
+EXPORT_CONTROL: Category
+PRODUCTION_OUTAGE: Category
+LOGISTICS: Category
+NATURAL_HAZARD: Category
+GEOPOLITICAL: Category
+PRICE_SHOCK: Category
+SUPPLY_DROP: Category
+CONCENTRATION: Category
+OTHER: Category
+URGENCY_UNSPECIFIED: Urgency
+IMMEDIATE: Urgency
+EXPECTED: Urgency
+FUTURE: Urgency
+PAST: Urgency
+SEVERITY_UNSPECIFIED: Severity
+MINOR: Severity
+MODERATE: Severity
+SEVERE: Severity
+EXTREME: Severity
+CERTAINTY_UNSPECIFIED: Certainty
+OBSERVED: Certainty
+LIKELY: Certainty
+POSSIBLE: Certainty
+UNLIKELY: Certainty
+HS_EDITION_UNSPECIFIED: HsEdition
+HS2017: HsEdition
+HS2022: HsEdition
+HS2027: HsEdition
+IMPACT_BAND_UNSPECIFIED: ImpactBand
+BELOW_10: ImpactBand
+FROM_10_TO_30: ImpactBand
+FROM_30_TO_60: ImpactBand
+ABOVE_60: ImpactBand
+REASON_CODE_UNSPECIFIED: ReasonCode
+ISSUED_IN_ERROR: ReasonCode
+SITUATION_RESOLVED: ReasonCode
+SUPERSEDED: ReasonCode
+RECEIVED: ReasonCode
+UNDER_REVIEW: ReasonCode
+ACTION_TAKEN: ReasonCode
+UNKNOWN_REFERENCE: ReasonCode
+NOT_UNDERSTOOD: ReasonCode
+POLICY_REFUSED: ReasonCode
+SECTOR_UNSPECIFIED: Sector
+SEMICONDUCTORS: Sector
+CRITICAL_MINERALS: Sector
+BATTERIES: Sector
+PHARMACEUTICALS: Sector
+CHEMICALS: Sector
+ENERGY: Sector
+FOOD_AND_AGRICULTURE: Sector
+MACHINERY: Sector
+TRANSPORT_EQUIPMENT: Sector
+OTHER_SECTOR: Sector
+MEASURE_UNSPECIFIED: Measure
+STOCKPILE_RELEASE: Measure
+ALTERNATIVE_SOURCING: Measure
+EXPORT_FACILITATION: Measure
+LOGISTICS_SUPPORT: Measure
+DEMAND_MANAGEMENT: Measure
+PRODUCTION_INCREASE: Measure
+DIPLOMATIC_ENGAGEMENT: Measure
+INFORMATION_SHARING: Measure
+JOINT_PROCUREMENT: Measure
+ASSISTANCE_UNSPECIFIED: Assistance
+NONE: Assistance
+OFFERED: Assistance
+REQUESTED: Assistance
+ENTRY_KIND_UNSPECIFIED: EntryKind
+ALERT_SENT: EntryKind
+ALERT_RECEIVED: EntryKind
+RECEIPT_RECEIVED: EntryKind
+
+class Delivery(_message.Message):
+    __slots__ = ("recipient", "seq")
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    recipient: Country
+    seq: int
+    def __init__(self, recipient: _Optional[_Union[Country, str]] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class AlertRef(_message.Message):
+    __slots__ = ("origin", "alert_id", "digest")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    origin: Country
+    alert_id: str
+    digest: bytes
+    def __init__(self, origin: _Optional[_Union[Country, str]] = ..., alert_id: _Optional[str] = ..., digest: _Optional[bytes] = ...) -> None: ...
+
+class Item(_message.Message):
+    __slots__ = ("hs_code", "hs_edition")
+    HS_CODE_FIELD_NUMBER: _ClassVar[int]
+    HS_EDITION_FIELD_NUMBER: _ClassVar[int]
+    hs_code: str
+    hs_edition: HsEdition
+    def __init__(self, hs_code: _Optional[str] = ..., hs_edition: _Optional[_Union[HsEdition, str]] = ...) -> None: ...
+
+class Info(_message.Message):
+    __slots__ = ("category", "urgency", "severity", "certainty", "effective", "expires", "headline", "items", "source_countries", "affected_countries", "supply_impact", "expected_duration_days")
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    URGENCY_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    CERTAINTY_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    HEADLINE_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_COUNTRIES_FIELD_NUMBER: _ClassVar[int]
+    AFFECTED_COUNTRIES_FIELD_NUMBER: _ClassVar[int]
+    SUPPLY_IMPACT_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_DURATION_DAYS_FIELD_NUMBER: _ClassVar[int]
+    category: Category
+    urgency: Urgency
+    severity: Severity
+    certainty: Certainty
+    effective: _timestamp_pb2.Timestamp
+    expires: _timestamp_pb2.Timestamp
+    headline: str
+    items: _containers.RepeatedCompositeFieldContainer[Item]
+    source_countries: _containers.RepeatedScalarFieldContainer[str]
+    affected_countries: _containers.RepeatedScalarFieldContainer[str]
+    supply_impact: ImpactBand
+    expected_duration_days: int
+    def __init__(self, category: _Optional[_Union[Category, str]] = ..., urgency: _Optional[_Union[Urgency, str]] = ..., severity: _Optional[_Union[Severity, str]] = ..., certainty: _Optional[_Union[Certainty, str]] = ..., effective: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., headline: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., source_countries: _Optional[_Iterable[str]] = ..., affected_countries: _Optional[_Iterable[str]] = ..., supply_impact: _Optional[_Union[ImpactBand, str]] = ..., expected_duration_days: _Optional[int] = ...) -> None: ...
+
+class Response(_message.Message):
+    __slots__ = ("measures", "assistance", "assistance_measures", "expected_duration_days")
+    MEASURES_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANCE_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANCE_MEASURES_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_DURATION_DAYS_FIELD_NUMBER: _ClassVar[int]
+    measures: _containers.RepeatedScalarFieldContainer[Measure]
+    assistance: Assistance
+    assistance_measures: _containers.RepeatedScalarFieldContainer[Measure]
+    expected_duration_days: int
+    def __init__(self, measures: _Optional[_Iterable[_Union[Measure, str]]] = ..., assistance: _Optional[_Union[Assistance, str]] = ..., assistance_measures: _Optional[_Iterable[_Union[Measure, str]]] = ..., expected_duration_days: _Optional[int] = ...) -> None: ...
+
+class Consult(_message.Message):
+    __slots__ = ("impact", "cause", "expected_duration_days", "sectors", "measures_taken", "assistance_wanted")
+    IMPACT_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_DURATION_DAYS_FIELD_NUMBER: _ClassVar[int]
+    SECTORS_FIELD_NUMBER: _ClassVar[int]
+    MEASURES_TAKEN_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANCE_WANTED_FIELD_NUMBER: _ClassVar[int]
+    impact: ImpactBand
+    cause: Category
+    expected_duration_days: int
+    sectors: _containers.RepeatedScalarFieldContainer[Sector]
+    measures_taken: _containers.RepeatedScalarFieldContainer[Measure]
+    assistance_wanted: _containers.RepeatedScalarFieldContainer[Measure]
+    def __init__(self, impact: _Optional[_Union[ImpactBand, str]] = ..., cause: _Optional[_Union[Category, str]] = ..., expected_duration_days: _Optional[int] = ..., sectors: _Optional[_Iterable[_Union[Sector, str]]] = ..., measures_taken: _Optional[_Iterable[_Union[Measure, str]]] = ..., assistance_wanted: _Optional[_Iterable[_Union[Measure, str]]] = ...) -> None: ...
+
+class Alert(_message.Message):
+    __slots__ = ("schema_version", "alert_id", "origin", "sent", "status", "msg_type", "deliveries", "references", "info", "reason", "response", "consult")
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MSG_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    CONSULT_FIELD_NUMBER: _ClassVar[int]
+    schema_version: int
+    alert_id: str
+    origin: Country
+    sent: _timestamp_pb2.Timestamp
+    status: Status
+    msg_type: MsgType
+    deliveries: _containers.RepeatedCompositeFieldContainer[Delivery]
+    references: _containers.RepeatedCompositeFieldContainer[AlertRef]
+    info: Info
+    reason: ReasonCode
+    response: Response
+    consult: Consult
+    def __init__(self, schema_version: _Optional[int] = ..., alert_id: _Optional[str] = ..., origin: _Optional[_Union[Country, str]] = ..., sent: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[Status, str]] = ..., msg_type: _Optional[_Union[MsgType, str]] = ..., deliveries: _Optional[_Iterable[_Union[Delivery, _Mapping]]] = ..., references: _Optional[_Iterable[_Union[AlertRef, _Mapping]]] = ..., info: _Optional[_Union[Info, _Mapping]] = ..., reason: _Optional[_Union[ReasonCode, str]] = ..., response: _Optional[_Union[Response, _Mapping]] = ..., consult: _Optional[_Union[Consult, _Mapping]] = ...) -> None: ...
+
+class SignedAlert(_message.Message):
+    __slots__ = ("alert", "key_id", "signature")
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    alert: bytes
+    key_id: str
+    signature: bytes
+    def __init__(self, alert: _Optional[bytes] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class ReceiptBody(_message.Message):
+    __slots__ = ("schema_version", "receiver", "origin", "alert_id", "seq", "alert_digest", "log_index", "received_at")
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    ALERT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    schema_version: int
+    receiver: Country
+    origin: Country
+    alert_id: str
+    seq: int
+    alert_digest: bytes
+    log_index: int
+    received_at: _timestamp_pb2.Timestamp
+    def __init__(self, schema_version: _Optional[int] = ..., receiver: _Optional[_Union[Country, str]] = ..., origin: _Optional[_Union[Country, str]] = ..., alert_id: _Optional[str] = ..., seq: _Optional[int] = ..., alert_digest: _Optional[bytes] = ..., log_index: _Optional[int] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SignedReceipt(_message.Message):
+    __slots__ = ("receipt", "key_id", "signature")
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    receipt: bytes
+    key_id: str
+    signature: bytes
+    def __init__(self, receipt: _Optional[bytes] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class LogEntry(_message.Message):
+    __slots__ = ("kind", "logged_at", "peer", "alert", "receipt")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LOGGED_AT_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    kind: EntryKind
+    logged_at: _timestamp_pb2.Timestamp
+    peer: Country
+    alert: SignedAlert
+    receipt: SignedReceipt
+    def __init__(self, kind: _Optional[_Union[EntryKind, str]] = ..., logged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., peer: _Optional[_Union[Country, str]] = ..., alert: _Optional[_Union[SignedAlert, _Mapping]] = ..., receipt: _Optional[_Union[SignedReceipt, _Mapping]] = ...) -> None: ...
+
+class BundleHeader(_message.Message):
+    __slots__ = ("format_version", "node", "log_origin", "size", "exported_at")
+    FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    LOG_ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    EXPORTED_AT_FIELD_NUMBER: _ClassVar[int]
+    format_version: int
+    node: Country
+    log_origin: str
+    size: int
+    exported_at: _timestamp_pb2.Timestamp
+    def __init__(self, format_version: _Optional[int] = ..., node: _Optional[_Union[Country, str]] = ..., log_origin: _Optional[str] = ..., size: _Optional[int] = ..., exported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class BundleRecord(_message.Message):
+    __slots__ = ("header", "entry", "checkpoint")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    header: BundleHeader
+    entry: bytes
+    checkpoint: str
+    def __init__(self, header: _Optional[_Union[BundleHeader, _Mapping]] = ..., entry: _Optional[bytes] = ..., checkpoint: _Optional[str] = ...) -> None: ...
+
+class DeliverRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: bytes
+    def __init__(self, envelope: _Optional[bytes] = ...) -> None: ...
+
+class DeliverResponse(_message.Message):
+    __slots__ = ("receipt",)
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    receipt: bytes
+    def __init__(self, receipt: _Optional[bytes] = ...) -> None: ...
+
+class CatchUpRequest(_message.Message):
+    __slots__ = ("origin", "after_seq", "max_count")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    MAX_COUNT_FIELD_NUMBER: _ClassVar[int]
+    origin: Country
+    after_seq: int
+    max_count: int
+    def __init__(self, origin: _Optional[_Union[Country, str]] = ..., after_seq: _Optional[int] = ..., max_count: _Optional[int] = ...) -> None: ...
+
+class CatchUpItem(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: bytes
+    def __init__(self, envelope: _Optional[bytes] = ...) -> None: ...
