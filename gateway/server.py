@@ -58,8 +58,7 @@ class FederationServicer:
             peer = self.peer_of(context)
             return await work(peer)
         except InboundRejected as exc:
-            if isinstance(exc, UnauthenticatedPeer | Malformed):
-                # The core never saw these; log them here (the core logs its own).
+            if not exc.logged:  # refused before the core saw it
                 log.warning("inbound_rejected", node=self._service.me, peer=peer or context.peer(),
                             reason=exc.reason, alert_id=exc.alert_id, method=method, error=str(exc))
             context.set_trailing_metadata(trailers_for(exc))

@@ -45,4 +45,8 @@ def channel_options(peer: Country) -> list[tuple[str, str | int]]:
         ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 30_000),
+        # Reconnect quickly when a peer comes back; the outbox keeps its own backoff.
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 5_000),
     ]

@@ -1,1 +1,4 @@
-"""EWX node: the exchange log, checkpoints, witnessing and the services around them."""
+"""EWX national node: the core (models, store, signing, exchange log, audit, CLI).
+
+Never imports `gateway`; the gateway depends on this package, not the reverse.
+"""

@@ -83,13 +83,31 @@ def _record(record: pb.BundleRecord) -> bytes:
     return _varint(len(data)) + data
 
 
-def write_bundle(out: BinaryIO, *, node: Country, log_origin: str, entries: Iterator[bytes], size: int,
-                 checkpoint: str, exported_at: datetime) -> None:
+def write_bundle(
+    out: BinaryIO,
+    *,
+    node: Country,
+    log_origin: str,
+    entries: Iterator[bytes],
+    size: int,
+    checkpoint: str,
+    exported_at: datetime,
+) -> None:
     """Write a bundle to an open binary file."""
     out.write(MAGIC)
-    out.write(_record(pb.BundleRecord(header=pb.BundleHeader(
-        format_version=FORMAT_VERSION, node=pb.Country.Value(node), log_origin=log_origin, size=size,
-        exported_at=timestamp(exported_at)))))
+    out.write(
+        _record(
+            pb.BundleRecord(
+                header=pb.BundleHeader(
+                    format_version=FORMAT_VERSION,
+                    node=pb.Country.Value(node),
+                    log_origin=log_origin,
+                    size=size,
+                    exported_at=timestamp(exported_at),
+                )
+            )
+        )
+    )
     for entry in entries:
         out.write(_record(pb.BundleRecord(entry=entry)))
     out.write(_record(pb.BundleRecord(checkpoint=checkpoint)))
@@ -105,13 +123,22 @@ def export_bundle(config: NodeConfig, out: Path, *, now: datetime | None = None)
     store = Store(config.data_dir / "ewx.sqlite3")
     try:
         size, root = store.log_size, store.log_root()
-        checkpoint = sign_checkpoint(Checkpoint(origin=config.log_origin, size=size, root_hash=root),
-                                     name=config.log_origin, private_key=signer.private_key)
+        checkpoint = sign_checkpoint(
+            Checkpoint(origin=config.log_origin, size=size, root_hash=root),
+            name=config.log_origin,
+            private_key=signer.private_key,
+        )
         tmp = out.with_name(out.name + ".part")
         with tmp.open("wb") as f:
-            write_bundle(f, node=config.node_id, log_origin=config.log_origin,
-                         entries=(e for _, e in store.log_entries(0, size)), size=size,
-                         checkpoint=checkpoint, exported_at=now or datetime.now(UTC))
+            write_bundle(
+                f,
+                node=config.node_id,
+                log_origin=config.log_origin,
+                entries=(e for _, e in store.log_entries(0, size)),
+                size=size,
+                checkpoint=checkpoint,
+                exported_at=now or datetime.now(UTC),
+            )
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(out)
@@ -128,7 +155,7 @@ def _records(data: bytes) -> Iterator[tuple[int, pb.BundleRecord]]:
             raise BundleError(f"record at byte {pos} claims {length} bytes, beyond the file or the limit")
         record = pb.BundleRecord()
         try:
-            record.ParseFromString(data[start:start + length])
+            record.ParseFromString(data[start : start + length])
         except DecodeError:
             raise BundleError(f"record at byte {pos} is not a valid BundleRecord") from None
         yield pos, record

@@ -96,8 +96,9 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
     """Create a development federation."""
     from node.pki import init_federation
 
-    trust_path = init_federation(Path(args.out), countries=args.countries, host=args.host,
-                                 base_port=args.base_port)
+    trust_path = init_federation(
+        Path(args.out), countries=args.countries, host=args.host, base_port=args.base_port
+    )
     print(f"federation trust file: {trust_path}")
     for country in args.countries:
         print(f"{country} node config: {Path(args.out) / country / 'node.toml'}")
@@ -108,15 +109,22 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
 def _info_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
     info: dict[str, Any] = dict(base or {})
     flags = {
-        "category": args.category, "urgency": args.urgency, "severity": args.severity,
-        "certainty": args.certainty, "headline": args.headline, "supply_impact": args.impact,
-        "expected_duration_days": args.duration_days, "effective": args.effective, "expires": args.expires,
-        "source_countries": args.source_country, "affected_countries": args.affected_country,
+        "category": args.category,
+        "urgency": args.urgency,
+        "severity": args.severity,
+        "certainty": args.certainty,
+        "headline": args.headline,
+        "supply_impact": args.impact,
+        "expected_duration_days": args.duration_days,
+        "effective": args.effective,
+        "expires": args.expires,
+        "source_countries": args.source_country,
+        "affected_countries": args.affected_country,
         "items": [item for group in args.hs for item in group] if args.hs else None,
     }
     info.update({k: v for k, v in flags.items() if v is not None})
     if base is None or args.expires is not None:
-        info["expires"] = (args.expires or datetime.now(UTC) + DEFAULT_EXPIRY)
+        info["expires"] = args.expires or datetime.now(UTC) + DEFAULT_EXPIRY
     if isinstance(info.get("effective"), datetime):
         info["effective"] = info["effective"].isoformat()
     if isinstance(info.get("expires"), datetime):
@@ -148,8 +156,11 @@ def cmd_alert_raise(args: argparse.Namespace) -> int:
 
 
 def _find(args: argparse.Namespace, alert_id: str, origin: Country | None) -> dict[str, Any]:
-    matches = [a for a in _client(args).call("list")
-               if a["alert_id"] == alert_id and (origin is None or a["origin"] == origin)]
+    matches = [
+        a
+        for a in _client(args).call("list")
+        if a["alert_id"] == alert_id and (origin is None or a["origin"] == origin)
+    ]
     if not matches:
         raise RefusedOperation(f"no alert {alert_id} is known to this node")
     if len(matches) > 1:
@@ -162,15 +173,17 @@ def cmd_alert_update(args: argparse.Namespace) -> int:
     client = _client(args)
     base = client.call("show", origin=client.call("ping")["node"], alert_id=args.alert_id)
     info = _info_from(args, base=base.get("info") or {})
-    return _publish(args, msg_type="UPDATE", reference={"origin": base["origin"], "alert_id": args.alert_id},
-                    info=info)
+    return _publish(
+        args, msg_type="UPDATE", reference={"origin": base["origin"], "alert_id": args.alert_id}, info=info
+    )
 
 
 def cmd_alert_cancel(args: argparse.Namespace) -> int:
     """Publish a CANCEL of one of this node's alerts."""
     me = _client(args).call("ping")["node"]
-    return _publish(args, msg_type="CANCEL", reference={"origin": me, "alert_id": args.alert_id},
-                    reason=args.reason)
+    return _publish(
+        args, msg_type="CANCEL", reference={"origin": me, "alert_id": args.alert_id}, reason=args.reason
+    )
 
 
 def _peer_ref(args: argparse.Namespace) -> dict[str, str]:
@@ -190,17 +203,25 @@ def cmd_alert_error(args: argparse.Namespace) -> int:
 
 def cmd_alert_respond(args: argparse.Namespace) -> int:
     """Publish a RESPONSE to an alert: measures taken, assistance offered or requested."""
-    response = {"measures": args.measure, "assistance": args.assistance,
-                "assistance_measures": args.assistance_measure or [],
-                "expected_duration_days": args.duration_days}
+    response = {
+        "measures": args.measure,
+        "assistance": args.assistance,
+        "assistance_measures": args.assistance_measure or [],
+        "expected_duration_days": args.duration_days,
+    }
     return _publish(args, msg_type="RESPONSE", reference=_peer_ref(args), response=response)
 
 
 def cmd_alert_consult(args: argparse.Namespace) -> int:
     """Publish a CONSULT request on a SEVERE or EXTREME alert."""
-    consult = {"impact": args.impact, "cause": args.cause, "expected_duration_days": args.duration_days,
-               "sectors": args.sector, "measures_taken": args.measure_taken or [],
-               "assistance_wanted": args.assistance_wanted or []}
+    consult = {
+        "impact": args.impact,
+        "cause": args.cause,
+        "expected_duration_days": args.duration_days,
+        "sectors": args.sector,
+        "measures_taken": args.measure_taken or [],
+        "assistance_wanted": args.assistance_wanted or [],
+    }
     return _publish(args, msg_type="CONSULT", reference=_peer_ref(args), consult=consult)
 
 
@@ -239,14 +260,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(status)
         return EXIT_OK
-    print(f"node {status['node']}  log size {status['log']['size']}  root {status['log']['root'][:16]}…"
-          f"  evidence {status['evidence']}")
+    print(
+        f"node {status['node']}  log size {status['log']['size']}  root {status['log']['root'][:16]}…"
+        f"  evidence {status['evidence']}"
+    )
     for peer, s in status["peers"].items():
         reach = {True: "reachable", False: "UNREACHABLE", None: "not yet tried"}[s["reachable"]]
-        print(f"  {peer}: {reach}; sent {s['last_seq_sent']} delivered {s['last_seq_delivered']} "
-              f"received {s['last_seq_received']}; backlog {s['backlog']}"
-              + (f" (oldest {s['oldest_undelivered_seconds']:.0f}s)" if s["backlog"] else "")
-              + (f"; last error: {s['last_error']}" if s["last_error"] else ""))
+        print(
+            f"  {peer}: {reach}; sent {s['last_seq_sent']} delivered {s['last_seq_delivered']} "
+            f"received {s['last_seq_received']}; backlog {s['backlog']}"
+            + (f" (oldest {s['oldest_undelivered_seconds']:.0f}s)" if s["backlog"] else "")
+            + (f"; last error: {s['last_error']}" if s["last_error"] else "")
+        )
     return EXIT_OK
 
 
@@ -294,15 +319,26 @@ def _add_common_publish(p: argparse.ArgumentParser) -> None:
 
 
 def _add_info(p: argparse.ArgumentParser, *, required: bool) -> None:
-    p.add_argument("--hs", type=_hs, action="append", required=required, metavar="CODE[:EDITION][,...]",
-                   help="HS codes at 4 or 6 digits, with edition (default edition HS2022); repeatable")
+    p.add_argument(
+        "--hs",
+        type=_hs,
+        action="append",
+        required=required,
+        metavar="CODE[:EDITION][,...]",
+        help="HS codes at 4 or 6 digits, with edition (default edition HS2022); repeatable",
+    )
     p.add_argument("--hs-edition", choices=_choices(pb.HsEdition), help="edition for every --hs code")
     p.add_argument("--category", choices=_choices(pb.Category), required=required)
     p.add_argument("--severity", choices=_choices(pb.Severity), required=required)
     p.add_argument("--urgency", choices=_choices(pb.Urgency), help="default: EXPECTED")
     p.add_argument("--certainty", choices=_choices(pb.Certainty), help="default: LIKELY")
-    p.add_argument("--source-country", type=_iso_list, required=required, metavar="CC[,CC]",
-                   help="ISO 3166-1 alpha-2 (ZZ unknown)")
+    p.add_argument(
+        "--source-country",
+        type=_iso_list,
+        required=required,
+        metavar="CC[,CC]",
+        help="ISO 3166-1 alpha-2 (ZZ unknown)",
+    )
     p.add_argument("--affected-country", type=_iso_list, metavar="CC[,CC]", help="default: none")
     p.add_argument("--impact", choices=_choices(pb.ImpactBand), help="supply impact band (default: BELOW_10)")
     p.add_argument("--duration-days", type=int, help="expected duration in days (default: 0, unknown)")
@@ -321,12 +357,16 @@ Subcommands = argparse._SubParsersAction  # noqa: SLF001 - argparse exposes no p
 
 def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argparse.ArgumentParser:
     """The whole `ewx` parser; `extend` adds commands that live outside node/."""
-    parser = _Parser(prog="ewx", description="EWX national node: the federated supply-chain "
-                     "early-warning exchange between KR, US and JP.")
+    parser = _Parser(
+        prog="ewx",
+        description="EWX national node: the federated supply-chain "
+        "early-warning exchange between KR, US and JP.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    pki = commands.add_parser("pki", help="federation PKI").add_subparsers(dest="pki", required=True,
-                                                                              parser_class=_Parser)
+    pki = commands.add_parser("pki", help="federation PKI").add_subparsers(
+        dest="pki", required=True, parser_class=_Parser
+    )
     p = pki.add_parser("init", help="create a development federation (CAs, certificates, keys, configs)")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--countries", type=_countries, default=list(COUNTRIES), metavar="KR,US,JP")
@@ -335,7 +375,8 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.set_defaults(func=cmd_pki_init)
 
     alert = commands.add_parser("alert", help="publish and read alerts").add_subparsers(
-        dest="alert", required=True, parser_class=_Parser)
+        dest="alert", required=True, parser_class=_Parser
+    )
     p = alert.add_parser("raise", help="publish a new ALERT; prints its id")
     _add_common_publish(p)
     _add_info(p, required=True)
@@ -348,8 +389,11 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p = alert.add_parser("cancel", help="publish a CANCEL of an own alert; prints its id")
     p.add_argument("alert_id", metavar="ID")
     _add_common_publish(p)
-    p.add_argument("--reason", choices=["ISSUED_IN_ERROR", "SITUATION_RESOLVED", "SUPERSEDED"],
-                   default="SITUATION_RESOLVED")
+    p.add_argument(
+        "--reason",
+        choices=["ISSUED_IN_ERROR", "SITUATION_RESOLVED", "SUPERSEDED"],
+        default="SITUATION_RESOLVED",
+    )
     p.set_defaults(func=cmd_alert_cancel)
     p = alert.add_parser("ack", help="acknowledge a peer's alert; prints the ACK's id")
     _add_peer_ref(p)
@@ -359,8 +403,11 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p = alert.add_parser("error", help="report a problem with a peer's alert; prints the ERROR's id")
     _add_peer_ref(p)
     _add_common_publish(p)
-    p.add_argument("--reason", choices=["UNKNOWN_REFERENCE", "NOT_UNDERSTOOD", "POLICY_REFUSED"],
-                   default="NOT_UNDERSTOOD")
+    p.add_argument(
+        "--reason",
+        choices=["UNKNOWN_REFERENCE", "NOT_UNDERSTOOD", "POLICY_REFUSED"],
+        default="NOT_UNDERSTOOD",
+    )
     p.set_defaults(func=cmd_alert_error)
     p = alert.add_parser("respond", help="publish a RESPONSE to an alert; prints its id")
     _add_peer_ref(p)
@@ -394,15 +441,17 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=cmd_status)
 
-    logp = commands.add_parser("log", help="the exchange log").add_subparsers(dest="log", required=True,
-                                                                              parser_class=_Parser)
+    logp = commands.add_parser("log", help="the exchange log").add_subparsers(
+        dest="log", required=True, parser_class=_Parser
+    )
     p = logp.add_parser("export", help="write the portable log bundle (works with the node up or down)")
     _add_config(p)
     p.add_argument("--out", required=True, metavar="FILE")
     p.set_defaults(func=cmd_log_export)
 
     audit = commands.add_parser("audit", help="offline verification of exported logs").add_subparsers(
-        dest="audit", required=True, parser_class=_Parser)
+        dest="audit", required=True, parser_class=_Parser
+    )
     p = audit.add_parser("verify", help="verify one or more exported logs; exit 1 on findings")
     p.add_argument("logs", nargs="+", metavar="LOG")
     p.add_argument("--trust", required=True, metavar="federation.json")
@@ -431,4 +480,3 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for the node-only commands (gateway/cli.py adds the rest)."""
     return run(build_parser(), argv)
-

@@ -95,7 +95,9 @@ def alert_to_pb(alert: Alert) -> pb.Alert:
         sent=timestamp(alert.sent),
         status=pb.Status.Value(alert.status),
         msg_type=pb.MsgType.Value(alert.msg_type),
-        deliveries=[pb.Delivery(recipient=pb.Country.Value(d.recipient), seq=d.seq) for d in alert.deliveries],
+        deliveries=[
+            pb.Delivery(recipient=pb.Country.Value(d.recipient), seq=d.seq) for d in alert.deliveries
+        ],
         references=[
             pb.AlertRef(origin=pb.Country.Value(r.origin), alert_id=r.alert_id, digest=r.digest)
             for r in alert.references
@@ -169,8 +171,11 @@ def alert_from_bytes(data: bytes) -> Alert:
             for d in msg.deliveries
         ],
         "references": [
-            {"origin": _country(r.origin, field="references.origin"), "alert_id": r.alert_id,
-             "digest": r.digest}
+            {
+                "origin": _country(r.origin, field="references.origin"),
+                "alert_id": r.alert_id,
+                "digest": r.digest,
+            }
             for r in msg.references
         ],
     }
@@ -206,7 +211,9 @@ def _info_fields(info: pb.Info) -> dict[str, Any]:
         "severity": _name(pb.Severity, info.severity),
         "certainty": _name(pb.Certainty, info.certainty),
         "headline": info.headline,
-        "items": [{"hs_code": i.hs_code, "hs_edition": _name(pb.HsEdition, i.hs_edition)} for i in info.items],
+        "items": [
+            {"hs_code": i.hs_code, "hs_edition": _name(pb.HsEdition, i.hs_edition)} for i in info.items
+        ],
         "source_countries": list(info.source_countries),
         "affected_countries": list(info.affected_countries),
         "supply_impact": _name(pb.ImpactBand, info.supply_impact),

@@ -41,6 +41,8 @@ class InboundRejected(EwxError):
     def __init__(self, message: str, *, alert_id: str | None = None) -> None:
         super().__init__(message)
         self.alert_id = alert_id
+        self.logged = False
+        """Set once a layer has written the refusal's log event, so it is logged once."""
 
 
 class UnauthenticatedPeer(InboundRejected):
@@ -123,4 +125,3 @@ class Equivocation(InboundRejected):
     """
 
     reason = "equivocation"
-

@@ -64,8 +64,9 @@ class VerifiedReceipt:
     receipt: Receipt
 
 
-def _outer(envelope: bytes, message_type: type[pb.SignedAlert] | type[pb.SignedReceipt], *, max_bytes: int,
-           what: str) -> pb.SignedAlert | pb.SignedReceipt:
+def _outer(
+    envelope: bytes, message_type: type[pb.SignedAlert] | type[pb.SignedReceipt], *, max_bytes: int, what: str
+) -> pb.SignedAlert | pb.SignedReceipt:
     if len(envelope) > max_bytes:
         raise TooLarge(f"{what} is {len(envelope)} bytes, at most {max_bytes}")
     outer = message_type()
@@ -114,8 +115,9 @@ def verify_alert(
         )
     # 6. recipient
     if me not in alert.recipients:
-        raise NotAddressed(f"alert is addressed to {', '.join(alert.recipients)}, not {me}",
-                           alert_id=alert.alert_id)
+        raise NotAddressed(
+            f"alert is addressed to {', '.join(alert.recipients)}, not {me}", alert_id=alert.alert_id
+        )
     # 7. freshness (the sequence is checked against the store by the caller)
     if alert.sent > now + max_skew:
         raise FromTheFuture(
@@ -123,13 +125,18 @@ def verify_alert(
             alert_id=alert.alert_id,
         )
     return VerifiedAlert(
-        envelope=envelope, payload=payload, key_id=entry.key_id, signer=entry.owner, alert=alert,
+        envelope=envelope,
+        payload=payload,
+        key_id=entry.key_id,
+        signer=entry.owner,
+        alert=alert,
         digest=digest(payload),
     )
 
 
-def verify_receipt(envelope: bytes, *, trust: Trust, receiver: Country, origin: Country,
-                   now: datetime) -> VerifiedReceipt:
+def verify_receipt(
+    envelope: bytes, *, trust: Trust, receiver: Country, origin: Country, now: datetime
+) -> VerifiedReceipt:
     """Check a receipt that `receiver` returned for one of `origin`'s alerts."""
     outer = _outer(envelope, pb.SignedReceipt, max_bytes=limits.MAX_RECEIPT_BYTES, what="receipt")
     assert isinstance(outer, pb.SignedReceipt)  # noqa: S101 - narrowing for mypy

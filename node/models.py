@@ -97,8 +97,12 @@ def _check_headline(value: str) -> str:
         raise ValueError(f"headline has {len(value)} characters, at most {limits.MAX_HEADLINE_CHARS}")
     if any(not ch.isprintable() for ch in value):
         raise ValueError("headline contains control characters")
-    for pattern, what in ((_URL, "a URL"), (_EMAIL, "an e-mail address"), (_PHONE, "a phone number"),
-                          (_MARKUP, "markup characters")):
+    for pattern, what in (
+        (_URL, "a URL"),
+        (_EMAIL, "an e-mail address"),
+        (_PHONE, "a phone number"),
+        (_MARKUP, "markup characters"),
+    ):
         if pattern.search(value):
             raise ValueError(f"headline must be plain text and appears to contain {what}")
     return value

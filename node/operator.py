@@ -125,8 +125,17 @@ class OperatorServer:
         return {"node": self._service.me}
 
     async def _publish(self, args: dict[str, Any]) -> Any:
-        allowed = {"msg_type", "status", "recipients", "reference", "info", "reason", "response", "consult",
-                   "alert_id"}
+        allowed = {
+            "msg_type",
+            "status",
+            "recipients",
+            "reference",
+            "info",
+            "reason",
+            "response",
+            "consult",
+            "alert_id",
+        }
         unknown = set(args) - allowed
         if unknown:
             raise UsageError(f"unknown publish argument(s): {', '.join(sorted(unknown))}")
@@ -136,9 +145,12 @@ class OperatorServer:
                 raise UsageError("reference must be {'origin': CC, 'alert_id': ID}")
             args["reference"] = (reference["origin"], reference["alert_id"])
         published = self._service.publish(**args)
-        return {"alert_id": published.alert.alert_id, "digest": published.digest.hex(),
-                "log_index": published.log_index,
-                "deliveries": {d.recipient: d.seq for d in published.alert.deliveries}}
+        return {
+            "alert_id": published.alert.alert_id,
+            "digest": published.digest.hex(),
+            "log_index": published.log_index,
+            "deliveries": {d.recipient: d.seq for d in published.alert.deliveries},
+        }
 
     async def _list(self, _args: dict[str, Any]) -> Any:
         return self._service.list_alerts()

@@ -157,24 +157,39 @@ class NodeService:
             if msg_type == "CONSULT":
                 self._check_consultable(tx, alert)
             payload = alert_to_bytes(alert)
-            envelope = encode(pb.SignedAlert(
-                alert=payload,
-                key_id=self.signers["alert"].key_id,
-                signature=self.signers["alert"].sign(PAYLOAD_ALERT, payload),
-            ))
+            envelope = encode(
+                pb.SignedAlert(
+                    alert=payload,
+                    key_id=self.signers["alert"].key_id,
+                    signature=self.signers["alert"].sign(PAYLOAD_ALERT, payload),
+                )
+            )
             if len(envelope) > limits.MAX_ENVELOPE_BYTES:
-                raise UsageError(f"signed alert is {len(envelope)} bytes, at most {limits.MAX_ENVELOPE_BYTES}")
+                raise UsageError(
+                    f"signed alert is {len(envelope)} bytes, at most {limits.MAX_ENVELOPE_BYTES}"
+                )
             index = tx.append_log(self._entry(pb.ALERT_SENT, now, peer=None, envelope=envelope))
             dig = digest(payload)
             tx.insert_alert(
-                origin=self.me, alert_id=alert_id, digest=dig, envelope=envelope, msg_type=msg_type,
-                sent=iso(now), log_index=index,
+                origin=self.me,
+                alert_id=alert_id,
+                digest=dig,
+                envelope=envelope,
+                msg_type=msg_type,
+                sent=iso(now),
+                log_index=index,
                 positions=[(d.recipient, d.seq) for d in alert.deliveries],
             )
             for d in alert.deliveries:
                 tx.queue(recipient=d.recipient, seq=d.seq, alert_id=alert_id, created_at=iso(now))
-        log.info("alert_published", node=self.me, alert_id=alert_id, msg_type=msg_type,
-                 recipients=list(targets), log_index=index)
+        log.info(
+            "alert_published",
+            node=self.me,
+            alert_id=alert_id,
+            msg_type=msg_type,
+            recipients=list(targets),
+            log_index=index,
+        )
         if self.on_outbox is not None:
             for recipient in targets:
                 self.on_outbox(recipient)
@@ -193,8 +208,15 @@ class NodeService:
         if info is None or info.severity not in ("SEVERE", "EXTREME"):
             raise RefusedOperation("CONSULT may only reference a SEVERE or EXTREME alert")
 
-    def _entry(self, kind: int, now: datetime, *, peer: Country | None, envelope: bytes | None = None,
-               receipt: bytes | None = None) -> bytes:
+    def _entry(
+        self,
+        kind: int,
+        now: datetime,
+        *,
+        peer: Country | None,
+        envelope: bytes | None = None,
+        receipt: bytes | None = None,
+    ) -> bytes:
         entry = pb.LogEntry(kind=kind, logged_at=timestamp(now))
         if peer is not None:
             entry.peer = pb.Country.Value(peer)
@@ -217,22 +239,37 @@ class NodeService:
         alert_id: str | None = None
         try:
             verified = verify_alert(
-                envelope, trust=self.trust, me=self.me, peer=peer, direct=direct, now=now,
+                envelope,
+                trust=self.trust,
+                me=self.me,
+                peer=peer,
+                direct=direct,
+                now=now,
                 max_skew=self.max_skew,
             )
             alert_id = verified.alert.alert_id
             return self._commit_inbound(verified, peer=peer, now=now)
         except InboundRejected as exc:
-            log.warning("inbound_rejected", node=self.me, peer=peer, reason=exc.reason,
-                        alert_id=exc.alert_id or alert_id, error=str(exc))
+            log.warning(
+                "inbound_rejected",
+                node=self.me,
+                peer=peer,
+                reason=exc.reason,
+                alert_id=exc.alert_id or alert_id,
+                error=str(exc),
+            )
+            exc.logged = True
             raise
 
     def _commit_inbound(self, v: VerifiedAlert, *, peer: Country, now: datetime) -> bytes:
         alert = v.alert
         seq = alert.seq_for(self.me)
         assert seq is not None  # noqa: S101 - verify_alert checked the recipient
-        canonical = encode(pb.SignedAlert(alert=v.payload, key_id=v.key_id,
-                                          signature=pb.SignedAlert.FromString(v.envelope).signature))
+        canonical = encode(
+            pb.SignedAlert(
+                alert=v.payload, key_id=v.key_id, signature=pb.SignedAlert.FromString(v.envelope).signature
+            )
+        )
         conflict: tuple[str, StoredAlert | None] | None = None
         with self.store.transaction() as tx:
             existing = tx.alert(alert.origin, alert.alert_id)
@@ -245,34 +282,70 @@ class NodeService:
                 if seq != expected:
                     raise OutOfSequence(
                         f"sequence {seq} from {alert.origin} is not the next one, expected {expected}",
-                        alert_id=alert.alert_id, expected=expected,
+                        alert_id=alert.alert_id,
+                        expected=expected,
                     )
                 index = tx.append_log(self._entry(pb.ALERT_RECEIVED, now, peer=peer, envelope=canonical))
-                receipt = self._sign_receipt(Receipt(
-                    schema_version=limits.SCHEMA_VERSION, receiver=self.me, origin=alert.origin,
-                    alert_id=alert.alert_id, seq=seq, alert_digest=v.digest, log_index=index,
-                    received_at=now,
-                ))
-                tx.insert_alert(
-                    origin=alert.origin, alert_id=alert.alert_id, digest=v.digest, envelope=canonical,
-                    msg_type=alert.msg_type, sent=iso(alert.sent), log_index=index,
-                    positions=[(d.recipient, d.seq) for d in alert.deliveries],
-                    via=peer, received_at=iso(now), receipt=receipt,
+                receipt = self._sign_receipt(
+                    Receipt(
+                        schema_version=limits.SCHEMA_VERSION,
+                        receiver=self.me,
+                        origin=alert.origin,
+                        alert_id=alert.alert_id,
+                        seq=seq,
+                        alert_digest=v.digest,
+                        log_index=index,
+                        received_at=now,
+                    )
                 )
-                log.info("alert_received", node=self.me, peer=peer, origin=alert.origin,
-                         alert_id=alert.alert_id, seq=seq, log_index=index)
+                tx.insert_alert(
+                    origin=alert.origin,
+                    alert_id=alert.alert_id,
+                    digest=v.digest,
+                    envelope=canonical,
+                    msg_type=alert.msg_type,
+                    sent=iso(alert.sent),
+                    log_index=index,
+                    positions=[(d.recipient, d.seq) for d in alert.deliveries],
+                    via=peer,
+                    received_at=iso(now),
+                    receipt=receipt,
+                )
+                log.info(
+                    "alert_received",
+                    node=self.me,
+                    peer=peer,
+                    origin=alert.origin,
+                    alert_id=alert.alert_id,
+                    seq=seq,
+                    log_index=index,
+                )
                 return receipt
         detail, kept = conflict
         with self.store.transaction() as tx:
-            tx.add_evidence(kind="equivocation", peer=peer, origin=alert.origin, alert_id=alert.alert_id,
-                            detail=detail, kept=kept.alert_id if kept else "", conflicting=canonical,
-                            at=iso(now))
-        log.error("equivocation", node=self.me, peer=peer, origin=alert.origin, alert_id=alert.alert_id,
-                  detail=detail)
+            tx.add_evidence(
+                kind="equivocation",
+                peer=peer,
+                origin=alert.origin,
+                alert_id=alert.alert_id,
+                detail=detail,
+                kept=kept.alert_id if kept else "",
+                conflicting=canonical,
+                at=iso(now),
+            )
+        log.error(
+            "equivocation",
+            node=self.me,
+            peer=peer,
+            origin=alert.origin,
+            alert_id=alert.alert_id,
+            detail=detail,
+        )
         raise Equivocation(detail, alert_id=alert.alert_id)
 
-    def _conflict(self, tx: Tx, v: VerifiedAlert,
-                  existing: StoredAlert | None) -> tuple[str, StoredAlert | None] | None:
+    def _conflict(
+        self, tx: Tx, v: VerifiedAlert, existing: StoredAlert | None
+    ) -> tuple[str, StoredAlert | None] | None:
         alert = v.alert
         if existing is not None and existing.digest != v.digest:
             return (f"{alert.origin} signed two different alerts with id {alert.alert_id}", existing)
@@ -291,8 +364,11 @@ class NodeService:
 
         payload = receipt_to_bytes(receipt)
         signer = self.signers["alert"]
-        return encode(pb.SignedReceipt(receipt=payload, key_id=signer.key_id,
-                                       signature=signer.sign(PAYLOAD_RECEIPT, payload)))
+        return encode(
+            pb.SignedReceipt(
+                receipt=payload, key_id=signer.key_id, signature=signer.sign(PAYLOAD_RECEIPT, payload)
+            )
+        )
 
     # ------------------------------------------------------------ receipts
     def accept_receipt(self, peer: Country, envelope: bytes) -> Receipt:
@@ -304,16 +380,24 @@ class NodeService:
             row = tx.outbox_row(peer, receipt.seq)
             own = tx.alert(self.me, receipt.alert_id)
             if row is None or own is None or row.alert_id != receipt.alert_id:
-                raise SchemaViolation(f"receipt from {peer} names {receipt.alert_id} at sequence "
-                                      f"{receipt.seq}, which {self.me} never sent there")
+                raise SchemaViolation(
+                    f"receipt from {peer} names {receipt.alert_id} at sequence "
+                    f"{receipt.seq}, which {self.me} never sent there"
+                )
             if own.digest != receipt.alert_digest:
                 raise SchemaViolation(f"receipt from {peer} for {receipt.alert_id} has another digest")
             if row.delivered_at is not None:
                 return receipt
             index = tx.append_log(self._entry(pb.RECEIPT_RECEIVED, now, peer=peer, receipt=envelope))
             tx.mark_delivered(recipient=peer, seq=receipt.seq, receipt=envelope, log_index=index, at=iso(now))
-        log.info("receipt_logged", node=self.me, peer=peer, alert_id=receipt.alert_id, seq=receipt.seq,
-                 log_index=index)
+        log.info(
+            "receipt_logged",
+            node=self.me,
+            peer=peer,
+            alert_id=receipt.alert_id,
+            seq=receipt.seq,
+            log_index=index,
+        )
         return receipt
 
     # ------------------------------------------------------------ for the gateway
@@ -332,8 +416,12 @@ class NodeService:
         never reaches a node it was not addressed to (SPEC section 4).
         """
         page = max(1, min(limit or limits.MAX_CATCHUP_PAGE, limits.MAX_CATCHUP_PAGE))
-        return [env for _, env in self.store.envelopes_for(
-            origin=origin, recipient=requester, after_seq=after_seq, limit=page)]
+        return [
+            env
+            for _, env in self.store.envelopes_for(
+                origin=origin, recipient=requester, after_seq=after_seq, limit=page
+            )
+        ]
 
     # ------------------------------------------------------------ views
     def _decode(self, stored: StoredAlert) -> Alert:
@@ -348,12 +436,19 @@ class NodeService:
         for row, alert in decoded:
             for ref in alert.references:
                 followups.setdefault((ref.origin, ref.alert_id), []).append(
-                    {"origin": row.origin, "alert_id": row.alert_id, "msg_type": alert.msg_type,
-                     "reason": alert.reason})
+                    {
+                        "origin": row.origin,
+                        "alert_id": row.alert_id,
+                        "msg_type": alert.msg_type,
+                        "reason": alert.reason,
+                    }
+                )
         outbox: dict[tuple[str, str], dict[str, Any]] = {}
         for ob in self.store.outbox():
             outbox[(ob.alert_id, ob.recipient)] = {
-                "seq": ob.seq, "delivered_at": ob.delivered_at, "attempts": ob.attempts,
+                "seq": ob.seq,
+                "delivered_at": ob.delivered_at,
+                "attempts": ob.attempts,
                 "last_error": ob.last_error,
             }
         result = []
@@ -383,14 +478,17 @@ class NodeService:
                 "responses": follow,
                 "deliveries": {
                     d.recipient: {"seq": d.seq, **outbox.get((row.alert_id, d.recipient), {})}
-                    if row.via is None else {"seq": d.seq}
+                    if row.via is None
+                    else {"seq": d.seq}
                     for d in alert.deliveries
                 },
             }
             if alert.info is not None:
                 item.update(
-                    category=alert.info.category, severity=alert.info.severity,
-                    headline=alert.info.headline, expires=iso(alert.info.expires),
+                    category=alert.info.category,
+                    severity=alert.info.severity,
+                    headline=alert.info.headline,
+                    expires=iso(alert.info.expires),
                     items=[i.hs_code for i in alert.info.items],
                 )
             if alert.reason is not None:

@@ -151,8 +151,9 @@ class Tx:
     def alert(self, origin: Country, alert_id: str) -> StoredAlert | None:
         """The stored alert with that origin and id, if any."""
         return _alert_row(
-            self._conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE origin = ? AND alert_id = ?",
-                               (origin, alert_id)).fetchone()
+            self._conn.execute(
+                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE origin = ? AND alert_id = ?", (origin, alert_id)
+            ).fetchone()
         )
 
     def insert_alert(
@@ -190,8 +191,9 @@ class Tx:
     def outbox_row(self, recipient: Country, seq: int) -> OutboxRow | None:
         """The outbox row at that position, if any."""
         return _outbox_row(
-            self._conn.execute(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE recipient = ? AND seq = ?",
-                               (recipient, seq)).fetchone()
+            self._conn.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE recipient = ? AND seq = ?", (recipient, seq)
+            ).fetchone()
         )
 
     def mark_delivered(
@@ -224,7 +226,9 @@ class Tx:
         )
 
 
-_ALERT_COLUMNS: Final = "origin, alert_id, digest, envelope, msg_type, sent, log_index, via, received_at, receipt"
+_ALERT_COLUMNS: Final = (
+    "origin, alert_id, digest, envelope, msg_type, sent, log_index, via, received_at, receipt"
+)
 _OUTBOX_COLUMNS: Final = "recipient, seq, alert_id, created_at, attempts, last_error, delivered_at, receipt"
 
 
@@ -285,7 +289,9 @@ class Store:
     def _check_version(self) -> None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
-            self._conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
         elif int(row[0]) != SCHEMA_VERSION:
             raise StoreError(f"store schema version {row[0]} is not {SCHEMA_VERSION}")
 
@@ -339,8 +345,9 @@ class Store:
     def alert(self, origin: Country, alert_id: str) -> StoredAlert | None:
         """The stored alert with that origin and id, if any."""
         return _alert_row(
-            self._conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE origin = ? AND alert_id = ?",
-                               (origin, alert_id)).fetchone()
+            self._conn.execute(
+                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE origin = ? AND alert_id = ?", (origin, alert_id)
+            ).fetchone()
         )
 
     def alerts(self) -> list[StoredAlert]:

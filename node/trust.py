@@ -103,7 +103,9 @@ def describe_validation_error(exc: ValidationError) -> str:
     parts: list[str] = []
     errors = exc.errors(include_url=False, include_input=False)
     for error in errors[:_MAX_REPORTED_ERRORS]:
-        location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        # pydantic marks a bad mapping key with a "[key]" step after the key
+        # itself; "peers.CN" already says which key is wrong.
+        location = ".".join(str(part) for part in error["loc"] if part != "[key]")
         kind = error["type"]
         if kind == "extra_forbidden":
             message = "unknown key"
@@ -111,7 +113,9 @@ def describe_validation_error(exc: ValidationError) -> str:
             message = "required key is missing"
         else:
             message = str(error["msg"]).removeprefix("Value error, ")
-        parts.append(f"{location}: {message}")
+        # Checks that span fields (model validators) have no location; their
+        # messages name what they are about.
+        parts.append(f"{location}: {message}" if location else message)
     if len(errors) > _MAX_REPORTED_ERRORS:
         parts.append(f"(and {len(errors) - _MAX_REPORTED_ERRORS} more)")
     return "; ".join(parts)
@@ -182,7 +186,7 @@ class KeyEntry(BaseModel):
             try:
                 return base64.b64decode(value.encode("ascii"), validate=True)
             except (ValueError, binascii.Error):
-                raise ValueError("public_key is not standard base64") from None
+                raise ValueError("not standard base64") from None
         return value
 
     @field_validator("public_key")
@@ -208,6 +212,9 @@ class KeyEntry(BaseModel):
             verifying_key = Ed25519PublicKey.from_public_bytes(self.public_key)
         except ValueError:
             raise ValueError(f"key {self.key_id}: not a valid Ed25519 public key") from None
+        named_owner = self.key_id.split("-", 1)[0]
+        if named_owner in COUNTRIES and named_owner != self.owner:
+            raise ValueError(f"key {self.key_id} belongs to {named_owner} but is listed under {self.owner}")
         expected = key_id_for(self.owner, self.purpose, verifying_key)
         if self.key_id != expected:
             raise ValueError(
@@ -239,31 +246,31 @@ def _parse_ca_certificate(pem: str) -> x509.Certificate:
     try:
         certificates = x509.load_pem_x509_certificates(pem.encode("ascii"))
     except ValueError:
-        raise ValueError("ca_certificate is not a PEM certificate") from None
+        raise ValueError("not a PEM certificate") from None
     if len(certificates) != 1:
         # Everything in this field ends up in gRPC's root bundle: a second
         # certificate smuggled in here would become a trusted root too.
-        raise ValueError(f"ca_certificate must hold exactly one certificate, found {len(certificates)}")
+        raise ValueError(f"must hold exactly one certificate, found {len(certificates)}")
     certificate = certificates[0]
     try:
         extensions = certificate.extensions
         certificate.public_key()
     except UnsupportedAlgorithm:
-        raise ValueError("ca_certificate has an unsupported public key algorithm") from None
+        raise ValueError("unsupported public key algorithm") from None
     except ValueError:
-        raise ValueError("ca_certificate has malformed extensions or key") from None
+        raise ValueError("malformed extensions or public key") from None
     try:
         constraints = extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
-        raise ValueError("ca_certificate is not a CA certificate (no BasicConstraints)") from None
+        raise ValueError("not a CA certificate (no BasicConstraints)") from None
     if not constraints.ca:
-        raise ValueError("ca_certificate is not a CA certificate (BasicConstraints ca=false)")
+        raise ValueError("not a CA certificate (BasicConstraints ca=false)")
     try:
         usage = extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
-        raise ValueError("ca_certificate has no KeyUsage: a CA must state keyCertSign") from None
+        raise ValueError("no KeyUsage: a CA certificate must state keyCertSign") from None
     if not usage.key_cert_sign:
-        raise ValueError("ca_certificate may not sign certificates (no keyCertSign usage)")
+        raise ValueError("may not sign certificates (no keyCertSign usage)")
     return certificate
 
 
@@ -280,8 +287,16 @@ class Member(BaseModel):
 
     _certificate: x509.Certificate = PrivateAttr()
 
+    @field_validator("ca_certificate")
+    @classmethod
+    def _check_ca_certificate(cls, value: str) -> str:
+        _parse_ca_certificate(value)
+        return value
+
     @model_validator(mode="after")
-    def _parse_certificate(self) -> Member:
+    def _keep_parsed_certificate(self) -> Member:
+        # Checked above (where the error can name the field); parsed again
+        # here to keep the object, which a field validator cannot store.
         self._certificate = _parse_ca_certificate(self.ca_certificate)
         return self
 
@@ -320,6 +335,11 @@ class Trust(BaseModel):
             return data
         members: dict[Any, Any] = {}
         for country, member in data["members"].items():
+            if country not in COUNTRIES:
+                # Refused here, once, rather than again for each of its keys.
+                raise ValueError(
+                    f"members: unknown country {str(country)[:16]!r}: expected one of {', '.join(COUNTRIES)}"
+                )
             if isinstance(member, dict) and isinstance(member.get("keys"), list | tuple):
                 keys = [{"owner": country, **key} if isinstance(key, dict) else key for key in member["keys"]]
                 members[country] = {**member, "keys": keys}

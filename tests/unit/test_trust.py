@@ -14,7 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -111,7 +111,7 @@ def _node_cert_as_ca(doc: Document, trust_path: Path) -> None:
 def _reuse_public_key_for_another_purpose(doc: Document) -> None:
     alert = _kr_key(doc, 0)
     raw = base64.b64decode(alert["public_key"])
-    public = Ed25519PrivateKey.generate().public_key().from_public_bytes(raw)
+    public = Ed25519PublicKey.from_public_bytes(raw)
     doc["members"]["KR"]["keys"][1] = {**alert, "purpose": "log", "key_id": key_id_for("KR", "log", public)}
 
 
@@ -127,13 +127,16 @@ MALFORMED: dict[str, tuple[Mutation, str]] = {
     "missing_members": (lambda d, _: d.pop("members"), "members: required key is missing"),
     "empty_members": (lambda d, _: d.update(members={}), "members"),
     "members_not_an_object": (lambda d, _: d.update(members=[]), "members"),
-    "unknown_country": (lambda d, _: d["members"].update(CN=d["members"].pop("KR")), "members.CN"),
+    "unknown_country": (lambda d, _: d["members"].update(CN=d["members"].pop("KR")), "unknown country 'CN'"),
     "bad_federation_name": (lambda d, _: d.update(federation="ewx dev"), "federation"),
     "ca_not_pem": (
         lambda d, _: d["members"]["KR"].update(ca_certificate="hello"),
-        "members.KR.ca_certificate is not a PEM certificate",
+        "members.KR.ca_certificate: not a PEM certificate",
     ),
-    "ca_is_not_a_ca": (lambda d, p: _node_cert_as_ca(d, p), "is not a CA certificate"),
+    "ca_is_not_a_ca": (
+        lambda d, p: _node_cert_as_ca(d, p),
+        "members.KR.ca_certificate: not a CA certificate",
+    ),
     "ca_without_key_usage": (
         lambda d, _: d["members"]["KR"].update(ca_certificate=_ca_without_key_usage()),
         "no KeyUsage",
@@ -160,7 +163,10 @@ MALFORMED: dict[str, tuple[Mutation, str]] = {
         lambda d, _: _kr_key(d).update(key_id=_kr_key(d)["key_id"][:-1] + "x"),
         "does not match its key",
     ),
-    "key_listed_under_another_member": (lambda d, _: _key_from_another_member(d), "owner US"),
+    "key_listed_under_another_member": (
+        lambda d, _: _key_from_another_member(d),
+        "belongs to KR but is listed under US",
+    ),
     "duplicate_key_id": (
         lambda d, _: d["members"]["KR"]["keys"].append(copy.deepcopy(_kr_key(d))),
         "duplicate key id",
@@ -206,7 +212,7 @@ def test_malformed_trust_file_is_refused_naming_file_and_defect(
     [
         ("not_json", b"{", "Invalid JSON"),
         ("not_utf8", b"\xff\xfe", "Invalid JSON"),
-        ("json_array", b"[]", "valid dictionary"),
+        ("json_array", b"[]", "should be an object"),
         ("empty", b"", "Invalid JSON"),
         ("too_large", b" " * (MAX_TRUST_FILE_BYTES + 1), "larger than"),
     ],

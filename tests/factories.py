@@ -1,0 +1,129 @@
+"""Shared test factories: federations with free ports, alert fields, running nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import tomllib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from node.config import NodeConfig
+from node.ids import COUNTRIES, Country
+from node.pki import init_federation
+
+
+def free_port() -> int:
+    """A port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_federation(root: Path, **overrides: Any) -> dict[Country, Path]:
+    """A development federation under `root` with free ports; returns config paths.
+
+    `overrides` are written into every node.toml (e.g. outbox_retry_max_seconds).
+    """
+    init_federation(root)
+    ports = {cc: free_port() for cc in COUNTRIES}
+    paths = {}
+    for cc in COUNTRIES:
+        path = root / cc / "node.toml"
+        data = tomllib.loads(path.read_text())
+        data["listen"] = f"127.0.0.1:{ports[cc]}"
+        for peer in data["peers"]:
+            data["peers"][peer]["address"] = f"127.0.0.1:{ports[peer]}"
+        data.update(overrides)
+        path.write_text(tomli_w.dumps(data))
+        paths[cc] = path
+    return paths
+
+
+def alert_info(**overrides: Any) -> dict[str, Any]:
+    """Valid ALERT info: China's 2023 gallium export controls."""
+    now = datetime.now(UTC)
+    info: dict[str, Any] = {
+        "category": "EXPORT_CONTROL",
+        "urgency": "EXPECTED",
+        "severity": "SEVERE",
+        "certainty": "OBSERVED",
+        "effective": now + timedelta(days=1),
+        "expires": now + timedelta(days=90),
+        "headline": "Export licensing required for gallium and germanium products",
+        "items": [{"hs_code": "811292", "hs_edition": "HS2022"}, {"hs_code": "282590", "hs_edition": "HS2022"}],
+        "source_countries": ["CN"],
+        "affected_countries": ["KR", "US", "JP"],
+        "supply_impact": "ABOVE_60",
+        "expected_duration_days": 180,
+    }
+    info.update(overrides)
+    return info
+
+
+@asynccontextmanager
+async def running(*configs: Path) -> AsyncIterator[dict[Country, Any]]:
+    """Start NodeRuntimes for the given configs in this event loop; stop them after."""
+    from gateway.runtime import NodeRuntime
+
+    runtimes = {}
+    try:
+        for path in configs:
+            config = NodeConfig.load(path)
+            runtime = NodeRuntime(config)
+            await runtime.start()
+            runtimes[config.node_id] = runtime
+        yield runtimes
+    finally:
+        for runtime in runtimes.values():
+            await runtime.stop()
+
+
+async def wait_for(predicate: Any, *, timeout: float = 10.0, interval: float = 0.02) -> None:
+    """Poll `predicate()` until true or fail after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+def alert_payload(origin: Country, deliveries: dict[Country, int], *, msg_type: str = "ALERT",
+                  sent: datetime | None = None, alert_id: str | None = None, **fields: Any) -> bytes:
+    """Canonical bytes of a valid alert built through the models (so it is schema-clean)."""
+    from node.convert import alert_to_bytes
+    from node.models import Alert
+
+    sent = sent or datetime.now(UTC)
+    alert = Alert.model_validate({
+        "schema_version": 1,
+        "alert_id": alert_id or f"{origin}-T-{sent.timestamp():.6f}".replace(".", ""),
+        "origin": origin,
+        "sent": sent,
+        "status": "EXERCISE",
+        "msg_type": msg_type,
+        "deliveries": [{"recipient": r, "seq": s} for r, s in deliveries.items()],
+        "info": alert_info(expires=sent + timedelta(days=30), effective=None) if msg_type == "ALERT" else None,
+        **fields,
+    })
+    return alert_to_bytes(alert)
+
+
+def envelope(config_path: Path, payload: bytes, *, key_id: str | None = None,
+             signature: bytes | None = None) -> bytes:
+    """A SignedAlert of `payload` signed with the alert key of the node at `config_path`."""
+    from node.convert import encode
+    from node.signing import PAYLOAD_ALERT
+    from node.wire import ewx_pb2 as pb
+
+    signer = NodeConfig.load(config_path).load_signers()["alert"]
+    return encode(pb.SignedAlert(
+        alert=payload,
+        key_id=key_id or signer.key_id,
+        signature=signature if signature is not None else signer.sign(PAYLOAD_ALERT, payload),
+    ))

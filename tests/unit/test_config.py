@@ -1,0 +1,241 @@
+"""node.toml (node/config.py): defaults, path resolution, and each refusal."""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from node.config import NodeConfig, split_address
+from node.errors import ConfigError
+from node.limits import MAX_CLOCK_SKEW
+from node.pki import init_federation, write_private_key
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+Document = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("config") / "fed"
+    init_federation(root, now=NOW)
+    return root
+
+
+@pytest.fixture
+def fed(pristine: Path, tmp_path: Path) -> Path:
+    """A private copy of the federation (modes preserved) that a test may edit."""
+    return Path(shutil.copytree(pristine, tmp_path / "fed"))
+
+
+def _edit(fed: Path, change: Callable[[Document], object]) -> Path:
+    path = fed / "KR" / "node.toml"
+    document = tomllib.loads(path.read_text())
+    change(document)
+    path.write_text(tomli_w.dumps(document))
+    return path
+
+
+def _refused(path: Path, *fragments: str) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        NodeConfig.load(path)
+    message = str(caught.value)
+    assert message.startswith(f"config file {path}: "), message
+    for fragment in fragments:
+        assert fragment in message, message
+    return caught.value
+
+
+# ---------------------------------------------------------------- loading
+def test_defaults(pristine: Path) -> None:
+    config = NodeConfig.load(pristine / "KR" / "node.toml")
+    assert config.node_id == "KR"
+    assert config.operator_socket == config.data_dir / "operator.sock"
+    assert config.log_origin == "ewx.kr.node/log"
+    assert config.checkpoint_interval_seconds == 1.0
+    assert config.max_clock_skew_seconds == MAX_CLOCK_SKEW.total_seconds()
+    assert config.outbox_retry_max_seconds == 30.0
+    assert config.peer_countries == ("US", "JP")
+
+
+def test_relative_paths_resolve_against_the_toml_folder(
+    pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # somewhere unrelated: the working directory must not matter
+    config = NodeConfig.load(pristine / "KR" / "node.toml")
+    kr = (pristine / "KR").resolve()
+    assert config.data_dir == kr / "data"
+    assert config.trust_file == pristine.resolve() / "federation.json"
+    assert config.tls.certificate == kr / "tls" / "node.pem"
+    assert config.tls.private_key == kr / "tls" / "node.key"
+    assert config.keys.path_for("witness") == kr / "keys" / "witness.key"
+    assert config.operator_socket == kr / "data" / "operator.sock"
+    for path in (config.trust_file, config.tls.certificate, config.tls.private_key, config.keys.alert):
+        assert path.is_absolute()
+        assert path.is_file()
+
+
+def test_optional_values_and_absolute_paths_are_taken_as_given(fed: Path, tmp_path: Path) -> None:
+    socket = tmp_path / "op.sock"
+
+    def change(document: Document) -> None:
+        document.update(
+            operator_socket=str(socket),
+            log_origin="example.org/ewx-kr",
+            checkpoint_interval_seconds=2,
+            max_clock_skew_seconds=60.5,
+            outbox_retry_max_seconds=5.0,
+            data_dir="/var/lib/ewx",
+        )
+
+    config = NodeConfig.load(_edit(fed, change))
+    assert config.operator_socket == socket
+    assert config.data_dir == Path("/var/lib/ewx")
+    assert config.log_origin == "example.org/ewx-kr"
+    assert config.checkpoint_interval_seconds == 2.0
+    assert config.max_clock_skew_seconds == 60.5
+    assert config.outbox_retry_max_seconds == 5.0
+
+
+def test_trust_and_tls_material_load(pristine: Path) -> None:
+    config = NodeConfig.load(pristine / "US" / "node.toml")
+    trust = config.load_trust()
+    assert set(config.load_signers(trust)) == {"alert", "log", "witness"}
+    credentials = config.read_tls_credentials()
+    assert credentials.certificate_chain.startswith(b"-----BEGIN CERTIFICATE-----")
+    assert credentials.private_key.startswith(b"-----BEGIN PRIVATE KEY-----")
+
+
+# ---------------------------------------------------------------- refusals
+def test_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=rf"config file {tmp_path / 'absent.toml'}: cannot read it"):
+        NodeConfig.load(tmp_path / "absent.toml")
+
+
+def test_bad_toml_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text('node_id = "KR\n')
+    _refused(path, "not valid TOML")
+    path.write_bytes(b"\xff\xfe")
+    _refused(path, "not UTF-8")
+
+
+def test_unknown_key_is_refused(fed: Path) -> None:
+    _refused(_edit(fed, lambda d: d.update(node_name="Korea")), "node_name: unknown key")
+    _refused(_edit(fed, lambda d: d["tls"].update(ca="x")), "tls.ca: unknown key")
+    _refused(_edit(fed, lambda d: d["peers"]["US"].update(id="US")), "peers.US.id: unknown key")
+
+
+def test_missing_key_is_refused(fed: Path) -> None:
+    _refused(_edit(fed, lambda d: d.pop("trust_file")), "trust_file: required key is missing")
+    _refused(_edit(fed, lambda d: d["keys"].pop("log")), "keys.log: required key is missing")
+
+
+@pytest.mark.parametrize(
+    ("field", "change"),
+    [
+        ("node_id", lambda d: d.update(node_id="CN")),
+        ("listen", lambda d: d.update(listen=7401)),
+        ("listen", lambda d: d.update(listen="localhost")),
+        ("data_dir", lambda d: d.update(data_dir=1)),
+        ("tls.certificate", lambda d: d["tls"].update(certificate=5)),
+        ("tls", lambda d: d.update(tls="tls/node.pem")),
+        ("keys.alert", lambda d: d["keys"].update(alert=["keys/alert.key"])),
+        ("peers.US.address", lambda d: d["peers"]["US"].update(address="127.0.0.1:http")),
+        ("peers.US.address", lambda d: d["peers"]["US"].update(address="127.0.0.1:0")),
+        ("peers.CN", lambda d: d["peers"].update(CN={"address": "127.0.0.1:1"})),
+        ("checkpoint_interval_seconds", lambda d: d.update(checkpoint_interval_seconds="1")),
+        ("checkpoint_interval_seconds", lambda d: d.update(checkpoint_interval_seconds=0)),
+        ("max_clock_skew_seconds", lambda d: d.update(max_clock_skew_seconds=True)),
+        ("outbox_retry_max_seconds", lambda d: d.update(outbox_retry_max_seconds=-1.0)),
+        ("log_origin", lambda d: d.update(log_origin="has spaces")),
+        ("operator_socket", lambda d: d.update(operator_socket=False)),
+    ],
+)
+def test_wrong_type_or_value_is_refused_naming_the_field(
+    fed: Path, field: str, change: Callable[[Document], object]
+) -> None:
+    _refused(_edit(fed, change), f"{field}:")
+
+
+def test_node_cannot_be_its_own_peer(fed: Path) -> None:
+    path = _edit(fed, lambda d: d["peers"].update(KR={"address": "127.0.0.1:7401"}))
+    _refused(path, "KR is this node (node_id) and cannot be its own peer")
+
+
+def test_peers_must_be_exactly_the_other_trust_members(fed: Path) -> None:
+    config = NodeConfig.load(_edit(fed, lambda d: d["peers"].pop("JP")))
+    with pytest.raises(ConfigError, match=r"peers \(US\) must be exactly the other members .*\(US, JP\)"):
+        config.load_trust()
+
+
+def test_node_must_be_a_trust_member(fed: Path, tmp_path: Path) -> None:
+    two = init_federation(tmp_path / "two", countries=("KR", "US"), now=NOW)
+    config = NodeConfig.load(_edit(fed, lambda d: d.update(trust_file=str(two))))
+    with pytest.raises(ConfigError, match=r"peers \(US, JP\) must be exactly .*\(US\)"):
+        config.load_trust()
+    jp = NodeConfig.load(fed / "JP" / "node.toml").model_copy(update={"trust_file": two})
+    with pytest.raises(ConfigError, match="node_id JP is not a member of federation ewx-dev"):
+        jp.load_trust()
+
+
+def test_group_readable_signing_key_is_refused(fed: Path) -> None:
+    key = fed / "KR" / "keys" / "alert.key"
+    key.chmod(0o640)
+    config = NodeConfig.load(fed / "KR" / "node.toml")
+    with pytest.raises(ConfigError, match=rf"key file {key} is accessible by group or others \(mode 0640\)"):
+        config.load_signers()
+
+
+def test_world_readable_tls_key_is_refused(fed: Path) -> None:
+    key = fed / "KR" / "tls" / "node.key"
+    key.chmod(0o644)
+    with pytest.raises(ConfigError, match=rf"key file {key} is accessible by group or others"):
+        NodeConfig.load(fed / "KR" / "node.toml").read_tls_credentials()
+
+
+def test_signing_key_not_in_trust_file_is_refused(fed: Path) -> None:
+    key = fed / "KR" / "keys" / "log.key"
+    key.unlink()
+    write_private_key(key, Ed25519PrivateKey.generate())
+    with pytest.raises(ConfigError, match=rf"key file {key}: .*not listed as the log key of KR"):
+        NodeConfig.load(fed / "KR" / "node.toml").load_signers()
+
+
+def test_signing_key_of_another_purpose_is_refused(fed: Path) -> None:
+    # The alert key file configured as the log key: a real key, the wrong job.
+    path = _edit(fed, lambda d: d["keys"].update(log="keys/alert.key"))
+    with pytest.raises(ConfigError, match="not listed as the log key of KR"):
+        NodeConfig.load(path).load_signers()
+
+
+# ---------------------------------------------------------------- addresses
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("127.0.0.1:7401", ("127.0.0.1", 7401)),
+        ("[::1]:1", ("[::1]", 1)),
+        ("kr.node.ewx:65535", ("kr.node.ewx", 65535)),
+    ],
+)
+def test_split_address(address: str, expected: tuple[str, int]) -> None:
+    assert split_address(address) == expected
+
+
+@pytest.mark.parametrize(
+    "address", ["", "7401", ":7401", "host:", "host:65536", "::1:7401", "[]:1", "a b:1", "host:+1", "host:0"]
+)
+def test_split_address_refuses(address: str) -> None:
+    with pytest.raises(ValueError, match="address"):
+        split_address(address)
+
+
+def test_port_zero_only_for_listen() -> None:
+    assert split_address("127.0.0.1:0", allow_port_zero=True) == ("127.0.0.1", 0)
