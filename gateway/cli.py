@@ -37,8 +37,10 @@ def _add_gateway_commands(commands: node_cli.Subcommands) -> None:
     p.add_argument("--config", metavar="FILE", help="node configuration (default: $EWX_CONFIG)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_serve)
-    p = commands.add_parser("demo", help="three local nodes, a fresh PKI, the gallium and germanium "
-                            "scenario and the audit of their logs")
+    p = commands.add_parser(
+        "demo",
+        help="three local nodes, a fresh PKI, the gallium and germanium scenario and the audit of their logs",
+    )
     p.add_argument("--dir", metavar="DIR", help="where to keep the run (default: a new temporary folder)")
     p.set_defaults(func=cmd_demo)
 

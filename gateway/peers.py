@@ -10,8 +10,9 @@ delivered when it returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from typing import Final
+from typing import Any, Final
 
 import structlog
 from grpc import aio
@@ -62,18 +63,19 @@ class PeerClient:
 
     async def catch_up(self, *, origin: Country, after_seq: int, max_count: int = 0) -> list[bytes]:
         """The peer's page of `origin`'s alerts addressed to us after `after_seq`."""
-        request = pb.CatchUpRequest(origin=pb.Country.Value(origin), after_seq=after_seq, max_count=max_count)
+        request = pb.CatchUpRequest(origin=origin, after_seq=after_seq, max_count=max_count)
         call = self._catch_up(request.SerializeToString(), timeout=RPC_DEADLINE_SECONDS)
         return [bytes(pb.CatchUpItem.FromString(item).envelope) async for item in call]
 
     async def close(self) -> None:
         """Close the channel."""
-        await self._channel.close()
+        await self._channel.close(None)
 
 
 def describe(error: aio.AioRpcError) -> str:
     """A one-line description of a failed call, safe to show the operator."""
-    reason = dict(error.trailing_metadata() or ()).get(REASON_TRAILER)
+    metadata: Any = error.trailing_metadata() or ()  # aio.Metadata; the stubs predate it
+    reason = next((str(v) for k, v in metadata if k == REASON_TRAILER), None)
     code = error.code().name if error.code() else "UNKNOWN"
     detail = error.details() or ""
     return f"{code}{f' ({reason})' if reason else ''}: {detail}"[:300]
@@ -108,10 +110,8 @@ class DeliveryLoop:
             delay = None
             if self._failures:
                 delay = self._backoff()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
             self._wake.clear()
             await self.drain()
 
@@ -137,8 +137,15 @@ class DeliveryLoop:
         self._failures += 1
         self._service.links[self.peer].failed(self._service.clock(), error)
         self._service.record_failure(self.peer, seq, error)
-        log.warning("delivery_failed", node=self._service.me, peer=self.peer, alert_id=alert_id, seq=seq,
-                    error=error, attempt=self._failures)
+        log.warning(
+            "delivery_failed",
+            node=self._service.me,
+            peer=self.peer,
+            alert_id=alert_id,
+            seq=seq,
+            error=error,
+            attempt=self._failures,
+        )
 
 
 async def pull(client: PeerClient, service: NodeService) -> int:

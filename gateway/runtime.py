@@ -15,7 +15,8 @@ from typing import Final
 
 import structlog
 from grpc import aio
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import _async as health_aio  # the asyncio servicer; `health.aio` re-exports it
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway import rpc
 from gateway.peers import DeliveryLoop, PeerClient, pull
@@ -47,12 +48,14 @@ class NodeRuntime:
         """Open the store and start serving; returns once everything listens."""
         self.service = NodeService.open(self.config, clock=self._clock)
         service = self.service
-        self._server = aio.server(options=[
-            ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
-        ])
+        self._server = aio.server(
+            options=[
+                ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
+            ]
+        )
         self._server.add_generic_rpc_handlers([FederationServicer(service).handler()])
-        self._health = health.aio.HealthServicer()
+        self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self.port = self._server.add_secure_port(
             self.config.listen, server_credentials(config=self.config, trust=service.trust)
@@ -70,8 +73,14 @@ class NodeRuntime:
         service.on_outbox = lambda peer: self._loops[peer].wake()
         self._operator = OperatorServer(service)
         await self._operator.start(self.config.operator_socket)
-        log.info("node_started", node=service.me, listen=self.config.listen, port=self.port,
-                 operator_socket=str(self.config.operator_socket), log_size=service.store.log_size)
+        log.info(
+            "node_started",
+            node=service.me,
+            listen=self.config.listen,
+            port=self.port,
+            operator_socket=str(self.config.operator_socket),
+            log_size=service.store.log_size,
+        )
 
     async def _pull_forever(self, client: PeerClient) -> None:
         while True:

@@ -44,31 +44,40 @@ class FederationServicer:
     def peer_of(self, context: aio.ServicerContext[Any, Any]) -> Country:
         """Step 1: the peer's node id from its verified TLS client certificate."""
         auth = context.auth_context()
-        certs = auth.get("x509_pem_cert") or []
+        certs = list(auth.get("x509_pem_cert") or [])
         if not certs:
             raise UnauthenticatedPeer("no client certificate")
         return node_id_from_certificate(
             certs[0], trust=self._service.trust, allowed=self._service.peers, at=self._service.clock()
         )
 
-    async def _guarded(self, context: aio.ServicerContext[Any, Any], method: str,
-                       work: Callable[[Country], Awaitable[T]]) -> T:
+    async def _guarded(
+        self, context: aio.ServicerContext[Any, Any], method: str, work: Callable[[Country], Awaitable[T]]
+    ) -> T:
         peer: Country | None = None
         try:
             peer = self.peer_of(context)
             return await work(peer)
         except InboundRejected as exc:
             if not exc.logged:  # refused before the core saw it
-                log.warning("inbound_rejected", node=self._service.me, peer=peer or context.peer(),
-                            reason=exc.reason, alert_id=exc.alert_id, method=method, error=str(exc))
+                log.warning(
+                    "inbound_rejected",
+                    node=self._service.me,
+                    peer=peer or context.peer(),
+                    reason=exc.reason,
+                    alert_id=exc.alert_id,
+                    method=method,
+                    error=str(exc),
+                )
             context.set_trailing_metadata(trailers_for(exc))
             await context.abort(status_for(exc), str(exc))
         except aio.AbortError:
             raise
         except Exception:
             correlation = uuid.uuid4().hex
-            log.exception("internal_error", node=self._service.me, peer=peer, method=method,
-                          correlation_id=correlation)
+            log.exception(
+                "internal_error", node=self._service.me, peer=peer, method=method, correlation_id=correlation
+            )
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error, correlation id {correlation}")
         raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
@@ -78,8 +87,9 @@ class FederationServicer:
         async def work(peer: Country) -> bytes:
             # Step 2 starts here: never parse a request that cannot hold a legal envelope.
             if len(request) > MAX_ENVELOPE_BYTES + _WRAPPER_OVERHEAD:
-                raise TooLarge(f"deliver request is {len(request)} bytes, at most "
-                               f"{MAX_ENVELOPE_BYTES} for the envelope")
+                raise TooLarge(
+                    f"deliver request is {len(request)} bytes, at most {MAX_ENVELOPE_BYTES} for the envelope"
+                )
             envelope = _parse(pb.DeliverRequest, request, what="deliver request").envelope
             receipt = self._service.receive(envelope, peer=peer, direct=True)
             return pb.DeliverResponse(receipt=receipt).SerializeToString()
@@ -94,14 +104,16 @@ class FederationServicer:
             if req.origin not in (pb.KR, pb.US, pb.JP):
                 raise Malformed("catch-up request names no federation member as origin")
             return self._service.catch_up(
-                requester=peer, origin=pb.Country.Name(req.origin),  # type: ignore[arg-type]
-                after_seq=req.after_seq, limit=min(req.max_count or MAX_CATCHUP_PAGE, MAX_CATCHUP_PAGE),
+                requester=peer,
+                origin=pb.Country.Name(req.origin),  # type: ignore[arg-type]
+                after_seq=req.after_seq,
+                limit=min(req.max_count or MAX_CATCHUP_PAGE, MAX_CATCHUP_PAGE),
             )
 
         for envelope in await self._guarded(context, "CatchUp", work):
             yield pb.CatchUpItem(envelope=envelope).SerializeToString()
 
-    def handler(self) -> grpc.GenericRpcHandler:
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         """The generic handler that registers exactly the federation methods.
 
         Requests arrive as raw bytes (no deserializer) so sizes are checked on

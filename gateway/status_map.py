@@ -37,7 +37,7 @@ def status_for(exc: errors.InboundRejected) -> grpc.StatusCode:
     """The status for a refusal; the most specific class in the table wins."""
     for cls in type(exc).__mro__:
         if cls in STATUS_OF:
-            return STATUS_OF[cls]  # type: ignore[index]
+            return STATUS_OF[cls]
     return grpc.StatusCode.INVALID_ARGUMENT
 
 

@@ -19,8 +19,9 @@ from node.trust import Trust
 def server_credentials(*, config: NodeConfig, trust: Trust) -> grpc.ServerCredentials:
     """Server credentials that require a client certificate from a peer's CA."""
     peer_cas = trust.ca_bundle_pem([p for p in config.peers if p in trust.countries])
+    tls = config.read_tls_credentials()  # refuses a TLS key others can read
     return grpc.ssl_server_credentials(
-        [(config.tls.private_key.read_bytes(), config.tls.certificate.read_bytes())],
+        [(tls.private_key, tls.certificate_chain)],
         root_certificates=peer_cas,
         require_client_auth=True,
     )
@@ -28,10 +29,11 @@ def server_credentials(*, config: NodeConfig, trust: Trust) -> grpc.ServerCreden
 
 def channel_credentials(*, config: NodeConfig, trust: Trust, peer: Country) -> grpc.ChannelCredentials:
     """Client credentials to one peer: its CA only, and our own certificate."""
+    tls = config.read_tls_credentials()
     return grpc.ssl_channel_credentials(
         root_certificates=trust.ca_bundle_pem([peer]),
-        private_key=config.tls.private_key.read_bytes(),
-        certificate_chain=config.tls.certificate.read_bytes(),
+        private_key=tls.private_key,
+        certificate_chain=tls.certificate_chain,
     )
 
 

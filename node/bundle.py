@@ -100,7 +100,7 @@ def write_bundle(
             pb.BundleRecord(
                 header=pb.BundleHeader(
                     format_version=FORMAT_VERSION,
-                    node=pb.Country.Value(node),
+                    node=node,
                     log_origin=log_origin,
                     size=size,
                     exported_at=timestamp(exported_at),

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from node.config import NodeConfig
 from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
 from node.ids import COUNTRIES, Country, as_country
+from node.models import enum_names
 from node.operator import OperatorClient
 from node.wire import ewx_pb2 as pb
 
@@ -29,7 +30,7 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def _choices(wrapper: Any) -> list[str]:
-    return [n for n in wrapper.keys() if not n.endswith("_UNSPECIFIED")]
+    return enum_names(wrapper)
 
 
 # ------------------------------------------------------------------ parsing helpers
@@ -42,6 +43,15 @@ def _country(value: str) -> Country:
 
 def _countries(value: str) -> list[Country]:
     return [_country(v) for v in value.split(",") if v]
+
+
+def _pki_countries(value: str) -> tuple[Country, ...]:
+    from node.pki import parse_countries
+
+    try:
+        return parse_countries(value)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _iso_list(value: str) -> list[str]:
@@ -352,7 +362,7 @@ def _add_peer_ref(p: argparse.ArgumentParser) -> None:
     p.add_argument("--origin", type=_country, help="the alert's origin (default: looked up)")
 
 
-Subcommands = argparse._SubParsersAction  # noqa: SLF001 - argparse exposes no public name for it
+Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argparse.ArgumentParser:
@@ -362,14 +372,18 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
         description="EWX national node: the federated supply-chain "
         "early-warning exchange between KR, US and JP.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    commands: Subcommands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     pki = commands.add_parser("pki", help="federation PKI").add_subparsers(
         dest="pki", required=True, parser_class=_Parser
     )
-    p = pki.add_parser("init", help="create a development federation (CAs, certificates, keys, configs)")
+    p: argparse.ArgumentParser = pki.add_parser(
+        "init", help="create a development federation (CAs, certificates, keys, configs)"
+    )
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--countries", type=_countries, default=list(COUNTRIES), metavar="KR,US,JP")
+    p.add_argument("--countries", type=_pki_countries, default=COUNTRIES, metavar="KR,US,JP")
     p.add_argument("--host", default="127.0.0.1", help="address the nodes listen on (default 127.0.0.1)")
     p.add_argument("--base-port", type=int, default=7401, help="first node's port (default 7401)")
     p.set_defaults(func=cmd_pki_init)

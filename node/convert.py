@@ -91,29 +91,25 @@ def alert_to_pb(alert: Alert) -> pb.Alert:
     msg = pb.Alert(
         schema_version=alert.schema_version,
         alert_id=alert.alert_id,
-        origin=pb.Country.Value(alert.origin),
+        origin=alert.origin,
         sent=timestamp(alert.sent),
-        status=pb.Status.Value(alert.status),
-        msg_type=pb.MsgType.Value(alert.msg_type),
-        deliveries=[
-            pb.Delivery(recipient=pb.Country.Value(d.recipient), seq=d.seq) for d in alert.deliveries
-        ],
+        status=alert.status,
+        msg_type=alert.msg_type,
+        deliveries=[pb.Delivery(recipient=d.recipient, seq=d.seq) for d in alert.deliveries],
         references=[
-            pb.AlertRef(origin=pb.Country.Value(r.origin), alert_id=r.alert_id, digest=r.digest)
-            for r in alert.references
+            pb.AlertRef(origin=r.origin, alert_id=r.alert_id, digest=r.digest) for r in alert.references
         ],
+        reason=alert.reason,
     )
-    if alert.reason is not None:
-        msg.reason = pb.ReasonCode.Value(alert.reason)
     if alert.info is not None:
         msg.info.CopyFrom(_info_to_pb(alert.info))
     if alert.response is not None:
         r = alert.response
         msg.response.CopyFrom(
             pb.Response(
-                measures=[pb.Measure.Value(m) for m in r.measures],
-                assistance=pb.Assistance.Value(r.assistance),
-                assistance_measures=[pb.Measure.Value(m) for m in r.assistance_measures],
+                measures=list(r.measures),
+                assistance=r.assistance,
+                assistance_measures=list(r.assistance_measures),
                 expected_duration_days=r.expected_duration_days,
             )
         )
@@ -121,12 +117,12 @@ def alert_to_pb(alert: Alert) -> pb.Alert:
         c = alert.consult
         msg.consult.CopyFrom(
             pb.Consult(
-                impact=pb.ImpactBand.Value(c.impact),
-                cause=pb.Category.Value(c.cause),
+                impact=c.impact,
+                cause=c.cause,
                 expected_duration_days=c.expected_duration_days,
-                sectors=[pb.Sector.Value(s) for s in c.sectors],
-                measures_taken=[pb.Measure.Value(m) for m in c.measures_taken],
-                assistance_wanted=[pb.Measure.Value(m) for m in c.assistance_wanted],
+                sectors=list(c.sectors),
+                measures_taken=list(c.measures_taken),
+                assistance_wanted=list(c.assistance_wanted),
             )
         )
     return msg
@@ -134,16 +130,16 @@ def alert_to_pb(alert: Alert) -> pb.Alert:
 
 def _info_to_pb(info: Info) -> pb.Info:
     msg = pb.Info(
-        category=pb.Category.Value(info.category),
-        urgency=pb.Urgency.Value(info.urgency),
-        severity=pb.Severity.Value(info.severity),
-        certainty=pb.Certainty.Value(info.certainty),
+        category=info.category,
+        urgency=info.urgency,
+        severity=info.severity,
+        certainty=info.certainty,
         expires=timestamp(info.expires),
         headline=info.headline,
-        items=[pb.Item(hs_code=i.hs_code, hs_edition=pb.HsEdition.Value(i.hs_edition)) for i in info.items],
+        items=[pb.Item(hs_code=i.hs_code, hs_edition=i.hs_edition) for i in info.items],
         source_countries=info.source_countries,
         affected_countries=info.affected_countries,
-        supply_impact=pb.ImpactBand.Value(info.supply_impact),
+        supply_impact=info.supply_impact,
         expected_duration_days=info.expected_duration_days,
     )
     if info.effective is not None:
@@ -245,8 +241,8 @@ def receipt_to_bytes(receipt: Receipt) -> bytes:
     return encode(
         pb.ReceiptBody(
             schema_version=receipt.schema_version,
-            receiver=pb.Country.Value(receipt.receiver),
-            origin=pb.Country.Value(receipt.origin),
+            receiver=receipt.receiver,
+            origin=receipt.origin,
             alert_id=receipt.alert_id,
             seq=receipt.seq,
             alert_digest=receipt.alert_digest,

@@ -24,7 +24,7 @@ def as_country(value: str) -> Country:
     """Return `value` as a Country, or raise ValueError naming it."""
     if value not in COUNTRIES:
         raise ValueError(f"unknown country {value!r}: expected one of {', '.join(COUNTRIES)}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def peers_of(country: Country) -> tuple[Country, ...]:

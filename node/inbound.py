@@ -95,7 +95,7 @@ def verify_alert(
     """
     # 2. size limits
     outer = _outer(envelope, pb.SignedAlert, max_bytes=limits.MAX_ENVELOPE_BYTES, what="envelope")
-    assert isinstance(outer, pb.SignedAlert)  # noqa: S101 - narrowing for mypy, _outer returns this type
+    assert isinstance(outer, pb.SignedAlert)
     payload = bytes(outer.alert)
     # 3. signature and key validity, over the exact bytes
     entry = trust.resolve_key(KeyId(outer.key_id), purpose="alert", at=now)
@@ -139,7 +139,7 @@ def verify_receipt(
 ) -> VerifiedReceipt:
     """Check a receipt that `receiver` returned for one of `origin`'s alerts."""
     outer = _outer(envelope, pb.SignedReceipt, max_bytes=limits.MAX_RECEIPT_BYTES, what="receipt")
-    assert isinstance(outer, pb.SignedReceipt)  # noqa: S101 - narrowing for mypy
+    assert isinstance(outer, pb.SignedReceipt)
     payload = bytes(outer.receipt)
     entry = trust.resolve_key(KeyId(outer.key_id), purpose="alert", at=now)
     if not verify_signature(trust.public_key(entry), PAYLOAD_RECEIPT, payload, bytes(outer.signature)):

@@ -28,13 +28,15 @@ from node.ids import Country
 from node.wire import ewx_pb2 as pb
 
 
-def _enum_names(wrapper: EnumTypeWrapper) -> frozenset[str]:
-    return frozenset(name for name in wrapper.keys() if not name.endswith("_UNSPECIFIED"))
+def enum_names(wrapper: EnumTypeWrapper) -> list[str]:
+    """The names a coded field accepts, in proto order, without UNSPECIFIED."""
+    # EnumTypeWrapper is not a dict and is not iterable: .keys() is its API.
+    return [name for name in wrapper.keys() if not name.endswith("_UNSPECIFIED")]  # noqa: SIM118
 
 
-def _coded(wrapper: EnumTypeWrapper) -> Any:
-    """A str annotated to accept only the proto enum's names, never UNSPECIFIED."""
-    names = _enum_names(wrapper)
+def coded(wrapper: EnumTypeWrapper) -> AfterValidator:
+    """A validator accepting only the proto enum's names, never UNSPECIFIED."""
+    names = frozenset(enum_names(wrapper))
     enum_name = wrapper.DESCRIPTOR.name
 
     def check(value: str) -> str:
@@ -42,21 +44,21 @@ def _coded(wrapper: EnumTypeWrapper) -> Any:
             raise ValueError(f"{value!r} is not a valid {enum_name} (one of {', '.join(sorted(names))})")
         return value
 
-    return Annotated[str, AfterValidator(check)]
+    return AfterValidator(check)
 
 
-StatusName = _coded(pb.Status)
-MsgTypeName = _coded(pb.MsgType)
-CategoryName = _coded(pb.Category)
-UrgencyName = _coded(pb.Urgency)
-SeverityName = _coded(pb.Severity)
-CertaintyName = _coded(pb.Certainty)
-HsEditionName = _coded(pb.HsEdition)
-ImpactBandName = _coded(pb.ImpactBand)
-ReasonName = _coded(pb.ReasonCode)
-SectorName = _coded(pb.Sector)
-MeasureName = _coded(pb.Measure)
-AssistanceName = _coded(pb.Assistance)
+StatusName = Annotated[str, coded(pb.Status)]
+MsgTypeName = Annotated[str, coded(pb.MsgType)]
+CategoryName = Annotated[str, coded(pb.Category)]
+UrgencyName = Annotated[str, coded(pb.Urgency)]
+SeverityName = Annotated[str, coded(pb.Severity)]
+CertaintyName = Annotated[str, coded(pb.Certainty)]
+HsEditionName = Annotated[str, coded(pb.HsEdition)]
+ImpactBandName = Annotated[str, coded(pb.ImpactBand)]
+ReasonName = Annotated[str, coded(pb.ReasonCode)]
+SectorName = Annotated[str, coded(pb.Sector)]
+MeasureName = Annotated[str, coded(pb.Measure)]
+AssistanceName = Annotated[str, coded(pb.Assistance)]
 
 REASONS_FOR: Final[dict[str, frozenset[str]]] = {
     "CANCEL": frozenset({"ISSUED_IN_ERROR", "SITUATION_RESOLVED", "SUPERSEDED"}),
@@ -141,16 +143,8 @@ DurationDays = Annotated[int, Field(ge=0, le=limits.MAX_DURATION_DAYS)]
 Seq = Annotated[int, Field(ge=1, lt=2**63)]
 
 
-def _countries() -> Any:
-    return Annotated[list[CountryCode], Field(max_length=limits.MAX_COUNTRIES), AfterValidator(_unique)]
-
-
-def _measures(min_length: int = 0) -> Any:
-    return Annotated[
-        list[MeasureName],
-        Field(min_length=min_length, max_length=limits.MAX_CODED_LIST),
-        AfterValidator(_unique),
-    ]
+Countries = Annotated[list[CountryCode], Field(max_length=limits.MAX_COUNTRIES), AfterValidator(_unique)]
+Measures = Annotated[list[MeasureName], Field(max_length=limits.MAX_CODED_LIST), AfterValidator(_unique)]
 
 
 class _Model(BaseModel):
@@ -200,8 +194,8 @@ class Info(_Model):
     items: Annotated[
         list[Item], Field(min_length=limits.MIN_ITEMS, max_length=limits.MAX_ITEMS), AfterValidator(_unique)
     ]
-    source_countries: _countries() = []
-    affected_countries: _countries() = []
+    source_countries: Countries = []
+    affected_countries: Countries = []
     supply_impact: ImpactBandName
     expected_duration_days: DurationDays = 0
 
@@ -209,9 +203,9 @@ class Info(_Model):
 class Response(_Model):
     """A RESPONSE: measures taken and assistance offered or requested."""
 
-    measures: _measures(min_length=1)
+    measures: Annotated[Measures, Field(min_length=1)]
     assistance: AssistanceName
-    assistance_measures: _measures() = []
+    assistance_measures: Measures = []
     expected_duration_days: DurationDays = 0
 
 
@@ -224,8 +218,8 @@ class Consult(_Model):
     sectors: Annotated[
         list[SectorName], Field(min_length=1, max_length=limits.MAX_CODED_LIST), AfterValidator(_unique)
     ]
-    measures_taken: _measures() = []
-    assistance_wanted: _measures() = []
+    measures_taken: Measures = []
+    assistance_wanted: Measures = []
 
 
 _BODY_OF: Final[dict[str, str | None]] = {

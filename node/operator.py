@@ -60,7 +60,13 @@ class OperatorServer:
         self._ops.update(extra or {})
 
     async def start(self, path: Path) -> None:
-        """Bind the socket (mode 0600) and start accepting."""
+        """Bind the socket (mode 0600) and start accepting.
+
+        A socket file left by a crashed node is replaced; one that still
+        answers belongs to a running node, and this one refuses to start.
+        """
+        if _answers(path):
+            raise ConfigError(f"another node is already serving on {path}")
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         old = os.umask(0o177)
@@ -170,6 +176,15 @@ class OperatorServer:
 
     async def _evidence(self, _args: dict[str, Any]) -> Any:
         return self._service.store.evidence()
+
+
+def _answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+        return True
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:

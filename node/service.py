@@ -80,10 +80,11 @@ class NodeService:
     @classmethod
     def open(cls, config: NodeConfig, *, clock: Clock = utc_now) -> NodeService:
         """Load trust and keys, open the store in the data directory."""
+        trust = config.load_trust()
         return cls(
             config=config,
-            trust=config.load_trust(),
-            signers=config.load_signers(),
+            trust=trust,
+            signers=config.load_signers(trust),
             store=Store(config.data_dir / "ewx.sqlite3"),
             clock=clock,
         )
@@ -168,7 +169,7 @@ class NodeService:
                 raise UsageError(
                     f"signed alert is {len(envelope)} bytes, at most {limits.MAX_ENVELOPE_BYTES}"
                 )
-            index = tx.append_log(self._entry(pb.ALERT_SENT, now, peer=None, envelope=envelope))
+            index = tx.append_log(self._entry("ALERT_SENT", now, peer=None, envelope=envelope))
             dig = digest(payload)
             tx.insert_alert(
                 origin=self.me,
@@ -210,16 +211,15 @@ class NodeService:
 
     def _entry(
         self,
-        kind: int,
+        kind: str,
         now: datetime,
         *,
         peer: Country | None,
         envelope: bytes | None = None,
         receipt: bytes | None = None,
     ) -> bytes:
-        entry = pb.LogEntry(kind=kind, logged_at=timestamp(now))
-        if peer is not None:
-            entry.peer = pb.Country.Value(peer)
+        """One log entry's bytes: these exact bytes are stored and hashed."""
+        entry = pb.LogEntry(kind=kind, logged_at=timestamp(now), peer=peer or "COUNTRY_UNSPECIFIED")
         if envelope is not None:
             entry.alert.ParseFromString(envelope)
         if receipt is not None:
@@ -264,7 +264,7 @@ class NodeService:
     def _commit_inbound(self, v: VerifiedAlert, *, peer: Country, now: datetime) -> bytes:
         alert = v.alert
         seq = alert.seq_for(self.me)
-        assert seq is not None  # noqa: S101 - verify_alert checked the recipient
+        assert seq is not None
         canonical = encode(
             pb.SignedAlert(
                 alert=v.payload, key_id=v.key_id, signature=pb.SignedAlert.FromString(v.envelope).signature
@@ -285,7 +285,7 @@ class NodeService:
                         alert_id=alert.alert_id,
                         expected=expected,
                     )
-                index = tx.append_log(self._entry(pb.ALERT_RECEIVED, now, peer=peer, envelope=canonical))
+                index = tx.append_log(self._entry("ALERT_RECEIVED", now, peer=peer, envelope=canonical))
                 receipt = self._sign_receipt(
                     Receipt(
                         schema_version=limits.SCHEMA_VERSION,
@@ -388,7 +388,7 @@ class NodeService:
                 raise SchemaViolation(f"receipt from {peer} for {receipt.alert_id} has another digest")
             if row.delivered_at is not None:
                 return receipt
-            index = tx.append_log(self._entry(pb.RECEIPT_RECEIVED, now, peer=peer, receipt=envelope))
+            index = tx.append_log(self._entry("RECEIPT_RECEIVED", now, peer=peer, receipt=envelope))
             tx.mark_delivered(recipient=peer, seq=receipt.seq, receipt=envelope, log_index=index, at=iso(now))
         log.info(
             "receipt_logged",

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from node.errors import StoreError
 from node.ids import Country, Digest
@@ -232,37 +232,37 @@ _ALERT_COLUMNS: Final = (
 _OUTBOX_COLUMNS: Final = "recipient, seq, alert_id, created_at, attempts, last_error, delivered_at, receipt"
 
 
-def _alert_row(row: tuple[object, ...] | None) -> StoredAlert | None:
+def _alert_row(row: tuple[Any, ...] | None) -> StoredAlert | None:
     if row is None:
         return None
     origin, alert_id, dig, envelope, msg_type, sent, log_index, via, received_at, receipt = row
     return StoredAlert(
-        origin=origin,  # type: ignore[arg-type]
+        origin=origin,
         alert_id=str(alert_id),
-        digest=Digest(bytes(dig)),  # type: ignore[arg-type]
-        envelope=bytes(envelope),  # type: ignore[arg-type]
+        digest=Digest(bytes(dig)),
+        envelope=bytes(envelope),
         msg_type=str(msg_type),
         sent=str(sent),
-        log_index=int(log_index),  # type: ignore[call-overload]
-        via=via,  # type: ignore[arg-type]
+        log_index=int(log_index),
+        via=via,
         received_at=None if received_at is None else str(received_at),
-        receipt=None if receipt is None else bytes(receipt),  # type: ignore[arg-type]
+        receipt=None if receipt is None else bytes(receipt),
     )
 
 
-def _outbox_row(row: tuple[object, ...] | None) -> OutboxRow | None:
+def _outbox_row(row: tuple[Any, ...] | None) -> OutboxRow | None:
     if row is None:
         return None
     recipient, seq, alert_id, created_at, attempts, last_error, delivered_at, receipt = row
     return OutboxRow(
-        recipient=recipient,  # type: ignore[arg-type]
-        seq=int(seq),  # type: ignore[call-overload]
+        recipient=recipient,
+        seq=int(seq),
         alert_id=str(alert_id),
         created_at=str(created_at),
-        attempts=int(attempts),  # type: ignore[call-overload]
+        attempts=int(attempts),
         last_error=None if last_error is None else str(last_error),
         delivered_at=None if delivered_at is None else str(delivered_at),
-        receipt=None if receipt is None else bytes(receipt),  # type: ignore[arg-type]
+        receipt=None if receipt is None else bytes(receipt),
     )
 
 
@@ -413,4 +413,4 @@ class Store:
         """Row count of one table (tests and status)."""
         if table not in ("log", "alerts", "positions", "outbox", "evidence"):
             raise ValueError(f"unknown table {table}")
-        return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
+        return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])

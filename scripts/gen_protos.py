@@ -48,8 +48,7 @@ def stale_files() -> list[str]:
         return [
             name
             for name in GENERATED
-            if not (OUT / name).exists()
-            or (OUT / name).read_bytes() != (Path(tmp) / name).read_bytes()
+            if not (OUT / name).exists() or (OUT / name).read_bytes() != (Path(tmp) / name).read_bytes()
         ]
 
 

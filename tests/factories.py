@@ -56,7 +56,10 @@ def alert_info(**overrides: Any) -> dict[str, Any]:
         "effective": now + timedelta(days=1),
         "expires": now + timedelta(days=90),
         "headline": "Export licensing required for gallium and germanium products",
-        "items": [{"hs_code": "811292", "hs_edition": "HS2022"}, {"hs_code": "282590", "hs_edition": "HS2022"}],
+        "items": [
+            {"hs_code": "811292", "hs_edition": "HS2022"},
+            {"hs_code": "282590", "hs_edition": "HS2022"},
+        ],
         "source_countries": ["CN"],
         "affected_countries": ["KR", "US", "JP"],
         "supply_impact": "ABOVE_60",
@@ -93,37 +96,51 @@ async def wait_for(predicate: Any, *, timeout: float = 10.0, interval: float = 0
         await asyncio.sleep(interval)
 
 
-def alert_payload(origin: Country, deliveries: dict[Country, int], *, msg_type: str = "ALERT",
-                  sent: datetime | None = None, alert_id: str | None = None, **fields: Any) -> bytes:
+def alert_payload(
+    origin: Country,
+    deliveries: dict[Country, int],
+    *,
+    msg_type: str = "ALERT",
+    sent: datetime | None = None,
+    alert_id: str | None = None,
+    **fields: Any,
+) -> bytes:
     """Canonical bytes of a valid alert built through the models (so it is schema-clean)."""
     from node.convert import alert_to_bytes
     from node.models import Alert
 
     sent = sent or datetime.now(UTC)
-    alert = Alert.model_validate({
-        "schema_version": 1,
-        "alert_id": alert_id or f"{origin}-T-{sent.timestamp():.6f}".replace(".", ""),
-        "origin": origin,
-        "sent": sent,
-        "status": "EXERCISE",
-        "msg_type": msg_type,
-        "deliveries": [{"recipient": r, "seq": s} for r, s in deliveries.items()],
-        "info": alert_info(expires=sent + timedelta(days=30), effective=None) if msg_type == "ALERT" else None,
-        **fields,
-    })
+    alert = Alert.model_validate(
+        {
+            "schema_version": 1,
+            "alert_id": alert_id or f"{origin}-T-{sent.timestamp():.6f}".replace(".", ""),
+            "origin": origin,
+            "sent": sent,
+            "status": "EXERCISE",
+            "msg_type": msg_type,
+            "deliveries": [{"recipient": r, "seq": s} for r, s in deliveries.items()],
+            "info": alert_info(expires=sent + timedelta(days=30), effective=None)
+            if msg_type == "ALERT"
+            else None,
+            **fields,
+        }
+    )
     return alert_to_bytes(alert)
 
 
-def envelope(config_path: Path, payload: bytes, *, key_id: str | None = None,
-             signature: bytes | None = None) -> bytes:
+def envelope(
+    config_path: Path, payload: bytes, *, key_id: str | None = None, signature: bytes | None = None
+) -> bytes:
     """A SignedAlert of `payload` signed with the alert key of the node at `config_path`."""
     from node.convert import encode
     from node.signing import PAYLOAD_ALERT
     from node.wire import ewx_pb2 as pb
 
     signer = NodeConfig.load(config_path).load_signers()["alert"]
-    return encode(pb.SignedAlert(
-        alert=payload,
-        key_id=key_id or signer.key_id,
-        signature=signature if signature is not None else signer.sign(PAYLOAD_ALERT, payload),
-    ))
+    return encode(
+        pb.SignedAlert(
+            alert=payload,
+            key_id=key_id or signer.key_id,
+            signature=signature if signature is not None else signer.sign(PAYLOAD_ALERT, payload),
+        )
+    )

@@ -29,8 +29,10 @@ def test_alert_reaches_both_peers_and_receipts_come_back(federation: dict[Countr
                 assert stored.digest == published.digest
                 # stored verbatim: the signed bytes are the ones KR signed
                 sent = kr.store.alert("KR", alert_id)
-                assert pb.SignedAlert.FromString(stored.envelope).alert == \
-                    pb.SignedAlert.FromString(sent.envelope).alert
+                assert (
+                    pb.SignedAlert.FromString(stored.envelope).alert
+                    == pb.SignedAlert.FromString(sent.envelope).alert
+                )
             # KR logged one ALERT_SENT and one RECEIPT_RECEIVED per peer
             kinds = [pb.LogEntry.FromString(e).kind for _, e in kr.store.log_entries()]
             assert kinds == [pb.ALERT_SENT, pb.RECEIPT_RECEIVED, pb.RECEIPT_RECEIVED]

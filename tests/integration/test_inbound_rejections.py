@@ -35,8 +35,9 @@ class Outcome:
     details: str
 
 
-async def deliver_as(*, target: Path, client: Path | None, request: bytes,
-                     client_fed: Path | None = None) -> Outcome:
+async def deliver_as(
+    *, target: Path, client: Path | None, request: bytes, client_fed: Path | None = None
+) -> Outcome:
     """Call Deliver on the node of `target` presenting the TLS identity of `client`."""
     target_cfg = NodeConfig.load(target)
     trust = Trust.load(target_cfg.trust_file)
@@ -45,11 +46,15 @@ async def deliver_as(*, target: Path, client: Path | None, request: bytes,
         creds = grpc.ssl_channel_credentials(root_certificates=root)
     else:
         cfg = NodeConfig.load(client)
-        creds = grpc.ssl_channel_credentials(root_certificates=root,
-                                             private_key=cfg.tls.private_key.read_bytes(),
-                                             certificate_chain=cfg.tls.certificate.read_bytes())
-    options = [("grpc.ssl_target_name_override", node_dns_name(target_cfg.node_id)),
-               ("grpc.max_send_message_length", 1 << 20)]
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=root,
+            private_key=cfg.tls.private_key.read_bytes(),
+            certificate_chain=cfg.tls.certificate.read_bytes(),
+        )
+    options = [
+        ("grpc.ssl_target_name_override", node_dns_name(target_cfg.node_id)),
+        ("grpc.max_send_message_length", 1 << 20),
+    ]
     async with aio.secure_channel(target_cfg.listen, creds, options=options) as channel:
         call = channel.unary_unary(rpc.DELIVER)
         try:
@@ -127,10 +132,20 @@ CASES: list[tuple[str, str | None, Case, grpc.StatusCode, str | None]] = [
     # name, client identity, request, status, reason trailer
     ("no client certificate", None, _valid, grpc.StatusCode.UNAVAILABLE, None),
     ("certificate from a foreign CA", "rogue", _valid, grpc.StatusCode.UNAVAILABLE, None),
-    ("valid peer relaying another origin's alert as its own", "JP", _valid,
-     grpc.StatusCode.PERMISSION_DENIED, "sender_mismatch"),
-    ("content claims another origin than the signer", "KR", _origin_claims_other,
-     grpc.StatusCode.PERMISSION_DENIED, "sender_mismatch"),
+    (
+        "valid peer relaying another origin's alert as its own",
+        "JP",
+        _valid,
+        grpc.StatusCode.PERMISSION_DENIED,
+        "sender_mismatch",
+    ),
+    (
+        "content claims another origin than the signer",
+        "KR",
+        _origin_claims_other,
+        grpc.StatusCode.PERMISSION_DENIED,
+        "sender_mismatch",
+    ),
     ("bad signature", "KR", _bad_signature, grpc.StatusCode.UNAUTHENTICATED, "bad_signature"),
     ("unknown key", "KR", _unknown_key, grpc.StatusCode.UNAUTHENTICATED, "unknown_key"),
     ("oversized envelope", "KR", _oversized, grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large"),
@@ -138,15 +153,27 @@ CASES: list[tuple[str, str | None, Case, grpc.StatusCode, str | None]] = [
     ("schema violation", "KR", _schema_violation, grpc.StatusCode.INVALID_ARGUMENT, "schema_violation"),
     ("unknown field smuggled", "KR", _smuggled_field, grpc.StatusCode.INVALID_ARGUMENT, "schema_violation"),
     ("not addressed to this node", "KR", _not_addressed, grpc.StatusCode.PERMISSION_DENIED, "not_addressed"),
-    ("sent time beyond the clock skew", "KR", _from_the_future,
-     grpc.StatusCode.FAILED_PRECONDITION, "from_the_future"),
+    (
+        "sent time beyond the clock skew",
+        "KR",
+        _from_the_future,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "from_the_future",
+    ),
     ("sequence gap", "KR", _out_of_sequence, grpc.StatusCode.FAILED_PRECONDITION, "out_of_sequence"),
 ]
 
 
 @pytest.mark.parametrize(("name", "client", "make", "status", "reason"), CASES, ids=[c[0] for c in CASES])
-def test_rejection(tmp_path: Path, federation: Fed, name: str, client: str | None, make: Case,
-                   status: grpc.StatusCode, reason: str | None) -> None:
+def test_rejection(
+    tmp_path: Path,
+    federation: Fed,
+    name: str,
+    client: str | None,
+    make: Case,
+    status: grpc.StatusCode,
+    reason: str | None,
+) -> None:
     rogue = make_federation(tmp_path / "rogue") if client == "rogue" else None
     client_path = None if client is None else (rogue["KR"] if rogue else federation[client])  # type: ignore[index]
 
@@ -155,8 +182,9 @@ def test_rejection(tmp_path: Path, federation: Fed, name: str, client: str | Non
             us = nodes["US"].service
             before = (us.store.log_size, us.store.count("alerts"), us.store.count("positions"))
             with structlog.testing.capture_logs() as logs:
-                outcome = await deliver_as(target=federation["US"], client=client_path,
-                                           request=make(federation))
+                outcome = await deliver_as(
+                    target=federation["US"], client=client_path, request=make(federation)
+                )
             assert outcome.code == status, outcome.details
             assert outcome.reason == reason
             assert (us.store.log_size, us.store.count("alerts"), us.store.count("positions")) == before
@@ -193,8 +221,9 @@ def test_equivocation_is_refused_and_kept_as_evidence(federation: Fed) -> None:
             us = nodes["US"].service
             one = wrap(envelope(federation["KR"], alert_payload("KR", {"US": 1}, alert_id="KR-A")))
             other = wrap(envelope(federation["KR"], alert_payload("KR", {"US": 1}, alert_id="KR-B")))
-            assert (await deliver_as(target=federation["US"], client=federation["KR"],
-                                     request=one)).code == grpc.StatusCode.OK
+            assert (
+                await deliver_as(target=federation["US"], client=federation["KR"], request=one)
+            ).code == grpc.StatusCode.OK
             with structlog.testing.capture_logs() as logs:
                 outcome = await deliver_as(target=federation["US"], client=federation["KR"], request=other)
             assert outcome.code == grpc.StatusCode.ALREADY_EXISTS
