@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeAlias
 
 from node.config import NodeConfig
 from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
@@ -362,7 +362,7 @@ def _add_peer_ref(p: argparse.ArgumentParser) -> None:
     p.add_argument("--origin", type=_country, help="the alert's origin (default: looked up)")
 
 
-Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # no public name
 
 
 def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argparse.ArgumentParser:

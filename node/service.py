@@ -71,6 +71,8 @@ class NodeService:
     clock: Clock = utc_now
     on_outbox: Callable[[Country], None] | None = None
     """Set by the gateway: wakes its delivery loop towards one peer."""
+    on_receipt: Callable[[Country, Receipt], None] | None = None
+    """Called after a peer's receipt was verified and durably logged."""
     links: dict[Country, LinkState] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -398,6 +400,8 @@ class NodeService:
             seq=receipt.seq,
             log_index=index,
         )
+        if self.on_receipt is not None:
+            self.on_receipt(peer, receipt)
         return receipt
 
     # ------------------------------------------------------------ for the gateway

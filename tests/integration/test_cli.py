@@ -1,0 +1,147 @@
+"""The real `ewx` CLI against three real `ewx serve` processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.demo import NodeProcess, assign_free_ports
+from node.bundle import MAGIC
+
+pytestmark = pytest.mark.slow
+
+
+def ewx(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"ewx {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[dict[str, Path]]:
+    fed = tmp_path / "fed"
+    ewx("pki", "init", "--out", str(fed))
+    configs = assign_free_ports(fed)
+    nodes = {cc: NodeProcess.start(cc, path) for cc, path in configs.items()}
+    try:
+        for node in nodes.values():
+            node.wait_ready()
+        yield {cc: p for cc, p in configs.items()}
+    finally:
+        for node in nodes.values():
+            node.stop()
+
+
+def wait_until(check, timeout: float = 15.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
+
+
+def listed(config: Path) -> list[dict]:  # type: ignore[type-arg]
+    return json.loads(ewx("alert", "list", "--config", str(config), "--json").stdout)
+
+
+def test_raise_ack_list_status_export_and_audit(cluster: dict[str, Path], tmp_path: Path) -> None:
+    raised = ewx(
+        "alert", "raise", "--config", str(cluster["KR"]),
+        "--hs", "8112.92,282560", "--category", "EXPORT_CONTROL", "--severity", "SEVERE",
+        "--source-country", "CN", "--headline", "Export licensing for gallium and germanium",
+    )
+    alert_id = raised.stdout.strip()
+    assert alert_id.startswith("KR-") and "\n" not in alert_id  # only the id on stdout
+
+    us_view = wait_until(lambda: [a for a in listed(cluster["US"]) if a["alert_id"] == alert_id])
+    assert us_view[0]["origin"] == "KR" and us_view[0]["direction"] == "received"
+
+    ack_id = ewx("alert", "ack", alert_id, env={"EWX_CONFIG": str(cluster["US"])}).stdout.strip()
+    assert ack_id.startswith("US-")
+    kr_view = wait_until(lambda: [a for a in listed(cluster["KR"])
+                                  if a["alert_id"] == alert_id and a["acknowledged_by"] == ["US"]])
+    assert {r for r, d in kr_view[0]["deliveries"].items() if d["delivered_at"]} == {"US", "JP"}
+
+    status = json.loads(ewx("status", "--config", str(cluster["KR"]), "--json").stdout)
+    assert status["peers"]["US"]["last_seq_sent"] == 1
+    assert status["peers"]["US"]["last_seq_received"] == 1
+    assert status["peers"]["JP"]["backlog"] == 0
+
+    # export while running, then audit all three logs
+    wait_until(lambda: all(
+        json.loads(ewx("status", "--config", str(c), "--json").stdout)["peers"][p]["backlog"] == 0
+        for c in cluster.values() for p in ("KR", "US", "JP") if not str(c).endswith(f"/{p}/node.toml")))
+    logs = []
+    for cc, config in cluster.items():
+        out = tmp_path / f"{cc}.ewxlog"
+        ewx("log", "export", "--config", str(config), "--out", str(out))
+        assert out.read_bytes().startswith(MAGIC)
+        logs.append(str(out))
+    trust = str(cluster["KR"].parent.parent / "federation.json")
+    verdict = ewx("audit", "verify", *logs, "--trust", trust, "--json")
+    assert json.loads(verdict.stdout)["findings"] == []
+
+    # one changed byte inside an entry of KR's log is found and named
+    data = bytearray(Path(logs[0]).read_bytes())
+    data[len(MAGIC) + 60] ^= 0x01
+    Path(logs[0]).write_bytes(bytes(data))
+    tampered = ewx("audit", "verify", *logs, "--trust", trust, "--json", check=False)
+    assert tampered.returncode == 1
+    findings = json.loads(tampered.stdout)["findings"]
+    assert any(f["node"] == "KR" and f["index"] == 0 for f in findings), findings
+
+
+def test_usage_errors_exit_2_and_refusals_exit_1(cluster: dict[str, Path]) -> None:
+    bad_flag = ewx("alert", "raise", "--config", str(cluster["KR"]), "--severity", "HUGE", check=False)
+    assert bad_flag.returncode == 2 and "invalid choice" in bad_flag.stderr
+    bad_hs = ewx(
+        "alert", "raise", "--config", str(cluster["KR"]), "--hs", "8112921000", "--category", "OTHER",
+        "--severity", "MINOR", "--source-country", "CN", "--headline", "x", check=False,
+    )
+    assert bad_hs.returncode == 2 and "hs_code" in bad_hs.stderr.lower() or "HS code" in bad_hs.stderr
+    unknown = ewx("alert", "ack", "KR-NOPE", "--config", str(cluster["US"]), check=False)
+    assert unknown.returncode == 1 and "KR-NOPE" in unknown.stderr
+    no_config = ewx("status", check=False, env={"EWX_CONFIG": ""})
+    assert no_config.returncode == 2 and "--config" in no_config.stderr
+
+
+def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    fed = tmp_path / "fed"
+    ewx("pki", "init", "--out", str(fed), "--countries", "KR,US,JP")
+    configs = assign_free_ports(fed)
+    node = NodeProcess.start("KR", configs["KR"])
+    node.wait_ready()
+    node.process.send_signal(signal.SIGTERM)
+    assert node.process.wait(timeout=15) == 0
+    node.log_file.close()
+    log = (configs["KR"].parent / "node.log").read_text()
+    assert '"event": "node_stopped"' in log
+    assert not (configs["KR"].parent / "data" / "operator.sock").exists()
+
+
+def test_every_command_has_help() -> None:
+    for args in (
+        [], ["pki", "init"], ["serve"], ["alert", "raise"], ["alert", "update"], ["alert", "cancel"],
+        ["alert", "ack"], ["alert", "respond"], ["alert", "consult"], ["alert", "list"], ["status"],
+        ["log", "export"], ["audit", "verify"], ["demo"],
+    ):
+        result = ewx(*args, "--help")
+        assert "usage: ewx" in result.stdout
