@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import tomli_w
-from node.audit import verify_bundles
 
+from node.audit import verify_bundles
 from node.bundle import export_bundle
 from node.config import NodeConfig
 from node.errors import ConfigError, EwxError
