@@ -2,11 +2,13 @@
 
 KR runs in this process; US and JP run as separate `ewx serve` processes, all
 on 127.0.0.1 with real mTLS and durable SQLite (WAL, synchronous=FULL). Each
-sample publishes one ALERT at KR and stops the clock when *both* peers'
-signed receipts are back and logged at KR. A receipt is only given after the
-receiver verified and durably committed the alert, so this is an upper bound
-on "raised at KR, verified and durably stored at US and JP" (it includes the
-receipts' trip back and KR's own commit of them).
+sample publishes one ALERT at KR and takes two readings:
+
+- stored: when the second peer's Deliver reply reaches KR. A peer replies
+  only after it verified and durably committed the alert, so this is an
+  upper bound on "raised at KR, verified and durably stored at US and JP"
+  (SPEC section 9) that only adds the reply's trip back over loopback;
+- logged: when KR has also verified and durably logged both receipts.
 
 Usage: python bench/propagation.py [--samples N] [--warmup N]
 """
@@ -24,15 +26,32 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.factories when run as a script
 
 from gateway.demo import NodeProcess, assign_free_ports
+from gateway.peers import PeerClient
 from gateway.runtime import NodeRuntime
 from node.config import NodeConfig
 from node.logs import configure
 from node.models import Receipt
 from node.pki import init_federation
+from node.wire import ewx_pb2 as pb
 from tests.factories import alert_info
 
 
-async def measure(kr_config: Path, samples: int, warmup: int) -> list[float]:
+def _time_replies(replies: dict[str, list[float]]) -> None:
+    """Record when each Deliver reply arrives (bench-only instrumentation)."""
+    original = PeerClient.deliver
+
+    async def deliver(self: PeerClient, envelope: bytes) -> bytes:
+        receipt = await original(self, envelope)
+        body = pb.ReceiptBody.FromString(pb.SignedReceipt.FromString(receipt).receipt)
+        replies.setdefault(body.alert_id, []).append(time.perf_counter())
+        return receipt
+
+    PeerClient.deliver = deliver  # type: ignore[method-assign]
+
+
+async def measure(kr_config: Path, samples: int, warmup: int) -> tuple[list[float], list[float]]:
+    replies: dict[str, list[float]] = {}
+    _time_replies(replies)
     runtime = NodeRuntime(NodeConfig.load(kr_config))
     await runtime.start()
     service = runtime.service
@@ -46,7 +65,7 @@ async def measure(kr_config: Path, samples: int, warmup: int) -> list[float]:
 
     service.on_receipt = on_receipt
     info = alert_info()
-    latencies = []
+    stored, logged = [], []
     try:
         for i in range(warmup + samples):
             alert_id = f"KR-BENCH-{i:06d}"
@@ -55,10 +74,11 @@ async def measure(kr_config: Path, samples: int, warmup: int) -> list[float]:
             service.publish(msg_type="ALERT", status="TEST", info=info, alert_id=alert_id)
             await asyncio.wait_for(done[alert_id].wait(), timeout=10)
             if i >= warmup:
-                latencies.append((time.perf_counter() - start) * 1000)
+                logged.append((time.perf_counter() - start) * 1000)
+                stored.append((max(replies[alert_id]) - start) * 1000)
     finally:
         await runtime.stop()
-    return latencies
+    return stored, logged
 
 
 def main() -> None:
@@ -74,15 +94,18 @@ def main() -> None:
     try:
         for peer in peers:
             peer.wait_ready()
-        latencies = asyncio.run(measure(configs["KR"], args.samples, args.warmup))
+        stored, logged = asyncio.run(measure(configs["KR"], args.samples, args.warmup))
     finally:
         for peer in peers:
             peer.stop()
-    latencies.sort()
-    p50 = statistics.median(latencies)
-    p99 = latencies[int(len(latencies) * 0.99) - 1]
-    print(f"one-hop propagation KR -> US+JP, {len(latencies)} samples (receipts back at KR):")
-    print(f"  p50 {p50:.2f} ms   p99 {p99:.2f} ms   max {latencies[-1]:.2f} ms")
+    print(f"one-hop propagation KR -> US+JP, {len(stored)} samples:")
+    for name, values in (("stored at both peers", stored), ("receipts logged at KR", logged)):
+        values.sort()
+        p99 = values[int(len(values) * 0.99) - 1]
+        print(
+            f"  {name:<22} p50 {statistics.median(values):.2f} ms   p99 {p99:.2f} ms"
+            f"   max {values[-1]:.2f} ms"
+        )
     print("  target (SPEC section 9): p50 <= 3 ms, p99 <= 15 ms")
     print("  note: checkpoints and cosigning (issue 3) are not running yet")
 

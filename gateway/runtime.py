@@ -23,6 +23,7 @@ from gateway.peers import DeliveryLoop, PeerClient, pull
 from gateway.server import FederationServicer
 from gateway.tls import server_credentials
 from node.config import NodeConfig
+from node.errors import ConfigError
 from node.limits import MAX_GRPC_MESSAGE_BYTES
 from node.operator import OperatorServer
 from node.service import Clock, NodeService, utc_now
@@ -45,21 +46,46 @@ class NodeRuntime:
         self.port: int | None = None
 
     async def start(self) -> None:
-        """Open the store and start serving; returns once everything listens."""
+        """Open the store and start serving; returns once everything listens.
+
+        The operator socket is claimed first: a second node started on the
+        same data directory refuses before it touches the port or the peers.
+        If any step fails, whatever already started is stopped again.
+        """
         self.service = NodeService.open(self.config, clock=self._clock)
-        service = self.service
+        self._operator = OperatorServer(self.service)
         self._server = aio.server(
             options=[
                 ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
             ]
         )
+        try:
+            await self._operator.start(self.config.operator_socket)
+            await self._start_federation()
+        except BaseException:
+            await self.stop()
+            raise
+        log.info(
+            "node_started",
+            node=self.service.me,
+            listen=self.config.listen,
+            port=self.port,
+            operator_socket=str(self.config.operator_socket),
+            log_size=self.service.store.log_size,
+        )
+
+    async def _start_federation(self) -> None:
+        service = self.service
         self._server.add_generic_rpc_handlers([FederationServicer(service).handler()])
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        self.port = self._server.add_secure_port(
-            self.config.listen, server_credentials(config=self.config, trust=service.trust)
-        )
+        try:
+            self.port = self._server.add_secure_port(
+                self.config.listen, server_credentials(config=self.config, trust=service.trust)
+            )
+        except RuntimeError as exc:
+            raise ConfigError(f"cannot listen on {self.config.listen}: {exc}") from None
         await self._server.start()
         for name in ("", rpc.SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -71,16 +97,6 @@ class NodeRuntime:
             self._tasks.append(asyncio.create_task(loop.run(), name=f"deliver-{peer}"))
             self._tasks.append(asyncio.create_task(self._pull_forever(client), name=f"pull-{peer}"))
         service.on_outbox = lambda peer: self._loops[peer].wake()
-        self._operator = OperatorServer(service)
-        await self._operator.start(self.config.operator_socket)
-        log.info(
-            "node_started",
-            node=service.me,
-            listen=self.config.listen,
-            port=self.port,
-            operator_socket=str(self.config.operator_socket),
-            log_size=service.store.log_size,
-        )
 
     async def _pull_forever(self, client: PeerClient) -> None:
         while True:

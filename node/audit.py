@@ -20,7 +20,9 @@ The work runs in three passes so that the expensive part is separable:
 An entry whose signature fails, whose key is unknown, or that does not
 decode is reported once and then left out of the later checks ("unusable"),
 so the findings name the damage where it is and otherwise state only what
-the remaining, authentic entries prove.
+the remaining, authentic entries prove. (An expired key is reported but the
+entry stays in: its signature is still authentic.) Only what the checks need
+of each entry is kept after decoding, not the decoded models.
 
 Finding kinds (stable strings, also in `KINDS`). The index is the entry's
 position in that node's log, or None for a finding about the log as a whole.
@@ -78,6 +80,10 @@ Across logs (only between logs given together):
 
 Not checked, because the bundle cannot carry them yet: historical checkpoints
 (append-only between checkpoints, split views between nodes' checkpoints).
+Logs are compared as exported: a log exported while its node was running
+can lack what a later-exported peer log already holds, which shows as
+received_not_sent or sent_not_received; export stopped nodes (as `ewx demo`
+does) or export all logs at about the same time.
 """
 
 from __future__ import annotations
@@ -168,8 +174,13 @@ class Finding:
 
     def to_json(self) -> dict[str, Any]:
         """The finding as JSON-ready data."""
-        return {"node": self.node, "index": self.index, "kind": self.kind, "severity": self.severity,
-                "detail": self.detail}
+        return {
+            "node": self.node,
+            "index": self.index,
+            "kind": self.kind,
+            "severity": self.severity,
+            "detail": self.detail,
+        }
 
     def line(self) -> str:
         """One line for the human report: `KR #12 bad_alert_signature: ...`."""
@@ -223,7 +234,9 @@ class Report:
             log = next((s for s in self.logs if s.node == node), None)
             if log is not None:
                 summary.update(
-                    log_origin=log.log_origin, entries=log.entries, root=log.root,
+                    log_origin=log.log_origin,
+                    entries=log.entries,
+                    root=log.root,
                     exported_at=log.exported_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
                     checkpoint_verified=log.checkpoint_verified,
                 )
@@ -289,6 +302,53 @@ class _Signed:
     payload: bytes
 
 
+class _Delivery(NamedTuple):
+    recipient: Country
+    seq: int
+
+
+class _AlertFacts(NamedTuple):
+    """What the checks need of a validated alert (a pydantic Alert is ~5 KB; this is kept per entry)."""
+
+    origin: Country
+    alert_id: str
+    deliveries: tuple[_Delivery, ...]
+
+    @classmethod
+    def of(cls, alert: Alert) -> _AlertFacts:
+        deliveries = tuple(_Delivery(d.recipient, d.seq) for d in alert.deliveries)
+        return cls(alert.origin, alert.alert_id, deliveries)
+
+    @property
+    def recipients(self) -> tuple[Country, ...]:
+        return tuple(d.recipient for d in self.deliveries)
+
+    def seq_for(self, recipient: Country) -> int | None:
+        return next((d.seq for d in self.deliveries if d.recipient == recipient), None)
+
+
+class _ReceiptFacts(NamedTuple):
+    """What the checks need of a validated receipt."""
+
+    receiver: Country
+    origin: Country
+    alert_id: str
+    seq: int
+    alert_digest: bytes
+    log_index: int
+
+    @classmethod
+    def of(cls, receipt: Receipt) -> _ReceiptFacts:
+        return cls(
+            receipt.receiver,
+            receipt.origin,
+            receipt.alert_id,
+            receipt.seq,
+            receipt.alert_digest,
+            receipt.log_index,
+        )
+
+
 @dataclass(slots=True)
 class _AlertRec:
     """An authentic, decoded ALERT_SENT or ALERT_RECEIVED entry."""
@@ -297,8 +357,10 @@ class _AlertRec:
     index: int
     sent: bool
     peer: Country | None
-    alert: Alert
+    alert: _AlertFacts
     digest: Digest
+    equivocal: bool = False
+    """Already reported as equivocation within its own log."""
 
     @property
     def id_key(self) -> tuple[Country, str]:
@@ -316,7 +378,7 @@ class _ReceiptRec:
     node: Country
     index: int
     peer: Country
-    receipt: Receipt
+    receipt: _ReceiptFacts
 
 
 @dataclass
@@ -331,9 +393,9 @@ class _Log:
     """Usable receipt entries that are not duplicates, in log order."""
     at_index: dict[int, _AlertRec] = field(default_factory=dict)
     """Every usable alert entry by its index (duplicates included)."""
-    sent_digests: dict[tuple[Country, str], set[Digest]] = field(default_factory=dict)
-    received_digests: dict[tuple[Country, str], set[Digest]] = field(default_factory=dict)
-    received_at: dict[tuple[Country, str], list[int]] = field(default_factory=dict)
+    versions: dict[tuple[Country, str], list[_AlertRec]] = field(default_factory=dict)
+    """The distinct versions (digests) of each (origin, alert id), first occurrences.
+    All ALERT_SENT in the origin's log, all ALERT_RECEIVED in any other."""
     receipts_for: dict[tuple[Country, str], list[_ReceiptRec]] = field(default_factory=dict)
     """Usable receipts by (receiver, alert id)."""
 
@@ -349,8 +411,9 @@ class _Findings:
         self.items: list[Finding] = []
         self._seen: set[tuple[Country, int | None, str, str]] = set()
 
-    def add(self, node: Country, index: int | None, kind: str, detail: str,
-            severity: Severity = "error") -> None:
+    def add(
+        self, node: Country, index: int | None, kind: str, detail: str, severity: Severity = "error"
+    ) -> None:
         key = (node, index, kind, detail)
         if key not in self._seen:
             self._seen.add(key)
@@ -358,8 +421,9 @@ class _Findings:
 
     def sorted(self) -> list[Finding]:
         order = {c: i for i, c in enumerate(COUNTRIES)}
-        return sorted(self.items, key=lambda f: (order.get(f.node, len(order)),
-                                                 -1 if f.index is None else f.index))
+        return sorted(
+            self.items, key=lambda f: (order.get(f.node, len(order)), -1 if f.index is None else f.index)
+        )
 
 
 def _short(value: bytes) -> str:
@@ -410,21 +474,27 @@ def verify_loaded(bundles: Sequence[Bundle], *, trust: Trust) -> Report:
                 checks.append(signed[1])
     # Pass 2: the signatures, all at once.
     results = iter(verify_signatures(checks))
-    # Pass 3: interpret.
+    checks.clear()
+    # Pass 3: interpret (dropping the payloads as they are decoded).
     for log in logs:
         usable: list[_AlertRec | _ReceiptRec] = []
         for signed_entry in log.signed:
             rec = _interpret(log.node, signed_entry, next(results), findings)
             if rec is not None:
                 usable.append(rec)
+        log.signed.clear()
         _check_log(log, usable, findings)
     if len(logs) > 1:
         by_node = {log.node: log for log in logs}
         _cross_conflicts(logs, findings)
         _cross_presence(by_node, findings)
         _cross_receipts(by_node, findings)
-    return Report(findings=findings.sorted(), nodes=[log.node for log in logs],
-                  entries=sum(len(log.bundle.entries) for log in logs), logs=summaries)
+    return Report(
+        findings=findings.sorted(),
+        nodes=[log.node for log in logs],
+        entries=sum(len(log.bundle.entries) for log in logs),
+        logs=summaries,
+    )
 
 
 # ------------------------------------------------------------------ the tree and checkpoint
@@ -432,11 +502,21 @@ def _check_tree(bundle: Bundle, trust: Trust, findings: _Findings) -> LogSummary
     node, origin = bundle.node, bundle.log_origin
     size = len(bundle.entries)
     if bundle.declared_size != size:
-        findings.add(node, None, "size_mismatch",
-                     f"header declares {bundle.declared_size} entries, the bundle holds {size}")
+        findings.add(
+            node,
+            None,
+            "size_mismatch",
+            f"header declares {bundle.declared_size} entries, the bundle holds {size}",
+        )
     root = root_from_leaf_hashes([leaf_hash(entry) for entry in bundle.entries])
-    summary = LogSummary(node=node, log_origin=origin, entries=size, root=root.hex(),
-                         exported_at=bundle.exported_at, checkpoint_verified=False)
+    summary = LogSummary(
+        node=node,
+        log_origin=origin,
+        entries=size,
+        root=root.hex(),
+        exported_at=bundle.exported_at,
+        checkpoint_verified=False,
+    )
     try:
         note = parse_signed_note(bundle.checkpoint)
     except NoteError as exc:
@@ -449,16 +529,30 @@ def _check_tree(bundle: Bundle, trust: Trust, findings: _Findings) -> LogSummary
         findings.add(node, None, "bad_checkpoint_signature", f"checkpoint text is malformed: {exc}")
         return summary
     if cp.origin != origin:
-        findings.add(node, None, "bad_checkpoint_signature",
-                     f"checkpoint origin {cp.origin!r} is not the bundle's log origin {origin!r}")
+        findings.add(
+            node,
+            None,
+            "bad_checkpoint_signature",
+            f"checkpoint origin {cp.origin!r} is not the bundle's log origin {origin!r}",
+        )
         verified = False
     if cp.size != size or cp.root_hash != root:
-        findings.add(node, None, "root_mismatch",
-                     f"checkpoint says size {cp.size} root {_short(cp.root_hash)}, the entries give "
-                     f"size {size} root {_short(root)}")
+        findings.add(
+            node,
+            None,
+            "root_mismatch",
+            f"checkpoint says size {cp.size} root {_short(cp.root_hash)}, the entries give "
+            f"size {size} root {_short(root)}",
+        )
     _check_cosignatures(node, note, cp, trust, findings)
-    return LogSummary(node=node, log_origin=origin, entries=size, root=root.hex(),
-                      exported_at=bundle.exported_at, checkpoint_verified=verified)
+    return LogSummary(
+        node=node,
+        log_origin=origin,
+        entries=size,
+        root=root.hex(),
+        exported_at=bundle.exported_at,
+        checkpoint_verified=verified,
+    )
 
 
 def _check_log_signature(bundle: Bundle, note: SignedNote, trust: Trust, findings: _Findings) -> bool:
@@ -478,22 +572,35 @@ def _check_log_signature(bundle: Bundle, note: SignedNote, trust: Trust, finding
             continue
         matched = True
         if not verify_note_signature(note, name=name, public_key=key.verifying_key()):
-            findings.add(node, None, "bad_checkpoint_signature",
-                         f"signature by log key {key.key_id} on the checkpoint does not verify")
+            findings.add(
+                node,
+                None,
+                "bad_checkpoint_signature",
+                f"signature by log key {key.key_id} on the checkpoint does not verify",
+            )
             return False
         if not key.valid_at(bundle.exported_at):
-            findings.add(node, None, "expired_key",
-                         f"log key {key.key_id} is valid {_iso(key.not_before)} to {_iso(key.not_after)}, "
-                         f"not at export time {_iso(bundle.exported_at)}")
+            findings.add(
+                node,
+                None,
+                "expired_key",
+                f"log key {key.key_id} is valid {_iso(key.not_before)} to {_iso(key.not_after)}, "
+                f"not at export time {_iso(bundle.exported_at)}",
+            )
         return True
     if not matched:
-        findings.add(node, None, "unknown_key",
-                     f"checkpoint carries no signature {name!r} by a log key of {node} in the trust file")
+        findings.add(
+            node,
+            None,
+            "unknown_key",
+            f"checkpoint carries no signature {name!r} by a log key of {node} in the trust file",
+        )
     return False
 
 
-def _check_cosignatures(node: Country, note: SignedNote, cp: Checkpoint, trust: Trust,
-                        findings: _Findings) -> None:
+def _check_cosignatures(
+    node: Country, note: SignedNote, cp: Checkpoint, trust: Trust, findings: _Findings
+) -> None:
     witnesses = [key for member in trust.countries for key in trust.keys_of(member, "witness")]
     for line in note.signatures:
         for key in witnesses:
@@ -504,8 +611,12 @@ def _check_cosignatures(node: Country, note: SignedNote, cp: Checkpoint, trust: 
             if key_hash != line.key_hash:
                 continue
             if verify_cosignature(note, cp, name=line.name, public_key=key.verifying_key()) is None:
-                findings.add(node, None, "bad_cosignature",
-                             f"cosignature {line.name!r} by witness key {key.key_id} does not verify")
+                findings.add(
+                    node,
+                    None,
+                    "bad_cosignature",
+                    f"cosignature {line.name!r} by witness key {key.key_id} does not verify",
+                )
             break
 
 
@@ -519,8 +630,9 @@ class _Reject(Exception):
         self.detail = detail
 
 
-def _decode_entry(node: Country, index: int, data: bytes, trust: Trust,
-                  findings: _Findings) -> tuple[_Signed, SignatureCheck] | None:
+def _decode_entry(
+    node: Country, index: int, data: bytes, trust: Trust, findings: _Findings
+) -> tuple[_Signed, SignatureCheck] | None:
     try:
         return _decode_entry_or_reject(node, index, data, trust, findings)
     except _Reject as exc:
@@ -532,8 +644,9 @@ def _structure(node: Country, entry: pb.LogEntry) -> tuple[datetime, Country | N
     """Check the entry's layout is one a node writes; its logged_at and peer."""
     kind = entry.kind
     if kind not in (_SENT, _RECEIVED, _RECEIPT):
-        raise _Reject("malformed_entry",
-                      f"entry kind {kind} is not ALERT_SENT, ALERT_RECEIVED or RECEIPT_RECEIVED")
+        raise _Reject(
+            "malformed_entry", f"entry kind {kind} is not ALERT_SENT, ALERT_RECEIVED or RECEIPT_RECEIVED"
+        )
     kind_name = pb.EntryKind.Name(kind)
     if not entry.HasField("logged_at"):
         raise _Reject("malformed_entry", f"{kind_name} entry has no logged_at")
@@ -547,13 +660,16 @@ def _structure(node: Country, entry: pb.LogEntry) -> tuple[datetime, Country | N
     if kind != _SENT and (peer is None or peer == node):
         raise _Reject("malformed_entry", f"{kind_name} entry names no peer other than {node}")
     if entry.HasField("alert") != (kind != _RECEIPT) or entry.HasField("receipt") != (kind == _RECEIPT):
-        raise _Reject("malformed_entry",
-                      f"{kind_name} entry must carry {'a receipt' if kind == _RECEIPT else 'an alert'} only")
+        raise _Reject(
+            "malformed_entry",
+            f"{kind_name} entry must carry {'a receipt' if kind == _RECEIPT else 'an alert'} only",
+        )
     return logged_at, peer
 
 
-def _decode_entry_or_reject(node: Country, index: int, data: bytes, trust: Trust,
-                            findings: _Findings) -> tuple[_Signed, SignatureCheck]:
+def _decode_entry_or_reject(
+    node: Country, index: int, data: bytes, trust: Trust, findings: _Findings
+) -> tuple[_Signed, SignatureCheck]:
     try:
         entry = parse_canonical(pb.LogEntry, data, what="log entry")
     except DecodeFailure as exc:
@@ -573,11 +689,17 @@ def _decode_entry_or_reject(node: Country, index: int, data: bytes, trust: Trust
         raise _Reject(bad_kind, f"key {key.key_id} is a {key.purpose} key, not an alert key")
     if not key.valid_at(logged_at):
         # Reported, but the entry stays in: the signature may still be authentic.
-        findings.add(node, index, "expired_key",
-                     f"key {key.key_id} is valid {_iso(key.not_before)} to {_iso(key.not_after)}, "
-                     f"not at logged_at {_iso(logged_at)}")
-    return (_Signed(index=index, kind=entry.kind, peer=peer, key=key, payload=payload),
-            SignatureCheck(key.public_key, payload_type, payload, bytes(signed.signature)))
+        findings.add(
+            node,
+            index,
+            "expired_key",
+            f"key {key.key_id} is valid {_iso(key.not_before)} to {_iso(key.not_after)}, "
+            f"not at logged_at {_iso(logged_at)}",
+        )
+    return (
+        _Signed(index=index, kind=entry.kind, peer=peer, key=key, payload=payload),
+        SignatureCheck(key.public_key, payload_type, payload, bytes(signed.signature)),
+    )
 
 
 # ------------------------------------------------------------------ pass 3: interpret
@@ -600,19 +722,29 @@ def _interpret_alert(node: Country, s: _Signed, ok: bool) -> _AlertRec:
         raise _Reject("malformed_entry", f"signed alert does not decode: {exc}") from None
     origin = alert.origin
     if origin != s.key.owner:
-        raise _Reject("bad_alert_signature",
-                      f"alert {alert.alert_id} claims origin {origin} but is signed by {s.key.owner}'s "
-                      f"key {s.key.key_id}")
+        raise _Reject(
+            "bad_alert_signature",
+            f"alert {alert.alert_id} claims origin {origin} but is signed by {s.key.owner}'s "
+            f"key {s.key.key_id}",
+        )
     sent = s.kind == _SENT
     if sent and origin != node:
         raise _Reject("misattributed", f"ALERT_SENT of {origin}'s alert {alert.alert_id}")
     if not sent and origin == node:
         raise _Reject("misattributed", f"ALERT_RECEIVED of {node}'s own alert {alert.alert_id}")
     if not sent and node not in alert.recipients:
-        raise _Reject("misattributed",
-                      f"{origin} alert {alert.alert_id} is addressed to {', '.join(alert.recipients)}, "
-                      f"not {node}")
-    return _AlertRec(node=node, index=s.index, sent=sent, peer=s.peer, alert=alert, digest=digest(s.payload))
+        raise _Reject(
+            "misattributed",
+            f"{origin} alert {alert.alert_id} is addressed to {', '.join(alert.recipients)}, not {node}",
+        )
+    return _AlertRec(
+        node=node,
+        index=s.index,
+        sent=sent,
+        peer=s.peer,
+        alert=_AlertFacts.of(alert),
+        digest=digest(s.payload),
+    )
 
 
 def _interpret_receipt(node: Country, s: _Signed, ok: bool) -> _ReceiptRec:
@@ -624,19 +756,22 @@ def _interpret_receipt(node: Country, s: _Signed, ok: bool) -> _ReceiptRec:
         raise _Reject("malformed_entry", f"signed receipt does not decode: {exc}") from None
     peer = s.peer
     if peer is None or s.key.owner != peer:
-        raise _Reject("bad_receipt_signature",
-                      f"receipt logged as {peer}'s is signed by {s.key.owner}'s key {s.key.key_id}")
+        raise _Reject(
+            "bad_receipt_signature",
+            f"receipt logged as {peer}'s is signed by {s.key.owner}'s key {s.key.key_id}",
+        )
     if receipt.receiver != peer or receipt.origin != node:
-        raise _Reject("receipt_mismatch",
-                      f"receipt names receiver {receipt.receiver} and origin {receipt.origin}, "
-                      f"expected {peer} and {node}")
-    return _ReceiptRec(node=node, index=s.index, peer=peer, receipt=receipt)
+        raise _Reject(
+            "receipt_mismatch",
+            f"receipt names receiver {receipt.receiver} and origin {receipt.origin}, "
+            f"expected {peer} and {node}",
+        )
+    return _ReceiptRec(node=node, index=s.index, peer=peer, receipt=_ReceiptFacts.of(receipt))
 
 
 # ------------------------------------------------------------------ per-log checks
 def _check_log(log: _Log, usable: Sequence[_AlertRec | _ReceiptRec], findings: _Findings) -> None:
     node = log.node
-    first_by_id: dict[tuple[Country, str], list[_AlertRec]] = {}
     held: dict[tuple[Country, Country, int], _AlertRec] = {}
     seen_receipts: dict[tuple[Country, str], _ReceiptRec] = {}
     for rec in usable:
@@ -644,42 +779,51 @@ def _check_log(log: _Log, usable: Sequence[_AlertRec | _ReceiptRec], findings: _
             key = (rec.peer, rec.receipt.alert_id)
             earlier = seen_receipts.get(key)
             if earlier is not None:
-                findings.add(node, rec.index, "duplicate", f"second receipt by {rec.peer} for "
-                             f"{rec.receipt.alert_id} (first at #{earlier.index})")
+                findings.add(
+                    node,
+                    rec.index,
+                    "duplicate",
+                    f"second receipt by {rec.peer} for {rec.receipt.alert_id} (first at #{earlier.index})",
+                )
                 continue
             seen_receipts[key] = rec
             log.receipts.append(rec)
             log.receipts_for.setdefault(key, []).append(rec)
             continue
         log.at_index[rec.index] = rec
-        versions = first_by_id.setdefault(rec.id_key, [])
+        versions = log.versions.setdefault(rec.id_key, [])
         same = next((v for v in versions if v.digest == rec.digest), None)
         if same is not None:
-            findings.add(node, rec.index, "duplicate",
-                         f"{rec.describe()} already logged at #{same.index}")
+            findings.add(node, rec.index, "duplicate", f"{rec.describe()} already logged at #{same.index}")
             continue
         if versions:
-            findings.add(node, rec.index, "equivocation",
-                         f"{rec.describe()}, but #{versions[0].index} holds another alert with that id "
-                         f"(digest {_short(versions[0].digest)})")
+            rec.equivocal = True
+            findings.add(
+                node,
+                rec.index,
+                "equivocation",
+                f"{rec.describe()}, but #{versions[0].index} holds another alert with that id "
+                f"(digest {_short(versions[0].digest)})",
+            )
         else:
             for d in rec.alert.deliveries:
                 other = held.get((rec.alert.origin, d.recipient, d.seq))
                 if other is not None and other.digest != rec.digest:
-                    findings.add(node, rec.index, "equivocation",
-                                 f"{rec.describe()} has seq {d.seq} towards {d.recipient}, which "
-                                 f"#{other.index} ({other.alert.alert_id}) already holds")
+                    rec.equivocal = True
+                    findings.add(
+                        node,
+                        rec.index,
+                        "equivocation",
+                        f"{rec.describe()} has seq {d.seq} towards {d.recipient}, which "
+                        f"#{other.index} ({other.alert.alert_id}) already holds",
+                    )
                     break
         versions.append(rec)
         for d in rec.alert.deliveries:
             held.setdefault((rec.alert.origin, d.recipient, d.seq), rec)
         log.alerts.append(rec)
-        target = log.sent_digests if rec.sent else log.received_digests
-        target.setdefault(rec.id_key, set()).add(rec.digest)
-        if not rec.sent:
-            log.received_at.setdefault(rec.id_key, []).append(rec.index)
     _check_sequences(log, findings)
-    _check_receipts(log, first_by_id, findings)
+    _check_receipts(log, findings)
 
 
 def _check_sequences(log: _Log, findings: _Findings) -> None:
@@ -710,37 +854,52 @@ def _check_stream(node: Country, name: str, items: Sequence[tuple[int, int]], fi
             between = bisect.bisect_left(present, seq) - bisect.bisect_right(present, highest)
             missing = seq - highest - 1 - between
             if missing > 0:
-                findings.add(node, index, "sequence_gap",
-                             f"{name} seq {seq} follows {highest}: {missing} sequence number"
-                             f"{'s' if missing != 1 else ''} missing")
+                findings.add(
+                    node,
+                    index,
+                    "sequence_gap",
+                    f"{name} seq {seq} follows {highest}: {missing} sequence number"
+                    f"{'s' if missing != 1 else ''} missing",
+                )
         elif seq < highest:
             findings.add(node, index, "sequence_reorder", f"{name} seq {seq} logged after seq {highest}")
         taken.add(seq)
         highest = max(highest, seq)
 
 
-def _check_receipts(log: _Log, by_id: dict[tuple[Country, str], list[_AlertRec]],
-                    findings: _Findings) -> None:
+def _check_receipts(log: _Log, findings: _Findings) -> None:
     node = log.node
     for rec in log.receipts:
         r = rec.receipt
-        sent = [a for a in by_id.get((node, r.alert_id), []) if a.sent]
+        sent = log.versions.get((node, r.alert_id), [])
         if not sent:
-            findings.add(node, rec.index, "receipt_mismatch",
-                         f"receipt by {rec.peer} for {r.alert_id}, which this log never sent")
+            findings.add(
+                node,
+                rec.index,
+                "receipt_mismatch",
+                f"receipt by {rec.peer} for {r.alert_id}, which this log never sent",
+            )
             continue
         if not any(a.digest == r.alert_digest for a in sent):
-            findings.add(node, rec.index, "receipt_mismatch",
-                         f"receipt by {rec.peer} for {r.alert_id} has digest {_short(r.alert_digest)}, "
-                         f"#{sent[0].index} sent {_short(sent[0].digest)}")
+            findings.add(
+                node,
+                rec.index,
+                "receipt_mismatch",
+                f"receipt by {rec.peer} for {r.alert_id} has digest {_short(r.alert_digest)}, "
+                f"#{sent[0].index} sent {_short(sent[0].digest)}",
+            )
             continue
         alert = next(a for a in sent if a.digest == r.alert_digest)
         seq = alert.alert.seq_for(rec.peer)
         if seq != r.seq:
             towards = f"seq {seq}" if seq is not None else "nothing"
-            findings.add(node, rec.index, "receipt_mismatch",
-                         f"receipt by {rec.peer} for {r.alert_id} says seq {r.seq}, #{alert.index} "
-                         f"sent {towards} to {rec.peer}")
+            findings.add(
+                node,
+                rec.index,
+                "receipt_mismatch",
+                f"receipt by {rec.peer} for {r.alert_id} says seq {r.seq}, #{alert.index} "
+                f"sent {towards} to {rec.peer}",
+            )
 
 
 # ------------------------------------------------------------------ cross-log checks
@@ -776,26 +935,43 @@ def _id_conflicts(recs: Sequence[_AlertRec], flagged: set[tuple[Country, int]], 
     for r in others:
         flagged.add((r.node, r.index))
         if ref.sent:
-            findings.add(r.node, r.index, "content_mismatch",
-                         f"{origin} alert {alert_id} has digest {_short(r.digest)} here, but {ref.node} "
-                         f"#{ref.index} sent it with digest {_short(ref.digest)}")
-        else:
-            findings.add(r.node, r.index, "equivocation",
-                         f"{origin} alert {alert_id} has digest {_short(r.digest)} here, but "
-                         f"{ref.node} #{ref.index} holds digest {_short(ref.digest)}")
+            findings.add(
+                r.node,
+                r.index,
+                "content_mismatch",
+                f"{origin} alert {alert_id} has digest {_short(r.digest)} here, but {ref.node} "
+                f"#{ref.index} sent it with digest {_short(ref.digest)}",
+            )
+        elif not r.equivocal:
+            findings.add(
+                r.node,
+                r.index,
+                "equivocation",
+                f"{origin} alert {alert_id} has digest {_short(r.digest)} here, but "
+                f"{ref.node} #{ref.index} holds digest {_short(ref.digest)}",
+            )
 
 
-def _position_conflicts(recs: Sequence[_AlertRec], recipient: Country, seq: int,
-                        flagged: set[tuple[Country, int]], findings: _Findings) -> None:
+def _position_conflicts(
+    recs: Sequence[_AlertRec],
+    recipient: Country,
+    seq: int,
+    flagged: set[tuple[Country, int]],
+    findings: _Findings,
+) -> None:
     ref, others = _differing(recs)
     for r in others:
         # The same id with another digest is the id check's finding.
-        if r.alert.alert_id == ref.alert.alert_id or (r.node, r.index) in flagged:
+        if r.alert.alert_id == ref.alert.alert_id or r.equivocal or (r.node, r.index) in flagged:
             continue
         flagged.add((r.node, r.index))
-        findings.add(r.node, r.index, "equivocation",
-                     f"{r.alert.origin} alert {r.alert.alert_id} has seq {seq} towards {recipient}, but "
-                     f"{ref.node} #{ref.index} holds {ref.alert.alert_id} at that position")
+        findings.add(
+            r.node,
+            r.index,
+            "equivocation",
+            f"{r.alert.origin} alert {r.alert.alert_id} has seq {seq} towards {recipient}, but "
+            f"{ref.node} #{ref.index} holds {ref.alert.alert_id} at that position",
+        )
 
 
 def _cross_presence(logs: dict[Country, _Log], findings: _Findings) -> None:
@@ -807,10 +983,13 @@ def _cross_presence(logs: dict[Country, _Log], findings: _Findings) -> None:
             origin_log = logs.get(rec.alert.origin)
             if origin_log is None:
                 continue
-            sent = origin_log.sent_digests.get(rec.id_key)
-            if not sent:
-                findings.add(log.node, rec.index, "received_not_sent",
-                             f"{rec.describe()}, which {rec.alert.origin}'s log does not hold as sent")
+            if not origin_log.versions.get(rec.id_key):
+                findings.add(
+                    log.node,
+                    rec.index,
+                    "received_not_sent",
+                    f"{rec.describe()}, which {rec.alert.origin}'s log does not hold as sent",
+                )
 
 
 def _sent_arrived(log: _Log, rec: _AlertRec, logs: dict[Country, _Log], findings: _Findings) -> None:
@@ -818,20 +997,31 @@ def _sent_arrived(log: _Log, rec: _AlertRec, logs: dict[Country, _Log], findings
         receiver = logs.get(d.recipient)
         if receiver is None:
             continue
-        got = receiver.received_digests.get(rec.id_key)
-        if got:
+        if receiver.versions.get(rec.id_key):
             continue  # the same digest, or a content_mismatch already reported
-        receipts = [r for r in log.receipts_for.get((d.recipient, rec.alert.alert_id), [])
-                    if r.receipt.alert_digest == rec.digest]
+        receipts = [
+            r
+            for r in log.receipts_for.get((d.recipient, rec.alert.alert_id), [])
+            if r.receipt.alert_digest == rec.digest
+        ]
         if receipts:
             first = receipts[0]
-            findings.add(log.node, rec.index, "sent_not_received",
-                         f"{rec.alert.alert_id} seq {d.seq} to {d.recipient} was receipted (#{first.index}, "
-                         f"{d.recipient} #{first.receipt.log_index}) but {d.recipient}'s log lacks it")
+            findings.add(
+                log.node,
+                rec.index,
+                "sent_not_received",
+                f"{rec.alert.alert_id} seq {d.seq} to {d.recipient} was receipted (#{first.index}, "
+                f"{d.recipient} #{first.receipt.log_index}) but {d.recipient}'s log lacks it",
+            )
         else:
-            findings.add(log.node, rec.index, "undelivered",
-                         f"{rec.alert.alert_id} seq {d.seq} to {d.recipient}: no receipt and not in "
-                         f"{d.recipient}'s log (in flight at export)", severity="info")
+            findings.add(
+                log.node,
+                rec.index,
+                "undelivered",
+                f"{rec.alert.alert_id} seq {d.seq} to {d.recipient}: no receipt and not in "
+                f"{d.recipient}'s log (in flight at export)",
+                severity="info",
+            )
 
 
 def _cross_receipts(logs: dict[Country, _Log], findings: _Findings) -> None:
@@ -845,7 +1035,7 @@ def _cross_receipts(logs: dict[Country, _Log], findings: _Findings) -> None:
             target = receiver.at_index.get(r.log_index)
             if target is not None and not target.sent and target.id_key == key:
                 continue  # digest differences are content_mismatch findings
-            where = receiver.received_at.get(key)
+            where = receiver.versions.get(key)
             if not where:
                 continue  # not in the receiver's log at all: sent_not_received says so
             if r.log_index >= len(receiver.bundle.entries):
@@ -854,6 +1044,10 @@ def _cross_receipts(logs: dict[Country, _Log], findings: _Findings) -> None:
                 holds = f"#{r.log_index} is no usable alert entry"
             else:
                 holds = f"#{r.log_index} is {target.describe()}"
-            findings.add(log.node, rec.index, "receipt_mismatch",
-                         f"receipt by {rec.peer} for {r.alert_id} names {rec.peer} #{r.log_index}, but "
-                         f"{holds}; {rec.peer} logged it at #{where[0]}")
+            findings.add(
+                log.node,
+                rec.index,
+                "receipt_mismatch",
+                f"receipt by {rec.peer} for {r.alert_id} names {rec.peer} #{r.log_index}, but "
+                f"{holds}; {rec.peer} logged it at #{where[0].index}",
+            )

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeAlias
 
+from node.bundle import BundleError
 from node.config import NodeConfig
 from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
 from node.ids import COUNTRIES, Country, as_country
@@ -481,7 +482,7 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (UsageError, ConfigError) as exc:
+    except (UsageError, ConfigError, BundleError) as exc:
         print(f"ewx: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except EwxError as exc:

@@ -20,6 +20,7 @@ import socket
 import struct
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,12 @@ class OperatorServer:
         return self._service.store.evidence()
 
 
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} to the node")
+
+
 def _answers(path: Path) -> bool:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         try:
@@ -204,7 +211,7 @@ class OperatorClient:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(self._timeout)
                 sock.connect(str(self._path))
-                sock.sendall(json.dumps({"op": op, "args": args}).encode() + b"\n")
+                sock.sendall(json.dumps({"op": op, "args": args}, default=_json_default).encode() + b"\n")
                 data = b""
                 while not data.endswith(b"\n"):
                     chunk = sock.recv(65536)

@@ -1,0 +1,135 @@
+"""The operator API: only the node's user gets in; bad requests get clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+import structlog
+
+from node.errors import RefusedOperation, UsageError
+from node.ids import Country
+from node.operator import OperatorClient
+from tests.factories import alert_info, running
+
+NOBODY = 65534
+
+
+def _as_nobody(path: Path) -> str:
+    """Connect to `path` from a forked child running as uid 65534; report what happened.
+
+    (A child interpreter cannot be used: the venv's python lives under /root.)
+    """
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: only plain socket calls, then _exit
+        os.close(read)
+        try:
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(5)
+                sock.connect(str(path))
+                sock.sendall(b'{"op": "ping"}\n')
+                outcome = "answered" if sock.recv(4096) else "closed"
+        except ConnectionResetError:
+            outcome = "closed"
+        except PermissionError:
+            outcome = "permission-denied"
+        except OSError as exc:
+            outcome = f"error {exc}"
+        os.write(write, outcome.encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as f:
+        return f.read()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_socket_is_private_and_other_users_are_refused(federation: dict[Country, Path]) -> None:
+    async def scenario() -> None:
+        async with running(federation["KR"]) as nodes:
+            path = nodes["KR"].config.operator_socket
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+            public = Path(tempfile.mkdtemp())
+            public.chmod(0o755)
+            (public / "op.sock").hardlink_to(path)  # reachable without the 0700 data dir
+            assert await asyncio.to_thread(_as_nobody, public / "op.sock") == "permission-denied"
+            # Even if someone loosens the file mode, the peer-credential check refuses.
+            path.chmod(0o666)
+            with structlog.testing.capture_logs() as logs:
+                assert await asyncio.to_thread(_as_nobody, public / "op.sock") == "closed"
+            assert any(e["event"] == "operator_refused" and e["peer_uid"] == NOBODY for e in logs)
+            # the node's own user is served
+            assert await asyncio.to_thread(OperatorClient(path).call, "ping") == {"node": "KR"}
+
+    asyncio.run(scenario())
+
+
+def test_bad_requests_get_clear_errors_and_change_nothing(federation: dict[Country, Path]) -> None:
+    async def scenario() -> None:
+        async with running(federation["KR"]) as nodes:
+            path = nodes["KR"].config.operator_socket
+            store = nodes["KR"].service.store
+            client = OperatorClient(path)
+
+            def raw(line: bytes) -> dict:  # type: ignore[type-arg]
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.connect(str(path))
+                    sock.sendall(line)
+                    return json.loads(sock.makefile().readline())
+
+            assert await asyncio.to_thread(raw, b"not json\n") == {
+                "ok": False,
+                "error": {"kind": "usage", "message": "request is not valid JSON"},
+            }
+            reply = await asyncio.to_thread(raw, b'{"op": "launch"}\n')
+            assert reply["error"]["kind"] == "usage" and "launch" in reply["error"]["message"]
+
+            def call(op: str, **args: object) -> object:
+                return client.call(op, **args)
+
+            with pytest.raises(UsageError, match="headline"):
+                await asyncio.to_thread(
+                    call, "publish", msg_type="ALERT", info=alert_info(headline="mail ops@agency.example")
+                )
+            with pytest.raises(UsageError, match="unknown publish argument"):
+                await asyncio.to_thread(call, "publish", msg_type="ALERT", info=alert_info(), notes="x")
+            with pytest.raises(RefusedOperation, match="no alert KR-404"):
+                await asyncio.to_thread(
+                    call,
+                    "publish",
+                    msg_type="CANCEL",
+                    reason="ISSUED_IN_ERROR",
+                    reference={"origin": "KR", "alert_id": "KR-404"},
+                )
+            assert store.log_size == 0 and store.count("alerts") == 0 and store.count("outbox") == 0
+
+            ok = await asyncio.to_thread(
+                call, "publish", msg_type="ALERT", info=alert_info(), alert_id="KR-1"
+            )
+            assert ok["alert_id"] == "KR-1"  # type: ignore[index]
+            with pytest.raises(RefusedOperation, match="already used"):
+                await asyncio.to_thread(call, "publish", msg_type="ALERT", info=alert_info(), alert_id="KR-1")
+            assert store.log_size == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_second_node_on_the_same_socket_refuses_to_start(federation: dict[Country, Path]) -> None:
+    from node.errors import ConfigError
+
+    async def scenario() -> None:
+        async with running(federation["KR"]):
+            with pytest.raises(ConfigError, match="already serving"):
+                async with running(federation["KR"]):
+                    pass
+
+    asyncio.run(scenario())
