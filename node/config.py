@@ -19,7 +19,7 @@ Example (paths relative to the folder holding the TOML file)::
     address = "127.0.0.1:7403"
 
 Optional keys, with their defaults: `operator_socket` (data_dir/operator.sock),
-`log_origin` ("ewx.<cc>.node/log"), `checkpoint_interval_seconds` (1.0),
+`checkpoint_interval_seconds` (1.0),
 `max_clock_skew_seconds` (node.limits.MAX_CLOCK_SKEW), and
 `outbox_retry_max_seconds` (30.0).
 
@@ -48,6 +48,7 @@ from pydantic import (
 )
 
 from node.errors import ConfigError
+from node.identity import log_origin
 from node.ids import COUNTRIES, Country
 from node.limits import MAX_CLOCK_SKEW
 from node.pki import load_ed25519_private_key, read_private_key_pem
@@ -194,10 +195,6 @@ class NodeConfig(BaseModel):
     operator_socket: ConfigPath
     """Unix socket of the local operator API; default `data_dir/operator.sock`."""
 
-    log_origin: str = Field(pattern=r"^[\x21-\x7e]{1,255}$")
-    """Origin line of this node's checkpoints (C2SP tlog-checkpoint); default
-    `ewx.<cc>.node/log`. Printable ASCII without spaces."""
-
     checkpoint_interval_seconds: float = Field(default=1.0, gt=0, le=3600, strict=True)
     """Longest time between signed checkpoints while the log grows."""
 
@@ -210,10 +207,15 @@ class NodeConfig(BaseModel):
     # The file this config came from, for error messages (None if built in code).
     _source: Path | None = PrivateAttr(default=None)
 
+    @property
+    def log_origin(self) -> str:
+        """Origin line of this node's checkpoints; fixed per country (node/identity.py)."""
+        return log_origin(self.node_id)
+
     @model_validator(mode="before")
     @classmethod
     def _fill_derived_defaults(cls, data: Any) -> Any:
-        """Defaults that depend on other keys: the socket and the log origin.
+        """Defaults that depend on other keys: the operator socket.
 
         When the key they derive from is itself missing or of the wrong type,
         a placeholder stands in: validation then fails on that key, which is
@@ -226,10 +228,6 @@ class NodeConfig(BaseModel):
             data_dir = filled.get("data_dir")
             base = Path(data_dir) if isinstance(data_dir, str | Path) else Path()
             filled["operator_socket"] = base / "operator.sock"
-        if "log_origin" not in filled:
-            node_id = filled.get("node_id")
-            country = node_id.lower() if isinstance(node_id, str) else "unknown"
-            filled["log_origin"] = f"ewx.{country}.node/log"
         return filled
 
     @field_validator("listen")

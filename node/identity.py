@@ -50,6 +50,20 @@ def node_dns_name(country: Country) -> str:
     return f"{country.lower()}{NODE_DNS_SUFFIX}"
 
 
+def log_origin(country: Country) -> str:
+    """The origin line of a node's checkpoints, and its log key's note name.
+
+    Fixed per country rather than configured, so that witnesses and auditors
+    know which log a checkpoint claims to be without trusting the checkpoint.
+    """
+    return f"ewx.{country.lower()}.node/log"
+
+
+def witness_name(country: Country) -> str:
+    """The note name of a node's witness key in its cosignatures."""
+    return f"ewx.{country.lower()}.node/witness"
+
+
 def _short(text: str) -> str:
     """Bound names echoed into messages: they come from a peer's certificate."""
     if len(text) <= _MAX_NAME_IN_MESSAGE:

@@ -408,27 +408,43 @@ class BundleHeader(_message.Message):
     exported_at: _timestamp_pb2.Timestamp
     def __init__(self, format_version: _Optional[int] = ..., node: _Optional[_Union[Country, str]] = ..., log_origin: _Optional[str] = ..., size: _Optional[int] = ..., exported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class WitnessedCheckpoint(_message.Message):
+    __slots__ = ("log_node", "note")
+    LOG_NODE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    log_node: Country
+    note: str
+    def __init__(self, log_node: _Optional[_Union[Country, str]] = ..., note: _Optional[str] = ...) -> None: ...
+
 class BundleRecord(_message.Message):
-    __slots__ = ("header", "entry", "checkpoint")
+    __slots__ = ("header", "entry", "checkpoint", "history", "witnessed")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    WITNESSED_FIELD_NUMBER: _ClassVar[int]
     header: BundleHeader
     entry: bytes
     checkpoint: str
-    def __init__(self, header: _Optional[_Union[BundleHeader, _Mapping]] = ..., entry: _Optional[bytes] = ..., checkpoint: _Optional[str] = ...) -> None: ...
+    history: str
+    witnessed: WitnessedCheckpoint
+    def __init__(self, header: _Optional[_Union[BundleHeader, _Mapping]] = ..., entry: _Optional[bytes] = ..., checkpoint: _Optional[str] = ..., history: _Optional[str] = ..., witnessed: _Optional[_Union[WitnessedCheckpoint, _Mapping]] = ...) -> None: ...
 
 class DeliverRequest(_message.Message):
-    __slots__ = ("envelope",)
+    __slots__ = ("envelope", "checkpoint")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     envelope: bytes
-    def __init__(self, envelope: _Optional[bytes] = ...) -> None: ...
+    checkpoint: str
+    def __init__(self, envelope: _Optional[bytes] = ..., checkpoint: _Optional[str] = ...) -> None: ...
 
 class DeliverResponse(_message.Message):
-    __slots__ = ("receipt",)
+    __slots__ = ("receipt", "checkpoint")
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     receipt: bytes
-    def __init__(self, receipt: _Optional[bytes] = ...) -> None: ...
+    checkpoint: str
+    def __init__(self, receipt: _Optional[bytes] = ..., checkpoint: _Optional[str] = ...) -> None: ...
 
 class CatchUpRequest(_message.Message):
     __slots__ = ("origin", "after_seq", "max_count")
@@ -445,3 +461,15 @@ class CatchUpItem(_message.Message):
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     envelope: bytes
     def __init__(self, envelope: _Optional[bytes] = ...) -> None: ...
+
+class WitnessRequest(_message.Message):
+    __slots__ = ("body",)
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    body: str
+    def __init__(self, body: _Optional[str] = ...) -> None: ...
+
+class WitnessResponse(_message.Message):
+    __slots__ = ("cosignature",)
+    COSIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    cosignature: str
+    def __init__(self, cosignature: _Optional[str] = ...) -> None: ...

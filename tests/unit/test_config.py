@@ -88,7 +88,6 @@ def test_optional_values_and_absolute_paths_are_taken_as_given(fed: Path, tmp_pa
     def change(document: Document) -> None:
         document.update(
             operator_socket=str(socket),
-            log_origin="example.org/ewx-kr",
             checkpoint_interval_seconds=2,
             max_clock_skew_seconds=60.5,
             outbox_retry_max_seconds=5.0,
@@ -98,7 +97,7 @@ def test_optional_values_and_absolute_paths_are_taken_as_given(fed: Path, tmp_pa
     config = NodeConfig.load(_edit(fed, change))
     assert config.operator_socket == socket
     assert config.data_dir == Path("/var/lib/ewx")
-    assert config.log_origin == "example.org/ewx-kr"
+    assert config.log_origin == "ewx.kr.node/log"  # fixed per country, not configurable
     assert config.checkpoint_interval_seconds == 2.0
     assert config.max_clock_skew_seconds == 60.5
     assert config.outbox_retry_max_seconds == 5.0
@@ -155,7 +154,7 @@ def test_missing_key_is_refused(fed: Path) -> None:
         ("checkpoint_interval_seconds", lambda d: d.update(checkpoint_interval_seconds=0)),
         ("max_clock_skew_seconds", lambda d: d.update(max_clock_skew_seconds=True)),
         ("outbox_retry_max_seconds", lambda d: d.update(outbox_retry_max_seconds=-1.0)),
-        ("log_origin", lambda d: d.update(log_origin="has spaces")),
+        ("log_origin", lambda d: d.update(log_origin="example.org/ewx-kr")),  # no longer a setting
         ("operator_socket", lambda d: d.update(operator_socket=False)),
     ],
 )
