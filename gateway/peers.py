@@ -14,13 +14,14 @@ import contextlib
 import random
 from typing import Any, Final
 
+import grpc
 import structlog
 from grpc import aio
 
 from gateway import rpc
-from gateway.status_map import REASON_TRAILER
+from gateway.status_map import REASON_TRAILER, WITNESS_SIZE_TRAILER
 from gateway.tls import channel_credentials, channel_options
-from node.errors import InboundRejected
+from node.errors import InboundRejected, RefusedOperation
 from node.ids import Country
 from node.limits import RPC_DEADLINE_SECONDS
 from node.service import NodeService
@@ -41,6 +42,7 @@ class PeerClient:
 
     def __init__(self, *, service: NodeService, peer: Country) -> None:
         self.peer = peer
+        self._service = service
         address = service.config.peers[peer].address
         self._channel = aio.secure_channel(
             address,
@@ -53,13 +55,29 @@ class PeerClient:
         self._catch_up = self._channel.unary_stream(
             rpc.CATCH_UP, request_serializer=_identity, response_deserializer=_identity
         )
+        self._add_checkpoint = self._channel.unary_unary(
+            rpc.ADD_CHECKPOINT, request_serializer=_identity, response_deserializer=_identity
+        )
 
     async def deliver(self, envelope: bytes) -> bytes:
-        """Deliver one envelope; returns the peer's SignedReceipt bytes."""
-        reply = await self._deliver(
-            pb.DeliverRequest(envelope=envelope).SerializeToString(), timeout=RPC_DEADLINE_SECONDS
+        """Deliver one envelope; returns the peer's SignedReceipt bytes.
+
+        Both directions gossip the latest cosigned checkpoint (SPEC section 5),
+        so views of each log are compared at no extra round trip.
+        """
+        request = pb.DeliverRequest(envelope=envelope, checkpoint=self._service.gossip_checkpoint())
+        reply = pb.DeliverResponse.FromString(
+            await self._deliver(request.SerializeToString(), timeout=RPC_DEADLINE_SECONDS)
         )
-        return bytes(pb.DeliverResponse.FromString(reply).receipt)
+        self._service.check_gossip(self.peer, reply.checkpoint)
+        return bytes(reply.receipt)
+
+    async def add_checkpoint(self, body: str) -> str:
+        """Ask the peer to witness our log; returns its cosignature line."""
+        reply = await self._add_checkpoint(
+            pb.WitnessRequest(body=body).SerializeToString(), timeout=RPC_DEADLINE_SECONDS
+        )
+        return pb.WitnessResponse.FromString(reply).cosignature
 
     async def catch_up(self, *, origin: Country, after_seq: int, max_count: int = 0) -> list[bytes]:
         """The peer's page of `origin`'s alerts addressed to us after `after_seq`."""
@@ -72,10 +90,15 @@ class PeerClient:
         await self._channel.close(None)
 
 
+def trailer(error: aio.AioRpcError, key: str) -> str | None:
+    """One trailing metadata value of a failed call."""
+    metadata: Any = error.trailing_metadata() or ()  # aio.Metadata; the stubs predate it
+    return next((str(v) for k, v in metadata if k == key), None)
+
+
 def describe(error: aio.AioRpcError) -> str:
     """A one-line description of a failed call, safe to show the operator."""
-    metadata: Any = error.trailing_metadata() or ()  # aio.Metadata; the stubs predate it
-    reason = next((str(v) for k, v in metadata if k == REASON_TRAILER), None)
+    reason = trailer(error, REASON_TRAILER)
     code = error.code().name if error.code() else "UNKNOWN"
     detail = error.details() or ""
     return f"{code}{f' ({reason})' if reason else ''}: {detail}"[:300]
@@ -173,3 +196,33 @@ async def pull(client: PeerClient, service: NodeService) -> int:
     else:
         service.links[peer].succeeded(service.clock())
     return stored
+
+
+async def get_cosigned(client: PeerClient, service: NodeService) -> bool:
+    """Have the peer witness our latest checkpoint; True if it cosigned (or had nothing new).
+
+    On a size mismatch the peer tells us the size it last cosigned (C2SP
+    tlog-witness 409, here ABORTED with the `ewx-witness-size` trailer), and
+    one retry with a proof from that size follows.
+    """
+    peer = client.peer
+    request = service.witness_request(peer)
+    for _attempt in range(2):
+        if request is None:
+            return True
+        size, body = request
+        try:
+            cosignature = await client.add_checkpoint(body)
+            service.record_cosignature(peer, size, cosignature)
+            return True
+        except aio.AioRpcError as exc:
+            witness_size = trailer(exc, WITNESS_SIZE_TRAILER)
+            if exc.code() == grpc.StatusCode.ABORTED and witness_size and witness_size.isdigit():
+                request = service.witness_request(peer, old_size=int(witness_size))
+                continue
+            log.warning("witness_failed", node=service.me, peer=peer, size=size, error=describe(exc))
+            return False
+        except (InboundRejected, RefusedOperation) as exc:
+            log.warning("witness_failed", node=service.me, peer=peer, size=size, error=str(exc))
+            return False
+    return False

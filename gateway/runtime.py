@@ -19,7 +19,7 @@ from grpc_health.v1 import _async as health_aio  # the asyncio servicer; `health
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway import rpc
-from gateway.peers import DeliveryLoop, PeerClient, pull
+from gateway.peers import DeliveryLoop, PeerClient, get_cosigned, pull
 from gateway.server import FederationServicer
 from gateway.tls import server_credentials
 from node.config import NodeConfig
@@ -97,6 +97,15 @@ class NodeRuntime:
             self._tasks.append(asyncio.create_task(loop.run(), name=f"deliver-{peer}"))
             self._tasks.append(asyncio.create_task(self._pull_forever(client), name=f"pull-{peer}"))
         service.on_outbox = lambda peer: self._loops[peer].wake()
+        self._tasks.append(asyncio.create_task(self._checkpoint_forever(), name="checkpoints"))
+
+    async def _checkpoint_forever(self) -> None:
+        """Sign a checkpoint at the configured cadence while the log grows, and
+        have both peers witness it; a peer that is down catches up later."""
+        while True:
+            await asyncio.sleep(self.config.checkpoint_interval_seconds)
+            self.service.issue_checkpoint()
+            await asyncio.gather(*(get_cosigned(client, self.service) for client in self._clients))
 
     async def _pull_forever(self, client: PeerClient) -> None:
         while True:

@@ -90,9 +90,12 @@ class FederationServicer:
                 raise TooLarge(
                     f"deliver request is {len(request)} bytes, at most {MAX_ENVELOPE_BYTES} for the envelope"
                 )
-            envelope = _parse(pb.DeliverRequest, request, what="deliver request").envelope
-            receipt = self._service.receive(envelope, peer=peer, direct=True)
-            return pb.DeliverResponse(receipt=receipt).SerializeToString()
+            parsed = _parse(pb.DeliverRequest, request, what="deliver request")
+            receipt = self._service.receive(parsed.envelope, peer=peer, direct=True)
+            self._service.check_gossip(peer, parsed.checkpoint)
+            return pb.DeliverResponse(
+                receipt=receipt, checkpoint=self._service.gossip_checkpoint()
+            ).SerializeToString()
 
         return await self._guarded(context, "Deliver", work)
 
@@ -113,6 +116,16 @@ class FederationServicer:
         for envelope in await self._guarded(context, "CatchUp", work):
             yield pb.CatchUpItem(envelope=envelope).SerializeToString()
 
+    async def add_checkpoint(self, request: bytes, context: aio.ServicerContext[Any, Any]) -> bytes:
+        """AddCheckpoint: witness the caller's own log (C2SP tlog-witness)."""
+
+        async def work(peer: Country) -> bytes:
+            body = _parse(pb.WitnessRequest, request, what="witness request").body
+            cosignature = self._service.witness(peer, body)
+            return pb.WitnessResponse(cosignature=cosignature).SerializeToString()
+
+        return await self._guarded(context, "AddCheckpoint", work)
+
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         """The generic handler that registers exactly the federation methods.
 
@@ -124,6 +137,7 @@ class FederationServicer:
             {
                 "Deliver": grpc.unary_unary_rpc_method_handler(self.deliver),
                 "CatchUp": grpc.unary_stream_rpc_method_handler(self.catch_up),
+                "AddCheckpoint": grpc.unary_unary_rpc_method_handler(self.add_checkpoint),
             },
         )
 

@@ -12,10 +12,11 @@ from typing import Final
 
 import grpc
 
-from node import errors
+from node import errors, witness
 
 REASON_TRAILER: Final = "ewx-reason"
 EXPECTED_SEQ_TRAILER: Final = "ewx-expected-seq"
+WITNESS_SIZE_TRAILER: Final = "ewx-witness-size"
 
 STATUS_OF: Final[dict[type[errors.InboundRejected], grpc.StatusCode]] = {
     errors.UnauthenticatedPeer: grpc.StatusCode.UNAUTHENTICATED,
@@ -30,6 +31,12 @@ STATUS_OF: Final[dict[type[errors.InboundRejected], grpc.StatusCode]] = {
     errors.FromTheFuture: grpc.StatusCode.FAILED_PRECONDITION,
     errors.OutOfSequence: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Equivocation: grpc.StatusCode.ALREADY_EXISTS,
+    # C2SP tlog-witness answers, as notes/tlog-design.md maps them
+    witness.WitnessMalformed: grpc.StatusCode.INVALID_ARGUMENT,
+    witness.UnknownLog: grpc.StatusCode.NOT_FOUND,
+    witness.CheckpointSignatureInvalid: grpc.StatusCode.PERMISSION_DENIED,
+    witness.SizeMismatch: grpc.StatusCode.ABORTED,
+    witness.InconsistentCheckpoint: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 
@@ -46,4 +53,6 @@ def trailers_for(exc: errors.InboundRejected) -> tuple[tuple[str, str], ...]:
     trailers: tuple[tuple[str, str], ...] = ((REASON_TRAILER, exc.reason),)
     if isinstance(exc, errors.OutOfSequence):
         trailers += ((EXPECTED_SEQ_TRAILER, str(exc.expected)),)
+    if isinstance(exc, witness.SizeMismatch):
+        trailers += ((WITNESS_SIZE_TRAILER, str(exc.witness_size)),)
     return trailers

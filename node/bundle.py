@@ -4,10 +4,13 @@ Layout (docs/bundle-format.md has the full description):
 
     magic   b"EWXBUNDLE1\\n"
     records each a varint length, then a serialized ewx.v1.BundleRecord:
-            1 header   (format version, node, log origin, size, export time)
-            N entries  (LogEntry bytes exactly as logged and hashed)
+            1 header     (format version, node, log origin, size, export time)
+            N entries    (LogEntry bytes exactly as logged and hashed)
+            H history    (the node's earlier checkpoints with the peers'
+                          cosignatures, oldest first)
+            W witnessed  (peers' checkpoints this node cosigned, in order)
             1 checkpoint (C2SP signed note over size N and the root, signed
-                          with the node's log key)
+                          with the node's log key at export)
 
 Everything an auditor needs besides the federation trust file is inside:
 the signed alerts and receipts embedded in the entries carry their own
@@ -17,8 +20,8 @@ signatures, and the checkpoint pins the whole log.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -53,6 +56,10 @@ class Bundle:
     entries: list[bytes]
     checkpoint: str
     declared_size: int
+    history: list[str] = field(default_factory=list)
+    """Earlier checkpoints of this log with their cosignature lines, oldest first."""
+    witnessed: list[tuple[Country, str]] = field(default_factory=list)
+    """(log node, note with this node's cosignature) of peers' checkpoints it witnessed."""
 
 
 def _varint(value: int) -> bytes:
@@ -92,6 +99,8 @@ def write_bundle(
     size: int,
     checkpoint: str,
     exported_at: datetime,
+    history: Sequence[str] = (),
+    witnessed: Sequence[tuple[Country, str]] = (),
 ) -> None:
     """Write a bundle to an open binary file."""
     out.write(MAGIC)
@@ -110,6 +119,10 @@ def write_bundle(
     )
     for entry in entries:
         out.write(_record(pb.BundleRecord(entry=entry)))
+    for note in history:
+        out.write(_record(pb.BundleRecord(history=note)))
+    for log_node, note in witnessed:
+        out.write(_record(pb.BundleRecord(witnessed=pb.WitnessedCheckpoint(log_node=log_node, note=note))))
     out.write(_record(pb.BundleRecord(checkpoint=checkpoint)))
 
 
@@ -138,6 +151,8 @@ def export_bundle(config: NodeConfig, out: Path, *, now: datetime | None = None)
                 size=size,
                 checkpoint=checkpoint,
                 exported_at=now or datetime.now(UTC),
+                history=[note for cp_size, _, note in store.checkpoints() if cp_size <= size],
+                witnessed=[(node, note) for node, _, _, note in store.witnessed()],
             )
             f.flush()
             os.fsync(f.fileno())
@@ -176,17 +191,37 @@ def read_bundle(path: Path) -> Bundle:
         raise BundleError(f"{path} is not an EWX log bundle (bad magic)")
     header: pb.BundleHeader | None = None
     entries: list[bytes] = []
+    history: list[str] = []
+    witnessed: list[tuple[Country, str]] = []
     checkpoint: str | None = None
+    # The records must come in the documented order: each kind may only
+    # follow the kinds before it, and nothing follows the final checkpoint.
+    order = {"header": 0, "entry": 1, "history": 2, "witnessed": 3, "checkpoint": 4}
+    last = -1
     for pos, record in _records(data):
         kind = record.WhichOneof("record")
-        if kind == "header" and header is None and not entries:
-            header = record.header
-        elif kind == "entry" and header is not None and checkpoint is None:
-            entries.append(bytes(record.entry))
-        elif kind == "checkpoint" and header is not None and checkpoint is None:
-            checkpoint = record.checkpoint
-        else:
+        rank = order.get(kind or "", -1)
+        if (
+            rank < last
+            or rank == -1
+            or checkpoint is not None
+            or (rank == 0 and header is not None)
+            or (rank > 0 and header is None)
+        ):
             raise BundleError(f"{path}: unexpected {kind or 'empty'} record at byte {pos}")
+        last = rank
+        if kind == "header":
+            header = record.header
+        elif kind == "entry":
+            entries.append(bytes(record.entry))
+        elif kind == "history":
+            history.append(record.history)
+        elif kind == "witnessed":
+            if record.witnessed.log_node not in (pb.KR, pb.US, pb.JP):
+                raise BundleError(f"{path}: witnessed record at byte {pos} names no federation member")
+            witnessed.append((pb.Country.Name(record.witnessed.log_node), record.witnessed.note))  # type: ignore[arg-type]
+        else:
+            checkpoint = record.checkpoint
     if header is None or checkpoint is None:
         raise BundleError(f"{path}: missing {'header' if header is None else 'checkpoint'}")
     if header.format_version != FORMAT_VERSION:
@@ -200,4 +235,6 @@ def read_bundle(path: Path) -> Bundle:
         entries=entries,
         checkpoint=checkpoint,
         declared_size=header.size,
+        history=history,
+        witnessed=witnessed,
     )

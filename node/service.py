@@ -20,6 +20,7 @@ from node import limits
 from node.config import NodeConfig
 from node.convert import alert_from_bytes, alert_to_bytes, encode, timestamp
 from node.errors import (
+    BadSignature,
     Equivocation,
     InboundRejected,
     OutOfSequence,
@@ -27,14 +28,20 @@ from node.errors import (
     SchemaViolation,
     UsageError,
 )
+from node.identity import log_origin
 from node.ids import Country, Digest, peers_of
 from node.inbound import VerifiedAlert, verify_alert, verify_receipt
 from node.links import LinkState
+from node.merkle import consistency_proof
 from node.models import Alert, Receipt
+from node.note import Checkpoint, NoteError, open_checkpoint, sign_checkpoint
 from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, KeyPurpose, Signer, digest
 from node.store import Store, StoredAlert, Tx
 from node.trust import Trust
 from node.wire import ewx_pb2 as pb
+from node.witness import WitnessState, add_cosignature, verify_witness_cosignature
+from node.witness import build_request as build_witness_request
+from node.witness import witness as witness_checkpoint
 
 log = structlog.get_logger("ewx.node")
 
@@ -427,6 +434,154 @@ class NodeService:
             )
         ]
 
+    # ------------------------------------------------------------ checkpoints (SPEC section 5)
+    def issue_checkpoint(self) -> tuple[int, str] | None:
+        """Sign a checkpoint of the log if it grew since the last one; (size, note)."""
+        size = self.store.log_size
+        latest = self.store.latest_checkpoint()
+        if size == 0 or (latest is not None and latest[0] >= size):
+            return None
+        root = self.store.log_root()
+        origin = self.config.log_origin
+        note = sign_checkpoint(
+            Checkpoint(origin=origin, size=size, root_hash=root),
+            name=origin,
+            private_key=self.signers["log"].private_key,
+        )
+        with self.store.transaction() as tx:
+            tx.add_checkpoint(size=size, root=root, note=note, at=iso(self.clock()))
+        log.info("checkpoint_signed", node=self.me, size=size, root=root.hex())
+        return size, note
+
+    def witness_request(self, peer: Country, *, old_size: int | None = None) -> tuple[int, str] | None:
+        """(size, C2SP add-checkpoint body) asking `peer` to cosign our latest checkpoint.
+
+        None when there is nothing new for that peer to cosign. `old_size`
+        overrides what we believe the peer last cosigned (after it said so).
+        """
+        latest = self.store.latest_checkpoint()
+        if latest is None:
+            return None
+        size, _root, note = latest
+        old = self.store.cosigned().get(peer, 0) if old_size is None else old_size
+        if old >= size and old_size is None:
+            return None
+        if old > size:
+            raise RefusedOperation(f"{peer} claims to have cosigned size {old}, beyond our log ({size})")
+        proof = consistency_proof(old, self.store.leaves[:size]) if old else []
+        return size, build_witness_request(old_size=old, proof=proof, signed_checkpoint=note)
+
+    def record_cosignature(self, peer: Country, size: int, cosignature: str) -> None:
+        """Verify `peer`'s cosignature on our checkpoint at `size` and keep it."""
+        stored = self.store.checkpoint_at(size)
+        if stored is None:
+            raise RefusedOperation(f"no own checkpoint at size {size}")
+        root, note = stored
+        cosigned_note = add_cosignature(note, cosignature)
+        checkpoint = Checkpoint(origin=self.config.log_origin, size=size, root_hash=root)
+        if (
+            verify_witness_cosignature(
+                cosigned_note, witness_node=peer, trust=self.trust, checkpoint=checkpoint
+            )
+            is None
+        ):
+            raise BadSignature(f"cosignature from {peer} on checkpoint {size} does not verify")
+        with self.store.transaction() as tx:
+            tx.set_checkpoint_note(size, cosigned_note)
+            tx.set_cosigned(peer, size, iso(self.clock()))
+        log.info("checkpoint_cosigned", node=self.me, peer=peer, size=size)
+
+    def witness(self, peer: Country, body: str) -> str:
+        """Act as witness for `peer`'s log: verify, persist, then cosign.
+
+        The new state is committed before the cosignature is returned, so a
+        crash can never let this witness cosign two inconsistent checkpoints.
+        """
+        held = self.store.witness_state(peer)
+        state = None if held is None else WitnessState(origin=held[0], size=held[1], root_hash=held[2])
+        try:
+            result = witness_checkpoint(
+                body,
+                log_node=peer,
+                state=state,
+                trust=self.trust,
+                signer=self.signers["witness"],
+                me=self.me,
+                now=int(self.clock().timestamp()),
+                previous_note=None if held is None else held[3],
+            )
+        except InboundRejected as exc:
+            evidence = getattr(exc, "evidence", None)
+            if evidence:
+                self.store.add_evidence(
+                    kind="checkpoint_fork",
+                    peer=peer,
+                    origin=peer,
+                    alert_id=None,
+                    detail=str(exc),
+                    kept=evidence[0],
+                    conflicting=evidence[1].encode(),
+                    at=iso(self.clock()),
+                )
+                log.error("checkpoint_fork", node=self.me, peer=peer, detail=str(exc))
+            log.warning("witness_refused", node=self.me, peer=peer, reason=exc.reason, error=str(exc))
+            exc.logged = True
+            raise
+        new = result.state
+        with self.store.transaction() as tx:
+            tx.set_witness_state(
+                log_node=peer,
+                origin=new.origin,
+                size=new.size,
+                root=new.root_hash,
+                note=add_cosignature(result.note_text, result.cosignature),
+                at=iso(self.clock()),
+            )
+        log.info("checkpoint_witnessed", node=self.me, peer=peer, size=new.size)
+        return result.cosignature
+
+    def gossip_checkpoint(self) -> str:
+        """Our latest checkpoint with its cosignatures, carried on every delivery and receipt."""
+        latest = self.store.latest_checkpoint()
+        return "" if latest is None else latest[2]
+
+    def check_gossip(self, peer: Country, note: str) -> None:
+        """Compare a peer's gossiped checkpoint with what this node witnessed of its log.
+
+        Never refuses the call that carried it: a conflict is kept as evidence
+        (a split view: the peer showed two different trees of one size) and
+        raised to the operator; an unverifiable note is logged and ignored.
+        """
+        if not note:
+            return
+        checkpoint = None
+        for key in self.trust.keys_of(peer, "log"):
+            try:
+                checkpoint, _ = open_checkpoint(
+                    note, name=log_origin(peer), public_key=self.trust.public_key(key)
+                )
+                break
+            except NoteError:
+                continue
+        if checkpoint is None:
+            log.warning("gossip_unverifiable", node=self.me, peer=peer)
+            return
+        for node, size, root, kept in self.store.witnessed():
+            if node == peer and size == checkpoint.size and root != checkpoint.root_hash:
+                detail = f"{peer} gossiped a checkpoint at size {size} with another root than it had cosigned"
+                self.store.add_evidence(
+                    kind="split_view",
+                    peer=peer,
+                    origin=peer,
+                    alert_id=None,
+                    detail=detail,
+                    kept=kept,
+                    conflicting=note.encode(),
+                    at=iso(self.clock()),
+                )
+                log.error("split_view", node=self.me, peer=peer, size=size)
+                return
+
     # ------------------------------------------------------------ views
     def _decode(self, stored: StoredAlert) -> Alert:
         return alert_from_bytes(pb.SignedAlert.FromString(stored.envelope).alert)
@@ -514,6 +669,7 @@ class NodeService:
         """Per peer: reachability, sequences, backlog; and the log's size and root."""
         now = self.clock()
         peers: dict[str, Any] = {}
+        cosigned = self.store.cosigned()
         for peer in self.peers:
             rows = self.store.outbox(peer)
             waiting = [r for r in rows if r.delivered_at is None]
@@ -531,12 +687,16 @@ class NodeService:
                 "last_seq_received": self.store.last_seq(peer, self.me),
                 "backlog": len(waiting),
                 "oldest_undelivered_seconds": oldest,
-                "last_checkpoint_cosigned": None,
+                "last_checkpoint_cosigned": cosigned.get(peer),
             }
         return {
             "node": self.me,
             "time": iso(now),
-            "log": {"size": self.store.log_size, "root": self.store.log_root().hex()},
+            "log": {
+                "size": self.store.log_size,
+                "root": self.store.log_root().hex(),
+                "published_size": min((cosigned.get(p, 0) for p in self.peers), default=0),
+            },
             "evidence": len(self.store.evidence()),
             "peers": peers,
         }

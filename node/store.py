@@ -11,11 +11,11 @@ incrementally in memory and only advanced once a commit has succeeded.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, overload
 
 from node.errors import StoreError
 from node.ids import Country, Digest
@@ -71,6 +71,36 @@ CREATE TABLE IF NOT EXISTS outbox (
     PRIMARY KEY (recipient, seq)
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (recipient, seq) WHERE delivered_at IS NULL;
+-- This node's signed checkpoints; `note` gains the peers' cosignature lines.
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size INTEGER PRIMARY KEY,
+    root BLOB NOT NULL,
+    note TEXT NOT NULL,
+    signed_at TEXT NOT NULL
+);
+-- Per peer: the largest size of this node's log that the peer cosigned.
+CREATE TABLE IF NOT EXISTS cosigned (
+    peer TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    at TEXT NOT NULL
+);
+-- This node as a witness: the latest checkpoint it cosigned of each peer's
+-- log, and every one it cosigned (kept for the audit bundle).
+CREATE TABLE IF NOT EXISTS witness_state (
+    log_node TEXT PRIMARY KEY,
+    origin TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS witnessed (
+    id INTEGER PRIMARY KEY,
+    log_node TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    note TEXT NOT NULL,
+    at TEXT NOT NULL
+);
 -- What was refused but must be kept: equivocation evidence (SPEC section 4).
 CREATE TABLE IF NOT EXISTS evidence (
     id INTEGER PRIMARY KEY,
@@ -84,6 +114,37 @@ CREATE TABLE IF NOT EXISTS evidence (
     at TEXT NOT NULL
 );
 """
+
+
+class LeafHashes(Sequence[bytes]):
+    """All committed leaf hashes, packed 32 bytes each in one bytearray.
+
+    Proof generation needs random access to every leaf hash; packing keeps a
+    million entries at 32 MB instead of ~75 MB of separate bytes objects.
+    """
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+
+    def append(self, leaf: bytes) -> None:
+        """Add one 32-byte hash."""
+        self._data += leaf
+
+    def __len__(self) -> int:
+        return len(self._data) // 32
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return bytes(self._data[index * 32 : index * 32 + 32])
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +267,40 @@ class Tx:
             (at, receipt, log_index, recipient, seq),
         )
 
+    def add_checkpoint(self, *, size: int, root: bytes, note: str, at: str) -> None:
+        """Record a checkpoint this node signed."""
+        self._conn.execute(
+            "INSERT INTO checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
+            (size, root, note, at),
+        )
+
+    def set_checkpoint_note(self, size: int, note: str) -> None:
+        """Replace a checkpoint's note (it gained a cosignature line)."""
+        self._conn.execute("UPDATE checkpoints SET note = ? WHERE size = ?", (note, size))
+
+    def set_cosigned(self, peer: Country, size: int, at: str) -> None:
+        """The largest size of this node's log that `peer` cosigned."""
+        self._conn.execute(
+            "INSERT INTO cosigned (peer, size, at) VALUES (?, ?, ?)"
+            " ON CONFLICT (peer) DO UPDATE SET size = excluded.size, at = excluded.at",
+            (peer, size, at),
+        )
+
+    def set_witness_state(
+        self, *, log_node: Country, origin: str, size: int, root: bytes, note: str, at: str
+    ) -> None:
+        """Persist what this node just cosigned of `log_node`'s log, and keep it."""
+        self._conn.execute(
+            "INSERT INTO witness_state (log_node, origin, size, root, note) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (log_node) DO UPDATE SET origin = excluded.origin, size = excluded.size,"
+            " root = excluded.root, note = excluded.note",
+            (log_node, origin, size, root, note),
+        )
+        self._conn.execute(
+            "INSERT INTO witnessed (log_node, size, root, note, at) VALUES (?, ?, ?, ?, ?)",
+            (log_node, size, root, note, at),
+        )
+
     def add_evidence(
         self,
         *,
@@ -282,8 +377,10 @@ class Store:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
         self.path = path
         self._tree = CompactRange()
+        self._leaves = LeafHashes()
         for (hashed,) in self._conn.execute("SELECT leaf_hash FROM log ORDER BY idx"):
             self._tree.append(bytes(hashed))
+            self._leaves.append(bytes(hashed))
         self._in_tx = False
 
     def _check_version(self) -> None:
@@ -316,6 +413,7 @@ class Store:
             self._conn.execute("COMMIT")
             for hashed in tx.appended:
                 self._tree.append(hashed)
+                self._leaves.append(hashed)
         finally:
             self._in_tx = False
 
@@ -337,9 +435,10 @@ class Store:
         ):
             yield int(idx), bytes(entry)
 
-    def leaf_hashes(self) -> list[bytes]:
-        """Every committed leaf hash in order (for proofs)."""
-        return [bytes(h) for (h,) in self._conn.execute("SELECT leaf_hash FROM log ORDER BY idx")]
+    @property
+    def leaves(self) -> LeafHashes:
+        """Every committed leaf hash in order (for proofs); do not modify."""
+        return self._leaves
 
     # ------------------------------------------------------------ reads
     def alert(self, origin: Country, alert_id: str) -> StoredAlert | None:
@@ -401,6 +500,44 @@ class Store:
             (error[:500], recipient, seq),
         )
 
+    def checkpoints(self) -> list[tuple[int, bytes, str]]:
+        """(size, root, note with cosignatures) of every own checkpoint, oldest first."""
+        rows = self._conn.execute("SELECT size, root, note FROM checkpoints ORDER BY size").fetchall()
+        return [(int(size), bytes(root), str(note)) for size, root, note in rows]
+
+    def latest_checkpoint(self) -> tuple[int, bytes, str] | None:
+        """The newest own checkpoint, if any."""
+        row = self._conn.execute(
+            "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
+
+    def checkpoint_at(self, size: int) -> tuple[bytes, str] | None:
+        """Root and note of the own checkpoint at `size`, if one was signed."""
+        row = self._conn.execute("SELECT root, note FROM checkpoints WHERE size = ?", (size,)).fetchone()
+        return None if row is None else (bytes(row[0]), str(row[1]))
+
+    def cosigned(self) -> dict[Country, int]:
+        """Per peer, the largest size of this node's log it cosigned."""
+        return {peer: int(size) for peer, size in self._conn.execute("SELECT peer, size FROM cosigned")}
+
+    def witness_state(self, log_node: Country) -> tuple[str, int, bytes, str] | None:
+        """(origin, size, root, note) this node last cosigned of `log_node`'s log."""
+        row = self._conn.execute(
+            "SELECT origin, size, root, note FROM witness_state WHERE log_node = ?", (log_node,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]), bytes(row[2]), str(row[3]))
+
+    def witnessed(self) -> list[tuple[Country, int, bytes, str]]:
+        """(log node, size, root, note) of every peer checkpoint this node cosigned, in order."""
+        rows = self._conn.execute("SELECT log_node, size, root, note FROM witnessed ORDER BY id").fetchall()
+        return [(node, int(size), bytes(root), str(note)) for node, size, root, note in rows]
+
+    def add_evidence(self, **fields: Any) -> None:
+        """Keep evidence in its own small transaction (see Tx.add_evidence)."""
+        with self.transaction() as tx:
+            tx.add_evidence(**fields)
+
     def evidence(self) -> list[dict[str, object]]:
         """Kept evidence, newest last."""
         cur = self._conn.execute(
@@ -411,6 +548,6 @@ class Store:
 
     def count(self, table: str) -> int:
         """Row count of one table (tests and status)."""
-        if table not in ("log", "alerts", "positions", "outbox", "evidence"):
+        if table not in ("log", "alerts", "positions", "outbox", "evidence", "checkpoints", "witnessed"):
             raise ValueError(f"unknown table {table}")
         return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
