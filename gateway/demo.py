@@ -31,16 +31,20 @@ from typing import IO, Any
 import tomli_w
 
 from node.audit import verify_bundles
-from node.bundle import export_bundle
+from node.bundle import Bundle, export_bundle, read_bundle
 from node.config import NodeConfig
 from node.errors import ConfigError, EwxError
 from node.ids import COUNTRIES, Country
+from node.note import parse_checkpoint, parse_signed_note
 from node.operator import OperatorClient
 from node.pki import init_federation
 from node.trust import Trust
+from node.witness import cosigned_by
 
 START_TIMEOUT_SECONDS = 20.0
 SETTLE_TIMEOUT_SECONDS = 20.0
+DEMO_CHECKPOINT_SECONDS = 0.25
+"""A short checkpoint cadence so the demo's logs are witnessed within a second."""
 
 
 def _free_port() -> int:
@@ -49,8 +53,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def assign_free_ports(root: Path, countries: tuple[Country, ...] = COUNTRIES) -> dict[Country, Path]:
-    """Rewrite each node.toml under `root` to use ports free right now."""
+def assign_free_ports(
+    root: Path, countries: tuple[Country, ...] = COUNTRIES, **settings: float
+) -> dict[Country, Path]:
+    """Rewrite each node.toml under `root` to use ports free right now (and any `settings`)."""
     ports = {cc: _free_port() for cc in countries}
     paths: dict[Country, Path] = {}
     for cc in countries:
@@ -59,6 +65,7 @@ def assign_free_ports(root: Path, countries: tuple[Country, ...] = COUNTRIES) ->
         data["listen"] = f"127.0.0.1:{ports[cc]}"
         for peer in data["peers"]:
             data["peers"][peer]["address"] = f"127.0.0.1:{ports[peer]}"
+        data.update(settings)
         path.write_text(tomli_w.dumps(data))
         paths[cc] = path
     return paths
@@ -141,13 +148,17 @@ def _detect(data: Path) -> list[dict[str, Any]]:
 
 
 def _settle(nodes: dict[Country, NodeProcess]) -> None:
+    """Wait until every alert is receipted and every log's newest checkpoint,
+    covering all of it, is cosigned by both peers (published)."""
     deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         statuses = [n.client.call("status") for n in nodes.values()]
-        if all(p["backlog"] == 0 for s in statuses for p in s["peers"].values()):
+        delivered = all(p["backlog"] == 0 for s in statuses for p in s["peers"].values())
+        published = all(s["log"]["published_size"] == s["log"]["size"] for s in statuses)
+        if delivered and published:
             return
         time.sleep(0.1)
-    raise EwxError("alerts were still undelivered after 20 s; see the node logs")
+    raise EwxError("alerts or checkpoints were still unconfirmed after 20 s; see the node logs")
 
 
 def _wait_for_alert(node: NodeProcess, origin: Country, alert_id: str) -> None:
@@ -242,7 +253,7 @@ def _scenario(nodes: dict[Country, NodeProcess], data: Path) -> None:
     )
     _say(f"6. KR updates the alert to EXTREME (UPDATE {update['alert_id']})")
     _settle(nodes)
-    _say("7. Every message delivered, every receipt back:")
+    _say("7. Every message delivered, every receipt back, every log's checkpoint cosigned by both peers:")
     for name, node in nodes.items():
         status = node.client.call("status")
         links = "; ".join(
@@ -250,7 +261,10 @@ def _scenario(nodes: dict[Country, NodeProcess], data: Path) -> None:
             f"received {s['last_seq_received']}"
             for p, s in status["peers"].items()
         )
-        _say(f"   {name} log {status['log']['size']} entries | {links}")
+        _say(
+            f"   {name} log {status['log']['size']} entries, published (cosigned) up to "
+            f"{status['log']['published_size']} | {links}"
+        )
     _say()
     _say("   Korea's view of its alert:")
     for a in kr.call("list"):
@@ -259,6 +273,19 @@ def _scenario(nodes: dict[Country, NodeProcess], data: Path) -> None:
                 f"   {a['alert_id']} state={a['state']} acknowledged by {', '.join(a['acknowledged_by'])}; "
                 f"follow-ups: {', '.join(f['origin'] + ' ' + f['msg_type'] for f in a['responses'])}"
             )
+
+
+def _checkpoint_summary(bundle: Bundle, trust: Trust) -> str:
+    """`KR: 5 checkpoints; newest (size 10) cosigned by US, JP`."""
+    if not bundle.history:
+        return f"{bundle.node}: no checkpoints"
+    note = bundle.history[-1]
+    checkpoint = parse_checkpoint(parse_signed_note(note).body)
+    witnesses = sorted(cosigned_by(note, trust=trust, checkpoint=checkpoint))
+    return (
+        f"{bundle.node}: {len(bundle.history)} checkpoints; newest (size {checkpoint.size}) cosigned by "
+        f"{', '.join(witnesses) or 'nobody'}; {len(bundle.witnessed)} peer checkpoints witnessed"
+    )
 
 
 def run_demo(directory: Path | None) -> int:
@@ -271,7 +298,7 @@ def run_demo(directory: Path | None) -> int:
     started = time.monotonic()
     _say(f"EWX demo in {root}")
     init_federation(fed)
-    configs = assign_free_ports(fed)
+    configs = assign_free_ports(fed, checkpoint_interval_seconds=DEMO_CHECKPOINT_SECONDS)
     _say(
         "0. Fresh development PKI: a national CA, node certificate and signing keys per country; "
         "trust file federation.json"
@@ -297,7 +324,10 @@ def run_demo(directory: Path | None) -> int:
         size = export_bundle(NodeConfig.load(path), out)
         logs.append(out)
         _say(f"   exported {cc} log: {size} entries -> {out}")
-    report = verify_bundles(logs, trust=Trust.load(fed / "federation.json"))
+    trust = Trust.load(fed / "federation.json")
+    for path in logs:
+        _say(f"   {_checkpoint_summary(read_bundle(path), trust)}")
+    report = verify_bundles(logs, trust=trust)
     _say()
     _say("9. Offline audit of the three logs (ewx audit verify):")
     for line in report.to_text().splitlines():

@@ -98,6 +98,7 @@ from typing import Any, Final, Literal, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from node.audit_checkpoints import history_findings, witnessed_findings
 from node.bundle import Bundle, BundleError, read_bundle
 from node.convert import DecodeFailure, alert_from_bytes, from_timestamp, parse_canonical, receipt_from_bytes
 from node.ids import COUNTRIES, Country, Digest
@@ -133,6 +134,9 @@ __all__ = [
 Severity = Literal["error", "info"]
 
 KINDS: Final[dict[str, str]] = {
+    "not_append_only": "a signed checkpoint of the node's history is not reproduced by its entries",
+    "checkpoint_equivocation": "two signed checkpoints of one log and size with different roots",
+    "unpublished": "(info) the newest checkpoint lacks a peer's cosignature",
     "size_mismatch": "the bundle header's size differs from its number of entries",
     "root_mismatch": "the root recomputed from the entries differs from the signed checkpoint",
     "bad_checkpoint_signature": "the checkpoint is malformed or its log signature does not verify",
@@ -484,6 +488,11 @@ def verify_loaded(bundles: Sequence[Bundle], *, trust: Trust) -> Report:
                 usable.append(rec)
         log.signed.clear()
         _check_log(log, usable, findings)
+    # Checkpoint histories, and what each node witnessed of the others (SPEC section 5).
+    checkpoint_findings = [f for log in logs for f in history_findings(log.bundle, trust=trust)]
+    checkpoint_findings += witnessed_findings([log.bundle for log in logs], trust=trust)
+    for cf in checkpoint_findings:
+        findings.add(cf.node, None, cf.kind, cf.detail, cf.severity)
     if len(logs) > 1:
         by_node = {log.node: log for log in logs}
         _cross_conflicts(logs, findings)

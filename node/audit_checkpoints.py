@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from node.bundle import Bundle
 from node.identity import log_origin, witness_name
@@ -53,7 +54,7 @@ class CheckpointFinding:
     node: Country
     kind: str
     detail: str
-    severity: str = "error"
+    severity: Literal["error", "info"] = "error"
 
 
 def _open(note: str, node: Country, trust: Trust) -> tuple[Checkpoint, SignedNote] | None:
