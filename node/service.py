@@ -81,6 +81,7 @@ class NodeService:
     on_receipt: Callable[[Country, Receipt], None] | None = None
     """Called after a peer's receipt was verified and durably logged."""
     links: dict[Country, LinkState] = field(default_factory=dict)
+    _gossip_seen: dict[Country, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for peer in self.peers:
@@ -551,8 +552,10 @@ class NodeService:
         Never refuses the call that carried it: a conflict is kept as evidence
         (a split view: the peer showed two different trees of one size) and
         raised to the operator; an unverifiable note is logged and ignored.
+        The same note gossiped again is not checked again (it rides on every
+        delivery, so this is on the hot path).
         """
-        if not note:
+        if not note or self._gossip_seen.get(peer) == note:
             return
         checkpoint = None
         for key in self.trust.keys_of(peer, "log"):
@@ -566,9 +569,10 @@ class NodeService:
         if checkpoint is None:
             log.warning("gossip_unverifiable", node=self.me, peer=peer)
             return
-        for node, size, root, kept in self.store.witnessed():
-            if node == peer and size == checkpoint.size and root != checkpoint.root_hash:
-                detail = f"{peer} gossiped a checkpoint at size {size} with another root than it had cosigned"
+        self._gossip_seen[peer] = note
+        for root, kept in self.store.witnessed_at(peer, checkpoint.size):
+            if root != checkpoint.root_hash:
+                detail = f"{peer} gossiped a checkpoint at size {checkpoint.size} with another root than it had cosigned"
                 self.store.add_evidence(
                     kind="split_view",
                     peer=peer,
@@ -579,7 +583,7 @@ class NodeService:
                     conflicting=note.encode(),
                     at=iso(self.clock()),
                 )
-                log.error("split_view", node=self.me, peer=peer, size=size)
+                log.error("split_view", node=self.me, peer=peer, size=checkpoint.size)
                 return
 
     # ------------------------------------------------------------ views

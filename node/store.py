@@ -101,6 +101,7 @@ CREATE TABLE IF NOT EXISTS witnessed (
     note TEXT NOT NULL,
     at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS witnessed_by_size ON witnessed (log_node, size);
 -- What was refused but must be kept: equivocation evidence (SPEC section 4).
 CREATE TABLE IF NOT EXISTS evidence (
     id INTEGER PRIMARY KEY,
@@ -532,6 +533,13 @@ class Store:
         """(log node, size, root, note) of every peer checkpoint this node cosigned, in order."""
         rows = self._conn.execute("SELECT log_node, size, root, note FROM witnessed ORDER BY id").fetchall()
         return [(node, int(size), bytes(root), str(note)) for node, size, root, note in rows]
+
+    def witnessed_at(self, log_node: Country, size: int) -> list[tuple[bytes, str]]:
+        """(root, note) of every checkpoint of `log_node`'s log at `size` this node cosigned."""
+        rows = self._conn.execute(
+            "SELECT root, note FROM witnessed WHERE log_node = ? AND size = ?", (log_node, size)
+        ).fetchall()
+        return [(bytes(root), str(note)) for root, note in rows]
 
     def add_evidence(self, **fields: Any) -> None:
         """Keep evidence in its own small transaction (see Tx.add_evidence)."""
