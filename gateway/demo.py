@@ -38,6 +38,7 @@ from node.ids import COUNTRIES, Country
 from node.note import parse_checkpoint, parse_signed_note
 from node.operator import OperatorClient
 from node.pki import init_federation
+from node.replay import render_html, replay
 from node.trust import Trust
 from node.witness import cosigned_by
 
@@ -332,9 +333,21 @@ def run_demo(directory: Path | None) -> int:
     _say("9. Offline audit of the three logs (ewx audit verify):")
     for line in report.to_text().splitlines():
         _say(f"   {line}")
+    history = replay([read_bundle(p) for p in logs], trust=trust)
+    page = root / "replay.html"
+    page.write_text(render_html(history), encoding="utf-8")
+    _say()
+    _say("10. Replay from the logs alone (ewx audit replay):")
+    for alert in history.alerts:
+        acked = ", ".join(sorted(alert.acknowledged_by)) or "nobody"
+        _say(
+            f"   {alert.msg_type} {alert.alert_id} from {alert.origin}: {alert.state}; delivered to "
+            f"{', '.join(sorted(alert.delivered_to)) or 'nobody'}; acknowledged by {acked}"
+        )
+    _say(f"   timeline page: {page}")
     _say()
     _say(
-        f"Done in {time.monotonic() - started:.1f}s. Try: ewx audit verify {' '.join(map(str, logs))} "
+        f"Done in {time.monotonic() - started:.1f}s. Try: ewx audit replay {' '.join(map(str, logs))} "
         f"--trust {fed / 'federation.json'}"
     )
     return 0 if report.clean and all(c == 0 for c in codes.values()) else 1

@@ -311,6 +311,73 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.clean else EXIT_FINDING
 
 
+def cmd_audit_replay(args: argparse.Namespace) -> int:
+    """Rebuild every alert's timeline and state from exported logs; optionally an HTML page."""
+    from node.bundle import read_bundle
+    from node.replay import render_html, replay
+    from node.trust import Trust
+
+    trust = Trust.load(Path(args.trust))
+    result = replay([read_bundle(Path(p)) for p in args.logs], trust=trust)
+    if args.html:
+        try:
+            Path(args.html).write_text(render_html(result), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.html}: {exc.strerror}") from None
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print(result.to_text())
+    return EXIT_OK if result.clean else EXIT_FINDING
+
+
+def cmd_audit_prove(args: argparse.Namespace) -> int:
+    """Write a self-contained inclusion proof (C2SP tlog-proof) of one alert in one log."""
+    from node.bundle import read_bundle
+    from node.proof import ProofError, prove
+
+    bundle = read_bundle(Path(args.log))
+    try:
+        text = prove(bundle, args.alert_id, origin=args.origin)
+    except ProofError as exc:
+        print(f"ewx: refused: {exc}", file=sys.stderr)
+        return EXIT_FINDING
+    try:
+        Path(args.out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
+    print(f"proof of {args.alert_id} in {bundle.node}'s log written to {args.out}")
+    return EXIT_OK
+
+
+def cmd_audit_check_proof(args: argparse.Namespace) -> int:
+    """Verify an inclusion proof offline against the trust file."""
+    from node.proof import HEADER, ProofError, check_proof
+    from node.trust import Trust
+
+    trust = Trust.load(Path(args.trust))
+    try:
+        text = Path(args.proof).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise UsageError(f"cannot read {args.proof}: {reason}") from None
+    if not text.startswith(HEADER + "\n"):
+        raise UsageError(f"{args.proof} is not a tlog-proof (first line is not {HEADER})")
+    try:
+        result = check_proof(text, trust=trust, min_cosigners=args.min_cosigners)
+    except ProofError as exc:
+        if args.json:
+            _print_json({"valid": False, "defect": exc.defect, "detail": exc.detail})
+        else:
+            print(f"INVALID: {exc.defect}: {exc.detail}")
+        return EXIT_FINDING
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print(result.to_text())
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------ the parser
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -472,6 +539,46 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("--trust", required=True, metavar="federation.json")
     p.add_argument("--json", action="store_true", help="machine report")
     p.set_defaults(func=cmd_audit_verify)
+    p = audit.add_parser(
+        "replay",
+        help="rebuild every alert's timeline and state from exported logs; exit 1 on audit findings",
+        description="Audit the logs, then replay every alert from their authentic entries: raised, "
+        "delivered to each peer (direct or relayed, receipted), acknowledged, responded, consultation "
+        "requested, updated, cancelled, expired. Prints the report; exit 0 if the audit is clean, "
+        "1 on findings, 2 on unreadable input.",
+    )
+    p.add_argument("logs", nargs="+", metavar="LOG", help="exported log bundles, at most one per node")
+    p.add_argument("--trust", required=True, metavar="federation.json", help="the federation trust file")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page with the timeline")
+    p.add_argument("--json", action="store_true", help="machine report instead of text")
+    p.set_defaults(func=cmd_audit_replay)
+    p = audit.add_parser(
+        "prove",
+        help="write an offline-verifiable inclusion proof (C2SP tlog-proof) of one alert in a log",
+        description="Find the alert's ALERT_SENT or ALERT_RECEIVED entry in the log and write a "
+        "c2sp.org/tlog-proof@v1 file: the entry (extra line), its index, the inclusion proof and the "
+        "log's signed checkpoint (the latest cosigned one covering it, else the export checkpoint). "
+        "Exit 1 if the log holds no such alert, 2 on unreadable input.",
+    )
+    p.add_argument("alert_id", metavar="ALERT_ID", help="the alert's id")
+    p.add_argument("--log", required=True, metavar="BUNDLE", help="an exported log bundle")
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write the proof")
+    p.add_argument("--origin", type=_country, metavar="CC", help="the alert's origin, if the id is ambiguous")
+    p.set_defaults(func=cmd_audit_prove)
+    p = audit.add_parser(
+        "check-proof",
+        help="verify an inclusion proof offline; exit 0 valid, 1 invalid, 2 unreadable",
+        description="Check a tlog-proof against the trust file alone: the checkpoint's log signature, "
+        "the peers' cosignatures, the inclusion proof and the alert's signature. Prints the defect "
+        "when invalid.",
+    )
+    p.add_argument("proof", metavar="FILE", help="a proof written by `ewx audit prove`")
+    p.add_argument("--trust", required=True, metavar="federation.json", help="the federation trust file")
+    p.add_argument(
+        "--min-cosigners", type=int, default=0, metavar="N", help="peers that must have cosigned (default 0)"
+    )
+    p.add_argument("--json", action="store_true", help="machine output")
+    p.set_defaults(func=cmd_audit_check_proof)
     if extend is not None:
         extend(commands)
     return parser
@@ -490,6 +597,9 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
         return EXIT_FINDING
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`ewx ... | head`): not an error of ours
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
