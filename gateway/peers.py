@@ -171,30 +171,40 @@ class DeliveryLoop:
         )
 
 
-async def pull(client: PeerClient, service: NodeService) -> int:
-    """Fetch the peer's own alerts addressed to us that we do not hold yet.
+async def pull(client: PeerClient, service: NodeService, *, origin: Country | None = None) -> int:
+    """Fetch `origin`'s alerts addressed to us that we lack, from this peer, in order.
 
-    Pushing from the origin is the normal path; this closes the gap after
-    this node was down, and doubles as the link's liveness probe. Returns how
-    many alerts were stored.
+    With `origin` None (or the peer itself) this is catch-up from the origin:
+    pushing is the normal path, and this closes the gap after this node was
+    down; it doubles as the link's liveness probe. With another origin it is
+    relay: the third node serves only signed alerts addressed to us, each
+    verified against its origin's signature like any other (SPEC section 4).
+    Pages of at most MAX_CATCHUP_PAGE are stored one commit per page, and the
+    next page is asked for only once the last is stored (backpressure).
+    Returns how many new alerts were stored.
     """
     peer = client.peer
+    source = origin or peer
+    direct = source == peer
     stored = 0
     try:
         while True:
-            after = service.store.last_seq(peer, service.me)
-            page = await client.catch_up(origin=peer, after_seq=after)
-            for envelope in page:
-                service.receive(envelope, peer=peer, direct=True)
-                stored += 1
+            after = service.store.last_seq(source, service.me)
+            page = await client.catch_up(origin=source, after_seq=after)
             if not page:
                 break
+            added = service.receive_many(page, peer=peer, direct=direct)
+            stored += added
+            if added == 0:
+                break  # refused or nothing new: do not spin on the same page
     except aio.AioRpcError as exc:
-        service.links[peer].failed(service.clock(), describe(exc))
-    except InboundRejected as exc:
-        service.links[peer].failed(service.clock(), f"catch-up refused ({exc.reason}): {exc}")
-    else:
+        if direct:
+            service.links[peer].failed(service.clock(), describe(exc))
+        return stored
+    if direct:
         service.links[peer].succeeded(service.clock())
+    if stored:
+        log.info("caught_up", node=service.me, peer=peer, origin=source, stored=stored, relay=not direct)
     return stored
 
 

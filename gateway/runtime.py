@@ -24,6 +24,7 @@ from gateway.server import FederationServicer
 from gateway.tls import server_credentials
 from node.config import NodeConfig
 from node.errors import ConfigError
+from node.ids import Country
 from node.limits import MAX_GRPC_MESSAGE_BYTES
 from node.operator import OperatorServer
 from node.service import Clock, NodeService, utc_now
@@ -89,6 +90,8 @@ class NodeRuntime:
         await self._server.start()
         for name in ("", rpc.SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._pull_wake = {peer: asyncio.Event() for peer in service.peers}
+        service.on_gap = self._on_gap
         for peer in service.peers:
             client = PeerClient(service=service, peer=peer)
             self._clients.append(client)
@@ -108,9 +111,25 @@ class NodeRuntime:
             await asyncio.gather(*(get_cosigned(client, self.service) for client in self._clients))
 
     async def _pull_forever(self, client: PeerClient) -> None:
+        """Catch up from this peer now, then every few seconds or when woken.
+
+        Alerts of the third node are relayed through this peer only while
+        the third node itself is unreachable.
+        """
+        wake = self._pull_wake[client.peer]
         while True:
+            wake.clear()
             await pull(client, self.service)
-            await asyncio.sleep(PULL_INTERVAL_SECONDS)
+            for origin in self.service.peers:
+                if origin != client.peer and self.service.links[origin].reachable is False:
+                    await pull(client, self.service, origin=origin)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=PULL_INTERVAL_SECONDS)
+
+    def _on_gap(self, origin: Country) -> None:
+        """A delivery showed we lack earlier alerts of `origin`: pull now."""
+        if origin in self._pull_wake:
+            self._pull_wake[origin].set()
 
     async def stop(self) -> None:
         """Stop in order and close the store; safe to call once after start."""

@@ -26,11 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from google.protobuf.message import DecodeError
-
 from node.config import NodeConfig
-from node.convert import encode, timestamp
+from node.convert import timestamp
 from node.errors import EwxError
+from node.framing import FramingError, frame, records
 from node.ids import Country
 from node.note import Checkpoint, sign_checkpoint
 from node.store import Store
@@ -62,32 +61,8 @@ class Bundle:
     """(log node, note with this node's cosignature) of peers' checkpoints it witnessed."""
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    """(value, next position); the length prefix is at most 4 bytes here."""
-    value = 0
-    for shift in range(0, 28, 7):
-        if pos >= len(data):
-            break
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-    raise BundleError(f"bad record length prefix before byte {pos}")
-
-
 def _record(record: pb.BundleRecord) -> bytes:
-    data = encode(record)
-    return _varint(len(data)) + data
+    return frame(record)
 
 
 def write_bundle(
@@ -163,18 +138,10 @@ def export_bundle(config: NodeConfig, out: Path, *, now: datetime | None = None)
 
 
 def _records(data: bytes) -> Iterator[tuple[int, pb.BundleRecord]]:
-    pos = len(MAGIC)
-    while pos < len(data):
-        length, start = _read_varint(data, pos)
-        if length > MAX_RECORD_BYTES or start + length > len(data):
-            raise BundleError(f"record at byte {pos} claims {length} bytes, beyond the file or the limit")
-        record = pb.BundleRecord()
-        try:
-            record.ParseFromString(data[start : start + length])
-        except DecodeError:
-            raise BundleError(f"record at byte {pos} is not a valid BundleRecord") from None
-        yield pos, record
-        pos = start + length
+    try:
+        yield from records(data, len(MAGIC), pb.BundleRecord, max_bytes=MAX_RECORD_BYTES)
+    except FramingError as exc:
+        raise BundleError(str(exc)) from None
 
 
 def read_bundle(path: Path) -> Bundle:

@@ -286,6 +286,59 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ------------------------------------------------------------------ offline transfer
+IMPORT_CHUNK_BYTES = 40 * 1024
+"""Envelopes per operator request are capped so a request stays under its limit."""
+
+
+def cmd_outbox_export(args: argparse.Namespace) -> int:
+    """Write what one peer has not receipted yet, for carrying by hand."""
+    from node.service import NodeService
+    from node.transfer import write_transfer
+
+    config = load_config(args)
+    if args.peer not in config.peers:
+        raise UsageError(f"{args.peer} is not a peer of {config.node_id}")
+    service = NodeService.open(config)
+    try:
+        envelopes = service.undelivered(args.peer)
+    finally:
+        service.close()
+    write_transfer(Path(args.out), origin=config.node_id, recipient=args.peer, envelopes=envelopes)
+    print(f"exported {len(envelopes)} undelivered alerts for {args.peer} to {args.out}")
+    return EXIT_OK
+
+
+def cmd_outbox_import(args: argparse.Namespace) -> int:
+    """Hand a transfer file to the running node, which checks every alert."""
+    import base64
+
+    from node.transfer import read_transfer
+
+    transfer = read_transfer(Path(args.file))
+    client = _client(args)
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for envelope in transfer.envelopes:
+        if chunks[-1] and size + len(envelope) > IMPORT_CHUNK_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(base64.b64encode(envelope).decode())
+        size += len(envelope)
+    stored = refused = last_seq = 0
+    for chunk in filter(None, chunks):
+        result = client.call("import", origin=transfer.origin, recipient=transfer.recipient, envelopes=chunk)
+        stored, refused, last_seq = stored + result["stored"], refused + result["refused"], result["last_seq"]
+    print(
+        f"imported {stored} new of {len(transfer.envelopes)} alerts from {transfer.origin}; "
+        f"now at sequence {last_seq} from {transfer.origin}"
+    )
+    if refused:
+        print(f"ewx: refused: {refused} alerts failed the checks; see the node's log", file=sys.stderr)
+        return EXIT_FINDING
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------ log and audit
 def cmd_log_export(args: argparse.Namespace) -> int:
     """Write the portable, self-contained log bundle."""
@@ -522,6 +575,21 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     _add_config(p)
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=cmd_status)
+
+    outbox = commands.add_parser("outbox", help="offline transfer for a link that is down").add_subparsers(
+        dest="outbox", required=True, parser_class=_Parser
+    )
+    p = outbox.add_parser("export", help="write the signed alerts one peer has not receipted yet")
+    _add_config(p)
+    p.add_argument("--peer", type=_country, required=True, help="the peer the file is for")
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.set_defaults(func=cmd_outbox_export)
+    p = outbox.add_parser(
+        "import", help="hand a transfer file to the running node (same checks as the network)"
+    )
+    p.add_argument("file", metavar="FILE")
+    _add_config(p)
+    p.set_defaults(func=cmd_outbox_import)
 
     logp = commands.add_parser("log", help="the exchange log").add_subparsers(
         dest="log", required=True, parser_class=_Parser

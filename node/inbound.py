@@ -51,6 +51,7 @@ class VerifiedAlert:
     payload: bytes
     """The signed alert bytes, verbatim."""
     key_id: KeyId
+    signature: bytes
     signer: Country
     alert: Alert
     digest: Digest
@@ -128,6 +129,7 @@ def verify_alert(
         envelope=envelope,
         payload=payload,
         key_id=entry.key_id,
+        signature=bytes(outer.signature),
         signer=entry.owner,
         alert=alert,
         digest=digest(payload),

@@ -13,6 +13,7 @@ line, `{"ok": true, "result": ...}` or `{"ok": false, "error": {"kind":
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -57,6 +58,7 @@ class OperatorServer:
             "status": self._status,
             "evidence": self._evidence,
             "show": self._show,
+            "import": self._import,
         }
         self._ops.update(extra or {})
 
@@ -171,6 +173,17 @@ class OperatorServer:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         return self._service.show(country, alert_id)
+
+    async def _import(self, args: dict[str, Any]) -> Any:
+        origin, recipient, envelopes = args.get("origin"), args.get("recipient"), args.get("envelopes")
+        if not isinstance(envelopes, list) or not all(isinstance(e, str) for e in envelopes):
+            raise UsageError("import needs 'envelopes': a list of base64 strings")
+        try:
+            decoded = [base64.b64decode(e, validate=True) for e in envelopes]
+            source, target = as_country(str(origin)), as_country(str(recipient))
+        except ValueError as exc:
+            raise UsageError(f"bad import request: {exc}") from None
+        return self._service.import_transfer(origin=source, recipient=target, envelopes=decoded)
 
     async def _status(self, _args: dict[str, Any]) -> Any:
         return self._service.status()

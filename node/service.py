@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from google.protobuf.message import DecodeError
 
 from node import limits
 from node.config import NodeConfig
@@ -59,6 +60,16 @@ def iso(value: datetime) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class _Conflict:
+    """Two different signed alerts for one position or id (see _store_inbound)."""
+
+    detail: str
+    kept: StoredAlert | None
+    alert: Alert
+    conflicting: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Published:
     """An alert this node signed, logged and queued."""
 
@@ -78,6 +89,8 @@ class NodeService:
     clock: Clock = utc_now
     on_outbox: Callable[[Country], None] | None = None
     """Set by the gateway: wakes its delivery loop towards one peer."""
+    on_gap: Callable[[Country], None] | None = None
+    """Set by the gateway: a delivery revealed alerts from this origin we lack; pull them."""
     on_receipt: Callable[[Country, Receipt], None] | None = None
     """Called after a peer's receipt was verified and durably logged."""
     links: dict[Country, LinkState] = field(default_factory=dict)
@@ -246,9 +259,54 @@ class NodeService:
         equivocation evidence), and logs the refusal.
         """
         now = self.clock()
-        alert_id: str | None = None
+        verified = self._verify(envelope, peer=peer, direct=direct, now=now)
         try:
-            verified = verify_alert(
+            with self.store.transaction() as tx:
+                outcome = self._store_inbound(tx, verified, peer=peer, now=now)
+        except OutOfSequence as exc:
+            self._refused(exc, peer=peer, alert_id=verified.alert.alert_id)
+            if exc.expected < (verified.alert.seq_for(self.me) or 0) and self.on_gap is not None:
+                self.on_gap(verified.alert.origin)
+            raise
+        if isinstance(outcome, _Conflict):
+            raise self._equivocation(outcome, peer=peer, now=now)
+        return outcome
+
+    def receive_many(self, envelopes: Sequence[bytes], *, peer: Country, direct: bool) -> int:
+        """Catch-up: verify and store a page of alerts in order, in one commit.
+
+        One durable commit per page instead of per alert. Stops at the first
+        refusal (logged; an equivocation is kept as evidence), keeping what
+        came before it; returns how many new alerts were stored.
+        """
+        now = self.clock()
+        verified: list[VerifiedAlert] = []
+        for envelope in envelopes:
+            try:
+                verified.append(self._verify(envelope, peer=peer, direct=direct, now=now))
+            except InboundRejected:
+                break
+        stored = 0
+        conflict: _Conflict | None = None
+        with self.store.transaction() as tx:
+            for v in verified:
+                before = tx.appended_count
+                try:
+                    outcome = self._store_inbound(tx, v, peer=peer, now=now)
+                except OutOfSequence as exc:
+                    self._refused(exc, peer=peer, alert_id=v.alert.alert_id)
+                    break
+                if isinstance(outcome, _Conflict):
+                    conflict = outcome
+                    break
+                stored += tx.appended_count - before
+        if conflict is not None:
+            self._equivocation(conflict, peer=peer, now=now)
+        return stored
+
+    def _verify(self, envelope: bytes, *, peer: Country, direct: bool, now: datetime) -> VerifiedAlert:
+        try:
+            return verify_alert(
                 envelope,
                 trust=self.trust,
                 me=self.me,
@@ -257,101 +315,104 @@ class NodeService:
                 now=now,
                 max_skew=self.max_skew,
             )
-            alert_id = verified.alert.alert_id
-            return self._commit_inbound(verified, peer=peer, now=now)
         except InboundRejected as exc:
-            log.warning(
-                "inbound_rejected",
-                node=self.me,
-                peer=peer,
-                reason=exc.reason,
-                alert_id=exc.alert_id or alert_id,
-                error=str(exc),
-            )
-            exc.logged = True
+            self._refused(exc, peer=peer, alert_id=exc.alert_id)
             raise
 
-    def _commit_inbound(self, v: VerifiedAlert, *, peer: Country, now: datetime) -> bytes:
+    def _refused(self, exc: InboundRejected, *, peer: Country, alert_id: str | None) -> None:
+        log.warning(
+            "inbound_rejected",
+            node=self.me,
+            peer=peer,
+            reason=exc.reason,
+            alert_id=exc.alert_id or alert_id,
+            error=str(exc),
+        )
+        exc.logged = True
+
+    def _store_inbound(self, tx: Tx, v: VerifiedAlert, *, peer: Country, now: datetime) -> bytes | _Conflict:
+        """Within `tx`: the receipt (new or the one given before), or the conflict found.
+
+        Raises OutOfSequence before writing anything.
+        """
         alert = v.alert
         seq = alert.seq_for(self.me)
-        assert seq is not None
-        canonical = encode(
-            pb.SignedAlert(
-                alert=v.payload, key_id=v.key_id, signature=pb.SignedAlert.FromString(v.envelope).signature
+        assert seq is not None  # verify_alert checked the recipient
+        existing = tx.alert(alert.origin, alert.alert_id)
+        if existing is not None and existing.digest == v.digest and existing.receipt is not None:
+            log.info("duplicate_delivery", node=self.me, peer=peer, alert_id=alert.alert_id)
+            return existing.receipt
+        canonical = encode(pb.SignedAlert(alert=v.payload, key_id=v.key_id, signature=v.signature))
+        conflict = self._conflict(tx, v, existing)
+        if conflict is not None:
+            return _Conflict(detail=conflict[0], kept=conflict[1], alert=alert, conflicting=canonical)
+        expected = tx.last_seq(alert.origin, self.me) + 1
+        if seq != expected:
+            raise OutOfSequence(
+                f"sequence {seq} from {alert.origin} is not the next one, expected {expected}",
+                alert_id=alert.alert_id,
+                expected=expected,
             )
-        )
-        conflict: tuple[str, StoredAlert | None] | None = None
-        with self.store.transaction() as tx:
-            existing = tx.alert(alert.origin, alert.alert_id)
-            if existing is not None and existing.digest == v.digest and existing.receipt is not None:
-                log.info("duplicate_delivery", node=self.me, peer=peer, alert_id=alert.alert_id)
-                return existing.receipt
-            conflict = self._conflict(tx, v, existing)
-            if conflict is None:
-                expected = tx.last_seq(alert.origin, self.me) + 1
-                if seq != expected:
-                    raise OutOfSequence(
-                        f"sequence {seq} from {alert.origin} is not the next one, expected {expected}",
-                        alert_id=alert.alert_id,
-                        expected=expected,
-                    )
-                index = tx.append_log(self._entry("ALERT_RECEIVED", now, peer=peer, envelope=canonical))
-                receipt = self._sign_receipt(
-                    Receipt(
-                        schema_version=limits.SCHEMA_VERSION,
-                        receiver=self.me,
-                        origin=alert.origin,
-                        alert_id=alert.alert_id,
-                        seq=seq,
-                        alert_digest=v.digest,
-                        log_index=index,
-                        received_at=now,
-                    )
-                )
-                tx.insert_alert(
-                    origin=alert.origin,
-                    alert_id=alert.alert_id,
-                    digest=v.digest,
-                    envelope=canonical,
-                    msg_type=alert.msg_type,
-                    sent=iso(alert.sent),
-                    log_index=index,
-                    positions=[(d.recipient, d.seq) for d in alert.deliveries],
-                    via=peer,
-                    received_at=iso(now),
-                    receipt=receipt,
-                )
-                log.info(
-                    "alert_received",
-                    node=self.me,
-                    peer=peer,
-                    origin=alert.origin,
-                    alert_id=alert.alert_id,
-                    seq=seq,
-                    log_index=index,
-                )
-                return receipt
-        detail, kept = conflict
-        with self.store.transaction() as tx:
-            tx.add_evidence(
-                kind="equivocation",
-                peer=peer,
+        index = tx.append_log(self._entry("ALERT_RECEIVED", now, peer=peer, envelope=canonical))
+        receipt = self._sign_receipt(
+            Receipt(
+                schema_version=limits.SCHEMA_VERSION,
+                receiver=self.me,
                 origin=alert.origin,
                 alert_id=alert.alert_id,
-                detail=detail,
-                kept=kept.alert_id if kept else "",
-                conflicting=canonical,
-                at=iso(now),
+                seq=seq,
+                alert_digest=v.digest,
+                log_index=index,
+                received_at=now,
             )
-        log.error(
-            "equivocation",
+        )
+        tx.insert_alert(
+            origin=alert.origin,
+            alert_id=alert.alert_id,
+            digest=v.digest,
+            envelope=canonical,
+            msg_type=alert.msg_type,
+            sent=iso(alert.sent),
+            log_index=index,
+            positions=[(d.recipient, d.seq) for d in alert.deliveries],
+            via=peer,
+            received_at=iso(now),
+            receipt=receipt,
+        )
+        log.info(
+            "alert_received",
             node=self.me,
             peer=peer,
             origin=alert.origin,
             alert_id=alert.alert_id,
-            detail=detail,
+            seq=seq,
+            log_index=index,
         )
-        raise Equivocation(detail, alert_id=alert.alert_id)
+        return receipt
+
+    def _equivocation(self, c: _Conflict, *, peer: Country, now: datetime) -> Equivocation:
+        """Keep the conflicting alert as evidence, raise it to the operator."""
+        self.store.add_evidence(
+            kind="equivocation",
+            peer=peer,
+            origin=c.alert.origin,
+            alert_id=c.alert.alert_id,
+            detail=c.detail,
+            kept=c.kept.alert_id if c.kept else "",
+            conflicting=c.conflicting,
+            at=iso(now),
+        )
+        log.error(
+            "equivocation",
+            node=self.me,
+            peer=peer,
+            origin=c.alert.origin,
+            alert_id=c.alert.alert_id,
+            detail=c.detail,
+        )
+        exc = Equivocation(c.detail, alert_id=c.alert.alert_id)
+        self._refused(exc, peer=peer, alert_id=c.alert.alert_id)
+        return exc
 
     def _conflict(
         self, tx: Tx, v: VerifiedAlert, existing: StoredAlert | None
@@ -420,6 +481,53 @@ class NodeService:
     def record_failure(self, peer: Country, seq: int, error: str) -> None:
         """Note a failed delivery attempt in the outbox (shown by status)."""
         self.store.record_failure(recipient=peer, seq=seq, error=error)
+
+    def undelivered(self, peer: Country) -> list[bytes]:
+        """Every own signed alert `peer` has not receipted, in sequence order (offline transfer)."""
+        envelopes: list[bytes] = []
+        after = 0
+        while page := self.store.pending(peer, limits.MAX_CATCHUP_PAGE, after_seq=after):
+            envelopes.extend(env for _, _, env in page)
+            after = page[-1][0]
+        return envelopes
+
+    def import_transfer(
+        self, *, origin: Country, recipient: Country, envelopes: Sequence[bytes]
+    ) -> dict[str, int]:
+        """Store alerts carried by hand from `origin`, with the network path's checks.
+
+        Returns counts of new and already-held alerts; importing twice stores
+        nothing the second time.
+        """
+        if recipient != self.me:
+            raise RefusedOperation(f"this transfer is for {recipient}, not {self.me}")
+        if origin not in self.peers:
+            raise RefusedOperation(f"{origin} is not a peer of {self.me}")
+        stored = 0
+        for start in range(0, len(envelopes), limits.MAX_CATCHUP_PAGE):
+            page = envelopes[start : start + limits.MAX_CATCHUP_PAGE]
+            stored += self.receive_many(page, peer=origin, direct=False)
+        held = self.store.last_seq(origin, self.me)
+        refused = sum(1 for env in envelopes if not self._holds(env))
+        log.info(
+            "transfer_imported",
+            node=self.me,
+            origin=origin,
+            stored=stored,
+            offered=len(envelopes),
+            refused=refused,
+        )
+        return {"offered": len(envelopes), "stored": stored, "refused": refused, "last_seq": held}
+
+    def _holds(self, envelope: bytes) -> bool:
+        """Whether this exact signed alert is stored here (by its digest)."""
+        try:
+            payload = pb.SignedAlert.FromString(envelope).alert
+            alert = pb.Alert.FromString(payload)
+        except DecodeError:
+            return False
+        stored = self.store.alert(pb.Country.Name(alert.origin), alert.alert_id)  # type: ignore[arg-type]
+        return stored is not None and stored.digest == digest(payload)
 
     def catch_up(self, *, requester: Country, origin: Country, after_seq: int, limit: int) -> list[bytes]:
         """Signed alerts of `origin` addressed to `requester`, after `after_seq`.

@@ -186,6 +186,11 @@ class Tx:
         self._next_index = log_size
         self.appended: list[bytes] = []
 
+    @property
+    def appended_count(self) -> int:
+        """Entries appended so far in this transaction."""
+        return len(self.appended)
+
     def append_log(self, entry: bytes) -> int:
         """Append one entry; returns its index (valid once the commit succeeds)."""
         index = self._next_index
@@ -484,13 +489,13 @@ class Store:
         rows = self._conn.execute(sql + " ORDER BY recipient, seq", args).fetchall()
         return [r for r in map(_outbox_row, rows) if r is not None]
 
-    def pending(self, recipient: Country, limit: int) -> list[tuple[int, str, bytes]]:
+    def pending(self, recipient: Country, limit: int, *, after_seq: int = 0) -> list[tuple[int, str, bytes]]:
         """(seq, alert id, envelope) still to deliver to `recipient`, oldest first."""
         rows = self._conn.execute(
             "SELECT o.seq, o.alert_id, a.envelope FROM outbox o JOIN alerts a"
             " ON a.alert_id = o.alert_id AND a.via IS NULL"
-            " WHERE o.recipient = ? AND o.delivered_at IS NULL ORDER BY o.seq LIMIT ?",
-            (recipient, limit),
+            " WHERE o.recipient = ? AND o.delivered_at IS NULL AND o.seq > ? ORDER BY o.seq LIMIT ?",
+            (recipient, after_seq, limit),
         ).fetchall()
         return [(int(seq), str(aid), bytes(env)) for seq, aid, env in rows]
 

@@ -430,6 +430,26 @@ class BundleRecord(_message.Message):
     witnessed: WitnessedCheckpoint
     def __init__(self, header: _Optional[_Union[BundleHeader, _Mapping]] = ..., entry: _Optional[bytes] = ..., checkpoint: _Optional[str] = ..., history: _Optional[str] = ..., witnessed: _Optional[_Union[WitnessedCheckpoint, _Mapping]] = ...) -> None: ...
 
+class TransferHeader(_message.Message):
+    __slots__ = ("format_version", "origin", "recipient", "exported_at")
+    FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    EXPORTED_AT_FIELD_NUMBER: _ClassVar[int]
+    format_version: int
+    origin: Country
+    recipient: Country
+    exported_at: _timestamp_pb2.Timestamp
+    def __init__(self, format_version: _Optional[int] = ..., origin: _Optional[_Union[Country, str]] = ..., recipient: _Optional[_Union[Country, str]] = ..., exported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class TransferRecord(_message.Message):
+    __slots__ = ("header", "envelope")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    header: TransferHeader
+    envelope: bytes
+    def __init__(self, header: _Optional[_Union[TransferHeader, _Mapping]] = ..., envelope: _Optional[bytes] = ...) -> None: ...
+
 class DeliverRequest(_message.Message):
     __slots__ = ("envelope", "checkpoint")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]

@@ -38,7 +38,7 @@ def _as_nobody(path: Path) -> str:
                 sock.connect(str(path))
                 sock.sendall(b'{"op": "ping"}\n')
                 outcome = "answered" if sock.recv(4096) else "closed"
-        except ConnectionResetError:
+        except ConnectionError:  # reset or broken pipe: the server hung up on us
             outcome = "closed"
         except PermissionError:
             outcome = "permission-denied"
