@@ -270,6 +270,7 @@ class NodeService:
             raise
         if isinstance(outcome, _Conflict):
             raise self._equivocation(outcome, peer=peer, now=now)
+        assert outcome is not None  # with_receipt: a receipt always comes back
         return outcome
 
     def receive_many(self, envelopes: Sequence[bytes], *, peer: Country, direct: bool) -> int:
@@ -292,7 +293,7 @@ class NodeService:
             for v in verified:
                 before = tx.appended_count
                 try:
-                    outcome = self._store_inbound(tx, v, peer=peer, now=now)
+                    outcome = self._store_inbound(tx, v, peer=peer, now=now, with_receipt=False)
                 except OutOfSequence as exc:
                     self._refused(exc, peer=peer, alert_id=v.alert.alert_id)
                     break
@@ -330,18 +331,30 @@ class NodeService:
         )
         exc.logged = True
 
-    def _store_inbound(self, tx: Tx, v: VerifiedAlert, *, peer: Country, now: datetime) -> bytes | _Conflict:
+    def _store_inbound(
+        self, tx: Tx, v: VerifiedAlert, *, peer: Country, now: datetime, with_receipt: bool = True
+    ) -> bytes | _Conflict | None:
         """Within `tx`: the receipt (new or the one given before), or the conflict found.
 
-        Raises OutOfSequence before writing anything.
+        Catch-up stores without a receipt (`with_receipt` False; nobody waits
+        for one) and saves the signing. Raises OutOfSequence before writing.
         """
         alert = v.alert
         seq = alert.seq_for(self.me)
         assert seq is not None  # verify_alert checked the recipient
         existing = tx.alert(alert.origin, alert.alert_id)
-        if existing is not None and existing.digest == v.digest and existing.receipt is not None:
+        if existing is not None and existing.digest == v.digest and existing.received_at is not None:
             log.info("duplicate_delivery", node=self.me, peer=peer, alert_id=alert.alert_id)
-            return existing.receipt
+            if existing.receipt is not None:
+                return existing.receipt
+            # Stored by catch-up, which signs no receipt; the first push asks for
+            # one. Every field comes from the store, so it is the same receipt
+            # whenever it is signed (Ed25519 is deterministic).
+            late = self._receipt_for(
+                v, log_index=existing.log_index, received_at=datetime.fromisoformat(existing.received_at)
+            )
+            tx.set_receipt(alert.origin, alert.alert_id, late)
+            return late
         canonical = encode(pb.SignedAlert(alert=v.payload, key_id=v.key_id, signature=v.signature))
         conflict = self._conflict(tx, v, existing)
         if conflict is not None:
@@ -354,18 +367,7 @@ class NodeService:
                 expected=expected,
             )
         index = tx.append_log(self._entry("ALERT_RECEIVED", now, peer=peer, envelope=canonical))
-        receipt = self._sign_receipt(
-            Receipt(
-                schema_version=limits.SCHEMA_VERSION,
-                receiver=self.me,
-                origin=alert.origin,
-                alert_id=alert.alert_id,
-                seq=seq,
-                alert_digest=v.digest,
-                log_index=index,
-                received_at=now,
-            )
-        )
+        receipt = self._receipt_for(v, log_index=index, received_at=now) if with_receipt else None
         tx.insert_alert(
             origin=alert.origin,
             alert_id=alert.alert_id,
@@ -429,6 +431,22 @@ class NodeService:
                     tx.alert(alert.origin, held[0]),
                 )
         return None
+
+    def _receipt_for(self, v: VerifiedAlert, *, log_index: int, received_at: datetime) -> bytes:
+        seq = v.alert.seq_for(self.me)
+        assert seq is not None  # verify_alert checked the recipient
+        return self._sign_receipt(
+            Receipt(
+                schema_version=limits.SCHEMA_VERSION,
+                receiver=self.me,
+                origin=v.alert.origin,
+                alert_id=v.alert.alert_id,
+                seq=seq,
+                alert_digest=v.digest,
+                log_index=log_index,
+                received_at=received_at,
+            )
+        )
 
     def _sign_receipt(self, receipt: Receipt) -> bytes:
         from node.convert import receipt_to_bytes

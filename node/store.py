@@ -248,6 +248,12 @@ class Tx:
             [(origin, recipient, seq, alert_id, digest) for recipient, seq in positions],
         )
 
+    def set_receipt(self, origin: Country, alert_id: str, receipt: bytes) -> None:
+        """Keep the receipt signed later for an alert stored by catch-up."""
+        self._conn.execute(
+            "UPDATE alerts SET receipt = ? WHERE origin = ? AND alert_id = ?", (receipt, origin, alert_id)
+        )
+
     def queue(self, *, recipient: Country, seq: int, alert_id: str, created_at: str) -> None:
         """Put an own alert in the outbox towards `recipient`."""
         self._conn.execute(
