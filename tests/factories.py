@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import tomllib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
 from node.config import NodeConfig
-from node.ids import COUNTRIES, Country
+from node.ids import Country
 from node.pki import init_federation
 
 
@@ -30,19 +27,10 @@ def make_federation(root: Path, **overrides: Any) -> dict[Country, Path]:
 
     `overrides` are written into every node.toml (e.g. outbox_retry_max_seconds).
     """
+    from gateway.demo import assign_free_ports
+
     init_federation(root)
-    ports = {cc: free_port() for cc in COUNTRIES}
-    paths = {}
-    for cc in COUNTRIES:
-        path = root / cc / "node.toml"
-        data = tomllib.loads(path.read_text())
-        data["listen"] = f"127.0.0.1:{ports[cc]}"
-        for peer in data["peers"]:
-            data["peers"][peer]["address"] = f"127.0.0.1:{ports[peer]}"
-        data.update(overrides)
-        path.write_text(tomli_w.dumps(data))
-        paths[cc] = path
-    return paths
+    return assign_free_ports(root, **overrides)
 
 
 def alert_info(**overrides: Any) -> dict[str, Any]:
