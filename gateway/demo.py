@@ -13,6 +13,7 @@ SPEC section 7 exists; the output says so.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import signal
 import socket
@@ -99,7 +100,7 @@ class NodeProcess:
         return OperatorClient(NodeConfig.load(self.config).operator_socket)
 
     def wait_ready(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
-        """Block until the operator socket answers, or fail."""
+        """Block until the node serves its peers (not just its operator socket), or fail."""
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
@@ -107,13 +108,12 @@ class NodeProcess:
                     f"{self.country} node exited with {self.process.returncode}; "
                     f"see {self.config.parent / 'node.log'}"
                 )
-            try:
-                self.client.call("ping")
-                return
-            except ConfigError:
-                if time.monotonic() > deadline:
-                    raise EwxError(f"{self.country} node did not start within {timeout:.0f}s") from None
-                time.sleep(0.05)
+            with contextlib.suppress(ConfigError):  # socket not there yet
+                if self.client.call("ping").get("serving"):
+                    return
+            if time.monotonic() > deadline:
+                raise EwxError(f"{self.country} node did not start within {timeout:.0f}s")
+            time.sleep(0.05)
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM, then wait; kill only if it does not stop in time."""

@@ -10,7 +10,6 @@ delivered when it returns.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from typing import Any, Final
 
@@ -128,13 +127,16 @@ class DeliveryLoop:
         return random.uniform(0, min(cap, BACKOFF_START_SECONDS * 2 ** min(self._failures, 20)))  # noqa: S311
 
     async def run(self) -> None:
-        """Deliver in sequence order; back off on failure; sleep when idle."""
+        """Deliver in sequence order; back off on failure; sleep when idle.
+
+        New work wakes an idle loop at once, but never cuts a backoff short:
+        a peer that is down is not hammered once per new alert.
+        """
         while True:
-            delay = None
             if self._failures:
-                delay = self._backoff()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                await asyncio.sleep(self._backoff())
+            else:
+                await self._wake.wait()
             self._wake.clear()
             await self.drain()
 

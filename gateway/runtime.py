@@ -64,6 +64,7 @@ class NodeRuntime:
         try:
             await self._operator.start(self.config.operator_socket)
             await self._start_federation()
+            self._operator.serving = True
         except BaseException:
             await self.stop()
             raise

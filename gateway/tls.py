@@ -48,7 +48,9 @@ def channel_options(peer: Country) -> list[tuple[str, str | int]]:
         ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 30_000),
         # Reconnect quickly when a peer comes back; the outbox keeps its own backoff.
+        # (min_reconnect_backoff_ms is left at gRPC's default: it is also the
+        # shortest time a connection attempt may take, and a TLS handshake over
+        # a trans-Pacific link needs more than a few hundred milliseconds.)
         ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.min_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", 5_000),
     ]

@@ -61,6 +61,8 @@ class OperatorServer:
             "import": self._import,
         }
         self._ops.update(extra or {})
+        self.serving = False
+        """Set by whoever runs the federation side once peers can reach the node."""
 
     async def start(self, path: Path) -> None:
         """Bind the socket (mode 0600) and start accepting.
@@ -131,7 +133,7 @@ class OperatorServer:
             return _error("internal", f"internal error, correlation id {correlation}")
 
     async def _ping(self, _args: dict[str, Any]) -> Any:
-        return {"node": self._service.me}
+        return {"node": self._service.me, "serving": self.serving}
 
     async def _publish(self, args: dict[str, Any]) -> Any:
         allowed = {

@@ -68,7 +68,10 @@ def test_socket_is_private_and_other_users_are_refused(federation: dict[Country,
                 assert await asyncio.to_thread(_as_nobody, public / "op.sock") == "closed"
             assert any(e["event"] == "operator_refused" and e["peer_uid"] == NOBODY for e in logs)
             # the node's own user is served
-            assert await asyncio.to_thread(OperatorClient(path).call, "ping") == {"node": "KR"}
+            assert await asyncio.to_thread(OperatorClient(path).call, "ping") == {
+                "node": "KR",
+                "serving": True,
+            }
 
     asyncio.run(scenario())
 
