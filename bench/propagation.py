@@ -107,7 +107,7 @@ def main() -> None:
             f"   max {values[-1]:.2f} ms"
         )
     print("  target (SPEC section 9): p50 <= 3 ms, p99 <= 15 ms")
-    print("  note: checkpoints and cosigning (issue 3) are not running yet")
+    print("  (checkpoints are signed and cosigned every second meanwhile, as configured by default)")
 
 
 if __name__ == "__main__":
