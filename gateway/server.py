@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 
 from gateway import rpc
+from gateway.admission import PeerAdmission
 from gateway.status_map import status_for, trailers_for
 from node.errors import InboundRejected, Malformed, TooLarge, UnauthenticatedPeer
 from node.identity import node_id_from_certificate
@@ -40,6 +41,12 @@ class FederationServicer:
 
     def __init__(self, service: NodeService) -> None:
         self._service = service
+        config = service.config
+        self._admission = PeerAdmission(
+            rate_per_second=config.peer_rate_per_second,
+            burst=config.peer_burst,
+            max_concurrent=config.peer_max_concurrent_calls,
+        )
 
     def peer_of(self, context: aio.ServicerContext[Any, Any]) -> Country:
         """Step 1: the peer's node id from its verified TLS client certificate."""
@@ -57,7 +64,8 @@ class FederationServicer:
         peer: Country | None = None
         try:
             peer = self.peer_of(context)
-            return await work(peer)
+            with self._admission.admit(peer):
+                return await work(peer)
         except InboundRejected as exc:
             if not exc.logged:  # refused before the core saw it
                 log.warning(

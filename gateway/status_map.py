@@ -31,6 +31,7 @@ STATUS_OF: Final[dict[type[errors.InboundRejected], grpc.StatusCode]] = {
     errors.FromTheFuture: grpc.StatusCode.FAILED_PRECONDITION,
     errors.OutOfSequence: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Equivocation: grpc.StatusCode.ALREADY_EXISTS,
+    errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     # C2SP tlog-witness answers, as notes/tlog-design.md maps them
     witness.WitnessMalformed: grpc.StatusCode.INVALID_ARGUMENT,
     witness.UnknownLog: grpc.StatusCode.NOT_FOUND,

@@ -21,7 +21,8 @@ Example (paths relative to the folder holding the TOML file)::
 Optional keys, with their defaults: `operator_socket` (data_dir/operator.sock),
 `checkpoint_interval_seconds` (1.0),
 `max_clock_skew_seconds` (node.limits.MAX_CLOCK_SKEW), and
-`outbox_retry_max_seconds` (30.0).
+`outbox_retry_max_seconds` (30.0), `peer_rate_per_second`, `peer_burst` and
+`peer_max_concurrent_calls` (node.limits defaults).
 
 `NodeConfig.load` checks the file alone; `load_trust` then checks it against
 the trust file (this node is a member, and its peers are exactly the other
@@ -50,7 +51,7 @@ from pydantic import (
 from node.errors import ConfigError
 from node.identity import log_origin
 from node.ids import COUNTRIES, Country
-from node.limits import MAX_CLOCK_SKEW
+from node.limits import MAX_CLOCK_SKEW, PEER_BURST, PEER_MAX_CONCURRENT_CALLS, PEER_RATE_PER_SECOND
 from node.pki import load_ed25519_private_key, read_private_key_pem
 from node.signing import KEY_PURPOSES, KeyPurpose, Signer, key_id_for
 from node.trust import Trust, describe_validation_error
@@ -203,6 +204,15 @@ class NodeConfig(BaseModel):
 
     outbox_retry_max_seconds: float = Field(default=30.0, gt=0, le=86400, strict=True)
     """Cap of the exponential back-off between delivery attempts to a peer."""
+
+    peer_rate_per_second: float = Field(default=PEER_RATE_PER_SECOND, gt=0, le=1e6, strict=True)
+    """Sustained calls a second one peer may make; beyond it, RESOURCE_EXHAUSTED."""
+
+    peer_burst: int = Field(default=PEER_BURST, ge=1, le=10**7, strict=True)
+    """Calls one peer may make at once after a quiet spell (token bucket size)."""
+
+    peer_max_concurrent_calls: int = Field(default=PEER_MAX_CONCURRENT_CALLS, ge=1, le=10_000, strict=True)
+    """Calls one peer may have in flight at once; more are refused, not queued."""
 
     # The file this config came from, for error messages (None if built in code).
     _source: Path | None = PrivateAttr(default=None)

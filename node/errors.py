@@ -125,3 +125,9 @@ class Equivocation(InboundRejected):
     """
 
     reason = "equivocation"
+
+
+class RateLimited(InboundRejected):
+    """A peer exceeded its call rate or its concurrent calls (node/limits.py, node.toml)."""
+
+    reason = "rate_limited"

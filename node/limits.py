@@ -45,3 +45,12 @@ RPC_DEADLINE_SECONDS = 10.0
 
 MAX_OPERATOR_REQUEST_BYTES = 64 * 1024
 """One JSON request on the operator socket."""
+
+PEER_RATE_PER_SECOND = 2000.0
+"""Default sustained calls a second one peer may make (token bucket refill)."""
+
+PEER_BURST = 4000
+"""Default bucket size: how many calls a peer may make at once after a quiet spell."""
+
+PEER_MAX_CONCURRENT_CALLS = 64
+"""Default calls one peer may have in flight at once; more wait for none, they are refused."""

@@ -234,3 +234,31 @@ def test_equivocation_is_refused_and_kept_as_evidence(federation: Fed) -> None:
             assert any(e["event"] == "equivocation" for e in logs)
 
     asyncio.run(scenario())
+
+
+def test_a_flooding_peer_is_refused_while_the_other_is_served(tmp_path: Path) -> None:
+    fed = make_federation(tmp_path / "fed", peer_rate_per_second=1.0, peer_burst=5)
+
+    async def scenario() -> None:
+        async with running(fed["US"]) as nodes:
+            us = nodes["US"].service
+            codes = []
+            with structlog.testing.capture_logs() as logs:
+                for seq in range(1, 9):
+                    request = wrap(
+                        envelope(fed["KR"], alert_payload("KR", {"US": seq}, alert_id=f"KR-F{seq}"))
+                    )
+                    outcome = await deliver_as(target=fed["US"], client=fed["KR"], request=request)
+                    codes.append((outcome.code, outcome.reason))
+            assert codes[:5] == [(grpc.StatusCode.OK, None)] * 5
+            assert set(codes[5:]) == {(grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limited")}
+            assert us.store.last_seq("KR", "US") == 5  # nothing of the refused calls was stored
+            assert any(e["event"] == "inbound_rejected" and e["reason"] == "rate_limited" for e in logs)
+            served = await deliver_as(
+                target=fed["US"],
+                client=fed["JP"],
+                request=wrap(envelope(fed["JP"], alert_payload("JP", {"US": 1}))),
+            )
+            assert served.code == grpc.StatusCode.OK  # JP's budget is its own
+
+    asyncio.run(scenario())
