@@ -1,0 +1,61 @@
+"""Every file decoder takes arbitrary bytes and raises only its documented error."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node import bundle, transfer
+from node.framing import frame
+from node.wire import ewx_pb2 as pb
+
+FILES = st.binary(max_size=2048)
+
+
+def _write(data: bytes) -> Path:
+    handle = tempfile.NamedTemporaryFile(delete=False, suffix=".bin")  # noqa: SIM115 - closed below
+    handle.write(data)
+    handle.close()
+    return Path(handle.name)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=FILES, with_magic=st.booleans())
+def test_read_bundle_raises_only_bundle_error(body: bytes, with_magic: bool) -> None:
+    path = _write((bundle.MAGIC if with_magic else b"") + body)
+    try:
+        bundle.read_bundle(path)
+    except bundle.BundleError:
+        pass
+    finally:
+        path.unlink()
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=FILES, with_magic=st.booleans())
+def test_read_transfer_raises_only_transfer_error(body: bytes, with_magic: bool) -> None:
+    path = _write((transfer.MAGIC if with_magic else b"") + body)
+    try:
+        transfer.read_transfer(path)
+    except transfer.TransferError:
+        pass
+    finally:
+        path.unlink()
+
+
+@settings(max_examples=200, deadline=None)
+@given(records=st.lists(st.binary(max_size=64), max_size=8))
+def test_well_framed_but_arbitrary_records_are_refused_cleanly(records: list[bytes]) -> None:
+    framed = b"".join(frame(pb.BundleRecord(entry=r)) for r in records)
+    path = _write(bundle.MAGIC + framed)
+    try:
+        bundle.read_bundle(path)
+    except bundle.BundleError as exc:
+        assert "header" in str(exc) or "record" in str(exc)
+    else:
+        raise AssertionError("a bundle without header and checkpoint was accepted")
+    finally:
+        path.unlink()
