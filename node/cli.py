@@ -116,6 +116,47 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_pki_show(args: argparse.Namespace) -> int:
+    """What a node (or an auditor's trust file) trusts: CAs and keys with validity."""
+    from node.trust import Trust
+
+    if args.trust:
+        trust, me = Trust.load(Path(args.trust)), None
+    else:
+        config = load_config(args)
+        trust, me = config.load_trust(), config.node_id
+    now = datetime.now(UTC)
+    data: dict[str, Any] = {"federation": trust.federation, "members": {}}
+    for country in trust.countries:
+        ca = trust.ca_certificate(country)
+        data["members"][country] = {
+            "ca_subject": ca.subject.rfc4514_string(),
+            "ca_not_after": ca.not_valid_after_utc.isoformat(),
+            "trusted_by_this_node_for_tls": me is not None and country != me,
+            "keys": [
+                {
+                    "key_id": k.key_id,
+                    "purpose": k.purpose,
+                    "not_before": k.not_before.isoformat(),
+                    "not_after": k.not_after.isoformat(),
+                    "valid_now": k.valid_at(now),
+                }
+                for k in trust.member(country).keys
+            ],
+        }
+    if args.json:
+        _print_json(data)
+        return EXIT_OK
+    print(f"federation {data['federation']}" + (f" (as seen by {me})" if me else ""))
+    for country, member in data["members"].items():
+        role = "this node" if country == me else ("peer: its CA is trusted for TLS" if me else "member")
+        print(f"  {country} ({role}) CA {member['ca_subject']}, valid until {member['ca_not_after']}")
+        for k in member["keys"]:
+            state = "valid" if k["valid_now"] else "NOT VALID NOW"
+            print(f"    {k['purpose']:<8} {k['key_id']}  {k['not_before']} .. {k['not_after']}  {state}")
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------ alerts
 def _info_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
     info: dict[str, Any] = dict(base or {})
@@ -508,6 +549,12 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("--host", default="127.0.0.1", help="address the nodes listen on (default 127.0.0.1)")
     p.add_argument("--base-port", type=int, default=7401, help="first node's port (default 7401)")
     p.set_defaults(func=cmd_pki_init)
+
+    p = pki.add_parser("show", help="what a node trusts: each member's CA and keys with validity")
+    _add_config(p)
+    p.add_argument("--trust", metavar="federation.json", help="show a trust file instead of a node's view")
+    p.add_argument("--json", action="store_true", help="machine output")
+    p.set_defaults(func=cmd_pki_show)
 
     alert = commands.add_parser("alert", help="publish and read alerts").add_subparsers(
         dest="alert", required=True, parser_class=_Parser

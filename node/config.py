@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final
 
+from cryptography import x509
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -339,6 +340,15 @@ class NodeConfig(BaseModel):
                 )
             signers[purpose] = Signer(key_id=key_id, private_key=private_key)
         return signers
+
+    def tls_certificate(self) -> x509.Certificate:
+        """The node's own TLS certificate (for its expiry in `ewx status`)."""
+        try:
+            return x509.load_pem_x509_certificate(self.tls.certificate.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"{self._where()}: cannot read tls.certificate {self.tls.certificate}: {exc}"
+            ) from None
 
     def read_tls_credentials(self) -> TlsCredentials:
         """The TLS certificate and key bytes for gRPC; the key file's mode is checked.

@@ -54,3 +54,6 @@ PEER_BURST = 4000
 
 PEER_MAX_CONCURRENT_CALLS = 64
 """Default calls one peer may have in flight at once; more wait for none, they are refused."""
+
+CERTIFICATE_WARNING_DAYS = 30
+"""`ewx status` flags the node's TLS certificate this many days before it expires."""

@@ -819,9 +819,16 @@ class NodeService:
                 "oldest_undelivered_seconds": oldest,
                 "last_checkpoint_cosigned": cosigned.get(peer),
             }
+        certificate = self.config.tls_certificate()
+        days_left = (certificate.not_valid_after_utc - now).total_seconds() / 86400
         return {
             "node": self.me,
             "time": iso(now),
+            "certificate": {
+                "not_after": iso(certificate.not_valid_after_utc),
+                "days_left": round(days_left, 1),
+                "expiring_soon": days_left < limits.CERTIFICATE_WARNING_DAYS,
+            },
             "log": {
                 "size": self.store.log_size,
                 "root": self.store.log_root().hex(),

@@ -100,6 +100,7 @@ def test_raise_ack_list_status_export_and_audit(cluster: dict[str, Path], tmp_pa
     assert status["peers"]["US"]["last_seq_sent"] == 1
     assert status["peers"]["US"]["last_seq_received"] == 1
     assert status["peers"]["JP"]["backlog"] == 0
+    assert status["certificate"]["expiring_soon"] is False and status["certificate"]["days_left"] > 300
 
     # export while running, then audit all three logs
     wait_until(
@@ -191,3 +192,17 @@ def test_every_command_has_help() -> None:
     ):
         result = ewx(*args, "--help")
         assert "usage: ewx" in result.stdout
+
+
+def test_pki_show_lists_what_a_node_trusts(tmp_path: Path) -> None:
+    fed = tmp_path / "fed"
+    ewx("pki", "init", "--out", str(fed))
+    view = json.loads(ewx("pki", "show", "--config", str(fed / "KR" / "node.toml"), "--json").stdout)
+    assert set(view["members"]) == {"KR", "US", "JP"}
+    assert view["members"]["KR"]["trusted_by_this_node_for_tls"] is False
+    assert view["members"]["US"]["trusted_by_this_node_for_tls"] is True
+    for member in view["members"].values():
+        assert sorted(k["purpose"] for k in member["keys"]) == ["alert", "log", "witness"]
+        assert all(k["valid_now"] for k in member["keys"])
+    text = ewx("pki", "show", "--trust", str(fed / "federation.json")).stdout
+    assert "federation ewx-dev" in text and "KR-alert-" in text
