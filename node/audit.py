@@ -11,11 +11,23 @@ The work runs in three passes so that the expensive part is separable:
 
 1. decode every entry of every log and collect one `SignatureCheck`
    (raw public key, payload type, payload, signature) per signed object;
-2. `verify_signatures` over that list: a pure function of picklable values,
-   the only place Ed25519 verification happens for entries (it is the cost
-   of an audit, about 9,400 checks a second per core, and can later be
-   spread over processes without touching the rest);
-3. interpret the verified entries: per-log checks, then cross-log checks.
+   a signed alert sits in its origin's log and in each recipient's, and its
+   identical check is collected once;
+2. `verify_signatures` over those checks, then the signed bytes that verify
+   are decoded into the few facts the checks need: pure functions of
+   picklable values, the only place Ed25519 verification happens for
+   entries. It is the cost of an audit (about 9,400 checks a second per
+   core), so from `MIN_PARALLEL_CHECKS` checks on it runs in a process pool
+   over all cores ($EWX_AUDIT_WORKERS processes if set), fed in chunks
+   while pass 1 is still decoding;
+3. interpret the verified entries: per-log checks (each log as soon as its
+   checks are done, while the pool works on the next), then cross-log
+   checks.
+
+The pool's workers start from a forkserver (see `_pool_context`), which
+imports the main module afresh in each worker, as Python's multiprocessing
+does outside plain fork: a script that audits must guard its entry point
+with `if __name__ == "__main__":` (the `ewx` command does).
 
 An entry whose signature fails, whose key is unknown, or that does not
 decode is reported once and then left out of the later checks ("unusable"),
@@ -89,11 +101,20 @@ does) or export all logs at about the same time.
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+import gc
+import hashlib
+import multiprocessing
+import os
+import warnings
+from array import array
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Final, Literal, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -101,6 +122,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from node.audit_checkpoints import history_findings, witnessed_findings
 from node.bundle import Bundle, BundleError, read_bundle
 from node.convert import DecodeFailure, alert_from_bytes, from_timestamp, parse_canonical, receipt_from_bytes
+from node.errors import UsageError
 from node.ids import COUNTRIES, Country, Digest
 from node.merkle import leaf_hash, root_from_leaf_hashes
 from node.models import Alert, Receipt
@@ -116,12 +138,14 @@ from node.note import (
     verify_cosignature,
     verify_note_signature,
 )
-from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, digest, verify_signature
+from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, SIGNATURE_BYTES, digest, verify_signature
 from node.trust import KeyEntry, Trust
 from node.wire import ewx_pb2 as pb
 
 __all__ = [
     "KINDS",
+    "MIN_PARALLEL_CHECKS",
+    "WORKERS_ENV",
     "Finding",
     "LogSummary",
     "Report",
@@ -159,10 +183,28 @@ KINDS: Final[dict[str, str]] = {
 }
 """Every finding kind, with a one-line description (module docstring has more)."""
 
+MIN_PARALLEL_CHECKS: Final = 5000
+"""From this many signature checks on, pass 2 runs in a process pool. Starting it
+costs about 0.45 s (a fresh interpreter importing this module), what 5,000 checks
+save on 2 cores; fewer are verified in-process."""
+
+WORKERS_ENV: Final = "EWX_AUDIT_WORKERS"
+"""Environment variable: how many processes verify signatures (default: the CPUs
+this process may run on; 1 keeps the audit in-process)."""
+
+_MAX_CHUNK: Final = 4096
+"""Checks per task sent to a worker: about 0.5 s of work, so pickling and the
+pipe are noise, while the last task leaves little idle time."""
+
+_IN_FLIGHT: Final = 16
+"""Most chunks queued for the pool (about 2 MB each): enough that the pool stays
+busy while the auditor hashes the trees and interprets the first logs."""
+
 _SENT: Final = pb.ALERT_SENT
 _RECEIVED: Final = pb.ALERT_RECEIVED
 _RECEIPT: Final = pb.RECEIPT_RECEIVED
 _MEMBER_VALUES: Final[dict[int, Country]] = {pb.KR: "KR", pb.US: "US", pb.JP: "JP"}
+_MEMBER_NUMBERS: Final[dict[Country, int]] = {name: number for number, name in _MEMBER_VALUES.items()}
 
 
 # ------------------------------------------------------------------ results
@@ -303,7 +345,38 @@ class _Signed:
     kind: int
     peer: Country | None
     key: KeyEntry
-    payload: bytes
+
+
+class _Pending:
+    """Pass 1's output for one log: the entries waiting for their check, in log order.
+
+    Kept in arrays, a few bytes an entry rather than an object each: at a
+    million entries, objects here would cost more than the entries themselves.
+    """
+
+    __slots__ = ("check", "index", "key", "kind", "peer")
+
+    def __init__(self) -> None:
+        self.index = array("q")
+        self.kind = bytearray()
+        self.peer = bytearray()
+        """pb.Country number of the entry's peer, 0 for none."""
+        self.key: list[KeyEntry] = []
+        self.check = array("q")
+        """Position of the entry's (possibly shared) check in pass 2's outcomes."""
+
+    def add(self, signed: _Signed, check: int) -> None:
+        self.index.append(signed.index)
+        self.kind.append(signed.kind)
+        self.peer.append(_MEMBER_NUMBERS[signed.peer] if signed.peer else 0)
+        self.key.append(signed.key)
+        self.check.append(check)
+
+    def __iter__(self) -> Iterator[tuple[_Signed, int]]:
+        for index, kind, peer, key, check in zip(
+            self.index, self.kind, self.peer, self.key, self.check, strict=True
+        ):
+            yield _Signed(index=index, kind=kind, peer=_member(peer), key=key), check
 
 
 class _Delivery(NamedTuple):
@@ -312,16 +385,19 @@ class _Delivery(NamedTuple):
 
 
 class _AlertFacts(NamedTuple):
-    """What the checks need of a validated alert (a pydantic Alert is ~5 KB; this is kept per entry)."""
+    """What the checks need of a validated alert (a pydantic Alert is ~5 KB; this is kept,
+    one shared by every entry that holds the same signed alert)."""
 
     origin: Country
     alert_id: str
     deliveries: tuple[_Delivery, ...]
+    digest: Digest
+    """SHA-256 of the signed bytes."""
 
     @classmethod
-    def of(cls, alert: Alert) -> _AlertFacts:
+    def of(cls, alert: Alert, payload: bytes) -> _AlertFacts:
         deliveries = tuple(_Delivery(d.recipient, d.seq) for d in alert.deliveries)
-        return cls(alert.origin, alert.alert_id, deliveries)
+        return cls(alert.origin, alert.alert_id, deliveries, digest(payload))
 
     @property
     def recipients(self) -> tuple[Country, ...]:
@@ -390,7 +466,10 @@ class _Log:
     """One bundle being audited, and what its entries turned out to be."""
 
     bundle: Bundle
-    signed: list[_Signed] = field(default_factory=list)
+    pending: _Pending = field(default_factory=_Pending)
+    """Pass 1's output, until pass 3 takes it."""
+    checks: int = 0
+    """How many checks pass 2 must have done before pass 3 can take this log."""
     alerts: list[_AlertRec] = field(default_factory=list)
     """Usable alert entries that are not duplicates, in log order."""
     receipts: list[_ReceiptRec] = field(default_factory=list)
@@ -443,21 +522,53 @@ def _iso(value: datetime) -> str:
 
 
 # ------------------------------------------------------------------ API
-def verify_bundles(paths: Sequence[Path], *, trust: Trust) -> Report:
+def verify_bundles(
+    paths: Sequence[Path],
+    *,
+    trust: Trust,
+    workers: int | None = None,
+    min_parallel: int = MIN_PARALLEL_CHECKS,
+) -> Report:
     """Read and audit the bundles at `paths`.
 
     Raises node.bundle.BundleError for an unreadable file, bad framing, or two
     bundles of the same node (the CLI's exit code 2); everything else is a
-    finding in the report.
+    finding in the report. `workers` and `min_parallel` are as for
+    `verify_loaded`.
     """
-    return verify_loaded([read_bundle(path) for path in paths], trust=trust)
+    return verify_loaded(
+        [read_bundle(path) for path in paths], trust=trust, workers=workers, min_parallel=min_parallel
+    )
 
 
-def verify_loaded(bundles: Sequence[Bundle], *, trust: Trust) -> Report:
+def verify_loaded(
+    bundles: Sequence[Bundle],
+    *,
+    trust: Trust,
+    workers: int | None = None,
+    min_parallel: int = MIN_PARALLEL_CHECKS,
+) -> Report:
     """Audit bundles already read: the pure core of `verify_bundles`.
 
-    Raises BundleError only if two bundles are of the same node.
+    Signatures are verified by `workers` processes (default: $EWX_AUDIT_WORKERS,
+    else one per CPU this process may use) once there are at least
+    `min_parallel` checks, else in-process; the report is the same either way.
+    Raises BundleError only if two bundles are of the same node, UsageError if
+    $EWX_AUDIT_WORKERS is not a positive number.
     """
+    # The audit builds millions of small objects and no reference cycles; the
+    # cyclic collector would walk them all again and again (a fifth of the
+    # time at a million entries), so it pauses until the audit is done.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _audit(bundles, trust=trust, workers=workers, min_parallel=min_parallel)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _audit(bundles: Sequence[Bundle], *, trust: Trust, workers: int | None, min_parallel: int) -> Report:
     seen: set[Country] = set()
     for bundle in bundles:
         if bundle.node in seen:
@@ -466,28 +577,37 @@ def verify_loaded(bundles: Sequence[Bundle], *, trust: Trust) -> Report:
     order = {c: i for i, c in enumerate(COUNTRIES)}
     logs = [_Log(bundle=b) for b in sorted(bundles, key=lambda b: order.get(b.node, len(order)))]
     findings = _Findings()
-    summaries = [_check_tree(log.bundle, trust, findings) for log in logs]
-
-    # Pass 1: decode every entry once, collect the signature checks.
-    checks: list[SignatureCheck] = []
-    for log in logs:
-        for index, data in enumerate(log.bundle.entries):
-            signed = _decode_entry(log.node, index, data, trust, findings)
-            if signed is not None:
-                log.signed.append(signed[0])
-                checks.append(signed[1])
-    # Pass 2: the signatures, all at once.
-    results = iter(verify_signatures(checks))
-    checks.clear()
-    # Pass 3: interpret (dropping the payloads as they are decoded).
-    for log in logs:
-        usable: list[_AlertRec | _ReceiptRec] = []
-        for signed_entry in log.signed:
-            rec = _interpret(log.node, signed_entry, next(results), findings)
-            if rec is not None:
-                usable.append(rec)
-        log.signed.clear()
-        _check_log(log, usable, findings)
+    workers = _default_workers() if workers is None else max(1, workers)
+    total = sum(len(log.bundle.entries) for log in logs)
+    with _Verifier(workers=workers, min_parallel=min_parallel, total=total) as verifier:
+        # Pass 1: decode every entry once, collect the signature checks; pass 2
+        # runs on them meanwhile, in chunks, when it runs in a pool.
+        keys = _Keys(trust)
+        shared: dict[bytes, int] = {}
+        for i, log in enumerate(logs):
+            for index, data in enumerate(log.bundle.entries):
+                decoded = _decode_entry(log.node, index, data, keys, findings)
+                if decoded is None:
+                    continue
+                signed, check = decoded
+                identity = _identity(check) if signed.kind != _RECEIPT else None
+                if identity is None:
+                    log.pending.add(signed, verifier.add(check))
+                    continue
+                position = shared.get(identity)
+                if position is None:
+                    position = shared[identity] = verifier.add(check)
+                log.pending.add(signed, position)
+            log.checks = verifier.added
+            if i > 0:
+                # The previous log's checks are done by now, or nearly: pass 3 on
+                # it overlaps with the pool's work on this one's.
+                _finish_log(logs[i - 1], verifier, findings)
+        shared.clear()
+        # The trees need no signature: hashed while the pool works.
+        summaries = [_check_tree(log.bundle, trust, findings) for log in logs]
+        if logs:
+            _finish_log(logs[-1], verifier, findings)
     # Checkpoint histories, and what each node witnessed of the others (SPEC section 5).
     checkpoint_findings = [f for log in logs for f in history_findings(log.bundle, trust=trust)]
     checkpoint_findings += witnessed_findings([log.bundle for log in logs], trust=trust)
@@ -504,6 +624,18 @@ def verify_loaded(bundles: Sequence[Bundle], *, trust: Trust) -> Report:
         entries=sum(len(log.bundle.entries) for log in logs),
         logs=summaries,
     )
+
+
+def _finish_log(log: _Log, verifier: _Verifier, findings: _Findings) -> None:
+    """Pass 3 on one log: interpret its entries once their checks are done, then check it."""
+    outcomes = verifier.outcomes(log.checks)
+    usable: list[_AlertRec | _ReceiptRec] = []
+    for signed, position in log.pending:
+        rec = _interpret(log.node, signed, outcomes[position], findings)
+        if rec is not None:
+            usable.append(rec)
+    log.pending = _Pending()
+    _check_log(log, usable, findings)
 
 
 # ------------------------------------------------------------------ the tree and checkpoint
@@ -639,11 +771,35 @@ class _Reject(Exception):
         self.detail = detail
 
 
+class _Keys:
+    """`Trust.key`, remembered: the trust file's index is a pydantic private
+    attribute, whose every read costs microseconds, once per entry."""
+
+    def __init__(self, trust: Trust) -> None:
+        self._trust = trust
+        self._known: dict[str, KeyEntry | None] = {}
+
+    def key(self, key_id: str) -> KeyEntry | None:
+        """The entry with that id, or None."""
+        try:
+            return self._known[key_id]
+        except KeyError:
+            found = self._known[key_id] = self._trust.key(key_id)
+            return found
+
+
+_KIND_NAMES: Final[dict[int, str]] = {
+    _SENT: "ALERT_SENT",
+    _RECEIVED: "ALERT_RECEIVED",
+    _RECEIPT: "RECEIPT_RECEIVED",
+}
+
+
 def _decode_entry(
-    node: Country, index: int, data: bytes, trust: Trust, findings: _Findings
+    node: Country, index: int, data: bytes, keys: _Keys, findings: _Findings
 ) -> tuple[_Signed, SignatureCheck] | None:
     try:
-        return _decode_entry_or_reject(node, index, data, trust, findings)
+        return _decode_entry_or_reject(node, index, data, keys, findings)
     except _Reject as exc:
         findings.add(node, index, exc.kind, exc.detail)
         return None
@@ -656,7 +812,7 @@ def _structure(node: Country, entry: pb.LogEntry) -> tuple[datetime, Country | N
         raise _Reject(
             "malformed_entry", f"entry kind {kind} is not ALERT_SENT, ALERT_RECEIVED or RECEIPT_RECEIVED"
         )
-    kind_name = pb.EntryKind.Name(kind)
+    kind_name = _KIND_NAMES[kind]
     if not entry.HasField("logged_at"):
         raise _Reject("malformed_entry", f"{kind_name} entry has no logged_at")
     try:
@@ -677,7 +833,7 @@ def _structure(node: Country, entry: pb.LogEntry) -> tuple[datetime, Country | N
 
 
 def _decode_entry_or_reject(
-    node: Country, index: int, data: bytes, trust: Trust, findings: _Findings
+    node: Country, index: int, data: bytes, keys: _Keys, findings: _Findings
 ) -> tuple[_Signed, SignatureCheck]:
     try:
         entry = parse_canonical(pb.LogEntry, data, what="log entry")
@@ -691,7 +847,7 @@ def _decode_entry_or_reject(
     else:
         signed, payload = entry.alert, bytes(entry.alert.alert)
         payload_type, bad_kind = PAYLOAD_ALERT, "bad_alert_signature"
-    key = trust.key(signed.key_id)
+    key = keys.key(signed.key_id)
     if key is None:
         raise _Reject("unknown_key", f"key {signed.key_id[:80]!r} is not in the trust file")
     if key.purpose != "alert":
@@ -706,29 +862,185 @@ def _decode_entry_or_reject(
             f"not at logged_at {_iso(logged_at)}",
         )
     return (
-        _Signed(index=index, kind=entry.kind, peer=peer, key=key, payload=payload),
+        _Signed(index=index, kind=entry.kind, peer=peer, key=key),
         SignatureCheck(key.public_key, payload_type, payload, bytes(signed.signature)),
     )
 
 
+def _identity(check: SignatureCheck) -> bytes | None:
+    """What makes two checks the same: SHA-256 over key, signature and signed bytes.
+
+    Key and signature have fixed lengths (a signature of another length fails
+    anyway and is not shared), so the framing is unambiguous; two different
+    checks with one identity would take a SHA-256 collision, which would
+    equally forge the log's Merkle tree and every alert digest.
+    """
+    if len(check.signature) != SIGNATURE_BYTES:
+        return None
+    return hashlib.sha256(check.public_key + check.signature + check.payload).digest()
+
+
+# ------------------------------------------------------------------ pass 2: verify and decode
+_Outcome = _AlertFacts | _ReceiptFacts | str | None
+"""A check's outcome: None if the signature does not verify (the bytes are then
+not decoded), else what the signed bytes decode to, or the DecodeFailure message."""
+
+
+def _check_and_decode(checks: Sequence[SignatureCheck]) -> list[_Outcome]:
+    """Pass 2 over one chunk: verify each check, decode the bytes of those that hold.
+
+    Pure and over picklable values: runs in-process or in a pool worker alike.
+    """
+    out: list[_Outcome] = []
+    for check, ok in zip(checks, verify_signatures(checks), strict=True):
+        try:
+            if not ok:
+                out.append(None)
+            elif check.payload_type == PAYLOAD_ALERT:
+                out.append(_AlertFacts.of(alert_from_bytes(check.payload), check.payload))
+            else:
+                out.append(_ReceiptFacts.of(receipt_from_bytes(check.payload)))
+        except DecodeFailure as exc:
+            out.append(str(exc))
+    return out
+
+
+def _default_workers() -> int:
+    value = os.environ.get(WORKERS_ENV, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise UsageError(f"{WORKERS_ENV}={value!r} is not a positive number of processes")
+        return int(value)
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """forkserver: workers are forked from a clean single-threaded server process.
+
+    Plain fork would be cheaper to start, but the auditor can run inside a
+    process with other threads (gRPC's, a test runner's), and a forked child
+    can inherit a lock one of them held and deadlock. The inputs are plain
+    picklable values by design, so nothing needs inheriting; the server
+    preloads this module once, so each worker starts in milliseconds.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["node.audit"])
+    return context
+
+
+class _Verifier:
+    """Runs pass 2 over the checks as pass 1 adds them, in-process or in a pool.
+
+    Checks are kept until `min_parallel` were added; then a pool of `workers`
+    processes starts and takes them in chunks, and later chunks as they fill.
+    At most `_IN_FLIGHT` chunks are queued, so pass 1 runs ahead of the pool
+    only by that much (their payloads are copies). Outcomes come back in the
+    order checks were added. Should the pool break (a worker killed, say), the
+    rest is verified in this process, with a warning.
+    """
+
+    def __init__(self, *, workers: int, min_parallel: int, total: int) -> None:
+        self._workers = workers
+        self._min_parallel = max(1, min_parallel)
+        self._may_start = workers > 1
+        """Until the pool starts: one pool an audit, and none again should it break."""
+        self._chunk = max(64, min(_MAX_CHUNK, total // (4 * workers) or 1))
+        self._waiting: list[SignatureCheck] = []
+        self.added = 0
+        """How many checks were added."""
+        self._pool: ProcessPoolExecutor | None = None
+        self._in_flight: deque[tuple[list[SignatureCheck], Future[list[_Outcome]]]] = deque()
+        self._outcomes: list[_Outcome] = []
+
+    def __enter__(self) -> _Verifier:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def add(self, check: SignatureCheck) -> int:
+        """Queue one check; returns its position in `outcomes()`."""
+        self._waiting.append(check)
+        self.added += 1
+        if self._pool is None:
+            if self._may_start and self.added >= self._min_parallel:
+                self._may_start = False
+                self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=_pool_context())
+                self._submit()
+        elif len(self._waiting) >= self._chunk:
+            self._submit()
+        return self.added - 1
+
+    def _submit(self, *, final: bool = False) -> None:
+        while self._pool is not None and (len(self._waiting) >= self._chunk or (final and self._waiting)):
+            chunk, self._waiting = self._waiting[: self._chunk], self._waiting[self._chunk :]
+            try:
+                future = self._pool.submit(_check_and_decode, chunk)
+            except BrokenProcessPool as exc:
+                self._broken(exc)
+                self._waiting = chunk + self._waiting
+                return
+            self._in_flight.append((chunk, future))
+            while len(self._in_flight) > _IN_FLIGHT:
+                self._collect()
+
+    def _collect(self) -> None:
+        chunk, future = self._in_flight.popleft()
+        try:
+            self._outcomes.extend(future.result())
+        except BrokenProcessPool as exc:
+            self._broken(exc)
+            self._outcomes.extend(_check_and_decode(chunk))
+
+    def _broken(self, exc: BrokenProcessPool) -> None:
+        if self._pool is not None:
+            warnings.warn(
+                f"audit: the verifying processes failed ({exc}); verifying in this process",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def outcomes(self, needed: int | None = None) -> list[_Outcome]:
+        """The outcomes, in the order the checks were added: at least the first
+        `needed` (default: all), waiting for the pool as long as it takes."""
+        needed = self.added if needed is None else needed
+        self._submit(final=True)
+        while len(self._outcomes) < needed and self._in_flight:
+            self._collect()
+        if len(self._outcomes) < needed:
+            self._outcomes.extend(_check_and_decode(self._waiting))
+            self._waiting = []
+        return self._outcomes
+
+
 # ------------------------------------------------------------------ pass 3: interpret
-def _interpret(node: Country, s: _Signed, ok: bool, findings: _Findings) -> _AlertRec | _ReceiptRec | None:
+def _interpret(
+    node: Country, s: _Signed, outcome: _Outcome, findings: _Findings
+) -> _AlertRec | _ReceiptRec | None:
     try:
         if s.kind == _RECEIPT:
-            return _interpret_receipt(node, s, ok)
-        return _interpret_alert(node, s, ok)
+            return _interpret_receipt(node, s, outcome)
+        return _interpret_alert(node, s, outcome)
     except _Reject as exc:
         findings.add(node, s.index, exc.kind, exc.detail)
         return None
 
 
-def _interpret_alert(node: Country, s: _Signed, ok: bool) -> _AlertRec:
-    if not ok:
+def _interpret_alert(node: Country, s: _Signed, alert: _Outcome) -> _AlertRec:
+    if alert is None:
         raise _Reject("bad_alert_signature", f"alert signature by {s.key.key_id} does not verify")
-    try:
-        alert = alert_from_bytes(s.payload)
-    except DecodeFailure as exc:
-        raise _Reject("malformed_entry", f"signed alert does not decode: {exc}") from None
+    if not isinstance(alert, _AlertFacts):
+        raise _Reject("malformed_entry", f"signed alert does not decode: {alert}")
     origin = alert.origin
     if origin != s.key.owner:
         raise _Reject(
@@ -746,23 +1058,14 @@ def _interpret_alert(node: Country, s: _Signed, ok: bool) -> _AlertRec:
             "misattributed",
             f"{origin} alert {alert.alert_id} is addressed to {', '.join(alert.recipients)}, not {node}",
         )
-    return _AlertRec(
-        node=node,
-        index=s.index,
-        sent=sent,
-        peer=s.peer,
-        alert=_AlertFacts.of(alert),
-        digest=digest(s.payload),
-    )
+    return _AlertRec(node=node, index=s.index, sent=sent, peer=s.peer, alert=alert, digest=alert.digest)
 
 
-def _interpret_receipt(node: Country, s: _Signed, ok: bool) -> _ReceiptRec:
-    if not ok:
+def _interpret_receipt(node: Country, s: _Signed, receipt: _Outcome) -> _ReceiptRec:
+    if receipt is None:
         raise _Reject("bad_receipt_signature", f"receipt signature by {s.key.key_id} does not verify")
-    try:
-        receipt = receipt_from_bytes(s.payload)
-    except DecodeFailure as exc:
-        raise _Reject("malformed_entry", f"signed receipt does not decode: {exc}") from None
+    if not isinstance(receipt, _ReceiptFacts):
+        raise _Reject("malformed_entry", f"signed receipt does not decode: {receipt}")
     peer = s.peer
     if peer is None or s.key.owner != peer:
         raise _Reject(
@@ -775,7 +1078,7 @@ def _interpret_receipt(node: Country, s: _Signed, ok: bool) -> _ReceiptRec:
             f"receipt names receiver {receipt.receiver} and origin {receipt.origin}, "
             f"expected {peer} and {node}",
         )
-    return _ReceiptRec(node=node, index=s.index, peer=peer, receipt=_ReceiptFacts.of(receipt))
+    return _ReceiptRec(node=node, index=s.index, peer=peer, receipt=receipt)
 
 
 # ------------------------------------------------------------------ per-log checks

@@ -10,8 +10,8 @@ received, before this module ever sees them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -39,14 +39,23 @@ def timestamp(value: datetime) -> Timestamp:
     return ts
 
 
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN_SECONDS: Final = -62135596800
+"""0001-01-01T00:00:00Z, the first instant a Timestamp (and a datetime) can hold."""
+_MAX_SECONDS: Final = 253402300799
+"""9999-12-31T23:59:59Z, the last."""
+
+
 def from_timestamp(ts: Timestamp, *, field: str) -> datetime:
     """A UTC datetime from a Timestamp; nanoseconds must be whole microseconds."""
-    if ts.nanos % 1000:
+    seconds, nanos = ts.seconds, ts.nanos
+    if nanos % 1000:
         raise DecodeFailure(f"{field}: sub-microsecond timestamps are not used")
-    try:
-        return ts.ToDatetime(tzinfo=UTC)
-    except (ValueError, OverflowError) as exc:
-        raise DecodeFailure(f"{field}: timestamp out of range") from exc
+    # What Timestamp.ToDatetime(tzinfo=UTC) checks and computes, without its
+    # extra calls: this runs for every log entry and alert an audit decodes.
+    if not (_MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos < 1_000_000_000):
+        raise DecodeFailure(f"{field}: timestamp out of range")
+    return _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
 
 
 def parse_canonical(message_type: type[M], data: bytes, *, what: str) -> M:
@@ -69,16 +78,31 @@ def encode(message: Message) -> bytes:
     return message.SerializeToString(deterministic=True)
 
 
+_MEMBERS: Final[dict[int, Country]] = {pb.KR: "KR", pb.US: "US", pb.JP: "JP"}
+
+
 def _country(value: int, *, field: str) -> Country:
-    name = pb.Country.Name(value) if value in pb.Country.values() else ""
-    if name not in ("KR", "US", "JP"):
+    name = _MEMBERS.get(value)
+    if name is None:
         raise DecodeFailure(f"{field}: not a federation member")
-    return name  # type: ignore[return-value]
+    return name
+
+
+_ENUM_NAMES: dict[Any, dict[int, str]] = {}
+"""Number -> name of each enum wrapper met so far, as wrapper.Name gives it:
+wrapper.values() builds a list on every call, and decoding is on the audit's
+hot path (every alert, every coded field)."""
 
 
 def _name(wrapper: Any, value: int) -> str:
+    names = _ENUM_NAMES.get(wrapper)
+    if names is None:
+        names = _ENUM_NAMES[wrapper] = {
+            number: str(v.name) for number, v in wrapper.DESCRIPTOR.values_by_number.items()
+        }
     # Unknown numbers pass through as a string the model refuses by name.
-    return str(wrapper.Name(value)) if value in wrapper.values() else f"<{value}>"
+    name = names.get(value)
+    return name if name is not None else f"<{value}>"
 
 
 def _names(wrapper: Any, values: Any) -> list[str]:
