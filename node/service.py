@@ -8,7 +8,6 @@ of gRPC: the gateway calls `receive`, `accept_receipt`, `pending` and
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from google.protobuf.message import DecodeError
 
 from node import limits
 from node.config import NodeConfig
-from node.convert import alert_from_bytes, alert_to_bytes, encode, timestamp
+from node.convert import alert_from_bytes, alert_to_bytes, encode, receipt_to_bytes, timestamp
 from node.errors import (
     BadSignature,
     Equivocation,
@@ -155,8 +154,10 @@ class NodeService:
         unknown = [r for r in targets if r not in self.peers]
         if unknown:
             raise UsageError(f"recipient {', '.join(unknown)} is not a peer of {self.me}")
-        alert_id = alert_id or f"{self.me}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(3).upper()}"
         with self.store.transaction() as tx:
+            # Ids are unique per origin by construction: a counter in the store,
+            # committed with the alert (a random suffix collides at high rates).
+            alert_id = alert_id or f"{self.me}-{now:%Y%m%d}-{tx.next_number('alert_number'):06d}"
             if tx.alert(self.me, alert_id) is not None:
                 raise RefusedOperation(f"alert id {alert_id} is already used by {self.me}")
             references = [self._reference(tx, *reference)] if reference else []
@@ -449,8 +450,6 @@ class NodeService:
         )
 
     def _sign_receipt(self, receipt: Receipt) -> bytes:
-        from node.convert import receipt_to_bytes
-
         payload = receipt_to_bytes(receipt)
         signer = self.signers["alert"]
         return encode(

@@ -248,6 +248,16 @@ class Tx:
             [(origin, recipient, seq, alert_id, digest) for recipient, seq in positions],
         )
 
+    def next_number(self, counter: str) -> int:
+        """Increment and return a named counter kept in the store (1, 2, 3, ...)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (counter,)).fetchone()
+        value = int(row[0]) + 1 if row else 1
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (counter, str(value)),
+        )
+        return value
+
     def set_receipt(self, origin: Country, alert_id: str, receipt: bytes) -> None:
         """Keep the receipt signed later for an alert stored by catch-up."""
         self._conn.execute(
