@@ -448,3 +448,87 @@ def verify_consistency(
         raise MerkleProofError(f"consistency proof does not reproduce the old root at size {old_size}")
     if sr != new_root:
         raise MerkleProofError(f"consistency proof does not reproduce the new root at size {new_size}")
+
+
+class MerkleLevels:
+    """Every leaf hash plus the root of every completed, aligned perfect subtree.
+
+    A node must produce consistency proofs for its own growing log at a
+    steady cadence. Recomputing subtree roots from the leaves costs O(n) per
+    proof; keeping each completed perfect subtree's root (2n hashes in all,
+    packed 32 bytes each) makes any RFC 6962 range root O(log n) lookups.
+    """
+
+    def __init__(self) -> None:
+        self._levels: list[bytearray] = [bytearray()]
+
+    @property
+    def size(self) -> int:
+        """Number of leaves."""
+        return len(self._levels[0]) // HASH_SIZE
+
+    def append(self, leaf: bytes) -> None:
+        """Add one leaf hash and fold every perfect subtree it completes."""
+        _require_hash("leaf hash", leaf)
+        self._levels[0] += leaf
+        height, count = 0, self.size
+        while count % 2 == 0 and count:
+            level = self._levels[height]
+            node = hashlib.sha256(_NODE_PREFIX + level[-2 * HASH_SIZE :]).digest()
+            if len(self._levels) == height + 1:
+                self._levels.append(bytearray())
+            self._levels[height + 1] += node
+            height, count = height + 1, count // 2
+
+    def leaf(self, index: int) -> bytes:
+        """The leaf hash at `index`."""
+        if not 0 <= index < self.size:
+            raise IndexError(index)
+        return bytes(self._levels[0][index * HASH_SIZE : (index + 1) * HASH_SIZE])
+
+    def range_root(self, start: int, end: int) -> bytes:
+        """RFC 6962 MTH of leaves [start, end), as split by the RFC from `start`."""
+        if not 0 <= start <= end <= self.size:
+            raise ValueError(f"range [{start}, {end}) is outside the {self.size} leaves")
+        n = end - start
+        if n == 0:
+            return EMPTY_ROOT
+        if n & (n - 1) == 0 and start % n == 0:
+            height = n.bit_length() - 1
+            i = start // n
+            return bytes(self._levels[height][i * HASH_SIZE : (i + 1) * HASH_SIZE])
+        if n == 1:
+            return self.leaf(start)
+        k = _largest_power_of_two_below(n)
+        return node_hash(self.range_root(start, start + k), self.range_root(start + k, end))
+
+    def root(self, size: int | None = None) -> bytes:
+        """Root of the first `size` leaves (default all)."""
+        return self.range_root(0, self.size if size is None else size)
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        """RFC 9162 PROOF(old_size, D[new_size]), as merkle.consistency_proof, in O(log^2 n)."""
+        n = self.size if new_size is None else new_size
+        if not 0 <= old_size <= n <= self.size:
+            raise ValueError(f"old size {old_size} is outside [0, {n}]")
+        if old_size in (0, n):
+            return []
+        collected: list[bytes] = []
+        m, lo, hi = old_size, 0, n
+        whole_old_tree = True
+        while True:
+            if m == hi - lo:
+                if not whole_old_tree:
+                    collected.append(self.range_root(lo, hi))
+                break
+            k = _largest_power_of_two_below(hi - lo)
+            if m <= k:
+                collected.append(self.range_root(lo + k, hi))
+                hi = lo + k
+            else:
+                collected.append(self.range_root(lo, lo + k))
+                lo += k
+                m -= k
+                whole_old_tree = False
+        collected.reverse()
+        return collected

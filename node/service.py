@@ -32,7 +32,6 @@ from node.identity import log_origin
 from node.ids import Country, Digest, peers_of
 from node.inbound import VerifiedAlert, verify_alert, verify_receipt
 from node.links import LinkState
-from node.merkle import consistency_proof
 from node.models import Alert, Receipt
 from node.note import Checkpoint, NoteError, open_checkpoint, sign_checkpoint
 from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, KeyPurpose, Signer, digest
@@ -594,7 +593,7 @@ class NodeService:
             return None
         if old > size:
             raise RefusedOperation(f"{peer} claims to have cosigned size {old}, beyond our log ({size})")
-        proof = consistency_proof(old, self.store.leaves[:size]) if old else []
+        proof = self.store.consistency_proof(old, size)
         return size, build_witness_request(old_size=old, proof=proof, signed_checkpoint=note)
 
     def record_cosignature(self, peer: Country, size: int, cosignature: str) -> None:

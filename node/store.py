@@ -5,21 +5,22 @@ together (a log entry, the alert it records, its sequence positions, its
 outbox rows, the receipt given for it) is written in one transaction, so a
 crash leaves either all of it or none of it (SPEC section 4: acknowledge only
 after the durable commit). The Merkle root of the exchange log is kept
-incrementally in memory and only advanced once a commit has succeeded.
+incrementally in memory (every perfect subtree's root, so consistency proofs
+cost O(log^2 n)) and only advanced once a commit has succeeded.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, overload
+from typing import Any, Final
 
 from node.errors import StoreError
 from node.ids import Country, Digest
-from node.merkle import CompactRange, leaf_hash
+from node.merkle import MerkleLevels, leaf_hash
 
 SCHEMA_VERSION: Final = 1
 
@@ -115,37 +116,6 @@ CREATE TABLE IF NOT EXISTS evidence (
     at TEXT NOT NULL
 );
 """
-
-
-class LeafHashes(Sequence[bytes]):
-    """All committed leaf hashes, packed 32 bytes each in one bytearray.
-
-    Proof generation needs random access to every leaf hash; packing keeps a
-    million entries at 32 MB instead of ~75 MB of separate bytes objects.
-    """
-
-    def __init__(self) -> None:
-        self._data = bytearray()
-
-    def append(self, leaf: bytes) -> None:
-        """Add one 32-byte hash."""
-        self._data += leaf
-
-    def __len__(self) -> int:
-        return len(self._data) // 32
-
-    @overload
-    def __getitem__(self, index: int) -> bytes: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[bytes]: ...
-    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        return bytes(self._data[index * 32 : index * 32 + 32])
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,11 +368,9 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
         self.path = path
-        self._tree = CompactRange()
-        self._leaves = LeafHashes()
+        self._tree = MerkleLevels()
         for (hashed,) in self._conn.execute("SELECT leaf_hash FROM log ORDER BY idx"):
             self._tree.append(bytes(hashed))
-            self._leaves.append(bytes(hashed))
         self._in_tx = False
 
     def _check_version(self) -> None:
@@ -435,7 +403,6 @@ class Store:
             self._conn.execute("COMMIT")
             for hashed in tx.appended:
                 self._tree.append(hashed)
-                self._leaves.append(hashed)
         finally:
             self._in_tx = False
 
@@ -457,10 +424,9 @@ class Store:
         ):
             yield int(idx), bytes(entry)
 
-    @property
-    def leaves(self) -> LeafHashes:
-        """Every committed leaf hash in order (for proofs); do not modify."""
-        return self._leaves
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 9162 consistency proof between two sizes of the committed log."""
+        return self._tree.consistency_proof(old_size, new_size)
 
     # ------------------------------------------------------------ reads
     def alert(self, origin: Country, alert_id: str) -> StoredAlert | None:

@@ -387,3 +387,21 @@ def test_consistency_proofs_verify(leaves: list[bytes], data: st.DataObject) -> 
         verify_consistency(**{**kwargs, "new_root": root_from_leaf_hashes(forked)})
     with pytest.raises(MerkleProofError):
         verify_consistency(**{**kwargs, "old_root": root_from_leaf_hashes(forked[:old_size])})
+
+
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(min_value=0, max_value=140), data=st.data())
+def test_merkle_levels_agree_with_the_reference_functions(n: int, data: st.DataObject) -> None:
+    from node.merkle import MerkleLevels, consistency_proof, root_from_leaf_hashes
+
+    leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(n)]
+    levels = MerkleLevels()
+    for leaf in leaves:
+        levels.append(leaf)
+    assert levels.size == n
+    assert levels.root() == root_from_leaf_hashes(leaves)
+    if n:
+        new = data.draw(st.integers(min_value=1, max_value=n))
+        old = data.draw(st.integers(min_value=0, max_value=new))
+        assert levels.root(new) == root_from_leaf_hashes(leaves[:new])
+        assert levels.consistency_proof(old, new) == consistency_proof(old, leaves[:new])
