@@ -195,10 +195,11 @@ async def pull(client: PeerClient, service: NodeService, *, origin: Country | No
             page = await client.catch_up(origin=source, after_seq=after)
             if not page:
                 break
-            added = service.receive_many(page, peer=peer, direct=direct)
-            stored += added
-            if added == 0:
-                break  # refused or nothing new: do not spin on the same page
+            stored += service.receive_many(page, peer=peer, direct=direct)
+            # Pushes from the origin may have stored part of this page meanwhile;
+            # what counts is progress. None at all means a refusal: stop, not spin.
+            if service.store.last_seq(source, service.me) <= after:
+                break
     except aio.AioRpcError as exc:
         if direct:
             service.links[peer].failed(service.clock(), describe(exc))
