@@ -492,7 +492,7 @@ class NodeService:
     # ------------------------------------------------------------ for the gateway
     def pending(self, peer: Country, limit: int = 100) -> list[tuple[int, str, bytes]]:
         """(seq, alert id, envelope) of own alerts `peer` has not receipted yet."""
-        return self.store.pending(peer, limit)
+        return self.store.pending(self.me, peer, limit)
 
     def record_failure(self, peer: Country, seq: int, error: str) -> None:
         """Note a failed delivery attempt in the outbox (shown by status)."""
@@ -502,7 +502,7 @@ class NodeService:
         """Every own signed alert `peer` has not receipted, in sequence order (offline transfer)."""
         envelopes: list[bytes] = []
         after = 0
-        while page := self.store.pending(peer, limits.MAX_CATCHUP_PAGE, after_seq=after):
+        while page := self.store.pending(self.me, peer, limits.MAX_CATCHUP_PAGE, after_seq=after):
             envelopes.extend(env for _, _, env in page)
             after = page[-1][0]
         return envelopes

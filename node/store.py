@@ -471,13 +471,17 @@ class Store:
         rows = self._conn.execute(sql + " ORDER BY recipient, seq", args).fetchall()
         return [r for r in map(_outbox_row, rows) if r is not None]
 
-    def pending(self, recipient: Country, limit: int, *, after_seq: int = 0) -> list[tuple[int, str, bytes]]:
-        """(seq, alert id, envelope) still to deliver to `recipient`, oldest first."""
+    def pending(
+        self, origin: Country, recipient: Country, limit: int, *, after_seq: int = 0
+    ) -> list[tuple[int, str, bytes]]:
+        """(seq, alert id, envelope) of `origin`'s (this node's) alerts still to deliver, oldest first."""
+        # Join on the alerts table's whole key: joining on the id alone cannot use
+        # its index and scanned every alert once per outbox row.
         rows = self._conn.execute(
             "SELECT o.seq, o.alert_id, a.envelope FROM outbox o JOIN alerts a"
-            " ON a.alert_id = o.alert_id AND a.via IS NULL"
+            " ON a.origin = ? AND a.alert_id = o.alert_id"
             " WHERE o.recipient = ? AND o.delivered_at IS NULL AND o.seq > ? ORDER BY o.seq LIMIT ?",
-            (recipient, after_seq, limit),
+            (origin, recipient, after_seq, limit),
         ).fetchall()
         return [(int(seq), str(aid), bytes(env)) for seq, aid, env in rows]
 
