@@ -799,21 +799,19 @@ class NodeService:
         peers: dict[str, Any] = {}
         cosigned = self.store.cosigned()
         for peer in self.peers:
-            rows = self.store.outbox(peer)
-            waiting = [r for r in rows if r.delivered_at is None]
-            delivered = [r.seq for r in rows if r.delivered_at is not None]
+            backlog = self.store.backlog(peer)
             link = self.links[peer]
             oldest = None
-            if waiting:
-                oldest = (now - datetime.fromisoformat(waiting[0].created_at)).total_seconds()
+            if backlog.oldest is not None:
+                oldest = (now - datetime.fromisoformat(backlog.oldest.created_at)).total_seconds()
             peers[peer] = {
                 "reachable": link.reachable,
                 "last_ok": iso(link.last_ok) if link.last_ok else None,
-                "last_error": link.last_error or (waiting[0].last_error if waiting else None),
+                "last_error": link.last_error or (backlog.oldest.last_error if backlog.oldest else None),
                 "last_seq_sent": self.store.last_seq(self.me, peer),
-                "last_seq_delivered": max(delivered, default=0),
+                "last_seq_delivered": backlog.last_delivered,
                 "last_seq_received": self.store.last_seq(peer, self.me),
-                "backlog": len(waiting),
+                "backlog": backlog.waiting,
                 "oldest_undelivered_seconds": oldest,
                 "last_checkpoint_cosigned": cosigned.get(peer),
             }

@@ -148,6 +148,15 @@ class OutboxRow:
     receipt: bytes | None
 
 
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What one recipient still has to receive, in aggregate (for status)."""
+
+    waiting: int
+    oldest: OutboxRow | None
+    last_delivered: int
+
+
 class Tx:
     """Writes within one open transaction; only Store.transaction() makes one."""
 
@@ -460,6 +469,25 @@ class Store:
             (origin, recipient, after_seq, limit),
         ).fetchall()
         return [(int(seq), bytes(env)) for seq, env in rows]
+
+    def backlog(self, recipient: Country) -> Backlog:
+        """Count and oldest of the undelivered rows, and the last delivered seq, by index."""
+        waiting = int(
+            self._conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE recipient = ? AND delivered_at IS NULL", (recipient,)
+            ).fetchone()[0]
+        )
+        oldest = _outbox_row(
+            self._conn.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE recipient = ? AND delivered_at IS NULL"
+                " ORDER BY seq LIMIT 1",
+                (recipient,),
+            ).fetchone()
+        )
+        delivered = self._conn.execute(
+            "SELECT MAX(seq) FROM outbox WHERE recipient = ? AND delivered_at IS NOT NULL", (recipient,)
+        ).fetchone()[0]
+        return Backlog(waiting=waiting, oldest=oldest, last_delivered=int(delivered or 0))
 
     def outbox(self, recipient: Country | None = None) -> list[OutboxRow]:
         """Outbox rows (all, or towards one recipient) in sequence order."""
