@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from typing import Any, Final
 
 import grpc
@@ -30,6 +31,7 @@ log = structlog.get_logger("ewx.gateway")
 
 BACKOFF_START_SECONDS: Final = 0.2
 BATCH: Final = 100
+PULL_PAUSE_CHECK_SECONDS: Final = 0.5
 
 
 def _identity(data: bytes) -> bytes:
@@ -144,6 +146,11 @@ class DeliveryLoop:
         """Deliver everything pending; True when the outbox is empty."""
         link = self._service.links[self.peer]
         while batch := self._service.pending(self.peer, BATCH):
+            if link.is_pulling(time.monotonic()):
+                # The peer is catching up by pages; pushing the same alerts one
+                # by one would only compete with it. Look again shortly.
+                asyncio.get_running_loop().call_later(PULL_PAUSE_CHECK_SECONDS, self.wake)
+                return False
             for seq, alert_id, envelope in batch:
                 try:
                     receipt = await self._client.deliver(envelope)

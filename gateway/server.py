@@ -9,6 +9,7 @@ becomes INTERNAL with a correlation id that is logged, never the exception.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -31,6 +32,9 @@ from node.wire import ewx_pb2 as pb
 log = structlog.get_logger("ewx.gateway")
 
 T = TypeVar("T")
+
+PULL_PAUSE_SECONDS = 1.0
+"""After a peer asks for a page of our alerts, our pushes to it pause this long."""
 
 _WRAPPER_OVERHEAD = 4
 """Tag and length bytes DeliverRequest adds around an envelope of legal size."""
@@ -114,12 +118,16 @@ class FederationServicer:
             req = _parse(pb.CatchUpRequest, request, what="catch-up request")
             if req.origin not in (pb.KR, pb.US, pb.JP):
                 raise Malformed("catch-up request names no federation member as origin")
-            return self._service.catch_up(
+            page = self._service.catch_up(
                 requester=peer,
                 origin=pb.Country.Name(req.origin),  # type: ignore[arg-type]
                 after_seq=req.after_seq,
                 limit=min(req.max_count or MAX_CATCHUP_PAGE, MAX_CATCHUP_PAGE),
             )
+            if page and req.origin == pb.Country.Value(self._service.me):
+                # The peer is behind on our alerts and pulling pages: hold our pushes.
+                self._service.links[peer].note_pulling(time.monotonic(), PULL_PAUSE_SECONDS)
+            return page
 
         for envelope in await self._guarded(context, "CatchUp", work):
             yield pb.CatchUpItem(envelope=envelope).SerializeToString()

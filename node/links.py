@@ -19,12 +19,22 @@ class LinkState:
     last_ok: datetime | None = None
     last_attempt: datetime | None = None
     last_error: str | None = None
+    pulling_until: float = 0.0
+    """Monotonic time until which the peer is taken to be pulling our alerts (catch-up)."""
 
     def succeeded(self, at: datetime) -> None:
         """A call to the peer completed."""
         self.reachable = True
         self.last_ok = self.last_attempt = at
         self.last_error = None
+
+    def note_pulling(self, now: float, window: float) -> None:
+        """The peer just asked us for a catch-up page of our own alerts."""
+        self.pulling_until = now + window
+
+    def is_pulling(self, now: float) -> bool:
+        """While the peer pulls pages, pushing the same alerts one by one only competes."""
+        return now < self.pulling_until
 
     def failed(self, at: datetime, error: str) -> None:
         """A call to the peer failed; `error` is safe to show the operator."""
