@@ -124,8 +124,10 @@ class FederationServicer:
                 after_seq=req.after_seq,
                 limit=min(req.max_count or MAX_CATCHUP_PAGE, MAX_CATCHUP_PAGE),
             )
-            if page and req.origin == pb.Country.Value(self._service.me):
-                # The peer is behind on our alerts and pulling pages: hold our pushes.
+            if len(page) == MAX_CATCHUP_PAGE and req.origin == pb.Country.Value(self._service.me):
+                # A full page: the peer is far behind on our alerts and catching
+                # up by pages, so hold our one-by-one pushes for a moment. (A
+                # short page is the usual race with a push; pushes go on.)
                 self._service.links[peer].note_pulling(time.monotonic(), PULL_PAUSE_SECONDS)
             return page
 
