@@ -32,19 +32,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 from node.bundle import Bundle
-from node.identity import log_origin, witness_name
+from node.identity import witness_name
 from node.ids import Country, peers_of
 from node.merkle import CompactRange, leaf_hash
 from node.note import (
     SIG_TYPE_COSIGNATURE_V1,
     Checkpoint,
-    NoteError,
     SignedNote,
     note_key_hash,
-    open_checkpoint,
 )
 from node.trust import Trust
-from node.witness import verify_witness_cosignature
+from node.witness import open_log_checkpoint, verify_witness_cosignature
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +53,6 @@ class CheckpointFinding:
     kind: str
     detail: str
     severity: Literal["error", "info"] = "error"
-
-
-def _open(note: str, node: Country, trust: Trust) -> tuple[Checkpoint, SignedNote] | None:
-    for key in trust.keys_of(node, "log"):
-        try:
-            return open_checkpoint(note, name=log_origin(node), public_key=trust.public_key(key))
-        except NoteError:
-            continue
-    return None
 
 
 def roots_at(entries: Sequence[bytes], sizes: set[int]) -> dict[int, bytes]:
@@ -98,7 +87,7 @@ def history_findings(bundle: Bundle, *, trust: Trust) -> list[CheckpointFinding]
     findings: list[CheckpointFinding] = []
     opened: list[tuple[Checkpoint, SignedNote, str]] = []
     for i, note in enumerate(bundle.history):
-        result = _open(note, node, trust)
+        result = open_log_checkpoint(note, node=node, trust=trust)
         if result is None:
             findings.append(
                 CheckpointFinding(
@@ -186,7 +175,7 @@ def witnessed_findings(bundles: Sequence[Bundle], *, trust: Trust) -> list[Check
     checked: list[tuple[Country, Country, Checkpoint]] = []
     for bundle in bundles:
         for log_node, note in bundle.witnessed:
-            result = _open(note, log_node, trust)
+            result = open_log_checkpoint(note, node=log_node, trust=trust)
             if result is None:
                 findings.append(
                     CheckpointFinding(

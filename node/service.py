@@ -28,17 +28,16 @@ from node.errors import (
     SchemaViolation,
     UsageError,
 )
-from node.identity import log_origin
 from node.ids import Country, Digest, peers_of
 from node.inbound import VerifiedAlert, verify_alert, verify_receipt
 from node.links import LinkState
 from node.models import Alert, Receipt
-from node.note import Checkpoint, NoteError, open_checkpoint, sign_checkpoint
+from node.note import Checkpoint, sign_checkpoint
 from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, KeyPurpose, Signer, digest
 from node.store import Store, StoredAlert, Tx
 from node.trust import Trust
 from node.wire import ewx_pb2 as pb
-from node.witness import WitnessState, add_cosignature, verify_witness_cosignature
+from node.witness import WitnessState, add_cosignature, open_log_checkpoint, verify_witness_cosignature
 from node.witness import build_request as build_witness_request
 from node.witness import witness as witness_checkpoint
 
@@ -681,18 +680,11 @@ class NodeService:
         """
         if not note or self._gossip_seen.get(peer) == note:
             return
-        checkpoint = None
-        for key in self.trust.keys_of(peer, "log"):
-            try:
-                checkpoint, _ = open_checkpoint(
-                    note, name=log_origin(peer), public_key=self.trust.public_key(key)
-                )
-                break
-            except NoteError:
-                continue
-        if checkpoint is None:
+        opened = open_log_checkpoint(note, node=peer, trust=self.trust)
+        if opened is None:
             log.warning("gossip_unverifiable", node=self.me, peer=peer)
             return
+        checkpoint = opened[0]
         self._gossip_seen[peer] = note
         for root, kept in self.store.witnessed_at(peer, checkpoint.size):
             if root != checkpoint.root_hash:

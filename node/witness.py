@@ -55,6 +55,7 @@ from node.note import (
     SignedNote,
     cosign,
     note_key_hash,
+    open_checkpoint,
     parse_checkpoint,
     parse_signature_line,
     parse_signed_note,
@@ -363,6 +364,23 @@ def _check_signer(signer: Signer, *, me: Country, trust: Trust) -> None:
     raw = raw_public_key(signer.private_key.public_key())
     if not any(entry.public_key == raw for entry in trust.keys_of(me, "witness")):
         raise ValueError(f"signer {signer.key_id} is not a witness key of {me} in the trust file")
+
+
+def open_log_checkpoint(
+    note_text: str, *, node: Country, trust: Trust
+) -> tuple[Checkpoint, SignedNote] | None:
+    """`node`'s checkpoint from a signed note, if one of its log keys signed it; else None.
+
+    The one way gossip and the audit open a peer's checkpoint: the origin
+    must be that node's log, and any of its log keys in the trust file may
+    have signed (keys rotate).
+    """
+    for key in trust.keys_of(node, "log"):
+        try:
+            return open_checkpoint(note_text, name=log_origin(node), public_key=trust.public_key(key))
+        except NoteError:
+            continue
+    return None
 
 
 def _verify_log_signature(note: SignedNote, *, name: str, keys: Sequence[Ed25519PublicKey]) -> bool:
