@@ -35,10 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -75,6 +72,7 @@ from node.signing import (  # noqa: E402
 from node.trust import FORMAT, KeyEntry, Member, Trust  # noqa: E402
 from node.wire import ewx_pb2 as pb  # noqa: E402
 from node.witness import add_cosignature, verify_witness_cosignature  # noqa: E402
+from scripts.fixed_ca import fixed_ca_pem  # noqa: E402
 
 OUT = ROOT / "tests" / "goldens"
 START = datetime(2023, 8, 1, tzinfo=UTC)
@@ -119,34 +117,13 @@ def _signer(cc: Country, purpose: str) -> Signer:
 
 
 def _ca_pem(country: Country) -> str:
-    key = _seed(f"{country} ca")
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"EWX {country} golden CA")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(int.from_bytes(hashlib.sha256(f"golden {country}".encode()).digest()[:8], "big"))
-        .not_valid_before(KEYS_NOT_BEFORE)
-        .not_valid_after(KEYS_NOT_AFTER)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(key, None)
+    return fixed_ca_pem(
+        _seed(f"{country} ca"),
+        common_name=f"EWX {country} golden CA",
+        serial_label=f"golden {country}",
+        not_before=KEYS_NOT_BEFORE,
+        not_after=KEYS_NOT_AFTER,
     )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _write_federation(root: Path) -> dict[Country, Path]:

@@ -19,10 +19,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -33,6 +30,7 @@ from node.ids import COUNTRIES, Country  # noqa: E402
 from node.models import Alert, Receipt  # noqa: E402
 from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, Signer, digest, key_id_for, raw_public_key  # noqa: E402
 from node.wire import ewx_pb2 as pb  # noqa: E402
+from scripts.fixed_ca import fixed_ca_pem  # noqa: E402
 
 OUT = ROOT / "tests" / "vectors" / "envelopes"
 SENT = datetime(2023, 8, 1, 0, 0, tzinfo=UTC)
@@ -46,34 +44,13 @@ def _seed(label: str) -> Ed25519PrivateKey:
 
 
 def _ca_pem(country: Country) -> str:
-    key = _seed(f"{country} ca")
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"EWX {country} test vector CA")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(int.from_bytes(hashlib.sha256(country.encode()).digest()[:8], "big"))
-        .not_valid_before(NOT_BEFORE)
-        .not_valid_after(NOT_AFTER)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(key, None)
+    return fixed_ca_pem(
+        _seed(f"{country} ca"),
+        common_name=f"EWX {country} test vector CA",
+        serial_label=country,
+        not_before=NOT_BEFORE,
+        not_after=NOT_AFTER,
     )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def signer(country: Country) -> Signer:
