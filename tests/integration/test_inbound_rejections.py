@@ -194,6 +194,13 @@ def test_rejection(
                 assert events[0]["reason"] == reason
                 assert events[0]["peer"] in {"KR", "JP"}
                 assert outcome.details  # the peer is told what was wrong
+            else:
+                # UNAVAILABLE would also be what a dead server gives: prove the
+                # handshake refused this client while the node served a real peer.
+                control = await deliver_as(
+                    target=federation["US"], client=federation["KR"], request=_valid(federation)
+                )
+                assert control.code == grpc.StatusCode.OK
 
     asyncio.run(scenario())
 
