@@ -163,6 +163,7 @@ class DeliveryLoop:
                     return False
                 self._failures = 0
                 link.succeeded(self._service.clock())
+        self._failures = 0  # nothing left to deliver: the next alert goes out at once
         return True
 
     def _fail(self, seq: int, alert_id: str, error: str) -> None:

@@ -80,3 +80,22 @@ def test_outbox_survives_a_sender_restart(federation: dict[Country, Path]) -> No
                 assert nodes[peer].service.store.alert("KR", published.alert.alert_id) is not None
 
     asyncio.run(scenario())
+
+
+def test_an_empty_outbox_ends_the_backoff(federation: dict[Country, Path]) -> None:
+    """After failures, once nothing is left to deliver the next alert must not wait out a backoff."""
+    from gateway.peers import DeliveryLoop, PeerClient
+    from node.config import NodeConfig
+    from node.service import NodeService
+
+    async def scenario() -> None:
+        service = NodeService.open(NodeConfig.load(federation["KR"]))
+        client = PeerClient(service=service, peer="US")
+        loop = DeliveryLoop(service=service, client=client)
+        loop._failures = 5  # as after a peer was down
+        assert await loop.drain() is True
+        assert loop._failures == 0
+        await client.close()
+        service.close()
+
+    asyncio.run(scenario())
