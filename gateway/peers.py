@@ -19,7 +19,7 @@ import structlog
 from grpc import aio
 
 from gateway import rpc
-from gateway.status_map import REASON_TRAILER, WITNESS_SIZE_TRAILER
+from gateway.status_map import EXPECTED_SEQ_TRAILER, REASON_TRAILER, WITNESS_SIZE_TRAILER
 from gateway.tls import channel_credentials, channel_options
 from node.errors import InboundRejected, RefusedOperation
 from node.ids import Country
@@ -59,6 +59,9 @@ class PeerClient:
         self._add_checkpoint = self._channel.unary_unary(
             rpc.ADD_CHECKPOINT, request_serializer=_identity, response_deserializer=_identity
         )
+        self._update_trust = self._channel.unary_unary(
+            rpc.UPDATE_TRUST, request_serializer=_identity, response_deserializer=_identity
+        )
 
     async def deliver(self, envelope: bytes) -> bytes:
         """Deliver one envelope; returns the peer's SignedReceipt bytes.
@@ -79,6 +82,13 @@ class PeerClient:
             pb.WitnessRequest(body=body).SerializeToString(), timeout=RPC_DEADLINE_SECONDS
         )
         return pb.WitnessResponse.FromString(reply).cosignature
+
+    async def update_trust(self, envelope: bytes) -> int:
+        """Announce one of our trust updates; returns the serial of ours the peer now holds."""
+        reply = await self._update_trust(
+            pb.TrustUpdateRequest(update=envelope).SerializeToString(), timeout=RPC_DEADLINE_SECONDS
+        )
+        return pb.TrustUpdateResponse.FromString(reply).held_serial
 
     async def catch_up(self, *, origin: Country, after_seq: int, max_count: int = 0) -> list[bytes]:
         """The peer's page of `origin`'s alerts addressed to us after `after_seq`."""
@@ -114,6 +124,8 @@ class DeliveryLoop:
         self._wake = asyncio.Event()
         self._wake.set()  # drain whatever survived the last run
         self._failures = 0
+        self._trust_held = 0
+        """The highest of our trust updates the peer is known to hold (0: not known yet)."""
 
     @property
     def peer(self) -> Country:
@@ -145,6 +157,8 @@ class DeliveryLoop:
     async def drain(self) -> bool:
         """Deliver everything pending; True when the outbox is empty."""
         link = self._service.links[self.peer]
+        if not await self._announce_trust():
+            return False
         while batch := self._service.pending(self.peer, BATCH):
             if link.is_pulling(time.monotonic()):
                 # The peer is catching up by pages; pushing the same alerts one
@@ -164,6 +178,20 @@ class DeliveryLoop:
                 self._failures = 0
                 link.succeeded(self._service.clock())
         self._failures = 0  # nothing left to deliver: the next alert goes out at once
+        return True
+
+    async def _announce_trust(self) -> bool:
+        """Send the peer our trust updates it lacks, in order, before any alert a new key signs."""
+        for serial, envelope in self._service.own_trust_updates(self._trust_held):
+            try:
+                self._trust_held = max(self._trust_held, await self._client.update_trust(envelope))
+            except aio.AioRpcError as exc:
+                expected = trailer(exc, EXPECTED_SEQ_TRAILER)
+                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and expected and expected.isdigit():
+                    # The peer lacks an earlier one: start again from there.
+                    self._trust_held = int(expected) - 1
+                self._fail(0, f"{self._service.me}-trust-{serial}", describe(exc))
+                return False
         return True
 
     def _fail(self, seq: int, alert_id: str, error: str) -> None:

@@ -26,3 +26,4 @@ def method_path(name: str) -> str:
 DELIVER: Final = method_path("Deliver")
 CATCH_UP: Final = method_path("CatchUp")
 ADD_CHECKPOINT: Final = method_path("AddCheckpoint")
+UPDATE_TRUST: Final = method_path("UpdateTrust")

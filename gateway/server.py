@@ -25,7 +25,7 @@ from gateway.status_map import status_for, trailers_for
 from node.errors import InboundRejected, Malformed, TooLarge, UnauthenticatedPeer
 from node.identity import node_id_from_certificate
 from node.ids import Country
-from node.limits import MAX_CATCHUP_PAGE, MAX_ENVELOPE_BYTES
+from node.limits import MAX_CATCHUP_PAGE, MAX_ENVELOPE_BYTES, MAX_TRUST_UPDATE_BYTES
 from node.service import NodeService
 from node.wire import ewx_pb2 as pb
 
@@ -144,6 +144,18 @@ class FederationServicer:
 
         return await self._guarded(context, "AddCheckpoint", work)
 
+    async def update_trust(self, request: bytes, context: aio.ServicerContext[Any, Any]) -> bytes:
+        """UpdateTrust: the caller's own key rotation or revocation, checked and applied."""
+
+        async def work(peer: Country) -> bytes:
+            if len(request) > MAX_TRUST_UPDATE_BYTES + _WRAPPER_OVERHEAD:
+                raise TooLarge(f"trust update request is {len(request)} bytes, at most {MAX_TRUST_UPDATE_BYTES}")
+            update = _parse(pb.TrustUpdateRequest, request, what="trust update request").update
+            held = self._service.accept_trust_update(peer, update)
+            return pb.TrustUpdateResponse(held_serial=held).SerializeToString()
+
+        return await self._guarded(context, "UpdateTrust", work)
+
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
         """The generic handler that registers exactly the federation methods.
 
@@ -156,6 +168,7 @@ class FederationServicer:
                 "Deliver": grpc.unary_unary_rpc_method_handler(self.deliver),
                 "CatchUp": grpc.unary_stream_rpc_method_handler(self.catch_up),
                 "AddCheckpoint": grpc.unary_unary_rpc_method_handler(self.add_checkpoint),
+                "UpdateTrust": grpc.unary_unary_rpc_method_handler(self.update_trust),
             },
         )
 

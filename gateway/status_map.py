@@ -32,6 +32,8 @@ STATUS_OF: Final[dict[type[errors.InboundRejected], grpc.StatusCode]] = {
     errors.OutOfSequence: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Equivocation: grpc.StatusCode.ALREADY_EXISTS,
     errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.TrustUpdateRejected: grpc.StatusCode.PERMISSION_DENIED,
+    errors.TrustUpdateOutOfOrder: grpc.StatusCode.FAILED_PRECONDITION,
     # C2SP tlog-witness answers, as notes/tlog-design.md maps them
     witness.WitnessMalformed: grpc.StatusCode.INVALID_ARGUMENT,
     witness.UnknownLog: grpc.StatusCode.NOT_FOUND,
@@ -52,7 +54,7 @@ def status_for(exc: errors.InboundRejected) -> grpc.StatusCode:
 def trailers_for(exc: errors.InboundRejected) -> tuple[tuple[str, str], ...]:
     """Trailing metadata that names the failed check (and where to resume)."""
     trailers: tuple[tuple[str, str], ...] = ((REASON_TRAILER, exc.reason),)
-    if isinstance(exc, errors.OutOfSequence):
+    if isinstance(exc, errors.OutOfSequence | errors.TrustUpdateOutOfOrder):
         trailers += ((EXPECTED_SEQ_TRAILER, str(exc.expected)),)
     if isinstance(exc, witness.SizeMismatch):
         trailers += ((WITNESS_SIZE_TRAILER, str(exc.witness_size)),)

@@ -58,6 +58,11 @@ Per entry:
                               decode and validate (SPEC section 3)
     unknown_key               the alert or receipt names a key id not in the trust file
     expired_key               the key was not valid at the entry's logged_at
+    revoked_key               the key's owner had revoked it by the entry's logged_at
+    bad_trust_update          a logged trust update (key rotation, revocation) that
+                              does not verify against the trust before it, does not
+                              follow its member's previous one, or differs from
+                              another update of that member under the same serial
     bad_alert_signature       the alert signature does not verify, the key is not an
                               alert key, or the signer is not the alert's origin
     bad_receipt_signature     the same for a receipt, whose signer must be the peer
@@ -122,7 +127,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from node.audit_checkpoints import history_findings, witnessed_findings
 from node.bundle import Bundle, BundleError, read_bundle
 from node.convert import DecodeFailure, alert_from_bytes, from_timestamp, parse_canonical, receipt_from_bytes
-from node.errors import UsageError
+from node.errors import TrustUpdateRejected, UsageError
 from node.ids import COUNTRIES, Country, Digest
 from node.merkle import leaf_hash, root_from_leaf_hashes
 from node.models import Alert, Receipt
@@ -140,6 +145,7 @@ from node.note import (
 )
 from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, SIGNATURE_BYTES, digest, verify_signature
 from node.trust import KeyEntry, Trust
+from node.trust_updates import peek, replay
 from node.wire import ewx_pb2 as pb
 
 __all__ = [
@@ -167,6 +173,8 @@ KINDS: Final[dict[str, str]] = {
     "bad_cosignature": "a witness cosignature on the checkpoint does not verify",
     "unknown_key": "a signature by a key that is not in the trust file",
     "expired_key": "a key used outside its validity",
+    "revoked_key": "a key used after its owner revoked it",
+    "bad_trust_update": "a trust update that does not verify or does not follow the member's previous one",
     "malformed_entry": "an entry that is not a canonical, valid log entry, alert or receipt",
     "bad_alert_signature": "an alert signature that does not verify or is not by the alert's origin",
     "bad_receipt_signature": "a receipt signature that does not verify or is not by the receiver",
@@ -577,6 +585,9 @@ def _audit(bundles: Sequence[Bundle], *, trust: Trust, workers: int | None, min_
     order = {c: i for i, c in enumerate(COUNTRIES)}
     logs = [_Log(bundle=b) for b in sorted(bundles, key=lambda b: order.get(b.node, len(order)))]
     findings = _Findings()
+    # Keys rotated or revoked after the trust file was written are known from
+    # the trust updates the logs carry; everything below checks against them.
+    trust = _trust_from_logs(logs, trust, findings)
     workers = _default_workers() if workers is None else max(1, workers)
     total = sum(len(log.bundle.entries) for log in logs)
     with _Verifier(workers=workers, min_parallel=min_parallel, total=total) as verifier:
@@ -795,9 +806,76 @@ _KIND_NAMES: Final[dict[int, str]] = {
 }
 
 
+def _trust_from_logs(logs: Sequence[_Log], trust: Trust, findings: _Findings) -> Trust:
+    """The trust file amended by every trust update the logs hold, each verified.
+
+    An update is usually in three logs (sent by its member, received by the
+    two others); it is checked once. Each member's updates are applied in
+    serial order; one that fails is reported where it was logged, and the
+    member's later ones are not applied.
+    """
+    where: dict[bytes, tuple[Country, int]] = {}
+    for log in logs:
+        for index, data in enumerate(log.bundle.entries):
+            if data[:2] not in _TRUST_ENTRY_PREFIXES:
+                continue
+            try:
+                envelope = _trust_entry(log.node, data)
+            except _Reject as exc:
+                findings.add(log.node, index, exc.kind, exc.detail)
+                continue
+            where.setdefault(envelope, (log.node, index))
+    chains: dict[tuple[Country, int], bytes] = {}
+    for envelope, (node, index) in where.items():
+        position = peek(envelope)
+        if position in chains:
+            findings.add(
+                node,
+                index,
+                "bad_trust_update",
+                f"a second, different trust update {position[1]} of {position[0]}",
+            )
+            continue
+        chains[position] = envelope
+    amended, refused = replay(trust, (chains[position] for position in sorted(chains)))
+    for envelope, problem in refused:
+        node, index = where[envelope]
+        findings.add(node, index, "bad_trust_update", str(problem))
+    return amended
+
+
+_TRUST_ENTRY_PREFIXES: Final = (bytes([0x08, pb.TRUST_UPDATE_SENT]), bytes([0x08, pb.TRUST_UPDATE_RECEIVED]))
+"""How a canonical LogEntry of a trust update begins: field 1 (kind) comes first."""
+
+
+def _trust_entry(node: Country, data: bytes) -> bytes:
+    """The SignedTrustUpdate of a TRUST_UPDATE_* entry whose layout is one a node writes."""
+    try:
+        entry = parse_canonical(pb.LogEntry, data, what="log entry")
+        from_timestamp(entry.logged_at, field="logged_at")
+        envelope = bytes(entry.trust_update)
+        member, _ = peek(envelope)
+    except DecodeFailure as exc:
+        raise _Reject("malformed_entry", str(exc)) from None
+    except TrustUpdateRejected as exc:
+        raise _Reject("bad_trust_update", str(exc)) from None
+    if not entry.HasField("logged_at") or entry.HasField("alert") or entry.HasField("receipt"):
+        raise _Reject("malformed_entry", "a trust update entry carries logged_at and the update only")
+    peer = _member(entry.peer)
+    if entry.kind == pb.TRUST_UPDATE_SENT and (entry.peer or member != node):
+        raise _Reject("misattributed", f"TRUST_UPDATE_SENT of {member}'s update in {node}'s log")
+    if entry.kind == pb.TRUST_UPDATE_RECEIVED and (peer != member or member == node):
+        raise _Reject(
+            "misattributed", f"TRUST_UPDATE_RECEIVED of {member}'s update from {peer} in {node}'s log"
+        )
+    return envelope
+
+
 def _decode_entry(
     node: Country, index: int, data: bytes, keys: _Keys, findings: _Findings
 ) -> tuple[_Signed, SignatureCheck] | None:
+    if data[:2] in _TRUST_ENTRY_PREFIXES:
+        return None  # checked before the trust was settled (_trust_from_logs)
     try:
         return _decode_entry_or_reject(node, index, data, keys, findings)
     except _Reject as exc:
@@ -852,7 +930,15 @@ def _decode_entry_or_reject(
         raise _Reject("unknown_key", f"key {signed.key_id[:80]!r} is not in the trust file")
     if key.purpose != "alert":
         raise _Reject(bad_kind, f"key {key.key_id} is a {key.purpose} key, not an alert key")
-    if not key.valid_at(logged_at):
+    if key.revoked_at(logged_at):
+        findings.add(
+            node,
+            index,
+            "revoked_key",
+            f"key {key.key_id} was revoked ({key.revocation_reason}) from "
+            f"{_iso(key.revoked_from or logged_at)}, before logged_at {_iso(logged_at)}",
+        )
+    elif not key.valid_at(logged_at):
         # Reported, but the entry stays in: the signature may still be authentic.
         findings.add(
             node,

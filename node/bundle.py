@@ -32,6 +32,7 @@ from node.errors import EwxError
 from node.framing import FramingError, frame, records
 from node.ids import Country
 from node.note import Checkpoint, sign_checkpoint
+from node.rotation import trust_with_updates
 from node.store import Store
 from node.wire import ewx_pb2 as pb
 
@@ -107,9 +108,10 @@ def export_bundle(config: NodeConfig, out: Path, *, now: datetime | None = None)
     Reads the store directly, so it works with the node running (SQLite WAL
     gives a consistent snapshot) or stopped.
     """
-    signer = config.load_signers()["log"]
     store = Store(config.data_dir / "ewx.sqlite3")
     try:
+        # The log key may have been rotated since the trust file was written.
+        signer = config.load_signers(trust_with_updates(config, config.load_trust(), store))["log"]
         size, root = store.log_size, store.log_root()
         checkpoint = sign_checkpoint(
             Checkpoint(origin=config.log_origin, size=size, root_hash=root),

@@ -75,6 +75,18 @@ class KeyNotValid(InboundRejected):
     reason = "key_not_valid"
 
 
+class KeyRevoked(KeyNotValid):
+    """The key was revoked by its owner's trust update from a time at or before the check."""
+
+    reason = "key_revoked"
+
+
+class CertificateRevoked(UnauthenticatedPeer):
+    """The peer's TLS certificate was revoked by its owner's trust update."""
+
+    reason = "certificate_revoked"
+
+
 class BadSignature(InboundRejected):
     """The signature does not verify over the exact signed bytes."""
 
@@ -131,3 +143,19 @@ class RateLimited(InboundRejected):
     """A peer exceeded its call rate or its concurrent calls (node/limits.py, node.toml)."""
 
     reason = "rate_limited"
+
+
+class TrustUpdateRejected(InboundRejected):
+    """A trust update (key rotation, revocation) failed a check; nothing was applied."""
+
+    reason = "bad_trust_update"
+
+
+class TrustUpdateOutOfOrder(TrustUpdateRejected):
+    """A member's trust update skips a serial; `expected` is the next one this node needs."""
+
+    reason = "trust_update_out_of_order"
+
+    def __init__(self, message: str, *, expected: int) -> None:
+        super().__init__(message)
+        self.expected = expected

@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from node.errors import ConfigError, UnauthenticatedPeer
+from node.errors import CertificateRevoked, ConfigError, UnauthenticatedPeer
 from node.ids import COUNTRIES, Country, as_country
 from node.trust import Trust
 
@@ -175,7 +175,8 @@ def node_id_from_certificate(
     the certificate is directly issued by CC's national CA; (5) the
     certificate and that CA are within their validity at `at`; (6) it is not
     a CA and its extended key usage includes `usage` (clientAuth by default,
-    for the server side; a client checking a server passes serverAuth).
+    for the server side; a client checking a server passes serverAuth); (7)
+    CC's trust updates have not revoked it at `at` (CertificateRevoked).
     Raises ValueError if `at` is naive (a caller's bug, not the peer's).
     """
     if at.utcoffset() is None:
@@ -202,4 +203,11 @@ def node_id_from_certificate(
     except ValueError:
         # cryptography parses extensions lazily: a malformed one surfaces here.
         raise UnauthenticatedPeer("peer certificate has malformed extensions") from None
+    # (7) Not revoked by its own member's trust update.
+    revoked = trust.certificate_revocation(country, certificate.serial_number, at=at)
+    if revoked is not None:
+        raise CertificateRevoked(
+            f"{country}'s certificate {revoked.serial} was revoked ({revoked.reason}) from "
+            f"{revoked.revoked_from.isoformat().replace('+00:00', 'Z')}"
+        )
     return country

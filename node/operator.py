@@ -59,6 +59,7 @@ class OperatorServer:
             "evidence": self._evidence,
             "show": self._show,
             "import": self._import,
+            "announce": self._announce,
         }
         self._ops.update(extra or {})
         self.serving = False
@@ -186,6 +187,16 @@ class OperatorServer:
         except ValueError as exc:
             raise UsageError(f"bad import request: {exc}") from None
         return self._service.import_transfer(origin=source, recipient=target, envelopes=decoded)
+
+    async def _announce(self, args: dict[str, Any]) -> Any:
+        update = args.get("update")
+        if not isinstance(update, str):
+            raise UsageError("announce needs 'update': a base64 SignedTrustUpdate")
+        try:
+            envelope = base64.b64decode(update, validate=True)
+        except ValueError as exc:
+            raise UsageError(f"bad announce request: {exc}") from None
+        return self._service.announce_trust_update(envelope)
 
     async def _status(self, _args: dict[str, Any]) -> Any:
         return self._service.status()

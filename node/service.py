@@ -26,6 +26,7 @@ from node.errors import (
     OutOfSequence,
     RefusedOperation,
     SchemaViolation,
+    TrustUpdateRejected,
     UsageError,
 )
 from node.ids import Country, Digest, peers_of
@@ -33,9 +34,11 @@ from node.inbound import VerifiedAlert, verify_alert, verify_receipt
 from node.links import LinkState
 from node.models import Alert, Receipt
 from node.note import Checkpoint, sign_checkpoint
+from node.rotation import install, install_pending_keys, pending_signers, trust_with_updates
 from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, KeyPurpose, Signer, digest
 from node.store import Store, StoredAlert, Tx
 from node.trust import Trust
+from node.trust_updates import peek, verify_update
 from node.wire import ewx_pb2 as pb
 from node.witness import WitnessState, add_cosignature, open_log_checkpoint, verify_witness_cosignature
 from node.witness import build_request as build_witness_request
@@ -100,14 +103,18 @@ class NodeService:
     @classmethod
     def open(cls, config: NodeConfig, *, clock: Clock = utc_now) -> NodeService:
         """Load trust and keys, open the store in the data directory."""
-        trust = config.load_trust()
-        return cls(
-            config=config,
-            trust=trust,
-            signers=config.load_signers(trust),
-            store=Store(config.data_dir / "ewx.sqlite3"),
-            clock=clock,
-        )
+        store = Store(config.data_dir / "ewx.sqlite3")
+        try:
+            # The trust file, amended by the members' updates this node holds
+            # (node/rotation.py); keys rotated since the file was written are
+            # only known from those.
+            trust = trust_with_updates(config, config.load_trust(), store)
+            install_pending_keys(config, trust)
+            signers = config.load_signers(trust)
+        except BaseException:
+            store.close()
+            raise
+        return cls(config=config, trust=trust, signers=signers, store=store, clock=clock)
 
     def close(self) -> None:
         """Close the store."""
@@ -239,6 +246,7 @@ class NodeService:
         peer: Country | None,
         envelope: bytes | None = None,
         receipt: bytes | None = None,
+        trust_update: bytes | None = None,
     ) -> bytes:
         """One log entry's bytes: these exact bytes are stored and hashed."""
         entry = pb.LogEntry(kind=kind, logged_at=timestamp(now), peer=peer or "COUNTRY_UNSPECIFIED")
@@ -246,7 +254,115 @@ class NodeService:
             entry.alert.ParseFromString(envelope)
         if receipt is not None:
             entry.receipt.ParseFromString(receipt)
+        if trust_update is not None:
+            entry.trust_update = trust_update
         return encode(entry)
+
+    # ------------------------------------------------------------ trust updates
+    def announce_trust_update(self, envelope: bytes) -> dict[str, Any]:
+        """Adopt one of this node's own trust updates, endorsed by its CA, and send it to the peers.
+
+        Checked exactly as a peer will check it, logged as TRUST_UPDATE_SENT
+        and applied in one commit; then a granted key waiting as `.next`
+        becomes the signing key, and the delivery loops announce the update
+        before any alert the new key signs.
+        """
+        now = self.clock()
+        try:
+            v = verify_update(envelope, trust=self.trust, at=now, peer=self.me, max_skew=self.max_skew)
+        except TrustUpdateRejected as exc:
+            raise RefusedOperation(f"trust update refused: {exc}") from None
+        new_signers = pending_signers(self.config, v.trust, v.grants)
+        with self.store.transaction() as tx:
+            index = tx.append_log(self._entry("TRUST_UPDATE_SENT", now, peer=None, trust_update=envelope))
+            tx.add_trust_update(
+                member=self.me, serial=v.serial, envelope=envelope, log_index=index, at=iso(now)
+            )
+        self.trust = v.trust
+        install(self.config, new_signers, retiring=self.signers)
+        self.signers = {**self.signers, **new_signers}
+        unusable = [
+            purpose
+            for purpose, signer in self.signers.items()
+            if (entry := self.trust.key(signer.key_id)) is None or not entry.valid_at(now)
+        ]
+        log.info(
+            "trust_update_announced",
+            node=self.me,
+            serial=v.serial,
+            granted=list(v.grants),
+            revoked_keys=list(v.revoked_keys),
+            revoked_certificates=[format(n, "x") for n in v.revoked_certificates],
+            now_signing={p: signer.key_id for p, signer in self.signers.items()},
+        )
+        if self.on_outbox is not None:
+            for peer in self.peers:
+                self.on_outbox(peer)
+        return {
+            "serial": v.serial,
+            "granted": list(v.grants),
+            "revoked_keys": list(v.revoked_keys),
+            "revoked_certificates": [format(n, "x") for n in v.revoked_certificates],
+            "signing_keys": {p: signer.key_id for p, signer in self.signers.items()},
+            "unusable_signing_keys": unusable,
+        }
+
+    def accept_trust_update(self, peer: Country, envelope: bytes) -> int:
+        """Verify, log and apply `peer`'s trust update; returns the serial now held of `peer`.
+
+        The same update again changes nothing. Another update under a serial
+        already held is kept as evidence and refused; one that skips a serial
+        is refused with the serial to resume from.
+        """
+        message_id: str | None = None
+        try:
+            member, serial = peek(envelope)
+            message_id = f"{member}-trust-{serial}"
+            if member != peer:
+                raise TrustUpdateRejected(
+                    f"peer {peer} announced a trust update of {member}: only {member} may"
+                )
+            held = self.trust.serial_of(peer)
+            if serial <= held:
+                kept = next((e for m, n, e in self.store.trust_updates(peer) if n == serial), None)
+                if kept == envelope:
+                    return held
+                now = self.clock()
+                with self.store.transaction() as tx:
+                    tx.add_evidence(
+                        kind="trust_update_conflict",
+                        peer=peer,
+                        origin=peer,
+                        alert_id=message_id,
+                        detail=f"a second trust update {serial} of {peer}",
+                        kept=(kept or b"").hex(),
+                        conflicting=envelope,
+                        at=iso(now),
+                    )
+                raise TrustUpdateRejected(f"{peer} already announced a different trust update {serial}")
+            now = self.clock()
+            v = verify_update(envelope, trust=self.trust, at=now, peer=peer, max_skew=self.max_skew)
+        except TrustUpdateRejected as exc:
+            self._refused(exc, peer=peer, alert_id=message_id)
+            raise
+        with self.store.transaction() as tx:
+            index = tx.append_log(self._entry("TRUST_UPDATE_RECEIVED", now, peer=peer, trust_update=envelope))
+            tx.add_trust_update(member=peer, serial=v.serial, envelope=envelope, log_index=index, at=iso(now))
+        self.trust = v.trust
+        log.info(
+            "trust_update_accepted",
+            node=self.me,
+            peer=peer,
+            serial=v.serial,
+            granted=list(v.grants),
+            revoked_keys=list(v.revoked_keys),
+            revoked_certificates=[format(n, "x") for n in v.revoked_certificates],
+        )
+        return v.serial
+
+    def own_trust_updates(self, after_serial: int = 0) -> list[tuple[int, bytes]]:
+        """This node's own trust updates after `after_serial`, in order: what peers must hold."""
+        return [(n, e) for _, n, e in self.store.trust_updates(self.me) if n > after_serial]
 
     # ------------------------------------------------------------ receiving
     def receive(self, envelope: bytes, *, peer: Country, direct: bool = True) -> bytes:

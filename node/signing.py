@@ -29,6 +29,7 @@ from node.ids import Country, Digest, KeyId
 DOMAIN: Final = b"EWXv1"
 PAYLOAD_ALERT: Final = "application/vnd.ewx.alert.v1+protobuf"
 PAYLOAD_RECEIPT: Final = "application/vnd.ewx.receipt.v1+protobuf"
+PAYLOAD_TRUST_UPDATE: Final = "application/vnd.ewx.trust-update.v1+protobuf"
 
 KeyPurpose = Literal["alert", "log", "witness"]
 """`alert` signs alerts and receipts; `log` signs checkpoints; `witness`

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from node.errors import StoreError
 from node.ids import Country, Digest
@@ -103,6 +103,16 @@ CREATE TABLE IF NOT EXISTS witnessed (
     at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS witnessed_by_size ON witnessed (log_node, size);
+-- Every member's trust updates this node holds (its own and its peers'),
+-- verbatim, in each member's serial order; see node/trust_updates.py.
+CREATE TABLE IF NOT EXISTS trust_updates (
+    member TEXT NOT NULL,
+    serial INTEGER NOT NULL,
+    envelope BLOB NOT NULL,
+    log_index INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (member, serial)
+);
 -- What was refused but must be kept: equivocation evidence (SPEC section 4).
 CREATE TABLE IF NOT EXISTS evidence (
     id INTEGER PRIMARY KEY,
@@ -302,6 +312,13 @@ class Tx:
             (log_node, size, root, note, at),
         )
 
+    def add_trust_update(self, *, member: Country, serial: int, envelope: bytes, log_index: int, at: str) -> None:
+        """Keep a verified trust update; the caller logged it at `log_index`."""
+        self._conn.execute(
+            "INSERT INTO trust_updates (member, serial, envelope, log_index, at) VALUES (?, ?, ?, ?, ?)",
+            (member, serial, envelope, log_index, at),
+        )
+
     def add_evidence(
         self,
         *,
@@ -438,6 +455,16 @@ class Store:
         return self._tree.consistency_proof(old_size, new_size)
 
     # ------------------------------------------------------------ reads
+    def trust_updates(self, member: Country | None = None) -> list[tuple[Country, int, bytes]]:
+        """(member, serial, envelope) of the trust updates held, by member then serial."""
+        if member is None:
+            rows = self._conn.execute("SELECT member, serial, envelope FROM trust_updates ORDER BY member, serial")
+        else:
+            rows = self._conn.execute(
+                "SELECT member, serial, envelope FROM trust_updates WHERE member = ? ORDER BY serial", (member,)
+            )
+        return [(cast(Country, m), int(n), bytes(e)) for m, n, e in rows]
+
     def alert(self, origin: Country, alert_id: str) -> StoredAlert | None:
         """The stored alert with that origin and id, if any."""
         return _alert_row(

@@ -42,6 +42,15 @@ the defect):
   the key is valid for its purpose within them, both ends included.
 - Key ids are unique across the file, and no public key appears twice (one
   key, one owner, one purpose).
+- Optional, written only when set: a key's `revoked_from` (RFC 3339) and
+  `revocation_reason` (`superseded` or `compromised`): the key is not valid
+  at or after that instant; and a member's `revoked_certificates`, a list of
+  `{"serial": "<hex>", "revoked_from": ..., "reason": ...}` naming node
+  certificates its CA issued that no peer may present any more.
+
+The trust a node works with is this file amended by the members' signed trust
+updates (node/trust_updates.py, docs/key-rotation.md): `Trust.amended` makes
+the amended copy, and `serial_of` tells how many updates of a member it holds.
 
 `Trust.to_json` writes the canonical form: sorted keys, two-space indent,
 timestamps with `Z`, one trailing newline; the same trust always gives the
@@ -75,7 +84,7 @@ from pydantic import (
     model_validator,
 )
 
-from node.errors import ConfigError, KeyNotValid, UnknownKey
+from node.errors import ConfigError, KeyNotValid, KeyRevoked, UnknownKey
 from node.ids import COUNTRIES, Country, KeyId
 from node.signing import KeyPurpose, key_id_for
 
@@ -89,6 +98,8 @@ MAX_TRUST_FILE_BYTES: Final = 4 * 1024 * 1024
 this large is not one, and refusing it early bounds memory on load."""
 
 _MAX_REPORTED_ERRORS: Final = 5
+RevocationReason = Literal["superseded", "compromised"]
+"""Why a key or certificate was revoked: retired by rotation, or possibly known to others."""
 FEDERATION_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 """What a federation name may be: it appears in messages and file names."""
 
@@ -175,6 +186,12 @@ class KeyEntry(BaseModel):
     not_after: datetime
     """Last instant (UTC) at which signatures by this key are accepted."""
 
+    revoked_from: datetime | None = None
+    """If set, the key is not valid at or after this instant, whatever not_after says."""
+
+    revocation_reason: RevocationReason | None = None
+    """Set with revoked_from, and only with it."""
+
     # Parsed once at validation: verification is the hot path (SPEC section 9)
     # and parsing the key for every signature would waste a measurable share.
     _verifying_key: Ed25519PublicKey = PrivateAttr()
@@ -201,6 +218,11 @@ class KeyEntry(BaseModel):
     def _check_timestamp(cls, value: object) -> datetime:
         return _utc_timestamp(value)
 
+    @field_validator("revoked_from", mode="before")
+    @classmethod
+    def _check_revocation_time(cls, value: object) -> datetime | None:
+        return None if value is None else _utc_timestamp(value)
+
     @model_validator(mode="after")
     def _check_binding(self) -> KeyEntry:
         if self.not_before >= self.not_after:
@@ -221,6 +243,8 @@ class KeyEntry(BaseModel):
                 f"key_id {self.key_id!r} does not match its key: owner {self.owner} and "
                 f"purpose {self.purpose} give {expected!r}"
             )
+        if (self.revoked_from is None) != (self.revocation_reason is None):
+            raise ValueError(f"key {self.key_id}: revoked_from and revocation_reason go together")
         self._verifying_key = verifying_key
         return self
 
@@ -232,13 +256,42 @@ class KeyEntry(BaseModel):
     def _encode_timestamp(self, value: datetime) -> str:
         return _format_timestamp(value)
 
+    @field_serializer("revoked_from", when_used="json")
+    def _encode_revocation_time(self, value: datetime | None) -> str | None:
+        return None if value is None else _format_timestamp(value)
+
     def verifying_key(self) -> Ed25519PublicKey:
         """The parsed public key (parsed once, when the entry was validated)."""
         return self._verifying_key
 
     def valid_at(self, at: datetime) -> bool:
-        """True iff `at` lies within [not_before, not_after]."""
-        return self.not_before <= at <= self.not_after
+        """True iff `at` lies within [not_before, not_after] and before any revocation."""
+        return self.not_before <= at <= self.not_after and not self.revoked_at(at)
+
+    def revoked_at(self, at: datetime) -> bool:
+        """True iff the key is revoked at `at` (from revoked_from on, inclusive)."""
+        return self.revoked_from is not None and at >= self.revoked_from
+
+
+class RevokedCertificate(BaseModel):
+    """A node certificate its member's CA issued that no peer may present any more."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    serial: str = Field(pattern=r"^[0-9a-f]{1,40}$")
+    """The certificate's serial number, lowercase hex without leading zeros."""
+
+    revoked_from: datetime
+    reason: RevocationReason
+
+    @field_validator("revoked_from", mode="before")
+    @classmethod
+    def _check_timestamp(cls, value: object) -> datetime:
+        return _utc_timestamp(value)
+
+    @field_serializer("revoked_from", when_used="json")
+    def _encode_timestamp(self, value: datetime) -> str:
+        return _format_timestamp(value)
 
 
 def _parse_ca_certificate(pem: str) -> x509.Certificate:
@@ -285,6 +338,9 @@ class Member(BaseModel):
     keys: tuple[KeyEntry, ...]
     """The member's Ed25519 public keys, current and retired, in file order."""
 
+    revoked_certificates: tuple[RevokedCertificate, ...] = ()
+    """Node certificates of this member that are revoked, each from a time."""
+
     _certificate: x509.Certificate = PrivateAttr()
 
     @field_validator("ca_certificate")
@@ -320,6 +376,7 @@ class Trust(BaseModel):
     """Every member's material, by country."""
 
     _keys: dict[KeyId, KeyEntry] = PrivateAttr(default_factory=dict)
+    _serials: dict[Country, int] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -418,8 +475,17 @@ class Trust(BaseModel):
 
     def to_json(self) -> bytes:
         """The canonical file bytes: sorted keys, indented, one trailing newline."""
-        document = self.model_dump(mode="json")
+        document = self._document()
         return (json.dumps(document, sort_keys=True, indent=2, ensure_ascii=True) + "\n").encode("ascii")
+
+    def _document(self) -> dict[str, Any]:
+        """The file's JSON document. Optional fields (revocations) appear only when
+        set, so a trust file without any keeps the bytes it always had."""
+        document: dict[str, Any] = self.model_dump(mode="json", exclude_none=True)
+        for member in document["members"].values():
+            if not member.get("revoked_certificates"):
+                member.pop("revoked_certificates", None)
+        return document
 
     def save(self, path: Path) -> None:
         """Write the trust file atomically: readers see the old file or the new one.
@@ -470,7 +536,80 @@ class Trust(BaseModel):
                 f"key {entry.key_id} expired at {_format_timestamp(entry.not_after)} "
                 f"(checked at {_format_timestamp(at)})"
             )
+        if entry.revoked_from is not None and at >= entry.revoked_from:
+            raise KeyRevoked(
+                f"key {entry.key_id} was revoked ({entry.revocation_reason}) from "
+                f"{_format_timestamp(entry.revoked_from)} (checked at {_format_timestamp(at)})"
+            )
         return entry
+
+    def certificate_revocation(
+        self, country: Country, serial: int, *, at: datetime
+    ) -> RevokedCertificate | None:
+        """The revocation in force at `at` of `country`'s node certificate `serial`, or None."""
+        member = self.members.get(country)
+        if member is None:
+            return None
+        wanted = format(serial, "x")
+        for revoked in member.revoked_certificates:
+            if revoked.serial == wanted and at >= revoked.revoked_from:
+                return revoked
+        return None
+
+    def serial_of(self, country: Country) -> int:
+        """How many of `country`'s trust updates this trust includes (0: the file alone)."""
+        return self._serials.get(country, 0)
+
+    def amended(
+        self,
+        member: Country,
+        *,
+        serial: int,
+        grants: Iterable[dict[str, Any]] = (),
+        key_revocations: Iterable[tuple[str, datetime, RevocationReason]] = (),
+        certificate_revocations: Iterable[tuple[int, datetime, RevocationReason]] = (),
+    ) -> Trust:
+        """A copy with `member`'s update number `serial` applied; ConfigError if it does not fit.
+
+        `grants` are key entries as in the file (key_id, purpose, public_key,
+        not_before, not_after); every rule of the file applies to the result,
+        so a grant cannot reuse an id or a public key. A revocation names one
+        of `member`'s own keys; a key revoked twice keeps the earlier time
+        (a revocation can be brought forward, never taken back).
+        """
+        if serial != self.serial_of(member) + 1:
+            raise ConfigError(f"update {serial} of {member} does not follow {self.serial_of(member)}")
+        document = self._document()
+        entry = document["members"].get(member)
+        if entry is None:
+            raise ConfigError(f"{member} is not a member of federation {self.federation}")
+        keys: list[dict[str, Any]] = entry["keys"]
+        for grant in grants:
+            keys.append(dict(grant))
+        by_id = {key["key_id"]: key for key in keys}
+        for key_id, revoked_from, reason in key_revocations:
+            key = by_id.get(key_id)
+            if key is None:
+                raise ConfigError(f"{member} cannot revoke {key_id[:80]!r}: not one of its keys")
+            earlier = key.get("revoked_from")
+            if earlier is None or _utc_timestamp(earlier) > revoked_from:
+                key["revoked_from"] = _format_timestamp(revoked_from)
+                key["revocation_reason"] = reason
+        certificates: list[dict[str, Any]] = entry.setdefault("revoked_certificates", [])
+        for number, revoked_from, reason in certificate_revocations:
+            certificates.append(
+                {
+                    "serial": format(number, "x"),
+                    "revoked_from": _format_timestamp(revoked_from),
+                    "reason": reason,
+                }
+            )
+        try:
+            amended = type(self).model_validate(document)
+        except ValidationError as exc:
+            raise ConfigError(f"update {serial} of {member}: {describe_validation_error(exc)}") from None
+        amended._serials = {**self._serials, member: serial}
+        return amended
 
     def public_key(self, entry: KeyEntry) -> Ed25519PublicKey:
         """The parsed Ed25519 key of `entry` (cached; no parsing per signature)."""

@@ -140,6 +140,14 @@ class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALERT_SENT: _ClassVar[EntryKind]
     ALERT_RECEIVED: _ClassVar[EntryKind]
     RECEIPT_RECEIVED: _ClassVar[EntryKind]
+    TRUST_UPDATE_SENT: _ClassVar[EntryKind]
+    TRUST_UPDATE_RECEIVED: _ClassVar[EntryKind]
+
+class RevocationReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REVOCATION_REASON_UNSPECIFIED: _ClassVar[RevocationReason]
+    KEY_SUPERSEDED: _ClassVar[RevocationReason]
+    KEY_COMPROMISED: _ClassVar[RevocationReason]
 COUNTRY_UNSPECIFIED: Country
 KR: Country
 US: Country
@@ -229,6 +237,11 @@ ENTRY_KIND_UNSPECIFIED: EntryKind
 ALERT_SENT: EntryKind
 ALERT_RECEIVED: EntryKind
 RECEIPT_RECEIVED: EntryKind
+TRUST_UPDATE_SENT: EntryKind
+TRUST_UPDATE_RECEIVED: EntryKind
+REVOCATION_REASON_UNSPECIFIED: RevocationReason
+KEY_SUPERSEDED: RevocationReason
+KEY_COMPROMISED: RevocationReason
 
 class Delivery(_message.Message):
     __slots__ = ("recipient", "seq")
@@ -381,18 +394,20 @@ class SignedReceipt(_message.Message):
     def __init__(self, receipt: _Optional[bytes] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class LogEntry(_message.Message):
-    __slots__ = ("kind", "logged_at", "peer", "alert", "receipt")
+    __slots__ = ("kind", "logged_at", "peer", "alert", "receipt", "trust_update")
     KIND_FIELD_NUMBER: _ClassVar[int]
     LOGGED_AT_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
     ALERT_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    TRUST_UPDATE_FIELD_NUMBER: _ClassVar[int]
     kind: EntryKind
     logged_at: _timestamp_pb2.Timestamp
     peer: Country
     alert: SignedAlert
     receipt: SignedReceipt
-    def __init__(self, kind: _Optional[_Union[EntryKind, str]] = ..., logged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., peer: _Optional[_Union[Country, str]] = ..., alert: _Optional[_Union[SignedAlert, _Mapping]] = ..., receipt: _Optional[_Union[SignedReceipt, _Mapping]] = ...) -> None: ...
+    trust_update: bytes
+    def __init__(self, kind: _Optional[_Union[EntryKind, str]] = ..., logged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., peer: _Optional[_Union[Country, str]] = ..., alert: _Optional[_Union[SignedAlert, _Mapping]] = ..., receipt: _Optional[_Union[SignedReceipt, _Mapping]] = ..., trust_update: _Optional[bytes] = ...) -> None: ...
 
 class BundleHeader(_message.Message):
     __slots__ = ("format_version", "node", "log_origin", "size", "exported_at")
@@ -449,6 +464,84 @@ class TransferRecord(_message.Message):
     header: TransferHeader
     envelope: bytes
     def __init__(self, header: _Optional[_Union[TransferHeader, _Mapping]] = ..., envelope: _Optional[bytes] = ...) -> None: ...
+
+class KeyGrant(_message.Message):
+    __slots__ = ("key_id", "purpose", "public_key", "not_before", "not_after")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    NOT_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    NOT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    purpose: str
+    public_key: bytes
+    not_before: _timestamp_pb2.Timestamp
+    not_after: _timestamp_pb2.Timestamp
+    def __init__(self, key_id: _Optional[str] = ..., purpose: _Optional[str] = ..., public_key: _Optional[bytes] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., not_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class KeyRevocation(_message.Message):
+    __slots__ = ("key_id", "revoked_from", "reason")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FROM_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    revoked_from: _timestamp_pb2.Timestamp
+    reason: RevocationReason
+    def __init__(self, key_id: _Optional[str] = ..., revoked_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[_Union[RevocationReason, str]] = ...) -> None: ...
+
+class CertificateRevocation(_message.Message):
+    __slots__ = ("serial_number", "revoked_from", "reason")
+    SERIAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FROM_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    serial_number: bytes
+    revoked_from: _timestamp_pb2.Timestamp
+    reason: RevocationReason
+    def __init__(self, serial_number: _Optional[bytes] = ..., revoked_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[_Union[RevocationReason, str]] = ...) -> None: ...
+
+class TrustUpdate(_message.Message):
+    __slots__ = ("schema_version", "federation", "member", "serial", "issued_at", "grants", "key_revocations", "certificate_revocations")
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FEDERATION_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    SERIAL_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    KEY_REVOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_REVOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    schema_version: int
+    federation: str
+    member: Country
+    serial: int
+    issued_at: _timestamp_pb2.Timestamp
+    grants: _containers.RepeatedCompositeFieldContainer[KeyGrant]
+    key_revocations: _containers.RepeatedCompositeFieldContainer[KeyRevocation]
+    certificate_revocations: _containers.RepeatedCompositeFieldContainer[CertificateRevocation]
+    def __init__(self, schema_version: _Optional[int] = ..., federation: _Optional[str] = ..., member: _Optional[_Union[Country, str]] = ..., serial: _Optional[int] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., grants: _Optional[_Iterable[_Union[KeyGrant, _Mapping]]] = ..., key_revocations: _Optional[_Iterable[_Union[KeyRevocation, _Mapping]]] = ..., certificate_revocations: _Optional[_Iterable[_Union[CertificateRevocation, _Mapping]]] = ...) -> None: ...
+
+class SignedTrustUpdate(_message.Message):
+    __slots__ = ("update", "key_id", "key_signature", "ca_signature")
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    CA_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    update: bytes
+    key_id: str
+    key_signature: bytes
+    ca_signature: bytes
+    def __init__(self, update: _Optional[bytes] = ..., key_id: _Optional[str] = ..., key_signature: _Optional[bytes] = ..., ca_signature: _Optional[bytes] = ...) -> None: ...
+
+class TrustUpdateRequest(_message.Message):
+    __slots__ = ("update",)
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
+    update: bytes
+    def __init__(self, update: _Optional[bytes] = ...) -> None: ...
+
+class TrustUpdateResponse(_message.Message):
+    __slots__ = ("held_serial",)
+    HELD_SERIAL_FIELD_NUMBER: _ClassVar[int]
+    held_serial: int
+    def __init__(self, held_serial: _Optional[int] = ...) -> None: ...
 
 class DeliverRequest(_message.Message):
     __slots__ = ("envelope", "checkpoint")

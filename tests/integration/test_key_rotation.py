@@ -1,0 +1,206 @@
+"""Key rotation and revocation over the federation channel, with real nodes and no restart.
+
+KR makes new keys (`prepare_rotation`, as `ewx pki rotate` does), its national
+CA endorses the update away from the node, and KR announces it: the peers
+take it over UpdateTrust while running, accept what the new keys sign, keep
+verifying what the old ones signed, and an auditor holding only the original
+trust file verifies all three logs, the rotation included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from grpc import aio
+
+from gateway import rpc
+from node.audit import verify_bundles
+from node.bundle import export_bundle
+from node.config import NodeConfig
+from node.convert import encode
+from node.identity import node_dns_name
+from node.ids import Country
+from node.rotation import next_key_path, prepare_rotation
+from node.service import NodeService
+from node.signing import PAYLOAD_ALERT
+from node.trust import Trust
+from node.trust_updates import KeyRevocation, endorse_update
+from node.wire import ewx_pb2 as pb
+from tests.factories import alert_info, alert_payload, running, wait_for
+
+
+def endorse(config_path: Path, request: bytes) -> bytes:
+    """What `ewx pki endorse` does at the national CA, away from the node."""
+    ca_dir = config_path.parent / "ca"
+    ca_key = serialization.load_pem_private_key((ca_dir / "ca.key").read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca_certificate = x509.load_pem_x509_certificate((ca_dir / "ca.pem").read_bytes())
+    return endorse_update(request, ca_key=ca_key, ca_certificate=ca_certificate)
+
+
+def delivered(service: NodeService) -> bool:
+    rows = service.store.outbox(None)
+    return bool(rows) and all(r.delivered_at for r in rows)
+
+
+def key_of(service: NodeService, origin: Country, alert_id: str) -> str:
+    stored = service.store.alert(origin, alert_id)
+    assert stored is not None, f"{service.me} lacks {alert_id}"
+    return pb.SignedAlert.FromString(stored.envelope).key_id
+
+
+def test_rotation_reaches_running_peers_and_the_audit(
+    federation: dict[Country, Path], tmp_path: Path
+) -> None:
+    kr_path = federation["KR"]
+
+    async def scenario() -> None:
+        async with running(*federation.values()) as nodes:
+            kr, us, jp = (nodes[c].service for c in ("KR", "US", "JP"))
+            old = kr.publish(msg_type="ALERT", info=alert_info())
+            await wait_for(lambda: delivered(kr))
+            old_key = kr.signers["alert"].key_id
+
+            request = prepare_rotation(kr.config, now=kr.clock(), purposes=["alert", "log"])
+            result = kr.announce_trust_update(endorse(kr_path, request))
+            new_key = result["signing_keys"]["alert"]
+            assert new_key != old_key and result["serial"] == 1 and len(result["granted"]) == 2
+            assert not next_key_path(kr.config, "alert").exists()  # installed
+
+            await wait_for(lambda: us.trust.serial_of("KR") == 1 and jp.trust.serial_of("KR") == 1)
+            new = kr.publish(msg_type="ALERT", info=alert_info())
+            await wait_for(lambda: delivered(kr))
+            for peer in (us, jp):
+                assert key_of(peer, "KR", new.alert.alert_id) == new_key
+                assert key_of(peer, "KR", old.alert.alert_id) == old_key
+            # Checkpoints under the new log key are still witnessed by both peers.
+            size = kr.store.log_size
+            kr.issue_checkpoint()
+            await wait_for(lambda: min(kr.store.cosigned().get(p, 0) for p in ("US", "JP")) >= size)
+
+        # A restart finds the new keys and the amended trust on its own.
+        async with running(*federation.values()) as nodes:
+            kr = nodes["KR"].service
+            assert kr.signers["alert"].key_id == new_key and kr.trust.serial_of("KR") == 1
+            assert nodes["US"].service.trust.serial_of("KR") == 1
+            again = kr.publish(msg_type="ALERT", info=alert_info())
+            await wait_for(lambda: delivered(kr))
+            assert key_of(nodes["JP"].service, "KR", again.alert.alert_id) == new_key
+
+    asyncio.run(scenario())
+    bundles = []
+    for country, path in federation.items():
+        bundles.append(tmp_path / f"{country}.ewxlog")
+        export_bundle(NodeConfig.load(path), bundles[-1])
+    original_trust = Trust.load(NodeConfig.load(kr_path).trust_file)
+    report = verify_bundles(bundles, trust=original_trust)
+    errors = [f for f in report.findings if f.severity == "error"]
+    assert errors == [], errors
+    kinds = [pb.LogEntry.FromString(e).kind for e in _entries(federation["US"])]
+    assert pb.TRUST_UPDATE_RECEIVED in kinds
+
+
+def _entries(config_path: Path) -> list[bytes]:
+    service = NodeService.open(NodeConfig.load(config_path))
+    try:
+        return [entry for _, entry in service.store.log_entries()]
+    finally:
+        service.close()
+
+
+async def _deliver_as_kr(target: Path, kr_path: Path, signed: bytes) -> tuple[grpc.StatusCode, str | None]:
+    target_config, kr_config = NodeConfig.load(target), NodeConfig.load(kr_path)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=Trust.load(target_config.trust_file).ca_bundle_pem([target_config.node_id]),
+        private_key=kr_config.tls.private_key.read_bytes(),
+        certificate_chain=kr_config.tls.certificate.read_bytes(),
+    )
+    options = [("grpc.ssl_target_name_override", node_dns_name(target_config.node_id))]
+    async with aio.secure_channel(target_config.listen, credentials, options=options) as channel:
+        try:
+            await channel.unary_unary(rpc.DELIVER)(
+                pb.DeliverRequest(envelope=signed).SerializeToString(), timeout=5
+            )
+        except aio.AioRpcError as exc:
+            return exc.code(), dict(exc.trailing_metadata() or ()).get("ewx-reason")
+    return grpc.StatusCode.OK, None
+
+
+def test_a_revoked_key_is_refused_over_the_wire_and_nothing_is_stored(
+    federation: dict[Country, Path],
+) -> None:
+    """Hostile-input matrix row: an alert signed by a key its owner revoked."""
+    kr_path = federation["KR"]
+    stolen = NodeConfig.load(kr_path).load_signers()["alert"]
+
+    async def scenario() -> None:
+        async with running(*federation.values()) as nodes:
+            kr, us = nodes["KR"].service, nodes["US"].service
+            now = kr.clock()
+            revocation = KeyRevocation(stolen.key_id, now - timedelta(minutes=1), "compromised")
+            request = prepare_rotation(kr.config, now=now, purposes=["alert"], key_revocations=[revocation])
+            kr.announce_trust_update(endorse(kr_path, request))
+            await wait_for(lambda: us.trust.serial_of("KR") == 1)
+
+            # Someone holding the old key forges KR's next alert to US.
+            payload = alert_payload("KR", {"US": us.store.last_seq("KR", "US") + 1}, sent=datetime.now(UTC))
+            forged = encode(
+                pb.SignedAlert(
+                    alert=payload, key_id=stolen.key_id, signature=stolen.sign(PAYLOAD_ALERT, payload)
+                )
+            )
+            size = us.store.log_size
+            with structlog.testing.capture_logs() as logs:
+                code, reason = await _deliver_as_kr(federation["US"], kr_path, forged)
+            assert (code, reason) == (grpc.StatusCode.UNAUTHENTICATED, "key_revoked")
+            events = [e for e in logs if e["event"] == "inbound_rejected"]
+            assert events and events[0]["peer"] == "KR" and events[0]["reason"] == "key_revoked"
+            assert events[0]["alert_id"] is None or events[0]["alert_id"].startswith("KR-")
+            assert us.store.log_size == size and not us.store.evidence()
+
+            # The new key is what KR signs with now, and that goes through.
+            fresh = kr.publish(msg_type="ALERT", info=alert_info(), recipients=["US"])
+            await wait_for(lambda: us.store.alert("KR", fresh.alert.alert_id) is not None)
+
+    asyncio.run(scenario())
+
+
+def test_a_peer_may_not_announce_another_members_update(federation: dict[Country, Path]) -> None:
+    kr_path = federation["KR"]
+
+    async def scenario() -> None:
+        async with running(federation["KR"], federation["US"]) as nodes:
+            kr, us = nodes["KR"].service, nodes["US"].service
+            update = endorse(kr_path, prepare_rotation(kr.config, now=kr.clock(), purposes=["witness"]))
+            # JP's certificate, KR's update: refused, and US keeps its trust.
+            jp_config, us_config = NodeConfig.load(federation["JP"]), NodeConfig.load(federation["US"])
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=Trust.load(us_config.trust_file).ca_bundle_pem(["US"]),
+                private_key=jp_config.tls.private_key.read_bytes(),
+                certificate_chain=jp_config.tls.certificate.read_bytes(),
+            )
+            options = [("grpc.ssl_target_name_override", node_dns_name("US"))]
+            with structlog.testing.capture_logs() as logs:
+                async with aio.secure_channel(us_config.listen, credentials, options=options) as channel:
+                    try:
+                        await channel.unary_unary(rpc.UPDATE_TRUST)(
+                            pb.TrustUpdateRequest(update=update).SerializeToString(), timeout=5
+                        )
+                        raise AssertionError("JP's relay of KR's update was accepted")
+                    except aio.AioRpcError as exc:
+                        assert exc.code() == grpc.StatusCode.PERMISSION_DENIED
+                        assert dict(exc.trailing_metadata() or ()).get("ewx-reason") == "bad_trust_update"
+            assert any(
+                e["event"] == "inbound_rejected" and e["peer"] == "JP" and e["alert_id"] == "KR-trust-1"
+                for e in logs
+            )
+            assert us.trust.serial_of("KR") == 0 and us.store.trust_updates() == []
+
+    asyncio.run(scenario())
