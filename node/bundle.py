@@ -33,7 +33,7 @@ from node.framing import FramingError, frame, records
 from node.ids import Country
 from node.note import Checkpoint, sign_checkpoint
 from node.rotation import trust_with_updates
-from node.store import Store
+from node.store import STORE_FILE, Store
 from node.wire import ewx_pb2 as pb
 
 MAGIC: Final = b"EWXBUNDLE1\n"
@@ -108,7 +108,7 @@ def export_bundle(config: NodeConfig, out: Path, *, now: datetime | None = None)
     Reads the store directly, so it works with the node running (SQLite WAL
     gives a consistent snapshot) or stopped.
     """
-    store = Store(config.data_dir / "ewx.sqlite3")
+    store = Store(config.data_dir / STORE_FILE)
     try:
         # The log key may have been rotated since the trust file was written.
         signer = config.load_signers(trust_with_updates(config, config.load_trust(), store))["log"]

@@ -21,6 +21,7 @@ from node.config import NodeConfig
 from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
 from node.ids import COUNTRIES, Country, as_country
 from node.models import enum_names
+from node.cli_rotation import add_rotation_commands
 from node.operator import OperatorClient
 from node.wire import ewx_pb2 as pb
 
@@ -123,25 +124,36 @@ def cmd_pki_show(args: argparse.Namespace) -> int:
     if args.trust:
         trust, me = Trust.load(Path(args.trust)), None
     else:
+        from node.rotation import node_trust
+
         config = load_config(args)
-        trust, me = config.load_trust(), config.node_id
+        # The node's view: the trust file amended by the trust updates it holds.
+        trust, me = node_trust(config), config.node_id
     now = datetime.now(UTC)
     data: dict[str, Any] = {"federation": trust.federation, "members": {}}
     for country in trust.countries:
         ca = trust.ca_certificate(country)
+        member = trust.member(country)
         data["members"][country] = {
             "ca_subject": ca.subject.rfc4514_string(),
             "ca_not_after": ca.not_valid_after_utc.isoformat(),
             "trusted_by_this_node_for_tls": me is not None and country != me,
+            "trust_updates": trust.serial_of(country),
             "keys": [
                 {
                     "key_id": k.key_id,
                     "purpose": k.purpose,
                     "not_before": k.not_before.isoformat(),
                     "not_after": k.not_after.isoformat(),
+                    "revoked_from": k.revoked_from.isoformat() if k.revoked_from else None,
+                    "revocation_reason": k.revocation_reason,
                     "valid_now": k.valid_at(now),
                 }
-                for k in trust.member(country).keys
+                for k in member.keys
+            ],
+            "revoked_certificates": [
+                {"serial": r.serial, "revoked_from": r.revoked_from.isoformat(), "reason": r.reason}
+                for r in member.revoked_certificates
             ],
         }
     if args.json:
@@ -150,14 +162,18 @@ def cmd_pki_show(args: argparse.Namespace) -> int:
     print(f"federation {data['federation']}" + (f" (as seen by {me})" if me else ""))
     for country, member in data["members"].items():
         role = "this node" if country == me else ("peer: its CA is trusted for TLS" if me else "member")
-        print(f"  {country} ({role}) CA {member['ca_subject']}, valid until {member['ca_not_after']}")
+        updates = f", {member['trust_updates']} trust update(s) applied" if member["trust_updates"] else ""
+        print(f"  {country} ({role}) CA {member['ca_subject']}, valid until {member['ca_not_after']}{updates}")
         for k in member["keys"]:
             state = "valid" if k["valid_now"] else "NOT VALID NOW"
+            if k["revoked_from"]:
+                state += f" (revoked {k['revocation_reason']} from {k['revoked_from']})"
             print(f"    {k['purpose']:<8} {k['key_id']}  {k['not_before']} .. {k['not_after']}  {state}")
+        for r in member["revoked_certificates"]:
+            print(f"    certificate {r['serial']} revoked ({r['reason']}) from {r['revoked_from']}")
     return EXIT_OK
 
 
-# ------------------------------------------------------------------ alerts
 def _info_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
     info: dict[str, Any] = dict(base or {})
     flags = {
@@ -555,6 +571,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("--trust", metavar="federation.json", help="show a trust file instead of a node's view")
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=cmd_pki_show)
+    add_rotation_commands(pki, _add_config)
 
     alert = commands.add_parser("alert", help="publish and read alerts").add_subparsers(
         dest="alert", required=True, parser_class=_Parser

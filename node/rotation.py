@@ -26,7 +26,7 @@ from node.config import NodeConfig
 from node.errors import ConfigError, RefusedOperation, UsageError
 from node.pki import load_ed25519_private_key, write_private_key
 from node.signing import KEY_PURPOSES, KeyPurpose, Signer, key_id_for
-from node.store import Store
+from node.store import STORE_FILE, Store
 from node.trust import Trust
 from node.trust_updates import CertificateRevocation, Grant, KeyRevocation, build_update, replay, sign_update
 
@@ -55,6 +55,19 @@ def trust_with_updates(config: NodeConfig, trust: Trust, store: Store) -> Trust:
     for _, exc in refused:
         log.error("trust_update_not_applied", node=config.node_id, reason=exc.reason, error=str(exc))
     return amended
+
+
+def node_trust(config: NodeConfig) -> Trust:
+    """The trust a node works with, read beside it (running or not) without creating a store."""
+    trust = config.load_trust()
+    path = config.data_dir / STORE_FILE
+    if not path.exists():
+        return trust
+    store = Store(path)
+    try:
+        return trust_with_updates(config, trust, store)
+    finally:
+        store.close()
 
 
 def pending_signers(
@@ -147,11 +160,7 @@ def prepare_rotation(
         raise RefusedOperation(
             f"{waiting[0]} exists: a rotation is already prepared; announce it, or remove the file to start over"
         )
-    store = Store(config.data_dir / "ewx.sqlite3")
-    try:
-        trust = trust_with_updates(config, config.load_trust(), store)
-    finally:
-        store.close()
+    trust = node_trust(config)
     signers = config.load_signers(trust)
     new_keys = {purpose: Ed25519PrivateKey.generate() for purpose in dict.fromkeys(purposes)}
     update = build_update(

@@ -36,7 +36,7 @@ from node.models import Alert, Receipt
 from node.note import Checkpoint, sign_checkpoint
 from node.rotation import install, install_pending_keys, pending_signers, trust_with_updates
 from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, KeyPurpose, Signer, digest
-from node.store import Store, StoredAlert, Tx
+from node.store import STORE_FILE, Store, StoredAlert, Tx
 from node.trust import Trust
 from node.trust_updates import peek, verify_update
 from node.wire import ewx_pb2 as pb
@@ -103,7 +103,7 @@ class NodeService:
     @classmethod
     def open(cls, config: NodeConfig, *, clock: Clock = utc_now) -> NodeService:
         """Load trust and keys, open the store in the data directory."""
-        store = Store(config.data_dir / "ewx.sqlite3")
+        store = Store(config.data_dir / STORE_FILE)
         try:
             # The trust file, amended by the members' updates this node holds
             # (node/rotation.py); keys rotated since the file was written are

@@ -23,6 +23,8 @@ from node.ids import Country, Digest
 from node.merkle import MerkleLevels, leaf_hash
 
 SCHEMA_VERSION: Final = 1
+STORE_FILE: Final = "ewx.sqlite3"
+"""The store's file name inside the node's data directory."""
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (

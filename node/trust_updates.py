@@ -415,3 +415,50 @@ def replay(trust: Trust, envelopes: Iterable[bytes]) -> tuple[Trust, list[tuple[
         except DecodeFailure as exc:
             refused.append((envelope, TrustUpdateRejected(str(exc))))
     return trust, refused
+
+
+def describe(envelope: bytes) -> dict[str, object]:
+    """What an update says, for a person to read before endorsing or announcing it.
+
+    Not a verification: the signatures are reported as present or missing
+    only (a CA officer checks what they are about to sign).
+    """
+    signed = _outer(envelope)
+    update = _inner(signed)
+    try:
+        return {
+            "member": pb.Country.Name(update.member),
+            "federation": update.federation,
+            "serial": update.serial,
+            "issued_at": _iso(from_timestamp(update.issued_at, field="issued_at")),
+            "signed_by": signed.key_id,
+            "node_signature": bool(signed.key_signature),
+            "ca_signature": bool(signed.ca_signature),
+            "grants": [
+                {
+                    "key_id": grant.key_id,
+                    "purpose": grant.purpose,
+                    "not_before": _iso(from_timestamp(grant.not_before, field="not_before")),
+                    "not_after": _iso(from_timestamp(grant.not_after, field="not_after")),
+                }
+                for grant in update.grants
+            ],
+            "revoked_keys": [
+                {
+                    "key_id": r.key_id,
+                    "from": _iso(from_timestamp(r.revoked_from, field="revoked_from")),
+                    "reason": _reason(r.reason),
+                }
+                for r in update.key_revocations
+            ],
+            "revoked_certificates": [
+                {
+                    "serial": bytes(r.serial_number).hex(),
+                    "from": _iso(from_timestamp(r.revoked_from, field="revoked_from")),
+                    "reason": _reason(r.reason),
+                }
+                for r in update.certificate_revocations
+            ],
+        }
+    except (DecodeFailure, ValueError) as exc:
+        raise TrustUpdateRejected(f"trust update does not decode: {exc}") from None

@@ -1,0 +1,211 @@
+"""`ewx pki rotate`, `ewx pki endorse`, `ewx pki announce`: key rotation and revocation.
+
+The flow (docs/key-rotation.md): at the node, `rotate` makes the new keys and
+a request signed by the node's current alert key; at the national CA,
+`endorse` shows what the request changes and adds the CA's signature (the
+CA key never needs to be on the node); back at the node, `announce` hands
+the endorsed update to the running node, which adopts it, switches to the
+new keys and sends it to its peers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from node.errors import ConfigError, UsageError
+from node.operator import OperatorClient
+from node.signing import KEY_PURPOSES
+from node.trust import RevocationReason
+from node.trust_updates import CertificateRevocation, KeyRevocation, describe, endorse_update
+
+MAX_UPDATE_FILE_BYTES = 64 * 1024
+
+
+def _when(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an RFC 3339 time such as 2026-11-25T00:00:00Z"
+        ) from None
+    if moment.utcoffset() is None:
+        raise argparse.ArgumentTypeError(f"{value!r} has no timezone: write it in UTC with a trailing Z")
+    return moment.astimezone(UTC)
+
+
+def _serial(value: str) -> int:
+    text = value.lower().removeprefix("0x").replace(":", "")
+    try:
+        number = int(text, 16)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a certificate serial in hex") from None
+    if number <= 0 or number.bit_length() > 160:
+        raise argparse.ArgumentTypeError(f"{value!r}: a certificate serial is 1 to 20 bytes")
+    return number
+
+
+def _days(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 3650:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a whole number of days from 1 to 3650")
+    return int(value)
+
+
+def _read_update(path: Path) -> bytes:
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_UPDATE_FILE_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_UPDATE_FILE_BYTES:
+        raise UsageError(f"{path} is larger than any trust update ({MAX_UPDATE_FILE_BYTES} bytes)")
+    return data
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    try:
+        with path.open("xb") as stream:
+            stream.write(data)
+    except FileExistsError:
+        raise UsageError(f"{path} exists; choose another --out") from None
+
+
+def _print(summary: dict[str, Any]) -> None:
+    print(json.dumps(summary, indent=2, sort_keys=True))
+
+
+def cmd_pki_rotate(args: argparse.Namespace) -> int:
+    """At the node: new keys as `.next` files, and the request for the national CA."""
+    from node.cli import load_config
+    from node.rotation import prepare_rotation
+
+    config = load_config(args)
+    now = datetime.now(UTC)
+    reason: RevocationReason = args.reason
+    out = Path(args.out)
+    if out.exists():
+        raise UsageError(f"{out} exists; choose another --out")
+    request = prepare_rotation(
+        config,
+        now=now,
+        purposes=args.purpose or [],
+        valid_for=timedelta(days=args.valid_days),
+        key_revocations=[
+            KeyRevocation(key_id, args.revoke_from or now, reason) for key_id in args.revoke_key
+        ],
+        certificate_revocations=[
+            CertificateRevocation(serial, args.revoke_from or now, reason)
+            for serial in args.revoke_certificate
+        ],
+    )
+    _write_new(out, request)
+    _print(describe(request))
+    print(
+        f"request written to {out}: next, the {config.node_id} national CA runs `ewx pki endorse {out.name}`"
+    )
+    return 0
+
+
+def cmd_pki_endorse(args: argparse.Namespace) -> int:
+    """At the national CA: show what the request changes, then sign it."""
+    ca_dir = Path(args.ca_dir) if args.ca_dir else None
+    key_path = Path(args.ca_key) if args.ca_key else (ca_dir / "ca.key" if ca_dir else None)
+    cert_path = Path(args.ca_cert) if args.ca_cert else (ca_dir / "ca.pem" if ca_dir else None)
+    if key_path is None or cert_path is None:
+        raise UsageError("name the CA: --ca-dir DIR (holding ca.key and ca.pem), or --ca-key and --ca-cert")
+    try:
+        ca_key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        ca_certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot load the CA from {key_path} and {cert_path}: {exc}") from None
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"{key_path} is not an ECDSA CA key")
+    request = _read_update(Path(args.request))
+    out = Path(args.out)
+    if out.exists():
+        raise UsageError(f"{out} exists; choose another --out")
+    endorsed = endorse_update(request, ca_key=ca_key, ca_certificate=ca_certificate)
+    _write_new(out, endorsed)
+    _print(describe(endorsed))
+    print(f"endorsed update written to {out}: next, the node runs `ewx pki announce {out.name}`")
+    return 0
+
+
+def cmd_pki_announce(args: argparse.Namespace) -> int:
+    """At the node: adopt the endorsed update and send it to the peers."""
+    from node.cli import load_config
+
+    update = _read_update(Path(args.update))
+    client = OperatorClient(load_config(args).operator_socket)
+    _print(client.call("announce", update=base64.b64encode(update).decode("ascii")))
+    return 0
+
+
+def add_rotation_commands(pki: Any, add_config: Any) -> None:
+    """Register rotate, endorse and announce under `ewx pki`."""
+    p: argparse.ArgumentParser = pki.add_parser(
+        "rotate",
+        help="at the node: new signing keys and/or revocations, as a request for the national CA",
+        description=(
+            "Make new signing keys (kept as <key file>.next until announced) and a trust update "
+            "request signed by the node's current alert key. Old keys stay valid until their "
+            "not_after unless revoked here, so alerts still in the outbox are delivered."
+        ),
+    )
+    add_config(p)
+    p.add_argument("--purpose", action="append", choices=KEY_PURPOSES, help="a key to replace (repeatable)")
+    p.add_argument(
+        "--valid-days", type=_days, default=730, metavar="N", help="new keys' validity (default 730)"
+    )
+    p.add_argument(
+        "--revoke-key", action="append", default=[], metavar="KEY_ID", help="revoke one of this node's keys"
+    )
+    p.add_argument(
+        "--revoke-certificate",
+        action="append",
+        type=_serial,
+        default=[],
+        metavar="SERIAL",
+        help="revoke a node TLS certificate of this country by its serial (hex)",
+    )
+    p.add_argument(
+        "--revoke-from", type=_when, metavar="TIME", help="revocations apply from TIME (default now)"
+    )
+    p.add_argument(
+        "--reason",
+        choices=["compromised", "superseded"],
+        default="compromised",
+        help="why (default compromised)",
+    )
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write the request")
+    p.set_defaults(func=cmd_pki_rotate)
+
+    p = pki.add_parser(
+        "endorse",
+        help="at the national CA: sign a node's trust update request",
+        description="Check that the request is for this CA's own country, print what it changes, and sign it.",
+    )
+    p.add_argument("request", metavar="REQUEST", help="the file `ewx pki rotate` wrote")
+    p.add_argument("--ca-dir", metavar="DIR", help="folder holding ca.key and ca.pem")
+    p.add_argument("--ca-key", metavar="FILE", help="the CA's private key (PEM)")
+    p.add_argument("--ca-cert", metavar="FILE", help="the CA's certificate (PEM)")
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write the endorsed update")
+    p.set_defaults(func=cmd_pki_endorse)
+
+    p = pki.add_parser(
+        "announce",
+        help="at the node: adopt an endorsed trust update and send it to the peers",
+        description="The running node checks the update as its peers will, logs it, switches to the new keys "
+        "and announces it to both peers before anything the new keys sign.",
+    )
+    add_config(p)
+    p.add_argument("update", metavar="UPDATE", help="the file `ewx pki endorse` wrote")
+    p.set_defaults(func=cmd_pki_announce)
