@@ -159,6 +159,11 @@ class NodeService:
         unknown = [r for r in targets if r not in self.peers]
         if unknown:
             raise UsageError(f"recipient {', '.join(unknown)} is not a peer of {self.me}")
+        try:
+            # Peers would refuse it, and it would block the outbox behind it.
+            self.trust.resolve_key(self.signers["alert"].key_id, purpose="alert", at=now)
+        except InboundRejected as exc:
+            raise RefusedOperation(f"this node cannot sign alerts now: {exc}; rotate its alert key") from None
         with self.store.transaction() as tx:
             # Ids are unique per origin by construction: a counter in the store,
             # committed with the alert (a random suffix collides at high rates).

@@ -1,0 +1,151 @@
+"""The audit rebuilds the trust from the trust updates in the logs (node/audit.py).
+
+Three NodeServices over real stores exchange by hand (as tests/audit_factories.py
+does): KR rotates its alert key mid-way; the auditor holds only the original
+trust file. Then the logs are tampered with, or KR revokes a key from a time
+in the past, and the audit must say so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from node.audit import Report, verify_loaded
+from node.bundle import Bundle, export_bundle, read_bundle
+from node.config import NodeConfig
+from node.convert import encode
+from node.errors import RefusedOperation
+from node.ids import COUNTRIES, Country
+from node.pki import init_federation
+from node.rotation import prepare_rotation
+from node.service import NodeService
+from node.trust import Trust
+from node.trust_updates import KeyRevocation, endorse_update
+from node.wire import ewx_pb2 as pb
+from tests.audit_factories import INFO, TickClock, deliver
+
+
+def endorse(root: Path, country: Country, request: bytes) -> bytes:
+    key = serialization.load_pem_private_key((root / country / "ca" / "ca.key").read_bytes(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    certificate = x509.load_pem_x509_certificate((root / country / "ca" / "ca.pem").read_bytes())
+    return endorse_update(request, ca_key=key, ca_certificate=certificate)
+
+
+def exchange(root: Path, *, revoke_old_from: datetime | None = None) -> tuple[dict[Country, Bundle], Trust]:
+    """KR-A1 under KR's first alert key, a rotation, KR-A2 under the new one; exported."""
+    init_federation(root)
+    start = datetime.now(UTC).replace(microsecond=0)
+    clock = TickClock(start)
+    configs = {cc: NodeConfig.load(root / cc / "node.toml") for cc in COUNTRIES}
+    svc = {cc: NodeService.open(configs[cc], clock=clock) for cc in COUNTRIES}
+    info = {**INFO, "expires": start + timedelta(days=30)}
+    try:
+        svc["KR"].publish(msg_type="ALERT", info=info, alert_id="KR-A1")
+        deliver(svc, "KR", "US")
+        deliver(svc, "KR", "JP")
+        old_key = svc["KR"].signers["alert"].key_id
+        revocations = (
+            [] if revoke_old_from is None else [KeyRevocation(old_key, revoke_old_from, "compromised")]
+        )
+        request = prepare_rotation(
+            configs["KR"], now=clock(), purposes=["alert"], key_revocations=revocations
+        )
+        update = endorse(root, "KR", request)
+        svc["KR"].announce_trust_update(update)
+        for peer in ("US", "JP"):
+            assert svc[peer].accept_trust_update("KR", update) == 1
+            assert svc[peer].accept_trust_update("KR", update) == 1  # the same again: nothing new
+        svc["KR"].publish(msg_type="UPDATE", reference=("KR", "KR-A1"), info=info, alert_id="KR-A2")
+        deliver(svc, "KR", "US")
+        deliver(svc, "KR", "JP")
+        for cc in COUNTRIES:
+            export_bundle(configs[cc], root / f"{cc}.ewxlog", now=start + timedelta(days=1))
+    finally:
+        for service in svc.values():
+            service.close()
+    return {cc: read_bundle(root / f"{cc}.ewxlog") for cc in COUNTRIES}, Trust.load(root / "federation.json")
+
+
+def kinds(report: Report) -> list[tuple[Country, int | None, str]]:
+    return [(f.node, f.index, f.kind) for f in report.findings if f.severity == "error"]
+
+
+def trust_update_indexes(bundle: Bundle) -> list[int]:
+    trust_kinds = (pb.TRUST_UPDATE_SENT, pb.TRUST_UPDATE_RECEIVED)
+    return [i for i, e in enumerate(bundle.entries) if pb.LogEntry.FromString(e).kind in trust_kinds]
+
+
+def test_a_rotation_in_the_logs_audits_clean_against_the_original_trust_file(tmp_path: Path) -> None:
+    bundles, trust = exchange(tmp_path)
+    assert [len(trust_update_indexes(b)) for b in bundles.values()] == [1, 1, 1]
+    report = verify_loaded(list(bundles.values()), trust=trust, workers=1)
+    assert kinds(report) == []
+    # Without the updates the new key is unknown: the logs are what make it known.
+    stripped = {
+        cc: dataclasses.replace(
+            b, entries=[e for i, e in enumerate(b.entries) if i not in trust_update_indexes(b)]
+        )
+        for cc, b in bundles.items()
+    }
+    unknown = [
+        k
+        for k in kinds(verify_loaded(list(stripped.values()), trust=trust, workers=1))
+        if k[2] == "unknown_key"
+    ]
+    assert {node for node, _, _ in unknown} == {"KR", "US", "JP"}
+
+
+def test_an_update_without_the_cas_signature_is_reported_and_not_applied(tmp_path: Path) -> None:
+    bundles, trust = exchange(tmp_path)
+    forged: dict[Country, Bundle] = {}
+    for cc, bundle in bundles.items():
+        entries = list(bundle.entries)
+        for i in trust_update_indexes(bundle):
+            entry = pb.LogEntry.FromString(entries[i])
+            signed = pb.SignedTrustUpdate.FromString(entry.trust_update)
+            signed.ca_signature = b""
+            entry.trust_update = encode(signed)
+            entries[i] = encode(entry)
+        forged[cc] = dataclasses.replace(bundle, entries=entries)
+    found = kinds(verify_loaded(list(forged.values()), trust=trust, workers=1))
+    bad = [k for k in found if k[2] == "bad_trust_update"]
+    assert bad == [("KR", trust_update_indexes(bundles["KR"])[0], "bad_trust_update")]
+    # ... so KR-A2, signed by the key it would have granted, is by an unknown key everywhere.
+    assert {node for node, _, kind in found if kind == "unknown_key"} == {"KR", "US", "JP"}
+
+
+def test_a_key_revoked_from_the_past_flags_what_it_signed_since(tmp_path: Path) -> None:
+    before_everything = datetime.now(UTC) - timedelta(hours=1)
+    bundles, trust = exchange(tmp_path, revoke_old_from=before_everything)
+    found = kinds(verify_loaded(list(bundles.values()), trust=trust, workers=1))
+    revoked = {(node, index) for node, index, kind in found if kind == "revoked_key"}
+    # KR-A1 as sent at KR and received at US and JP, and the receipts US and JP
+    # signed are by their own keys, so not flagged.
+    assert {node for node, _ in revoked} == {"KR", "US", "JP"}
+    assert all(kind != "bad_trust_update" for _, _, kind in found)
+
+
+def test_a_node_refuses_to_sign_with_a_key_its_own_update_revoked(tmp_path: Path) -> None:
+    init_federation(tmp_path)
+    config = NodeConfig.load(tmp_path / "KR" / "node.toml")
+    service = NodeService.open(config)
+    try:
+        key = service.signers["alert"].key_id
+        request = prepare_rotation(
+            config, now=service.clock(), key_revocations=[KeyRevocation(key, service.clock(), "compromised")]
+        )
+        result = service.announce_trust_update(endorse(tmp_path, "KR", request))
+        assert result["unusable_signing_keys"] == ["alert"]
+        with pytest.raises(RefusedOperation, match="cannot sign alerts now"):
+            service.publish(msg_type="ALERT", info={**INFO, "expires": datetime.now(UTC) + timedelta(days=3)})
+        assert service.store.outbox(None) == []
+    finally:
+        service.close()
