@@ -26,7 +26,9 @@ CANCEL is as good as the origin's):
     active      none of the above
     unknown     the alert is only referenced: its own signed text is in no given log
 
-in that order of precedence. `render_html` writes one self-contained page
+in that order of precedence. Trust updates in the logs (key rotations and
+revocations, docs/key-rotation.md) are listed beside the alerts, each where
+it was sent and received. `render_html` writes one self-contained page
 (inline CSS, no script, nothing fetched) with the verdict, a timeline with
 one column per node, and the findings.
 """
@@ -43,10 +45,12 @@ from typing import Any, Final
 from node.audit import Report, verify_loaded
 from node.bundle import Bundle
 from node.convert import DecodeFailure, alert_from_bytes, from_timestamp, parse_canonical, receipt_from_bytes
+from node.errors import TrustUpdateRejected
 from node.ids import COUNTRIES, Country
 from node.models import Alert, Receipt
 from node.signing import digest
 from node.trust import Trust
+from node.trust_updates import summarize
 from node.wire import ewx_pb2 as pb
 
 __all__ = [
@@ -334,6 +338,8 @@ class Replay:
     """In order of sending (alerts known only by reference: first event)."""
     left_out: list[tuple[Country, int]]
     """(node, index) of entries left out as unusable, per the audit."""
+    trust_updates: list[TrustUpdateEvent] = field(default_factory=list)
+    """Key rotations and revocations, as each log recorded them, in time order."""
 
     @property
     def clean(self) -> bool:
@@ -369,6 +375,7 @@ class Replay:
             "left_out": [{"node": n, "index": i} for n, i in self.left_out],
             "audit": self.report.to_json(),
             "alerts": [a.to_json() for a in self.alerts],
+            "trust_updates": [t.to_json() for t in self.trust_updates],
         }
 
     def to_text(self) -> str:
@@ -383,12 +390,78 @@ class Replay:
         for a in self.alerts:
             lines.append("")
             lines.append(a.to_text())
+        if self.trust_updates:
+            lines.append("")
+            lines.append("Trust updates (key rotation and revocation):")
+            lines.extend(f"  {t.line()}" for t in self.trust_updates)
         lines.append("")
         if self.report.findings:
             lines.append("Findings:")
             lines.extend(f"  {f.line()}" for f in self.report.findings)
         lines.append(self.verdict())
         return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class TrustUpdateEvent:
+    """One logged trust update: who changed its keys, and which log says so."""
+
+    node: Country
+    index: int
+    logged_at: datetime
+    sent: bool
+    """True in the member's own log (TRUST_UPDATE_SENT), False where a peer received it."""
+    member: Country
+    serial: int
+    granted: list[str]
+    revoked_keys: list[str]
+    revoked_certificates: list[str]
+
+    def line(self) -> str:
+        """`2026-11-25T10:00:00Z  KR #5  KR update 1 sent: granted KR-alert-...; revoked ...`."""
+        what = "sent" if self.sent else f"received from {self.member}"
+        changes = [f"granted {', '.join(self.granted)}"] if self.granted else []
+        if self.revoked_keys:
+            changes.append(f"revoked {', '.join(self.revoked_keys)}")
+        if self.revoked_certificates:
+            changes.append(f"revoked certificate {', '.join(self.revoked_certificates)}")
+        return f"{_iso(self.logged_at)}  {self.node} #{self.index}  {self.member} update {self.serial} {what}: {'; '.join(changes)}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as plain JSON values."""
+        return {
+            "node": self.node,
+            "index": self.index,
+            "logged_at": _iso(self.logged_at),
+            "sent": self.sent,
+            "member": self.member,
+            "serial": self.serial,
+            "granted": self.granted,
+            "revoked_keys": self.revoked_keys,
+            "revoked_certificates": self.revoked_certificates,
+        }
+
+
+def _read_trust_update(node: Country, index: int, data: bytes) -> TrustUpdateEvent | None:
+    """A TRUST_UPDATE_* entry the audit found usable, for the replay; None for any other entry."""
+    try:
+        entry = parse_canonical(pb.LogEntry, data, what="log entry")
+        if entry.kind not in (pb.TRUST_UPDATE_SENT, pb.TRUST_UPDATE_RECEIVED):
+            return None
+        said = summarize(bytes(entry.trust_update))
+        return TrustUpdateEvent(
+            node=node,
+            index=index,
+            logged_at=from_timestamp(entry.logged_at, field="logged_at"),
+            sent=entry.kind == pb.TRUST_UPDATE_SENT,
+            member=said.member,
+            serial=said.serial,
+            granted=list(said.granted),
+            revoked_keys=list(said.revoked_keys),
+            revoked_certificates=list(said.revoked_certificates),
+        )
+    except (DecodeFailure, TrustUpdateRejected):
+        return None
 
 
 # ------------------------------------------------------------------ reading the logs
@@ -688,11 +761,16 @@ def replay(bundles: Sequence[Bundle], *, trust: Trust) -> Replay:
     alert_entries: list[_AlertEntry] = []
     receipt_entries: list[_ReceiptEntry] = []
     left_out: list[tuple[Country, int]] = []
+    trust_updates: list[TrustUpdateEvent] = []
     for b in ordered:
         for index, data in enumerate(b.entries):
             read = None if (b.node, index) in unusable else _read_entry(b.node, index, data)
             if read is None:
-                left_out.append((b.node, index))
+                update = None if (b.node, index) in unusable else _read_trust_update(b.node, index, data)
+                if update is not None:
+                    trust_updates.append(update)
+                else:
+                    left_out.append((b.node, index))
             elif isinstance(read, _ReceiptEntry):
                 receipt_entries.append(read)
             else:
@@ -709,6 +787,7 @@ def replay(bundles: Sequence[Bundle], *, trust: Trust) -> Replay:
         nodes=[b.node for b in ordered],
         alerts=builder.finish(),
         left_out=left_out,
+        trust_updates=sorted(trust_updates, key=lambda t: (t.logged_at, _NODE_ORDER.get(t.node, 9), t.index)),
     )
 
 
@@ -859,6 +938,10 @@ def render_html(r: Replay) -> str:
         f'<p class="legend">{legend}</p>',
         *_timeline_table(r),
     ]
+    if r.trust_updates:
+        parts.append('<h2>Trust updates</h2><ol class="trust">')
+        parts.extend(f"<li>{_e(t.line())}</li>" for t in r.trust_updates)
+        parts.append("</ol>")
     if r.report.findings:
         parts.append('<h2>Findings</h2><ol class="findings">')
         parts.extend(f'<li class="{_e(f.severity)}">{_e(f.line())}</li>' for f in r.report.findings)

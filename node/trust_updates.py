@@ -462,3 +462,27 @@ def describe(envelope: bytes) -> dict[str, object]:
         }
     except (DecodeFailure, ValueError) as exc:
         raise TrustUpdateRejected(f"trust update does not decode: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateSummary:
+    """Who changed which keys: an update's gist, for the replay (unverified by itself)."""
+
+    member: Country
+    serial: int
+    granted: tuple[str, ...]
+    revoked_keys: tuple[str, ...]
+    revoked_certificates: tuple[str, ...]
+
+
+def summarize(envelope: bytes) -> UpdateSummary:
+    """The gist of an update; TrustUpdateRejected if it does not decode."""
+    member, serial = peek(envelope)
+    update = _inner(_outer(envelope))
+    return UpdateSummary(
+        member=member,
+        serial=serial,
+        granted=tuple(grant.key_id for grant in update.grants),
+        revoked_keys=tuple(r.key_id for r in update.key_revocations),
+        revoked_certificates=tuple(bytes(r.serial_number).hex() for r in update.certificate_revocations),
+    )

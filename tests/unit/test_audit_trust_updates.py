@@ -24,6 +24,7 @@ from node.convert import encode
 from node.errors import RefusedOperation
 from node.ids import COUNTRIES, Country
 from node.pki import init_federation
+from node.replay import render_html, replay
 from node.rotation import prepare_rotation
 from node.service import NodeService
 from node.trust import Trust
@@ -149,3 +150,16 @@ def test_a_node_refuses_to_sign_with_a_key_its_own_update_revoked(tmp_path: Path
         assert service.store.outbox(None) == []
     finally:
         service.close()
+
+
+def test_the_replay_lists_the_rotation_where_each_log_recorded_it(tmp_path: Path) -> None:
+    bundles, trust = exchange(tmp_path)
+    history = replay(list(bundles.values()), trust=trust)
+    assert history.left_out == []  # trust updates are not "unusable" entries
+    seen = [(t.node, t.sent, t.member, t.serial) for t in history.trust_updates]
+    assert seen == [("KR", True, "KR", 1), ("US", False, "KR", 1), ("JP", False, "KR", 1)]
+    granted = history.trust_updates[0].granted
+    assert len(granted) == 1 and granted[0].startswith("KR-alert-")
+    assert "KR update 1 sent: granted KR-alert-" in history.to_text()
+    assert history.to_json()["trust_updates"][1]["node"] == "US"
+    assert "Trust updates" in render_html(history)
