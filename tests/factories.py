@@ -124,3 +124,21 @@ def envelope(
             signature=signature if signature is not None else signer.sign(PAYLOAD_ALERT, payload),
         )
     )
+
+
+def peer_channel(target: Path, client: Path) -> Any:
+    """An mTLS channel to the node of `target`, presenting the certificate of the node of `client`."""
+    import grpc
+    from grpc import aio
+
+    from node.identity import node_dns_name
+    from node.trust import Trust
+
+    target_config, client_config = NodeConfig.load(target), NodeConfig.load(client)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=Trust.load(target_config.trust_file).ca_bundle_pem([target_config.node_id]),
+        private_key=client_config.tls.private_key.read_bytes(),
+        certificate_chain=client_config.tls.certificate.read_bytes(),
+    )
+    options = [("grpc.ssl_target_name_override", node_dns_name(target_config.node_id))]
+    return aio.secure_channel(target_config.listen, credentials, options=options)

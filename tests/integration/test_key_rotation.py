@@ -25,7 +25,6 @@ from node.audit import verify_bundles
 from node.bundle import export_bundle
 from node.config import NodeConfig
 from node.convert import encode
-from node.identity import node_dns_name
 from node.ids import Country
 from node.rotation import next_key_path, prepare_rotation
 from node.service import NodeService
@@ -33,7 +32,7 @@ from node.signing import PAYLOAD_ALERT
 from node.trust import Trust
 from node.trust_updates import KeyRevocation, endorse_update
 from node.wire import ewx_pb2 as pb
-from tests.factories import alert_info, alert_payload, running, wait_for
+from tests.factories import alert_info, alert_payload, peer_channel, running, wait_for
 
 
 def endorse(config_path: Path, request: bytes) -> bytes:
@@ -116,14 +115,7 @@ def _entries(config_path: Path) -> list[bytes]:
 
 
 async def _deliver_as_kr(target: Path, kr_path: Path, signed: bytes) -> tuple[grpc.StatusCode, str | None]:
-    target_config, kr_config = NodeConfig.load(target), NodeConfig.load(kr_path)
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=Trust.load(target_config.trust_file).ca_bundle_pem([target_config.node_id]),
-        private_key=kr_config.tls.private_key.read_bytes(),
-        certificate_chain=kr_config.tls.certificate.read_bytes(),
-    )
-    options = [("grpc.ssl_target_name_override", node_dns_name(target_config.node_id))]
-    async with aio.secure_channel(target_config.listen, credentials, options=options) as channel:
+    async with peer_channel(target, kr_path) as channel:
         try:
             await channel.unary_unary(rpc.DELIVER)(
                 pb.DeliverRequest(envelope=signed).SerializeToString(), timeout=5
@@ -180,15 +172,8 @@ def test_a_peer_may_not_announce_another_members_update(federation: dict[Country
             kr, us = nodes["KR"].service, nodes["US"].service
             update = endorse(kr_path, prepare_rotation(kr.config, now=kr.clock(), purposes=["witness"]))
             # JP's certificate, KR's update: refused, and US keeps its trust.
-            jp_config, us_config = NodeConfig.load(federation["JP"]), NodeConfig.load(federation["US"])
-            credentials = grpc.ssl_channel_credentials(
-                root_certificates=Trust.load(us_config.trust_file).ca_bundle_pem(["US"]),
-                private_key=jp_config.tls.private_key.read_bytes(),
-                certificate_chain=jp_config.tls.certificate.read_bytes(),
-            )
-            options = [("grpc.ssl_target_name_override", node_dns_name("US"))]
             with structlog.testing.capture_logs() as logs:
-                async with aio.secure_channel(us_config.listen, credentials, options=options) as channel:
+                async with peer_channel(federation["US"], federation["JP"]) as channel:
                     try:
                         await channel.unary_unary(rpc.UPDATE_TRUST)(
                             pb.TrustUpdateRequest(update=update).SerializeToString(), timeout=5
