@@ -10,6 +10,7 @@ delivered when it returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from typing import Any, Final
@@ -39,16 +40,27 @@ def _identity(data: bytes) -> bytes:
 
 
 class PeerClient:
-    """An mTLS channel to one peer with typed calls."""
+    """An mTLS channel to one peer with typed calls.
 
-    def __init__(self, *, service: NodeService, peer: Country) -> None:
+    `renew` swaps in a new channel when the node's certificate is reloaded:
+    calls made from then on use the new credentials, and the old channel
+    closes once its calls in flight have finished (each has a deadline).
+    """
+
+    def __init__(
+        self, *, service: NodeService, peer: Country, credentials: grpc.ChannelCredentials | None = None
+    ) -> None:
         self.peer = peer
         self._service = service
-        address = service.config.peers[peer].address
+        self._retiring: dict[asyncio.Task[None], aio.Channel] = {}
+        if credentials is None:
+            credentials = channel_credentials(config=service.config, trust=service.trust, peer=peer)
+        self._open(credentials)
+
+    def _open(self, credentials: grpc.ChannelCredentials) -> None:
+        """A new channel with `credentials`, and every call bound to it."""
         self._channel = aio.secure_channel(
-            address,
-            channel_credentials(config=service.config, trust=service.trust, peer=peer),
-            options=channel_options(peer),
+            self._service.config.peers[self.peer].address, credentials, options=channel_options(self.peer)
         )
         self._deliver = self._channel.unary_unary(
             rpc.DELIVER, request_serializer=_identity, response_deserializer=_identity
@@ -96,9 +108,31 @@ class PeerClient:
         call = self._catch_up(request.SerializeToString(), timeout=RPC_DEADLINE_SECONDS)
         return [bytes(pb.CatchUpItem.FromString(item).envelope) async for item in call]
 
+    def renew(self, credentials: grpc.ChannelCredentials) -> None:
+        """Make new calls over a new channel with `credentials`; retire the old one.
+
+        The old channel accepts no new calls and is closed once the calls in
+        flight on it are done (at most RPC_DEADLINE_SECONDS: every call has
+        that deadline).
+        """
+        old = self._channel
+        self._open(credentials)
+        task = asyncio.get_running_loop().create_task(
+            old.close(RPC_DEADLINE_SECONDS), name=f"retire-channel-{self.peer}"
+        )
+        self._retiring[task] = old
+        task.add_done_callback(lambda done: self._retiring.pop(done, None))
+
     async def close(self) -> None:
-        """Close the channel."""
+        """Close the channel, and at once any channel still being retired."""
         await self._channel.close(None)
+        retiring, self._retiring = self._retiring, {}
+        for task in retiring:
+            task.cancel()
+        for task, channel in retiring.items():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await channel.close(None)
 
 
 def trailer(error: aio.AioRpcError, key: str) -> str | None:

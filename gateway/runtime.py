@@ -4,6 +4,12 @@
 order: stop accepting operator and peer calls (in-flight calls get a short
 grace period to finish their commit and receipt), stop the delivery loops,
 close the channels, close the store.
+
+SIGHUP, or a change of the TLS certificate or key file (polled every
+TLS_POLL_SECONDS), reloads the node's TLS identity without a restart
+(`NodeRuntime.reload_tls`): new handshakes on the federation port and new
+channels to the peers use it. A reload that fails a check keeps the
+identity in use and logs `tls_reload_failed`; it never stops the node.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ from grpc import aio
 from grpc_health.v1 import _async as health_aio  # the asyncio servicer; `health.aio` re-exports it
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway import rpc
+# First, before anything imports grpc: gateway.tls sets gRPC's TLS 1.2 cipher
+# list (TLS 1.3 only), which gRPC core reads once, when grpc is imported.
+from gateway import rpc, tls, tls_policy
 from gateway.peers import DeliveryLoop, PeerClient, get_cosigned, pull
 from gateway.server import FederationServicer
-from gateway.tls import server_credentials
 from node.config import NodeConfig
 from node.errors import ConfigError
 from node.ids import Country
@@ -33,14 +40,21 @@ log = structlog.get_logger("ewx.gateway")
 
 PULL_INTERVAL_SECONDS: Final = 5.0
 STOP_GRACE_SECONDS: Final = 2.0
+TLS_POLL_SECONDS: Final = 2.0
+"""How often the TLS files are looked at (stat only). A change is acted on once
+the files have stayed the same for one more poll, so a certificate and key
+renamed into place one after the other are read as a pair."""
 
 
 class NodeRuntime:
     """Everything one node runs, started and stopped together."""
 
-    def __init__(self, config: NodeConfig, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, config: NodeConfig, *, clock: Clock = utc_now, tls_poll_seconds: float = TLS_POLL_SECONDS
+    ) -> None:
         self.config = config
         self._clock = clock
+        self._tls_poll_seconds = tls_poll_seconds
         self._tasks: list[asyncio.Task[None]] = []
         self._clients: list[PeerClient] = []
         self._loops: dict[str, DeliveryLoop] = {}
@@ -75,6 +89,9 @@ class NodeRuntime:
             port=self.port,
             operator_socket=str(self.config.operator_socket),
             log_size=self.service.store.log_size,
+            certificate_serial=self.tls.identity.serial,
+            certificate_not_after=self.tls.identity.not_after.isoformat(),
+            tls13_only=tls_policy.TLS13_ONLY,
         )
 
     async def _start_federation(self) -> None:
@@ -82,10 +99,9 @@ class NodeRuntime:
         self._server.add_generic_rpc_handlers([FederationServicer(service).handler()])
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        self._start_tls()
         try:
-            self.port = self._server.add_secure_port(
-                self.config.listen, server_credentials(config=self.config, trust=service.trust)
-            )
+            self.port = self._server.add_secure_port(self.config.listen, self.tls.server_credentials())
         except RuntimeError as exc:
             raise ConfigError(f"cannot listen on {self.config.listen}: {exc}") from None
         await self._server.start()
@@ -94,7 +110,9 @@ class NodeRuntime:
         self._pull_wake = {peer: asyncio.Event() for peer in service.peers}
         service.on_gap = self._on_gap
         for peer in service.peers:
-            client = PeerClient(service=service, peer=peer)
+            client = PeerClient(
+                service=service, peer=peer, credentials=self.tls.channel_credentials(service.trust, peer)
+            )
             self._clients.append(client)
             loop = DeliveryLoop(service=service, client=client)
             self._loops[peer] = loop
@@ -102,6 +120,78 @@ class NodeRuntime:
             self._tasks.append(asyncio.create_task(self._pull_forever(client), name=f"pull-{peer}"))
         service.on_outbox = lambda peer: self._loops[peer].wake()
         self._tasks.append(asyncio.create_task(self._checkpoint_forever(), name="checkpoints"))
+        self._tasks.append(asyncio.create_task(self._watch_tls_forever(), name="tls-watch"))
+
+    # ------------------------------------------------------------ TLS identity
+    def _start_tls(self) -> None:
+        """Load and check the TLS identity; ConfigError unless it is sound (expiry only warns)."""
+        self._tls_files = tls.file_state(self.config)
+        self.tls, problem = tls.NodeTls.load(self.config, self.service.trust, at=self._clock())
+        identity = self.tls.identity
+        if problem is not None:
+            log.error(
+                "tls_certificate_not_valid",
+                node=self.service.me,
+                serial=identity.serial,
+                not_after=identity.not_after.isoformat(),
+                error=problem,
+            )
+        if not tls_policy.TLS13_ONLY:
+            log.warning(
+                "tls13_not_enforced",
+                node=self.service.me,
+                reason=f"grpc was imported before gateway.tls set {tls_policy.CIPHER_SUITES_VARIABLE} (gateway/tls_policy.py)",
+            )
+
+    def reload_tls(self, trigger: str) -> bool:
+        """Reload the TLS certificate and key from their files; True if the node switched to them.
+
+        On success new handshakes and new channels to the peers use the new
+        identity (connections already open keep theirs) and `tls_reloaded`
+        names the new serial and expiry. On any failed check the identity in
+        use stays, `tls_reload_failed` says why, and False is returned.
+        """
+        me = self.service.me
+        before = self.tls.identity
+        self._tls_files = tls.file_state(self.config)
+        try:
+            identity = self.tls.reload(self.service.trust, at=self._clock())
+        except Exception as exc:  # a reload never takes the node down, whatever went wrong
+            log.error(
+                "tls_reload_failed",
+                node=me,
+                trigger=trigger,
+                error=str(exc) if isinstance(exc, ConfigError) else f"unexpected {exc!r}",
+                certificate=str(self.config.tls.certificate),
+                private_key=str(self.config.tls.private_key),
+                serial_in_use=before.serial,
+                not_after_in_use=before.not_after.isoformat(),
+            )
+            return False
+        if identity is None:
+            log.info("tls_unchanged", node=me, trigger=trigger, serial=before.serial)
+            return False
+        for client in self._clients:
+            client.renew(self.tls.channel_credentials(self.service.trust, client.peer))
+        log.info(
+            "tls_reloaded",
+            node=me,
+            trigger=trigger,
+            serial=identity.serial,
+            not_after=identity.not_after.isoformat(),
+            previous_serial=before.serial,
+        )
+        return True
+
+    async def _watch_tls_forever(self) -> None:
+        """Reload when the TLS files changed and then stayed the same for one poll."""
+        seen = self._tls_files
+        while True:
+            await asyncio.sleep(self._tls_poll_seconds)
+            now = tls.file_state(self.config)
+            if now == seen and now != self._tls_files:
+                self.reload_tls("file_change")
+            seen = now
 
     async def _checkpoint_forever(self) -> None:
         """Sign a checkpoint at the configured cadence while the log grows, and
@@ -148,11 +238,19 @@ class NodeRuntime:
 
 
 async def serve(config: NodeConfig) -> None:
-    """Run a node until SIGTERM or SIGINT, then stop cleanly."""
+    """Run a node until SIGTERM or SIGINT, then stop cleanly; SIGHUP reloads the TLS identity."""
     runtime = NodeRuntime(config)
+    loop = asyncio.get_running_loop()
+
+    def on_hangup() -> None:
+        # Caught from the start, so an early SIGHUP cannot kill the node (its
+        # default action); before the identity is loaded there is nothing to reload.
+        if runtime.port is not None:
+            runtime.reload_tls("SIGHUP")
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     await runtime.start()
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeAlias
 
 from node.bundle import BundleError
+from node.cli_rotation import add_rotation_commands
 from node.config import NodeConfig
 from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
 from node.ids import COUNTRIES, Country, as_country
 from node.models import enum_names
-from node.cli_rotation import add_rotation_commands
 from node.operator import OperatorClient
 from node.wire import ewx_pb2 as pb
 
@@ -54,6 +54,16 @@ def _pki_countries(value: str) -> tuple[Country, ...]:
         return parse_countries(value)
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _pki_days(value: str) -> int:
+    from node.pki import MAX_NODE_CERT_DAYS
+
+    if not value.isdigit() or not 1 <= int(value) <= MAX_NODE_CERT_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: give a whole number of days from 1 to {MAX_NODE_CERT_DAYS}"
+        )
+    return int(value)
 
 
 def _iso_list(value: str) -> list[str]:
@@ -174,6 +184,99 @@ def cmd_pki_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_pki_ca(args: argparse.Namespace) -> int:
+    """Create a production national CA: its key and self-signed certificate only."""
+    from node.pki import create_national_ca, public_key_fingerprint
+
+    ca = create_national_ca(Path(args.out), country=args.country, years=args.years)
+    certificate = ca.certificate
+    print(f"CA key:         {ca.key_path} (mode 0600; keep it offline, never on a node)")
+    print(f"CA certificate: {ca.certificate_path}")
+    print(f"  subject       {certificate.subject.rfc4514_string()}")
+    print(
+        f"  valid         {certificate.not_valid_before_utc.isoformat()} .. {certificate.not_valid_after_utc.isoformat()}"
+    )
+    print(f"  key SHA-256   {public_key_fingerprint(certificate)}")
+    print(
+        f"next: put {ca.certificate_path.name} into federation.json as members.{args.country}.ca_certificate"
+    )
+    return EXIT_OK
+
+
+def cmd_pki_csr(args: argparse.Namespace) -> int:
+    """At the node: its TLS key and certificate request (and optionally its signing keys)."""
+    from node.pki import create_node_request
+
+    request = create_node_request(
+        Path(args.out),
+        country=args.country,
+        key_file=Path(args.key) if args.key else None,
+        signing_keys=args.signing_keys,
+    )
+    key_note = "new, mode 0600" if request.key_created else "existing"
+    print(f"TLS key:        {request.key_path} ({key_note}; stays on this host)")
+    print(f"request:        {request.csr_path} -> send to the {args.country} national CA")
+    print(f"key SHA-256:    {request.fingerprint}")
+    print("                (confirm it with the CA officer: `ewx pki sign` prints the same)")
+    if request.trust_entries_path is not None:
+        paths = ", ".join(path.name for path in request.signing_key_paths)
+        print(
+            f"signing keys:   {request.signing_key_paths[0].parent}/{{{paths}}} (mode 0600; stay on this host)"
+        )
+        print(
+            f"trust entries:  {request.trust_entries_path} -> for members.{args.country}.keys in federation.json"
+        )
+        for entry in request.entries:
+            print(
+                f"  {entry.purpose:<8} {entry.key_id}  "
+                f"{entry.not_before.isoformat()} .. {entry.not_after.isoformat()}"
+            )
+    print(
+        f"next: the CA runs `ewx pki sign --csr {request.csr_path.name} ...`; install its output as "
+        f"{request.csr_path.with_suffix('.pem')}"
+    )
+    return EXIT_OK
+
+
+def cmd_pki_sign(args: argparse.Namespace) -> int:
+    """At the national CA: check a node's request and issue its certificate."""
+    from node.identity import node_dns_name, node_uri
+    from node.pki import (
+        ca_country,
+        load_certificate_file,
+        load_ec_private_key,
+        public_key_fingerprint,
+        read_csr_file,
+        sign_node_csr,
+        write_public_file,
+    )
+
+    out = Path(args.out)
+    if out.exists() or out.is_symlink():
+        raise RefusedOperation(f"{out} already exists; refusing to overwrite it")
+    ca_certificate = load_certificate_file(Path(args.ca_cert), "CA certificate")
+    country = ca_country(ca_certificate)
+    ca_key = load_ec_private_key(Path(args.ca_key), "CA key")
+    csr_path = Path(args.csr)
+    certificate = sign_node_csr(
+        read_csr_file(csr_path),
+        ca_certificate=ca_certificate,
+        ca_key=ca_key,
+        validity=timedelta(days=args.days),
+        source=f"request {csr_path}",
+    )
+    write_public_file(out, certificate)
+    print(f"issued:         {out} for {country}'s node ({node_uri(country)}, DNS {node_dns_name(country)})")
+    print(f"  serial        {certificate.serial_number:x}")
+    print(
+        f"  valid         {certificate.not_valid_before_utc.isoformat()} .. {certificate.not_valid_after_utc.isoformat()}"
+    )
+    print(f"  key SHA-256   {public_key_fingerprint(certificate)}")
+    print("next: the node installs it as tls/node.pem; a running node picks it up (SIGHUP or within seconds)")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ alerts
 def _info_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
     info: dict[str, Any] = dict(base or {})
     flags = {
@@ -332,6 +435,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"node {status['node']}  log size {status['log']['size']}  root {status['log']['root'][:16]}…"
         f"  evidence {status['evidence']}"
     )
+    certificate = status["certificate"]
+    print(
+        f"  TLS certificate valid until {certificate['not_after']} ({certificate['days_left']:.0f} days)"
+        + ("  EXPIRING SOON: renew it (SIGHUP picks up the new files)" if certificate["expiring_soon"] else "")
+    )
+    for purpose, key in status.get("signing_keys", {}).items():
+        warning = ""
+        if not key["usable"]:
+            warning = "  NOT USABLE: rotate it (ewx pki rotate)"
+        elif key["expiring_soon"]:
+            warning = "  EXPIRING SOON: rotate it (ewx pki rotate)"
+        print(f"  {purpose} key {key['key_id']} valid until {key['valid_until']}{warning}")
     for peer, s in status["peers"].items():
         reach = {True: "reachable", False: "UNREACHABLE", None: "not yet tried"}[s["reachable"]]
         print(
@@ -572,6 +687,64 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=cmd_pki_show)
     add_rotation_commands(pki, _add_config)
+
+    p = pki.add_parser(
+        "ca",
+        help="production: create a national CA (key and certificate only), on the CA's offline machine",
+        description="Create a production national CA for one country: DIR/ca.key (ECDSA P-256, mode 0600) "
+        "and DIR/ca.pem (self-signed, path length 0, C=<CC>). Keep the key off the nodes; publish ca.pem "
+        "in federation.json. Refuses to overwrite either file.",
+    )
+    p.add_argument("--country", type=_country, required=True, metavar="CC", help="KR, US or JP")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for ca.key and ca.pem (created 0700)")
+    p.add_argument("--years", type=int, default=10, metavar="N", help="CA validity in years (default 10)")
+    p.set_defaults(func=cmd_pki_ca)
+
+    p = pki.add_parser(
+        "csr",
+        help="production, on the node: make its TLS key and a certificate request for the national CA",
+        description="On the node host: write DIR/tls/node.key (new ECDSA P-256 key, mode 0600) and "
+        "DIR/tls/node.csr, a PKCS#10 request for exactly this node's identity (subject CN=ewx-node-<cc>, "
+        "SAN DNS <cc>.node.ewx and URI urn:ewx:node:<CC>). Give the node's config folder as DIR and "
+        "the files land where node.toml expects them. Prints the key's SHA-256 fingerprint to confirm "
+        "with the CA officer. Never overwrites a file: if any target exists, nothing is written.",
+    )
+    p.add_argument("--country", type=_country, required=True, metavar="CC", help="this node's country")
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="the node's config folder (tls/ and keys/ go here)"
+    )
+    p.add_argument(
+        "--key",
+        metavar="FILE",
+        help="renew for an existing TLS key instead of making a new one (only DIR/tls/node.csr is written)",
+    )
+    p.add_argument(
+        "--signing-keys",
+        action="store_true",
+        help="also make the Ed25519 alert, log and witness keys (DIR/keys/*.key, mode 0600) and write "
+        "their public trust entries to DIR/keys/trust-entries.json for the federation trust file",
+    )
+    p.set_defaults(func=cmd_pki_csr)
+
+    p = pki.add_parser(
+        "sign",
+        help="production, at the national CA: check a node's request and issue its certificate",
+        description="Check a node's certificate request and issue the node certificate, with the same "
+        "profile as `ewx pki init`. The country is the CA's own (its certificate's C=), and the request "
+        "must ask for that country's node identity and nothing else: its signature must verify, its "
+        "key must be ECDSA P-256, its names exactly DNS <cc>.node.ewx and URI urn:ewx:node:<CC>, and it "
+        "may not ask for CA powers. On any refusal (exit 1) or bad input (exit 2) nothing is written.",
+    )
+    p.add_argument("--ca-cert", required=True, metavar="CA.pem", help="the national CA certificate")
+    p.add_argument("--ca-key", required=True, metavar="CA.key", help="the national CA key (mode 0600)")
+    p.add_argument("--csr", required=True, metavar="node.csr", help="the node's request (`ewx pki csr`)")
+    p.add_argument(
+        "--out", required=True, metavar="node.pem", help="where to write the certificate (new file)"
+    )
+    p.add_argument(
+        "--days", type=_pki_days, default=397, metavar="N", help="validity in days, 1-397 (default 397)"
+    )
+    p.set_defaults(func=cmd_pki_sign)
 
     alert = commands.add_parser("alert", help="publish and read alerts").add_subparsers(
         dest="alert", required=True, parser_class=_Parser

@@ -21,27 +21,46 @@ where the CA key stays offline.
 Private key files are created with mode 0600 in one step (O_CREAT|O_EXCL),
 never chmod-ed afterwards, so there is no window in which another user could
 open them; their directories are 0700.
+
+The production flow keeps each CA key off the nodes (deploy/README.md,
+"Production PKI"):
+
+    ewx pki ca   --country KR --out DIR   `create_national_ca`: DIR/ca.key, DIR/ca.pem
+    ewx pki csr  --country KR --out DIR   `create_node_request`, on the node:
+                                          DIR/tls/node.key and DIR/tls/node.csr,
+                                          with --signing-keys also DIR/keys/*.key and
+                                          DIR/keys/trust-entries.json
+    ewx pki sign --ca-cert --ca-key --csr --out   `sign_node_csr`, at the CA
+
+`sign_node_csr` issues through `issue_node_certificate`, the same function
+`ewx pki init` uses, so both paths give one certificate profile; it refuses a
+request for any identity but the one node of the CA's own country.
+`check_node_tls` is what a node runs on its own certificate and key, at
+start and on every reload, before it presents them to a peer.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import stat
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
 import tomli_w
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from node.errors import ConfigError, RefusedOperation, UsageError
-from node.identity import node_dns_name, node_uri
+from node.errors import ConfigError, InboundRejected, RefusedOperation, UsageError
+from node.identity import NODE_URI_PREFIX, node_dns_name, node_id_from_certificate, node_uri
 from node.ids import COUNTRIES, Country, as_country
 from node.signing import KEY_PURPOSES, KeyPurpose, key_id_for, raw_public_key
 from node.trust import FEDERATION_NAME, FORMAT, KeyEntry, Member, Trust
@@ -187,15 +206,22 @@ def _key_usage(*, digital_signature: bool, cert_sign: bool) -> x509.KeyUsage:
 
 
 def issue_ca_certificate(
-    *, country: Country, key: ec.EllipticCurvePrivateKey, not_before: datetime, not_after: datetime
+    *,
+    country: Country,
+    key: ec.EllipticCurvePrivateKey,
+    not_before: datetime,
+    not_after: datetime,
+    common_name: str | None = None,
 ) -> x509.Certificate:
     """A self-signed national CA certificate for `country`.
 
     path_length=0: the national CA signs node certificates only, never a
     subordinate CA, so a node certificate is always directly issued by it
-    (which node.identity checks).
+    (which node.identity checks). The subject's C attribute names the
+    country, which is how `sign_node_csr` knows whose CA it is.
+    `common_name` defaults to the development CA's name.
     """
-    name = _name(country, f"EWX {country} National CA (development)")
+    name = _name(country, common_name or f"EWX {country} National CA (development)")
     public_key = key.public_key()
     return (
         x509.CertificateBuilder()
@@ -212,6 +238,18 @@ def issue_ca_certificate(
     )
 
 
+def node_subject(country: Country) -> x509.Name:
+    """The subject of `country`'s node certificate and of its CSR: C=CC, O=EWX, CN=ewx-node-cc."""
+    return _name(country, f"ewx-node-{country.lower()}")
+
+
+def node_alt_names(country: Country) -> x509.SubjectAlternativeName:
+    """The node's names, and nothing else: DNS `<cc>.node.ewx` and URI `urn:ewx:node:<CC>`."""
+    return x509.SubjectAlternativeName(
+        [x509.DNSName(node_dns_name(country)), x509.UniformResourceIdentifier(node_uri(country))]
+    )
+
+
 def issue_node_certificate(
     *,
     country: Country,
@@ -221,16 +259,17 @@ def issue_node_certificate(
     not_before: datetime,
     not_after: datetime,
 ) -> x509.Certificate:
-    """A node TLS certificate for `country`, issued by `ca_certificate`.
+    """A node TLS certificate for `country`, issued by `ca_certificate`: the one profile.
 
-    It names the node in the URI SAN `urn:ewx:node:<CC>` (the identity that
-    node.identity reads) and the DNS SAN `<cc>.node.ewx` (the TLS target
-    name), and serves both ends of mutual TLS (serverAuth and clientAuth).
+    Both `ewx pki init` and `ewx pki sign` issue through here. It names the
+    node in the URI SAN `urn:ewx:node:<CC>` (the identity that node.identity
+    reads) and the DNS SAN `<cc>.node.ewx` (the TLS target name), and serves
+    both ends of mutual TLS (serverAuth and clientAuth).
     """
     ca_key_id = ca_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     return (
         x509.CertificateBuilder()
-        .subject_name(_name(country, f"ewx-node-{country.lower()}"))
+        .subject_name(node_subject(country))
         .issuer_name(ca_certificate.subject)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
@@ -242,15 +281,7 @@ def issue_node_certificate(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
             critical=False,
         )
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName(node_dns_name(country)),
-                    x509.UniformResourceIdentifier(node_uri(country)),
-                ]
-            ),
-            critical=False,
-        )
+        .add_extension(node_alt_names(country), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_key_id), critical=False
@@ -403,3 +434,522 @@ def init_federation(
     trust = Trust(format=FORMAT, federation=federation, members=members)
     trust.save(trust_path)
     return trust_path
+
+
+# ------------------------------------------------------------ production PKI
+MAX_NODE_CERT_DAYS: Final = NODE_CERT_VALIDITY.days
+"""`ewx pki sign --days` may not exceed this (397, the default)."""
+MAX_PKI_INPUT_BYTES: Final = 64 * 1024
+"""A CSR or a CA certificate is well under 4 KiB; the cap bounds a wrong path."""
+TRUST_ENTRIES_FILE_NAME: Final = "trust-entries.json"
+"""Written by `ewx pki csr --signing-keys`: the node's public keys for the trust file."""
+
+_NODE_KEY_CURVE: Final = ec.SECP256R1.name
+_CSR_EXTENSIONS_IGNORED: Final = {
+    # The profile sets these itself; a request may carry them (as OpenSSL's
+    # defaults do), but what it asks for there is not what it gets.
+    x509.ExtendedKeyUsage.oid,
+    x509.SubjectKeyIdentifier.oid,
+}
+
+
+def _public_key_der(key: ec.EllipticCurvePublicKey | x509.Certificate) -> bytes:
+    public_key = key.public_key() if isinstance(key, x509.Certificate) else key
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def public_key_fingerprint(key: ec.EllipticCurvePublicKey | x509.Certificate) -> str:
+    """SHA-256 of the DER SubjectPublicKeyInfo as colon-separated hex.
+
+    `ewx pki csr` prints it at the node and `ewx pki sign` at the CA: the two
+    officers compare it over another channel (a phone call) before the CA
+    signs, so a request swapped in transit is caught.
+    """
+    return ":".join(f"{byte:02X}" for byte in hashlib.sha256(_public_key_der(key)).digest())
+
+
+def _read_input(path: Path, what: str) -> bytes:
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_PKI_INPUT_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot read it: {exc.strerror or exc}") from None
+    if len(data) > MAX_PKI_INPUT_BYTES:
+        raise UsageError(f"{what} {path}: larger than {MAX_PKI_INPUT_BYTES} bytes")
+    return data
+
+
+def read_csr_file(path: Path) -> bytes:
+    """The bytes of a certificate request file (parsed by `sign_node_csr`)."""
+    return _read_input(path, "request")
+
+
+def write_public_file(path: Path, certificate: x509.Certificate) -> None:
+    """Write `certificate` as PEM to a new file of mode 0644; RefusedOperation if it exists."""
+    _write_new_file(path, certificate.public_bytes(serialization.Encoding.PEM), mode=PUBLIC_FILE_MODE)
+
+
+def load_certificate_file(path: Path, what: str = "certificate") -> x509.Certificate:
+    """Exactly one PEM certificate from `path`; UsageError naming the file otherwise."""
+    try:
+        certificates = x509.load_pem_x509_certificates(_read_input(path, what))
+    except ValueError:
+        raise UsageError(f"{what} {path} does not hold a PEM certificate") from None
+    if len(certificates) != 1:
+        raise UsageError(f"{what} {path} holds {len(certificates)} certificates; expected exactly one")
+    return certificates[0]
+
+
+def load_ec_private_key(path: Path, what: str = "key file") -> ec.EllipticCurvePrivateKey:
+    """An unencrypted PEM ECDSA P-256 key, its file mode checked (node.pki.read_private_key_pem)."""
+    data = read_private_key_pem(path)
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise ConfigError(f"{what} {path} is encrypted; EWX reads unencrypted PKCS#8 PEM") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise ConfigError(f"{what} {path} does not hold a PEM private key") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != _NODE_KEY_CURVE:
+        raise ConfigError(f"{what} {path} holds {_describe_key(key.public_key())}, not an ECDSA P-256 key")
+    return key
+
+
+def _describe_key(public_key: object) -> str:
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return f"an EC {public_key.curve.name} key"
+    size = getattr(public_key, "key_size", None)
+    kind = type(public_key).__name__.removesuffix("PublicKey").removeprefix("_")
+    return f"an {kind} key" + (f" of {size} bits" if size else "")
+
+
+def ca_country(ca_certificate: x509.Certificate) -> Country:
+    """The country whose national CA `ca_certificate` is, from its subject's C attribute.
+
+    Raises UsageError if it is not a CA certificate or does not name exactly
+    one federation country.
+    """
+    subject = ca_certificate.subject.rfc4514_string()
+    try:
+        constraints = ca_certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+        ca_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    except x509.ExtensionNotFound as exc:
+        raise UsageError(f"certificate {subject!r} is not a national CA certificate: {exc}") from None
+    except ValueError:
+        raise UsageError(f"certificate {subject!r} has malformed extensions") from None
+    if not constraints.ca:
+        raise UsageError(f"certificate {subject!r} is not a CA certificate (BasicConstraints ca=false)")
+    codes = [str(a.value) for a in ca_certificate.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)]
+    if len(codes) != 1:
+        raise UsageError(
+            f"CA certificate {subject!r} must name exactly one country (C=...) in its subject, "
+            f"found {len(codes)}"
+        )
+    try:
+        return as_country(codes[0])
+    except ValueError:
+        raise UsageError(
+            f"CA certificate {subject!r} names country {codes[0]!r}, which is not a federation member "
+            f"({', '.join(COUNTRIES)})"
+        ) from None
+
+
+def node_csr(country: Country, key: ec.EllipticCurvePrivateKey) -> x509.CertificateSigningRequest:
+    """The PKCS#10 request for `country`'s node certificate: its subject and its two names only."""
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(node_subject(country))
+        .add_extension(node_alt_names(country), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def parse_csr(data: bytes, *, source: str = "request") -> x509.CertificateSigningRequest:
+    """A PEM PKCS#10 request; UsageError if `data` is not one."""
+    try:
+        return x509.load_pem_x509_csr(data)
+    except ValueError:
+        raise UsageError(
+            f"{source} is not a PEM certificate signing request (BEGIN CERTIFICATE REQUEST)"
+        ) from None
+
+
+def _requested_country(uris: list[str]) -> str | None:
+    claims = [uri for uri in uris if uri.lower().startswith(NODE_URI_PREFIX)]
+    return claims[0][len(NODE_URI_PREFIX) :] if len(claims) == 1 else None
+
+
+def _check_csr_names(names: x509.SubjectAlternativeName, *, country: Country) -> None:
+    requested = _requested_country(names.get_values_for_type(x509.UniformResourceIdentifier))
+    if requested is not None and requested != country:
+        raise RefusedOperation(
+            f"the request asks for the identity {NODE_URI_PREFIX}{requested[:16]}, but this is the "
+            f"{country} national CA: a national CA signs for its own country's node only"
+        )
+    expected = node_alt_names(country)
+    if len(names) != len(expected) or set(names) != set(expected):
+        shown = ", ".join(f"{type(n).__name__}:{n.value}"[:120] for n in names)
+        raise RefusedOperation(
+            f"the request's subjectAltName must be exactly DNS:{node_dns_name(country)} and "
+            f"URI:{node_uri(country)}; it has {shown or 'nothing'}"
+        )
+
+
+def check_node_csr(csr: x509.CertificateSigningRequest, *, country: Country) -> ec.EllipticCurvePublicKey:
+    """The public key of a request for `country`'s node certificate, once the request is acceptable.
+
+    Checks, in order: (1) the request's self-signature verifies (it was made
+    with the key it carries, and not altered); (2) the key is ECDSA P-256;
+    (3) it asks for `country`'s node identity and nothing else: the URI SAN
+    `urn:ewx:node:<CC>` and DNS SAN `<cc>.node.ewx`, exactly, and the subject
+    `node_subject(country)`; (4) it asks for no CA powers (BasicConstraints
+    ca=true, keyCertSign, cRLSign) and no extension outside the profile.
+    Raises RefusedOperation naming the first thing wrong.
+    """
+    try:
+        signature_ok = csr.is_signature_valid
+    except (ValueError, UnsupportedAlgorithm):
+        signature_ok = False
+    if not signature_ok:
+        raise RefusedOperation(
+            "the request's signature does not verify: it was altered, or not signed by the key it carries"
+        )
+    try:
+        public_key = csr.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        raise RefusedOperation("the request carries a public key of an unsupported type") from None
+    if not isinstance(public_key, ec.EllipticCurvePublicKey) or public_key.curve.name != _NODE_KEY_CURVE:
+        raise RefusedOperation(
+            f"the request carries {_describe_key(public_key)}; node certificates are ECDSA P-256 (secp256r1)"
+        )
+    try:
+        values = {extension.oid: extension.value for extension in csr.extensions}
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+        raise RefusedOperation("the request has malformed or repeated extensions") from None
+    names = values.pop(x509.SubjectAlternativeName.oid, None)
+    if not isinstance(names, x509.SubjectAlternativeName):
+        raise RefusedOperation(
+            f"the request has no subjectAltName; it needs URI:{node_uri(country)} and "
+            f"DNS:{node_dns_name(country)}"
+        )
+    _check_csr_names(names, country=country)
+    if csr.subject != node_subject(country):
+        raise RefusedOperation(
+            f"the request's subject is {csr.subject.rfc4514_string()[:200]!r}; "
+            f"expected {node_subject(country).rfc4514_string()!r}"
+        )
+    constraints = values.pop(x509.BasicConstraints.oid, None)
+    if isinstance(constraints, x509.BasicConstraints) and constraints.ca:
+        raise RefusedOperation("the request asks for a CA certificate (BasicConstraints ca=true)")
+    usage = values.pop(x509.KeyUsage.oid, None)
+    if isinstance(usage, x509.KeyUsage) and (usage.key_cert_sign or usage.crl_sign):
+        raise RefusedOperation("the request asks for CA key usages (keyCertSign or cRLSign)")
+    unexpected = [oid for oid in values if oid not in _CSR_EXTENSIONS_IGNORED]
+    if unexpected:
+        names = ", ".join(getattr(oid, "_name", None) or oid.dotted_string for oid in unexpected)
+        raise RefusedOperation(f"the request asks for extensions node certificates do not carry: {names}")
+    return public_key
+
+
+def _whole_seconds(now: datetime | None) -> datetime:
+    if now is None:
+        now = datetime.now(UTC)
+    elif now.utcoffset() is None:
+        raise UsageError("now must be an aware datetime")
+    return now.astimezone(UTC).replace(microsecond=0)
+
+
+def sign_node_csr(
+    csr_pem: bytes,
+    *,
+    ca_certificate: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    validity: timedelta = NODE_CERT_VALIDITY,
+    now: datetime | None = None,
+    source: str = "request",
+) -> x509.Certificate:
+    """Issue the node certificate a CSR asks for, if the CA may: the `ewx pki sign` core.
+
+    The country is the CA's own (`ca_country`), never the request's. Checks
+    the CA side first (a CA certificate, the key is its key, valid now and
+    until the new certificate's end), then the request (`check_node_csr`),
+    and issues through `issue_node_certificate`, the profile `ewx pki init`
+    uses. Pure: it writes nothing. UsageError for bad CA material or
+    arguments, RefusedOperation for a request the CA must not sign.
+    """
+    now = _whole_seconds(now)
+    if not timedelta(days=1) <= validity <= NODE_CERT_VALIDITY:
+        raise UsageError(f"validity must be 1 to {MAX_NODE_CERT_DAYS} days, not {validity}")
+    country = ca_country(ca_certificate)
+    if _public_key_der(ca_key.public_key()) != _public_key_der(ca_certificate):
+        raise UsageError(f"the CA key does not belong to the {country} CA certificate")
+    ca_end = ca_certificate.not_valid_after_utc
+    if not ca_certificate.not_valid_before_utc <= now <= ca_end:
+        raise RefusedOperation(
+            f"the {country} CA certificate is not valid now (valid "
+            f"{ca_certificate.not_valid_before_utc.isoformat()} to {ca_end.isoformat()})"
+        )
+    not_after = now + validity
+    if not_after > ca_end:
+        raise RefusedOperation(
+            f"a certificate valid until {not_after.isoformat()} would outlive the {country} CA certificate "
+            f"(valid until {ca_end.isoformat()}); ask for fewer days or renew the CA first"
+        )
+    public_key = check_node_csr(parse_csr(csr_pem, source=source), country=country)
+    return issue_node_certificate(
+        country=country,
+        public_key=public_key,
+        ca_certificate=ca_certificate,
+        ca_key=ca_key,
+        not_before=now - BACKDATE,
+        not_after=not_after,
+    )
+
+
+def _refuse_existing(paths: Sequence[Path]) -> None:
+    for path in paths:
+        if path.exists() or path.is_symlink():
+            raise RefusedOperation(f"{path} already exists; refusing to overwrite it")
+
+
+def _ensure_private_dir(path: Path) -> None:
+    """`path` as a directory, created 0700 if missing (an existing one is kept as it is)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    except OSError as exc:
+        raise UsageError(f"cannot create {path}: {exc.strerror or exc}") from None
+    if not path.is_dir():
+        raise UsageError(f"{path} is not a directory")
+
+
+@dataclass(frozen=True, slots=True)
+class NationalCa:
+    """What `create_national_ca` wrote."""
+
+    key_path: Path
+    certificate_path: Path
+    certificate: x509.Certificate
+
+
+def create_national_ca(
+    out: Path, *, country: Country, years: int = CA_VALIDITY_YEARS, now: datetime | None = None
+) -> NationalCa:
+    """A production national CA: `out/ca.key` (0600) and `out/ca.pem`, nothing else.
+
+    Run it on the CA's own (offline) machine; the key never goes to the
+    node. Refuses to overwrite either file.
+    """
+    if country not in COUNTRIES:
+        raise UsageError(f"unknown country {country!r}: expected one of {', '.join(COUNTRIES)}")
+    if not 1 <= years <= 30:
+        raise UsageError(f"CA validity must be 1 to 30 years, not {years}")
+    now = _whole_seconds(now)
+    key_path, certificate_path = out / "ca.key", out / "ca.pem"
+    _refuse_existing([key_path, certificate_path])
+    _ensure_private_dir(out)
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = issue_ca_certificate(
+        country=country,
+        key=key,
+        not_before=now - BACKDATE,
+        not_after=_add_years(now, years),
+        common_name=f"EWX {country} National CA",
+    )
+    write_private_key(key_path, key)
+    _write_new_file(
+        certificate_path, certificate.public_bytes(serialization.Encoding.PEM), mode=PUBLIC_FILE_MODE
+    )
+    return NationalCa(key_path=key_path, certificate_path=certificate_path, certificate=certificate)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRequest:
+    """What `create_node_request` wrote."""
+
+    csr_path: Path
+    key_path: Path
+    key_created: bool
+    fingerprint: str
+    signing_key_paths: tuple[Path, ...] = ()
+    trust_entries_path: Path | None = None
+    entries: tuple[KeyEntry, ...] = ()
+
+
+def create_node_request(
+    out: Path,
+    *,
+    country: Country,
+    key_file: Path | None = None,
+    signing_keys: bool = False,
+    now: datetime | None = None,
+) -> NodeRequest:
+    """On the node: its TLS key and CSR, and optionally its Ed25519 signing keys.
+
+    Writes, in the layout node.toml expects (`ewx pki init` uses the same)::
+
+        out/tls/node.key    new ECDSA P-256 key, mode 0600 (unless `key_file`
+                            names an existing key to renew the certificate for)
+        out/tls/node.csr    the PKCS#10 request for the national CA
+        out/keys/{alert,log,witness}.key      with `signing_keys`, mode 0600
+        out/keys/trust-entries.json           their public trust entries
+
+    Every target is checked first: if any exists nothing is written.
+    """
+    if country not in COUNTRIES:
+        raise UsageError(f"unknown country {country!r}: expected one of {', '.join(COUNTRIES)}")
+    now = _whole_seconds(now)
+    tls_dir, keys_dir = out / "tls", out / "keys"
+    csr_path = tls_dir / "node.csr"
+    key_path = key_file if key_file is not None else tls_dir / "node.key"
+    key_paths = tuple(keys_dir / f"{purpose}.key" for purpose in KEY_PURPOSES) if signing_keys else ()
+    entries_path = keys_dir / TRUST_ENTRIES_FILE_NAME if signing_keys else None
+    targets = [csr_path, *key_paths, *([entries_path] if entries_path else [])]
+    if key_file is None:
+        targets.append(key_path)
+    _refuse_existing(targets)
+
+    # Load or make everything before the first write.
+    if key_file is not None:
+        tls_key = load_ec_private_key(key_file, "TLS key")
+    else:
+        tls_key = ec.generate_private_key(ec.SECP256R1())
+    csr = node_csr(country, tls_key)
+    signing = {purpose: Ed25519PrivateKey.generate() for purpose in KEY_PURPOSES} if signing_keys else {}
+    entries = tuple(
+        KeyEntry(
+            key_id=key_id_for(country, purpose, key.public_key()),
+            owner=country,
+            purpose=purpose,
+            public_key=raw_public_key(key.public_key()),
+            not_before=now - BACKDATE,
+            not_after=_add_years(now, SIGNING_KEY_VALIDITY_YEARS),
+        )
+        for purpose, key in signing.items()
+    )
+
+    _ensure_private_dir(tls_dir)
+    if key_file is None:
+        write_private_key(key_path, tls_key)
+    _write_new_file(csr_path, csr.public_bytes(serialization.Encoding.PEM), mode=PUBLIC_FILE_MODE)
+    if signing:
+        _ensure_private_dir(keys_dir)
+        for path, key in zip(key_paths, signing.values(), strict=True):
+            write_private_key(path, key)
+        document = {
+            "member": country,
+            "keys": [entry.model_dump(mode="json", exclude_none=True) for entry in entries],
+        }
+        text = json.dumps(document, sort_keys=True, indent=2) + "\n"
+        _write_new_file(keys_dir / TRUST_ENTRIES_FILE_NAME, text.encode("ascii"), mode=PUBLIC_FILE_MODE)
+    return NodeRequest(
+        csr_path=csr_path,
+        key_path=key_path,
+        key_created=key_file is None,
+        fingerprint=public_key_fingerprint(tls_key.public_key()),
+        signing_key_paths=key_paths,
+        trust_entries_path=entries_path,
+        entries=entries,
+    )
+
+
+# ------------------------------------------------------- the node's own TLS
+class CertificateNotValidNow(ConfigError):
+    """The node's certificate is sound but outside its validity period at the time checked."""
+
+
+def check_node_tls(
+    certificate_pem: bytes,
+    private_key_pem: bytes,
+    *,
+    node_id: Country,
+    trust: Trust,
+    at: datetime,
+    where: str = "TLS certificate",
+) -> x509.Certificate:
+    """Check the node's own certificate and key before it presents them; return the certificate.
+
+    Run at start and on every reload, so that a node never switches to a
+    certificate its peers would refuse. Checks, in order: one PEM certificate
+    and one PEM private key; the key is the certificate's key; the
+    certificate names this node (`urn:ewx:node:<node_id>`) and no other; it
+    is issued directly by this node's national CA in `trust`; it is a leaf
+    with serverAuth and clientAuth; it is valid at `at`
+    (CertificateNotValidNow otherwise); and finally a peer's own check
+    (node.identity.node_id_from_certificate, which also applies revocations)
+    accepts it. Raises ConfigError starting with `where`.
+    """
+    certificate = _matching_pair(certificate_pem, private_key_pem, where=where)
+    serial = format(certificate.serial_number, "x")
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        claimed = _requested_country(names.get_values_for_type(x509.UniformResourceIdentifier))
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+        usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound as exc:
+        raise ConfigError(f"{where}: certificate {serial} is not a node certificate: {exc}") from None
+    except ValueError:
+        raise ConfigError(f"{where}: certificate {serial} has malformed extensions") from None
+    if claimed != node_id:
+        named = f"node {claimed[:16]}" if claimed else "no single node"
+        raise ConfigError(
+            f"{where}: certificate {serial} names {named}, but this node is {node_id} "
+            f"(it needs the URI SAN {node_uri(node_id)})"
+        )
+    try:
+        certificate.verify_directly_issued_by(trust.ca_certificate(node_id))
+    except (ConfigError, ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        raise ConfigError(
+            f"{where}: certificate {serial} is not issued by the {node_id} national CA in the trust file "
+            f"(issuer: {certificate.issuer.rfc4514_string()[:160]})"
+        ) from None
+    if constraints.ca or not {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH} <= set(
+        usages
+    ):
+        raise ConfigError(
+            f"{where}: certificate {serial} must be a leaf (not a CA) with serverAuth and clientAuth"
+        )
+    start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    if at > end:
+        raise CertificateNotValidNow(f"{where}: certificate {serial} expired at {end.isoformat()}")
+    if at < start:
+        raise CertificateNotValidNow(f"{where}: certificate {serial} is not valid before {start.isoformat()}")
+    leaf = certificate.public_bytes(serialization.Encoding.PEM)
+    for usage in (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH):
+        try:
+            node_id_from_certificate(leaf, trust=trust, allowed=(node_id,), at=at, usage=usage)
+        except InboundRejected as exc:
+            raise ConfigError(f"{where}: certificate {serial}: a peer would refuse it: {exc}") from None
+    return certificate
+
+
+def _matching_pair(certificate_pem: bytes, private_key_pem: bytes, *, where: str) -> x509.Certificate:
+    """The one certificate in `certificate_pem`, once the private key is shown to be its key."""
+    try:
+        certificates = x509.load_pem_x509_certificates(certificate_pem)
+    except ValueError:
+        raise ConfigError(f"{where}: not a PEM certificate") from None
+    if len(certificates) != 1:
+        raise ConfigError(
+            f"{where}: holds {len(certificates)} certificates; it must hold the node certificate alone "
+            "(peers find the national CA in the trust file)"
+        )
+    (certificate,) = certificates
+    try:
+        key = serialization.load_pem_private_key(private_key_pem, password=None)
+    except TypeError:
+        raise ConfigError(
+            f"{where}: its private key is encrypted; EWX reads unencrypted PKCS#8 PEM"
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise ConfigError(f"{where}: its private key file does not hold a PEM private key") from None
+    try:
+        certificate_key = _public_key_der(certificate)
+    except (ValueError, UnsupportedAlgorithm):
+        raise ConfigError(f"{where}: its public key is of an unsupported type") from None
+    if (
+        not isinstance(key, ec.EllipticCurvePrivateKey)
+        or _public_key_der(key.public_key()) != certificate_key
+    ):
+        raise ConfigError(f"{where}: the private key does not belong to the certificate")
+    return certificate

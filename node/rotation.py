@@ -97,14 +97,30 @@ def pending_signers(
 def install(
     config: NodeConfig, signers: dict[KeyPurpose, Signer], retiring: dict[KeyPurpose, Signer]
 ) -> None:
-    """Move each `.next` key into place, keeping the key it replaces beside it."""
+    """Move each `.next` key into place, keeping the key it replaces beside it.
+
+    The update is committed by then and the node signs with the new key
+    whatever happens here; a rename that fails (a read-only key folder, say)
+    is logged and tried again at the next start.
+    """
     for purpose, signer in signers.items():
         current = config.keys.path_for(purpose)
         old = retiring.get(purpose)
-        if old is not None and current.exists():
-            os.replace(current, current.with_name(f"{current.name}{RETIRED_SUFFIX}{old.key_id}"))
-        os.replace(next_key_path(config, purpose), current)
-        _sync_directory(current.parent)
+        try:
+            if old is not None and current.exists():
+                os.replace(current, current.with_name(f"{current.name}{RETIRED_SUFFIX}{old.key_id}"))
+            os.replace(next_key_path(config, purpose), current)
+            _sync_directory(current.parent)
+        except OSError as exc:
+            log.error(
+                "signing_key_install_failed",
+                node=config.node_id,
+                purpose=purpose,
+                key_id=signer.key_id,
+                error=exc.strerror or str(exc),
+                path=str(current),
+            )
+            continue
         log.info("signing_key_installed", node=config.node_id, purpose=purpose, key_id=signer.key_id)
 
 
