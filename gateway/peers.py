@@ -13,18 +13,18 @@ import asyncio
 import contextlib
 import random
 import time
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError, Message
 from grpc import aio
 
 from gateway import rpc
 from gateway.status_map import EXPECTED_SEQ_TRAILER, REASON_TRAILER, WITNESS_SIZE_TRAILER
 from gateway.tls import channel_credentials, channel_options
-from node.errors import InboundRejected, RefusedOperation
+from node.errors import InboundRejected, Malformed, RefusedOperation
 from node.ids import Country
-from node.limits import RPC_DEADLINE_SECONDS
 from node.service import NodeService
 from node.wire import ewx_pb2 as pb
 
@@ -33,6 +33,7 @@ log = structlog.get_logger("ewx.gateway")
 BACKOFF_START_SECONDS: Final = 0.2
 BATCH: Final = 100
 PULL_PAUSE_CHECK_SECONDS: Final = 0.5
+M = TypeVar("M", bound=Message)
 
 
 def _identity(data: bytes) -> bytes:
@@ -82,8 +83,10 @@ class PeerClient:
         so views of each log are compared at no extra round trip.
         """
         request = pb.DeliverRequest(envelope=envelope, checkpoint=self._service.gossip_checkpoint())
-        reply = pb.DeliverResponse.FromString(
-            await self._deliver(request.SerializeToString(), timeout=RPC_DEADLINE_SECONDS)
+        reply = self._answer(
+            pb.DeliverResponse,
+            await self._deliver(request.SerializeToString(), timeout=self._deadline),
+            what="deliver",
         )
         self._service.check_gossip(self.peer, reply.checkpoint)
         return bytes(reply.receipt)
@@ -91,34 +94,45 @@ class PeerClient:
     async def add_checkpoint(self, body: str) -> str:
         """Ask the peer to witness our log; returns its cosignature line."""
         reply = await self._add_checkpoint(
-            pb.WitnessRequest(body=body).SerializeToString(), timeout=RPC_DEADLINE_SECONDS
+            pb.WitnessRequest(body=body).SerializeToString(), timeout=self._deadline
         )
-        return pb.WitnessResponse.FromString(reply).cosignature
+        return self._answer(pb.WitnessResponse, reply, what="witness").cosignature
 
     async def update_trust(self, envelope: bytes) -> int:
         """Announce one of our trust updates; returns the serial of ours the peer now holds."""
         reply = await self._update_trust(
-            pb.TrustUpdateRequest(update=envelope).SerializeToString(), timeout=RPC_DEADLINE_SECONDS
+            pb.TrustUpdateRequest(update=envelope).SerializeToString(), timeout=self._deadline
         )
-        return pb.TrustUpdateResponse.FromString(reply).held_serial
+        return self._answer(pb.TrustUpdateResponse, reply, what="trust update").held_serial
 
     async def catch_up(self, *, origin: Country, after_seq: int, max_count: int = 0) -> list[bytes]:
         """The peer's page of `origin`'s alerts addressed to us after `after_seq`."""
         request = pb.CatchUpRequest(origin=origin, after_seq=after_seq, max_count=max_count)
-        call = self._catch_up(request.SerializeToString(), timeout=RPC_DEADLINE_SECONDS)
-        return [bytes(pb.CatchUpItem.FromString(item).envelope) async for item in call]
+        call = self._catch_up(request.SerializeToString(), timeout=self._deadline)
+        return [bytes(self._answer(pb.CatchUpItem, item, what="catch-up").envelope) async for item in call]
+
+    @property
+    def _deadline(self) -> float:
+        return self._service.config.rpc_deadline_seconds
+
+    def _answer(self, message_type: type[M], data: bytes, *, what: str) -> M:
+        """A peer's reply, decoded; Malformed (never DecodeError) if it is not one."""
+        try:
+            return message_type.FromString(data)
+        except DecodeError:
+            raise Malformed(f"{self.peer}'s {what} answer is not a valid protobuf message") from None
 
     def renew(self, credentials: grpc.ChannelCredentials) -> None:
         """Make new calls over a new channel with `credentials`; retire the old one.
 
         The old channel accepts no new calls and is closed once the calls in
-        flight on it are done (at most RPC_DEADLINE_SECONDS: every call has
-        that deadline).
+        flight on it are done (at most the configured RPC deadline: every
+        call has it).
         """
         old = self._channel
         self._open(credentials)
         task = asyncio.get_running_loop().create_task(
-            old.close(RPC_DEADLINE_SECONDS), name=f"retire-channel-{self.peer}"
+            old.close(self._deadline), name=f"retire-channel-{self.peer}"
         )
         self._retiring[task] = old
         task.add_done_callback(lambda done: self._retiring.pop(done, None))
@@ -186,7 +200,13 @@ class DeliveryLoop:
             else:
                 await self._wake.wait()
             self._wake.clear()
-            await self.drain()
+            try:
+                await self.drain()
+            except Exception:
+                # A bug or a peer's answer nobody foresaw: the outbox is durable,
+                # so log it and try again after a backoff rather than stop delivering.
+                self._failures += 1
+                log.exception("delivery_round_failed", node=self._service.me, peer=self.peer)
 
     async def drain(self) -> bool:
         """Deliver everything pending; True when the outbox is empty."""
@@ -226,6 +246,9 @@ class DeliveryLoop:
                     self._trust_held = int(expected) - 1
                 self._fail(0, f"{self._service.me}-trust-{serial}", describe(exc))
                 return False
+            except Malformed as exc:
+                self._fail(0, f"{self._service.me}-trust-{serial}", str(exc))
+                return False
         return True
 
     def _fail(self, seq: int, alert_id: str, error: str) -> None:
@@ -262,7 +285,9 @@ async def pull(client: PeerClient, service: NodeService, *, origin: Country | No
     try:
         while True:
             after = service.store.last_seq(source, service.me)
-            page = await client.catch_up(origin=source, after_seq=after)
+            page = await client.catch_up(
+                origin=source, after_seq=after, max_count=service.config.catchup_page_requested
+            )
             if not page:
                 break
             stored += service.receive_many(page, peer=peer, direct=direct)
@@ -273,6 +298,13 @@ async def pull(client: PeerClient, service: NodeService, *, origin: Country | No
     except aio.AioRpcError as exc:
         if direct:
             service.links[peer].failed(service.clock(), describe(exc))
+        return stored
+    except Malformed as exc:
+        log.warning(
+            "catch_up_failed", node=service.me, peer=peer, origin=source, reason=exc.reason, error=str(exc)
+        )
+        if direct:
+            service.links[peer].failed(service.clock(), str(exc))
         return stored
     if direct:
         service.links[peer].succeeded(service.clock())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Iterator
 from typing import Final
 
 import structlog
@@ -24,8 +25,6 @@ from grpc import aio
 from grpc_health.v1 import _async as health_aio  # the asyncio servicer; `health.aio` re-exports it
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-# First, before anything imports grpc: gateway.tls sets gRPC's TLS 1.2 cipher
-# list (TLS 1.3 only), which gRPC core reads once, when grpc is imported.
 from gateway import rpc, tls, tls_policy
 from gateway.peers import DeliveryLoop, PeerClient, get_cosigned, pull
 from gateway.server import FederationServicer
@@ -44,6 +43,20 @@ TLS_POLL_SECONDS: Final = 2.0
 """How often the TLS files are looked at (stat only). A change is acted on once
 the files have stayed the same for one more poll, so a certificate and key
 renamed into place one after the other are read as a pair."""
+
+
+@contextlib.contextmanager
+def _survive(task: str, node: str) -> Iterator[None]:
+    """Keep a background loop alive through one failed round (a bug, a broken peer).
+
+    A loop that died would stop delivery or witnessing silently until a
+    restart; the round is logged with its traceback and the loop goes on at
+    its next turn. Cancellation still ends it.
+    """
+    try:
+        yield
+    except Exception:
+        log.exception("background_round_failed", node=node, task=task)
 
 
 class NodeRuntime:
@@ -198,8 +211,9 @@ class NodeRuntime:
         have both peers witness it; a peer that is down catches up later."""
         while True:
             await asyncio.sleep(self.config.checkpoint_interval_seconds)
-            self.service.issue_checkpoint()
-            await asyncio.gather(*(get_cosigned(client, self.service) for client in self._clients))
+            with _survive("checkpoints", self.service.me):
+                self.service.issue_checkpoint()
+                await asyncio.gather(*(get_cosigned(client, self.service) for client in self._clients))
 
     async def _pull_forever(self, client: PeerClient) -> None:
         """Catch up from this peer now, then every few seconds or when woken.
@@ -210,10 +224,11 @@ class NodeRuntime:
         wake = self._pull_wake[client.peer]
         while True:
             wake.clear()
-            await pull(client, self.service)
-            for origin in self.service.peers:
-                if origin != client.peer and self.service.links[origin].reachable is False:
-                    await pull(client, self.service, origin=origin)
+            with _survive(f"pull-{client.peer}", self.service.me):
+                await pull(client, self.service)
+                for origin in self.service.peers:
+                    if origin != client.peer and self.service.links[origin].reachable is False:
+                        await pull(client, self.service, origin=origin)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=PULL_INTERVAL_SECONDS)
 

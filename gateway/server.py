@@ -5,13 +5,22 @@ Each call first maps the peer's verified client certificate to a node id
 core, which runs the remaining checks in order. A refusal becomes one status
 from gateway/status_map.py plus the `ewx-reason` trailer; anything unexpected
 becomes INTERNAL with a correlation id that is logged, never the exception.
+
+Limits are enforced before any work (node.toml, defaults in node/limits.py):
+per-peer rate and calls in flight (gateway/admission.py), request sizes
+before parsing, and for the CatchUp stream a cap on open streams per peer,
+a page of at most `catchup_page_served` alerts, and a cancellation of any
+stream whose client stops reading (`stream_stall_seconds`) or that stays
+open past `stream_max_seconds`, so a slow client cannot hold the node's
+resources.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -20,12 +29,12 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 
 from gateway import rpc
-from gateway.admission import PeerAdmission
+from gateway.admission import PeerAdmission, StreamStalled, StreamTooLong
 from gateway.status_map import status_for, trailers_for
 from node.errors import InboundRejected, Malformed, TooLarge, UnauthenticatedPeer
 from node.identity import node_id_from_certificate
 from node.ids import Country
-from node.limits import MAX_CATCHUP_PAGE, MAX_ENVELOPE_BYTES, MAX_TRUST_UPDATE_BYTES
+from node.limits import MAX_ENVELOPE_BYTES, MAX_TRUST_UPDATE_BYTES
 from node.service import NodeService
 from node.wire import ewx_pb2 as pb
 
@@ -50,6 +59,7 @@ class FederationServicer:
             rate_per_second=config.peer_rate_per_second,
             burst=config.peer_burst,
             max_concurrent=config.peer_max_concurrent_calls,
+            max_streams=config.peer_max_concurrent_streams,
         )
 
     def peer_of(self, context: aio.ServicerContext[Any, Any]) -> Country:
@@ -63,12 +73,17 @@ class FederationServicer:
         )
 
     async def _guarded(
-        self, context: aio.ServicerContext[Any, Any], method: str, work: Callable[[Country], Awaitable[T]]
+        self,
+        context: aio.ServicerContext[Any, Any],
+        method: str,
+        work: Callable[[Country], Awaitable[T]],
+        *,
+        stream: bool = False,
     ) -> T:
         peer: Country | None = None
         try:
             peer = self.peer_of(context)
-            with self._admission.admit(peer):
+            with self._admission.admit(peer, stream=stream):
                 return await work(peer)
         except InboundRejected as exc:
             if not exc.logged:  # refused before the core saw it
@@ -111,28 +126,56 @@ class FederationServicer:
 
         return await self._guarded(context, "Deliver", work)
 
-    async def catch_up(self, request: bytes, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[bytes]:
-        """CatchUp: the origin's alerts addressed to the caller, in sequence order."""
+    async def catch_up(self, request: bytes, context: aio.ServicerContext[Any, Any]) -> None:
+        """CatchUp: the origin's alerts addressed to the caller, in sequence order.
 
-        async def work(peer: Country) -> list[bytes]:
+        The whole stream, not just the store query, holds one of the peer's
+        call and stream slots, so the cap on open streams bounds what a peer
+        can make this node hold.
+        """
+
+        async def work(peer: Country) -> None:
+            deadline = asyncio.get_running_loop().time() + self._service.config.stream_max_seconds
             req = _parse(pb.CatchUpRequest, request, what="catch-up request")
             if req.origin not in (pb.KR, pb.US, pb.JP):
                 raise Malformed("catch-up request names no federation member as origin")
+            served = self._service.config.catchup_page_served
+            limit = min(req.max_count or served, served)
             page = self._service.catch_up(
                 requester=peer,
                 origin=pb.Country.Name(req.origin),  # type: ignore[arg-type]
                 after_seq=req.after_seq,
-                limit=min(req.max_count or MAX_CATCHUP_PAGE, MAX_CATCHUP_PAGE),
+                limit=limit,
             )
-            if len(page) == MAX_CATCHUP_PAGE and req.origin == pb.Country.Value(self._service.me):
+            if len(page) == limit and req.origin == pb.Country.Value(self._service.me):
                 # A full page: the peer is far behind on our alerts and catching
                 # up by pages, so hold our one-by-one pushes for a moment. (A
                 # short page is the usual race with a push; pushes go on.)
                 self._service.links[peer].note_pulling(time.monotonic(), PULL_PAUSE_SECONDS)
-            return page
+            for envelope in page:
+                await self._write(context, pb.CatchUpItem(envelope=envelope).SerializeToString(), deadline)
 
-        for envelope in await self._guarded(context, "CatchUp", work):
-            yield pb.CatchUpItem(envelope=envelope).SerializeToString()
+        await self._guarded(context, "CatchUp", work, stream=True)
+
+    async def _write(self, context: aio.ServicerContext[Any, Any], message: bytes, deadline: float) -> None:
+        """Write one streamed message, or cancel a client that stalls or overstays.
+
+        gRPC's flow control makes the write wait while the client takes
+        nothing; the wait is bounded by `stream_stall_seconds` and by what is
+        left of `stream_max_seconds`.
+        """
+        config = self._service.config
+        remaining = deadline - asyncio.get_running_loop().time()
+        stall = config.stream_stall_seconds
+        try:
+            async with asyncio.timeout(max(0.0, min(stall, remaining))):
+                await context.write(message)
+        except TimeoutError:
+            if remaining <= stall:
+                raise StreamTooLong(
+                    f"stream open longer than {config.stream_max_seconds:g} s, this node's limit"
+                ) from None
+            raise StreamStalled(f"client read nothing for {stall:g} s; stream cancelled") from None
 
     async def add_checkpoint(self, request: bytes, context: aio.ServicerContext[Any, Any]) -> bytes:
         """AddCheckpoint: witness the caller's own log (C2SP tlog-witness)."""
@@ -149,7 +192,9 @@ class FederationServicer:
 
         async def work(peer: Country) -> bytes:
             if len(request) > MAX_TRUST_UPDATE_BYTES + _WRAPPER_OVERHEAD:
-                raise TooLarge(f"trust update request is {len(request)} bytes, at most {MAX_TRUST_UPDATE_BYTES}")
+                raise TooLarge(
+                    f"trust update request is {len(request)} bytes, at most {MAX_TRUST_UPDATE_BYTES}"
+                )
             update = _parse(pb.TrustUpdateRequest, request, what="trust update request").update
             held = self._service.accept_trust_update(peer, update)
             return pb.TrustUpdateResponse(held_serial=held).SerializeToString()

@@ -12,6 +12,7 @@ from typing import Final
 
 import grpc
 
+from gateway import admission
 from node import errors, witness
 
 REASON_TRAILER: Final = "ewx-reason"
@@ -32,6 +33,10 @@ STATUS_OF: Final[dict[type[errors.InboundRejected], grpc.StatusCode]] = {
     errors.OutOfSequence: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Equivocation: grpc.StatusCode.ALREADY_EXISTS,
     errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    admission.TooManyStreams: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    # the node cancelled a stream it will not hold open any longer
+    admission.StreamStalled: grpc.StatusCode.DEADLINE_EXCEEDED,
+    admission.StreamTooLong: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.TrustUpdateRejected: grpc.StatusCode.PERMISSION_DENIED,
     errors.TrustUpdateOutOfOrder: grpc.StatusCode.FAILED_PRECONDITION,
     # C2SP tlog-witness answers, as notes/tlog-design.md maps them

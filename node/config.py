@@ -19,10 +19,30 @@ Example (paths relative to the folder holding the TOML file)::
     address = "127.0.0.1:7403"
 
 Optional keys, with their defaults: `operator_socket` (data_dir/operator.sock),
-`checkpoint_interval_seconds` (1.0),
-`max_clock_skew_seconds` (node.limits.MAX_CLOCK_SKEW), and
-`outbox_retry_max_seconds` (30.0), `peer_rate_per_second`, `peer_burst` and
-`peer_max_concurrent_calls` (node.limits defaults).
+`checkpoint_interval_seconds` (1.0), `outbox_retry_max_seconds` (30.0), and
+the operational limits below.
+
+Limits (node/limits.py holds every default and ceiling). Each is checked at
+load; a value outside its bounds is a ConfigError naming the key.
+
+| key | default | bounds | what it bounds |
+|---|---|---|---|
+| `max_clock_skew_seconds` | 300 | 0-86400 | how far in the future a received alert's sent time may be |
+| `peer_rate_per_second` | 2000 | >0-1e6 | sustained calls a second per peer (RESOURCE_EXHAUSTED beyond) |
+| `peer_burst` | 4000 | 1-10^7 | calls a peer may make at once after a quiet spell |
+| `peer_max_concurrent_calls` | 64 | 1-10000 | calls (unary or stream) one peer may have in flight |
+| `peer_max_concurrent_streams` | 4 | 1-1000, <= calls | CatchUp streams one peer may hold open |
+| `stream_max_seconds` | 30 | 0.1-3600 | longest a CatchUp stream may stay open; then cancelled |
+| `stream_stall_seconds` | 10 | 0.1-3600 | longest one streamed message may wait for the client to read it |
+| `catchup_page_served` | 1000 | 1-1000 | most alerts one CatchUp call streams to a peer |
+| `catchup_page_requested` | 1000 | 1-1000 | most alerts this node asks a peer for in one CatchUp call |
+| `rpc_deadline_seconds` | 10 | 0.1-300 | deadline on every call this node makes to a peer |
+
+The federation limits (envelope 8 KiB, field sizes and counts, expiry
+window; node.limits.FEDERATION_LIMITS) are not settings: a node that
+refused an alert the SPEC allows would stall that origin's gapless
+sequence, and one that accepted more would take what its peers refuse.
+Naming one of them in node.toml is refused with its fixed value.
 
 `NodeConfig.load` checks the file alone; `load_trust` then checks it against
 the trust file (this node is a member, and its peers are exactly the other
@@ -52,7 +72,21 @@ from pydantic import (
 from node.errors import ConfigError
 from node.identity import log_origin
 from node.ids import COUNTRIES, Country
-from node.limits import MAX_CLOCK_SKEW, PEER_BURST, PEER_MAX_CONCURRENT_CALLS, PEER_RATE_PER_SECOND
+from node.limits import (
+    FEDERATION_LIMITS,
+    MAX_CATCHUP_PAGE,
+    MAX_CLOCK_SKEW,
+    MAX_RPC_DEADLINE_SECONDS,
+    MAX_STREAM_SECONDS,
+    MIN_DURATION_SECONDS,
+    PEER_BURST,
+    PEER_MAX_CONCURRENT_CALLS,
+    PEER_MAX_CONCURRENT_STREAMS,
+    PEER_RATE_PER_SECOND,
+    RPC_DEADLINE_SECONDS,
+    STREAM_MAX_SECONDS,
+    STREAM_STALL_SECONDS,
+)
 from node.pki import load_ed25519_private_key, read_private_key_pem
 from node.signing import KEY_PURPOSES, KeyPurpose, Signer, key_id_for
 from node.trust import Trust, describe_validation_error
@@ -215,6 +249,33 @@ class NodeConfig(BaseModel):
     peer_max_concurrent_calls: int = Field(default=PEER_MAX_CONCURRENT_CALLS, ge=1, le=10_000, strict=True)
     """Calls one peer may have in flight at once; more are refused, not queued."""
 
+    peer_max_concurrent_streams: int = Field(default=PEER_MAX_CONCURRENT_STREAMS, ge=1, le=1000, strict=True)
+    """CatchUp streams one peer may hold open at once (each is also a call in
+    flight, so at most `peer_max_concurrent_calls`); more are refused."""
+
+    stream_max_seconds: float = Field(
+        default=STREAM_MAX_SECONDS, ge=MIN_DURATION_SECONDS, le=MAX_STREAM_SECONDS, strict=True
+    )
+    """Longest a CatchUp stream may stay open; then it is cancelled (DEADLINE_EXCEEDED).
+    Keep it above the peers' `rpc_deadline_seconds`."""
+
+    stream_stall_seconds: float = Field(
+        default=STREAM_STALL_SECONDS, ge=MIN_DURATION_SECONDS, le=MAX_STREAM_SECONDS, strict=True
+    )
+    """Longest one streamed message may wait for the client to read it; a
+    client that stops reading is cancelled then (DEADLINE_EXCEEDED)."""
+
+    catchup_page_served: int = Field(default=MAX_CATCHUP_PAGE, ge=1, le=MAX_CATCHUP_PAGE, strict=True)
+    """Most alerts one CatchUp call streams to a peer, whatever it asks for."""
+
+    catchup_page_requested: int = Field(default=MAX_CATCHUP_PAGE, ge=1, le=MAX_CATCHUP_PAGE, strict=True)
+    """Most alerts this node asks a peer for in one CatchUp call (one commit per page)."""
+
+    rpc_deadline_seconds: float = Field(
+        default=RPC_DEADLINE_SECONDS, ge=MIN_DURATION_SECONDS, le=MAX_RPC_DEADLINE_SECONDS, strict=True
+    )
+    """Deadline on every call this node makes to a peer."""
+
     # The file this config came from, for error messages (None if built in code).
     _source: Path | None = PrivateAttr(default=None)
 
@@ -234,6 +295,15 @@ class NodeConfig(BaseModel):
         """
         if not isinstance(data, dict):
             return data
+        fixed = sorted(key for key in data if key in FEDERATION_LIMITS)
+        if fixed:
+            raise ValueError(
+                "; ".join(
+                    f"{key}: a federation limit, fixed at {FEDERATION_LIMITS[key]} for every node "
+                    "(node/limits.py), not a setting"
+                    for key in fixed
+                )
+            )
         filled = dict(data)
         if "operator_socket" not in filled:
             data_dir = filled.get("data_dir")
@@ -251,6 +321,14 @@ class NodeConfig(BaseModel):
     def _check_peers_and_note_source(self, info: ValidationInfo) -> NodeConfig:
         if self.node_id in self.peers:
             raise ValueError(f"peers: {self.node_id} is this node (node_id) and cannot be its own peer")
+        if (
+            "peer_max_concurrent_streams" in self.model_fields_set
+            and self.peer_max_concurrent_streams > self.peer_max_concurrent_calls
+        ):
+            raise ValueError(
+                f"peer_max_concurrent_streams: {self.peer_max_concurrent_streams} is more than "
+                f"peer_max_concurrent_calls ({self.peer_max_concurrent_calls}); every stream is also a call"
+            )
         if isinstance(info.context, dict):
             source = info.context.get(SOURCE_CONTEXT)
             if isinstance(source, Path):

@@ -2,6 +2,19 @@
 
 Models, the inbound pipeline, the gateway's gRPC options and the tests all read
 these names; nothing else spells the numbers.
+
+Two kinds of limit live here:
+
+- **Federation limits** (the schema and the envelope: sizes, counts, lengths,
+  the expiry window) are the same at every node and are *not* settings. A
+  node that refused an alert the SPEC allows would stall that origin's
+  gapless sequence for good, and one that accepted more would take what its
+  peers refuse, so neither loosening nor tightening them is safe. node.toml
+  refuses every name in FEDERATION_LIMITS.
+- **Operational limits** (rate, burst, calls and streams in flight, deadlines,
+  clock skew, catch-up page) only bound the work one node does. The values
+  here are the defaults; node.toml may set each within the bounds
+  node/config.py checks at load, documented there and in deploy/README.md.
 """
 
 from __future__ import annotations
@@ -41,10 +54,15 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future a sent time may be before the alert is refused."""
 
 MAX_CATCHUP_PAGE = 1000
-"""Most alerts one CatchUp call streams."""
+"""Most alerts one CatchUp call streams, and the most a node asks for: the
+default and the ceiling of `catchup_page_served` and `catchup_page_requested`
+(a page is built in memory: at most 1000 x 8 KiB per open stream)."""
 
 RPC_DEADLINE_SECONDS = 10.0
-"""Deadline the gateway sets on every call to a peer."""
+"""Default deadline the gateway sets on every call to a peer (`rpc_deadline_seconds`)."""
+
+MAX_RPC_DEADLINE_SECONDS = 300.0
+"""Ceiling of `rpc_deadline_seconds`: a call to a peer never waits longer."""
 
 MAX_OPERATOR_REQUEST_BYTES = 64 * 1024
 """One JSON request on the operator socket."""
@@ -58,5 +76,41 @@ PEER_BURST = 4000
 PEER_MAX_CONCURRENT_CALLS = 64
 """Default calls one peer may have in flight at once; more wait for none, they are refused."""
 
+PEER_MAX_CONCURRENT_STREAMS = 4
+"""Default server streams (CatchUp) one peer may hold open at once; each also
+counts as a call in flight. A node pulls from a peer one page at a time."""
+
+STREAM_MAX_SECONDS = 30.0
+"""Default longest a server stream may stay open before the node cancels it
+(`stream_max_seconds`); above the peers' RPC deadline, so an honest pull
+always finishes first."""
+
+STREAM_STALL_SECONDS = 10.0
+"""Default longest one streamed message may wait for the client to take it
+(`stream_stall_seconds`); a client that stops reading is cancelled then."""
+
+MIN_DURATION_SECONDS = 0.1
+"""Floor of every configurable deadline and duration: below it nothing works."""
+
+MAX_STREAM_SECONDS = 3600.0
+"""Ceiling of `stream_max_seconds` and `stream_stall_seconds`."""
+
 CERTIFICATE_WARNING_DAYS = 30
 """`ewx status` flags the node's TLS certificate this many days before it expires."""
+
+FEDERATION_LIMITS: dict[str, int] = {
+    "max_envelope_bytes": MAX_ENVELOPE_BYTES,
+    "max_receipt_bytes": MAX_RECEIPT_BYTES,
+    "max_trust_update_bytes": MAX_TRUST_UPDATE_BYTES,
+    "max_grpc_message_bytes": MAX_GRPC_MESSAGE_BYTES,
+    "max_alert_id_chars": MAX_ALERT_ID_CHARS,
+    "max_headline_chars": MAX_HEADLINE_CHARS,
+    "max_items": MAX_ITEMS,
+    "max_countries": MAX_COUNTRIES,
+    "max_coded_list": MAX_CODED_LIST,
+    "max_references": MAX_REFERENCES,
+    "max_duration_days": MAX_DURATION_DAYS,
+    "max_expiry_days": MAX_EXPIRY.days,
+}
+"""Limits fixed for the whole federation, by the name an operator might try in
+node.toml; node/config.py refuses each one, naming its fixed value."""

@@ -26,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
-from node.ids import as_country
-from node.limits import MAX_OPERATOR_REQUEST_BYTES
+from node.ids import Country, as_country
+from node.limits import MAX_ALERT_ID_CHARS, MAX_OPERATOR_REQUEST_BYTES
 from node.service import NodeService
+from node.trust import describe_validation_error
 
 log = structlog.get_logger("ewx.operator")
 
@@ -43,6 +45,33 @@ def _peer_uid(sock: socket.socket) -> int | None:
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", creds)
     return int(uid)
+
+
+class Reference(BaseModel):
+    """The alert a message refers to, as the operator names it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    origin: Country
+    alert_id: str = Field(max_length=MAX_ALERT_ID_CHARS)
+
+
+class PublishRequest(BaseModel):
+    """The shape of a `publish` request; the alert's own rules are checked by the service.
+
+    Only the types are checked here, so that a wrong one is a usage error
+    naming the field instead of a failure deep in the service.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    msg_type: str
+    status: str = "ACTUAL"
+    recipients: list[Country] | None = None
+    reference: Reference | None = None
+    info: dict[str, Any] | None = None
+    reason: str | None = None
+    response: dict[str, Any] | None = None
+    consult: dict[str, Any] | None = None
+    alert_id: str | None = Field(default=None, max_length=MAX_ALERT_ID_CHARS)
 
 
 class OperatorServer:
@@ -137,26 +166,22 @@ class OperatorServer:
         return {"node": self._service.me, "serving": self.serving}
 
     async def _publish(self, args: dict[str, Any]) -> Any:
-        allowed = {
-            "msg_type",
-            "status",
-            "recipients",
-            "reference",
-            "info",
-            "reason",
-            "response",
-            "consult",
-            "alert_id",
-        }
-        unknown = set(args) - allowed
-        if unknown:
-            raise UsageError(f"unknown publish argument(s): {', '.join(sorted(unknown))}")
-        reference = args.pop("reference", None)
-        if reference is not None:
-            if not isinstance(reference, dict) or set(reference) != {"origin", "alert_id"}:
-                raise UsageError("reference must be {'origin': CC, 'alert_id': ID}")
-            args["reference"] = (reference["origin"], reference["alert_id"])
-        published = self._service.publish(**args)
+        try:
+            request = PublishRequest.model_validate(args)
+        except ValidationError as exc:
+            raise UsageError(f"bad publish request: {describe_validation_error(exc)}") from None
+        reference = request.reference
+        published = self._service.publish(
+            msg_type=request.msg_type,
+            status=request.status,
+            recipients=request.recipients,
+            reference=(reference.origin, reference.alert_id) if reference else None,
+            info=request.info,
+            reason=request.reason,
+            response=request.response,
+            consult=request.consult,
+            alert_id=request.alert_id,
+        )
         return {
             "alert_id": published.alert.alert_id,
             "digest": published.digest.hex(),
