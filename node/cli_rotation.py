@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from node.errors import ConfigError, UsageError
+from node.files import read_bounded
 from node.operator import OperatorClient
 from node.signing import KEY_PURPOSES
 from node.trust import RevocationReason
@@ -60,14 +61,7 @@ def _days(value: str) -> int:
 
 
 def _read_update(path: Path) -> bytes:
-    try:
-        with path.open("rb") as stream:
-            data = stream.read(MAX_UPDATE_FILE_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_UPDATE_FILE_BYTES:
-        raise UsageError(f"{path} is larger than any trust update ({MAX_UPDATE_FILE_BYTES} bytes)")
-    return data
+    return read_bounded(path, MAX_UPDATE_FILE_BYTES, what="trust update", error=UsageError)
 
 
 def _write_new(path: Path, data: bytes) -> None:

@@ -70,6 +70,7 @@ from pydantic import (
 )
 
 from node.errors import ConfigError
+from node.files import read_bounded
 from node.identity import log_origin
 from node.ids import COUNTRIES, Country
 from node.limits import (
@@ -343,13 +344,7 @@ class NodeConfig(BaseModel):
         Raises ConfigError naming the file and the offending key on any problem:
         missing or unreadable file, bad TOML, unknown keys, wrong types, bad values.
         """
-        try:
-            with path.open("rb") as stream:
-                raw = stream.read(MAX_CONFIG_FILE_BYTES + 1)
-        except OSError as exc:
-            raise ConfigError(f"config file {path}: cannot read it: {exc.strerror or exc}") from None
-        if len(raw) > MAX_CONFIG_FILE_BYTES:
-            raise ConfigError(f"config file {path}: larger than {MAX_CONFIG_FILE_BYTES} bytes")
+        raw = read_bounded(path, MAX_CONFIG_FILE_BYTES, what="config file", error=ConfigError)
         try:
             document = tomllib.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
@@ -434,14 +429,9 @@ class NodeConfig(BaseModel):
         Raises ConfigError naming the file when either cannot be read or the
         key file is accessible by group or others.
         """
-        path = self.tls.certificate
-        try:
-            with path.open("rb") as stream:
-                certificate = stream.read(MAX_CERTIFICATE_FILE_BYTES + 1)
-        except OSError as exc:
-            raise ConfigError(f"certificate file {path}: cannot read it: {exc.strerror or exc}") from None
-        if len(certificate) > MAX_CERTIFICATE_FILE_BYTES:
-            raise ConfigError(f"certificate file {path}: larger than {MAX_CERTIFICATE_FILE_BYTES} bytes")
+        certificate = read_bounded(
+            self.tls.certificate, MAX_CERTIFICATE_FILE_BYTES, what="certificate file", error=ConfigError
+        )
         return TlsCredentials(
             certificate_chain=certificate, private_key=read_private_key_pem(self.tls.private_key)
         )

@@ -60,6 +60,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from node.errors import ConfigError, InboundRejected, RefusedOperation, UsageError
+from node.files import read_bounded
 from node.identity import NODE_URI_PREFIX, node_dns_name, node_id_from_certificate, node_uri
 from node.ids import COUNTRIES, Country, as_country
 from node.signing import KEY_PURPOSES, KeyPurpose, key_id_for, raw_public_key
@@ -471,14 +472,7 @@ def public_key_fingerprint(key: ec.EllipticCurvePublicKey | x509.Certificate) ->
 
 
 def _read_input(path: Path, what: str) -> bytes:
-    try:
-        with path.open("rb") as stream:
-            data = stream.read(MAX_PKI_INPUT_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{what} {path}: cannot read it: {exc.strerror or exc}") from None
-    if len(data) > MAX_PKI_INPUT_BYTES:
-        raise UsageError(f"{what} {path}: larger than {MAX_PKI_INPUT_BYTES} bytes")
-    return data
+    return read_bounded(path, MAX_PKI_INPUT_BYTES, what=what, error=UsageError)
 
 
 def read_csr_file(path: Path) -> bytes:
