@@ -17,13 +17,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from node.errors import ConfigError, UsageError
+from node.errors import UsageError
 from node.files import read_bounded
 from node.operator import OperatorClient
+from node.pki import load_certificate_file, load_ec_private_key
 from node.signing import KEY_PURPOSES
 from node.trust import RevocationReason
 from node.trust_updates import CertificateRevocation, KeyRevocation, describe, endorse_update
@@ -115,13 +112,8 @@ def cmd_pki_endorse(args: argparse.Namespace) -> int:
     cert_path = Path(args.ca_cert) if args.ca_cert else (ca_dir / "ca.pem" if ca_dir else None)
     if key_path is None or cert_path is None:
         raise UsageError("name the CA: --ca-dir DIR (holding ca.key and ca.pem), or --ca-key and --ca-cert")
-    try:
-        ca_key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        ca_certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    except (OSError, ValueError, TypeError) as exc:
-        raise ConfigError(f"cannot load the CA from {key_path} and {cert_path}: {exc}") from None
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise ConfigError(f"{key_path} is not an ECDSA CA key")
+    ca_key = load_ec_private_key(key_path, "CA key")
+    ca_certificate = load_certificate_file(cert_path, "CA certificate")
     request = _read_update(Path(args.request))
     out = Path(args.out)
     if out.exists():

@@ -50,7 +50,8 @@ from google.protobuf.message import DecodeError
 from node import limits
 from node.convert import DecodeFailure, from_timestamp, parse_canonical, timestamp
 from node.errors import ConfigError, InboundRejected, TrustUpdateOutOfOrder, TrustUpdateRejected
-from node.ids import COUNTRIES, Country, KeyId
+from node.ids import Country, KeyId
+from node.pki import ca_country as national_ca_country
 from node.signing import (
     KEY_PURPOSES,
     PAYLOAD_TRUST_UPDATE,
@@ -183,7 +184,7 @@ def endorse_update(
     """
     signed = _outer(envelope)
     update = _inner(signed)
-    ca_country = _certificate_country(ca_certificate)
+    ca_country = national_ca_country(ca_certificate)
     if update.member != pb.Country.Value(ca_country):
         raise ConfigError(
             f"this CA is {ca_country}'s; the update is for {pb.Country.Name(update.member)}: "
@@ -193,14 +194,6 @@ def endorse_update(
         raise ConfigError("the CA key does not belong to the CA certificate")
     signed.ca_signature = ca_key.sign(pae(PAYLOAD_TRUST_UPDATE, signed.update), ec.ECDSA(hashes.SHA256()))
     return signed.SerializeToString(deterministic=True)
-
-
-def _certificate_country(certificate: x509.Certificate) -> Country:
-    names = certificate.subject.get_attributes_for_oid(x509.NameOID.COUNTRY_NAME)
-    country = str(names[0].value) if names else ""
-    if country not in COUNTRIES:
-        raise ConfigError(f"the CA certificate names no federation country (C={country[:8]!r})")
-    return country
 
 
 def _serial_bytes(number: int) -> bytes:
