@@ -25,8 +25,9 @@ validity, a request over gRPC's own message cap, an unknown reference (stored
 on purpose), a replay (stored once, same receipt), an equivocating alert
 (refused, kept as evidence), a flood from one peer while the other is served,
 a slow client holding streams open, a stream kept open past its maximum
-duration, and a peer answering this node's own calls with garbage. The row
-for a revoked key is marked PLACEHOLDER in ROWS.
+duration, and a peer answering this node's own calls with garbage. The rows
+for a revoked signing key and a revoked node certificate need a trust update
+first; they live with key rotation in tests/integration/test_key_rotation.py.
 """
 
 from __future__ import annotations
@@ -605,11 +606,9 @@ ROWS: list[Row] = [
         "peer_unauthenticated",
         "issued",
     ),
-    # ---- PLACEHOLDER: "a revoked key" -------------------------------------------
-    # The key-revocation work adds this row here. Until then the case is covered by
-    # tests/integration/test_key_rotation.py::
-    #     test_a_revoked_key_is_refused_over_the_wire_and_nothing_is_stored
-    # -------------------------------------------------------------------------------
+    # A revoked signing key (key_revoked) and a revoked node certificate
+    # (certificate_revoked) need a trust update first: tests/integration/
+    # test_key_rotation.py has both rows, with the same assertions.
     # step 2: sizes and framing
     Row("oversized envelope", "KR", _oversized, S.RESOURCE_EXHAUSTED, "too_large", "bytes"),
     Row(

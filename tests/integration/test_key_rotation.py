@@ -30,9 +30,9 @@ from node.rotation import next_key_path, prepare_rotation
 from node.service import NodeService
 from node.signing import PAYLOAD_ALERT
 from node.trust import Trust
-from node.trust_updates import KeyRevocation, endorse_update
+from node.trust_updates import CertificateRevocation, KeyRevocation, endorse_update
 from node.wire import ewx_pb2 as pb
-from tests.factories import alert_info, alert_payload, peer_channel, running, wait_for
+from tests.factories import alert_info, alert_payload, envelope, peer_channel, running, wait_for
 
 
 def endorse(config_path: Path, request: bytes) -> bytes:
@@ -114,8 +114,8 @@ def _entries(config_path: Path) -> list[bytes]:
         service.close()
 
 
-async def _deliver_as_kr(target: Path, kr_path: Path, signed: bytes) -> tuple[grpc.StatusCode, str | None]:
-    async with peer_channel(target, kr_path) as channel:
+async def _deliver_as(target: Path, client: Path, signed: bytes) -> tuple[grpc.StatusCode, str | None]:
+    async with peer_channel(target, client) as channel:
         try:
             await channel.unary_unary(rpc.DELIVER)(
                 pb.DeliverRequest(envelope=signed).SerializeToString(), timeout=5
@@ -150,7 +150,7 @@ def test_a_revoked_key_is_refused_over_the_wire_and_nothing_is_stored(
             )
             size = us.store.log_size
             with structlog.testing.capture_logs() as logs:
-                code, reason = await _deliver_as_kr(federation["US"], kr_path, forged)
+                code, reason = await _deliver_as(federation["US"], kr_path, forged)
             assert (code, reason) == (grpc.StatusCode.UNAUTHENTICATED, "key_revoked")
             events = [e for e in logs if e["event"] == "inbound_rejected"]
             assert events and events[0]["peer"] == "KR" and events[0]["reason"] == "key_revoked"
@@ -187,5 +187,41 @@ def test_a_peer_may_not_announce_another_members_update(federation: dict[Country
                 for e in logs
             )
             assert us.trust.serial_of("KR") == 0 and us.store.trust_updates() == []
+
+    asyncio.run(scenario())
+
+
+def test_a_revoked_node_certificate_is_refused_from_its_time(federation: dict[Country, Path]) -> None:
+    """Hostile-input matrix row: a peer presenting a node certificate its own country revoked."""
+    kr_path = federation["KR"]
+    serial = x509.load_pem_x509_certificate(
+        NodeConfig.load(kr_path).tls.certificate.read_bytes()
+    ).serial_number
+
+    async def scenario() -> None:
+        async with running(federation["KR"], federation["US"]) as nodes:
+            kr, us = nodes["KR"].service, nodes["US"].service
+            revocation = CertificateRevocation(serial, kr.clock() + timedelta(seconds=1), "compromised")
+            update = endorse(
+                kr_path, prepare_rotation(kr.config, now=kr.clock(), certificate_revocations=[revocation])
+            )
+            kr.announce_trust_update(update)
+            await wait_for(lambda: us.trust.serial_of("KR") == 1)
+            await asyncio.sleep(1.1)  # the revocation applies from its time on
+            size = us.store.log_size
+            payload = alert_payload("KR", {"US": 1}, sent=datetime.now(UTC))
+            with structlog.testing.capture_logs() as logs:
+                code, reason = await _deliver_as(federation["US"], kr_path, envelope(kr_path, payload))
+            assert (code, reason) == (grpc.StatusCode.UNAUTHENTICATED, "certificate_revoked")
+            events = [e for e in logs if e["event"] == "inbound_rejected"]
+            assert len(events) == 1 and events[0]["reason"] == "certificate_revoked"
+            assert format(serial, "x") in events[0]["error"]
+            assert us.store.log_size == size
+            # JP's certificate is not affected.
+            jp_alert = envelope(federation["JP"], alert_payload("JP", {"US": 1}, sent=datetime.now(UTC)))
+            assert await _deliver_as(federation["US"], federation["JP"], jp_alert) == (
+                grpc.StatusCode.OK,
+                None,
+            )
 
     asyncio.run(scenario())
