@@ -24,7 +24,7 @@ The work runs in three passes so that the expensive part is separable:
    checks are done, while the pool works on the next), then cross-log
    checks.
 
-The pool's workers start from a forkserver (see `_pool_context`), which
+The pool's workers start from a forkserver (see node/sigpool.py), which
 imports the main module afresh in each worker, as Python's multiprocessing
 does outside plain fork: a script that audits must guard its entry point
 with `if __name__ == "__main__":` (the `ewx` command does).
@@ -108,21 +108,18 @@ from __future__ import annotations
 import bisect
 import gc
 import hashlib
-import multiprocessing
 import os
 import warnings
 from array import array
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, NamedTuple
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from node.audit_checkpoints import history_findings, witnessed_findings
 from node.bundle import Bundle, BundleError, read_bundle
@@ -143,7 +140,15 @@ from node.note import (
     verify_cosignature,
     verify_note_signature,
 )
-from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, SIGNATURE_BYTES, digest, verify_signature
+from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, SIGNATURE_BYTES, digest
+from node.sigpool import (
+    ChunkedRunner,
+    SignatureCheck,
+    available_cpus,
+    exit_with_parent,
+    pool_context,
+    verify_signatures,
+)
 from node.trust import KeyEntry, Trust
 from node.trust_updates import peek, replay
 from node.wire import ewx_pb2 as pb
@@ -316,32 +321,6 @@ class Report:
         else:
             lines.append(f"VERDICT: {errors} finding{'s' if errors != 1 else ''}")
         return "\n".join(lines)
-
-
-# ------------------------------------------------------------------ signatures
-class SignatureCheck(NamedTuple):
-    """One Ed25519 check: raw 32-byte public key, payload type, signed bytes, signature."""
-
-    public_key: bytes
-    payload_type: str
-    payload: bytes
-    signature: bytes
-
-
-def verify_signatures(checks: Sequence[SignatureCheck]) -> list[bool]:
-    """Verify each check (PAE of node.signing); True where the signature holds.
-
-    Pure and over picklable values only, so a caller may split `checks` into
-    chunks and run them in other processes.
-    """
-    keys: dict[bytes, Ed25519PublicKey] = {}
-    results: list[bool] = []
-    for check in checks:
-        key = keys.get(check.public_key)
-        if key is None:
-            key = keys[check.public_key] = Ed25519PublicKey.from_public_bytes(check.public_key)
-        results.append(verify_signature(key, check.payload_type, check.payload, check.signature))
-    return results
 
 
 # ------------------------------------------------------------------ decoded entries
@@ -997,28 +976,10 @@ def _default_workers() -> int:
         if not value.isdigit() or int(value) < 1:
             raise UsageError(f"{WORKERS_ENV}={value!r} is not a positive number of processes")
         return int(value)
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+    return available_cpus()
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """forkserver: workers are forked from a clean single-threaded server process.
-
-    Plain fork would be cheaper to start, but the auditor can run inside a
-    process with other threads (gRPC's, a test runner's), and a forked child
-    can inherit a lock one of them held and deadlock. The inputs are plain
-    picklable values by design, so nothing needs inheriting; the server
-    preloads this module once, so each worker starts in milliseconds.
-    """
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["node.audit"])
-    return context
-
-
-class _Verifier:
+class _Verifier(ChunkedRunner[SignatureCheck, _Outcome]):
     """Runs pass 2 over the checks as pass 1 adds them, in-process or in a pool.
 
     Checks are kept until `min_parallel` were added; then a pool of `workers`
@@ -1030,17 +991,19 @@ class _Verifier:
     """
 
     def __init__(self, *, workers: int, min_parallel: int, total: int) -> None:
-        self._workers = workers
-        self._min_parallel = max(1, min_parallel)
-        self._may_start = workers > 1
-        """Until the pool starts: one pool an audit, and none again should it break."""
-        self._chunk = max(64, min(_MAX_CHUNK, total // (4 * workers) or 1))
-        self._waiting: list[SignatureCheck] = []
-        self.added = 0
-        """How many checks were added."""
-        self._pool: ProcessPoolExecutor | None = None
-        self._in_flight: deque[tuple[list[SignatureCheck], Future[list[_Outcome]]]] = deque()
-        self._outcomes: list[_Outcome] = []
+        def start() -> ProcessPoolExecutor:
+            return ProcessPoolExecutor(
+                max_workers=workers, mp_context=pool_context("node.audit"), initializer=exit_with_parent
+            )
+
+        super().__init__(
+            _check_and_decode,
+            start=start if workers > 1 else None,
+            min_parallel=min_parallel,
+            chunk=max(64, min(_MAX_CHUNK, total // (4 * workers) or 1)),
+            in_flight=_IN_FLIGHT,
+            on_broken=_warn_broken,
+        )
 
     def __enter__(self) -> _Verifier:
         return self
@@ -1048,65 +1011,15 @@ class _Verifier:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self.close()
 
-    def add(self, check: SignatureCheck) -> int:
-        """Queue one check; returns its position in `outcomes()`."""
-        self._waiting.append(check)
-        self.added += 1
-        if self._pool is None:
-            if self._may_start and self.added >= self._min_parallel:
-                self._may_start = False
-                self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=_pool_context())
-                self._submit()
-        elif len(self._waiting) >= self._chunk:
-            self._submit()
-        return self.added - 1
 
-    def _submit(self, *, final: bool = False) -> None:
-        while self._pool is not None and (len(self._waiting) >= self._chunk or (final and self._waiting)):
-            chunk, self._waiting = self._waiting[: self._chunk], self._waiting[self._chunk :]
-            try:
-                future = self._pool.submit(_check_and_decode, chunk)
-            except BrokenProcessPool as exc:
-                self._broken(exc)
-                self._waiting = chunk + self._waiting
-                return
-            self._in_flight.append((chunk, future))
-            while len(self._in_flight) > _IN_FLIGHT:
-                self._collect()
-
-    def _collect(self) -> None:
-        chunk, future = self._in_flight.popleft()
-        try:
-            self._outcomes.extend(future.result())
-        except BrokenProcessPool as exc:
-            self._broken(exc)
-            self._outcomes.extend(_check_and_decode(chunk))
-
-    def _broken(self, exc: BrokenProcessPool) -> None:
-        if self._pool is not None:
-            warnings.warn(
-                f"audit: the verifying processes failed ({exc}); verifying in this process",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-
-    def outcomes(self, needed: int | None = None) -> list[_Outcome]:
-        """The outcomes, in the order the checks were added: at least the first
-        `needed` (default: all), waiting for the pool as long as it takes."""
-        needed = self.added if needed is None else needed
-        self._submit(final=True)
-        while len(self._outcomes) < needed and self._in_flight:
-            self._collect()
-        if len(self._outcomes) < needed:
-            self._outcomes.extend(_check_and_decode(self._waiting))
-            self._waiting = []
-        return self._outcomes
+def _warn_broken(exc: BrokenProcessPool) -> None:
+    warnings.warn(
+        f"audit: the verifying processes failed ({exc}); verifying in this process",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 # ------------------------------------------------------------------ pass 3: interpret

@@ -15,12 +15,19 @@ failure, raising the InboundRejected subclass that names it:
 
 The signature is verified over the exact bytes received, before they are
 parsed (step 3 precedes step 5); the verified bytes are what gets stored.
+
+A caller with many alerts at once (a catch-up page) may have their
+signatures verified ahead, in other processes (node/sigpool.py): it takes
+`signature_check` of each envelope, has the checks verified, and passes each
+`Verdict` to `verify_alert`, which still runs every step in order, resolving
+the key itself, and uses a verdict only for exactly the check it would make.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from google.protobuf.message import DecodeError
 
@@ -29,6 +36,7 @@ from node.convert import DecodeFailure, alert_from_bytes, receipt_from_bytes
 from node.errors import (
     BadSignature,
     FromTheFuture,
+    InboundRejected,
     Malformed,
     NotAddressed,
     SchemaViolation,
@@ -38,6 +46,7 @@ from node.errors import (
 from node.ids import Country, Digest, KeyId
 from node.models import Alert, Receipt
 from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, digest, verify_signature
+from node.sigpool import SignatureCheck
 from node.trust import Trust
 from node.wire import ewx_pb2 as pb
 
@@ -78,6 +87,31 @@ def _outer(
     return outer
 
 
+class Verdict(NamedTuple):
+    """Whether one SignatureCheck holds, found ahead of verify_alert."""
+
+    check: SignatureCheck
+    valid: bool
+
+
+def signature_check(envelope: bytes, *, trust: Trust) -> SignatureCheck | None:
+    """What step 3 of verify_alert will verify for `envelope`, to verify it ahead.
+
+    None where step 2 refuses the envelope or its key is unknown: verify_alert
+    will refuse it too, and say why. Whether the key may sign alerts now is
+    left to verify_alert, which refuses before it would use this check's verdict.
+    """
+    try:
+        outer = _outer(envelope, pb.SignedAlert, max_bytes=limits.MAX_ENVELOPE_BYTES, what="envelope")
+    except InboundRejected:
+        return None
+    assert isinstance(outer, pb.SignedAlert)
+    entry = trust.key(outer.key_id)
+    if entry is None:
+        return None
+    return SignatureCheck(entry.public_key, PAYLOAD_ALERT, bytes(outer.alert), bytes(outer.signature))
+
+
 def verify_alert(
     envelope: bytes,
     *,
@@ -87,20 +121,29 @@ def verify_alert(
     direct: bool,
     now: datetime,
     max_skew: timedelta = limits.MAX_CLOCK_SKEW,
+    known: Verdict | None = None,
 ) -> VerifiedAlert:
     """Run steps 2-7 on one SignedAlert received from `peer`.
 
     `direct` is True when `peer` claims to be the origin's own node handing
     over its alert; False for relay and offline import, where any peer may
     carry a self-authenticating alert but the signature still binds the origin.
+    `known`: the signature's verdict if it was verified ahead (see
+    `signature_check`); used only if its check is exactly the one step 3
+    makes here, with the key resolved here, else the signature is verified now.
     """
     # 2. size limits
     outer = _outer(envelope, pb.SignedAlert, max_bytes=limits.MAX_ENVELOPE_BYTES, what="envelope")
     assert isinstance(outer, pb.SignedAlert)
     payload = bytes(outer.alert)
+    signature = bytes(outer.signature)
     # 3. signature and key validity, over the exact bytes
     entry = trust.resolve_key(KeyId(outer.key_id), purpose="alert", at=now)
-    if not verify_signature(trust.public_key(entry), PAYLOAD_ALERT, payload, bytes(outer.signature)):
+    if known is not None and known.check == (entry.public_key, PAYLOAD_ALERT, payload, signature):
+        valid = known.valid
+    else:
+        valid = verify_signature(trust.public_key(entry), PAYLOAD_ALERT, payload, signature)
+    if not valid:
         raise BadSignature(f"signature by {outer.key_id} does not verify")
     # 4. sender binding
     if direct and entry.owner != peer:
@@ -129,7 +172,7 @@ def verify_alert(
         envelope=envelope,
         payload=payload,
         key_id=entry.key_id,
-        signature=bytes(outer.signature),
+        signature=signature,
         signer=entry.owner,
         alert=alert,
         digest=digest(payload),

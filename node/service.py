@@ -23,6 +23,7 @@ from node.errors import (
     BadSignature,
     Equivocation,
     InboundRejected,
+    Malformed,
     OutOfSequence,
     RefusedOperation,
     SchemaViolation,
@@ -30,12 +31,13 @@ from node.errors import (
     UsageError,
 )
 from node.ids import Country, Digest, peers_of
-from node.inbound import VerifiedAlert, verify_alert, verify_receipt
+from node.inbound import Verdict, VerifiedAlert, signature_check, verify_alert, verify_receipt
 from node.links import LinkState
 from node.models import Alert, Receipt
-from node.note import Checkpoint, sign_checkpoint
+from node.note import Checkpoint, NoteError, sign_checkpoint
 from node.rotation import install, install_pending_keys, pending_signers, trust_with_updates
 from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, KeyPurpose, Signer, digest
+from node.sigpool import INBOUND_MIN_PARALLEL, SignatureCheck, page_verdicts
 from node.store import STORE_FILE, Store, StoredAlert, Tx
 from node.trust import Trust
 from node.trust_updates import peek, verify_update
@@ -401,19 +403,27 @@ class NodeService:
         came before it; returns how many new alerts were stored.
         """
         now = self.clock()
-        verified: list[VerifiedAlert] = []
-        for envelope in envelopes:
-            try:
-                verified.append(self._verify(envelope, peer=peer, direct=direct, now=now))
-            except InboundRejected:
-                break
+        verdict = self._verdicts_ahead(envelopes)
+        # Once a page rather than once an alert: max_skew is computed from the
+        # config, and the module's lazy logger binds anew on every call.
+        skew, events = self.max_skew, log.bind()
         stored = 0
         conflict: _Conflict | None = None
+        # Each alert is stored once verified rather than after the whole page:
+        # no page of decoded alerts stays alive, so the garbage collector's
+        # passes stay short.
         with self.store.transaction() as tx:
-            for v in verified:
+            for i, envelope in enumerate(envelopes):
+                try:
+                    known = verdict(i) if verdict is not None else None
+                    v = self._verify(envelope, peer=peer, direct=direct, now=now, known=known, max_skew=skew)
+                except InboundRejected:
+                    break
                 before = tx.appended_count
                 try:
-                    outcome = self._store_inbound(tx, v, peer=peer, now=now, with_receipt=False)
+                    outcome = self._store_inbound(
+                        tx, v, peer=peer, now=now, with_receipt=False, events=events
+                    )
                 except OutOfSequence as exc:
                     self._refused(exc, peer=peer, alert_id=v.alert.alert_id)
                     break
@@ -425,7 +435,39 @@ class NodeService:
             self._equivocation(conflict, peer=peer, now=now)
         return stored
 
-    def _verify(self, envelope: bytes, *, peer: Country, direct: bool, now: datetime) -> VerifiedAlert:
+    def _verdicts_ahead(self, envelopes: Sequence[bytes]) -> Callable[[int], Verdict | None] | None:
+        """For a big page: its signatures verified in other processes while this one
+        decodes and stores (half the work of a page is Ed25519). The workers get
+        public keys, not trust: verify_alert still resolves each key, here, and
+        uses a verdict only for the very check it makes. verdict(i) is None
+        from the first envelope that step 2 refuses or whose key is unknown."""
+        if len(envelopes) < INBOUND_MIN_PARALLEL:
+            return None
+        checks: list[SignatureCheck] = []
+        for envelope in envelopes:
+            check = signature_check(envelope, trust=self.trust)
+            if check is None:
+                break
+            checks.append(check)
+        holds = page_verdicts(checks)
+        if holds is None:
+            return None
+
+        def verdict(i: int) -> Verdict | None:
+            return Verdict(checks[i], holds(i)) if i < len(checks) else None
+
+        return verdict
+
+    def _verify(
+        self,
+        envelope: bytes,
+        *,
+        peer: Country,
+        direct: bool,
+        now: datetime,
+        known: Verdict | None = None,
+        max_skew: timedelta | None = None,
+    ) -> VerifiedAlert:
         try:
             return verify_alert(
                 envelope,
@@ -434,7 +476,8 @@ class NodeService:
                 peer=peer,
                 direct=direct,
                 now=now,
-                max_skew=self.max_skew,
+                max_skew=self.max_skew if max_skew is None else max_skew,
+                known=known,
             )
         except InboundRejected as exc:
             self._refused(exc, peer=peer, alert_id=exc.alert_id)
@@ -452,19 +495,29 @@ class NodeService:
         exc.logged = True
 
     def _store_inbound(
-        self, tx: Tx, v: VerifiedAlert, *, peer: Country, now: datetime, with_receipt: bool = True
+        self,
+        tx: Tx,
+        v: VerifiedAlert,
+        *,
+        peer: Country,
+        now: datetime,
+        with_receipt: bool = True,
+        events: Any = None,
     ) -> bytes | _Conflict | None:
         """Within `tx`: the receipt (new or the one given before), or the conflict found.
 
         Catch-up stores without a receipt (`with_receipt` False; nobody waits
         for one) and saves the signing. Raises OutOfSequence before writing.
+        `events`: the logger, bound once for a page (default: bound per event).
         """
+        if events is None:
+            events = log
         alert = v.alert
         seq = alert.seq_for(self.me)
         assert seq is not None  # verify_alert checked the recipient
         existing = tx.alert(alert.origin, alert.alert_id)
         if existing is not None and existing.digest == v.digest and existing.received_at is not None:
-            log.info("duplicate_delivery", node=self.me, peer=peer, alert_id=alert.alert_id)
+            events.info("duplicate_delivery", node=self.me, peer=peer, alert_id=alert.alert_id)
             if existing.receipt is not None:
                 return existing.receipt
             # Stored by catch-up, which signs no receipt; the first push asks for
@@ -501,7 +554,7 @@ class NodeService:
             received_at=iso(now),
             receipt=receipt,
         )
-        log.info(
+        events.info(
             "alert_received",
             node=self.me,
             peer=peer,
@@ -722,7 +775,10 @@ class NodeService:
         if stored is None:
             raise RefusedOperation(f"no own checkpoint at size {size}")
         root, note = stored
-        cosigned_note = add_cosignature(note, cosignature)
+        try:
+            cosigned_note = add_cosignature(note, cosignature)
+        except NoteError as exc:
+            raise Malformed(f"cosignature from {peer} on checkpoint {size} is not a signature line: {exc}") from None
         checkpoint = Checkpoint(origin=self.config.log_origin, size=size, root_hash=root)
         if (
             verify_witness_cosignature(
@@ -769,7 +825,14 @@ class NodeService:
                     at=iso(self.clock()),
                 )
                 log.error("checkpoint_fork", node=self.me, peer=peer, detail=str(exc))
-            log.warning("witness_refused", node=self.me, peer=peer, reason=exc.reason, error=str(exc))
+            log.warning(
+                "witness_refused",
+                node=self.me,
+                peer=peer,
+                reason=exc.reason,
+                message_id=_checkpoint_id(body),
+                error=str(exc),
+            )
             exc.logged = True
             raise
         new = result.state
@@ -906,6 +969,24 @@ class NodeService:
         data["log_index"] = stored.log_index
         return data
 
+    def _signing_key_status(self, now: datetime) -> dict[str, Any]:
+        """Per purpose: the key this node signs with, until when, and whether to rotate it soon."""
+        keys: dict[str, Any] = {}
+        for purpose, signer in self.signers.items():
+            entry = self.trust.key(signer.key_id)
+            if entry is None:
+                continue
+            ends = min(entry.not_after, entry.revoked_from or entry.not_after)
+            days_left = (ends - now).total_seconds() / 86400
+            keys[purpose] = {
+                "key_id": signer.key_id,
+                "valid_until": iso(ends),
+                "days_left": round(days_left, 1),
+                "usable": entry.valid_at(now),
+                "expiring_soon": days_left < limits.CERTIFICATE_WARNING_DAYS,
+            }
+        return keys
+
     def status(self) -> dict[str, Any]:
         """Per peer: reachability, sequences, backlog; and the log's size and root."""
         now = self.clock()
@@ -938,14 +1019,24 @@ class NodeService:
                 "days_left": round(days_left, 1),
                 "expiring_soon": days_left < limits.CERTIFICATE_WARNING_DAYS,
             },
+            "signing_keys": self._signing_key_status(now),
             "log": {
                 "size": self.store.log_size,
                 "root": self.store.log_root().hex(),
                 "published_size": min((cosigned.get(p, 0) for p in self.peers), default=0),
             },
             "evidence": len(self.store.evidence()),
+            "trust_updates": {member: self.trust.serial_of(member) for member in self.trust.countries},
             "peers": peers,
         }
+
+
+def _checkpoint_id(body: str) -> str | None:
+    """`<origin>@<size>` of the checkpoint a witness request claims, for the log (unverified)."""
+    note = body.partition("\n\n")[2].splitlines()
+    if len(note) < 2 or not note[1].isdigit():
+        return None
+    return f"{note[0][:80]}@{note[1][:20]}"
 
 
 def _first_error(exc: ValueError) -> str:

@@ -176,6 +176,9 @@ class Tx:
         self._conn = conn
         self._next_index = log_size
         self.appended: list[bytes] = []
+        self._last_seq: dict[tuple[Country, Country], int] = {}
+        """last_seq's answers, kept up to date by insert_alert (the only writer of
+        positions): a catch-up page asks once per alert, in one transaction."""
 
     @property
     def appended_count(self) -> int:
@@ -193,10 +196,14 @@ class Tx:
 
     def last_seq(self, origin: Country, recipient: Country) -> int:
         """Highest sequence position known from `origin` towards `recipient`, 0 if none."""
+        known = self._last_seq.get((origin, recipient))
+        if known is not None:
+            return known
         row = self._conn.execute(
             "SELECT MAX(seq) FROM positions WHERE origin = ? AND recipient = ?", (origin, recipient)
         ).fetchone()
-        return int(row[0] or 0)
+        highest = self._last_seq[(origin, recipient)] = int(row[0] or 0)
+        return highest
 
     def position(self, origin: Country, recipient: Country, seq: int) -> tuple[str, Digest] | None:
         """The alert id and digest already holding that position, if any."""
@@ -234,10 +241,14 @@ class Tx:
             f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (origin, alert_id, digest, envelope, msg_type, sent, log_index, via, received_at, receipt),
         )
-        self._conn.executemany(
-            "INSERT INTO positions (origin, recipient, seq, alert_id, digest) VALUES (?, ?, ?, ?, ?)",
-            [(origin, recipient, seq, alert_id, digest) for recipient, seq in positions],
-        )
+        for recipient, seq in positions:
+            self._conn.execute(
+                "INSERT INTO positions (origin, recipient, seq, alert_id, digest) VALUES (?, ?, ?, ?, ?)",
+                (origin, recipient, seq, alert_id, digest),
+            )
+            known = self._last_seq.get((origin, recipient))
+            if known is not None and seq > known:
+                self._last_seq[(origin, recipient)] = seq
 
     def next_number(self, counter: str) -> int:
         """Increment and return a named counter kept in the store (1, 2, 3, ...)."""
