@@ -4,5 +4,5 @@ peer authentication, inbound mapping to statuses, delivery and catch-up.
 Depends on `node` (the core); `node` never imports this package.
 """
 
-# Before anything imports grpc: gRPC reads its TLS 1.2 cipher list once, at import.
-from gateway import tls_policy as _tls_policy  # noqa: F401
+# Before anything imports grpc: gRPC core reads its settings once, at import (gateway/grpc_env.py).
+from gateway import grpc_env as _grpc_env  # noqa: F401 - imported for its effect

@@ -4,7 +4,9 @@ Three real nodes (KR, US, JP) run as separate `ewx serve` processes on
 127.0.0.1 with a fresh development PKI. Korea's node finds the 2023 gallium
 and germanium export controls in its own (bundled, illustrative) import data
 and publishes an alert; the US and Japan receive and acknowledge it, the US
-responds, Japan asks for a consultation, Korea updates. Then the nodes stop,
+responds, Japan asks for a consultation; Korea rotates its alert key (a trust
+update endorsed by its national CA, taken by the peers without a restart)
+and updates the alert under the new key. Then the nodes stop,
 their logs are exported, and the audit verifies them across all three.
 
 The detection step is a scripted stand-in until the early-warning engine of
@@ -13,6 +15,7 @@ SPEC section 7 exists; the output says so.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import signal
@@ -38,9 +41,11 @@ from node.errors import ConfigError, EwxError
 from node.ids import COUNTRIES, Country
 from node.note import parse_checkpoint, parse_signed_note
 from node.operator import OperatorClient
-from node.pki import init_federation
+from node.pki import init_federation, load_certificate_file, load_ec_private_key
 from node.replay import render_html, replay
+from node.rotation import prepare_rotation
 from node.trust import Trust
+from node.trust_updates import endorse_update
 from node.witness import cosigned_by
 
 START_TIMEOUT_SECONDS = 20.0
@@ -241,6 +246,7 @@ def _scenario(nodes: dict[Country, NodeProcess], data: Path) -> None:
         },
     )
     _say(f"5. JP requests a consultation on the SEVERE alert (CONSULT {consult['alert_id']})")
+    _rotate_alert_key(nodes)
     update = kr.call(
         "publish",
         msg_type="UPDATE",
@@ -252,7 +258,7 @@ def _scenario(nodes: dict[Country, NodeProcess], data: Path) -> None:
             "headline": "Update: CN licences for gallium and germanium slow; August imports near zero",
         },
     )
-    _say(f"6. KR updates the alert to EXTREME (UPDATE {update['alert_id']})")
+    _say(f"6. KR updates the alert to EXTREME (UPDATE {update['alert_id']}), signed with its new key")
     _settle(nodes)
     _say("7. Every message delivered, every receipt back, every log's checkpoint cosigned by both peers:")
     for name, node in nodes.items():
@@ -274,6 +280,34 @@ def _scenario(nodes: dict[Country, NodeProcess], data: Path) -> None:
                 f"   {a['alert_id']} state={a['state']} acknowledged by {', '.join(a['acknowledged_by'])}; "
                 f"follow-ups: {', '.join(f['origin'] + ' ' + f['msg_type'] for f in a['responses'])}"
             )
+
+
+def _rotate_alert_key(nodes: dict[Country, NodeProcess]) -> None:
+    """KR rotates its alert key while everything runs (ewx pki rotate / endorse / announce)."""
+    config = NodeConfig.load(nodes["KR"].config)
+    request = prepare_rotation(config, now=datetime.now(UTC), purposes=["alert"])
+    ca_dir = nodes["KR"].config.parent / "ca"  # the development PKI keeps the CA beside the node
+    update = endorse_update(
+        request,
+        ca_key=load_ec_private_key(ca_dir / "ca.key", "CA key"),
+        ca_certificate=load_certificate_file(ca_dir / "ca.pem", "CA certificate"),
+    )
+    result = nodes["KR"].client.call("announce", update=base64.b64encode(update).decode("ascii"))
+    _say(
+        f"   KR rotates its alert key: new key {result['signing_keys']['alert']}, endorsed by KR's national CA, "
+        f"announced as trust update {result['serial']}"
+    )
+    deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
+    for name in ("US", "JP"):
+        while True:
+            if nodes[name].client.call("status")["trust_updates"]["KR"] >= result["serial"]:
+                break
+            if time.monotonic() > deadline:
+                raise EwxError(f"{name} did not take KR's trust update within {SETTLE_TIMEOUT_SECONDS}s")
+            time.sleep(0.05)
+    _say(
+        "   US and JP verify it and take the new key without a restart; the old key still verifies old alerts"
+    )
 
 
 def _checkpoint_summary(bundle: Bundle, trust: Trust) -> str:

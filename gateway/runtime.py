@@ -25,7 +25,7 @@ from grpc import aio
 from grpc_health.v1 import _async as health_aio  # the asyncio servicer; `health.aio` re-exports it
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway import rpc, tls, tls_policy
+from gateway import grpc_env, rpc, tls
 from gateway.peers import DeliveryLoop, PeerClient, get_cosigned, pull
 from gateway.server import FederationServicer
 from node.config import NodeConfig
@@ -104,7 +104,7 @@ class NodeRuntime:
             log_size=self.service.store.log_size,
             certificate_serial=self.tls.identity.serial,
             certificate_not_after=self.tls.identity.not_after.isoformat(),
-            tls13_only=tls_policy.TLS13_ONLY,
+            tls13_only=grpc_env.TLS13_ONLY,
         )
 
     async def _start_federation(self) -> None:
@@ -149,11 +149,11 @@ class NodeRuntime:
                 not_after=identity.not_after.isoformat(),
                 error=problem,
             )
-        if not tls_policy.TLS13_ONLY:
+        if not grpc_env.TLS13_ONLY:
             log.warning(
                 "tls13_not_enforced",
                 node=self.service.me,
-                reason=f"grpc was imported before gateway.tls set {tls_policy.CIPHER_SUITES_VARIABLE} (gateway/tls_policy.py)",
+                reason=f"grpc was imported before gateway.tls set {grpc_env.CIPHER_SUITES_VARIABLE} (gateway/grpc_env.py)",
             )
 
     def reload_tls(self, trigger: str) -> bool:

@@ -11,7 +11,7 @@ gRPC core does read its TLS 1.2 cipher list from the documented environment
 variable GRPC_SSL_CIPHER_SUITES, once, when grpc is first imported, and that
 list never touches TLS 1.3 (BoringSSL's ssl.h: "TLS 1.3 ciphers do not
 participate in this mechanism"; OpenSSL likewise keeps TLS 1.3 suites apart).
-gateway/tls_policy.py sets it to a single suite, ECDHE-PSK-CHACHA20-POLY1305,
+gateway/grpc_env.py sets it to a single suite, ECDHE-PSK-CHACHA20-POLY1305,
 which needs a pre-shared key that gRPC never configures: no TLS 1.2
 handshake can agree on a suite, in either direction, whatever the
 certificates, while TLS 1.3 is untouched. The package's `__init__` imports

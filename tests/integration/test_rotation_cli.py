@@ -68,3 +68,6 @@ def test_rotate_endorse_announce_then_peers_use_the_new_key(cluster: dict[str, P
         "Gallium export licensing, signed with the rotated key",
     ).stdout.strip()
     wait_until(lambda: [a for a in listed(us) if a["alert_id"] == alert_id])
+    status = ewx("status", "--config", str(kr)).stdout
+    assert f"alert key {new_alert} valid until" in status and "TLS certificate valid until" in status
+    assert "EXPIRING SOON" not in status and "NOT USABLE" not in status

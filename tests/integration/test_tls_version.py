@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from gateway.demo import NodeProcess
-from gateway.tls_policy import CIPHER_SUITES_VARIABLE
+from gateway.grpc_env import CIPHER_SUITES_VARIABLE
 from node.ids import Country
 from tests.factories import alert_info, make_federation
 from tests.integration.tls_probe import handshake
