@@ -140,6 +140,7 @@ class NodeRuntime:
         """Load and check the TLS identity; ConfigError unless it is sound (expiry only warns)."""
         self._tls_files = tls.file_state(self.config)
         self.tls, problem = tls.NodeTls.load(self.config, self.service.trust, at=self._clock())
+        self.service.certificate_in_use = lambda: self.tls.identity.certificate
         identity = self.tls.identity
         if problem is not None:
             log.error(

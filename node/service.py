@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from cryptography import x509
 from google.protobuf.message import DecodeError
 
 from node import limits
@@ -95,6 +96,9 @@ class NodeService:
     """Set by the gateway: a delivery revealed alerts from this origin we lack; pull them."""
     on_receipt: Callable[[Country, Receipt], None] | None = None
     """Called after a peer's receipt was verified and durably logged."""
+    certificate_in_use: Callable[[], x509.Certificate] | None = None
+    """Set by the gateway: the TLS certificate it serves now, which after a failed
+    reload is not the one in the file; status reports this one."""
     links: dict[Country, LinkState] = field(default_factory=dict)
     _gossip_seen: dict[Country, str] = field(default_factory=dict)
 
@@ -1009,7 +1013,7 @@ class NodeService:
                 "oldest_undelivered_seconds": oldest,
                 "last_checkpoint_cosigned": cosigned.get(peer),
             }
-        certificate = self.config.tls_certificate()
+        certificate = self.certificate_in_use() if self.certificate_in_use else self.config.tls_certificate()
         days_left = (certificate.not_valid_after_utc - now).total_seconds() / 86400
         return {
             "node": self.me,

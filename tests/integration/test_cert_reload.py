@@ -222,6 +222,10 @@ def test_a_failed_reload_keeps_the_certificate_in_use(fed: dict[Country, Path], 
                 assert event["serial_in_use"] == in_use.serial
                 assert kr.tls.identity == in_use
                 assert await in_thread(served_serial, fed["KR"], fed["US"]) == int(in_use.serial, 16)
+                # status speaks of the certificate served, not of the (bad) file
+                assert kr.service.status()["certificate"][
+                    "not_after"
+                ] == in_use.not_after.isoformat().replace("+00:00", "Z")
                 config.tls.private_key.chmod(0o600)
 
             # Still exchanging on the old certificate; then a good renewal is taken.
