@@ -183,6 +183,9 @@ def alert_to_bytes(alert: Alert) -> bytes:
 def alert_from_bytes(data: bytes) -> Alert:
     """Decode and validate signed-payload bytes; DecodeFailure names the defect."""
     msg = parse_canonical(pb.Alert, data, what="alert")
+    if not msg.HasField("sent"):
+        # An absent Timestamp would read as 1970-01-01, a time nobody sent.
+        raise DecodeFailure("sent: required")
     fields: dict[str, Any] = {
         "schema_version": msg.schema_version,
         "alert_id": msg.alert_id,
@@ -283,6 +286,8 @@ def receipt_to_bytes(receipt: Receipt) -> bytes:
 def receipt_from_bytes(data: bytes) -> Receipt:
     """Decode and validate receipt bytes; DecodeFailure names the defect."""
     msg = parse_canonical(pb.ReceiptBody, data, what="receipt")
+    if not msg.HasField("received_at"):
+        raise DecodeFailure("received_at: required")
     return _validate(
         Receipt,
         {

@@ -291,10 +291,7 @@ def verify_update(
         )
     # 6. time and content
     try:
-        issued_at = from_timestamp(update.issued_at, field="issued_at")
-        grants = [_grant(member, grant) for grant in update.grants]
-        key_revocations = [_key_revocation(r) for r in update.key_revocations]
-        certificate_revocations = [_certificate_revocation(r) for r in update.certificate_revocations]
+        issued_at, grants, key_revocations, certificate_revocations = _content(member, update)
     except DecodeFailure as exc:
         raise TrustUpdateRejected(f"trust update {update.serial} of {member}: {exc}") from None
     if issued_at > at + max_skew:
@@ -325,6 +322,21 @@ def verify_update(
         revoked_keys=tuple(KeyId(r.key_id) for r in key_revocations),
         revoked_certificates=tuple(r.serial for r in certificate_revocations),
         trust=amended,
+    )
+
+
+def _content(
+    member: Country, update: pb.TrustUpdate
+) -> tuple[datetime, list[dict[str, str]], list[KeyRevocation], list[CertificateRevocation]]:
+    """issued_at, grants (as trust-file key entries) and revocations; DecodeFailure names a defect."""
+    if not update.HasField("issued_at"):
+        # An absent Timestamp would read as 1970-01-01.
+        raise DecodeFailure("issued_at: required")
+    return (
+        from_timestamp(update.issued_at, field="issued_at"),
+        [_grant(member, grant) for grant in update.grants],
+        [_key_revocation(r) for r in update.key_revocations],
+        [_certificate_revocation(r) for r in update.certificate_revocations],
     )
 
 

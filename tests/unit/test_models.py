@@ -164,6 +164,9 @@ def test_decoder_refuses_unknown_fields_and_non_canonical_encodings() -> None:
         alert_from_bytes(_mutated_bytes(lambda m: setattr(m.info, "category", 99)))
     with pytest.raises(DecodeFailure, match="expires"):
         alert_from_bytes(_mutated_bytes(lambda m: m.info.ClearField("expires")))
+    # an absent sent time would otherwise read as 1970-01-01
+    with pytest.raises(DecodeFailure, match="sent: required"):
+        alert_from_bytes(_mutated_bytes(lambda m: m.ClearField("sent")))
 
 
 @settings(max_examples=300, deadline=None)
@@ -212,3 +215,17 @@ def test_any_valid_alert_round_trips(
     data = alert_to_bytes(alert)
     assert alert_from_bytes(data) == alert
     assert len(data) < limits.MAX_ENVELOPE_BYTES
+
+
+def test_a_receipt_without_its_receipt_time_is_refused() -> None:
+    body = pb.ReceiptBody(
+        schema_version=limits.SCHEMA_VERSION,
+        receiver="US",
+        origin="KR",
+        alert_id="KR-1",
+        seq=1,
+        alert_digest=b"\x01" * 32,
+        log_index=0,
+    )
+    with pytest.raises(DecodeFailure, match="received_at: required"):
+        receipt_from_bytes(body.SerializeToString(deterministic=True))

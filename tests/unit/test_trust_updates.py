@@ -295,3 +295,10 @@ def endorsed_once(root: Path, trust: Trust) -> bytes:
 def test_an_oversized_update_is_refused_before_parsing(trust: Trust) -> None:
     with pytest.raises(TrustUpdateRejected, match="at most"):
         verify_update(b"\x0a" * 9000, trust=trust, at=NOW)
+
+
+def test_an_update_without_issued_at_is_refused(root: Path, trust: Trust) -> None:
+    update = pb.TrustUpdate.FromString(rotation(trust))
+    update.ClearField("issued_at")
+    with pytest.raises(TrustUpdateRejected, match="issued_at: required"):
+        verify_update(endorsed(root, update.SerializeToString(deterministic=True)), trust=trust, at=NOW)
