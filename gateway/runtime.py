@@ -39,6 +39,8 @@ log = structlog.get_logger("ewx.gateway")
 
 PULL_INTERVAL_SECONDS: Final = 5.0
 STOP_GRACE_SECONDS: Final = 2.0
+CONNECTION_IDLE_MS: Final = 5 * 60 * 1000
+"""A peer connection with no call for this long is closed by the server."""
 TLS_POLL_SECONDS: Final = 2.0
 """How often the TLS files are looked at (stat only). A change is acted on once
 the files have stayed the same for one more poll, so a certificate and key
@@ -86,6 +88,11 @@ class NodeRuntime:
             options=[
                 ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
+                # HTTP/2 bounds each connection as admission bounds each peer:
+                # a connection cannot hold more streams than a peer may have
+                # calls, and one left idle is closed (peers reconnect at once).
+                ("grpc.max_concurrent_streams", self.config.peer_max_concurrent_calls),
+                ("grpc.max_connection_idle_ms", CONNECTION_IDLE_MS),
             ]
         )
         try:
