@@ -91,9 +91,11 @@ Across logs (only between logs given together):
     sent_not_received         the sender holds the receiver's receipt, but the
                               receiver's log has no such ALERT_RECEIVED
     undelivered (info)        sent, no receipt, not in the receiver's log: in
-                              flight when the logs were exported
+                              flight when the logs were exported (also a trust
+                              update sent but not in a peer's log)
     received_not_sent         the origin's log has no ALERT_SENT of a received
-                              alert (injected, or dropped at the origin)
+                              alert (injected, or dropped at the origin), or no
+                              TRUST_UPDATE_SENT of a received trust update
 
 Not checked, because the bundle cannot carry them yet: historical checkpoints
 (append-only between checkpoints, split views between nodes' checkpoints).
@@ -794,6 +796,7 @@ def _trust_from_logs(logs: Sequence[_Log], trust: Trust, findings: _Findings) ->
     member's later ones are not applied.
     """
     where: dict[bytes, tuple[Country, int]] = {}
+    logged_at: dict[bytes, dict[Country, int]] = defaultdict(dict)
     for log in logs:
         for index, data in enumerate(log.bundle.entries):
             if data[:2] not in _TRUST_ENTRY_PREFIXES:
@@ -804,6 +807,8 @@ def _trust_from_logs(logs: Sequence[_Log], trust: Trust, findings: _Findings) ->
                 findings.add(log.node, index, exc.kind, exc.detail)
                 continue
             where.setdefault(envelope, (log.node, index))
+            logged_at[envelope].setdefault(log.node, index)
+    _cross_check_trust_updates(logged_at, {log.node for log in logs}, findings)
     chains: dict[tuple[Country, int], bytes] = {}
     for envelope, (node, index) in where.items():
         position = peek(envelope)
@@ -821,6 +826,35 @@ def _trust_from_logs(logs: Sequence[_Log], trust: Trust, findings: _Findings) ->
         node, index = where[envelope]
         findings.add(node, index, "bad_trust_update", str(problem))
     return amended
+
+
+def _cross_check_trust_updates(
+    logged_at: dict[bytes, dict[Country, int]], given: set[Country], findings: _Findings
+) -> None:
+    """Across logs, as for alerts: a received update must be in its member's log as
+    sent (else received_not_sent); a sent one not (yet) in a peer's log is
+    reported as undelivered (info): updates carry no receipt, so it may be in flight."""
+    for envelope, nodes in logged_at.items():
+        member, serial = peek(envelope)
+        if member not in given:
+            continue
+        if member not in nodes:
+            for node, index in nodes.items():
+                findings.add(
+                    node,
+                    index,
+                    "received_not_sent",
+                    f"trust update {serial} of {member} is not in {member}'s log",
+                )
+            continue
+        for peer in sorted(given - set(nodes) - {member}):
+            findings.add(
+                member,
+                nodes[member],
+                "undelivered",
+                f"trust update {serial} is not in {peer}'s log",
+                severity="info",
+            )
 
 
 _TRUST_ENTRY_PREFIXES: Final = (bytes([0x08, pb.TRUST_UPDATE_SENT]), bytes([0x08, pb.TRUST_UPDATE_RECEIVED]))

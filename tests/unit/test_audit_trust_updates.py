@@ -166,3 +166,26 @@ def test_the_replay_lists_the_rotation_where_each_log_recorded_it(tmp_path: Path
     assert "KR update 1 sent: granted KR-alert-" in history.to_text()
     assert history.to_json()["trust_updates"][1]["node"] == "US"
     assert "Trust updates" in render_html(history)
+
+
+def test_across_logs_a_received_update_must_have_been_sent(tmp_path: Path) -> None:
+    bundles, trust = exchange(tmp_path)
+
+    def without_updates(cc: Country) -> Bundle:
+        b = bundles[cc]
+        drop = set(trust_update_indexes(b))
+        return dataclasses.replace(b, entries=[e for i, e in enumerate(b.entries) if i not in drop])
+
+    # KR's log lost its own update: US and JP hold it as received.
+    report = verify_loaded([without_updates("KR"), bundles["US"], bundles["JP"]], trust=trust, workers=1)
+    flagged = {(f.node, f.index) for f in report.findings if f.kind == "received_not_sent"}
+    assert flagged == {
+        ("US", trust_update_indexes(bundles["US"])[0]),
+        ("JP", trust_update_indexes(bundles["JP"])[0]),
+    }
+    # US's log lacks it: only information at KR (updates have no receipt; it may be in flight).
+    report = verify_loaded([bundles["KR"], without_updates("US"), bundles["JP"]], trust=trust, workers=1)
+    undelivered = [f for f in report.findings if f.kind == "undelivered" and "trust update" in f.detail]
+    assert [(f.node, f.severity) for f in undelivered] == [("KR", "info")] and "US's log" in undelivered[
+        0
+    ].detail
