@@ -28,12 +28,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway import grpc_env, rpc, tls
 from gateway.peers import DeliveryLoop, PeerClient, get_cosigned, pull
 from gateway.server import FederationServicer
+from node.clock import Clock, utc_now
 from node.config import NodeConfig
 from node.errors import ConfigError
 from node.ids import Country
 from node.limits import MAX_GRPC_MESSAGE_BYTES
 from node.operator import OperatorServer
-from node.service import Clock, NodeService, utc_now
+from node.service import NodeService
 
 log = structlog.get_logger("ewx.gateway")
 

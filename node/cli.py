@@ -173,7 +173,9 @@ def cmd_pki_show(args: argparse.Namespace) -> int:
     for country, member in data["members"].items():
         role = "this node" if country == me else ("peer: its CA is trusted for TLS" if me else "member")
         updates = f", {member['trust_updates']} trust update(s) applied" if member["trust_updates"] else ""
-        print(f"  {country} ({role}) CA {member['ca_subject']}, valid until {member['ca_not_after']}{updates}")
+        print(
+            f"  {country} ({role}) CA {member['ca_subject']}, valid until {member['ca_not_after']}{updates}"
+        )
         for k in member["keys"]:
             state = "valid" if k["valid_now"] else "NOT VALID NOW"
             if k["revoked_from"]:
@@ -438,7 +440,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     certificate = status["certificate"]
     print(
         f"  TLS certificate valid until {certificate['not_after']} ({certificate['days_left']:.0f} days)"
-        + ("  EXPIRING SOON: renew it (SIGHUP picks up the new files)" if certificate["expiring_soon"] else "")
+        + (
+            "  EXPIRING SOON: renew it (SIGHUP picks up the new files)"
+            if certificate["expiring_soon"]
+            else ""
+        )
     )
     for purpose, key in status.get("signing_keys", {}).items():
         warning = ""

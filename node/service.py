@@ -1,4 +1,4 @@
-"""The node's core behaviour: publish, receive, receipt, list, status.
+"""The node's core behaviour: publish, receive, receipts; with its parts, the whole node.
 
 Pure verification lives in node/inbound.py and storage primitives in
 node/store.py; this module composes them into transactions. It knows nothing
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -18,48 +18,32 @@ from cryptography import x509
 from google.protobuf.message import DecodeError
 
 from node import limits
+from node.clock import Clock, iso, utc_now
 from node.config import NodeConfig
-from node.convert import alert_from_bytes, alert_to_bytes, encode, receipt_to_bytes, timestamp
+from node.convert import alert_to_bytes, encode, receipt_to_bytes, timestamp
 from node.errors import (
-    BadSignature,
     Equivocation,
     InboundRejected,
-    Malformed,
     OutOfSequence,
     RefusedOperation,
     SchemaViolation,
-    TrustUpdateRejected,
     UsageError,
 )
 from node.ids import Country, Digest, peers_of
 from node.inbound import Verdict, VerifiedAlert, signature_check, verify_alert, verify_receipt
 from node.links import LinkState
 from node.models import Alert, Receipt
-from node.note import Checkpoint, NoteError, sign_checkpoint
-from node.rotation import install, install_pending_keys, pending_signers, trust_with_updates
+from node.rotation import install_pending_keys, trust_with_updates
+from node.service_trust import TrustUpdating
+from node.service_views import Views
+from node.service_witnessing import Witnessing
 from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, KeyPurpose, Signer, digest
 from node.sigpool import INBOUND_MIN_PARALLEL, SignatureCheck, page_verdicts
 from node.store import STORE_FILE, Store, StoredAlert, Tx
 from node.trust import Trust
-from node.trust_updates import peek, verify_update
 from node.wire import ewx_pb2 as pb
-from node.witness import WitnessState, add_cosignature, open_log_checkpoint, verify_witness_cosignature
-from node.witness import build_request as build_witness_request
-from node.witness import witness as witness_checkpoint
 
 log = structlog.get_logger("ewx.node")
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The node's clock; injectable so tests can move time."""
-    return datetime.now(UTC)
-
-
-def iso(value: datetime) -> str:
-    """The one text form of times in the store and in operator output."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +66,13 @@ class Published:
 
 
 @dataclass(slots=True)
-class NodeService:
-    """One national node's state and behaviour, over its own store."""
+class NodeService(Witnessing, TrustUpdating, Views):
+    """One national node's state and behaviour, over its own store.
+
+    This module holds the core (publish, receive, receipts, what the gateway
+    asks for); checkpoints and witnessing, trust updates and the operator's
+    views are parts in their own modules (node/service_*.py).
+    """
 
     config: NodeConfig
     trust: Trust
@@ -268,112 +257,6 @@ class NodeService:
         if trust_update is not None:
             entry.trust_update = trust_update
         return encode(entry)
-
-    # ------------------------------------------------------------ trust updates
-    def announce_trust_update(self, envelope: bytes) -> dict[str, Any]:
-        """Adopt one of this node's own trust updates, endorsed by its CA, and send it to the peers.
-
-        Checked exactly as a peer will check it, logged as TRUST_UPDATE_SENT
-        and applied in one commit; then a granted key waiting as `.next`
-        becomes the signing key, and the delivery loops announce the update
-        before any alert the new key signs.
-        """
-        now = self.clock()
-        try:
-            v = verify_update(envelope, trust=self.trust, at=now, peer=self.me, max_skew=self.max_skew)
-        except TrustUpdateRejected as exc:
-            raise RefusedOperation(f"trust update refused: {exc}") from None
-        new_signers = pending_signers(self.config, v.trust, v.grants)
-        with self.store.transaction() as tx:
-            index = tx.append_log(self._entry("TRUST_UPDATE_SENT", now, peer=None, trust_update=envelope))
-            tx.add_trust_update(
-                member=self.me, serial=v.serial, envelope=envelope, log_index=index, at=iso(now)
-            )
-        self.trust = v.trust
-        install(self.config, new_signers, retiring=self.signers)
-        self.signers = {**self.signers, **new_signers}
-        unusable = [
-            purpose
-            for purpose, signer in self.signers.items()
-            if (entry := self.trust.key(signer.key_id)) is None or not entry.valid_at(now)
-        ]
-        log.info(
-            "trust_update_announced",
-            node=self.me,
-            serial=v.serial,
-            granted=list(v.grants),
-            revoked_keys=list(v.revoked_keys),
-            revoked_certificates=[format(n, "x") for n in v.revoked_certificates],
-            now_signing={p: signer.key_id for p, signer in self.signers.items()},
-        )
-        if self.on_outbox is not None:
-            for peer in self.peers:
-                self.on_outbox(peer)
-        return {
-            "serial": v.serial,
-            "granted": list(v.grants),
-            "revoked_keys": list(v.revoked_keys),
-            "revoked_certificates": [format(n, "x") for n in v.revoked_certificates],
-            "signing_keys": {p: signer.key_id for p, signer in self.signers.items()},
-            "unusable_signing_keys": unusable,
-        }
-
-    def accept_trust_update(self, peer: Country, envelope: bytes) -> int:
-        """Verify, log and apply `peer`'s trust update; returns the serial now held of `peer`.
-
-        The same update again changes nothing. Another update under a serial
-        already held is kept as evidence and refused; one that skips a serial
-        is refused with the serial to resume from.
-        """
-        message_id: str | None = None
-        try:
-            member, serial = peek(envelope)
-            message_id = f"{member}-trust-{serial}"
-            if member != peer:
-                raise TrustUpdateRejected(
-                    f"peer {peer} announced a trust update of {member}: only {member} may"
-                )
-            held = self.trust.serial_of(peer)
-            if serial <= held:
-                kept = next((e for m, n, e in self.store.trust_updates(peer) if n == serial), None)
-                if kept == envelope:
-                    return held
-                now = self.clock()
-                with self.store.transaction() as tx:
-                    tx.add_evidence(
-                        kind="trust_update_conflict",
-                        peer=peer,
-                        origin=peer,
-                        alert_id=message_id,
-                        detail=f"a second trust update {serial} of {peer}",
-                        kept=(kept or b"").hex(),
-                        conflicting=envelope,
-                        at=iso(now),
-                    )
-                raise TrustUpdateRejected(f"{peer} already announced a different trust update {serial}")
-            now = self.clock()
-            v = verify_update(envelope, trust=self.trust, at=now, peer=peer, max_skew=self.max_skew)
-        except TrustUpdateRejected as exc:
-            self._refused(exc, peer=peer, alert_id=message_id)
-            raise
-        with self.store.transaction() as tx:
-            index = tx.append_log(self._entry("TRUST_UPDATE_RECEIVED", now, peer=peer, trust_update=envelope))
-            tx.add_trust_update(member=peer, serial=v.serial, envelope=envelope, log_index=index, at=iso(now))
-        self.trust = v.trust
-        log.info(
-            "trust_update_accepted",
-            node=self.me,
-            peer=peer,
-            serial=v.serial,
-            granted=list(v.grants),
-            revoked_keys=list(v.revoked_keys),
-            revoked_certificates=[format(n, "x") for n in v.revoked_certificates],
-        )
-        return v.serial
-
-    def own_trust_updates(self, after_serial: int = 0) -> list[tuple[int, bytes]]:
-        """This node's own trust updates after `after_serial`, in order: what peers must hold."""
-        return [(n, e) for _, n, e in self.store.trust_updates(self.me) if n > after_serial]
 
     # ------------------------------------------------------------ receiving
     def receive(self, envelope: bytes, *, peer: Country, direct: bool = True) -> bytes:
@@ -735,312 +618,6 @@ class NodeService:
                 origin=origin, recipient=requester, after_seq=after_seq, limit=page
             )
         ]
-
-    # ------------------------------------------------------------ checkpoints (SPEC section 5)
-    def issue_checkpoint(self) -> tuple[int, str] | None:
-        """Sign a checkpoint of the log if it grew since the last one; (size, note)."""
-        size = self.store.log_size
-        latest = self.store.latest_checkpoint()
-        if size == 0 or (latest is not None and latest[0] >= size):
-            return None
-        root = self.store.log_root()
-        origin = self.config.log_origin
-        note = sign_checkpoint(
-            Checkpoint(origin=origin, size=size, root_hash=root),
-            name=origin,
-            private_key=self.signers["log"].private_key,
-        )
-        with self.store.transaction() as tx:
-            tx.add_checkpoint(size=size, root=root, note=note, at=iso(self.clock()))
-        log.info("checkpoint_signed", node=self.me, size=size, root=root.hex())
-        return size, note
-
-    def witness_request(self, peer: Country, *, old_size: int | None = None) -> tuple[int, str] | None:
-        """(size, C2SP add-checkpoint body) asking `peer` to cosign our latest checkpoint.
-
-        None when there is nothing new for that peer to cosign. `old_size`
-        overrides what we believe the peer last cosigned (after it said so).
-        """
-        latest = self.store.latest_checkpoint()
-        if latest is None:
-            return None
-        size, _root, note = latest
-        old = self.store.cosigned().get(peer, 0) if old_size is None else old_size
-        if old >= size and old_size is None:
-            return None
-        if old > size:
-            raise RefusedOperation(f"{peer} claims to have cosigned size {old}, beyond our log ({size})")
-        proof = self.store.consistency_proof(old, size)
-        return size, build_witness_request(old_size=old, proof=proof, signed_checkpoint=note)
-
-    def record_cosignature(self, peer: Country, size: int, cosignature: str) -> None:
-        """Verify `peer`'s cosignature on our checkpoint at `size` and keep it."""
-        stored = self.store.checkpoint_at(size)
-        if stored is None:
-            raise RefusedOperation(f"no own checkpoint at size {size}")
-        root, note = stored
-        try:
-            cosigned_note = add_cosignature(note, cosignature)
-        except NoteError as exc:
-            raise Malformed(f"cosignature from {peer} on checkpoint {size} is not a signature line: {exc}") from None
-        checkpoint = Checkpoint(origin=self.config.log_origin, size=size, root_hash=root)
-        if (
-            verify_witness_cosignature(
-                cosigned_note, witness_node=peer, trust=self.trust, checkpoint=checkpoint
-            )
-            is None
-        ):
-            raise BadSignature(f"cosignature from {peer} on checkpoint {size} does not verify")
-        with self.store.transaction() as tx:
-            tx.set_checkpoint_note(size, cosigned_note)
-            tx.set_cosigned(peer, size, iso(self.clock()))
-        log.info("checkpoint_cosigned", node=self.me, peer=peer, size=size)
-
-    def witness(self, peer: Country, body: str) -> str:
-        """Act as witness for `peer`'s log: verify, persist, then cosign.
-
-        The new state is committed before the cosignature is returned, so a
-        crash can never let this witness cosign two inconsistent checkpoints.
-        """
-        held = self.store.witness_state(peer)
-        state = None if held is None else WitnessState(origin=held[0], size=held[1], root_hash=held[2])
-        try:
-            result = witness_checkpoint(
-                body,
-                log_node=peer,
-                state=state,
-                trust=self.trust,
-                signer=self.signers["witness"],
-                me=self.me,
-                now=int(self.clock().timestamp()),
-                previous_note=None if held is None else held[3],
-            )
-        except InboundRejected as exc:
-            evidence = getattr(exc, "evidence", None)
-            if evidence:
-                self.store.add_evidence(
-                    kind="checkpoint_fork",
-                    peer=peer,
-                    origin=peer,
-                    alert_id=None,
-                    detail=str(exc),
-                    kept=evidence[0],
-                    conflicting=evidence[1].encode(),
-                    at=iso(self.clock()),
-                )
-                log.error("checkpoint_fork", node=self.me, peer=peer, detail=str(exc))
-            log.warning(
-                "witness_refused",
-                node=self.me,
-                peer=peer,
-                reason=exc.reason,
-                message_id=_checkpoint_id(body),
-                error=str(exc),
-            )
-            exc.logged = True
-            raise
-        new = result.state
-        with self.store.transaction() as tx:
-            tx.set_witness_state(
-                log_node=peer,
-                origin=new.origin,
-                size=new.size,
-                root=new.root_hash,
-                note=add_cosignature(result.note_text, result.cosignature),
-                at=iso(self.clock()),
-            )
-        log.info("checkpoint_witnessed", node=self.me, peer=peer, size=new.size)
-        return result.cosignature
-
-    def gossip_checkpoint(self) -> str:
-        """Our latest checkpoint with its cosignatures, carried on every delivery and receipt."""
-        latest = self.store.latest_checkpoint()
-        return "" if latest is None else latest[2]
-
-    def check_gossip(self, peer: Country, note: str) -> None:
-        """Compare a peer's gossiped checkpoint with what this node witnessed of its log.
-
-        Never refuses the call that carried it: a conflict is kept as evidence
-        (a split view: the peer showed two different trees of one size) and
-        raised to the operator; an unverifiable note is logged and ignored.
-        The same note gossiped again is not checked again (it rides on every
-        delivery, so this is on the hot path).
-        """
-        if not note or self._gossip_seen.get(peer) == note:
-            return
-        opened = open_log_checkpoint(note, node=peer, trust=self.trust)
-        if opened is None:
-            log.warning("gossip_unverifiable", node=self.me, peer=peer)
-            return
-        checkpoint = opened[0]
-        self._gossip_seen[peer] = note
-        for root, kept in self.store.witnessed_at(peer, checkpoint.size):
-            if root != checkpoint.root_hash:
-                detail = f"{peer} gossiped a checkpoint at size {checkpoint.size} with another root than it had cosigned"
-                self.store.add_evidence(
-                    kind="split_view",
-                    peer=peer,
-                    origin=peer,
-                    alert_id=None,
-                    detail=detail,
-                    kept=kept,
-                    conflicting=note.encode(),
-                    at=iso(self.clock()),
-                )
-                log.error("split_view", node=self.me, peer=peer, size=checkpoint.size)
-                return
-
-    # ------------------------------------------------------------ views
-    def _decode(self, stored: StoredAlert) -> Alert:
-        return alert_from_bytes(pb.SignedAlert.FromString(stored.envelope).alert)
-
-    def list_alerts(self) -> list[dict[str, Any]]:
-        """Own and received alerts with their delivery and acknowledgement state."""
-        now = self.clock()
-        rows = self.store.alerts()
-        decoded = [(row, self._decode(row)) for row in rows]
-        followups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for row, alert in decoded:
-            for ref in alert.references:
-                followups.setdefault((ref.origin, ref.alert_id), []).append(
-                    {
-                        "origin": row.origin,
-                        "alert_id": row.alert_id,
-                        "msg_type": alert.msg_type,
-                        "reason": alert.reason,
-                    }
-                )
-        outbox: dict[tuple[str, str], dict[str, Any]] = {}
-        for ob in self.store.outbox():
-            outbox[(ob.alert_id, ob.recipient)] = {
-                "seq": ob.seq,
-                "delivered_at": ob.delivered_at,
-                "attempts": ob.attempts,
-                "last_error": ob.last_error,
-            }
-        result = []
-        for row, alert in decoded:
-            follow = followups.get((row.origin, row.alert_id), [])
-            state = "active"
-            if any(f["msg_type"] == "CANCEL" for f in follow):
-                state = "cancelled"
-            elif any(f["msg_type"] == "UPDATE" for f in follow):
-                state = "updated"
-            elif alert.info is not None and alert.info.expires <= now:
-                state = "expired"
-            item: dict[str, Any] = {
-                "alert_id": row.alert_id,
-                "origin": row.origin,
-                "msg_type": alert.msg_type,
-                "status": alert.status,
-                "sent": iso(alert.sent),
-                "direction": "sent" if row.via is None else "received",
-                "via": row.via,
-                "received_at": row.received_at,
-                "log_index": row.log_index,
-                "digest": row.digest.hex(),
-                "state": state,
-                "references": [{"origin": r.origin, "alert_id": r.alert_id} for r in alert.references],
-                "acknowledged_by": sorted({f["origin"] for f in follow if f["msg_type"] == "ACK"}),
-                "responses": follow,
-                "deliveries": {
-                    d.recipient: {"seq": d.seq, **outbox.get((row.alert_id, d.recipient), {})}
-                    if row.via is None
-                    else {"seq": d.seq}
-                    for d in alert.deliveries
-                },
-            }
-            if alert.info is not None:
-                item.update(
-                    category=alert.info.category,
-                    severity=alert.info.severity,
-                    headline=alert.info.headline,
-                    expires=iso(alert.info.expires),
-                    items=[i.hs_code for i in alert.info.items],
-                )
-            if alert.reason is not None:
-                item["reason"] = alert.reason
-            result.append(item)
-        return result
-
-    def show(self, origin: Country, alert_id: str) -> dict[str, Any]:
-        """One stored alert in full, as JSON-ready data."""
-        stored = self.store.alert(origin, alert_id)
-        if stored is None:
-            raise RefusedOperation(f"no alert {alert_id} from {origin} is known to {self.me}")
-        data: dict[str, Any] = self._decode(stored).model_dump(mode="json", exclude_none=True)
-        data["digest"] = stored.digest.hex()
-        data["log_index"] = stored.log_index
-        return data
-
-    def _signing_key_status(self, now: datetime) -> dict[str, Any]:
-        """Per purpose: the key this node signs with, until when, and whether to rotate it soon."""
-        keys: dict[str, Any] = {}
-        for purpose, signer in self.signers.items():
-            entry = self.trust.key(signer.key_id)
-            if entry is None:
-                continue
-            ends = min(entry.not_after, entry.revoked_from or entry.not_after)
-            days_left = (ends - now).total_seconds() / 86400
-            keys[purpose] = {
-                "key_id": signer.key_id,
-                "valid_until": iso(ends),
-                "days_left": round(days_left, 1),
-                "usable": entry.valid_at(now),
-                "expiring_soon": days_left < limits.CERTIFICATE_WARNING_DAYS,
-            }
-        return keys
-
-    def status(self) -> dict[str, Any]:
-        """Per peer: reachability, sequences, backlog; and the log's size and root."""
-        now = self.clock()
-        peers: dict[str, Any] = {}
-        cosigned = self.store.cosigned()
-        for peer in self.peers:
-            backlog = self.store.backlog(peer)
-            link = self.links[peer]
-            oldest = None
-            if backlog.oldest is not None:
-                oldest = (now - datetime.fromisoformat(backlog.oldest.created_at)).total_seconds()
-            peers[peer] = {
-                "reachable": link.reachable,
-                "last_ok": iso(link.last_ok) if link.last_ok else None,
-                "last_error": link.last_error or (backlog.oldest.last_error if backlog.oldest else None),
-                "last_seq_sent": self.store.last_seq(self.me, peer),
-                "last_seq_delivered": backlog.last_delivered,
-                "last_seq_received": self.store.last_seq(peer, self.me),
-                "backlog": backlog.waiting,
-                "oldest_undelivered_seconds": oldest,
-                "last_checkpoint_cosigned": cosigned.get(peer),
-            }
-        certificate = self.certificate_in_use() if self.certificate_in_use else self.config.tls_certificate()
-        days_left = (certificate.not_valid_after_utc - now).total_seconds() / 86400
-        return {
-            "node": self.me,
-            "time": iso(now),
-            "certificate": {
-                "not_after": iso(certificate.not_valid_after_utc),
-                "days_left": round(days_left, 1),
-                "expiring_soon": days_left < limits.CERTIFICATE_WARNING_DAYS,
-            },
-            "signing_keys": self._signing_key_status(now),
-            "log": {
-                "size": self.store.log_size,
-                "root": self.store.log_root().hex(),
-                "published_size": min((cosigned.get(p, 0) for p in self.peers), default=0),
-            },
-            "evidence": len(self.store.evidence()),
-            "trust_updates": {member: self.trust.serial_of(member) for member in self.trust.countries},
-            "peers": peers,
-        }
-
-
-def _checkpoint_id(body: str) -> str | None:
-    """`<origin>@<size>` of the checkpoint a witness request claims, for the log (unverified)."""
-    note = body.partition("\n\n")[2].splitlines()
-    if len(note) < 2 or not note[1].isdigit():
-        return None
-    return f"{note[0][:80]}@{note[1][:20]}"
 
 
 def _first_error(exc: ValueError) -> str:

@@ -325,7 +325,9 @@ class Tx:
             (log_node, size, root, note, at),
         )
 
-    def add_trust_update(self, *, member: Country, serial: int, envelope: bytes, log_index: int, at: str) -> None:
+    def add_trust_update(
+        self, *, member: Country, serial: int, envelope: bytes, log_index: int, at: str
+    ) -> None:
         """Keep a verified trust update; the caller logged it at `log_index`."""
         self._conn.execute(
             "INSERT INTO trust_updates (member, serial, envelope, log_index, at) VALUES (?, ?, ?, ?, ?)",
@@ -471,10 +473,13 @@ class Store:
     def trust_updates(self, member: Country | None = None) -> list[tuple[Country, int, bytes]]:
         """(member, serial, envelope) of the trust updates held, by member then serial."""
         if member is None:
-            rows = self._conn.execute("SELECT member, serial, envelope FROM trust_updates ORDER BY member, serial")
+            rows = self._conn.execute(
+                "SELECT member, serial, envelope FROM trust_updates ORDER BY member, serial"
+            )
         else:
             rows = self._conn.execute(
-                "SELECT member, serial, envelope FROM trust_updates WHERE member = ? ORDER BY serial", (member,)
+                "SELECT member, serial, envelope FROM trust_updates WHERE member = ? ORDER BY serial",
+                (member,),
             )
         return [(cast(Country, m), int(n), bytes(e)) for m, n, e in rows]
 
