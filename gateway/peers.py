@@ -23,7 +23,7 @@ from grpc import aio
 from gateway import rpc
 from gateway.status_map import EXPECTED_SEQ_TRAILER, REASON_TRAILER, WITNESS_SIZE_TRAILER
 from gateway.tls import channel_credentials, channel_options
-from node.errors import InboundRejected, Malformed, RefusedOperation
+from node.errors import InboundRejected, Malformed, RefusedOperation, TrustUpdateRejected
 from node.ids import Country
 from node.service import NodeService
 from node.wire import ewx_pb2 as pb
@@ -105,11 +105,24 @@ class PeerClient:
         )
         return self._answer(pb.TrustUpdateResponse, reply, what="trust update").held_serial
 
-    async def catch_up(self, *, origin: Country, after_seq: int, max_count: int = 0) -> list[bytes]:
-        """The peer's page of `origin`'s alerts addressed to us after `after_seq`."""
-        request = pb.CatchUpRequest(origin=origin, after_seq=after_seq, max_count=max_count)
+    async def catch_up(
+        self, *, origin: Country, after_seq: int, max_count: int = 0, trust_after: int = 0
+    ) -> tuple[list[bytes], list[bytes]]:
+        """The peer's page of `origin`'s alerts addressed to us after `after_seq`,
+        after `origin`'s trust updates beyond `trust_after`: (updates, envelopes)."""
+        request = pb.CatchUpRequest(
+            origin=origin, after_seq=after_seq, max_count=max_count, trust_after=trust_after
+        )
         call = self._catch_up(request.SerializeToString(), timeout=self._deadline)
-        return [bytes(self._answer(pb.CatchUpItem, item, what="catch-up").envelope) async for item in call]
+        updates: list[bytes] = []
+        envelopes: list[bytes] = []
+        async for data in call:
+            item = self._answer(pb.CatchUpItem, data, what="catch-up")
+            if item.trust_update:
+                updates.append(bytes(item.trust_update))
+            else:
+                envelopes.append(bytes(item.envelope))
+        return updates, envelopes
 
     @property
     def _deadline(self) -> float:
@@ -236,7 +249,7 @@ class DeliveryLoop:
 
     async def _announce_trust(self) -> bool:
         """Send the peer our trust updates it lacks, in order, before any alert a new key signs."""
-        for serial, envelope in self._service.own_trust_updates(self._trust_held):
+        for serial, envelope in self._service.trust_updates_of(self._service.me, self._trust_held):
             try:
                 self._trust_held = max(self._trust_held, await self._client.update_trust(envelope))
             except aio.AioRpcError as exc:
@@ -285,9 +298,14 @@ async def pull(client: PeerClient, service: NodeService, *, origin: Country | No
     try:
         while True:
             after = service.store.last_seq(source, service.me)
-            page = await client.catch_up(
-                origin=source, after_seq=after, max_count=service.config.catchup_page_requested
+            updates, page = await client.catch_up(
+                origin=source,
+                after_seq=after,
+                max_count=service.config.catchup_page_requested,
+                trust_after=service.trust.serial_of(source),
             )
+            for update in updates:
+                service.accept_trust_update(peer, update, relayed=not direct)
             if not page:
                 break
             stored += service.receive_many(page, peer=peer, direct=direct)
@@ -299,7 +317,7 @@ async def pull(client: PeerClient, service: NodeService, *, origin: Country | No
         if direct:
             service.links[peer].failed(service.clock(), describe(exc))
         return stored
-    except Malformed as exc:
+    except (Malformed, TrustUpdateRejected) as exc:  # a refused update is logged by the core too
         log.warning(
             "catch_up_failed", node=service.me, peer=peer, origin=source, reason=exc.reason, error=str(exc)
         )

@@ -204,12 +204,13 @@ class FederationServicer:
                 raise Malformed("catch-up request names no federation member as origin")
             served = self._service.config.catchup_page_served
             limit = min(req.max_count or served, served)
-            page = self._service.catch_up(
-                requester=peer,
-                origin=pb.Country.Name(req.origin),  # type: ignore[arg-type]
-                after_seq=req.after_seq,
-                limit=limit,
-            )
+            origin: Country = pb.Country.Name(req.origin)  # type: ignore[assignment]
+            page = self._service.catch_up(requester=peer, origin=origin, after_seq=req.after_seq, limit=limit)
+            # The origin's trust updates the caller lacks go first: alerts its
+            # new keys signed verify only once they are known (relay included).
+            updates = [] if origin == peer else self._service.trust_updates_of(origin, req.trust_after)
+            for _, update in updates:
+                await self._write(context, pb.CatchUpItem(trust_update=update).SerializeToString(), deadline)
             if len(page) == limit and req.origin == pb.Country.Value(self._service.me):
                 # A full page: the peer is far behind on our alerts and catching
                 # up by pages, so hold our one-by-one pushes for a moment. (A

@@ -73,24 +73,30 @@ class TrustUpdating(ServiceState):
             "unusable_signing_keys": unusable,
         }
 
-    def accept_trust_update(self, peer: Country, envelope: bytes) -> int:
-        """Verify, log and apply `peer`'s trust update; returns the serial now held of `peer`.
+    def accept_trust_update(self, peer: Country, envelope: bytes, *, relayed: bool = False) -> int:
+        """Verify, log and apply a trust update from `peer`; returns the serial now held of its member.
 
-        The same update again changes nothing. Another update under a serial
-        already held is kept as evidence and refused; one that skips a serial
-        is refused with the serial to resume from.
+        Directly (UpdateTrust) only the member itself may hand over its
+        update. `relayed` (catch-up through the third node) lets `peer` carry
+        another member's: an update is self-authenticating (the member's key
+        and its national CA), and the serial chain stops reordering. The same
+        update again changes nothing; another under a serial already held is
+        kept as evidence and refused; one that skips a serial is refused with
+        the serial to resume from.
         """
         message_id: str | None = None
         try:
             member, serial = peek(envelope)
             message_id = f"{member}-trust-{serial}"
-            if member != peer:
+            if member != peer and not relayed:
                 raise TrustUpdateRejected(
                     f"peer {peer} announced a trust update of {member}: only {member} may"
                 )
-            held = self.trust.serial_of(peer)
+            if member == self.me:
+                raise TrustUpdateRejected(f"peer {peer} handed over a trust update of this node's own")
+            held = self.trust.serial_of(member)
             if serial <= held:
-                kept = next((e for m, n, e in self.store.trust_updates(peer) if n == serial), None)
+                kept = next((e for m, n, e in self.store.trust_updates(member) if n == serial), None)
                 if kept == envelope:
                     return held
                 now = self.clock()
@@ -98,34 +104,40 @@ class TrustUpdating(ServiceState):
                     tx.add_evidence(
                         kind="trust_update_conflict",
                         peer=peer,
-                        origin=peer,
+                        origin=member,
                         alert_id=message_id,
-                        detail=f"a second trust update {serial} of {peer}",
+                        detail=f"a second trust update {serial} of {member}",
                         kept=(kept or b"").hex(),
                         conflicting=envelope,
                         at=iso(now),
                     )
-                raise TrustUpdateRejected(f"{peer} already announced a different trust update {serial}")
+                raise TrustUpdateRejected(f"{member} already announced a different trust update {serial}")
             now = self.clock()
-            v = verify_update(envelope, trust=self.trust, at=now, peer=peer, max_skew=self.max_skew)
+            v = verify_update(
+                envelope, trust=self.trust, at=now, peer=None if relayed else peer, max_skew=self.max_skew
+            )
         except TrustUpdateRejected as exc:
             self._refused(exc, peer=peer, alert_id=message_id)
             raise
         with self.store.transaction() as tx:
             index = tx.append_log(self._entry("TRUST_UPDATE_RECEIVED", now, peer=peer, trust_update=envelope))
-            tx.add_trust_update(member=peer, serial=v.serial, envelope=envelope, log_index=index, at=iso(now))
+            tx.add_trust_update(
+                member=member, serial=v.serial, envelope=envelope, log_index=index, at=iso(now)
+            )
         self.trust = v.trust
         log.info(
             "trust_update_accepted",
             node=self.me,
             peer=peer,
+            member=member,
             serial=v.serial,
+            relayed=relayed,
             granted=list(v.grants),
             revoked_keys=list(v.revoked_keys),
             revoked_certificates=[format(n, "x") for n in v.revoked_certificates],
         )
         return v.serial
 
-    def own_trust_updates(self, after_serial: int = 0) -> list[tuple[int, bytes]]:
-        """This node's own trust updates after `after_serial`, in order: what peers must hold."""
-        return [(n, e) for _, n, e in self.store.trust_updates(self.me) if n > after_serial]
+    def trust_updates_of(self, member: Country, after_serial: int = 0) -> list[tuple[int, bytes]]:
+        """`member`'s trust updates this node holds after `after_serial`, in serial order."""
+        return [(n, e) for _, n, e in self.store.trust_updates(member) if n > after_serial]

@@ -560,20 +560,24 @@ class DeliverResponse(_message.Message):
     def __init__(self, receipt: _Optional[bytes] = ..., checkpoint: _Optional[str] = ...) -> None: ...
 
 class CatchUpRequest(_message.Message):
-    __slots__ = ("origin", "after_seq", "max_count")
+    __slots__ = ("origin", "after_seq", "max_count", "trust_after")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     MAX_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TRUST_AFTER_FIELD_NUMBER: _ClassVar[int]
     origin: Country
     after_seq: int
     max_count: int
-    def __init__(self, origin: _Optional[_Union[Country, str]] = ..., after_seq: _Optional[int] = ..., max_count: _Optional[int] = ...) -> None: ...
+    trust_after: int
+    def __init__(self, origin: _Optional[_Union[Country, str]] = ..., after_seq: _Optional[int] = ..., max_count: _Optional[int] = ..., trust_after: _Optional[int] = ...) -> None: ...
 
 class CatchUpItem(_message.Message):
-    __slots__ = ("envelope",)
+    __slots__ = ("envelope", "trust_update")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    TRUST_UPDATE_FIELD_NUMBER: _ClassVar[int]
     envelope: bytes
-    def __init__(self, envelope: _Optional[bytes] = ...) -> None: ...
+    trust_update: bytes
+    def __init__(self, envelope: _Optional[bytes] = ..., trust_update: _Optional[bytes] = ...) -> None: ...
 
 class WitnessRequest(_message.Message):
     __slots__ = ("body",)

@@ -225,3 +225,40 @@ def test_a_revoked_node_certificate_is_refused_from_its_time(federation: dict[Co
             )
 
     asyncio.run(scenario())
+
+
+def test_a_rotation_is_relayed_with_the_alerts_its_new_key_signed(
+    federation: dict[Country, Path], tmp_path: Path
+) -> None:
+    """KR rotates while JP is down, then goes down itself: JP gets KR's update and
+    the alerts under the new key from US, in that order, and the audit agrees."""
+    kr_path = federation["KR"]
+
+    async def scenario() -> None:
+        async with running(federation["KR"], federation["US"]) as nodes:
+            kr, us = nodes["KR"].service, nodes["US"].service
+            kr.announce_trust_update(
+                endorse(kr_path, prepare_rotation(kr.config, now=kr.clock(), purposes=["alert"]))
+            )
+            new_key = kr.signers["alert"].key_id
+            ids = [kr.publish(msg_type="ALERT", info=alert_info()).alert.alert_id for _ in range(2)]
+            await wait_for(lambda: all(us.store.alert("KR", a) is not None for a in ids))
+        async with running(federation["US"], federation["JP"]) as nodes:
+            jp = nodes["JP"].service
+            await wait_for(lambda: all(jp.store.alert("KR", a) is not None for a in ids), timeout=15)
+            assert jp.trust.serial_of("KR") == 1 and key_of(jp, "KR", ids[0]) == new_key
+            received = [pb.LogEntry.FromString(e) for _, e in jp.store.log_entries()]
+            kinds = [(e.kind, pb.Country.Name(e.peer)) for e in received]
+            assert kinds[:3] == [
+                (pb.TRUST_UPDATE_RECEIVED, "US"),
+                (pb.ALERT_RECEIVED, "US"),
+                (pb.ALERT_RECEIVED, "US"),
+            ]
+
+    asyncio.run(scenario())
+    bundles = []
+    for country, path in federation.items():
+        bundles.append(tmp_path / f"{country}.ewxlog")
+        export_bundle(NodeConfig.load(path), bundles[-1])
+    report = verify_bundles(bundles, trust=Trust.load(NodeConfig.load(kr_path).trust_file))
+    assert [f for f in report.findings if f.severity == "error"] == []
