@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,26 @@ def peer_channel(target: Path, client: Path) -> Any:
     )
     options = [("grpc.ssl_target_name_override", node_dns_name(target_config.node_id))]
     return aio.secure_channel(target_config.listen, credentials, options=options)
+
+
+@dataclass(frozen=True)
+class SigningFederation:
+    """A development federation on disk with every node's signers loaded, for signing test input."""
+
+    root: Path
+    trust: Any
+    signers: dict[Country, dict[Any, Any]]
+
+    def config(self, country: Country) -> Path:
+        """The node.toml of `country`."""
+        return self.root / country / "node.toml"
+
+
+def signing_federation(root: Path) -> SigningFederation:
+    """`init_federation(root)` and every node's signers, checked against the trust file."""
+    from node.ids import COUNTRIES
+    from node.trust import Trust
+
+    trust = Trust.load(init_federation(root))
+    signers = {cc: NodeConfig.load(root / cc / "node.toml").load_signers(trust) for cc in COUNTRIES}
+    return SigningFederation(root=root, trust=trust, signers=signers)

@@ -31,7 +31,6 @@ import json
 import re
 import shutil
 import tomllib
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,16 +49,15 @@ from node.config import NodeConfig
 from node.convert import encode, receipt_to_bytes
 from node.errors import ConfigError, InboundRejected, TrustUpdateRejected, UnauthenticatedPeer
 from node.identity import log_origin, node_id_from_certificate
-from node.ids import COUNTRIES, Country
+from node.ids import Country
 from node.inbound import verify_alert, verify_receipt
 from node.merkle import consistency_proof, leaf_hash, root_from_leaf_hashes
 from node.models import Receipt
 from node.note import Checkpoint, NoteError, sign_checkpoint
 from node.operator import OperatorServer
-from node.pki import init_federation
 from node.proof import ProofError, check_proof, parse_proof, prove
 from node.service import NodeService
-from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, KeyPurpose, Signer
+from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, Signer
 from node.trust import Trust
 from node.trust_updates import Grant, build_update, endorse_update, peek, sign_update, verify_update
 from node.wire import ewx_pb2 as pb
@@ -72,28 +70,18 @@ from node.witness import (
     verify_witness_cosignature,
     witness,
 )
-from tests.factories import alert_info, alert_payload
+from tests.factories import SigningFederation, alert_info, alert_payload, signing_federation
 
 GOLDENS = Path(__file__).resolve().parents[1] / "goldens"
 FEW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@dataclass(frozen=True)
-class Fed:
-    root: Path
-    trust: Trust
-    signers: dict[Country, dict[KeyPurpose, Signer]]
-
-    def config(self, country: Country) -> Path:
-        return self.root / country / "node.toml"
+Fed = SigningFederation
 
 
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory: pytest.TempPathFactory) -> Fed:
-    root = tmp_path_factory.mktemp("decoders") / "fed"
-    trust = Trust.load(init_federation(root))
-    signers = {cc: NodeConfig.load(root / cc / "node.toml").load_signers(trust) for cc in COUNTRIES}
-    return Fed(root=root, trust=trust, signers=signers)
+    return signing_federation(tmp_path_factory.mktemp("decoders") / "fed")
 
 
 NOW = datetime.now(UTC).replace(microsecond=0)

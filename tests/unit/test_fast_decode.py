@@ -17,7 +17,6 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -48,13 +47,11 @@ from node.errors import BadSignature, InboundRejected
 from node.ids import COUNTRIES, Country
 from node.inbound import Verdict, VerifiedAlert, signature_check, verify_alert
 from node.models import _EMAIL, _MARKUP, _PHONE, _URL, Alert, _check_headline
-from node.pki import init_federation
 from node.service import NodeService
-from node.signing import PAYLOAD_ALERT, KeyPurpose, Signer
+from node.signing import PAYLOAD_ALERT, Signer
 from node.sigpool import ChunkedRunner, SignatureCheck, pool_context, verify_signatures
-from node.trust import Trust
 from node.wire import ewx_pb2 as pb
-from tests.factories import alert_info, alert_payload
+from tests.factories import SigningFederation, alert_info, alert_payload, signing_federation
 
 SOME = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SENT = datetime.now(UTC).replace(microsecond=250000)
@@ -433,22 +430,12 @@ def test_the_enum_and_info_helpers_match_protobuf() -> None:
 
 
 # ------------------------------------------------------------------ signatures verified ahead
-@dataclass(frozen=True)
-class Fed:
-    root: Path
-    trust: Trust
-    signers: dict[Country, dict[KeyPurpose, Signer]]
-
-    def config(self, country: Country) -> Path:
-        return self.root / country / "node.toml"
+Fed = SigningFederation
 
 
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory: pytest.TempPathFactory) -> Fed:
-    root = tmp_path_factory.mktemp("fastpaths") / "fed"
-    trust = Trust.load(init_federation(root))
-    signers = {cc: NodeConfig.load(root / cc / "node.toml").load_signers(trust) for cc in COUNTRIES}
-    return Fed(root=root, trust=trust, signers=signers)
+    return signing_federation(tmp_path_factory.mktemp("fastpaths") / "fed")
 
 
 def _signed(signer: Signer, payload: bytes, *, key_id: str | None = None) -> bytes:
