@@ -878,7 +878,7 @@ def _trust_entry(node: Country, data: bytes) -> bytes:
     if entry.kind == pb.TRUST_UPDATE_SENT and (entry.peer or member != node):
         raise _Reject("misattributed", f"TRUST_UPDATE_SENT of {member}'s update in {node}'s log")
     # Received from the member itself, or relayed by the third node.
-    if entry.kind == pb.TRUST_UPDATE_RECEIVED and (peer is None or peer == node or member == node):
+    if entry.kind == pb.TRUST_UPDATE_RECEIVED and (peer is None or node in (peer, member)):
         raise _Reject(
             "misattributed", f"TRUST_UPDATE_RECEIVED of {member}'s update from {peer} in {node}'s log"
         )
