@@ -8,6 +8,7 @@ of gRPC: the gateway calls `receive`, `accept_receipt`, `pending` and
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -367,16 +368,25 @@ class NodeService(Witnessing, TrustUpdating, Views):
                 known=known,
             )
         except InboundRejected as exc:
-            self._refused(exc, peer=peer, alert_id=exc.alert_id)
+            self._refused(exc, peer=peer, alert_id=exc.alert_id, data=envelope)
             raise
 
-    def _refused(self, exc: InboundRejected, *, peer: Country, alert_id: str | None) -> None:
+    def _refused(
+        self, exc: InboundRejected, *, peer: Country, alert_id: str | None, data: bytes | None = None
+    ) -> None:
+        """Log a refusal once, naming the peer, the reason and the message.
+
+        A message refused before its id could be read (too large, garbage, a
+        bad signature) is named by `message_digest`, the SHA-256 of the bytes
+        received, so an operator can match it with the sender's records.
+        """
         log.warning(
             "inbound_rejected",
             node=self.me,
             peer=peer,
             reason=exc.reason,
             alert_id=exc.alert_id or alert_id,
+            message_digest=hashlib.sha256(data).hexdigest() if data is not None else None,
             error=str(exc),
         )
         exc.logged = True

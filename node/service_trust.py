@@ -117,7 +117,7 @@ class TrustUpdating(ServiceState):
                 envelope, trust=self.trust, at=now, peer=None if relayed else peer, max_skew=self.max_skew
             )
         except TrustUpdateRejected as exc:
-            self._refused(exc, peer=peer, alert_id=message_id)
+            self._refused(exc, peer=peer, alert_id=message_id, data=envelope)
             raise
         with self.store.transaction() as tx:
             index = tx.append_log(self._entry("TRUST_UPDATE_RECEIVED", now, peer=peer, trust_update=envelope))
