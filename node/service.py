@@ -562,7 +562,49 @@ class NodeService(Witnessing, TrustUpdating, Views):
     # ------------------------------------------------------------ for the gateway
     def pending(self, peer: Country, limit: int = 100) -> list[tuple[int, str, bytes]]:
         """(seq, alert id, envelope) of own alerts `peer` has not receipted yet."""
-        return self.store.pending(self.me, peer, limit)
+        now = _Once(self.clock)
+        return [
+            (seq, alert_id, self._current(env, now))
+            for seq, alert_id, env in self.store.pending(self.me, peer, limit)
+        ]
+
+    def _current(self, envelope: bytes, now: _Once) -> bytes:
+        """An own alert as it can be delivered now: re-signed if its key no longer may sign.
+
+        An alert waits in the outbox while its peer is down; if its key
+        expires or is revoked meanwhile, the peer would refuse it for good and
+        the gapless sequence would stop there. The alert's signed bytes stay
+        the same (so its digest, receipts and references hold); only the
+        signature is renewed, under the node's current alert key, and kept.
+        The log keeps the envelope as first signed. The clock is read only
+        for an alert signed by another key than the current one.
+        """
+        outer = pb.SignedAlert.FromString(envelope)
+        signer = self.signers["alert"]
+        if outer.key_id == signer.key_id:
+            return envelope  # nothing newer to sign it with
+        entry = self.trust.key(outer.key_id)
+        if entry is None or entry.owner != self.me or entry.valid_at(now()):
+            return envelope
+        current = self.trust.key(signer.key_id)
+        if current is None or not current.valid_at(now()):
+            return envelope  # nothing better to offer; the peer will say what is wrong
+        payload = bytes(outer.alert)
+        renewed = encode(
+            pb.SignedAlert(alert=payload, key_id=signer.key_id, signature=signer.sign(PAYLOAD_ALERT, payload))
+        )
+        alert_id = pb.Alert.FromString(payload).alert_id
+        with self.store.transaction() as tx:
+            tx.replace_envelope(self.me, alert_id, renewed)
+        log.warning(
+            "alert_re_signed",
+            node=self.me,
+            alert_id=alert_id,
+            old_key=outer.key_id,
+            new_key=signer.key_id,
+            reason="revoked" if entry.revoked_at(now()) else "expired",
+        )
+        return renewed
 
     def record_failure(self, peer: Country, seq: int, error: str) -> None:
         """Note a failed delivery attempt in the outbox (shown by status)."""
@@ -572,8 +614,9 @@ class NodeService(Witnessing, TrustUpdating, Views):
         """Every own signed alert `peer` has not receipted, in sequence order (offline transfer)."""
         envelopes: list[bytes] = []
         after = 0
+        now = _Once(self.clock)
         while page := self.store.pending(self.me, peer, limits.MAX_CATCHUP_PAGE, after_seq=after):
-            envelopes.extend(env for _, _, env in page)
+            envelopes.extend(self._current(env, now) for _, _, env in page)
             after = page[-1][0]
         return envelopes
 
@@ -622,12 +665,24 @@ class NodeService(Witnessing, TrustUpdating, Views):
         never reaches a node it was not addressed to (SPEC section 4).
         """
         page = max(1, min(limit or limits.MAX_CATCHUP_PAGE, limits.MAX_CATCHUP_PAGE))
-        return [
-            env
-            for _, env in self.store.envelopes_for(
-                origin=origin, recipient=requester, after_seq=after_seq, limit=page
-            )
-        ]
+        found = self.store.envelopes_for(origin=origin, recipient=requester, after_seq=after_seq, limit=page)
+        if origin != self.me:
+            return [env for _, env in found]  # relayed as signed: only the origin may re-sign
+        now = _Once(self.clock)
+        return [self._current(env, now) for _, env in found]
+
+
+class _Once:
+    """A clock read at most once, when first asked: one instant for a batch, none if unneeded."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._value: datetime | None = None
+
+    def __call__(self) -> datetime:
+        if self._value is None:
+            self._value = self._clock()
+        return self._value
 
 
 def _first_error(exc: ValueError) -> str:

@@ -266,6 +266,12 @@ class Tx:
             "UPDATE alerts SET receipt = ? WHERE origin = ? AND alert_id = ?", (receipt, origin, alert_id)
         )
 
+    def replace_envelope(self, origin: Country, alert_id: str, envelope: bytes) -> None:
+        """Keep an own alert re-signed under a newer key (the signed alert bytes are unchanged)."""
+        self._conn.execute(
+            "UPDATE alerts SET envelope = ? WHERE origin = ? AND alert_id = ?", (envelope, origin, alert_id)
+        )
+
     def queue(self, *, recipient: Country, seq: int, alert_id: str, created_at: str) -> None:
         """Put an own alert in the outbox towards `recipient`."""
         self._conn.execute(

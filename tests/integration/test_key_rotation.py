@@ -262,3 +262,42 @@ def test_a_rotation_is_relayed_with_the_alerts_its_new_key_signed(
         export_bundle(NodeConfig.load(path), bundles[-1])
     report = verify_bundles(bundles, trust=Trust.load(NodeConfig.load(kr_path).trust_file))
     assert [f for f in report.findings if f.severity == "error"] == []
+
+
+def test_alerts_waiting_under_a_revoked_key_are_re_signed_not_stuck(
+    federation: dict[Country, Path], tmp_path: Path
+) -> None:
+    """KR's alert waits for JP (down) while KR revokes the key that signed it. JP would
+    refuse it for good and KR's sequence to JP would stop there; KR re-signs the same
+    signed bytes under its new key instead, and the audit agrees with all three logs."""
+    kr_path = federation["KR"]
+
+    async def scenario() -> None:
+        async with running(federation["KR"], federation["US"]) as nodes:
+            kr, us = nodes["KR"].service, nodes["US"].service
+            waiting = kr.publish(msg_type="ALERT", info=alert_info())
+            await wait_for(lambda: us.store.alert("KR", waiting.alert.alert_id) is not None)
+            old_key = kr.signers["alert"].key_id
+            now = kr.clock()
+            revocation = KeyRevocation(old_key, now + timedelta(seconds=1), "compromised")
+            request = prepare_rotation(kr.config, now=now, purposes=["alert"], key_revocations=[revocation])
+            kr.announce_trust_update(endorse(kr_path, request))
+            await wait_for(lambda: us.trust.serial_of("KR") == 1)
+            await asyncio.sleep(1.1)  # the old key is revoked from here on
+        with structlog.testing.capture_logs() as logs:
+            async with running(*federation.values()) as nodes:
+                kr, jp = nodes["KR"].service, nodes["JP"].service
+                await wait_for(lambda: jp.store.alert("KR", waiting.alert.alert_id) is not None, timeout=15)
+                await wait_for(lambda: all(r.delivered_at for r in kr.store.outbox("JP")))
+                assert key_of(jp, "KR", waiting.alert.alert_id) == kr.signers["alert"].key_id != old_key
+                held = jp.store.alert("KR", waiting.alert.alert_id)
+                assert held is not None and held.digest == waiting.digest  # the same signed bytes
+        assert any(e["event"] == "alert_re_signed" and e["reason"] == "revoked" for e in logs)
+
+    asyncio.run(scenario())
+    bundles = []
+    for country, path in federation.items():
+        bundles.append(tmp_path / f"{country}.ewxlog")
+        export_bundle(NodeConfig.load(path), bundles[-1])
+    report = verify_bundles(bundles, trust=Trust.load(NodeConfig.load(kr_path).trust_file))
+    assert [f for f in report.findings if f.severity == "error"] == []
