@@ -234,17 +234,26 @@ def _decode_note(text: str | bytes) -> str:
             return bytes(text).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise NoteError(f"note is not valid UTF-8 (byte {exc.start})") from None
+    return check_text(text, limit=MAX_NOTE_BYTES, what="note", error=NoteError)
+
+
+def check_text(text: object, *, limit: int, what: str, error: type[Exception]) -> str:
+    """`text` if it is a str of at most `limit` UTF-8 bytes; else `error` naming `what`.
+
+    Shared by every text input of the C2SP formats (notes here, witness
+    requests in node/witness.py).
+    """
     if not isinstance(text, str):
-        raise NoteError(f"note must be str or bytes, got {type(text).__name__}")
+        raise error(f"{what} must be text, got {type(text).__name__}")
     # Every character is at least one UTF-8 byte: refuse huge input unencoded.
-    if len(text) > MAX_NOTE_BYTES:
-        raise NoteError(f"note is over the {MAX_NOTE_BYTES}-byte limit")
+    if len(text) > limit:
+        raise error(f"{what} is over the {limit}-byte limit")
     try:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError:
-        raise NoteError("note is not valid UTF-8 (it holds an unpaired surrogate)") from None
-    if size > MAX_NOTE_BYTES:
-        raise NoteError(f"note is {size} bytes, over the {MAX_NOTE_BYTES}-byte limit")
+        raise error(f"{what} is not valid UTF-8 (it holds an unpaired surrogate)") from None
+    if size > limit:
+        raise error(f"{what} is {size} bytes, over the {limit}-byte limit")
     return text
 
 

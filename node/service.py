@@ -8,6 +8,7 @@ of gRPC: the gateway calls `receive`, `accept_receipt`, `pending` and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 import structlog
 from cryptography import x509
 from google.protobuf.message import DecodeError
+from pydantic import ValidationError
 
 from node import limits
 from node.clock import Clock, iso, utc_now
@@ -33,7 +35,7 @@ from node.errors import (
 from node.ids import Country, Digest, peers_of
 from node.inbound import Verdict, VerifiedAlert, signature_check, verify_alert, verify_receipt
 from node.links import LinkState
-from node.models import Alert, Receipt
+from node.models import SEVERE_OR_WORSE, Alert, Receipt
 from node.rotation import install_pending_keys, trust_with_updates
 from node.service_trust import TrustUpdating
 from node.service_views import Views
@@ -41,7 +43,7 @@ from node.service_witnessing import Witnessing
 from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, KeyPurpose, Signer, digest
 from node.sigpool import INBOUND_MIN_PARALLEL, SignatureCheck, page_verdicts
 from node.store import STORE_FILE, Store, StoredAlert, Tx
-from node.trust import Trust
+from node.trust import Trust, describe_validation_error
 from node.wire import ewx_pb2 as pb
 
 log = structlog.get_logger("ewx.node")
@@ -183,8 +185,8 @@ class NodeService(Witnessing, TrustUpdating, Views):
             }
             try:
                 alert = Alert.model_validate(fields)
-            except ValueError as exc:
-                raise UsageError(_first_error(exc)) from None
+            except ValidationError as exc:
+                raise UsageError(describe_validation_error(exc)) from None
             if msg_type == "CONSULT":
                 self._check_consultable(tx, alert)
             payload = alert_to_bytes(alert)
@@ -236,7 +238,7 @@ class NodeService(Witnessing, TrustUpdating, Views):
         ref = alert.references[0]
         stored = tx.alert(ref.origin, ref.alert_id)
         info = None if stored is None else self._decode(stored).info
-        if info is None or info.severity not in ("SEVERE", "EXTREME"):
+        if info is None or info.severity not in SEVERE_OR_WORSE:
             raise RefusedOperation("CONSULT may only reference a SEVERE or EXTREME alert")
 
     def _entry(
@@ -376,17 +378,21 @@ class NodeService(Witnessing, TrustUpdating, Views):
     ) -> None:
         """Log a refusal once, naming the peer, the reason and the message.
 
-        A message refused before its id could be read (too large, garbage, a
-        bad signature) is named by `message_digest`, the SHA-256 of the bytes
-        received, so an operator can match it with the sender's records.
+        An envelope refused before its id could be read (garbage, truncated,
+        an unknown key, a bad signature) is named by `message_digest`, the
+        SHA-256 of the bytes received, so an operator can match it with the
+        sender's records. (A request the gateway refuses before it reaches
+        the core, as too large say, has none.)
         """
+        named = exc.alert_id or alert_id
         log.warning(
             "inbound_rejected",
             node=self.me,
             peer=peer,
             reason=exc.reason,
-            alert_id=exc.alert_id or alert_id,
-            message_digest=hashlib.sha256(data).hexdigest() if data is not None else None,
+            alert_id=named,
+            # Only where no id could be read: otherwise the id names the message.
+            message_digest=hashlib.sha256(data).hexdigest() if data is not None and not named else None,
             error=str(exc),
         )
         exc.logged = True
@@ -562,49 +568,57 @@ class NodeService(Witnessing, TrustUpdating, Views):
     # ------------------------------------------------------------ for the gateway
     def pending(self, peer: Country, limit: int = 100) -> list[tuple[int, str, bytes]]:
         """(seq, alert id, envelope) of own alerts `peer` has not receipted yet."""
-        now = _Once(self.clock)
-        return [
-            (seq, alert_id, self._current(env, now))
-            for seq, alert_id, env in self.store.pending(self.me, peer, limit)
-        ]
+        rows = self.store.pending(self.me, peer, limit)
+        envelopes = self._deliverable([(alert_id, env) for _, alert_id, env in rows])
+        return [(seq, alert_id, env) for (seq, alert_id, _), env in zip(rows, envelopes, strict=True)]
 
-    def _current(self, envelope: bytes, now: _Once) -> bytes:
-        """An own alert as it can be delivered now: re-signed if its key no longer may sign.
+    def _deliverable(self, alerts: Sequence[tuple[str, bytes]]) -> list[bytes]:
+        """Own (alert id, envelope)s as they can be delivered now: re-signed where their key no longer may sign.
 
         An alert waits in the outbox while its peer is down; if its key
         expires or is revoked meanwhile, the peer would refuse it for good and
         the gapless sequence would stop there. The alert's signed bytes stay
         the same (so its digest, receipts and references hold); only the
-        signature is renewed, under the node's current alert key, and kept.
-        The log keeps the envelope as first signed. The clock is read only
-        for an alert signed by another key than the current one.
+        signature is renewed, under the node's current alert key, and kept,
+        in one commit for the batch. The log keeps the envelope as first
+        signed. The clock is read only if an alert is signed by another key
+        than the current one.
         """
-        outer = pb.SignedAlert.FromString(envelope)
         signer = self.signers["alert"]
-        if outer.key_id == signer.key_id:
-            return envelope  # nothing newer to sign it with
-        entry = self.trust.key(outer.key_id)
-        if entry is None or entry.owner != self.me or entry.valid_at(now()):
-            return envelope
-        current = self.trust.key(signer.key_id)
-        if current is None or not current.valid_at(now()):
-            return envelope  # nothing better to offer; the peer will say what is wrong
-        payload = bytes(outer.alert)
-        renewed = encode(
-            pb.SignedAlert(alert=payload, key_id=signer.key_id, signature=signer.sign(PAYLOAD_ALERT, payload))
-        )
-        alert_id = pb.Alert.FromString(payload).alert_id
-        with self.store.transaction() as tx:
-            tx.replace_envelope(self.me, alert_id, renewed)
-        log.warning(
-            "alert_re_signed",
-            node=self.me,
-            alert_id=alert_id,
-            old_key=outer.key_id,
-            new_key=signer.key_id,
-            reason="revoked" if entry.revoked_at(now()) else "expired",
-        )
-        return renewed
+        now = functools.cache(self.clock)
+        out: list[bytes] = []
+        renewed: list[tuple[str, bytes]] = []
+        for alert_id, envelope in alerts:
+            outer = pb.SignedAlert.FromString(envelope)
+            entry = None if outer.key_id == signer.key_id else self.trust.key(outer.key_id)
+            if entry is None or entry.valid_at(now()):
+                out.append(envelope)  # signed by the current key, or one still valid
+                continue
+            current = self.trust.key(signer.key_id)
+            if current is None or not current.valid_at(now()):
+                out.append(envelope)  # nothing better to offer; the peer will say what is wrong
+                continue
+            payload = bytes(outer.alert)
+            fresh = encode(
+                pb.SignedAlert(
+                    alert=payload, key_id=signer.key_id, signature=signer.sign(PAYLOAD_ALERT, payload)
+                )
+            )
+            out.append(fresh)
+            renewed.append((alert_id, fresh))
+            log.warning(
+                "alert_re_signed",
+                node=self.me,
+                alert_id=alert_id,
+                old_key=outer.key_id,
+                new_key=signer.key_id,
+                reason="revoked" if entry.revoked_at(now()) else "expired",
+            )
+        if renewed:
+            with self.store.transaction() as tx:
+                for alert_id, fresh in renewed:
+                    tx.replace_envelope(self.me, alert_id, fresh)
+        return out
 
     def record_failure(self, peer: Country, seq: int, error: str) -> None:
         """Note a failed delivery attempt in the outbox (shown by status)."""
@@ -614,9 +628,8 @@ class NodeService(Witnessing, TrustUpdating, Views):
         """Every own signed alert `peer` has not receipted, in sequence order (offline transfer)."""
         envelopes: list[bytes] = []
         after = 0
-        now = _Once(self.clock)
         while page := self.store.pending(self.me, peer, limits.MAX_CATCHUP_PAGE, after_seq=after):
-            envelopes.extend(self._current(env, now) for _, _, env in page)
+            envelopes.extend(self._deliverable([(alert_id, env) for _, alert_id, env in page]))
             after = page[-1][0]
         return envelopes
 
@@ -667,28 +680,5 @@ class NodeService(Witnessing, TrustUpdating, Views):
         page = max(1, min(limit or limits.MAX_CATCHUP_PAGE, limits.MAX_CATCHUP_PAGE))
         found = self.store.envelopes_for(origin=origin, recipient=requester, after_seq=after_seq, limit=page)
         if origin != self.me:
-            return [env for _, env in found]  # relayed as signed: only the origin may re-sign
-        now = _Once(self.clock)
-        return [self._current(env, now) for _, env in found]
-
-
-class _Once:
-    """A clock read at most once, when first asked: one instant for a batch, none if unneeded."""
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._value: datetime | None = None
-
-    def __call__(self) -> datetime:
-        if self._value is None:
-            self._value = self._clock()
-        return self._value
-
-
-def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        return f"{where}: {first['msg']}" if where else str(first["msg"])
-    return str(exc)
+            return [env for _, _, env in found]  # relayed as signed: only the origin may re-sign
+        return self._deliverable([(alert_id, env) for _, alert_id, env in found])

@@ -96,21 +96,21 @@ class TrustUpdating(ServiceState):
                 raise TrustUpdateRejected(f"peer {peer} handed over a trust update of this node's own")
             held = self.trust.serial_of(member)
             if serial <= held:
-                kept = next((e for m, n, e in self.store.trust_updates(member) if n == serial), None)
+                kept = next(
+                    (e for _, _, e in self.store.trust_updates(member, after_serial=serial - 1)), None
+                )
                 if kept == envelope:
                     return held
-                now = self.clock()
-                with self.store.transaction() as tx:
-                    tx.add_evidence(
-                        kind="trust_update_conflict",
-                        peer=peer,
-                        origin=member,
-                        alert_id=message_id,
-                        detail=f"a second trust update {serial} of {member}",
-                        kept=(kept or b"").hex(),
-                        conflicting=envelope,
-                        at=iso(now),
-                    )
+                self.store.add_evidence(
+                    kind="trust_update_conflict",
+                    peer=peer,
+                    origin=member,
+                    alert_id=message_id,
+                    detail=f"a second trust update {serial} of {member}",
+                    kept=(kept or b"").hex(),
+                    conflicting=envelope,
+                    at=iso(self.clock()),
+                )
                 raise TrustUpdateRejected(f"{member} already announced a different trust update {serial}")
             now = self.clock()
             v = verify_update(
@@ -140,4 +140,4 @@ class TrustUpdating(ServiceState):
 
     def trust_updates_of(self, member: Country, after_serial: int = 0) -> list[tuple[int, bytes]]:
         """`member`'s trust updates this node holds after `after_serial`, in serial order."""
-        return [(n, e) for _, n, e in self.store.trust_updates(member) if n > after_serial]
+        return [(n, e) for _, n, e in self.store.trust_updates(member, after_serial=after_serial)]

@@ -157,7 +157,7 @@ class Views(ServiceState):
                 "root": self.store.log_root().hex(),
                 "published_size": min((cosigned.get(p, 0) for p in self.peers), default=0),
             },
-            "evidence": len(self.store.evidence()),
+            "evidence": self.store.count("evidence"),
             "trust_updates": {member: self.trust.serial_of(member) for member in self.trust.countries},
             "peers": peers,
         }

@@ -476,16 +476,20 @@ class Store:
         return self._tree.consistency_proof(old_size, new_size)
 
     # ------------------------------------------------------------ reads
-    def trust_updates(self, member: Country | None = None) -> list[tuple[Country, int, bytes]]:
-        """(member, serial, envelope) of the trust updates held, by member then serial."""
+    def trust_updates(
+        self, member: Country | None = None, *, after_serial: int = 0
+    ) -> list[tuple[Country, int, bytes]]:
+        """(member, serial, envelope) of the trust updates held after `after_serial`, by member then serial."""
         if member is None:
             rows = self._conn.execute(
-                "SELECT member, serial, envelope FROM trust_updates ORDER BY member, serial"
+                "SELECT member, serial, envelope FROM trust_updates WHERE serial > ? ORDER BY member, serial",
+                (after_serial,),
             )
         else:
             rows = self._conn.execute(
-                "SELECT member, serial, envelope FROM trust_updates WHERE member = ? ORDER BY serial",
-                (member,),
+                "SELECT member, serial, envelope FROM trust_updates WHERE member = ? AND serial > ?"
+                " ORDER BY serial",
+                (member, after_serial),
             )
         return [(cast(Country, m), int(n), bytes(e)) for m, n, e in rows]
 
@@ -511,15 +515,15 @@ class Store:
 
     def envelopes_for(
         self, *, origin: Country, recipient: Country, after_seq: int, limit: int
-    ) -> list[tuple[int, bytes]]:
-        """(seq, envelope) of `origin`'s alerts addressed to `recipient`, in order."""
+    ) -> list[tuple[int, str, bytes]]:
+        """(seq, alert id, envelope) of `origin`'s alerts addressed to `recipient`, in order."""
         rows = self._conn.execute(
-            "SELECT p.seq, a.envelope FROM positions p JOIN alerts a"
+            "SELECT p.seq, a.alert_id, a.envelope FROM positions p JOIN alerts a"
             " ON a.origin = p.origin AND a.alert_id = p.alert_id"
             " WHERE p.origin = ? AND p.recipient = ? AND p.seq > ? ORDER BY p.seq LIMIT ?",
             (origin, recipient, after_seq, limit),
         ).fetchall()
-        return [(int(seq), bytes(env)) for seq, env in rows]
+        return [(int(seq), str(aid), bytes(env)) for seq, aid, env in rows]
 
     def backlog(self, recipient: Country) -> Backlog:
         """Count and oldest of the undelivered rows, and the last delivered seq, by index."""

@@ -84,6 +84,7 @@ from pydantic import (
     model_validator,
 )
 
+from node.clock import iso
 from node.errors import ConfigError, KeyNotValid, KeyRevoked, UnknownKey
 from node.ids import COUNTRIES, Country, KeyId
 from node.signing import KeyPurpose, key_id_for
@@ -158,10 +159,6 @@ def _utc_timestamp(value: object) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _format_timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 class KeyEntry(BaseModel):
     """One Ed25519 public key of a member, with its purpose and validity."""
 
@@ -227,8 +224,8 @@ class KeyEntry(BaseModel):
     def _check_binding(self) -> KeyEntry:
         if self.not_before >= self.not_after:
             raise ValueError(
-                f"key {self.key_id}: not_before {_format_timestamp(self.not_before)} "
-                f"is not before not_after {_format_timestamp(self.not_after)}"
+                f"key {self.key_id}: not_before {iso(self.not_before)} "
+                f"is not before not_after {iso(self.not_after)}"
             )
         try:
             verifying_key = Ed25519PublicKey.from_public_bytes(self.public_key)
@@ -254,11 +251,11 @@ class KeyEntry(BaseModel):
 
     @field_serializer("not_before", "not_after", when_used="json")
     def _encode_timestamp(self, value: datetime) -> str:
-        return _format_timestamp(value)
+        return iso(value)
 
     @field_serializer("revoked_from", when_used="json")
     def _encode_revocation_time(self, value: datetime | None) -> str | None:
-        return None if value is None else _format_timestamp(value)
+        return None if value is None else iso(value)
 
     def verifying_key(self) -> Ed25519PublicKey:
         """The parsed public key (parsed once, when the entry was validated)."""
@@ -291,7 +288,7 @@ class RevokedCertificate(BaseModel):
 
     @field_serializer("revoked_from", when_used="json")
     def _encode_timestamp(self, value: datetime) -> str:
-        return _format_timestamp(value)
+        return iso(value)
 
 
 def _parse_ca_certificate(pem: str) -> x509.Certificate:
@@ -528,18 +525,14 @@ class Trust(BaseModel):
             raise KeyNotValid(f"key {entry.key_id} is a {entry.purpose} key, not valid for {purpose}")
         if at < entry.not_before:
             raise KeyNotValid(
-                f"key {entry.key_id} is not valid before {_format_timestamp(entry.not_before)} "
-                f"(checked at {_format_timestamp(at)})"
+                f"key {entry.key_id} is not valid before {iso(entry.not_before)} (checked at {iso(at)})"
             )
         if at > entry.not_after:
-            raise KeyNotValid(
-                f"key {entry.key_id} expired at {_format_timestamp(entry.not_after)} "
-                f"(checked at {_format_timestamp(at)})"
-            )
+            raise KeyNotValid(f"key {entry.key_id} expired at {iso(entry.not_after)} (checked at {iso(at)})")
         if entry.revoked_from is not None and at >= entry.revoked_from:
             raise KeyRevoked(
                 f"key {entry.key_id} was revoked ({entry.revocation_reason}) from "
-                f"{_format_timestamp(entry.revoked_from)} (checked at {_format_timestamp(at)})"
+                f"{iso(entry.revoked_from)} (checked at {iso(at)})"
             )
         return entry
 
@@ -593,14 +586,14 @@ class Trust(BaseModel):
                 raise ConfigError(f"{member} cannot revoke {key_id[:80]!r}: not one of its keys")
             earlier = key.get("revoked_from")
             if earlier is None or _utc_timestamp(earlier) > revoked_from:
-                key["revoked_from"] = _format_timestamp(revoked_from)
+                key["revoked_from"] = iso(revoked_from)
                 key["revocation_reason"] = reason
         certificates: list[dict[str, Any]] = entry.setdefault("revoked_certificates", [])
         for number, revoked_from, reason in certificate_revocations:
             certificates.append(
                 {
                     "serial": format(number, "x"),
-                    "revoked_from": _format_timestamp(revoked_from),
+                    "revoked_from": iso(revoked_from),
                     "reason": reason,
                 }
             )

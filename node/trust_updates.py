@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf.message import DecodeError
 
 from node import limits
+from node.clock import iso
 from node.convert import DecodeFailure, from_timestamp, parse_canonical, timestamp
 from node.errors import ConfigError, InboundRejected, TrustUpdateOutOfOrder, TrustUpdateRejected
 from node.ids import Country, KeyId
@@ -60,6 +61,7 @@ from node.signing import (
     key_id_for,
     pae,
     raw_public_key,
+    verify_signature,
 )
 from node.trust import RevocationReason, Trust
 from node.wire import ewx_pb2 as pb
@@ -250,10 +252,8 @@ def verify_update(
         entry = trust.resolve_key(signed.key_id, purpose="alert", at=at)
     except InboundRejected as exc:
         raise TrustUpdateRejected(f"trust update signer: {exc}") from None
-    try:
-        entry.verifying_key().verify(bytes(signed.key_signature), signed_bytes)
-    except InvalidSignature:
-        raise TrustUpdateRejected(f"trust update signature by {entry.key_id} does not verify") from None
+    if not verify_signature(entry.verifying_key(), PAYLOAD_TRUST_UPDATE, body, bytes(signed.key_signature)):
+        raise TrustUpdateRejected(f"trust update signature by {entry.key_id} does not verify")
     # 3. the national CA
     ca_public_key = trust.ca_certificate(entry.owner).public_key()
     if not isinstance(ca_public_key, ec.EllipticCurvePublicKey):
@@ -362,8 +362,8 @@ def _grant(member: Country, grant: pb.KeyGrant) -> dict[str, str]:
         "key_id": grant.key_id,
         "purpose": grant.purpose,
         "public_key": _b64(bytes(grant.public_key)),
-        "not_before": _iso(from_timestamp(grant.not_before, field="not_before")),
-        "not_after": _iso(from_timestamp(grant.not_after, field="not_after")),
+        "not_before": iso(from_timestamp(grant.not_before, field="not_before")),
+        "not_after": iso(from_timestamp(grant.not_after, field="not_after")),
     }
 
 
@@ -388,10 +388,6 @@ def _certificate_revocation(revocation: pb.CertificateRevocation) -> Certificate
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 # ------------------------------------------------------------ chains
@@ -435,7 +431,7 @@ def describe(envelope: bytes) -> dict[str, object]:
             "member": pb.Country.Name(update.member),
             "federation": update.federation,
             "serial": update.serial,
-            "issued_at": _iso(from_timestamp(update.issued_at, field="issued_at")),
+            "issued_at": iso(from_timestamp(update.issued_at, field="issued_at")),
             "signed_by": signed.key_id,
             "node_signature": bool(signed.key_signature),
             "ca_signature": bool(signed.ca_signature),
@@ -443,15 +439,15 @@ def describe(envelope: bytes) -> dict[str, object]:
                 {
                     "key_id": grant.key_id,
                     "purpose": grant.purpose,
-                    "not_before": _iso(from_timestamp(grant.not_before, field="not_before")),
-                    "not_after": _iso(from_timestamp(grant.not_after, field="not_after")),
+                    "not_before": iso(from_timestamp(grant.not_before, field="not_before")),
+                    "not_after": iso(from_timestamp(grant.not_after, field="not_after")),
                 }
                 for grant in update.grants
             ],
             "revoked_keys": [
                 {
                     "key_id": r.key_id,
-                    "from": _iso(from_timestamp(r.revoked_from, field="revoked_from")),
+                    "from": iso(from_timestamp(r.revoked_from, field="revoked_from")),
                     "reason": _reason(r.reason),
                 }
                 for r in update.key_revocations
@@ -459,7 +455,7 @@ def describe(envelope: bytes) -> dict[str, object]:
             "revoked_certificates": [
                 {
                     "serial": bytes(r.serial_number).hex(),
-                    "from": _iso(from_timestamp(r.revoked_from, field="revoked_from")),
+                    "from": iso(from_timestamp(r.revoked_from, field="revoked_from")),
                     "reason": _reason(r.reason),
                 }
                 for r in update.certificate_revocations

@@ -53,6 +53,7 @@ from node.note import (
     Checkpoint,
     NoteError,
     SignedNote,
+    check_text,
     cosign,
     note_key_hash,
     open_checkpoint,
@@ -275,17 +276,7 @@ def parse_request(body: str) -> WitnessRequestBody:
     signed note (:func:`node.note.parse_signed_note`). Signatures are not
     verified here: :func:`witness` does that against the trust file.
     """
-    if not isinstance(body, str):
-        raise WitnessMalformed(f"request body must be text, got {type(body).__name__}")
-    # Every character is at least one UTF-8 byte: refuse huge input unencoded.
-    if len(body) > MAX_REQUEST_BYTES:
-        raise WitnessMalformed(f"request body is over the {MAX_REQUEST_BYTES}-byte limit")
-    try:
-        size = len(body.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise WitnessMalformed("request body is not valid UTF-8 (it holds an unpaired surrogate)") from None
-    if size > MAX_REQUEST_BYTES:
-        raise WitnessMalformed(f"request body is {size} bytes, over the {MAX_REQUEST_BYTES}-byte limit")
+    body = check_text(body, limit=MAX_REQUEST_BYTES, what="request body", error=WitnessMalformed)
     # The old line and proof lines are never empty, so the first blank line
     # ends the header; everything after it is the note, which has blank lines
     # of its own and is handed to the signed-note parser whole.
