@@ -29,6 +29,7 @@ from typing import BinaryIO, Final
 from node.config import NodeConfig
 from node.convert import timestamp
 from node.errors import EwxError
+from node.files import read_bounded
 from node.framing import FramingError, frame, records
 from node.ids import Country
 from node.note import Checkpoint, sign_checkpoint
@@ -38,6 +39,9 @@ from node.wire import ewx_pb2 as pb
 
 MAGIC: Final = b"EWXBUNDLE1\n"
 FORMAT_VERSION: Final = 1
+MAX_BUNDLE_BYTES: Final = 4 << 30
+"""A bundle is read whole; a log of a million alerts is well under this, and a
+wrong path (a pipe, a device) is refused instead of filling memory."""
 MAX_RECORD_BYTES: Final = 64 * 1024
 """No legal record comes near this; a larger length prefix means corruption."""
 
@@ -152,10 +156,7 @@ def read_bundle(path: Path) -> Bundle:
     Entry contents are not judged here: a damaged entry is an audit finding,
     not an unreadable file.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BundleError(f"cannot read {path}: {exc.strerror}") from None
+    data = read_bounded(path, MAX_BUNDLE_BYTES, what="log bundle", error=BundleError)
     if not data.startswith(MAGIC):
         raise BundleError(f"{path} is not an EWX log bundle (bad magic)")
     header: pb.BundleHeader | None = None

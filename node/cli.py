@@ -583,15 +583,16 @@ def cmd_audit_prove(args: argparse.Namespace) -> int:
 
 def cmd_audit_check_proof(args: argparse.Namespace) -> int:
     """Verify an inclusion proof offline against the trust file."""
-    from node.proof import HEADER, ProofError, check_proof
+    from node.files import read_bounded
+    from node.proof import HEADER, MAX_PROOF_CHARS, ProofError, check_proof
     from node.trust import Trust
 
     trust = Trust.load(Path(args.trust))
+    data = read_bounded(Path(args.proof), 4 * MAX_PROOF_CHARS, what="proof file", error=UsageError)
     try:
-        text = Path(args.proof).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise UsageError(f"cannot read {args.proof}: {reason}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read {args.proof}: not UTF-8 text") from None
     if not text.startswith(HEADER + "\n"):
         raise UsageError(f"{args.proof} is not a tlog-proof (first line is not {HEADER})")
     try:

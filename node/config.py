@@ -288,7 +288,8 @@ class NodeConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _fill_derived_defaults(cls, data: Any) -> Any:
-        """Defaults that depend on other keys: the operator socket.
+        """Defaults that depend on other keys: the operator socket, and the streams
+        per peer (never more than the calls per peer: every stream is a call).
 
         When the key they derive from is itself missing or of the wrong type,
         a placeholder stands in: validation then fails on that key, which is
@@ -310,6 +311,9 @@ class NodeConfig(BaseModel):
             data_dir = filled.get("data_dir")
             base = Path(data_dir) if isinstance(data_dir, str | Path) else Path()
             filled["operator_socket"] = base / "operator.sock"
+        calls = filled.get("peer_max_concurrent_calls")
+        if "peer_max_concurrent_streams" not in filled and isinstance(calls, int) and calls >= 1:
+            filled["peer_max_concurrent_streams"] = min(PEER_MAX_CONCURRENT_STREAMS, calls)
         return filled
 
     @field_validator("listen")
@@ -322,10 +326,7 @@ class NodeConfig(BaseModel):
     def _check_peers_and_note_source(self, info: ValidationInfo) -> NodeConfig:
         if self.node_id in self.peers:
             raise ValueError(f"peers: {self.node_id} is this node (node_id) and cannot be its own peer")
-        if (
-            "peer_max_concurrent_streams" in self.model_fields_set
-            and self.peer_max_concurrent_streams > self.peer_max_concurrent_calls
-        ):
+        if self.peer_max_concurrent_streams > self.peer_max_concurrent_calls:
             raise ValueError(
                 f"peer_max_concurrent_streams: {self.peer_max_concurrent_streams} is more than "
                 f"peer_max_concurrent_calls ({self.peer_max_concurrent_calls}); every stream is also a call"
@@ -416,9 +417,12 @@ class NodeConfig(BaseModel):
 
     def tls_certificate(self) -> x509.Certificate:
         """The node's own TLS certificate (for its expiry in `ewx status`)."""
+        data = read_bounded(
+            self.tls.certificate, MAX_CERTIFICATE_FILE_BYTES, what="certificate file", error=ConfigError
+        )
         try:
-            return x509.load_pem_x509_certificate(self.tls.certificate.read_bytes())
-        except (OSError, ValueError) as exc:
+            return x509.load_pem_x509_certificate(data)
+        except ValueError as exc:
             raise ConfigError(
                 f"{self._where()}: cannot read tls.certificate {self.tls.certificate}: {exc}"
             ) from None

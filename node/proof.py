@@ -95,7 +95,7 @@ DEFECTS: Final[dict[str, str]] = {
 _INDEX_RE: Final = re.compile(r"index (0|[1-9][0-9]*)", re.ASCII)
 _MAX_PROOF_HASHES: Final = 64
 """A tree of up to 2^63 leaves needs at most 63 hashes."""
-_MAX_PROOF_CHARS: Final = 64 * 1024
+MAX_PROOF_CHARS: Final = 64 * 1024
 """An entry is at most about 9 KiB and a checkpoint note at most 16 KiB."""
 
 
@@ -289,8 +289,8 @@ def parse_proof(text: str) -> tuple[bytes, int, list[bytes], str]:
 
 
 def _parse(text: str) -> _Parsed:
-    if len(text) > _MAX_PROOF_CHARS:
-        raise ProofError("malformed", f"proof is over {_MAX_PROOF_CHARS} characters")
+    if len(text) > MAX_PROOF_CHARS:
+        raise ProofError("malformed", f"proof is over {MAX_PROOF_CHARS} characters")
     head, sep, checkpoint = text.partition("\n\n")
     if not sep:
         raise ProofError("malformed", "no blank line between the proof and the checkpoint")

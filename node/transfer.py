@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from node.convert import timestamp
+from node.files import read_bounded
 from node.framing import FramingError, frame, records
 from node.ids import Country
 from node.limits import MAX_ENVELOPE_BYTES
@@ -68,12 +69,7 @@ def write_transfer(path: Path, *, origin: Country, recipient: Country, envelopes
 
 def read_transfer(path: Path) -> Transfer:
     """Read a transfer file; TransferError names what is wrong with it."""
-    try:
-        if path.stat().st_size > MAX_TRANSFER_BYTES:
-            raise TransferError(f"{path} is larger than {MAX_TRANSFER_BYTES} bytes")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise TransferError(f"cannot read {path}: {exc.strerror}") from None
+    data = read_bounded(path, MAX_TRANSFER_BYTES, what="outbox transfer", error=TransferError)
     if not data.startswith(MAGIC):
         raise TransferError(f"{path} is not an EWX outbox transfer (bad magic)")
     header: pb.TransferHeader | None = None

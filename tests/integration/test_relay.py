@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import tomllib
 from pathlib import Path
+
+import structlog
+import tomli_w
 
 from node.ids import Country
 from node.wire import ewx_pb2 as pb
@@ -38,14 +43,33 @@ def test_relay_through_the_third_node_while_the_origin_is_down(federation: dict[
     asyncio.run(scenario())
 
 
+def _unreachable(config: Path, peer: Country) -> None:
+    """Point `config`'s node at a closed port for `peer`: it can no longer push there."""
+    document = tomllib.loads(config.read_text())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    document["peers"][peer]["address"] = f"127.0.0.1:{closed}"
+    config.write_text(tomli_w.dumps(document))
+
+
 def test_a_restarted_receiver_pulls_what_it_missed_from_the_origin(federation: dict[Country, Path]) -> None:
     async def scenario() -> None:
         async with running(federation["KR"]) as nodes:
             kr = nodes["KR"].service
-            ids = [kr.publish(msg_type="ALERT", info=alert_info(), recipients=["US"]).alert.alert_id for _ in range(5)]
-        async with running(federation["KR"], federation["US"]) as nodes:
-            us = nodes["US"].service
-            await wait_for(lambda: holds(us, ids))
-            assert us.store.last_seq("KR", "US") == 5
+            ids = [
+                kr.publish(msg_type="ALERT", info=alert_info(), recipients=["US"]).alert.alert_id
+                for _ in range(5)
+            ]
+        # KR's pushes to US cannot arrive now: only US's pull from KR can bring them.
+        _unreachable(federation["KR"], "US")
+        with structlog.testing.capture_logs() as logs:
+            async with running(federation["KR"], federation["US"]) as nodes:
+                us = nodes["US"].service
+                await wait_for(lambda: holds(us, ids))
+                assert us.store.last_seq("KR", "US") == 5
+        pulled = [e for e in logs if e["event"] == "caught_up" and e["node"] == "US"]
+        assert pulled and pulled[0]["peer"] == "KR" and pulled[0]["relay"] is False
+        assert sum(e["stored"] for e in pulled) == 5
 
     asyncio.run(scenario())

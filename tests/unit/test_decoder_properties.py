@@ -507,6 +507,8 @@ def test_more_streams_than_calls_is_refused(fed: Fed, tmp_path: Path) -> None:
         NodeConfig.load(_with(fed, tmp_path, peer_max_concurrent_calls=4, peer_max_concurrent_streams=8))
     # lowering the call cap alone is fine: the default stream cap yields to it
     assert NodeConfig.load(_with(fed, tmp_path, peer_max_concurrent_calls=2)).peer_max_concurrent_calls == 2
+    lowered = NodeConfig.load(_with(fed, tmp_path, peer_max_concurrent_calls=2))
+    assert lowered.peer_max_concurrent_streams == 2  # it yields: never more streams than calls
 
 
 # ---------------------------------------------------------------- proof files

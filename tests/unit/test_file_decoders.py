@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -59,3 +60,17 @@ def test_well_framed_but_arbitrary_records_are_refused_cleanly(records: list[byt
         raise AssertionError("a bundle without header and checkpoint was accepted")
     finally:
         path.unlink()
+
+
+def test_bounded_reads_refuse_endless_input_that_stat_calls_empty(tmp_path: Path) -> None:
+    """A pipe or device reports size 0; the reader must stop at its limit, not fill memory."""
+    from node.errors import UsageError
+    from node.files import read_bounded
+
+    with pytest.raises(UsageError, match=r"log bundle /dev/zero: larger than 4096 bytes"):
+        read_bounded(Path("/dev/zero"), 4096, what="log bundle", error=UsageError)
+    with pytest.raises(UsageError, match="cannot read it"):
+        read_bounded(tmp_path / "missing", 4096, what="log bundle", error=UsageError)
+    small = tmp_path / "small"
+    small.write_bytes(b"x" * 4096)
+    assert read_bounded(small, 4096, what="log bundle", error=UsageError) == b"x" * 4096
