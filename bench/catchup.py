@@ -17,6 +17,7 @@ Targets: catch-up of 100,000 alerts within 30 s of restart; at least 5,000
 alerts/s inbound, i.e. over half the single-core raw verify rate.
 
 Usage: python bench/catchup.py [--alerts N]
+       EWX_INBOUND_WORKERS=0 python bench/catchup.py   (catch-up without the verifying pool)
 """
 
 from __future__ import annotations
@@ -115,9 +116,15 @@ def main() -> None:
         published = publish(configs["KR"], args.alerts)
         envelopes = sent_to_jp(configs["KR"], min(args.alerts, 20_000))
         # Before the catch-up starts this process's pool (and with none started).
+        # The caller's own setting (EWX_INBOUND_WORKERS=0: catch-up without the
+        # pool) is put back for what follows.
+        callers = os.environ.get(INBOUND_WORKERS_ENV)
         os.environ[INBOUND_WORKERS_ENV] = "0"
         alone = receive_rate(envelopes, configs["JP"], tmp / "jp-alone")
-        del os.environ[INBOUND_WORKERS_ENV]
+        if callers is None:
+            del os.environ[INBOUND_WORKERS_ENV]
+        else:
+            os.environ[INBOUND_WORKERS_ENV] = callers
         kr = NodeProcess.start("KR", configs["KR"])
         try:
             kr.wait_ready()
@@ -135,7 +142,11 @@ def main() -> None:
     )
     print(
         f"inbound receive_many:     {inbound:,.0f} alerts/s with full verification and durable logging"
-        f" (signatures verified in a pool beside the node's process, {available_cpus()} CPUs)"
+        + (
+            f" (${INBOUND_WORKERS_ENV}={callers}: as the caller set it)"
+            if callers is not None
+            else f" (signatures verified in a pool beside the node's process, {available_cpus()} CPUs)"
+        )
     )
     print(f"  in one process:         {alone:,.0f} alerts/s (${INBOUND_WORKERS_ENV}=0)")
     print(

@@ -88,7 +88,3 @@ class PeerAdmission:
             bucket.in_flight -= 1
             bucket.streams -= stream
 
-    def streams_open(self, peer: Country) -> int:
-        """How many streams `peer` holds open now."""
-        bucket = self._buckets.get(peer)
-        return 0 if bucket is None else bucket.streams

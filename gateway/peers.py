@@ -257,22 +257,24 @@ class DeliveryLoop:
                 if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and expected and expected.isdigit():
                     # The peer lacks an earlier one: start again from there.
                     self._trust_held = int(expected) - 1
-                self._fail(0, f"{self._service.me}-trust-{serial}", describe(exc))
+                self._fail(None, f"{self._service.me}-trust-{serial}", describe(exc))
                 return False
             except Malformed as exc:
-                self._fail(0, f"{self._service.me}-trust-{serial}", str(exc))
+                self._fail(None, f"{self._service.me}-trust-{serial}", str(exc))
                 return False
         return True
 
-    def _fail(self, seq: int, alert_id: str, error: str) -> None:
+    def _fail(self, seq: int | None, message_id: str, error: str) -> None:
+        """Count a failed delivery; `seq` None for a trust update (it has no outbox row)."""
         self._failures += 1
         self._service.links[self.peer].failed(self._service.clock(), error)
-        self._service.record_failure(self.peer, seq, error)
+        if seq is not None:
+            self._service.record_failure(self.peer, seq, error)
         log.warning(
             "delivery_failed",
             node=self._service.me,
             peer=self.peer,
-            alert_id=alert_id,
+            alert_id=message_id,  # or <CC>-trust-<serial> for a trust update
             seq=seq,
             error=error,
             attempt=self._failures,

@@ -216,18 +216,6 @@ def _channel_credentials(
 
 
 # ------------------------------------------------ credentials read once
-def server_credentials(*, config: NodeConfig, trust: Trust) -> grpc.ServerCredentials:
-    """Server credentials from the files as they are now (not reloadable; see NodeTls)."""
-    import grpc
-
-    tls = config.read_tls_credentials()  # refuses a TLS key others can read
-    return grpc.ssl_server_credentials(
-        [(tls.private_key, tls.certificate_chain)],
-        root_certificates=_peer_roots(config, trust),
-        require_client_auth=True,
-    )
-
-
 def channel_credentials(*, config: NodeConfig, trust: Trust, peer: Country) -> grpc.ChannelCredentials:
     """Client credentials to one peer from the files as they are now: its CA only, and our certificate."""
     return _channel_credentials(config.read_tls_credentials(), trust=trust, peer=peer)

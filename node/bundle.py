@@ -66,10 +66,6 @@ class Bundle:
     """(log node, note with this node's cosignature) of peers' checkpoints it witnessed."""
 
 
-def _record(record: pb.BundleRecord) -> bytes:
-    return frame(record)
-
-
 def write_bundle(
     out: BinaryIO,
     *,
@@ -85,7 +81,7 @@ def write_bundle(
     """Write a bundle to an open binary file."""
     out.write(MAGIC)
     out.write(
-        _record(
+        frame(
             pb.BundleRecord(
                 header=pb.BundleHeader(
                     format_version=FORMAT_VERSION,
@@ -98,12 +94,12 @@ def write_bundle(
         )
     )
     for entry in entries:
-        out.write(_record(pb.BundleRecord(entry=entry)))
+        out.write(frame(pb.BundleRecord(entry=entry)))
     for note in history:
-        out.write(_record(pb.BundleRecord(history=note)))
+        out.write(frame(pb.BundleRecord(history=note)))
     for log_node, note in witnessed:
-        out.write(_record(pb.BundleRecord(witnessed=pb.WitnessedCheckpoint(log_node=log_node, note=note))))
-    out.write(_record(pb.BundleRecord(checkpoint=checkpoint)))
+        out.write(frame(pb.BundleRecord(witnessed=pb.WitnessedCheckpoint(log_node=log_node, note=note))))
+    out.write(frame(pb.BundleRecord(checkpoint=checkpoint)))
 
 
 def export_bundle(config: NodeConfig, out: Path, *, now: datetime | None = None) -> int:

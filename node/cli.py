@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TypeAlias
+from typing import Any, Final, NoReturn, TypeAlias
 
 from node.bundle import BundleError
 from node.cli_rotation import add_rotation_commands
@@ -320,11 +320,7 @@ def _publish(args: argparse.Namespace, **fields: Any) -> int:
 
 
 def cmd_alert_raise(args: argparse.Namespace) -> int:
-    """Publish a new ALERT."""
-    defaults = {"urgency": "EXPECTED", "certainty": "LIKELY", "impact": "BELOW_10", "duration_days": 0}
-    for name, value in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    """Publish a new ALERT (the parser fills RAISE_DEFAULTS in)."""
     return _publish(args, msg_type="ALERT", info=_info_from(args))
 
 
@@ -628,7 +624,23 @@ def _add_common_publish(p: argparse.ArgumentParser) -> None:
     p.add_argument("--id", metavar="ALERT_ID", help="alert id (default: generated)")
 
 
+RAISE_DEFAULTS: Final[dict[str, str | int]] = {
+    "urgency": "EXPECTED",
+    "certainty": "LIKELY",
+    "impact": "BELOW_10",
+    "duration_days": 0,
+}
+"""What `alert raise` fills in when not told; `alert update` keeps the alert's own values instead."""
+
+
 def _add_info(p: argparse.ArgumentParser, *, required: bool) -> None:
+    """The info flags; `required` for raise (which has defaults), not for update (which keeps values)."""
+
+    def default(text: object) -> str:
+        return f"default: {text}" if required else "default: unchanged"
+
+    if required:
+        p.set_defaults(**RAISE_DEFAULTS)
     p.add_argument(
         "--hs",
         type=_hs,
@@ -640,8 +652,8 @@ def _add_info(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--hs-edition", choices=_choices(pb.HsEdition), help="edition for every --hs code")
     p.add_argument("--category", choices=_choices(pb.Category), required=required)
     p.add_argument("--severity", choices=_choices(pb.Severity), required=required)
-    p.add_argument("--urgency", choices=_choices(pb.Urgency), help="default: EXPECTED")
-    p.add_argument("--certainty", choices=_choices(pb.Certainty), help="default: LIKELY")
+    p.add_argument("--urgency", choices=_choices(pb.Urgency), help=default(RAISE_DEFAULTS["urgency"]))
+    p.add_argument("--certainty", choices=_choices(pb.Certainty), help=default(RAISE_DEFAULTS["certainty"]))
     p.add_argument(
         "--source-country",
         type=_iso_list,
@@ -649,11 +661,15 @@ def _add_info(p: argparse.ArgumentParser, *, required: bool) -> None:
         metavar="CC[,CC]",
         help="ISO 3166-1 alpha-2 (ZZ unknown)",
     )
-    p.add_argument("--affected-country", type=_iso_list, metavar="CC[,CC]", help="default: none")
-    p.add_argument("--impact", choices=_choices(pb.ImpactBand), help="supply impact band (default: BELOW_10)")
-    p.add_argument("--duration-days", type=int, help="expected duration in days (default: 0, unknown)")
-    p.add_argument("--effective", type=_when, metavar="TIME", help="ISO 8601 UTC or +Nd (default: sent)")
-    p.add_argument("--expires", type=_when, metavar="TIME", help="ISO 8601 UTC or +Nd (default: +30d)")
+    p.add_argument("--affected-country", type=_iso_list, metavar="CC[,CC]", help=default("none"))
+    p.add_argument(
+        "--impact",
+        choices=_choices(pb.ImpactBand),
+        help=f"supply impact band ({default(RAISE_DEFAULTS['impact'])})",
+    )
+    p.add_argument("--duration-days", type=int, help=f"expected duration in days ({default('0, unknown')})")
+    p.add_argument("--effective", type=_when, metavar="TIME", help=f"ISO 8601 UTC or +Nd ({default('sent')})")
+    p.add_argument("--expires", type=_when, metavar="TIME", help=f"ISO 8601 UTC or +Nd ({default('+30d')})")
     p.add_argument("--headline", required=required, help="plain text, at most 140 characters")
 
 

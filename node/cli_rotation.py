@@ -12,32 +12,17 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from node.errors import UsageError
+from node.errors import RefusedOperation, UsageError
 from node.files import read_bounded
-from node.operator import OperatorClient
-from node.pki import load_certificate_file, load_ec_private_key
+from node.limits import MAX_TRUST_UPDATE_BYTES
+from node.pki import PUBLIC_FILE_MODE, load_certificate_file, load_ec_private_key, write_new_file
 from node.signing import KEY_PURPOSES
 from node.trust import RevocationReason
 from node.trust_updates import CertificateRevocation, KeyRevocation, describe, endorse_update
-
-MAX_UPDATE_FILE_BYTES = 64 * 1024
-
-
-def _when(value: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not an RFC 3339 time such as 2026-11-25T00:00:00Z"
-        ) from None
-    if moment.utcoffset() is None:
-        raise argparse.ArgumentTypeError(f"{value!r} has no timezone: write it in UTC with a trailing Z")
-    return moment.astimezone(UTC)
 
 
 def _serial(value: str) -> int:
@@ -58,32 +43,20 @@ def _days(value: str) -> int:
 
 
 def _read_update(path: Path) -> bytes:
-    return read_bounded(path, MAX_UPDATE_FILE_BYTES, what="trust update", error=UsageError)
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    try:
-        with path.open("xb") as stream:
-            stream.write(data)
-    except FileExistsError:
-        raise UsageError(f"{path} exists; choose another --out") from None
-
-
-def _print(summary: dict[str, Any]) -> None:
-    print(json.dumps(summary, indent=2, sort_keys=True))
+    return read_bounded(path, MAX_TRUST_UPDATE_BYTES, what="trust update", error=UsageError)
 
 
 def cmd_pki_rotate(args: argparse.Namespace) -> int:
     """At the node: new keys as `.next` files, and the request for the national CA."""
-    from node.cli import load_config
+    from node.cli import EXIT_OK, _print_json, load_config
     from node.rotation import prepare_rotation
 
     config = load_config(args)
     now = datetime.now(UTC)
     reason: RevocationReason = args.reason
     out = Path(args.out)
-    if out.exists():
-        raise UsageError(f"{out} exists; choose another --out")
+    if out.exists():  # before any key is made: nothing is written when refused
+        raise RefusedOperation(f"{out} already exists; refusing to overwrite it")
     request = prepare_rotation(
         config,
         now=now,
@@ -97,16 +70,18 @@ def cmd_pki_rotate(args: argparse.Namespace) -> int:
             for serial in args.revoke_certificate
         ],
     )
-    _write_new(out, request)
-    _print(describe(request))
+    write_new_file(out, request, mode=PUBLIC_FILE_MODE)
+    _print_json(describe(request))
     print(
         f"request written to {out}: next, the {config.node_id} national CA runs `ewx pki endorse {out.name}`"
     )
-    return 0
+    return EXIT_OK
 
 
 def cmd_pki_endorse(args: argparse.Namespace) -> int:
     """At the national CA: show what the request changes, then sign it."""
+    from node.cli import EXIT_OK, _print_json
+
     ca_dir = Path(args.ca_dir) if args.ca_dir else None
     key_path = Path(args.ca_key) if args.ca_key else (ca_dir / "ca.key" if ca_dir else None)
     cert_path = Path(args.ca_cert) if args.ca_cert else (ca_dir / "ca.pem" if ca_dir else None)
@@ -116,27 +91,29 @@ def cmd_pki_endorse(args: argparse.Namespace) -> int:
     ca_certificate = load_certificate_file(cert_path, "CA certificate")
     request = _read_update(Path(args.request))
     out = Path(args.out)
-    if out.exists():
-        raise UsageError(f"{out} exists; choose another --out")
+    if out.exists():  # before any key is made: nothing is written when refused
+        raise RefusedOperation(f"{out} already exists; refusing to overwrite it")
     endorsed = endorse_update(request, ca_key=ca_key, ca_certificate=ca_certificate)
-    _write_new(out, endorsed)
-    _print(describe(endorsed))
+    write_new_file(out, endorsed, mode=PUBLIC_FILE_MODE)
+    _print_json(describe(endorsed))
     print(f"endorsed update written to {out}: next, the node runs `ewx pki announce {out.name}`")
-    return 0
+    return EXIT_OK
 
 
 def cmd_pki_announce(args: argparse.Namespace) -> int:
     """At the node: adopt the endorsed update and send it to the peers."""
-    from node.cli import load_config
+    from node.cli import EXIT_OK, _client, _print_json
 
     update = _read_update(Path(args.update))
-    client = OperatorClient(load_config(args).operator_socket)
-    _print(client.call("announce", update=base64.b64encode(update).decode("ascii")))
-    return 0
+    client = _client(args)
+    _print_json(client.call("announce", update=base64.b64encode(update).decode("ascii")))
+    return EXIT_OK
 
 
 def add_rotation_commands(pki: Any, add_config: Any) -> None:
     """Register rotate, endorse and announce under `ewx pki`."""
+    from node.cli import _when  # the CLI's one time parser (ISO 8601 or +Nd/+Nh)
+
     p: argparse.ArgumentParser = pki.add_parser(
         "rotate",
         help="at the node: new signing keys and/or revocations, as a request for the national CA",

@@ -22,8 +22,9 @@ Optional keys, with their defaults: `operator_socket` (data_dir/operator.sock),
 `checkpoint_interval_seconds` (1.0), `outbox_retry_max_seconds` (30.0), and
 the operational limits below.
 
-Limits (node/limits.py holds every default and ceiling). Each is checked at
-load; a value outside its bounds is a ConfigError naming the key.
+Limits (node/limits.py holds every default; the bounds an operator may set
+them within are here, in the fields below). Each is checked at load; a
+value outside its bounds is a ConfigError naming the key.
 
 | key | default | bounds | what it bounds |
 |---|---|---|---|

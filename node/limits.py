@@ -1,7 +1,8 @@
 """Every limit of the wire and the schema, defined once (SPEC sections 3 and 4).
 
 Models, the inbound pipeline, the gateway's gRPC options and the tests all read
-these names; nothing else spells the numbers.
+these names; nothing else spells these numbers. (The bounds within which an
+operator may set an operational limit live with the setting, in node/config.py.)
 
 Two kinds of limit live here:
 

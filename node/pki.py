@@ -89,7 +89,7 @@ PrivateKey = Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 
 
 # ------------------------------------------------------------------ files
-def _write_new_file(path: Path, data: bytes, *, mode: int) -> None:
+def write_new_file(path: Path, data: bytes, *, mode: int) -> None:
     """Create `path` with `mode` and write `data`; refuse if it already exists.
 
     The mode is given to open(2) itself, so the file never exists with looser
@@ -125,7 +125,7 @@ def write_private_key(path: Path, key: PrivateKey) -> None:
         format=serialization.PrivateFormat.PKCS8,
         encryption_algorithm=serialization.NoEncryption(),
     )
-    _write_new_file(path, pem, mode=PRIVATE_FILE_MODE)
+    write_new_file(path, pem, mode=PRIVATE_FILE_MODE)
 
 
 def read_private_key_pem(path: Path) -> bytes:
@@ -352,7 +352,7 @@ def _init_member(root: Path, *, country: Country, now: datetime, addresses: dict
         not_after=_add_years(now, CA_VALIDITY_YEARS),
     )
     write_private_key(root / "ca" / "ca.key", ca_key)
-    _write_new_file(root / "ca" / "ca.pem", ca_certificate.public_bytes(pem), mode=PUBLIC_FILE_MODE)
+    write_new_file(root / "ca" / "ca.pem", ca_certificate.public_bytes(pem), mode=PUBLIC_FILE_MODE)
 
     node_key = ec.generate_private_key(ec.SECP256R1())
     node_certificate = issue_node_certificate(
@@ -364,7 +364,7 @@ def _init_member(root: Path, *, country: Country, now: datetime, addresses: dict
         not_after=now + NODE_CERT_VALIDITY,
     )
     write_private_key(root / "tls" / "node.key", node_key)
-    _write_new_file(root / "tls" / "node.pem", node_certificate.public_bytes(pem), mode=PUBLIC_FILE_MODE)
+    write_new_file(root / "tls" / "node.pem", node_certificate.public_bytes(pem), mode=PUBLIC_FILE_MODE)
 
     entries: list[KeyEntry] = []
     key_paths: dict[KeyPurpose, str] = {}
@@ -385,7 +385,7 @@ def _init_member(root: Path, *, country: Country, now: datetime, addresses: dict
         )
 
     config = _node_config(country, addresses=addresses, keys=key_paths)
-    _write_new_file(root / CONFIG_FILE_NAME, tomli_w.dumps(config).encode("utf-8"), mode=PUBLIC_FILE_MODE)
+    write_new_file(root / CONFIG_FILE_NAME, tomli_w.dumps(config).encode("utf-8"), mode=PUBLIC_FILE_MODE)
     return Member(ca_certificate=ca_certificate.public_bytes(pem).decode("ascii"), keys=tuple(entries))
 
 
@@ -482,7 +482,7 @@ def read_csr_file(path: Path) -> bytes:
 
 def write_public_file(path: Path, certificate: x509.Certificate) -> None:
     """Write `certificate` as PEM to a new file of mode 0644; RefusedOperation if it exists."""
-    _write_new_file(path, certificate.public_bytes(serialization.Encoding.PEM), mode=PUBLIC_FILE_MODE)
+    write_new_file(path, certificate.public_bytes(serialization.Encoding.PEM), mode=PUBLIC_FILE_MODE)
 
 
 def load_certificate_file(path: Path, what: str = "certificate") -> x509.Certificate:
@@ -751,7 +751,7 @@ def create_national_ca(
         common_name=f"EWX {country} National CA",
     )
     write_private_key(key_path, key)
-    _write_new_file(
+    write_new_file(
         certificate_path, certificate.public_bytes(serialization.Encoding.PEM), mode=PUBLIC_FILE_MODE
     )
     return NationalCa(key_path=key_path, certificate_path=certificate_path, certificate=certificate)
@@ -825,7 +825,7 @@ def create_node_request(
     _ensure_private_dir(tls_dir)
     if key_file is None:
         write_private_key(key_path, tls_key)
-    _write_new_file(csr_path, csr.public_bytes(serialization.Encoding.PEM), mode=PUBLIC_FILE_MODE)
+    write_new_file(csr_path, csr.public_bytes(serialization.Encoding.PEM), mode=PUBLIC_FILE_MODE)
     if signing:
         _ensure_private_dir(keys_dir)
         for path, key in zip(key_paths, signing.values(), strict=True):
@@ -835,7 +835,7 @@ def create_node_request(
             "keys": [entry.model_dump(mode="json", exclude_none=True) for entry in entries],
         }
         text = json.dumps(document, sort_keys=True, indent=2) + "\n"
-        _write_new_file(keys_dir / TRUST_ENTRIES_FILE_NAME, text.encode("ascii"), mode=PUBLIC_FILE_MODE)
+        write_new_file(keys_dir / TRUST_ENTRIES_FILE_NAME, text.encode("ascii"), mode=PUBLIC_FILE_MODE)
     return NodeRequest(
         csr_path=csr_path,
         key_path=key_path,

@@ -174,7 +174,9 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert not (configs["KR"].parent / "data" / "operator.sock").exists()
 
 
-def _command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+def _command_paths(
+    parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[str, ...]]:
     """Every command and subcommand the parser knows, found by walking it (none can be forgotten)."""
     yield prefix
     for action in parser._actions:
@@ -213,3 +215,28 @@ def test_pki_show_lists_what_a_node_trusts(tmp_path: Path) -> None:
         assert all(k["valid_now"] for k in member["keys"])
     text = ewx("pki", "show", "--trust", str(fed / "federation.json")).stdout
     assert "federation ewx-dev" in text and "KR-alert-" in text
+
+
+def test_raise_fills_defaults_and_update_keeps_the_alerts_own_values() -> None:
+    from gateway.cli import build_parser
+    from node.cli import RAISE_DEFAULTS
+
+    raised = build_parser().parse_args(
+        [
+            "alert",
+            "raise",
+            "--hs",
+            "811292",
+            "--category",
+            "OTHER",
+            "--severity",
+            "MINOR",
+            "--source-country",
+            "CN",
+            "--headline",
+            "x",
+        ]
+    )
+    assert {name: getattr(raised, name) for name in RAISE_DEFAULTS} == RAISE_DEFAULTS
+    updated = build_parser().parse_args(["alert", "update", "KR-1"])
+    assert all(getattr(updated, name) is None for name in RAISE_DEFAULTS)  # None: carried over unchanged
