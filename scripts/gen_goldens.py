@@ -73,6 +73,7 @@ from node.trust import FORMAT, KeyEntry, Member, Trust  # noqa: E402
 from node.wire import ewx_pb2 as pb  # noqa: E402
 from node.witness import add_cosignature, verify_witness_cosignature  # noqa: E402
 from scripts.fixed_ca import fixed_ca_pem  # noqa: E402
+from tests.audit_factories import TickClock, deliver  # noqa: E402
 
 OUT = ROOT / "tests" / "goldens"
 START = datetime(2023, 8, 1, tzinfo=UTC)
@@ -173,22 +174,6 @@ def _write_federation(root: Path) -> dict[Country, Path]:
 
 
 # ------------------------------------------------------------------ the scenario
-class TickClock:
-    """One second later on every read: log times are distinct, ordered and fixed."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
-def _deliver(svc: dict[Country, NodeService], origin: Country, peer: Country) -> None:
-    for _, _, envelope in svc[origin].pending(peer):
-        svc[origin].accept_receipt(peer, svc[peer].receive(envelope, peer=origin))
-
-
 def _checkpoint_round(svc: dict[Country, NodeService]) -> None:
     """Every node signs a checkpoint and has both peers cosign it (SPEC section 5)."""
     for cc in COUNTRIES:
@@ -209,16 +194,16 @@ def _run_scenario(configs: dict[Country, Path], out: Path) -> None:
     svc = {cc: NodeService.open(loaded[cc], clock=clock) for cc in COUNTRIES}
     try:
         svc["KR"].publish(msg_type="ALERT", info=INFO, alert_id="KR-A1")
-        _deliver(svc, "KR", "US")
-        _deliver(svc, "KR", "JP")
+        deliver(svc, "KR", "US")
+        deliver(svc, "KR", "JP")
         svc["US"].publish(msg_type="ACK", reference=("KR", "KR-A1"), reason="RECEIVED", alert_id="US-ACK1")
-        _deliver(svc, "US", "KR")
-        _deliver(svc, "US", "JP")
+        deliver(svc, "US", "KR")
+        deliver(svc, "US", "JP")
         svc["JP"].publish(
             msg_type="ACK", reference=("KR", "KR-A1"), reason="UNDER_REVIEW", alert_id="JP-ACK1"
         )
-        _deliver(svc, "JP", "KR")
-        _deliver(svc, "JP", "US")
+        deliver(svc, "JP", "KR")
+        deliver(svc, "JP", "US")
         _checkpoint_round(svc)
         svc["US"].publish(
             msg_type="RESPONSE",
@@ -226,8 +211,8 @@ def _run_scenario(configs: dict[Country, Path], out: Path) -> None:
             response={"measures": ["STOCKPILE_RELEASE"], "assistance": "OFFERED"},
             alert_id="US-R1",
         )
-        _deliver(svc, "US", "KR")
-        _deliver(svc, "US", "JP")
+        deliver(svc, "US", "KR")
+        deliver(svc, "US", "JP")
         _checkpoint_round(svc)
         # The tail: logged after the last cosigned checkpoint.
         svc["KR"].publish(
@@ -236,13 +221,13 @@ def _run_scenario(configs: dict[Country, Path], out: Path) -> None:
             info={**INFO, "severity": "EXTREME"},
             alert_id="KR-A2",
         )
-        _deliver(svc, "KR", "US")
-        _deliver(svc, "KR", "JP")
+        deliver(svc, "KR", "US")
+        deliver(svc, "KR", "JP")
         svc["KR"].publish(
             msg_type="CANCEL", reference=("KR", "KR-A2"), reason="SITUATION_RESOLVED", alert_id="KR-X3"
         )
-        _deliver(svc, "KR", "US")
-        _deliver(svc, "KR", "JP")
+        deliver(svc, "KR", "US")
+        deliver(svc, "KR", "JP")
     finally:
         for service in svc.values():
             service.close()

@@ -19,8 +19,9 @@ node.bundle.export_bundle two days after the start. The scenario:
 
 from __future__ import annotations
 
+import dataclasses
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -226,27 +227,6 @@ def rewrite(
     return out
 
 
-@dataclass(frozen=True)
-class BundleWithHistory:
-    """A stand-in for a Bundle that carries checkpoint history (the field being added to Bundle)."""
-
-    node: Country
-    log_origin: str
-    exported_at: datetime
-    entries: list[bytes]
-    checkpoint: str
-    declared_size: int
-    history: list[str] = field(default_factory=list)
-
-
-def with_history(bundle: Bundle, history: list[str]) -> BundleWithHistory:
+def with_history(bundle: Bundle, history: list[str]) -> Bundle:
     """`bundle` with `history` (earlier own checkpoints with cosignature lines)."""
-    return BundleWithHistory(
-        node=bundle.node,
-        log_origin=bundle.log_origin,
-        exported_at=bundle.exported_at,
-        entries=list(bundle.entries),
-        checkpoint=bundle.checkpoint,
-        declared_size=bundle.declared_size,
-        history=history,
-    )
+    return dataclasses.replace(bundle, history=history)

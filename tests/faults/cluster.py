@@ -29,11 +29,10 @@ from gateway.status_map import EXPECTED_SEQ_TRAILER, REASON_TRAILER
 from node.audit import Report, verify_bundles
 from node.bundle import export_bundle, read_bundle
 from node.config import NodeConfig
-from node.identity import node_dns_name
 from node.ids import COUNTRIES, Country
 from node.trust import Trust
 from node.wire import ewx_pb2 as pb
-from tests.factories import alert_info, make_federation
+from tests.factories import alert_info, make_federation, peer_channel
 from tests.proxy import LinkProxy, ProxyThread
 
 T = TypeVar("T")
@@ -327,17 +326,8 @@ class Outcome:
 
 async def deliver_as(*, target: Path, client: Path, envelope: bytes) -> Outcome:
     """Call Deliver on the node of `target` with the TLS identity of the node of `client`."""
-    target_cfg = NodeConfig.load(target)
-    cfg = NodeConfig.load(client)
-    trust = Trust.load(target_cfg.trust_file)
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=trust.ca_bundle_pem([target_cfg.node_id]),
-        private_key=cfg.tls.private_key.read_bytes(),
-        certificate_chain=cfg.tls.certificate.read_bytes(),
-    )
-    options = [("grpc.ssl_target_name_override", node_dns_name(target_cfg.node_id))]
     request = pb.DeliverRequest(envelope=envelope).SerializeToString()
-    async with aio.secure_channel(target_cfg.listen, creds, options=options) as channel:
+    async with peer_channel(target, client) as channel:
         try:
             call = channel.unary_unary(rpc.DELIVER, request_serializer=None, response_deserializer=None)
             reply = await call(request, timeout=5)

@@ -54,7 +54,7 @@ from grpc_health.v1 import health_pb2
 from gateway import rpc
 from node.config import NodeConfig
 from node.errors import EwxError
-from node.identity import log_origin, node_dns_name
+from node.identity import log_origin
 from node.note import Checkpoint, sign_checkpoint
 from node.operator import OperatorClient
 from node.rotation import prepare_rotation
@@ -63,7 +63,15 @@ from node.trust import Trust
 from node.trust_updates import endorse_update
 from node.wire import ewx_pb2 as pb
 from node.witness import build_request
-from tests.factories import alert_info, alert_payload, envelope, make_federation, running, wait_for
+from tests.factories import (
+    alert_info,
+    alert_payload,
+    envelope,
+    make_federation,
+    peer_channel,
+    running,
+    wait_for,
+)
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
@@ -117,16 +125,6 @@ class Wire:
     def holds(self, text: str) -> bool:
         needle = text.encode()
         return any(needle in chunk for chunk in self.chunks)
-
-
-def _peer_channel(target: NodeConfig, client: NodeConfig) -> aio.Channel:
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=Trust.load(target.trust_file).ca_bundle_pem([target.node_id]),
-        private_key=client.tls.private_key.read_bytes(),
-        certificate_chain=client.tls.certificate.read_bytes(),
-    )
-    options = [("grpc.ssl_target_name_override", node_dns_name(target.node_id))]
-    return aio.secure_channel(target.listen, credentials, options=options)
 
 
 async def _stand_in(config: NodeConfig, wire: Wire) -> aio.Server:
@@ -231,7 +229,7 @@ def test_nothing_the_node_keeps_for_itself_leaves_it(tmp_path: Path) -> None:
     document["operator_socket"] = str(socket_dir / "op.sock")
     document["peers"]["JP"]["address"] = f"jp-{markers['peer address']}.invalid:7403"
     us_path.write_text(tomli_w.dumps(document))
-    us_config, kr, jp = NodeConfig.load(us_path), NodeConfig.load(kr_path), NodeConfig.load(jp_path)
+    us_config, kr = NodeConfig.load(us_path), NodeConfig.load(kr_path)
     wire = Wire()
 
     async def scenario() -> None:
@@ -250,7 +248,7 @@ def test_nothing_the_node_keeps_for_itself_leaves_it(tmp_path: Path) -> None:
                 # the node's own calls to KR reach the recorder: a delivery, a witness request
                 await wait_for(lambda: us.store.log_size >= 1 and us.store.latest_checkpoint() is not None)
                 await wait_for(lambda: wire.holds(published["alert_id"]) and wire.holds("old 0\n"))
-                async with _peer_channel(us_config, kr) as as_kr, _peer_channel(us_config, jp) as as_jp:
+                async with peer_channel(us_path, kr_path) as as_kr, peer_channel(us_path, jp_path) as as_jp:
                     await _every_peer_call(wire, as_kr, as_jp, kr_path=kr_path, jp_path=jp_path, kr=kr)
                 kept = _kept_by(us_config, us_path)
         finally:

@@ -45,6 +45,7 @@ from node.service import NodeService
 from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, KeyPurpose, Signer
 from node.trust import Trust
 from node.wire import ewx_pb2 as pb
+from tests.audit_factories import deliver
 
 INFO: dict[str, Any] = {
     "category": "EXPORT_CONTROL",
@@ -86,17 +87,6 @@ class Fed:
         return list(self.bundles[cc].entries)
 
 
-def _deliver(
-    svc: dict[Country, NodeService], origin: Country, peer: Country, *, via: Country | None = None
-) -> None:
-    for _, _, envelope in svc[origin].pending(peer):
-        if via is None:
-            receipt = svc[peer].receive(envelope, peer=origin)
-        else:
-            receipt = svc[peer].receive(envelope, peer=via, direct=False)
-        svc[origin].accept_receipt(peer, receipt)
-
-
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory: pytest.TempPathFactory) -> Fed:
     root = tmp_path_factory.mktemp("audit") / "fed"
@@ -107,27 +97,27 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Fed:
         expires = datetime.now(UTC) + timedelta(days=30)
         info = {**INFO, "expires": expires}
         svc["KR"].publish(msg_type="ALERT", info=info, alert_id="KR-A1")
-        _deliver(svc, "KR", "US")
-        _deliver(svc, "KR", "JP")
+        deliver(svc, "KR", "US")
+        deliver(svc, "KR", "JP")
         svc["US"].publish(msg_type="ACK", reference=("KR", "KR-A1"), reason="RECEIVED", alert_id="US-ACK")
-        _deliver(svc, "US", "KR")
-        _deliver(svc, "US", "JP")
+        deliver(svc, "US", "KR")
+        deliver(svc, "US", "JP")
         svc["KR"].publish(
             msg_type="UPDATE",
             reference=("KR", "KR-A1"),
             alert_id="KR-A2",
             info={**info, "severity": "EXTREME"},
         )
-        _deliver(svc, "KR", "US")
-        _deliver(svc, "KR", "JP")
+        deliver(svc, "KR", "US")
+        deliver(svc, "KR", "JP")
         svc["JP"].publish(msg_type="ACK", reference=("KR", "KR-A1"), reason="UNDER_REVIEW", alert_id="JP-ACK")
-        _deliver(svc, "JP", "KR")
-        _deliver(svc, "JP", "US", via="KR")  # catch-up through the third node
+        deliver(svc, "JP", "KR")
+        deliver(svc, "JP", "US", via="KR")  # catch-up through the third node
         svc["KR"].publish(
             msg_type="ALERT", info={**info, "headline": "Germanium export licensing"}, alert_id="KR-A3"
         )
-        _deliver(svc, "KR", "JP")
-        _deliver(svc, "KR", "US")
+        deliver(svc, "KR", "JP")
+        deliver(svc, "KR", "US")
         svc["KR"].publish(msg_type="ALERT", info=info, recipients=["JP"], alert_id="KR-A4")  # in flight
         paths: dict[Country, Path] = {}
         for cc in COUNTRIES:

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -114,16 +114,16 @@ def test_prove_picks_the_latest_cosigned_history_checkpoint_covering_the_entry(s
     later = signed_checkpoint(scn, "KR", entries, size=index + 4, cosigners=("US",))
     uncosigned = signed_checkpoint(scn, "KR", entries, size=index + 6)
     history = [too_small, covering, later, uncosigned]
-    text = prove(cast(Bundle, with_history(bundle, history)), "KR-A2")
+    text = prove(with_history(bundle, history), "KR-A2")
     assert text.endswith("\n\n" + later)
     result = check_proof(text, trust=scn.trust)
     assert result.size == index + 4
     assert list(result.cosigned_by) == ["US"]
     assert result.cosigned_by["US"].timestamp() == int(scn.exported_at.timestamp())
-    text = prove(cast(Bundle, with_history(bundle, [too_small, covering])), "KR-A2")
+    text = prove(with_history(bundle, [too_small, covering]), "KR-A2")
     assert check_proof(text, trust=scn.trust, min_cosigners=2).cosigned_by.keys() == {"US", "JP"}
     # Nothing cosigned covers the entry: the export checkpoint.
-    text = prove(cast(Bundle, with_history(bundle, [too_small, uncosigned])), "KR-A2")
+    text = prove(with_history(bundle, [too_small, uncosigned]), "KR-A2")
     assert text.endswith("\n\n" + bundle.checkpoint)
     assert defect(text, scn, min_cosigners=1) == "too_few_cosignatures"
 
@@ -192,7 +192,7 @@ def test_proof_against_another_logs_checkpoint(
 def test_a_tampered_cosignature(scn: Scenario) -> None:
     bundle = scn.bundles["KR"]
     note = signed_checkpoint(scn, "KR", list(bundle.entries), cosigners=("US", "JP"))
-    text = prove(cast(Bundle, with_history(bundle, [note])), "KR-A1")
+    text = prove(with_history(bundle, [note]), "KR-A1")
     last = text.rstrip("\n").rsplit("\n", 1)[1]
     name, sig = last.rsplit(" ", 1)
     raw = bytearray(base64.b64decode(sig))
