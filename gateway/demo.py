@@ -41,7 +41,7 @@ from node.errors import ConfigError, EwxError
 from node.ids import COUNTRIES, Country
 from node.note import parse_checkpoint, parse_signed_note
 from node.operator import OperatorClient
-from node.pki import init_federation, load_certificate_file, load_ec_private_key
+from node.pki import init_federation, load_national_ca
 from node.replay import render_html, replay
 from node.rotation import prepare_rotation
 from node.trust import Trust
@@ -287,11 +287,8 @@ def _rotate_alert_key(nodes: dict[Country, NodeProcess]) -> None:
     config = NodeConfig.load(nodes["KR"].config)
     request = prepare_rotation(config, now=datetime.now(UTC), purposes=["alert"])
     ca_dir = nodes["KR"].config.parent / "ca"  # the development PKI keeps the CA beside the node
-    update = endorse_update(
-        request,
-        ca_key=load_ec_private_key(ca_dir / "ca.key", "CA key"),
-        ca_certificate=load_certificate_file(ca_dir / "ca.pem", "CA certificate"),
-    )
+    ca = load_national_ca(certificate=ca_dir / "ca.pem", key=ca_dir / "ca.key")
+    update = endorse_update(request, ca_key=ca.key, ca_certificate=ca.certificate)
     result = nodes["KR"].client.call("announce", update=base64.b64encode(update).decode("ascii"))
     _say(
         f"   KR rotates its alert key: new key {result['signing_keys']['alert']}, endorsed by KR's national CA, "

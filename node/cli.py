@@ -244,9 +244,7 @@ def cmd_pki_sign(args: argparse.Namespace) -> int:
     """At the national CA: check a node's request and issue its certificate."""
     from node.identity import node_dns_name, node_uri
     from node.pki import (
-        ca_country,
-        load_certificate_file,
-        load_ec_private_key,
+        load_national_ca,
         public_key_fingerprint,
         read_csr_file,
         sign_node_csr,
@@ -256,14 +254,13 @@ def cmd_pki_sign(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() or out.is_symlink():
         raise RefusedOperation(f"{out} already exists; refusing to overwrite it")
-    ca_certificate = load_certificate_file(Path(args.ca_cert), "CA certificate")
-    country = ca_country(ca_certificate)
-    ca_key = load_ec_private_key(Path(args.ca_key), "CA key")
+    ca = load_national_ca(certificate=Path(args.ca_cert), key=Path(args.ca_key))
+    country = ca.country
     csr_path = Path(args.csr)
     certificate = sign_node_csr(
         read_csr_file(csr_path),
-        ca_certificate=ca_certificate,
-        ca_key=ca_key,
+        ca_certificate=ca.certificate,
+        ca_key=ca.key,
         validity=timedelta(days=args.days),
         source=f"request {csr_path}",
     )

@@ -19,7 +19,7 @@ from typing import Any
 from node.errors import RefusedOperation, UsageError
 from node.files import read_bounded
 from node.limits import MAX_TRUST_UPDATE_BYTES
-from node.pki import PUBLIC_FILE_MODE, load_certificate_file, load_ec_private_key, write_new_file
+from node.pki import PUBLIC_FILE_MODE, load_national_ca, write_new_file
 from node.signing import KEY_PURPOSES
 from node.trust import RevocationReason
 from node.trust_updates import CertificateRevocation, KeyRevocation, describe, endorse_update
@@ -87,13 +87,12 @@ def cmd_pki_endorse(args: argparse.Namespace) -> int:
     cert_path = Path(args.ca_cert) if args.ca_cert else (ca_dir / "ca.pem" if ca_dir else None)
     if key_path is None or cert_path is None:
         raise UsageError("name the CA: --ca-dir DIR (holding ca.key and ca.pem), or --ca-key and --ca-cert")
-    ca_key = load_ec_private_key(key_path, "CA key")
-    ca_certificate = load_certificate_file(cert_path, "CA certificate")
+    ca = load_national_ca(certificate=cert_path, key=key_path)
     request = _read_update(Path(args.request))
     out = Path(args.out)
     if out.exists():  # before any key is made: nothing is written when refused
         raise RefusedOperation(f"{out} already exists; refusing to overwrite it")
-    endorsed = endorse_update(request, ca_key=ca_key, ca_certificate=ca_certificate)
+    endorsed = endorse_update(request, ca_key=ca.key, ca_certificate=ca.certificate)
     write_new_file(out, endorsed, mode=PUBLIC_FILE_MODE)
     _print_json(describe(endorsed))
     print(f"endorsed update written to {out}: next, the node runs `ewx pki announce {out.name}`")

@@ -90,7 +90,7 @@ from node.limits import (
     STREAM_STALL_SECONDS,
 )
 from node.pki import load_ed25519_private_key, read_private_key_pem
-from node.signing import KEY_PURPOSES, KeyPurpose, Signer, key_id_for
+from node.signing import KEY_PURPOSES, KeyPurpose, Signer
 from node.trust import Trust, describe_validation_error
 
 BASE_DIR_CONTEXT: Final = "base_dir"
@@ -405,15 +405,14 @@ class NodeConfig(BaseModel):
         signers: dict[KeyPurpose, Signer] = {}
         for purpose in KEY_PURPOSES:
             path = self.keys.path_for(purpose)
-            private_key = load_ed25519_private_key(path)
-            key_id = key_id_for(self.node_id, purpose, private_key.public_key())
-            entry = trust.key(key_id)
+            signer = Signer.of(self.node_id, purpose, load_ed25519_private_key(path))
+            entry = trust.key(signer.key_id)
             if entry is None or entry.owner != self.node_id or entry.purpose != purpose:
                 raise ConfigError(
-                    f"key file {path}: its public key ({key_id}) is not listed as the {purpose} key "
+                    f"key file {path}: its public key ({signer.key_id}) is not listed as the {purpose} key "
                     f"of {self.node_id} in trust file {self.trust_file}"
                 )
-            signers[purpose] = Signer(key_id=key_id, private_key=private_key)
+            signers[purpose] = signer
         return signers
 
     def tls_certificate(self) -> x509.Certificate:

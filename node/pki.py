@@ -518,6 +518,29 @@ def _describe_key(public_key: object) -> str:
     return f"an {kind} key" + (f" of {size} bits" if size else "")
 
 
+@dataclass(frozen=True, slots=True)
+class LoadedCa:
+    """A national CA as its officer loads it: key and certificate, checked to belong together."""
+
+    key: ec.EllipticCurvePrivateKey
+    certificate: x509.Certificate
+    country: Country
+
+
+def load_national_ca(*, certificate: Path, key: Path) -> LoadedCa:
+    """Load a national CA's certificate and key (mode 0600), checked to be a pair.
+
+    UsageError or ConfigError naming the file otherwise; the country is the
+    certificate's own (ca_country).
+    """
+    ca_certificate = load_certificate_file(certificate, "CA certificate")
+    country = ca_country(ca_certificate)
+    ca_key = load_ec_private_key(key, "CA key")
+    if _public_key_der(ca_key.public_key()) != _public_key_der(ca_certificate):
+        raise UsageError(f"the CA key {key} does not belong to the {country} CA certificate {certificate}")
+    return LoadedCa(key=ca_key, certificate=ca_certificate, country=country)
+
+
 def ca_country(ca_certificate: x509.Certificate) -> Country:
     """The country whose national CA `ca_certificate` is, from its subject's C attribute.
 

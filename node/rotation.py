@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node.config import NodeConfig
 from node.errors import ConfigError, RefusedOperation, UsageError
+from node.files import sync_directory
 from node.pki import load_ed25519_private_key, write_private_key
-from node.signing import KEY_PURPOSES, KeyPurpose, Signer, key_id_for
+from node.signing import KEY_PURPOSES, KeyPurpose, Signer
 from node.store import STORE_FILE, Store
 from node.trust import Trust
 from node.trust_updates import CertificateRevocation, Grant, KeyRevocation, build_update, replay, sign_update
@@ -83,14 +84,13 @@ def pending_signers(
         path = next_key_path(config, purpose)
         if not path.exists():
             continue
-        private_key = load_ed25519_private_key(path)
-        key_id = key_id_for(config.node_id, purpose, private_key.public_key())
-        if granted and key_id not in granted:
+        signer = Signer.of(config.node_id, purpose, load_ed25519_private_key(path))
+        if granted and signer.key_id not in granted:
             continue
-        entry = trust.key(key_id)
+        entry = trust.key(signer.key_id)
         if entry is None or entry.owner != config.node_id or entry.purpose != purpose:
             continue
-        found[purpose] = Signer(key_id=key_id, private_key=private_key)
+        found[purpose] = signer
     return found
 
 
@@ -110,7 +110,7 @@ def install(
             if old is not None and current.exists():
                 os.replace(current, current.with_name(f"{current.name}{RETIRED_SUFFIX}{old.key_id}"))
             os.replace(next_key_path(config, purpose), current)
-            _sync_directory(current.parent)
+            sync_directory(current.parent)
         except OSError as exc:
             log.error(
                 "signing_key_install_failed",
@@ -132,21 +132,12 @@ def install_pending_keys(config: NodeConfig, trust: Trust) -> None:
     retiring: dict[KeyPurpose, Signer] = {}
     for purpose in waiting:
         try:
-            private_key = load_ed25519_private_key(config.keys.path_for(purpose))
+            retiring[purpose] = Signer.of(
+                config.node_id, purpose, load_ed25519_private_key(config.keys.path_for(purpose))
+            )
         except ConfigError:
             continue
-        retiring[purpose] = Signer(
-            key_id=key_id_for(config.node_id, purpose, private_key.public_key()), private_key=private_key
-        )
     install(config, waiting, retiring)
-
-
-def _sync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def prepare_rotation(
@@ -162,10 +153,10 @@ def prepare_rotation(
 
     Returns a SignedTrustUpdate signed by the node's current alert key and
     still lacking the national CA's signature (`ewx pki endorse` adds it).
-    The old keys stay valid until their own not_after unless revoked here:
-    alerts they signed may still be waiting in the outbox, and a receiver
-    checks a key when the alert arrives. Works beside a running node (the
-    store is only read). Nothing is written if anything is refused.
+    The old keys stay valid until their own not_after unless revoked here
+    (alerts they signed that still wait in the outbox are re-signed if need
+    be, NodeService._deliverable). Works beside a running node (the store is
+    only read). Nothing is written if anything is refused.
     """
     if not (purposes or key_revocations or certificate_revocations):
         raise UsageError("nothing to do: name a key purpose to rotate or something to revoke")

@@ -72,6 +72,11 @@ class Signer:
     key_id: KeyId
     private_key: Ed25519PrivateKey
 
+    @classmethod
+    def of(cls, country: Country, purpose: KeyPurpose, private_key: Ed25519PrivateKey) -> Signer:
+        """`country`'s signer for `purpose` with this key, under the id the key pins."""
+        return cls(key_id=key_id_for(country, purpose, private_key.public_key()), private_key=private_key)
+
     def sign(self, payload_type: str, payload: bytes) -> bytes:
         """Sign `payload` as `payload_type`."""
         return self.private_key.sign(pae(payload_type, payload))

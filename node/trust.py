@@ -62,7 +62,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -86,6 +85,7 @@ from pydantic import (
 
 from node.clock import iso
 from node.errors import ConfigError, KeyNotValid, KeyRevoked, UnknownKey
+from node.files import read_bounded, write_atomically
 from node.ids import COUNTRIES, Country, KeyId
 from node.signing import KeyPurpose, key_id_for
 
@@ -462,12 +462,7 @@ class Trust(BaseModel):
     @classmethod
     def load(cls, path: Path) -> Trust:
         """Read and validate the trust file at `path` (ConfigError on any problem)."""
-        try:
-            with path.open("rb") as stream:
-                # Read one byte past the limit so parse() can tell "too large".
-                data = stream.read(MAX_TRUST_FILE_BYTES + 1)
-        except OSError as exc:
-            raise ConfigError(f"trust file {path}: cannot read it: {exc.strerror or exc}") from None
+        data = read_bounded(path, MAX_TRUST_FILE_BYTES, what="trust file", error=ConfigError)
         return cls.parse(data, source=f"trust file {path}")
 
     def to_json(self) -> bytes:
@@ -491,7 +486,7 @@ class Trust(BaseModel):
         disk, and then renamed over `path`; the directory is synced so that the
         rename itself survives a crash.
         """
-        _atomic_write(path, self.to_json(), mode=0o644)
+        write_atomically(path, self.to_json(), mode=0o644)
 
     # ------------------------------------------------------------ queries
     @property
@@ -631,28 +626,3 @@ class Trust(BaseModel):
         if not chosen:
             raise ValueError("an empty CA bundle would make gRPC fall back to system roots")
         return b"".join(self.ca_certificate(country).public_bytes(Encoding.PEM) for country in chosen)
-
-
-def _atomic_write(path: Path, data: bytes, *, mode: int) -> None:
-    """Replace `path` with `data` so that no reader ever sees a partial file."""
-    directory = path.parent
-    temporary = directory / f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(descriptor, view)
-                view = view[written:]
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    directory_descriptor = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(directory_descriptor)
-    finally:
-        os.close(directory_descriptor)
