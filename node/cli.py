@@ -336,8 +336,7 @@ def _find(args: argparse.Namespace, alert_id: str, origin: Country | None) -> di
 
 def cmd_alert_update(args: argparse.Namespace) -> int:
     """Publish an UPDATE of one of this node's alerts (unchanged fields carried over)."""
-    client = _client(args)
-    base = client.call("show", origin=client.call("ping")["node"], alert_id=args.alert_id)
+    base = _client(args).call("show", origin=load_config(args).node_id, alert_id=args.alert_id)
     info = _info_from(args, base=base.get("info") or {})
     return _publish(
         args, msg_type="UPDATE", reference={"origin": base["origin"], "alert_id": args.alert_id}, info=info
@@ -346,13 +345,15 @@ def cmd_alert_update(args: argparse.Namespace) -> int:
 
 def cmd_alert_cancel(args: argparse.Namespace) -> int:
     """Publish a CANCEL of one of this node's alerts."""
-    me = _client(args).call("ping")["node"]
+    me = load_config(args).node_id  # this node's own alert: its id is in the config
     return _publish(
         args, msg_type="CANCEL", reference={"origin": me, "alert_id": args.alert_id}, reason=args.reason
     )
 
 
 def _peer_ref(args: argparse.Namespace) -> dict[str, str]:
+    if args.origin:  # named in full: the node itself refuses an unknown reference
+        return {"origin": args.origin, "alert_id": args.alert_id}
     found = _find(args, args.alert_id, args.origin)
     return {"origin": found["origin"], "alert_id": found["alert_id"]}
 

@@ -156,6 +156,9 @@ def test_usage_errors_exit_2_and_refusals_exit_1(cluster: dict[str, Path]) -> No
     assert "8112921000" in bad_hs.stderr and "4 or 6 digits" in bad_hs.stderr
     unknown = ewx("alert", "ack", "KR-NOPE", "--config", str(cluster["US"]), check=False)
     assert unknown.returncode == 1 and "KR-NOPE" in unknown.stderr
+    # named in full, the reference goes straight to the node, which refuses it the same way
+    named = ewx("alert", "ack", "KR-NOPE", "--origin", "KR", "--config", str(cluster["US"]), check=False)
+    assert named.returncode == 1 and "no alert KR-NOPE from KR" in named.stderr
     no_config = ewx("status", check=False, env={"EWX_CONFIG": ""})
     assert no_config.returncode == 2 and "--config" in no_config.stderr
 
