@@ -34,6 +34,7 @@ from grpc import aio
 from gateway import rpc
 from gateway.admission import PeerAdmission, StreamStalled, StreamTooLong
 from gateway.status_map import status_for, trailers_for
+from node.convert import member
 from node.errors import InboundRejected, Malformed, TooLarge, UnauthenticatedPeer
 from node.identity import node_id_from_certificate
 from node.ids import Country
@@ -200,11 +201,11 @@ class FederationServicer:
         async def work(peer: Country) -> None:
             deadline = asyncio.get_running_loop().time() + self._service.config.stream_max_seconds
             req = _parse(pb.CatchUpRequest, request, what="catch-up request")
-            if req.origin not in (pb.KR, pb.US, pb.JP):
+            origin = member(req.origin)
+            if origin is None:
                 raise Malformed("catch-up request names no federation member as origin")
             served = self._service.config.catchup_page_served
             limit = min(req.max_count or served, served)
-            origin: Country = pb.Country.Name(req.origin)  # type: ignore[assignment]
             page = self._service.catch_up(requester=peer, origin=origin, after_seq=req.after_seq, limit=limit)
             # The origin's trust updates the caller lacks go first: alerts its
             # new keys signed verify only once they are known (relay included).

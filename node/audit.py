@@ -126,6 +126,7 @@ from typing import Any, Final, Literal, NamedTuple
 from node.audit_checkpoints import history_findings, witnessed_findings
 from node.bundle import Bundle, BundleError, read_bundle
 from node.convert import DecodeFailure, alert_from_bytes, from_timestamp, parse_canonical, receipt_from_bytes
+from node.convert import member as _member
 from node.errors import TrustUpdateRejected, UsageError
 from node.ids import COUNTRIES, Country, Digest
 from node.merkle import leaf_hash, root_from_leaf_hashes
@@ -218,8 +219,8 @@ busy while the auditor hashes the trees and interprets the first logs."""
 _SENT: Final = pb.ALERT_SENT
 _RECEIVED: Final = pb.ALERT_RECEIVED
 _RECEIPT: Final = pb.RECEIPT_RECEIVED
-_MEMBER_VALUES: Final[dict[int, Country]] = {pb.KR: "KR", pb.US: "US", pb.JP: "JP"}
-_MEMBER_NUMBERS: Final[dict[Country, int]] = {name: number for number, name in _MEMBER_VALUES.items()}
+_MEMBER_NUMBERS: Final[dict[Country, int]] = {"KR": pb.KR, "US": pb.US, "JP": pb.JP}
+"""The proto number of each member, to pack peers compactly (convert.member reads them back)."""
 
 
 # ------------------------------------------------------------------ results
@@ -500,10 +501,6 @@ class _Findings:
 
 def _short(value: bytes) -> str:
     return value.hex()[:16]
-
-
-def _member(value: int) -> Country | None:
-    return _MEMBER_VALUES.get(value)
 
 
 def _iso(value: datetime) -> str:

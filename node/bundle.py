@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from node.config import NodeConfig
-from node.convert import timestamp
+from node.convert import member, timestamp
 from node.errors import EwxError
 from node.files import read_bounded
 from node.framing import FramingError, frame, records
@@ -183,19 +183,21 @@ def read_bundle(path: Path) -> Bundle:
         elif kind == "history":
             history.append(record.history)
         elif kind == "witnessed":
-            if record.witnessed.log_node not in (pb.KR, pb.US, pb.JP):
+            log_node = member(record.witnessed.log_node)
+            if log_node is None:
                 raise BundleError(f"{path}: witnessed record at byte {pos} names no federation member")
-            witnessed.append((pb.Country.Name(record.witnessed.log_node), record.witnessed.note))  # type: ignore[arg-type]
+            witnessed.append((log_node, record.witnessed.note))
         else:
             checkpoint = record.checkpoint
     if header is None or checkpoint is None:
         raise BundleError(f"{path}: missing {'header' if header is None else 'checkpoint'}")
     if header.format_version != FORMAT_VERSION:
         raise BundleError(f"{path}: bundle format {header.format_version} is not supported")
-    if header.node not in (pb.KR, pb.US, pb.JP):
+    node = member(header.node)
+    if node is None:
         raise BundleError(f"{path}: header names no federation member")
     return Bundle(
-        node=pb.Country.Name(header.node),  # type: ignore[arg-type]
+        node=node,
         log_origin=header.log_origin,
         exported_at=header.exported_at.ToDatetime(tzinfo=UTC),
         entries=entries,

@@ -85,6 +85,11 @@ def encode(message: Message) -> bytes:
 _MEMBERS: Final[dict[int, Country]] = {pb.KR: "KR", pb.US: "US", pb.JP: "JP"}
 
 
+def member(value: int) -> Country | None:
+    """The federation member a proto Country value names, or None (unspecified, unknown)."""
+    return _MEMBERS.get(value)
+
+
 def _country(value: int, *, field: str) -> Country:
     name = _MEMBERS.get(value)
     if name is None:

@@ -47,7 +47,7 @@ from typing import Any, Final
 from google.protobuf.message import DecodeError
 
 from node.bundle import Bundle
-from node.convert import DecodeFailure, alert_from_bytes, from_timestamp, parse_canonical
+from node.convert import DecodeFailure, alert_from_bytes, from_timestamp, member, parse_canonical
 from node.errors import EwxError
 from node.identity import log_origin, witness_name
 from node.ids import COUNTRIES, Country
@@ -189,9 +189,9 @@ def _find_entry(bundle: Bundle, alert_id: str, origin: Country | None) -> int:
             alert = pb.Alert.FromString(entry.alert.alert)
         except DecodeError:
             continue  # a damaged entry is simply not the one sought
-        if alert.alert_id != alert_id or alert.origin not in (pb.KR, pb.US, pb.JP):
+        alert_origin = member(alert.origin)
+        if alert.alert_id != alert_id or alert_origin is None:
             continue
-        alert_origin: Country = pb.Country.Name(alert.origin)  # type: ignore[assignment]
         if origin is None or alert_origin == origin:
             found.setdefault(alert_origin, index)
     if not found:
@@ -397,9 +397,7 @@ def _check_entry(data: bytes, node: Country, trust: Trust) -> _Entry:
         logged_at = from_timestamp(entry.logged_at, field="logged_at")
     except DecodeFailure as exc:
         raise ProofError("malformed_entry", str(exc)) from None
-    peer: Country | None = None
-    if entry.peer in (pb.KR, pb.US, pb.JP):
-        peer = pb.Country.Name(entry.peer)  # type: ignore[assignment]
+    peer = member(entry.peer)
     if entry.kind == pb.ALERT_SENT and entry.peer != pb.COUNTRY_UNSPECIFIED:
         raise ProofError("malformed_entry", "ALERT_SENT entry names a peer")
     if entry.kind == pb.ALERT_RECEIVED and (peer is None or peer == node):

@@ -45,6 +45,7 @@ from typing import Any, Final
 from node.audit import Report, verify_loaded
 from node.bundle import Bundle
 from node.convert import DecodeFailure, alert_from_bytes, from_timestamp, parse_canonical, receipt_from_bytes
+from node.convert import member as _member
 from node.errors import TrustUpdateRejected
 from node.ids import COUNTRIES, Country
 from node.models import Alert, Receipt
@@ -483,11 +484,6 @@ class _ReceiptEntry:
     logged_at: datetime
     peer: Country
     receipt: Receipt
-
-
-def _member(value: int) -> Country | None:
-    name = pb.Country.Name(value) if value in pb.Country.values() else ""
-    return name if name in COUNTRIES else None
 
 
 def _read_entry(node: Country, index: int, data: bytes) -> _AlertEntry | _ReceiptEntry | None:

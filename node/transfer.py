@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from node.convert import timestamp
+from node.convert import member, timestamp
 from node.files import read_bounded
 from node.framing import FramingError, frame, records
 from node.ids import Country
@@ -89,12 +89,12 @@ def read_transfer(path: Path) -> Transfer:
         raise TransferError(f"{path}: no header")
     if header.format_version != FORMAT_VERSION:
         raise TransferError(f"{path}: transfer format {header.format_version} is not supported")
-    members = (pb.KR, pb.US, pb.JP)
-    if header.origin not in members or header.recipient not in members or header.origin == header.recipient:
+    origin, recipient = member(header.origin), member(header.recipient)
+    if origin is None or recipient is None or origin == recipient:
         raise TransferError(f"{path}: header names no valid origin and recipient")
     return Transfer(
-        origin=pb.Country.Name(header.origin),  # type: ignore[arg-type]
-        recipient=pb.Country.Name(header.recipient),  # type: ignore[arg-type]
+        origin=origin,
+        recipient=recipient,
         exported_at=header.exported_at.ToDatetime(tzinfo=UTC),
         envelopes=envelopes,
     )

@@ -50,6 +50,7 @@ from google.protobuf.message import DecodeError
 from node import limits
 from node.clock import iso
 from node.convert import DecodeFailure, from_timestamp, parse_canonical, timestamp
+from node.convert import member as member_of
 from node.errors import ConfigError, InboundRejected, TrustUpdateOutOfOrder, TrustUpdateRejected
 from node.ids import Country, KeyId
 from node.pki import ca_country as national_ca_country
@@ -224,9 +225,10 @@ def _inner(signed: pb.SignedTrustUpdate) -> pb.TrustUpdate:
 def peek(envelope: bytes) -> tuple[Country, int]:
     """(member, serial) of an update, unverified: only to look up what is held."""
     update = _inner(_outer(envelope))
-    if update.member not in (pb.KR, pb.US, pb.JP):
+    name = member_of(update.member)
+    if name is None:
         raise TrustUpdateRejected("trust update names no member")
-    return pb.Country.Name(update.member), update.serial  # type: ignore[return-value]  # a member, checked above
+    return name, update.serial
 
 
 def verify_update(
@@ -274,7 +276,7 @@ def verify_update(
         raise TrustUpdateRejected(
             f"trust update is for federation {update.federation[:64]!r}, not {trust.federation}"
         )
-    member_code = pb.Country.Name(update.member) if update.member in (pb.KR, pb.US, pb.JP) else None
+    member_code = member_of(update.member)
     if member_code != entry.owner:
         raise TrustUpdateRejected(
             f"trust update for {member_code or 'no member'} is signed by {entry.owner}'s key"
