@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Final
 
 import structlog
@@ -31,6 +31,7 @@ from gateway.server import FederationServicer
 from node.clock import Clock, utc_now
 from node.config import NodeConfig
 from node.errors import ConfigError
+from node.ews.exposure import ExposureWorker
 from node.ids import Country
 from node.limits import MAX_GRPC_MESSAGE_BYTES
 from node.operator import OperatorServer
@@ -140,8 +141,29 @@ class NodeRuntime:
             self._tasks.append(asyncio.create_task(loop.run(), name=f"deliver-{peer}"))
             self._tasks.append(asyncio.create_task(self._pull_forever(client), name=f"pull-{peer}"))
         service.on_outbox = lambda peer: self._loops[peer].wake()
+        self._start_exposure_checks()
         self._tasks.append(asyncio.create_task(self._checkpoint_forever(), name="checkpoints"))
         self._tasks.append(asyncio.create_task(self._watch_tls_forever(), name="tls-watch"))
+
+    def _start_exposure_checks(self) -> None:
+        """Every peer ALERT and UPDATE stored is checked against this node's own data (SPEC 7)."""
+        service = self.service
+        worker = ExposureWorker(
+            data_dir=self.config.data_dir,
+            months=self.config.ews.history,
+            lookup=service.alert_scope,
+            record=service.record_exposure,
+            node=service.me,
+        )
+        service.on_peer_alert = worker.submit
+        for origin, alert_id in service.store.peer_alerts_without_exposure():  # stored before a restart
+            worker.submit(origin, alert_id)
+        self._tasks.append(asyncio.create_task(self._survive_forever("exposure", worker.run), name="exposure"))
+
+    async def _survive_forever(self, task: str, run: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            with _survive(task, self.service.me):
+                await run()
 
     # ------------------------------------------------------------ TLS identity
     def _start_tls(self) -> None:

@@ -20,6 +20,7 @@ from node.bundle import BundleError
 from node.cli_rotation import add_rotation_commands
 from node.config import NodeConfig
 from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
+from node.ews.cli import CliParts, add_ews_commands
 from node.ids import COUNTRIES, Country, as_country
 from node.models import enum_names
 from node.operator import OperatorClient
@@ -44,7 +45,13 @@ def _country(value: str) -> Country:
 
 
 def _countries(value: str) -> list[Country]:
-    return [_country(v) for v in value.split(",") if v]
+    """A recipient list: never empty, so an empty variable cannot widen the audience to both peers."""
+    countries = [_country(v.strip()) for v in value.split(",") if v.strip()]
+    if not countries:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} names no recipient; give CC[,CC], or leave --to out for both peers"
+        )
+    return countries
 
 
 def _pki_countries(value: str) -> tuple[Country, ...]:
@@ -305,12 +312,19 @@ def _info_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -> 
     return info
 
 
+def _publish_request(args: argparse.Namespace, **fields: Any) -> dict[str, Any]:
+    """Publish through the running node; the node's reply (alert id, digest, sequences)."""
+    return dict(_client(args).call("publish", **{k: v for k, v in fields.items() if v is not None}))
+
+
 def _publish(args: argparse.Namespace, **fields: Any) -> int:
     fields = {k: v for k, v in fields.items() if v is not None}
-    if getattr(args, "to", None):
+    if getattr(args, "to", None) is not None:
         fields["recipients"] = args.to
     if getattr(args, "id", None):
         fields["alert_id"] = args.id
+    if getattr(args, "idempotency_key", None):
+        fields["idempotency_key"] = args.idempotency_key
     result = _client(args).call("publish", status=args.status, **fields)
     print(result["alert_id"])
     return EXIT_OK
@@ -410,6 +424,8 @@ def cmd_alert_list(args: argparse.Namespace) -> int:
             line += f"  {a['severity']} {a['headline']}"
         elif a["references"]:
             line += f"  re {a['references'][0]['origin']}/{a['references'][0]['alert_id']}"
+        if a.get("local_exposure"):
+            line += f"  [{a['local_exposure']}]"
         print(line)
     return EXIT_OK
 
@@ -620,6 +636,11 @@ def _add_common_publish(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status", choices=_choices(pb.Status), default="ACTUAL", help="default: ACTUAL")
     p.add_argument("--to", type=_countries, metavar="CC[,CC]", help="recipients (default: both peers)")
     p.add_argument("--id", metavar="ALERT_ID", help="alert id (default: generated)")
+    p.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="a retry with the same key publishes nothing new and prints the first alert's id",
+    )
 
 
 RAISE_DEFAULTS: Final[dict[str, str | int]] = {
@@ -905,6 +926,19 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     )
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=cmd_audit_check_proof)
+    add_ews_commands(
+        commands,
+        CliParts(
+            add_config=_add_config,
+            add_info=_add_info,
+            info_from=_info_from,
+            load_config=load_config,
+            publish=_publish_request,
+            print_json=_print_json,
+            countries=_countries,
+            statuses=_choices(pb.Status),
+        ),
+    )
     if extend is not None:
         extend(commands)
     return parser

@@ -19,8 +19,9 @@ Example (paths relative to the folder holding the TOML file)::
     address = "127.0.0.1:7403"
 
 Optional keys, with their defaults: `operator_socket` (data_dir/operator.sock),
-`checkpoint_interval_seconds` (1.0), `outbox_retry_max_seconds` (30.0), and
-the operational limits below.
+`checkpoint_interval_seconds` (1.0), `outbox_retry_max_seconds` (30.0), the
+operational limits below, and the `[ews]` table of the early-warning rules'
+thresholds (node/ews/thresholds.py).
 
 Limits (node/limits.py holds every default; the bounds an operator may set
 them within are here, in the fields below). Each is checked at load; a
@@ -71,6 +72,7 @@ from pydantic import (
 )
 
 from node.errors import ConfigError
+from node.ews.thresholds import Thresholds
 from node.files import read_bounded
 from node.identity import log_origin
 from node.ids import COUNTRIES, Country
@@ -277,6 +279,9 @@ class NodeConfig(BaseModel):
         default=RPC_DEADLINE_SECONDS, ge=MIN_DURATION_SECONDS, le=MAX_RPC_DEADLINE_SECONDS, strict=True
     )
     """Deadline on every call this node makes to a peer."""
+
+    ews: Thresholds = Field(default_factory=Thresholds)
+    """The `[ews]` table: the early-warning rules' thresholds (node/ews/thresholds.py)."""
 
     # The file this config came from, for error messages (None if built in code).
     _source: Path | None = PrivateAttr(default=None)

@@ -34,6 +34,9 @@ MAX_RECEIPT_BYTES = 1024
 MAX_TRUST_UPDATE_BYTES = 8 * 1024
 """A serialized SignedTrustUpdate (node/trust_updates.py): a few keys and revocations."""
 
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+"""An operator's idempotency key for a publish (kept at home, never sent)."""
+
 MAX_GRPC_MESSAGE_BYTES = 64 * 1024
 """gRPC's own cap on any request. Above MAX_ENVELOPE_BYTES on purpose, so an
 oversized envelope reaches the inbound checks and gets a precise, logged

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
 from node.ids import Country, as_country
-from node.limits import MAX_ALERT_ID_CHARS, MAX_OPERATOR_REQUEST_BYTES
+from node.limits import MAX_ALERT_ID_CHARS, MAX_IDEMPOTENCY_KEY_CHARS, MAX_OPERATOR_REQUEST_BYTES
 from node.service import NodeService
 from node.trust import describe_validation_error
 
@@ -72,6 +72,7 @@ class PublishRequest(BaseModel):
     response: dict[str, Any] | None = None
     consult: dict[str, Any] | None = None
     alert_id: str | None = Field(default=None, max_length=MAX_ALERT_ID_CHARS)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY_CHARS)
 
 
 class OperatorServer:
@@ -181,6 +182,7 @@ class OperatorServer:
             response=request.response,
             consult=request.consult,
             alert_id=request.alert_id,
+            idempotency_key=request.idempotency_key,
         )
         return {
             "alert_id": published.alert.alert_id,
@@ -274,7 +276,13 @@ class OperatorClient:
         except OSError as exc:
             raise ConfigError(f"cannot reach the node's operator socket {self._path}: {exc}") from exc
         if not data:
-            raise RefusedOperation("the node closed the operator connection without answering")
+            outcome = ""
+            if op == "publish":
+                retry = (
+                    "retry with the same --idempotency-key" if args.get("idempotency_key") else "then decide"
+                )
+                outcome = f"; whether it published is unknown: check `ewx alert list`, {retry}"
+            raise RefusedOperation(f"the node closed the operator connection without answering{outcome}")
         reply = json.loads(data)
         if reply.get("ok"):
             return reply.get("result")

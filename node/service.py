@@ -88,6 +88,9 @@ class NodeService(Witnessing, TrustUpdating, Views):
     """Set by the gateway: a delivery revealed alerts from this origin we lack; pull them."""
     on_receipt: Callable[[Country, Receipt], None] | None = None
     """Called after a peer's receipt was verified and durably logged."""
+    on_peer_alert: Callable[[Country, str], None] | None = None
+    """Called after a peer's ALERT or UPDATE was durably stored: the runtime checks
+    it against this node's own data (node/ews/exposure.py)."""
     certificate_in_use: Callable[[], x509.Certificate] | None = None
     """Set by the gateway: the TLS certificate it serves now, which after a failed
     reload is not the one in the file; status reports this one."""
@@ -146,14 +149,23 @@ class NodeService(Witnessing, TrustUpdating, Views):
         response: dict[str, Any] | None = None,
         consult: dict[str, Any] | None = None,
         alert_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Published:
         """Sign, log and queue one message of any type; atomically or not at all.
+
+        With an `idempotency_key`, a request that repeats the key of one
+        already published returns that alert and publishes nothing: a retry
+        after a lost reply is safe.
 
         Raises UsageError for a schema violation (naming the field) and
         RefusedOperation when the reference or the id does not fit the store.
         """
         now = self.clock()
-        targets = tuple(recipients) if recipients else self.peers
+        # Only None means "both peers": an explicit empty list is a caller's
+        # mistake (an empty variable) and must never widen the audience.
+        if recipients is not None and not recipients:
+            raise UsageError("the recipient list is empty; name at least one peer, or omit it for both")
+        targets = self.peers if recipients is None else tuple(recipients)
         unknown = [r for r in targets if r not in self.peers]
         if unknown:
             raise UsageError(f"recipient {', '.join(unknown)} is not a peer of {self.me}")
@@ -162,6 +174,10 @@ class NodeService(Witnessing, TrustUpdating, Views):
             self.trust.resolve_key(self.signers["alert"].key_id, purpose="alert", at=now)
         except InboundRejected as exc:
             raise RefusedOperation(f"this node cannot sign alerts now: {exc}; rotate its alert key") from None
+        if idempotency_key is not None:
+            first = self._published_under(idempotency_key)
+            if first is not None:
+                return first
         with self.store.transaction() as tx:
             # Ids are unique per origin by construction: a counter in the store,
             # committed with the alert (a random suffix collides at high rates).
@@ -215,6 +231,8 @@ class NodeService(Witnessing, TrustUpdating, Views):
             )
             for d in alert.deliveries:
                 tx.queue(recipient=d.recipient, seq=d.seq, alert_id=alert_id, created_at=iso(now))
+            if idempotency_key is not None:
+                tx.remember(idempotency_key, alert_id, iso(now))
         log.info(
             "alert_published",
             node=self.me,
@@ -227,6 +245,16 @@ class NodeService(Witnessing, TrustUpdating, Views):
             for recipient in targets:
                 self.on_outbox(recipient)
         return Published(alert=alert, digest=dig, log_index=index)
+
+    def _published_under(self, key: str) -> Published | None:
+        alert_id = self.store.idempotent(key)
+        if alert_id is None:
+            return None
+        stored = self.store.alert(self.me, alert_id)
+        if stored is None:  # the key and the alert are committed together
+            raise RefusedOperation(f"idempotency key {key!r} names alert {alert_id}, which {self.me} lacks")
+        log.info("publish_repeated", node=self.me, alert_id=alert_id, idempotency_key=key)
+        return Published(alert=self._decode(stored), digest=stored.digest, log_index=stored.log_index)
 
     def _reference(self, tx: Tx, origin: Country, alert_id: str) -> dict[str, Any]:
         stored = tx.alert(origin, alert_id)
@@ -457,6 +485,9 @@ class NodeService(Witnessing, TrustUpdating, Views):
             received_at=iso(now),
             receipt=receipt,
         )
+        if self.on_peer_alert is not None and alert.info is not None:
+            hook, origin, alert_id = self.on_peer_alert, alert.origin, alert.alert_id
+            tx.after_commit(lambda: hook(origin, alert_id))
         events.info(
             "alert_received",
             node=self.me,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ from node import limits
 from node.clock import iso
 from node.convert import alert_from_bytes
 from node.errors import RefusedOperation
+from node.ews.bands import exposure_summary
 from node.ids import Country
 from node.models import Alert
 from node.service_state import ServiceState
@@ -38,6 +40,7 @@ class Views(ServiceState):
                         "reason": alert.reason,
                     }
                 )
+        exposures = self.store.exposures()
         outbox: dict[tuple[str, str], dict[str, Any]] = {}
         for ob in self.store.outbox():
             outbox[(ob.alert_id, ob.recipient)] = {
@@ -88,6 +91,9 @@ class Views(ServiceState):
                 )
             if alert.reason is not None:
                 item["reason"] = alert.reason
+            if row.via is not None and alert.info is not None:
+                kept = exposures.get((row.origin, row.alert_id))
+                item["local_exposure"] = exposure_summary(json.loads(kept) if kept else None)
             result.append(item)
         return result
 
@@ -99,7 +105,25 @@ class Views(ServiceState):
         data: dict[str, Any] = self._decode(stored).model_dump(mode="json", exclude_none=True)
         data["digest"] = stored.digest.hex()
         data["log_index"] = stored.log_index
+        if stored.via is not None and "info" in data:
+            kept = self.store.exposure(origin, alert_id)
+            # This node's own data, shown here only: it is in no message and no log entry.
+            data["local_exposure"] = json.loads(kept) if kept else None
         return data
+
+    def alert_scope(self, origin: str, alert_id: str) -> tuple[list[str], list[str]] | None:
+        """A stored alert's HS codes and source countries, None if it has no info block."""
+        stored = self.store.alert(origin, alert_id)  # type: ignore[arg-type]
+        if stored is None:
+            return None
+        info = self._decode(stored).info
+        if info is None:
+            return None
+        return [i.hs_code for i in info.items], list(info.source_countries)
+
+    def record_exposure(self, origin: str, alert_id: str, body: str) -> None:
+        """Keep the local exposure computed for a peer alert."""
+        self.store.set_exposure(origin, alert_id, body, iso(self.clock()))  # type: ignore[arg-type]
 
     def _signing_key_status(self, now: datetime) -> dict[str, Any]:
         """Per purpose: the key this node signs with, until when, and whether to rotate it soon."""

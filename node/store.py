@@ -12,7 +12,7 @@ cost O(log^2 n)) and only advanced once a commit has succeeded.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +115,22 @@ CREATE TABLE IF NOT EXISTS trust_updates (
     at TEXT NOT NULL,
     PRIMARY KEY (member, serial)
 );
+-- `alert raise --idempotency-key` and `ews approve`: a retried request gets the
+-- alert its first attempt published, never a second one.
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    alert_id TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+-- This node's own exposure to each peer alert's items and source countries
+-- (node/ews/exposure.py); kept at home, never sent.
+CREATE TABLE IF NOT EXISTS exposures (
+    origin TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    computed_at TEXT NOT NULL,
+    PRIMARY KEY (origin, alert_id)
+);
 -- What was refused but must be kept: equivocation evidence (SPEC section 4).
 CREATE TABLE IF NOT EXISTS evidence (
     id INTEGER PRIMARY KEY,
@@ -179,6 +195,16 @@ class Tx:
         self._last_seq: dict[tuple[Country, Country], int] = {}
         """last_seq's answers, kept up to date by insert_alert (the only writer of
         positions): a catch-up page asks once per alert, in one transaction."""
+        self.committed: list[Callable[[], None]] = []
+        """Called, in order, once the transaction has committed (never if it rolls back)."""
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction's commit succeeded."""
+        self.committed.append(callback)
+
+    def remember(self, key: str, alert_id: str, at: str) -> None:
+        """Bind an idempotency key to the alert published under it."""
+        self._conn.execute("INSERT INTO idempotency (key, alert_id, at) VALUES (?, ?, ?)", (key, alert_id, at))
 
     @property
     def appended_count(self) -> int:
@@ -452,6 +478,8 @@ class Store:
                 self._tree.append(hashed)
         finally:
             self._in_tx = False
+        for callback in tx.committed:
+            callback()
 
     # ------------------------------------------------------------ the log
     @property
@@ -614,6 +642,40 @@ class Store:
             "SELECT root, note FROM witnessed WHERE log_node = ? AND size = ?", (log_node, size)
         ).fetchall()
         return [(bytes(root), str(note)) for root, note in rows]
+
+    def idempotent(self, key: str) -> str | None:
+        """The alert id published under an idempotency key, if any."""
+        row = self._conn.execute("SELECT alert_id FROM idempotency WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_exposure(self, origin: Country, alert_id: str, body: str, at: str) -> None:
+        """Keep this node's exposure to a peer alert (replacing an older computation)."""
+        with self.transaction():
+            self._conn.execute(
+                "INSERT OR REPLACE INTO exposures (origin, alert_id, body, computed_at) VALUES (?, ?, ?, ?)",
+                (origin, alert_id, body, at),
+            )
+
+    def exposures(self) -> dict[tuple[str, str], str]:
+        """Every kept exposure, by (origin, alert id), as stored JSON text."""
+        rows = self._conn.execute("SELECT origin, alert_id, body FROM exposures")
+        return {(str(o), str(a)): str(b) for o, a, b in rows}
+
+    def exposure(self, origin: Country, alert_id: str) -> str | None:
+        """One kept exposure as JSON text, if computed."""
+        row = self._conn.execute(
+            "SELECT body FROM exposures WHERE origin = ? AND alert_id = ?", (origin, alert_id)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def peer_alerts_without_exposure(self) -> list[tuple[Country, str]]:
+        """Received ALERTs and UPDATEs whose exposure is not computed yet (a restart's sweep)."""
+        rows = self._conn.execute(
+            "SELECT a.origin, a.alert_id FROM alerts a WHERE a.via IS NOT NULL "
+            "AND a.msg_type IN ('ALERT', 'UPDATE') AND NOT EXISTS "
+            "(SELECT 1 FROM exposures e WHERE e.origin = a.origin AND e.alert_id = a.alert_id) ORDER BY a.log_index"
+        )
+        return [(cast(Country, o), str(a)) for o, a in rows]
 
     def add_evidence(self, **fields: Any) -> None:
         """Keep evidence in its own small transaction (see Tx.add_evidence)."""

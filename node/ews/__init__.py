@@ -1,0 +1,24 @@
+"""The early-warning engine (SPEC section 7): each node detects supply risks in its own data.
+
+What it owns: the node's indicator data (trade flows, prices, policy events,
+world supply shares) in its own DuckDB file `ews.duckdb` in the data
+directory; the indicators computed from it per HS-6 code and period; the
+rules that turn exposure plus a trigger into a detection with its evidence;
+the analyst's review (draft, approve, dismiss); and the local exposure check
+of every peer alert.
+
+Layers, and what each may import:
+- pure: `codes` (closed sets and field rules), `thresholds` (the settings),
+  `bands` (figures to the coarse bands that may leave the node), `rules`
+  (indicator rows to detections), `drafts` (a detection to the SPEC section 3
+  alert fields), `indicators` (the SQL of every indicator: text, no I/O);
+- storage: `store` (the DuckDB file, its schema and transactions);
+- `ingest` (reading CSV / JSON lines / UN Comtrade files into the store,
+  every row validated), `scan` and `exposure` (running the SQL on a store);
+- `cli` (the `ewx ews` commands), which reaches the running node only
+  through the operator API.
+
+Nothing here imports gRPC or the gateway. Raw indicator figures never leave
+the node: the only thing that crosses to a peer is the section 3 alert that
+`drafts` builds, in bands.
+"""

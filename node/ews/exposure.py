@@ -1,0 +1,154 @@
+"""A peer's alert against this node's own data: how exposed is this country to the same risk?
+
+When a peer's ALERT or UPDATE arrives, the node looks at its own imports of
+the alert's HS codes (a 4-digit code covers its 6-digit lines) over the
+trailing months up to its newest data: the share of the alert's source
+countries in import value, the HHI of all partners, and the recent trend of
+the imports from those sources (the last three months against the three
+before). The figures stay at home; the bands (node/ews/bands.py) are what an
+analyst may choose to send back in a RESPONSE.
+
+`local_exposure` is the computation over an open store; `ExposureWorker`
+runs it off the event loop for every peer alert the node stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import structlog
+
+from node.errors import EwxError
+from node.ews import bands
+from node.ews.store import EwsStore
+
+log = structlog.get_logger("ewx.ews")
+
+TREND_MONTHS: Final = 3
+RETRY_SECONDS: Final = 30.0
+
+
+def local_exposure(
+    store: EwsStore, *, hs_codes: list[str], sources: list[str], months: int = 12, now: datetime | None = None
+) -> dict[str, Any]:
+    """This node's own exposure to `sources` on `hs_codes`, with figures and bands."""
+    items = []
+    no_data = []
+    codes = [c for c in dict.fromkeys(hs_codes) if c.isascii() and c.isdigit() and len(c) in (4, 6)]
+    for code in codes:
+        row = store.db.execute(
+            f"""
+            WITH matched AS (SELECT * FROM flows WHERE hs_code = ? OR (length(?) = 4 AND substr(hs_code, 1, 4) = ?)),
+                 last AS (SELECT max(month) AS last FROM matched),
+                 recent AS (SELECT m.* FROM matched m, last WHERE m.month > last.last - {months}),
+                 partners AS (SELECT partner, sum(value) AS value FROM recent GROUP BY partner),
+                 total AS (SELECT sum(value) AS value FROM partners)
+            SELECT (SELECT last FROM last),
+                   (SELECT sum(value) FROM partners WHERE partner IN (SELECT unnest(?))) / nullif((SELECT value FROM total), 0),
+                   (SELECT sum(value * value) FROM partners) / nullif((SELECT value FROM total) ^ 2, 0),
+                   (SELECT arg_max(partner, value) FROM partners),
+                   (SELECT sum(quantity) FROM recent, last WHERE partner IN (SELECT unnest(?))
+                      AND month > last.last - {TREND_MONTHS}),
+                   (SELECT sum(quantity) FROM recent, last WHERE partner IN (SELECT unnest(?))
+                      AND month <= last.last - {TREND_MONTHS} AND month > last.last - {2 * TREND_MONTHS}),
+                   (SELECT list(DISTINCT hs_code ORDER BY hs_code) FROM recent)
+            """,
+            [code, code, code, sources, sources, sources],
+        ).fetchone()
+        if row is None or row[0] is None or row[1] is None:
+            no_data.append(code)
+            continue
+        last, share, hhi, top, recent_q, prior_q, matched = row
+        change = (recent_q or 0.0) / prior_q - 1 if prior_q else None
+        first = int(last) - months + 1
+        items.append(
+            {
+                "hs_code": code,
+                "lines": list(matched),
+                "window": {"first": _month(first), "last": _month(int(last))},
+                "share": round(float(share), 4),
+                "share_band": bands.share_band(float(share)),
+                "hhi": round(float(hhi or 0.0), 4),
+                "hhi_band": bands.hhi_band(float(hhi or 0.0)),
+                "top_partner": top,
+                "trend_change": None if change is None else round(change, 4),
+                "trend": bands.trend_band(change),
+            }
+        )
+    return {
+        "sources": sources,
+        "computed_at": (now or datetime.now(UTC)).isoformat(),
+        "data_version": store.data_version(),
+        "items": items,
+        "no_data": no_data,
+        "share_band": bands.widest([i["share_band"] for i in items], bands.SHARE_ORDER),
+        "hhi_band": bands.widest([i["hhi_band"] for i in items], bands.HHI_ORDER),
+    }
+
+
+def _month(index: int) -> str:
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+class ExposureWorker:
+    """Checks each stored peer alert against the node's own data, one at a time, off the loop.
+
+    `lookup(origin, alert_id)` gives the alert's HS codes and source countries
+    (None if it has no info); `record(origin, alert_id, json_text)` keeps the
+    result in the node's store (on the loop, the store's own thread). A store
+    held by a long ingest is waited for in the worker thread, never on the loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        months: int,
+        lookup: Callable[[str, str], tuple[list[str], list[str]] | None],
+        record: Callable[[str, str, str], None],
+        node: str,
+    ) -> None:
+        self._data_dir = data_dir
+        self._months = months
+        self._lookup = lookup
+        self._record = record
+        self._node = node
+        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+
+    def submit(self, origin: str, alert_id: str) -> None:
+        """Queue one alert (called from the loop, after its commit)."""
+        self._queue.put_nowait((origin, alert_id))
+
+    async def run(self) -> None:
+        """Work the queue until cancelled."""
+        while True:
+            origin, alert_id = await self._queue.get()
+            wanted = self._lookup(origin, alert_id)
+            if wanted is None:
+                continue
+            try:
+                result = await asyncio.to_thread(self._compute, *wanted)
+            except EwxError as exc:
+                log.warning(
+                    "exposure_deferred", node=self._node, origin=origin, alert_id=alert_id, error=str(exc)
+                )
+                asyncio.get_running_loop().call_later(RETRY_SECONDS, self.submit, origin, alert_id)
+                continue
+            self._record(origin, alert_id, json.dumps(result, sort_keys=True))
+            log.info(
+                "exposure_checked",
+                node=self._node,
+                origin=origin,
+                alert_id=alert_id,
+                share_band=result["share_band"],
+                hhi_band=result["hhi_band"],
+            )
+
+    def _compute(self, hs_codes: list[str], sources: list[str]) -> dict[str, Any]:
+        with EwsStore.open(self._data_dir, read_only=True) as store:
+            return local_exposure(store, hs_codes=hs_codes, sources=sources, months=self._months)

@@ -1,0 +1,829 @@
+"""Reading indicator data into the early-warning store: every row validated, all or nothing.
+
+`ewx ews ingest FILE` reads CSV (a header row, comma separated) or JSON lines
+(`.jsonl`, `.ndjson`), in this project's plain layout for each kind or, for
+trade flows, the column layout of a UN Comtrade export. Columns beyond the
+ones a kind needs are ignored; a missing required one is named.
+
+Every row is checked (SQL over the whole file at once, not a Python loop per
+row). A file with any bad row is refused whole, naming the file, the row, the
+column and the reason, unless `skip_bad` is set, when each skipped row is
+reported and the rest is stored. Rows are keyed (a flow by code, partner and
+period; a price by code and period; an event by country, measure,
+announcement and codes; a share by year, code and country): ingesting the
+same rows again changes nothing, and a row whose key is stored with other
+values replaces it, the old and new values kept in `replacements`.
+
+Row numbers count data records from 1 (the header is not a record), so in a
+CSV without quoted line breaks row N is on line N + 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+import pycountry
+
+from node.countries import VALID_CODES
+from node.errors import UsageError
+from node.ews import codes
+from node.ews.codes import Kind
+from node.ews.store import EwsStore
+
+MAX_REPORTED_PROBLEMS: Final = 50
+"""A refusal names this many problems and counts the rest."""
+MONTH_OF_PERIOD: Final = (
+    "CAST(substr(period, 1, 4) AS INTEGER) * 12 + CAST(substr(period, 6, 2) AS INTEGER) - 1"
+)
+"""The stored `month` of a flow: a number that windows can count in."""
+MAX_LISTED_PROBLEMS: Final = 1000
+"""A report with --skip-bad lists this many problems; the counts cover all."""
+MAX_HEADER_BYTES: Final = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    """One bad row: where and why."""
+
+    row: int
+    column: str
+    reason: str
+
+    def describe(self, source: str) -> str:
+        """`flows.csv: row 12, column hs_code: '31021' is not ...`."""
+        return f"{source}: row {self.row}, column {self.column}: {self.reason}"
+
+    def to_json(self) -> dict[str, Any]:
+        """As printed by `--json`."""
+        return {"row": self.row, "column": self.column, "reason": self.reason}
+
+
+class IngestRefused(UsageError):
+    """The file was refused whole; nothing was stored."""
+
+    def __init__(self, source: str, problems: Sequence[RowProblem], total: int | None = None) -> None:
+        self.source = source
+        self.problems = list(problems)
+        self.total = len(self.problems) if total is None else total
+        shown = "; ".join(p.describe(source) for p in self.problems[:MAX_REPORTED_PROBLEMS])
+        more = self.total - min(len(self.problems), MAX_REPORTED_PROBLEMS)
+        tail = f"; and {more} more problems" if more > 0 else ""
+        super().__init__(f"{shown}{tail}; nothing was stored (--skip-bad stores the good rows)")
+
+
+class FileRefused(UsageError):
+    """The file itself cannot be read as a kind of indicator data; nothing was stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """What one ingest did."""
+
+    source: str
+    kind: Kind
+    layout: str
+    batch: int
+    rows_read: int
+    added: int
+    replaced: int
+    unchanged: int
+    ignored: int
+    skipped: list[RowProblem] = field(default_factory=list)
+    """The problems of the skipped rows (the first MAX_LISTED_PROBLEMS)."""
+    skipped_rows: int = 0
+    data_version: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Machine output of `ewx ews ingest --json`."""
+        return {
+            "source": self.source,
+            "kind": self.kind.value,
+            "layout": self.layout,
+            "batch": self.batch,
+            "rows_read": self.rows_read,
+            "added": self.added,
+            "replaced": self.replaced,
+            "unchanged": self.unchanged,
+            "ignored": self.ignored,
+            "skipped": [p.to_json() for p in self.skipped],
+            "skipped_rows": self.skipped_rows,
+            "data_version": self.data_version,
+        }
+
+    def to_text(self) -> str:
+        """One line, then one line per skipped row."""
+        lines = [
+            f"{self.source}: {self.kind.value} ({self.layout}), {self.rows_read} rows read: "
+            f"{self.added} added, {self.replaced} replaced, {self.unchanged} unchanged"
+            + (f", {self.ignored} ignored (not imports of one partner)" if self.ignored else "")
+            + (f", {self.skipped_rows} rows skipped" if self.skipped_rows else "")
+            + f"; batch {self.batch}, data version {self.data_version}"
+        ]
+        lines += [f"  skipped {p.describe(self.source)}" for p in self.skipped]
+        if len(self.skipped) < self.skipped_rows:
+            lines.append(f"  (problems of the first {len(self.skipped)} listed)")
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ what each kind holds
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """One stored column: the rule its text must pass and how it is stored."""
+
+    name: str
+    rule: str
+    sql_type: str = "VARCHAR"
+    key: bool = False
+    required: bool = True
+    default: str | None = None
+
+
+_FIELDS: Final[dict[Kind, tuple[_Field, ...]]] = {
+    Kind.FLOWS: (
+        _Field("period", "period", key=True),
+        _Field("hs_code", "hs6", key=True),
+        _Field("partner", "country", key=True),
+        _Field("value", "number", "DOUBLE"),
+        _Field("quantity", "number", "DOUBLE"),
+        _Field("unit", "unit", required=False, default="kg"),
+    ),
+    Kind.PRICES: (
+        _Field("period", "period", key=True),
+        _Field("hs_code", "hs6", key=True),
+        _Field("price", "number", "DOUBLE"),
+        _Field("currency", "currency", required=False, default="USD"),
+        _Field("unit", "unit", required=False, default="kg"),
+    ),
+    Kind.EVENTS: (
+        _Field("country", "country", key=True),
+        _Field("hs_codes", "hs_list", key=True),
+        _Field("measure", "measure", key=True),
+        _Field("announced", "date", "DATE", key=True),
+        _Field("effective", "date", "DATE"),
+        _Field("stage", "stage"),
+    ),
+    Kind.SHARES: (
+        _Field("year", "year", "INTEGER", key=True),
+        _Field("hs_code", "hs", key=True),
+        _Field("country", "country", key=True),
+        _Field("share", "share", "DOUBLE"),
+    ),
+}
+
+_ALIASES: Final[dict[str, tuple[str, ...]]] = {
+    "value": ("import_value_usd", "import_value", "value"),
+    "hs_code": ("hs_code", "hs", "hs6"),
+    "quantity": ("quantity", "quantity_kg"),
+}
+"""Plain-layout header names a stored column is read from, first match wins."""
+
+_COMTRADE_MARKERS: Final = frozenset({"cmdcode", "primaryvalue", "flowcode"})
+_COMTRADE_REQUIRED: Final = ("period", "cmdCode", "flowCode", "partnerISO", "primaryValue")
+
+_RULE_SQL: Final[dict[str, str]] = {
+    "period": f"regexp_full_match($x, '{codes.PERIOD_PATTERN}') "
+    f"AND TRY_CAST(substr($x, 1, 4) AS INTEGER) BETWEEN {codes.MIN_YEAR} AND {codes.MAX_YEAR}",
+    "hs6": f"regexp_full_match($x, '{codes.HS6_PATTERN}')",
+    "hs": f"regexp_full_match($x, '{codes.HS_PATTERN}')",
+    "hs_list": f"len(string_split($x, ';')) BETWEEN 1 AND {codes.MAX_HS_CODES_PER_EVENT} "
+    f"AND list_bool_and([regexp_full_match(trim(s), '{codes.HS_PATTERN}') for s in string_split($x, ';')])",
+    "country": "$x IN (SELECT code FROM _ews_countries)",
+    "number": f"regexp_full_match($x, '{codes.NUMBER_PATTERN}') AND TRY_CAST($x AS DOUBLE) <= {codes.MAX_VALUE}",
+    "share": f"regexp_full_match($x, '{codes.NUMBER_PATTERN}') AND TRY_CAST($x AS DOUBLE) <= 1",
+    "unit": "$x IN (" + ", ".join(f"'{u}'" for u in codes.UNITS) + ")",
+    "currency": f"regexp_full_match($x, '{codes.CURRENCY_PATTERN}')",
+    "date": f"regexp_full_match($x, '{codes.DATE_PATTERN}') AND TRY_CAST($x AS DATE) IS NOT NULL "
+    f"AND year(TRY_CAST($x AS DATE)) BETWEEN {codes.MIN_YEAR} AND {codes.MAX_YEAR}",
+    "year": f"regexp_full_match($x, '{codes.YEAR_PATTERN}') "
+    f"AND TRY_CAST($x AS INTEGER) BETWEEN {codes.MIN_YEAR} AND {codes.MAX_YEAR}",
+    "measure": "$x IN (" + ", ".join(f"'{m}'" for m in codes.Measure) + ")",
+    "stage": "$x IN (" + ", ".join(f"'{s}'" for s in codes.Stage) + ")",
+}
+"""Each rule as a SQL predicate over the trimmed text `$x` (never NULL here)."""
+
+_RULE_TEXT: Final[dict[str, str]] = {
+    "period": "is not a month YYYY-MM (ASCII digits, 1990-2099)",
+    "hs6": "is not a 6-digit HS code (ASCII digits; dots are allowed)",
+    "hs": "is not an HS code of 4 or 6 ASCII digits",
+    "hs_list": f"is not a list of 1-{codes.MAX_HS_CODES_PER_EVENT} HS codes of 4 or 6 ASCII digits "
+    "separated by ';'",
+    "country": "is not an ISO 3166-1 alpha-2 country code (ZZ: unknown)",
+    "number": "is not a plain non-negative decimal (ASCII digits and one '.', no sign, grouping or "
+    f"exponent, at most {codes.MAX_VALUE:.0e})",
+    "share": "is not a share: a plain decimal from 0 to 1",
+    "unit": "is not a quantity unit (" + ", ".join(codes.UNITS) + ")",
+    "currency": "is not a 3-letter ISO 4217 currency code",
+    "date": "is not a date YYYY-MM-DD (1990-2099)",
+    "year": "is not a year (1990-2099)",
+    "measure": "is not a measure (" + ", ".join(codes.Measure) + ")",
+    "stage": "is not a stage (" + ", ".join(codes.Stage) + ")",
+}
+
+
+_CSV_ERRORS: Final[dict[str, str]] = {
+    "MISSING COLUMNS": "the record has fewer fields than the header",
+    "TOO MANY COLUMNS": "the record has more fields than the header",
+    "INVALID ENCODING": "not UTF-8 text",
+    "UNQUOTED VALUE": "a quote inside an unquoted field",
+    "LINE SIZE OVER MAXIMUM": "the line is too long",
+}
+"""DuckDB's reasons for a record it could not split, in this module's words."""
+
+
+def _canonical(field_: _Field, expression: str) -> str:
+    """The text a field is validated in: trimmed, codes normalized."""
+    text = f"trim(CAST({expression} AS VARCHAR))"
+    if field_.rule in ("hs6", "hs"):
+        return f"replace({text}, '.', '')"
+    if field_.rule == "hs_list":
+        return (
+            f"array_to_string(list_sort(list_distinct([replace(trim(s), '.', '') "
+            f"for s in string_split({text}, ';')])), ';')"
+        )
+    if field_.rule in ("country", "currency", "measure", "stage"):
+        return f"upper({text})"
+    if field_.rule == "unit":
+        return f"lower({text})"
+    return text
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# ------------------------------------------------------------------ reading a file
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How to turn the raw columns of one file into a kind's fields."""
+
+    kind: Kind
+    layout: str
+    expressions: dict[str, str]
+    """Field name to a SQL expression over the raw columns."""
+    sources: dict[str, str]
+    """Field name to the header name it came from (for messages)."""
+    ignored: str = "false"
+    """A SQL predicate: rows that are not data of this kind (a Comtrade World row, exports)."""
+    checks: tuple[tuple[str, str, str], ...] = ()
+    """Extra (column, predicate, reason) checks over the raw columns."""
+
+
+def _plan(header: Sequence[str], kind: Kind | None, source: str) -> _Plan:
+    lower = {h.strip().lower(): h for h in header}
+    if set(lower) >= _COMTRADE_MARKERS:
+        if kind not in (None, Kind.FLOWS):
+            raise FileRefused(f"{source}: a UN Comtrade export holds trade flows, not {kind.value}")
+        return _comtrade_plan(lower, source)
+    if kind is None:
+        kind = _guess_kind(set(lower), source)
+    expressions: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    missing: list[str] = []
+    for f in _FIELDS[kind]:
+        name = next((lower[a] for a in _ALIASES.get(f.name, (f.name,)) if a in lower), None)
+        if name is None:
+            if f.required:
+                missing.append(" or ".join(_ALIASES.get(f.name, (f.name,))))
+                continue
+            expressions[f.name] = f"'{f.default}'"
+            sources[f.name] = f.name
+            continue
+        expression = _quote(name)
+        if f.name == "quantity" and name.lower() == "quantity_kg" and "unit" not in lower:
+            expressions["unit"] = "'kg'"
+        expressions[f.name] = expression
+        sources[f.name] = name
+    if missing:
+        raise FileRefused(
+            f"{source}: {kind.value} needs the column(s) {', '.join(missing)}; the header has {', '.join(header)}"
+        )
+    if "unit" in expressions and sources.get("unit") == "unit" and "unit" not in lower:
+        expressions["unit"] = "'kg'"
+    return _Plan(kind, "plain", expressions, sources)
+
+
+def _guess_kind(columns: set[str], source: str) -> Kind:
+    if "measure" in columns or "hs_codes" in columns:
+        return Kind.EVENTS
+    if "share" in columns:
+        return Kind.SHARES
+    if "price" in columns:
+        return Kind.PRICES
+    if "partner" in columns:
+        return Kind.FLOWS
+    raise FileRefused(f"{source}: cannot tell which kind of data this is from its header; give --kind")
+
+
+def _comtrade_plan(lower: dict[str, str], source: str) -> _Plan:
+    missing = [c for c in _COMTRADE_REQUIRED if c.lower() not in lower]
+    if "netwgt" not in lower and "qty" not in lower:
+        missing.append("netWgt or qty")
+    if missing:
+        raise FileRefused(f"{source}: a UN Comtrade export needs the column(s) {', '.join(missing)}")
+
+    def col(name: str) -> str:
+        return f"trim(CAST({_quote(lower[name.lower()])} AS VARCHAR))" if name.lower() in lower else "NULL"
+
+    period = col("period")
+    net, qty = col("netWgt"), col("qty")
+    use_net = f"(TRY_CAST({net} AS DOUBLE) > 0)"
+    expressions = {
+        "period": f"CASE WHEN regexp_full_match({period}, '^[0-9]{{6}}$') "
+        f"THEN substr({period}, 1, 4) || '-' || substr({period}, 5, 2) ELSE {period} END",
+        "hs_code": col("cmdCode"),
+        "partner": f"coalesce((SELECT alpha2 FROM _ews_alpha3 WHERE alpha3 = upper({col('partnerISO')})), "
+        f"{col('partnerISO')})",
+        "value": col("primaryValue"),
+        "quantity": f"CASE WHEN {use_net} THEN {net} ELSE {qty} END",
+        "unit": f"CASE WHEN {use_net} THEN 'kg' ELSE coalesce({col('qtyUnitAbbr')}, 'kg') END",
+    }
+    sources = {
+        "period": lower["period"],
+        "hs_code": lower["cmdcode"],
+        "partner": lower["partneriso"],
+        "value": lower["primaryvalue"],
+        "quantity": lower.get("netwgt", lower.get("qty", "qty")),
+        "unit": lower.get("qtyunitabbr", "qtyUnitAbbr"),
+    }
+    # Not data of one partner's imports: other flows, the World row, breakdowns by
+    # customs procedure, mode of transport or second partner (their totals are kept).
+    ignored = [f"coalesce(upper({col('flowCode')}), '') <> 'M'"]
+    ignored.append(f"coalesce(upper({col('partnerISO')}), '') = 'W00'")
+    if "partnercode" in lower:
+        ignored.append(f"coalesce({col('partnerCode')}, '') = '0'")
+    for name, total in (("customsCode", "C00"), ("motCode", "0"), ("partner2Code", "0")):
+        if name.lower() in lower:
+            ignored.append(f"coalesce({col(name)}, '{total}') NOT IN ('{total}', '')")
+    checks: tuple[tuple[str, str, str], ...] = ()
+    if "freqcode" in lower:
+        checks = (
+            (
+                lower["freqcode"],
+                f"coalesce(upper({col('freqCode')}), 'M') = 'M'",
+                "only monthly data (freqCode M) is read",
+            ),
+        )
+    return _Plan(Kind.FLOWS, "comtrade", expressions, sources, " OR ".join(ignored), checks)
+
+
+def _check_file(path: Path) -> int:
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise FileRefused(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise FileRefused(f"{path}: not a regular file")
+    if info.st_size > codes.MAX_INPUT_BYTES:
+        raise FileRefused(f"{path}: larger than {codes.MAX_INPUT_BYTES} bytes")
+    if not os.access(path, os.R_OK):
+        raise FileRefused(f"{path}: cannot read it: permission denied")
+    return info.st_size
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _csv_header(path: Path) -> list[str]:
+    with path.open("rb") as stream:
+        head = stream.read(MAX_HEADER_BYTES)
+    if not head.strip():
+        raise FileRefused(f"{path}: empty file (a header row is needed)")
+    first = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if len(first) >= MAX_HEADER_BYTES:
+        raise FileRefused(f"{path}: the header row is longer than {MAX_HEADER_BYTES} bytes")
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FileRefused(f"{path}: the header row is not UTF-8 text") from None
+    header = next(csv.reader(io.StringIO(text)), [])
+    names = [h.strip() for h in header]
+    if not names or any(not n for n in names) or len(set(map(str.lower, names))) != len(names):
+        raise FileRefused(f"{path}: the header row must name every column once, got {text[:200]!r}")
+    if any(not n.isprintable() for n in names):
+        raise FileRefused(f"{path}: the header row holds control characters")
+    return names
+
+
+def _is_json_lines(path: Path) -> bool:
+    return path.suffix.lower() in (".jsonl", ".ndjson", ".json")
+
+
+def _load_raw(db: duckdb.DuckDBPyConnection, path: Path) -> tuple[list[str], list[tuple[int, str, str]]]:
+    """Load the file's records as text columns into `_ews_raw` (with `_row`); rows DuckDB could not split."""
+    if _is_json_lines(path):
+        return _load_json_lines(db, path), []
+    header = _csv_header(path)
+    columns = dict.fromkeys(header, "VARCHAR")
+    try:
+        db.execute("DROP TABLE IF EXISTS _ews_rejects")
+        db.execute("DROP TABLE IF EXISTS _ews_rejects_scan")
+        db.execute(
+            "CREATE OR REPLACE TEMP TABLE _ews_raw_read AS SELECT * FROM read_csv(?, header = true, "
+            "auto_detect = false, columns = ?, delim = ',', quote = '\"', escape = '\"', "
+            "strict_mode = true, store_rejects = true, rejects_table = '_ews_rejects', "
+            "rejects_scan = '_ews_rejects_scan', encoding = 'utf-8')",
+            [str(path), columns],
+        )
+        rejected = db.execute(
+            "SELECT DISTINCT line, coalesce(column_name, '(record)'), error_type FROM _ews_rejects ORDER BY line"
+        ).fetchall()
+        # Records DuckDB could not split are not in the table: number the rest as in the file.
+        skips = sorted({int(line) - 1 for line, _c, _k in rejected})
+        db.execute("CREATE OR REPLACE TEMP TABLE _ews_skips (below BIGINT)")
+        if skips:
+            db.executemany(
+                "INSERT INTO _ews_skips VALUES (?)", [[q - k] for k, q in enumerate(skips, start=1)]
+            )
+        db.execute("DROP VIEW IF EXISTS _ews_raw")
+        db.execute("DROP TABLE IF EXISTS _ews_raw")
+        db.execute(
+            "CREATE TEMP VIEW _ews_raw AS SELECT rowid + 1 + "
+            + ("(SELECT count(*) FROM _ews_skips WHERE below <= r.rowid)" if skips else "0")
+            + " AS _row, * FROM _ews_raw_read r"
+        )
+    except duckdb.Error as exc:
+        raise FileRefused(f"{path}: not readable as CSV: {_first_line(exc)}") from None
+    return header, [(int(line) - 1, str(column), str(kind)) for line, column, kind in rejected]
+
+
+def _load_json_lines(db: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    """JSON lines: one object per line; values may be strings or numbers."""
+    records: list[dict[str, Any]] = []
+    names: dict[str, None] = {}
+    with path.open("rb") as stream:
+        for number, line in enumerate(stream, start=1):
+            if not line.strip():
+                raise FileRefused(f"{path}: row {number}: empty line (one JSON object per line)")
+            try:
+                value = json.loads(line)
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+                raise FileRefused(f"{path}: row {number}: not a JSON object: {exc}") from None
+            if not isinstance(value, dict):
+                raise FileRefused(f"{path}: row {number}: not a JSON object")
+            for key, item in value.items():
+                if not isinstance(item, str | int | float) or isinstance(item, bool):
+                    raise FileRefused(f"{path}: row {number}, column {key}: a string or a number is needed")
+                if key not in names and len(names) >= 256:
+                    raise FileRefused(f"{path}: more than 256 distinct keys")
+                names.setdefault(key, None)
+            records.append(value)
+    if not records:
+        raise FileRefused(f"{path}: empty file (one JSON object per line is needed)")
+    header = list(names)
+    if len({h.lower() for h in header}) != len(header):
+        raise FileRefused(f"{path}: keys differ only in case")
+    # Through a CSV of text cells: DuckDB reads it in one scan, with no row-by-row inserts.
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", newline="", encoding="utf-8", delete=False) as out:
+        writer = csv.writer(out, quoting=csv.QUOTE_ALL)
+        writer.writerow(["_row", *header])
+        for number, record in enumerate(records, start=1):
+            writer.writerow([number, *(_json_text(record.get(name)) for name in header)])
+    try:
+        db.execute("DROP VIEW IF EXISTS _ews_raw")
+        db.execute(
+            "CREATE OR REPLACE TEMP TABLE _ews_raw AS SELECT * FROM read_csv(?, header = true, "
+            "auto_detect = false, columns = ?, delim = ',', quote = '\"', escape = '\"')",
+            [out.name, {"_row": "BIGINT", **dict.fromkeys(header, "VARCHAR")}],
+        )
+    finally:
+        os.unlink(out.name)
+    return header
+
+
+def _json_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+# ------------------------------------------------------------------ validating and storing
+def ingest_file(
+    store: EwsStore,
+    path: Path,
+    *,
+    kind: Kind | None = None,
+    skip_bad: bool = False,
+    now: datetime | None = None,
+) -> IngestReport:
+    """Validate `path` whole and store it in one transaction; IngestRefused or FileRefused otherwise."""
+    _check_file(path)
+    source = path.name
+    db = store.db
+    _reference_tables(db)
+    header, rejected = _load_raw(db, path)
+    plan = _plan(header, kind, str(path))
+    return _ingest(
+        store, plan, source=source, sha256=_sha256(path), rejected=rejected, skip_bad=skip_bad, now=now
+    )
+
+
+def ingest_records(
+    store: EwsStore,
+    kind: Kind,
+    records: Iterable[dict[str, str]],
+    *,
+    source: str,
+    now: datetime | None = None,
+) -> IngestReport:
+    """Store records given in code (`ewx ews event add`) through the same checks as a file."""
+    rows = list(records)
+    if not rows:
+        raise UsageError("nothing to store")
+    names = list(rows[0])
+    db = store.db
+    _reference_tables(db)
+    columns = ", ".join(f"CAST(NULL AS VARCHAR) AS {_quote(n)}" for n in names)
+    db.execute("DROP VIEW IF EXISTS _ews_raw")
+    db.execute(
+        f"CREATE OR REPLACE TEMP TABLE _ews_raw AS SELECT CAST(NULL AS BIGINT) AS _row, {columns} LIMIT 0"
+    )
+    placeholders = ", ".join("?" for _ in range(len(names) + 1))
+    for number, row in enumerate(rows, start=1):
+        db.execute(f"INSERT INTO _ews_raw VALUES ({placeholders})", [number, *(row[n] for n in names)])
+    plan = _plan(names, kind, source)
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+    return _ingest(store, plan, source=source, sha256=digest, rejected=[], skip_bad=False, now=now)
+
+
+def _reference_tables(db: duckdb.DuckDBPyConnection) -> None:
+    """Country codes as small temp tables, so rules and the Comtrade mapping are joins."""
+    db.execute("CREATE OR REPLACE TEMP TABLE _ews_countries (code VARCHAR)")
+    db.executemany("INSERT INTO _ews_countries VALUES (?)", [[c] for c in sorted(VALID_CODES)])
+    db.execute("CREATE OR REPLACE TEMP TABLE _ews_alpha3 (alpha3 VARCHAR, alpha2 VARCHAR)")
+    db.executemany(
+        "INSERT INTO _ews_alpha3 VALUES (?, ?)",
+        [[c.alpha_3, c.alpha_2] for c in pycountry.countries if c.alpha_2 in VALID_CODES],
+    )
+
+
+def _ingest(
+    store: EwsStore,
+    plan: _Plan,
+    *,
+    source: str,
+    sha256: str,
+    rejected: list[tuple[int, str, str]],
+    skip_bad: bool,
+    now: datetime | None,
+) -> IngestReport:
+    db = store.db
+    fields = _FIELDS[plan.kind]
+    selects = ", ".join(f"{_canonical(f, plan.expressions[f.name])} AS {f.name}" for f in fields)
+    try:
+        db.execute(
+            f"CREATE OR REPLACE TEMP TABLE _ews_canon AS SELECT _row, ({plan.ignored}) AS _ignored, "
+            f"{selects} FROM _ews_raw"
+        )
+        rows_read, ignored = db.execute(
+            "SELECT count(*), count(*) FILTER (WHERE _ignored) FROM _ews_canon"
+        ).fetchone() or (0, 0)
+        problems, total = _problems(db, plan, fields, rejected)
+    except duckdb.Error as exc:
+        raise FileRefused(f"{source}: cannot read its rows: {_first_line(exc)}") from None
+    rows_read = int(rows_read) + len({r for r, _c, _k in rejected})
+    if total and not skip_bad:
+        raise IngestRefused(source, problems[:MAX_REPORTED_PROBLEMS], total=total)
+    bad = db.execute("SELECT count(*) FROM _ews_bad").fetchone()
+    skipped = int(bad[0]) if bad else 0
+    typed = ", ".join(f"CAST({f.name} AS {f.sql_type}) AS {f.name}" for f in fields)
+    db.execute(
+        f"CREATE OR REPLACE TEMP TABLE _ews_new AS SELECT _row, {typed} FROM _ews_canon "
+        "WHERE NOT _ignored AND _row NOT IN (SELECT _row FROM _ews_bad)"
+    )
+    if plan.kind is Kind.FLOWS:
+        db.execute(
+            "UPDATE _ews_new SET quantity = quantity * CASE unit "
+            + " ".join(f"WHEN '{u}' THEN {factor}" for u, factor in codes.UNITS.items())
+            + " END, unit = CASE unit "
+            + " ".join(f"WHEN '{u}' THEN '{stored}'" for u, stored in codes.STORED_UNIT.items())
+            + " END"
+        )
+    with store.transaction():
+        return _store(
+            store,
+            kind=plan.kind,
+            fields=fields,
+            source=source,
+            sha256=sha256,
+            layout=plan.layout,
+            rows_read=rows_read,
+            ignored=int(ignored),
+            problems=problems,
+            skipped=skipped,
+            now=now,
+        )
+
+
+def _problems(
+    db: duckdb.DuckDBPyConnection, plan: _Plan, fields: Sequence[_Field], rejected: list[tuple[int, str, str]]
+) -> tuple[list[RowProblem], int]:
+    """Every problem into `_ews_problems` (and every bad row into `_ews_bad`), in SQL;
+    the first MAX_LISTED_PROBLEMS of them as RowProblems, and how many there are."""
+    db.execute(
+        "CREATE OR REPLACE TEMP TABLE _ews_problems (_row BIGINT, col VARCHAR, rule VARCHAR, value VARCHAR)"
+    )
+    first_per_row: dict[int, tuple[str, str]] = {}
+    for row, column, kind in rejected:
+        first_per_row.setdefault(row, (column, kind))
+    if first_per_row:
+        db.executemany(
+            "INSERT INTO _ews_problems VALUES (?, ?, ?, NULL)",
+            [[row, column, "csv:" + kind] for row, (column, kind) in first_per_row.items()],
+        )
+    checks = []
+    for f in fields:
+        column = plan.sources[f.name].replace("'", "''")
+        rule = _RULE_SQL[f.rule].replace("$x", f.name)
+        checks.append(
+            f"SELECT _row, '{column}', '{f.rule}', {f.name} FROM _ews_canon "
+            f"WHERE NOT _ignored AND ({f.name} IS NULL OR {f.name} = '' OR NOT coalesce(({rule}), false))"
+        )
+    if plan.kind is Kind.EVENTS:
+        checks.append(
+            "SELECT _row, 'effective', 'after_announced', effective FROM _ews_canon WHERE NOT _ignored "
+            "AND TRY_CAST(effective AS DATE) < TRY_CAST(announced AS DATE)"
+        )
+    for column, predicate, reason in plan.checks:
+        safe_reason = reason.replace("'", "''")
+        checks.append(
+            f"SELECT _row, '{column}', 'x:{safe_reason}', NULL FROM _ews_raw WHERE NOT coalesce(({predicate}), false)"
+        )
+    db.execute("INSERT INTO _ews_problems " + " UNION ALL ".join(checks))
+    keys = [f.name for f in fields if f.key]
+    key_column = plan.sources[keys[0]].replace("'", "''")
+    key_list = ", ".join(keys)
+    # A 64-bit hash per key finds that there are no repeats in one cheap pass;
+    # only a file with (probable) repeats pays for the exact grouping.
+    counted = db.execute(
+        f"SELECT count(*), count(DISTINCT hash({key_list})) FROM _ews_canon WHERE NOT _ignored"
+    ).fetchone()
+    if counted is not None and counted[0] != counted[1]:
+        db.execute(
+            f"INSERT INTO _ews_problems SELECT c._row, '{key_column}', 'dup:' || d.first, NULL "
+            f"FROM _ews_canon c JOIN (SELECT {key_list}, min(_row) AS first FROM _ews_canon WHERE NOT _ignored "
+            f"GROUP BY {key_list} HAVING count(*) > 1) d USING ({key_list}) WHERE NOT c._ignored AND c._row > d.first"
+        )
+    if plan.kind is Kind.FLOWS:
+        _unit_problems(db, plan)
+    db.execute("CREATE OR REPLACE TEMP TABLE _ews_bad AS SELECT DISTINCT _row FROM _ews_problems")
+    total = db.execute("SELECT count(*) FROM _ews_problems").fetchone()
+    listed = db.execute(
+        f"SELECT _row, col, rule, value FROM _ews_problems ORDER BY _row, col LIMIT {MAX_LISTED_PROBLEMS}"
+    ).fetchall()
+    keys_text = ", ".join(keys)
+    problems = [
+        RowProblem(int(row), str(col), _reason(str(rule), value, keys_text))
+        for row, col, rule, value in listed
+    ]
+    return problems, int(total[0]) if total else 0
+
+
+def _unit_problems(db: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
+    """A code's quantities are kept in one unit (tonnes count as kg): mixing is an error."""
+    stored = "CASE unit " + " ".join(f"WHEN '{u}' THEN '{s}'" for u, s in codes.STORED_UNIT.items()) + " END"
+    column = plan.sources["unit"].replace("'", "''")
+    db.execute(
+        f"""
+        INSERT INTO _ews_problems
+        WITH incoming AS (SELECT _row, hs_code, {stored} AS unit FROM _ews_canon WHERE NOT _ignored
+                          AND unit IN ({", ".join(f"'{u}'" for u in codes.UNITS)})),
+             kept AS (SELECT hs_code, any_value(unit) AS unit FROM flows GROUP BY hs_code),
+             first AS (SELECT hs_code, arg_min(unit, _row) AS unit FROM incoming GROUP BY hs_code),
+             expected AS (SELECT f.hs_code, coalesce(k.unit, f.unit) AS unit FROM first f
+                          LEFT JOIN kept k USING (hs_code))
+        SELECT i._row, '{column}', 'unit:' || i.hs_code || ':' || e.unit, i.unit
+        FROM incoming i JOIN expected e USING (hs_code) WHERE i.unit <> e.unit
+        """
+    )
+
+
+def _reason(rule: str, value: object, keys: str) -> str:
+    kind, _, detail = rule.partition(":")
+    if kind == "x":
+        return detail
+    if kind == "csv":
+        return _CSV_ERRORS.get(detail, f"the record could not be read ({detail.lower()})")
+    if kind == "dup":
+        return f"repeats row {detail} (same {keys})"
+    if kind == "unit":
+        code, _, want = detail.partition(":")
+        return f"HS {code} is kept in {want}; this row gives {value} (one unit per code)"
+    if rule == "after_announced":
+        return f"{value!s} is before the announcement date"
+    if value is None or value == "":
+        return "missing value"
+    shown = str(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return f"{shown!r} {_RULE_TEXT[rule]}"
+
+
+def _store(
+    store: EwsStore,
+    *,
+    kind: Kind,
+    fields: Sequence[_Field],
+    source: str,
+    sha256: str,
+    layout: str,
+    rows_read: int,
+    ignored: int,
+    problems: list[RowProblem],
+    skipped: int,
+    now: datetime | None,
+) -> IngestReport:
+    """Within the transaction: add new rows, replace changed ones (recording both), keep the rest."""
+    db = store.db
+    batch = store.next_batch()
+    table = kind.value
+    keys = [f.name for f in fields if f.key]
+    values = [f.name for f in fields if not f.key]
+    on = " AND ".join(f"t.{k} = n.{k}" for k in keys)
+    if store.count(table) == 0:  # the first load: everything is new, no comparison to make
+        db.execute(
+            "CREATE OR REPLACE TEMP TABLE _ews_diff AS SELECT *, 'added' AS _what FROM _ews_new LIMIT 0"
+        )
+        source_rows = "_ews_new"
+    else:
+        source_rows = "_ews_diff"
+    differs = " OR ".join(f"t.{v} IS DISTINCT FROM n.{v}" for v in values)
+    if source_rows == "_ews_diff":
+        db.execute(
+            f"CREATE OR REPLACE TEMP TABLE _ews_diff AS SELECT n.*, "
+            f"CASE WHEN t.{keys[0]} IS NULL THEN 'added' WHEN {differs} THEN 'replaced' ELSE 'unchanged' END AS _what, "
+            f"CASE WHEN t.{keys[0]} IS NOT NULL THEN to_json(struct_pack({', '.join(f'{v} := t.{v}' for v in values)})) END AS _old "
+            f"FROM _ews_new n LEFT JOIN {table} t ON {on}"
+        )
+        counts = dict(db.execute("SELECT _what, count(*) FROM _ews_diff GROUP BY _what").fetchall())
+    else:
+        counts = {"added": store.count("_ews_new")}
+    added, replaced, unchanged = (int(counts.get(k, 0)) for k in ("added", "replaced", "unchanged"))
+    key_text = " || '|' || ".join(f"CAST({k} AS VARCHAR)" for k in keys)
+    if replaced:
+        db.execute(
+            f"INSERT INTO replacements SELECT ?, ?, {key_text}, _old, "
+            f"to_json(struct_pack({', '.join(f'{v} := {v}' for v in values)})) FROM _ews_diff WHERE _what = 'replaced'",
+            [batch, table],
+        )
+        db.execute(f"DELETE FROM {table} t USING _ews_diff n WHERE n._what = 'replaced' AND {on}")
+    if added or replaced:
+        columns = ", ".join(f.name for f in fields)
+        extra = ""
+        if kind is Kind.EVENTS:
+            extra = "'EV-' || substr(sha256(country || '|' || measure || '|' || CAST(announced AS VARCHAR) || '|' || hs_codes), 1, 12) AS event_id, "
+            db.execute(
+                f"INSERT INTO {table} (event_id, {columns}, batch) SELECT {extra}{columns}, ? FROM {source_rows} "
+                + ("WHERE _what <> 'unchanged'" if source_rows == "_ews_diff" else ""),
+                [batch],
+            )
+        else:
+            month = ", month" if kind is Kind.FLOWS else ""
+            month_value = f", {MONTH_OF_PERIOD}" if kind is Kind.FLOWS else ""
+            db.execute(
+                f"INSERT INTO {table} ({columns}, batch{month}) SELECT {columns}, ?{month_value} FROM {source_rows} "
+                + ("WHERE _what <> 'unchanged'" if source_rows == "_ews_diff" else ""),
+                [batch],
+            )
+        store.set_data_version(batch)
+    at = (now or datetime.now(UTC)).isoformat()
+    db.execute(
+        "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [batch, table, source, sha256, layout, rows_read, added, replaced, unchanged, skipped, ignored, at],
+    )
+    return IngestReport(
+        source=source,
+        kind=kind,
+        layout=layout,
+        batch=batch,
+        rows_read=rows_read,
+        added=added,
+        replaced=replaced,
+        unchanged=unchanged,
+        ignored=ignored,
+        skipped=problems,
+        skipped_rows=skipped,
+        data_version=store.data_version(),
+    )
