@@ -709,14 +709,14 @@ def _unit_problems(db: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
     db.execute(
         f"""
         INSERT INTO _ews_problems
-        WITH incoming AS (SELECT _row, hs_code, {stored} AS unit FROM _ews_canon WHERE NOT _ignored
-                          AND unit IN ({", ".join(f"'{u}'" for u in codes.UNITS)})),
-             kept AS (SELECT hs_code, any_value(unit) AS unit FROM flows GROUP BY hs_code),
-             first AS (SELECT hs_code, arg_min(unit, _row) AS unit FROM incoming GROUP BY hs_code),
-             expected AS (SELECT f.hs_code, coalesce(k.unit, f.unit) AS unit FROM first f
+        WITH incoming AS (SELECT _row, hs_code, unit AS given, {stored} AS kept_as FROM _ews_canon
+                          WHERE NOT _ignored AND unit IN ({", ".join(f"'{u}'" for u in codes.UNITS)})),
+             kept AS (SELECT hs_code, any_value(unit) AS kept_as FROM flows GROUP BY hs_code),
+             first AS (SELECT hs_code, arg_min(kept_as, _row) AS kept_as FROM incoming GROUP BY hs_code),
+             expected AS (SELECT f.hs_code, coalesce(k.kept_as, f.kept_as) AS kept_as FROM first f
                           LEFT JOIN kept k USING (hs_code))
-        SELECT i._row, '{column}', 'unit:' || i.hs_code || ':' || e.unit, i.unit
-        FROM incoming i JOIN expected e USING (hs_code) WHERE i.unit <> e.unit
+        SELECT i._row, '{column}', 'mixed:' || i.hs_code || ':' || e.kept_as, i.given
+        FROM incoming i JOIN expected e USING (hs_code) WHERE i.kept_as <> e.kept_as
         """
     )
 
@@ -729,7 +729,7 @@ def _reason(rule: str, value: object, keys: str) -> str:
         return _CSV_ERRORS.get(detail, f"the record could not be read ({detail.lower()})")
     if kind == "dup":
         return f"repeats row {detail} (same {keys})"
-    if kind == "unit":
+    if kind == "mixed":
         code, _, want = detail.partition(":")
         return f"HS {code} is kept in {want}; this row gives {value} (one unit per code)"
     if rule == "after_announced":

@@ -6,7 +6,8 @@ baseline HHI is at least `hhi`. Triggers: a policy move on the code by that
 partner, announced at most `policy_days` before the month's end and not
 lifted; a volume drop (the partner's or the total quantity at a robust z of
 `-volume_z` or below, and at least `yoy_drop` below a year earlier); a price
-shock (unit value at a robust z of `unit_value_z` or above). Anomalies count
+shock (unit value at a robust z of `unit_value_z` or above and at least
+`unit_value_rise` above its baseline median). Anomalies count
 once a code has `min_history` months of history.
 
 | exposure and ...                | severity |
@@ -56,7 +57,8 @@ def fired_sql(t: Thresholds) -> str:
                         AND (z_partner <= -{t.volume_z} OR z_volume <= -{t.volume_z})
                         AND (coalesce(partner_yoy, -1) <= -{t.yoy_drop} OR coalesce(yoy, -1) <= -{t.yoy_drop}),
                         false) AS volume_drop,
-               coalesce(history >= {t.min_history} AND z_unit_value >= {t.unit_value_z}, false) AS price_shock
+               coalesce(history >= {t.min_history} AND z_unit_value >= {t.unit_value_z}
+                        AND unit_value >= uv_median * (1 + {t.unit_value_rise}), false) AS price_shock
         FROM _ews_indicators i
     ),
     levelled AS (
@@ -229,7 +231,8 @@ def explain(evidence: dict[str, Any]) -> str:
     if "price_shock" in evidence["triggers"]:
         lines.append(
             f"  price shock: unit value {_num(v['unit_value'])} against a median of {_num(v['uv_median'])}: "
-            f"robust z {_num(v['z_unit_value'])} (threshold {t['unit_value_z']})"
+            f"robust z {_num(v['z_unit_value'])} (threshold {t['unit_value_z']}, and a rise of at least "
+            f"{_pct(t['unit_value_rise'])})"
         )
     event = evidence.get("policy_event")
     if event:

@@ -7,7 +7,8 @@ Example::
     hhi = 0.4               # exposure: import concentration (0-1)
     cr1_critical = 0.8      # a policy move on a code this concentrated is SEVERE at once
     volume_z = 3.5          # trigger: robust z of volume at or below -volume_z
-    unit_value_z = 3.5      # trigger: robust z of unit value at or above +unit_value_z
+    unit_value_z = 3.5      # trigger: robust z of unit value at or above +unit_value_z ...
+    unit_value_rise = 0.25  # ... and at least this much above its baseline median
     yoy_drop = 0.5          # trigger: volume at least this much below a year earlier
     history = 12            # trailing periods of the baseline (median, MAD)
     min_history = 12        # periods a code needs before anomalies count
@@ -47,6 +48,10 @@ class Thresholds(BaseModel):
 
     unit_value_z: float = Field(default=3.5, gt=0, le=100, strict=True)
     """Trigger: the unit value has a robust z at or above this (a price shock)."""
+
+    unit_value_rise: float = Field(default=0.25, gt=0, le=100, strict=True)
+    """Trigger, with a high z: the unit value at least this fraction above its baseline median
+    (a steady series has a small MAD, so a z alone flags ordinary wobbles)."""
 
     yoy_drop: float = Field(default=0.5, gt=0, lt=1, strict=True)
     """Trigger, with a negative z: volume at least this fraction below the same period a year earlier."""
