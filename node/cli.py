@@ -390,7 +390,17 @@ def cmd_alert_respond(args: argparse.Namespace) -> int:
         "assistance_measures": args.assistance_measure or [],
         "expected_duration_days": args.duration_days,
     }
-    return _publish(args, msg_type="RESPONSE", reference=_peer_ref(args), response=response)
+    reference = _peer_ref(args)
+    if args.with_exposure:
+        shown = _client(args).call("show", **reference)
+        exposure = shown.get("local_exposure")
+        if not exposure or not exposure.get("share_band"):
+            raise RefusedOperation(
+                f"no local exposure to share for {reference['origin']}/{reference['alert_id']}: "
+                + ("not computed yet" if not exposure else "this node imports none of its codes")
+            )
+        response["own_exposure"] = exposure["share_band"]  # the band only: never a figure
+    return _publish(args, msg_type="RESPONSE", reference=reference, response=response)
 
 
 def cmd_alert_consult(args: argparse.Namespace) -> int:
@@ -830,6 +840,11 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("--assistance", choices=_choices(pb.Assistance), default="NONE")
     p.add_argument("--assistance-measure", action="append", choices=_choices(pb.Measure))
     p.add_argument("--duration-days", type=int, default=0)
+    p.add_argument(
+        "--with-exposure",
+        action="store_true",
+        help="also send this node's own exposure to the alert's sources, as a share band (never a figure)",
+    )
     p.set_defaults(func=cmd_alert_respond)
     p = alert.add_parser("consult", help="request a consultation on a SEVERE or EXTREME alert")
     _add_peer_ref(p)

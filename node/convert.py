@@ -144,6 +144,7 @@ def alert_to_pb(alert: Alert) -> pb.Alert:
                 assistance=r.assistance,
                 assistance_measures=list(r.assistance_measures),
                 expected_duration_days=r.expected_duration_days,
+                own_exposure=r.own_exposure,
             )
         )
     if alert.consult is not None:
@@ -223,6 +224,8 @@ def alert_from_bytes(data: bytes) -> Alert:
             "assistance_measures": _names(pb.Measure, r.assistance_measures),
             "expected_duration_days": r.expected_duration_days,
         }
+        if r.own_exposure:
+            fields["response"]["own_exposure"] = _name(pb.ImpactBand, r.own_exposure)
     if msg.HasField("consult"):
         c = msg.consult
         fields["consult"] = {

@@ -211,6 +211,8 @@ class Response(_Model):
     assistance: AssistanceName
     assistance_measures: Measures = []
     expected_duration_days: DurationDays = 0
+    own_exposure: ImpactBandName | None = None
+    """The responder's own import share from the alert's sources, as a band (node/ews/exposure.py)."""
 
 
 class Consult(_Model):

@@ -298,16 +298,18 @@ class Info(_message.Message):
     def __init__(self, category: _Optional[_Union[Category, str]] = ..., urgency: _Optional[_Union[Urgency, str]] = ..., severity: _Optional[_Union[Severity, str]] = ..., certainty: _Optional[_Union[Certainty, str]] = ..., effective: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., headline: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., source_countries: _Optional[_Iterable[str]] = ..., affected_countries: _Optional[_Iterable[str]] = ..., supply_impact: _Optional[_Union[ImpactBand, str]] = ..., expected_duration_days: _Optional[int] = ...) -> None: ...
 
 class Response(_message.Message):
-    __slots__ = ("measures", "assistance", "assistance_measures", "expected_duration_days")
+    __slots__ = ("measures", "assistance", "assistance_measures", "expected_duration_days", "own_exposure")
     MEASURES_FIELD_NUMBER: _ClassVar[int]
     ASSISTANCE_FIELD_NUMBER: _ClassVar[int]
     ASSISTANCE_MEASURES_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_DURATION_DAYS_FIELD_NUMBER: _ClassVar[int]
+    OWN_EXPOSURE_FIELD_NUMBER: _ClassVar[int]
     measures: _containers.RepeatedScalarFieldContainer[Measure]
     assistance: Assistance
     assistance_measures: _containers.RepeatedScalarFieldContainer[Measure]
     expected_duration_days: int
-    def __init__(self, measures: _Optional[_Iterable[_Union[Measure, str]]] = ..., assistance: _Optional[_Union[Assistance, str]] = ..., assistance_measures: _Optional[_Iterable[_Union[Measure, str]]] = ..., expected_duration_days: _Optional[int] = ...) -> None: ...
+    own_exposure: ImpactBand
+    def __init__(self, measures: _Optional[_Iterable[_Union[Measure, str]]] = ..., assistance: _Optional[_Union[Assistance, str]] = ..., assistance_measures: _Optional[_Iterable[_Union[Measure, str]]] = ..., expected_duration_days: _Optional[int] = ..., own_exposure: _Optional[_Union[ImpactBand, str]] = ...) -> None: ...
 
 class Consult(_message.Message):
     __slots__ = ("impact", "cause", "expected_duration_days", "sectors", "measures_taken", "assistance_wanted")
