@@ -20,22 +20,19 @@ the alert once.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from node.config import NodeConfig
 from node.errors import RefusedOperation, UsageError
 from node.ews.codes import PERIOD_PATTERN, DetectionState, DismissReason, Kind, Measure, Stage
-from node.ews.drafts import draft_info
 from node.ews.ingest import IngestReport, ingest_file, ingest_records
-from node.ews.rules import Detection, explain
+from node.ews.review import Publisher, approve, detections, dismiss, open_store
+from node.ews.rules import explain
 from node.ews.scan import compute, scan, should_auto_publish
-from node.ews.store import EwsStore
 from node.ews.thresholds import Thresholds
 
 EXIT_OK = 0
@@ -55,49 +52,14 @@ class CliParts:
     statuses: list[str]
 
 
-def _open(config: NodeConfig) -> EwsStore:
-    return EwsStore.open(config.data_dir)
-
-
-def _detections(
-    store: EwsStore, ids: list[str] | None = None, *, state: str | None = None
-) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM detections"
-    clauses: list[str] = []
-    params: list[Any] = []
-    if ids is not None:
-        clauses.append("detection_id IN (SELECT unnest(?))")
-        params.append(ids)
-    if state is not None:
-        clauses.append("state = ?")
-        params.append(state)
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    rows = store.rows(sql + " ORDER BY period, hs_code", params)
-    for row in rows:
-        row["evidence"] = json.loads(row["evidence"])
-        row["edits"] = json.loads(row["edits"]) if row["edits"] else None
-    return rows
-
-
-def _as_detection(row: dict[str, Any]) -> Detection:
-    return Detection(
-        detection_id=row["detection_id"],
-        hs_code=row["hs_code"],
-        period=row["period"],
-        partner=row["partner"],
-        rule=row["rule"],
-        severity=row["severity"],
-        category=row["category"],
-        evidence=row["evidence"],
-    )
-
-
 class EwsCommands:
     """The command functions, bound to the parts they borrow."""
 
     def __init__(self, parts: CliParts) -> None:
         self.parts = parts
+
+    def _publisher(self, args: argparse.Namespace) -> Publisher:
+        return lambda **fields: self.parts.publish(args, **fields)
 
     # ------------------------------------------------------------ ingest and events
     def ingest(self, args: argparse.Namespace) -> int:
@@ -105,7 +67,7 @@ class EwsCommands:
         config = self.parts.load_config(args)
         kind = Kind(args.kind) if args.kind else None
         reports: list[IngestReport] = []
-        with _open(config) as store:
+        with open_store(config) as store:
             for name in args.files:
                 reports.append(ingest_file(store, Path(name), kind=kind, skip_bad=args.skip_bad))
         if args.json:
@@ -126,7 +88,7 @@ class EwsCommands:
             "effective": args.effective or args.announced,
             "stage": args.stage,
         }
-        with _open(config) as store:
+        with open_store(config) as store:
             report = ingest_records(store, Kind.EVENTS, [record], source="event add")
             event = store.rows(
                 "SELECT event_id FROM events WHERE country = ? AND measure = ? AND CAST(announced AS VARCHAR) = ? "
@@ -142,7 +104,7 @@ class EwsCommands:
     def event_list(self, args: argparse.Namespace) -> int:
         """Every policy move on record."""
         config = self.parts.load_config(args)
-        with _open(config) as store:
+        with open_store(config) as store:
             events = store.rows(
                 "SELECT event_id, country, hs_codes, measure, CAST(announced AS VARCHAR) AS announced, "
                 "CAST(effective AS VARCHAR) AS effective, stage, batch FROM events ORDER BY announced, event_id"
@@ -164,15 +126,15 @@ class EwsCommands:
         """Compute every indicator, apply the rules, keep new detections as drafts."""
         config = self.parts.load_config(args)
         thresholds = config.ews
-        with _open(config) as store:
+        with open_store(config) as store:
             result = scan(store, thresholds, period=args.period)
         published: dict[str, str] = {}
         waiting: dict[str, str] = {}
         for detection in result.detections:
             if detection.detection_id in result.new and should_auto_publish(detection, thresholds):
                 try:
-                    published[detection.detection_id] = self._approve(
-                        config, [detection.detection_id], args, edits=None, status="ACTUAL", recipients=None
+                    published[detection.detection_id] = approve(
+                        config, [detection.detection_id], publish=self._publisher(args)
                     )
                 except (RefusedOperation, UsageError) as exc:
                     waiting[detection.detection_id] = str(exc)
@@ -216,8 +178,8 @@ class EwsCommands:
     def review(self, args: argparse.Namespace) -> int:
         """The drafts waiting for an analyst (all detections with --all)."""
         config = self.parts.load_config(args)
-        with _open(config) as store:
-            rows = _detections(store, state=None if args.all else DetectionState.DRAFT.value)
+        with open_store(config) as store:
+            rows = detections(store, state=None if args.all else DetectionState.DRAFT.value)
         if args.json:
             self.parts.print_json(rows)
             return EXIT_OK
@@ -236,8 +198,8 @@ class EwsCommands:
     def explain(self, args: argparse.Namespace) -> int:
         """Reproduce one detection from the data now in the store, and say why it fired."""
         config = self.parts.load_config(args)
-        with _open(config) as store:
-            rows = _detections(store, [args.detection_id])
+        with open_store(config) as store:
+            rows = detections(store, [args.detection_id])
             if not rows:
                 raise RefusedOperation(f"no detection {args.detection_id} in this node's store")
             row = rows[0]
@@ -278,85 +240,21 @@ class EwsCommands:
         """Publish one ALERT from one or more drafts (optionally edited); prints its id."""
         config = self.parts.load_config(args)
         edits = {k: v for k, v in vars(args).items() if k in _EDIT_FLAGS and v is not None}
-        alert_id = self._approve(
-            config, args.detection_ids, args, edits=edits or None, status=args.status, recipients=args.to
+        alert_id = approve(
+            config,
+            args.detection_ids,
+            publish=self._publisher(args),
+            edit=(lambda info: self.parts.info_from(args, base=info)) if edits else None,
+            edits=edits or None,
+            status=args.status,
+            recipients=args.to,
         )
         print(alert_id)
         return EXIT_OK
 
-    def _approve(
-        self,
-        config: NodeConfig,
-        ids: list[str],
-        args: argparse.Namespace,
-        *,
-        edits: dict[str, Any] | None,
-        status: str,
-        recipients: Sequence[str] | None,
-    ) -> str:
-        ids = sorted(dict.fromkeys(ids))
-        with _open(config) as store:
-            rows = _detections(store, ids)
-        missing = sorted(set(ids) - {r["detection_id"] for r in rows})
-        if missing:
-            raise RefusedOperation(f"no detection {', '.join(missing)} in this node's store")
-        for row in rows:
-            if row["state"] == DetectionState.DISMISSED.value:
-                raise RefusedOperation(
-                    f"{row['detection_id']} was dismissed ({row['dismiss_reason']}); it cannot be published"
-                )
-        done = {r["alert_id"] for r in rows if r["state"] == DetectionState.PUBLISHED.value}
-        if done and len(done) == 1 and all(r["state"] == DetectionState.PUBLISHED.value for r in rows):
-            raise RefusedOperation(f"already published as alert {done.pop()}")
-        if done:
-            raise RefusedOperation(f"some of these are already published (as {', '.join(sorted(done))})")
-        partners = {r["partner"] for r in rows}
-        if len(partners) > 1:
-            raise UsageError(f"one alert covers one source country; these name {', '.join(sorted(partners))}")
-        info = draft_info([_as_detection(r) for r in rows], me=config.node_id, now=datetime.now(UTC))
-        if edits:
-            info = self.parts.info_from(args, base=info)
-        # The same drafts approved again (a retry after a lost reply) name the same key.
-        key = "ews-approve:" + "+".join(ids)
-        result = self.parts.publish(
-            args, msg_type="ALERT", status=status, info=info, recipients=recipients, idempotency_key=key
-        )
-        alert_id = str(result["alert_id"])
-        with _open(config) as store, store.transaction():
-            store.db.execute(
-                "UPDATE detections SET state = ?, alert_id = ?, decided_at = ?, edits = ? "
-                "WHERE detection_id IN (SELECT unnest(?))",
-                [
-                    DetectionState.PUBLISHED.value,
-                    alert_id,
-                    datetime.now(UTC).isoformat(),
-                    json.dumps(edits, default=str) if edits else None,
-                    ids,
-                ],
-            )
-        return alert_id
-
     def dismiss(self, args: argparse.Namespace) -> int:
         """Set a draft aside with a coded reason; it is kept, with its evidence."""
-        config = self.parts.load_config(args)
-        with _open(config) as store:
-            rows = _detections(store, [args.detection_id])
-            if not rows:
-                raise RefusedOperation(f"no detection {args.detection_id} in this node's store")
-            if rows[0]["state"] != DetectionState.DRAFT.value:
-                raise RefusedOperation(
-                    f"{args.detection_id} is {rows[0]['state']}, not a draft; only a draft can be dismissed"
-                )
-            with store.transaction():
-                store.db.execute(
-                    "UPDATE detections SET state = ?, dismiss_reason = ?, decided_at = ? WHERE detection_id = ?",
-                    [
-                        DetectionState.DISMISSED.value,
-                        args.reason,
-                        datetime.now(UTC).isoformat(),
-                        args.detection_id,
-                    ],
-                )
+        dismiss(self.parts.load_config(args), args.detection_id, reason=DismissReason(args.reason))
         print(f"{args.detection_id} dismissed ({args.reason})")
         return EXIT_OK
 
