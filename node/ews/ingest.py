@@ -609,19 +609,22 @@ def _ingest(
         raise IngestRefused(source, problems[:MAX_REPORTED_PROBLEMS], total=total)
     bad = db.execute("SELECT count(*) FROM _ews_bad").fetchone()
     skipped = int(bad[0]) if bad else 0
-    typed = ", ".join(f"CAST({f.name} AS {f.sql_type}) AS {f.name}" for f in fields)
-    db.execute(
-        f"CREATE OR REPLACE TEMP TABLE _ews_new AS SELECT _row, {typed} FROM _ews_canon "
-        "WHERE NOT _ignored AND _row NOT IN (SELECT _row FROM _ews_bad)"
-    )
-    if plan.kind is Kind.FLOWS:
-        db.execute(
-            "UPDATE _ews_new SET quantity = quantity * CASE unit "
-            + " ".join(f"WHEN '{u}' THEN {factor}" for u, factor in codes.UNITS.items())
-            + " END, unit = CASE unit "
-            + " ".join(f"WHEN '{u}' THEN '{stored}'" for u, stored in codes.STORED_UNIT.items())
-            + " END"
-        )
+    typed = [f"CAST({f.name} AS {f.sql_type}) AS {f.name}" for f in fields]
+    if plan.kind is Kind.FLOWS:  # quantities in the stored unit (tonnes as kg)
+        factor = " ".join(f"WHEN '{u}' THEN {x}" for u, x in codes.UNITS.items())
+        stored_unit = " ".join(f"WHEN '{u}' THEN '{k}'" for u, k in codes.STORED_UNIT.items())
+        typed = [
+            f"CAST(quantity AS DOUBLE) * CASE unit {factor} END AS quantity"
+            if t.endswith(" AS quantity")
+            else f"CASE unit {stored_unit} END AS unit"
+            if t.endswith(" AS unit")
+            else t
+            for t in typed
+        ]
+    # A view, not a table: the rows are read once, by the insert or the comparison.
+    where = "NOT _ignored" + (" AND _row NOT IN (SELECT _row FROM _ews_bad)" if skipped else "")
+    db.execute("DROP VIEW IF EXISTS _ews_new")
+    db.execute(f"CREATE TEMP VIEW _ews_new AS SELECT _row, {', '.join(typed)} FROM _ews_canon WHERE {where}")
     with store.transaction():
         return _store(
             store,
