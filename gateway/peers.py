@@ -23,6 +23,7 @@ from grpc import aio
 from gateway import rpc
 from gateway.status_map import EXPECTED_SEQ_TRAILER, REASON_TRAILER, WITNESS_SIZE_TRAILER
 from gateway.tls import channel_credentials, channel_options
+from node.digits import ascii_int
 from node.errors import InboundRejected, Malformed, RefusedOperation, TrustUpdateRejected
 from node.ids import Country
 from node.service import NodeService
@@ -254,9 +255,9 @@ class DeliveryLoop:
                 self._trust_held = max(self._trust_held, await self._client.update_trust(envelope))
             except aio.AioRpcError as exc:
                 expected = trailer(exc, EXPECTED_SEQ_TRAILER)
-                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and expected and expected.isdigit():
+                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and (held := ascii_int(expected or "")) is not None:
                     # The peer lacks an earlier one: start again from there.
-                    self._trust_held = int(expected) - 1
+                    self._trust_held = held - 1
                 self._fail(None, f"{self._service.me}-trust-{serial}", describe(exc))
                 return False
             except Malformed as exc:
@@ -352,8 +353,8 @@ async def get_cosigned(client: PeerClient, service: NodeService) -> bool:
             return True
         except aio.AioRpcError as exc:
             witness_size = trailer(exc, WITNESS_SIZE_TRAILER)
-            if exc.code() == grpc.StatusCode.ABORTED and witness_size and witness_size.isdigit():
-                request = service.witness_request(peer, old_size=int(witness_size))
+            if exc.code() == grpc.StatusCode.ABORTED and (old := ascii_int(witness_size or "")) is not None:
+                request = service.witness_request(peer, old_size=old)
                 continue
             log.warning("witness_failed", node=service.me, peer=peer, size=size, error=describe(exc))
             return False

@@ -127,6 +127,7 @@ from node.audit_checkpoints import history_findings, witnessed_findings
 from node.bundle import Bundle, BundleError, read_bundle
 from node.convert import DecodeFailure, alert_from_bytes, from_timestamp, parse_canonical, receipt_from_bytes
 from node.convert import member as _member
+from node.digits import ascii_int
 from node.errors import TrustUpdateRejected, UsageError
 from node.ids import COUNTRIES, Country, Digest
 from node.merkle import leaf_hash, root_from_leaf_hashes
@@ -1005,9 +1006,10 @@ def _check_and_decode(checks: Sequence[SignatureCheck]) -> list[_Outcome]:
 def _default_workers() -> int:
     value = os.environ.get(WORKERS_ENV, "").strip()
     if value:
-        if not value.isdigit() or int(value) < 1:
+        workers = ascii_int(value)
+        if workers is None or workers < 1:
             raise UsageError(f"{WORKERS_ENV}={value!r} is not a positive number of processes")
-        return int(value)
+        return workers
     return available_cpus()
 
 

@@ -19,6 +19,7 @@ from typing import Any, Final, NoReturn, TypeAlias
 from node.bundle import BundleError
 from node.cli_rotation import add_rotation_commands
 from node.config import NodeConfig
+from node.digits import ascii_int, cli_int
 from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
 from node.ews.cli import CliParts, add_ews_commands
 from node.ids import COUNTRIES, Country, as_country
@@ -66,11 +67,12 @@ def _pki_countries(value: str) -> tuple[Country, ...]:
 def _pki_days(value: str) -> int:
     from node.pki import MAX_NODE_CERT_DAYS
 
-    if not value.isdigit() or not 1 <= int(value) <= MAX_NODE_CERT_DAYS:
+    days = ascii_int(value)
+    if days is None or not 1 <= days <= MAX_NODE_CERT_DAYS:
         raise argparse.ArgumentTypeError(
             f"{value!r}: give a whole number of days from 1 to {MAX_NODE_CERT_DAYS}"
         )
-    return int(value)
+    return days
 
 
 def _iso_list(value: str) -> list[str]:
@@ -79,8 +81,8 @@ def _iso_list(value: str) -> list[str]:
 
 def _when(value: str) -> datetime:
     """An ISO 8601 UTC time, or +Nd / +Nh relative to now."""
-    if value.startswith("+") and value[-1] in "dh" and value[1:-1].isdigit():
-        amount = int(value[1:-1])
+    amount = ascii_int(value[1:-1]) if value.startswith("+") and value[-1:] in ("d", "h") else None
+    if amount is not None:
         return datetime.now(UTC) + (timedelta(days=amount) if value[-1] == "d" else timedelta(hours=amount))
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -696,7 +698,7 @@ def _add_info(p: argparse.ArgumentParser, *, required: bool) -> None:
         choices=_choices(pb.ImpactBand),
         help=f"supply impact band ({default(RAISE_DEFAULTS['impact'])})",
     )
-    p.add_argument("--duration-days", type=int, help=f"expected duration in days ({default('0, unknown')})")
+    p.add_argument("--duration-days", type=cli_int(), help=f"expected duration in days ({default('0, unknown')})")
     p.add_argument("--effective", type=_when, metavar="TIME", help=f"ISO 8601 UTC or +Nd ({default('sent')})")
     p.add_argument("--expires", type=_when, metavar="TIME", help=f"ISO 8601 UTC or +Nd ({default('+30d')})")
     p.add_argument("--headline", required=required, help="plain text, at most 140 characters")
@@ -730,7 +732,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--countries", type=_pki_countries, default=COUNTRIES, metavar="KR,US,JP")
     p.add_argument("--host", default="127.0.0.1", help="address the nodes listen on (default 127.0.0.1)")
-    p.add_argument("--base-port", type=int, default=7401, help="first node's port (default 7401)")
+    p.add_argument("--base-port", type=cli_int(), default=7401, help="first node's port (default 7401)")
     p.set_defaults(func=cmd_pki_init)
 
     p = pki.add_parser("show", help="what a node trusts: each member's CA and keys with validity")
@@ -749,7 +751,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     )
     p.add_argument("--country", type=_country, required=True, metavar="CC", help="KR, US or JP")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for ca.key and ca.pem (created 0700)")
-    p.add_argument("--years", type=int, default=10, metavar="N", help="CA validity in years (default 10)")
+    p.add_argument("--years", type=cli_int(low=1), default=10, metavar="N", help="CA validity in years (default 10)")
     p.set_defaults(func=cmd_pki_ca)
 
     p = pki.add_parser(
@@ -839,7 +841,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("--measure", action="append", choices=_choices(pb.Measure), required=True)
     p.add_argument("--assistance", choices=_choices(pb.Assistance), default="NONE")
     p.add_argument("--assistance-measure", action="append", choices=_choices(pb.Measure))
-    p.add_argument("--duration-days", type=int, default=0)
+    p.add_argument("--duration-days", type=cli_int(), default=0)
     p.add_argument(
         "--with-exposure",
         action="store_true",
@@ -854,7 +856,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("--sector", action="append", choices=_choices(pb.Sector), required=True)
     p.add_argument("--measure-taken", action="append", choices=_choices(pb.Measure))
     p.add_argument("--assistance-wanted", action="append", choices=_choices(pb.Measure))
-    p.add_argument("--duration-days", type=int, default=0)
+    p.add_argument("--duration-days", type=cli_int(), default=0)
     p.set_defaults(func=cmd_alert_consult)
     p = alert.add_parser("list", help="own and received alerts with delivery and acknowledgement state")
     _add_config(p)
@@ -937,7 +939,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("proof", metavar="FILE", help="a proof written by `ewx audit prove`")
     p.add_argument("--trust", required=True, metavar="federation.json", help="the federation trust file")
     p.add_argument(
-        "--min-cosigners", type=int, default=0, metavar="N", help="peers that must have cosigned (default 0)"
+        "--min-cosigners", type=cli_int(low=0), default=0, metavar="N", help="peers that must have cosigned (default 0)"
     )
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=cmd_audit_check_proof)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from node.digits import ascii_hex, ascii_int
 from node.errors import RefusedOperation, UsageError
 from node.files import read_bounded
 from node.limits import MAX_TRUST_UPDATE_BYTES
@@ -26,10 +27,8 @@ from node.trust_updates import CertificateRevocation, KeyRevocation, describe, e
 
 
 def _serial(value: str) -> int:
-    text = value.lower().removeprefix("0x").replace(":", "")
-    try:
-        number = int(text, 16)
-    except ValueError:
+    number = ascii_hex(value.lower().removeprefix("0x").replace(":", ""))
+    if number is None:
         raise argparse.ArgumentTypeError(f"{value!r} is not a certificate serial in hex") from None
     if number <= 0 or number.bit_length() > 160:
         raise argparse.ArgumentTypeError(f"{value!r}: a certificate serial is 1 to 20 bytes")
@@ -37,9 +36,10 @@ def _serial(value: str) -> int:
 
 
 def _days(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= 3650:
+    days = ascii_int(value)
+    if days is None or not 1 <= days <= 3650:
         raise argparse.ArgumentTypeError(f"{value!r}: give a whole number of days from 1 to 3650")
-    return int(value)
+    return days
 
 
 def _read_update(path: Path) -> bytes:

@@ -70,7 +70,7 @@ REASONS_FOR: Final[dict[str, frozenset[str]]] = {
 SEVERE_OR_WORSE: Final = frozenset({"SEVERE", "EXTREME"})
 
 _ALERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_HS_CODE = re.compile(r"\d{4}(\d{2})?")
+_HS_CODE = re.compile(r"[0-9]{4}([0-9]{2})?")  # ASCII only: \d takes every script's digits
 # Plain text only (SPEC section 3): refuse what could carry contact details,
 # links or markup. Deliberately conservative; a headline is a summary, not prose.
 _URL = re.compile(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import structlog
 
 from node.clock import iso
+from node.digits import is_ascii_digits
 from node.errors import BadSignature, InboundRejected, Malformed, RefusedOperation
 from node.ids import Country
 from node.note import Checkpoint, NoteError, sign_checkpoint
@@ -184,6 +185,6 @@ class Witnessing(ServiceState):
 def _checkpoint_id(body: str) -> str | None:
     """`<origin>@<size>` of the checkpoint a witness request claims, for the log (unverified)."""
     note = body.partition("\n\n")[2].splitlines()
-    if len(note) < 2 or not note[1].isdigit():
+    if len(note) < 2 or not is_ascii_digits(note[1]):
         return None
     return f"{note[0][:80]}@{note[1][:20]}"

@@ -39,6 +39,7 @@ from typing import Final, Generic, NamedTuple, TypeVar
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from node.digits import ascii_int
 from node.signing import verify_signature
 
 __all__ = [
@@ -287,8 +288,8 @@ class _InboundPool:
         process decodes and stores while they verify (and verifies too, when it
         would wait). Zero on one CPU, where a pool cannot win anything."""
         value = os.environ.get(INBOUND_WORKERS_ENV, "").strip()
-        if value.isdigit():
-            return int(value)
+        if (workers := ascii_int(value)) is not None:
+            return workers
         return available_cpus() - 1
 
     def get(self) -> Executor | None:

@@ -7,6 +7,9 @@ in tests/integration/test_hostile_matrix.py.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,30 @@ from node.operator import OperatorClient
 from tests.factories import alert_info, running
 
 Fed = dict[Country, Path]
+
+
+def ewx(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real `ewx` command, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+async def ewx_async(*args: str) -> subprocess.CompletedProcess[str]:
+    """`ewx` from a test that runs a node in its own event loop."""
+    return await asyncio.to_thread(ewx, *args)
+
+
+def raise_args(config: Path, *extra: str, hs: str = "811292") -> tuple[str, ...]:
+    return (
+        "alert", "raise", "--config", str(config), "--hs", hs, "--category", "EXPORT_CONTROL",
+        "--severity", "SEVERE", "--source-country", "CN", "--headline", "gallium licensing", *extra,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- item 3: an empty recipient list
@@ -30,5 +57,22 @@ def test_the_operator_api_refuses_an_empty_recipient_list(federation: Fed) -> No
                     client.call, "publish", msg_type="ALERT", info=alert_info(), recipients=[]
                 )
             assert store.log_size == 0 and store.count("outbox") == 0
+
+    asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------- item 12: ASCII digits only
+def test_hs_codes_in_other_scripts_digits_are_refused_at_the_cli(federation: Fed) -> None:
+    async def scenario() -> None:
+        async with running(federation["KR"]) as nodes:
+            for hs in ("８１１２９２", "٨١١٢٩٢", "8112.９２"):
+                done = await ewx_async(*raise_args(federation["KR"], hs=hs))
+                assert done.returncode == 2, done.stderr
+                assert "4 or 6 digits" in done.stderr and "Traceback" not in done.stderr
+            assert nodes["KR"].service.store.log_size == 0
+            done = await ewx_async(*raise_args(federation["KR"], "--duration-days", "１８０"))
+            assert done.returncode == 2 and "digits 0-9" in done.stderr
+            ok = await ewx_async(*raise_args(federation["KR"], hs="8112.92"))
+            assert ok.returncode == 0, ok.stderr
 
     asyncio.run(scenario())

@@ -466,6 +466,9 @@ SCHEMA: list[tuple[str, Mutation, str]] = [
     ("duplicate items", lambda m: m.info.items.append(m.info.items[0]), "must not repeat"),
     ("national tariff line", lambda m: setattr(m.info.items[0], "hs_code", "8112921000"), "4 or 6 digits"),
     ("five-digit HS code", lambda m: setattr(m.info.items[0], "hs_code", "81129"), "4 or 6 digits"),
+    # issue 10, item 12: ASCII digits only (a regex's \d takes every script's digits)
+    ("HS code in full-width digits", lambda m: setattr(m.info.items[0], "hs_code", "８１１２９２"), "4 or 6 digits"),
+    ("HS code in Arabic-Indic digits", lambda m: setattr(m.info.items[0], "hs_code", "٨١١٢٩٢"), "4 or 6 digits"),
     (
         "HS edition unspecified",
         lambda m: setattr(m.info.items[0], "hs_edition", pb.HS_EDITION_UNSPECIFIED),

@@ -64,3 +64,80 @@ def test_the_service_refuses_an_empty_recipient_list(kr: NodeService, empty: lis
     assert both.alert.recipients == ("US", "JP")
     one = kr.publish(msg_type="ALERT", info=alert_info(), recipients=["JP"])
     assert one.alert.recipients == ("JP",)
+
+
+# ---------------------------------------------------------------- item 12: ASCII digits only
+FULL_WIDTH, ARABIC_INDIC = "８１１２９２", "٨١١٢٩٢"  # both 811292 to int() and to a regex's \d
+FOREIGN_DIGITS = pytest.mark.parametrize("digits", [FULL_WIDTH, ARABIC_INDIC], ids=["full-width", "arabic-indic"])
+
+
+@FOREIGN_DIGITS
+def test_an_hs_code_in_other_scripts_digits_is_refused_by_the_model(digits: str) -> None:
+    from pydantic import ValidationError
+
+    from node.models import Item
+
+    assert int(digits) == 811292  # what Python alone would accept
+    with pytest.raises(ValidationError, match="4 or 6 digits"):
+        Item(hs_code=digits, hs_edition="HS2022")
+    with pytest.raises(ValidationError, match="4 or 6 digits"):
+        Item(hs_code=digits[:4], hs_edition="HS2022")
+    assert Item(hs_code="811292", hs_edition="HS2022").hs_code == "811292"
+
+
+@FOREIGN_DIGITS
+def test_the_service_refuses_an_hs_code_in_other_scripts_digits(kr: NodeService, digits: str) -> None:
+    info = alert_info(items=[{"hs_code": digits, "hs_edition": "HS2022"}])
+    with pytest.raises(UsageError, match="4 or 6 digits"):
+        kr.publish(msg_type="ALERT", info=info)
+    assert kr.store.log_size == 0
+
+
+@FOREIGN_DIGITS
+@pytest.mark.parametrize(
+    "argv",
+    [
+        (*RAISE, "--duration-days", "{}"),
+        (*RAISE, "--expires", "+{}d"),
+        (*RAISE, "--effective", "+{}h"),
+        ("pki", "init", "--out", "x", "--base-port", "{}"),
+        ("pki", "ca", "--country", "KR", "--out", "x", "--years", "{}"),
+        ("audit", "check-proof", "p", "--trust", "t", "--min-cosigners", "{}"),
+        ("pki", "sign", "--ca-cert", "c", "--ca-key", "k", "--csr", "r", "--out", "o", "--days", "{}"),
+    ],
+    ids=["duration", "expires", "effective", "base-port", "years", "min-cosigners", "sign-days"],
+)
+def test_every_number_flag_takes_ascii_digits_only(argv: tuple[str, ...], digits: str) -> None:
+    with pytest.raises(SystemExit) as done:
+        _parse(*(a.format(digits[:2]) for a in argv))
+    assert done.value.code == 2
+    _parse(*(a.format("12") for a in argv))  # the same flag in ASCII digits is taken
+
+
+@FOREIGN_DIGITS
+def test_rotation_flags_take_ascii_digits_only(digits: str) -> None:
+    import argparse
+
+    from node.cli_rotation import _days, _serial
+
+    for parse, value in ((_days, digits[:2]), (_serial, digits), (_serial, "0x" + digits)):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse(value)
+    assert _days("12") == 12 and _serial("0x1f") == 31 and _serial("1F:2A") == 0x1F2A
+
+
+@FOREIGN_DIGITS
+def test_worker_counts_from_the_environment_take_ascii_digits_only(
+    digits: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from node import audit, sigpool
+
+    monkeypatch.setenv(audit.WORKERS_ENV, digits[:1])
+    with pytest.raises(UsageError, match="not a positive number"):
+        audit._default_workers()
+    monkeypatch.setenv(audit.WORKERS_ENV, "3")
+    assert audit._default_workers() == 3
+    monkeypatch.setenv(sigpool.INBOUND_WORKERS_ENV, digits[:1])
+    assert sigpool._InboundPool().workers() == sigpool.available_cpus() - 1  # ignored, as any non-number
+    monkeypatch.setenv(sigpool.INBOUND_WORKERS_ENV, "0")
+    assert sigpool._InboundPool().workers() == 0
