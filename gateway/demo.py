@@ -9,15 +9,16 @@ update endorsed by its national CA, taken by the peers without a restart)
 and updates the alert under the new key. Then the nodes stop,
 their logs are exported, and the audit verifies them across all three.
 
-The detection step is a scripted stand-in until the early-warning engine of
-SPEC section 7 exists; the output says so.
+Detection is the real engine (node/ews/): each node ingests its own bundled
+sample data (node/ews/data/<CC>/), Korea's node scans it, and the analyst's
+approval of the gallium and germanium drafts publishes the alert; the US and
+Japan nodes check it against their own data at once and show their exposure.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import csv
 import signal
 import socket
 import subprocess
@@ -25,9 +26,8 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
@@ -38,6 +38,10 @@ from node.audit import verify_bundles
 from node.bundle import Bundle, export_bundle, read_bundle
 from node.config import NodeConfig
 from node.errors import ConfigError, EwxError
+from node.ews.ingest import ingest_file
+from node.ews.review import approve, open_store
+from node.ews.rules import explain
+from node.ews.scan import scan
 from node.ids import COUNTRIES, Country
 from node.note import parse_checkpoint, parse_signed_note
 from node.operator import OperatorClient
@@ -48,6 +52,9 @@ from node.trust import Trust
 from node.trust_updates import endorse_update
 from node.witness import cosigned_by
 
+GALLIUM_GERMANIUM = ("811292", "282560")
+GALLIUM_SHOCK = "2023-08"
+"""The first month Korea's sample data shows the August 2023 controls biting."""
 START_TIMEOUT_SECONDS = 20.0
 SETTLE_TIMEOUT_SECONDS = 20.0
 DEMO_CHECKPOINT_SECONDS = 0.25
@@ -137,22 +144,6 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _detect(data: Path) -> list[dict[str, Any]]:
-    """Scripted stand-in for SPEC section 7: concentration plus a collapse after a policy event."""
-    volume: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    with data.open(newline="") as f:
-        for row in csv.DictReader(f):
-            volume[(row["hs_code"], row["period"])][row["partner"]] = int(row["quantity_kg"])
-    findings = []
-    for hs in sorted({hs for hs, _ in volume}):
-        baseline = [p for (h, p) in volume if h == hs and "2022-07" <= p <= "2023-06"]
-        cn = sum(volume[(hs, p)].get("CN", 0) for p in baseline)
-        total = sum(sum(volume[(hs, p)].values()) for p in baseline)
-        before, after = volume[(hs, "2023-07")].get("CN", 0), volume[(hs, "2023-08")].get("CN", 0)
-        findings.append({"hs": hs, "cr1": cn / total, "drop": 1 - after / before})
-    return findings
-
-
 def _settle(nodes: dict[Country, NodeProcess]) -> None:
     """Wait until every alert is receipted and every log's newest checkpoint,
     covering all of it, is cosigned by both peers (published)."""
@@ -176,45 +167,77 @@ def _wait_for_alert(node: NodeProcess, origin: Country, alert_id: str) -> None:
     raise EwxError(f"{node.country} did not receive {alert_id} in time")
 
 
-def _scenario(nodes: dict[Country, NodeProcess], data: Path) -> None:
-    kr, us, jp = nodes["KR"].client, nodes["US"].client, nodes["JP"].client
-    _say("1. Korea's node scans its own import data (bundled illustrative sample)")
-    _say("   [stand-in] the early-warning engine of SPEC section 7 is not built yet; this step is scripted")
-    for f in _detect(data):
-        _say(
-            f"   HS {f['hs']}: top partner CN holds {f['cr1']:.0%} of imports (exposure: CR1 > 50%); "
-            f"CN volume fell {f['drop']:.0%} from 2023-07 to 2023-08 (trigger)"
+def _load_sample_data(nodes: dict[Country, NodeProcess]) -> None:
+    """Each node ingests its own bundled indicator data (ewx ews ingest)."""
+    for country, node in nodes.items():
+        config = NodeConfig.load(node.config)
+        with (
+            resources.as_file(resources.files("node.ews") / "data" / country) as folder,
+            open_store(config) as store,
+        ):
+            reports = [ingest_file(store, path) for path in sorted(Path(folder).glob("*.csv"))]
+        rows = ", ".join(
+            f"{r.added} {r.kind.value}" + (" (UN Comtrade layout)" if r.layout == "comtrade" else "")
+            for r in reports
         )
-    _say("   policy event on file: 2023-07-03 announcement, export licensing from 2023-08-01")
-    now = datetime.now(UTC)
-    info = {
-        "category": "EXPORT_CONTROL",
-        "urgency": "IMMEDIATE",
-        "severity": "SEVERE",
-        "certainty": "OBSERVED",
-        "effective": now.isoformat(),
-        "expires": (now + timedelta(days=180)).isoformat(),
-        "headline": "CN export licensing on gallium and germanium items; KR imports from CN collapsing",
-        "items": [
-            {"hs_code": "811292", "hs_edition": "HS2022"},
-            {"hs_code": "282560", "hs_edition": "HS2022"},
-        ],
-        "source_countries": ["CN"],
-        "affected_countries": ["KR", "US", "JP"],
-        "supply_impact": "ABOVE_60",
-        "expected_duration_days": 180,
-    }
-    raised = kr.call("publish", msg_type="ALERT", status="EXERCISE", info=info)
-    alert_id = raised["alert_id"]
+        _say(f"   {country} ingests its own sample data: {rows}")
+
+
+def _detect_and_approve(nodes: dict[Country, NodeProcess]) -> str:
+    """Korea's analyst: scan, review the gallium and germanium drafts, approve them as one alert."""
+    config = NodeConfig.load(nodes["KR"].config)
+    with open_store(config) as store:
+        result = scan(store, config.ews)
     _say(
-        f"2. KR publishes ALERT {alert_id} (SEVERE, EXPORT_CONTROL, HS 811292 and 282560, impact above 60%)"
-        f" to US (seq {raised['deliveries']['US']}) and JP (seq {raised['deliveries']['JP']})"
+        f"1. KR scans {result.codes} HS-6 codes over {result.months} code-months: {len(result.detections)} "
+        "detections, each a draft with its evidence:"
+    )
+    for d in result.detections:
+        _say(f"   {d.detection_id:<26} {d.severity:<8} {d.category:<15} source {d.partner}  ({d.rule})")
+    chosen = [d for d in result.detections if d.hs_code in GALLIUM_GERMANIUM and d.period == GALLIUM_SHOCK]
+    if not chosen:
+        raise EwxError("the scan did not find the gallium and germanium shock in KR's sample data")
+    _say(f"   the analyst reviews {', '.join(d.detection_id for d in chosen)}:")
+    for line in explain(chosen[0].evidence).splitlines():
+        _say(f"   | {line}")
+    client = nodes["KR"].client
+    return approve(
+        config,
+        [d.detection_id for d in chosen],
+        publish=lambda **fields: dict(
+            client.call("publish", **{k: v for k, v in fields.items() if v is not None})
+        ),
+        status="EXERCISE",
+    )
+
+
+def _scenario(nodes: dict[Country, NodeProcess]) -> None:
+    kr, us, jp = nodes["KR"].client, nodes["US"].client, nodes["JP"].client
+    _load_sample_data(nodes)
+    alert_id = _detect_and_approve(nodes)
+    shown = kr.call("show", origin="KR", alert_id=alert_id)
+    info = shown["info"]
+    _say(
+        f"2. the analyst approves: KR publishes ALERT {alert_id} ({info['severity']}, {info['category']}, "
+        f"HS {', '.join(i['hs_code'] for i in info['items'])}, source {', '.join(info['source_countries'])}, "
+        f"impact {info['supply_impact']}; bands only, no figure) to "
+        + " and ".join(f"{d['recipient']} (seq {d['seq']})" for d in shown["deliveries"])
     )
     ref = {"origin": "KR", "alert_id": alert_id}
     for name, client in (("US", us), ("JP", jp)):
         _wait_for_alert(nodes[name], "KR", alert_id)  # type: ignore[index]
+        exposure = _wait_for_exposure(client, alert_id)
         ack = client.call("publish", msg_type="ACK", status="EXERCISE", reference=ref, reason="RECEIVED")
-        _say(f"3. {name} verifies and stores it, and acknowledges: ACK {ack['alert_id']}")
+        _say(
+            f"3. {name} verifies and stores it, checks it against its own data, and acknowledges: ACK {ack['alert_id']}"
+        )
+        for item in exposure["items"]:
+            _say(
+                f"   {name}'s own exposure on HS {item['hs_code']} ({item['window']['first']}..{item['window']['last']}): "
+                f"share from {', '.join(exposure['sources'])} {item['share_band']}, HHI {item['hhi_band']}, "
+                f"trend {item['trend']} (kept at home)"
+            )
+    us_exposure = us.call("show", origin="KR", alert_id=alert_id)["local_exposure"]
     resp = us.call(
         "publish",
         msg_type="RESPONSE",
@@ -225,11 +248,12 @@ def _scenario(nodes: dict[Country, NodeProcess], data: Path) -> None:
             "assistance": "OFFERED",
             "assistance_measures": ["INFORMATION_SHARING", "JOINT_PROCUREMENT"],
             "expected_duration_days": 90,
+            "own_exposure": us_exposure["share_band"],
         },
     )
     _say(
-        f"4. US responds: stockpile release and alternative sourcing, assistance offered "
-        f"(RESPONSE {resp['alert_id']})"
+        f"4. US responds: stockpile release and alternative sourcing, assistance offered, and shares its "
+        f"own exposure as a band, {us_exposure['share_band']} (RESPONSE {resp['alert_id']})"
     )
     consult = jp.call(
         "publish",
@@ -245,7 +269,7 @@ def _scenario(nodes: dict[Country, NodeProcess], data: Path) -> None:
             "assistance_wanted": ["JOINT_PROCUREMENT", "INFORMATION_SHARING"],
         },
     )
-    _say(f"5. JP requests a consultation on the SEVERE alert (CONSULT {consult['alert_id']})")
+    _say(f"5. JP requests a consultation on the {info['severity']} alert (CONSULT {consult['alert_id']})")
     _rotate_alert_key(nodes)
     update = kr.call(
         "publish",
@@ -254,11 +278,13 @@ def _scenario(nodes: dict[Country, NodeProcess], data: Path) -> None:
         reference=ref,
         info={
             **info,
-            "severity": "EXTREME",
-            "headline": "Update: CN licences for gallium and germanium slow; August imports near zero",
+            "expected_duration_days": 180,
+            "headline": "Update: CN licences for gallium and germanium slow; KR imports from CN near zero",
         },
     )
-    _say(f"6. KR updates the alert to EXTREME (UPDATE {update['alert_id']}), signed with its new key")
+    _say(
+        f"6. KR updates the alert: expected duration 180 days (UPDATE {update['alert_id']}), signed with its new key"
+    )
     _settle(nodes)
     _say("7. Every message delivered, every receipt back, every log's checkpoint cosigned by both peers:")
     for name, node in nodes.items():
@@ -280,6 +306,16 @@ def _scenario(nodes: dict[Country, NodeProcess], data: Path) -> None:
                 f"   {a['alert_id']} state={a['state']} acknowledged by {', '.join(a['acknowledged_by'])}; "
                 f"follow-ups: {', '.join(f['origin'] + ' ' + f['msg_type'] for f in a['responses'])}"
             )
+
+
+def _wait_for_exposure(client: OperatorClient, alert_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        exposure = client.call("show", origin="KR", alert_id=alert_id).get("local_exposure")
+        if exposure:
+            return dict(exposure)
+        time.sleep(0.05)
+    raise EwxError(f"the local exposure to {alert_id} was not computed in time")
 
 
 def _rotate_alert_key(nodes: dict[Country, NodeProcess]) -> None:
@@ -345,8 +381,7 @@ def run_demo(directory: Path | None) -> int:
             "   KR, US and JP nodes serving on 127.0.0.1 over mutual TLS "
             f"(ports {', '.join(NodeConfig.load(p).listen.rsplit(':', 1)[1] for p in configs.values())})"
         )
-        with resources.as_file(resources.files("node") / "data" / "kr_gallium_germanium_imports.csv") as data:
-            _scenario(nodes, data)
+        _scenario(nodes)
     finally:
         codes = {cc: node.stop() for cc, node in nodes.items()}
     _say(f"8. Nodes stopped on SIGTERM (exit codes {', '.join(f'{c} {v}' for c, v in codes.items())})")
