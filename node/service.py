@@ -34,6 +34,7 @@ from node.errors import (
 )
 from node.ids import Country, Digest, peers_of
 from node.inbound import Verdict, VerifiedAlert, signature_check, verify_alert, verify_receipt
+from node.lifecycle import check_lifecycle
 from node.links import LinkState
 from node.models import SEVERE_OR_WORSE, Alert, Receipt
 from node.rotation import install_pending_keys, trust_with_updates
@@ -185,6 +186,8 @@ class NodeService(Witnessing, TrustUpdating, Views):
             if tx.alert(self.me, alert_id) is not None:
                 raise RefusedOperation(f"alert id {alert_id} is already used by {self.me}")
             references = [self._reference(tx, *reference)] if reference else []
+            if reference:
+                check_lifecycle(tx, me=self.me, msg_type=msg_type, reference=reference)
             fields: dict[str, Any] = {
                 "schema_version": limits.SCHEMA_VERSION,
                 "alert_id": alert_id,

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     receipt BLOB,          -- the receipt this node gave for it
     PRIMARY KEY (origin, alert_id)
 );
+CREATE INDEX IF NOT EXISTS alerts_by_type ON alerts (origin, msg_type);
 -- Every (origin, recipient, seq) position named by a stored alert.
 CREATE TABLE IF NOT EXISTS positions (
     origin TEXT NOT NULL,
@@ -246,6 +247,15 @@ class Tx:
                 f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE origin = ? AND alert_id = ?", (origin, alert_id)
             ).fetchone()
         )
+
+    def alerts_of_type(self, origin: Country, msg_types: tuple[str, ...]) -> list[tuple[str, str, bytes]]:
+        """(alert id, message type, envelope) of `origin`'s stored alerts of these types (node/lifecycle.py)."""
+        marks = ", ".join("?" * len(msg_types))
+        rows = self._conn.execute(
+            f"SELECT alert_id, msg_type, envelope FROM alerts WHERE origin = ? AND msg_type IN ({marks})",
+            (origin, *msg_types),
+        )
+        return [(str(a), str(t), bytes(e)) for a, t, e in rows]
 
     def insert_alert(
         self,

@@ -76,3 +76,28 @@ def test_hs_codes_in_other_scripts_digits_are_refused_at_the_cli(federation: Fed
             assert ok.returncode == 0, ok.stderr
 
     asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------- item 16: the lifecycle at the CLI
+def test_cancel_twice_update_after_cancel_and_ack_twice_are_refused(federation: Fed) -> None:
+    from tests.factories import wait_for
+
+    kr, us = str(federation["KR"]), str(federation["US"])
+
+    async def scenario() -> None:
+        async with running(federation["KR"], federation["US"]) as nodes:
+            raised = await ewx_async(*raise_args(federation["KR"], "--to", "US"))
+            alert_id = raised.stdout.strip()
+            await wait_for(lambda: nodes["US"].service.store.alert("KR", alert_id) is not None)
+            acked = await ewx_async("alert", "ack", alert_id, "--config", us)
+            assert acked.returncode == 0, acked.stderr
+            again = await ewx_async("alert", "ack", alert_id, "--config", us, "--reason", "ACTION_TAKEN")
+            assert again.returncode == 1 and "acknowledges an alert once" in again.stderr, again.stderr
+            assert (await ewx_async("alert", "cancel", alert_id, "--config", kr)).returncode == 0
+            for argv in (("cancel", alert_id), ("update", alert_id, "--severity", "EXTREME")):
+                done = await ewx_async("alert", *argv, "--config", kr)
+                assert done.returncode == 1, done.stderr
+                assert "ewx: refused:" in done.stderr and "takes no further UPDATE or CANCEL" in done.stderr
+                assert "Traceback" not in done.stderr
+
+    asyncio.run(scenario())

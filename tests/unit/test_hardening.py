@@ -13,15 +13,21 @@ from pathlib import Path
 import pytest
 
 from node.config import NodeConfig
-from node.errors import UsageError
+from node.errors import RefusedOperation, UsageError
+from node.ids import Country
 from node.service import NodeService
-from tests.factories import alert_info, make_federation
+from tests.factories import alert_info, alert_payload, envelope, make_federation
 
 
 @pytest.fixture
-def kr(tmp_path: Path) -> Iterator[NodeService]:
-    """KR's service over its own store, in a fresh federation."""
-    fed = make_federation(tmp_path / "fed")
+def fed(tmp_path: Path) -> dict[Country, Path]:
+    """A fresh development federation: its node.toml paths."""
+    return make_federation(tmp_path / "fed")
+
+
+@pytest.fixture
+def kr(fed: dict[Country, Path]) -> Iterator[NodeService]:
+    """KR's service over its own store."""
     service = NodeService.open(NodeConfig.load(fed["KR"]))
     try:
         yield service
@@ -141,3 +147,76 @@ def test_worker_counts_from_the_environment_take_ascii_digits_only(
     assert sigpool._InboundPool().workers() == sigpool.available_cpus() - 1  # ignored, as any non-number
     monkeypatch.setenv(sigpool.INBOUND_WORKERS_ENV, "0")
     assert sigpool._InboundPool().workers() == 0
+
+
+# ---------------------------------------------------------------- item 16: the lifecycle
+def _raise(service: NodeService) -> str:
+    return service.publish(msg_type="ALERT", info=alert_info()).alert.alert_id
+
+
+def _update(service: NodeService, alert_id: str) -> str:
+    published = service.publish(
+        msg_type="UPDATE", reference=(service.me, alert_id), info=alert_info(severity="EXTREME")
+    )
+    return published.alert.alert_id
+
+
+def _cancel(service: NodeService, alert_id: str) -> str:
+    published = service.publish(
+        msg_type="CANCEL", reference=(service.me, alert_id), reason="SITUATION_RESOLVED"
+    )
+    return published.alert.alert_id
+
+
+def test_a_cancelled_alert_takes_no_second_cancel_and_no_update(kr: NodeService) -> None:
+    first = _raise(kr)
+    update = _update(kr, first)
+    cancel = _cancel(kr, update)
+    size = kr.store.log_size
+    rule = "a cancelled alert takes no further UPDATE or CANCEL"
+    # whichever message of its history the new one names
+    for target in (first, update):
+        with pytest.raises(RefusedOperation, match=f"{first} was cancelled by {cancel}: {rule}"):
+            _cancel(kr, target)
+        with pytest.raises(RefusedOperation, match=rule):
+            _update(kr, target)
+    with pytest.raises(RefusedOperation, match=f"only follow an ALERT or an UPDATE, and {cancel} is a CANCEL"):
+        _cancel(kr, cancel)
+    assert kr.store.log_size == size
+    # another alert's history is its own
+    other = _raise(kr)
+    _cancel(kr, _update(kr, _update(kr, other)))
+
+
+def test_a_node_acknowledges_a_peers_alert_once(fed: dict[Country, Path], kr: NodeService) -> None:
+    kr.receive(envelope(fed["US"], alert_payload("US", {"KR": 1}, alert_id="US-1")), peer="US")
+    kr.receive(envelope(fed["US"], alert_payload("US", {"KR": 2}, alert_id="US-2")), peer="US")
+    ack = kr.publish(msg_type="ACK", reference=("US", "US-1"), reason="RECEIVED").alert.alert_id
+    size = kr.store.log_size
+    with pytest.raises(RefusedOperation, match=f"KR already acknowledged US/US-1 with {ack}: .* once"):
+        kr.publish(msg_type="ACK", reference=("US", "US-1"), reason="ACTION_TAKEN")
+    assert kr.store.log_size == size
+    kr.publish(msg_type="ACK", reference=("US", "US-2"), reason="RECEIVED")  # another alert: fine
+    kr.publish(msg_type="RESPONSE", reference=("US", "US-1"), response={
+        "measures": ["STOCKPILE_RELEASE"], "assistance": "OFFERED"
+    })  # fmt: skip
+
+
+def test_a_peers_message_against_the_lifecycle_is_still_stored(
+    fed: dict[Country, Path], kr: NodeService
+) -> None:
+    """The rules bind this node's own publishing; refusing a validly signed peer alert would stall its sequence."""
+    from node.convert import alert_from_bytes
+    from node.signing import digest
+
+    first = alert_payload("US", {"KR": 1}, alert_id="US-1")
+    ref = {"origin": "US", "alert_id": "US-1", "digest": digest(first)}
+    kr.receive(envelope(fed["US"], first), peer="US")
+    for seq in (2, 3):
+        cancel = alert_payload(
+            "US", {"KR": seq}, alert_id=f"US-{seq}", msg_type="CANCEL", references=[ref],
+            reason="ISSUED_IN_ERROR",
+        )  # fmt: skip
+        assert alert_from_bytes(cancel).msg_type == "CANCEL"
+        kr.receive(envelope(fed["US"], cancel), peer="US")
+    assert kr.store.last_seq("US", "KR") == 3
