@@ -180,11 +180,13 @@ class NodeService(Witnessing, TrustUpdating, Views):
             if first is not None:
                 return first
         with self.store.transaction() as tx:
-            # Ids are unique per origin by construction: a counter in the store,
-            # committed with the alert (a random suffix collides at high rates).
-            alert_id = alert_id or f"{self.me}-{now:%Y%m%d}-{tx.next_number('alert_number'):06d}"
-            if tx.alert(self.me, alert_id) is not None:
-                raise RefusedOperation(f"alert id {alert_id} is already used by {self.me}")
+            if alert_id is None:
+                alert_id = self._automatic_id(tx, now)
+            elif tx.alert(self.me, alert_id) is not None:
+                raise RefusedOperation(
+                    f"alert id {alert_id}, chosen by the operator, is already used by {self.me}; "
+                    "leave the id out for a new one"
+                )
             references = [self._reference(tx, *reference)] if reference else []
             if reference:
                 check_lifecycle(tx, me=self.me, msg_type=msg_type, reference=reference)
@@ -258,6 +260,14 @@ class NodeService(Witnessing, TrustUpdating, Views):
             raise RefusedOperation(f"idempotency key {key!r} names alert {alert_id}, which {self.me} lacks")
         log.info("publish_repeated", node=self.me, alert_id=alert_id, idempotency_key=key)
         return Published(alert=self._decode(stored), digest=stored.digest, log_index=stored.log_index)
+
+    def _automatic_id(self, tx: Tx, now: datetime) -> str:
+        """`<CC>-YYYYMMDD-NNNNNN` from a counter in the store, committed with the alert (a
+        random suffix collides at high rates); numbers an operator took with --id are skipped."""
+        while True:
+            candidate = f"{self.me}-{now:%Y%m%d}-{tx.next_number('alert_number'):06d}"
+            if tx.alert(self.me, candidate) is None:
+                return candidate
 
     def _reference(self, tx: Tx, origin: Country, alert_id: str) -> dict[str, Any]:
         stored = tx.alert(origin, alert_id)

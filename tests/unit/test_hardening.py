@@ -220,3 +220,18 @@ def test_a_peers_message_against_the_lifecycle_is_still_stored(
         assert alert_from_bytes(cancel).msg_type == "CANCEL"
         kr.receive(envelope(fed["US"], cancel), peer="US")
     assert kr.store.last_seq("US", "KR") == 3
+
+
+# ---------------------------------------------------------------- item 5: --id and automatic ids
+def test_an_operator_chosen_id_does_not_block_the_automatic_ids(kr: NodeService) -> None:
+    first = _raise(kr)
+    prefix, number = first.rsplit("-", 1)
+    taken = [f"{prefix}-{int(number) + n:06d}" for n in (1, 2)]  # the next two automatic ids
+    for alert_id in taken:
+        kr.publish(msg_type="ALERT", info=alert_info(), alert_id=alert_id)
+    following = [_raise(kr) for _ in range(3)]  # each skips what the operator took
+    assert following == [f"{prefix}-{int(number) + n:06d}" for n in (3, 4, 5)]
+    # reusing an id is refused, and the message names that id, the operator's
+    with pytest.raises(RefusedOperation, match=f"alert id {taken[0]}, chosen by the operator, is already used"):
+        kr.publish(msg_type="ALERT", info=alert_info(), alert_id=taken[0])
+    assert _raise(kr) == f"{prefix}-{int(number) + 6:06d}"  # and the refusal blocked nothing
