@@ -3,10 +3,12 @@ a peer's alert read with the local exposure, and no indicator figure on the wire
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,11 +20,11 @@ from tests.integration.test_cli import ewx, wait_until
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[dict[str, Path]]:
+@contextlib.contextmanager
+def _cluster(tmp_path: Path, **settings: Any) -> Iterator[dict[str, Path]]:
     fed = tmp_path / "fed"
     ewx("pki", "init", "--out", str(fed))
-    configs = assign_free_ports(fed)
+    configs = assign_free_ports(fed, **settings)
     running = {cc: NodeProcess.start(cc, path) for cc, path in configs.items()}
     try:
         for node in running.values():
@@ -31,6 +33,32 @@ def nodes(tmp_path: Path) -> Iterator[dict[str, Path]]:
     finally:
         for node in running.values():
             node.stop()
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[dict[str, Path]]:
+    with _cluster(tmp_path) as configs:
+        yield configs
+
+
+def test_auto_publish_publishes_at_scan_what_the_config_names(tmp_path: Path) -> None:
+    with _cluster(tmp_path, ews={"auto_publish": "EXTREME"}) as configs:
+        kr = str(configs["KR"])
+        write_csv(tmp_path / "kr.csv", FLOW_HEADER, flow_rows(shock_from="2023-08"))
+        write_csv(tmp_path / "events.csv", EVENT_HEADER, [gallium_event()])
+        ewx("ews", "ingest", "--config", kr, str(tmp_path / "kr.csv"), str(tmp_path / "events.csv"))
+        scan = json.loads(ewx("ews", "scan", "--config", kr, "--json").stdout)
+        (published,) = scan["auto_published"].items()
+        assert published[0] == "D-811292-202308-EXTREME" and published[1].startswith("KR-")
+        states = {
+            d["detection_id"]: d["state"]
+            for d in json.loads(ewx("ews", "review", "--all", "--json", "--config", kr).stdout)
+        }
+        assert states == {"D-811292-202307-SEVERE": "draft", "D-811292-202308-EXTREME": "published"}
+        listed = json.loads(ewx("alert", "list", "--config", kr, "--json").stdout)
+        assert [a["alert_id"] for a in listed] == [published[1]]
+        again = json.loads(ewx("ews", "scan", "--config", kr, "--json").stdout)
+        assert again["auto_published"] == {} and again["detections"][1]["state"] == "published"
 
 
 def _figures(rows: list[str]) -> set[str]:
@@ -59,7 +87,9 @@ def test_ingest_scan_approve_and_a_peer_sees_its_own_exposure(nodes: dict[str, P
     write_csv(tmp_path / "us.csv", FLOW_HEADER, us_rows)
     write_csv(tmp_path / "events.csv", EVENT_HEADER, [gallium_event()])
 
-    out = ewx("ews", "ingest", "--config", kr, str(tmp_path / "kr.csv"), str(tmp_path / "events.csv"), "--json")
+    out = ewx(
+        "ews", "ingest", "--config", kr, str(tmp_path / "kr.csv"), str(tmp_path / "events.csv"), "--json"
+    )
     assert [r["added"] for r in json.loads(out.stdout)] == [len(kr_rows), 1]
     ewx("ews", "ingest", "--config", us, str(tmp_path / "us.csv"))
     again = ewx("ews", "ingest", "--config", kr, str(tmp_path / "kr.csv"))
@@ -85,8 +115,9 @@ def test_ingest_scan_approve_and_a_peer_sees_its_own_exposure(nodes: dict[str, P
 
     shown = wait_until(
         lambda: (
-            (s := json.loads(ewx("alert", "show", alert_id, "--origin", "KR", "--config", us).stdout))
-            .get("local_exposure")
+            (s := json.loads(ewx("alert", "show", alert_id, "--origin", "KR", "--config", us).stdout)).get(
+                "local_exposure"
+            )
             and s
         )
     )
@@ -103,12 +134,26 @@ def test_ingest_scan_approve_and_a_peer_sees_its_own_exposure(nodes: dict[str, P
     assert jp_view["items"] == [] and jp_view["no_data"] == ["811292"]  # JP loaded no data
 
     response = ewx(
-        "alert", "respond", alert_id, "--origin", "KR", "--config", us, "--measure", "STOCKPILE_RELEASE",
-        "--with-exposure", "--status", "EXERCISE",
+        "alert",
+        "respond",
+        alert_id,
+        "--origin",
+        "KR",
+        "--config",
+        us,
+        "--measure",
+        "STOCKPILE_RELEASE",
+        "--with-exposure",
+        "--status",
+        "EXERCISE",
     ).stdout.strip()
     got = wait_until(
         lambda: next(
-            (a for a in json.loads(ewx("alert", "list", "--config", kr, "--json").stdout) if a["alert_id"] == response),
+            (
+                a
+                for a in json.loads(ewx("alert", "list", "--config", kr, "--json").stdout)
+                if a["alert_id"] == response
+            ),
             None,
         )
     )
@@ -129,7 +174,10 @@ def test_ingest_scan_approve_and_a_peer_sees_its_own_exposure(nodes: dict[str, P
     assert leaked == []
     evidence = json.loads(ewx("ews", "review", "--config", kr, "--all", "--json").stdout)
     computed = {
-        str(v) for d in evidence for v in d["evidence"]["values"].values() if isinstance(v, float) and abs(v) >= 1
+        str(v)
+        for d in evidence
+        for v in d["evidence"]["values"].values()
+        if isinstance(v, float) and abs(v) >= 1
     }
     assert [c for c in computed if c.encode() in bundles or struct.pack("<d", float(c)) in bundles] == []
     assert (Path(nodes["KR"]).parent / "data" / EWS_FILE).exists()
@@ -137,7 +185,9 @@ def test_ingest_scan_approve_and_a_peer_sees_its_own_exposure(nodes: dict[str, P
 
 def test_a_bad_file_is_refused_with_exit_2_and_nothing_stored(nodes: dict[str, Path], tmp_path: Path) -> None:
     kr = str(nodes["KR"])
-    path = write_csv(tmp_path / "bad.csv", FLOW_HEADER, ["2023-01,811292,CN,10,2,kg", "2023-02,8112,CN,10,2,kg"])
+    path = write_csv(
+        tmp_path / "bad.csv", FLOW_HEADER, ["2023-01,811292,CN,10,2,kg", "2023-02,8112,CN,10,2,kg"]
+    )
     refused = ewx("ews", "ingest", "--config", kr, str(path), check=False)
     assert refused.returncode == 2
     assert "bad.csv: row 2, column hs_code: '8112' is not a 6-digit HS code" in refused.stderr
@@ -148,13 +198,40 @@ def test_a_bad_file_is_refused_with_exit_2_and_nothing_stored(nodes: dict[str, P
     assert "1 added" in skipped.stdout and "skipped bad.csv: row 2, column hs_code" in skipped.stdout
     assert ewx("ews", "scan", "--config", kr, "--period", "2023-1", check=False).returncode == 2
     event = ewx(
-        "ews", "event", "add", "--config", kr, "--country", "CN", "--hs", "3102.10", "--measure",
-        "EXPORT_INSPECTION", "--announced", "2021-10-11", "--effective", "2021-10-15", "--stage", "IN_FORCE",
+        "ews",
+        "event",
+        "add",
+        "--config",
+        kr,
+        "--country",
+        "CN",
+        "--hs",
+        "3102.10",
+        "--measure",
+        "EXPORT_INSPECTION",
+        "--announced",
+        "2021-10-11",
+        "--effective",
+        "2021-10-15",
+        "--stage",
+        "IN_FORCE",
     )
     assert event.stdout.startswith("EV-") and "recorded" in event.stdout
     bad_event = ewx(
-        "ews", "event", "add", "--config", kr, "--country", "XX", "--hs", "31021", "--measure",
-        "EXPORT_BAN", "--announced", "2021-02-30", check=False,
+        "ews",
+        "event",
+        "add",
+        "--config",
+        kr,
+        "--country",
+        "XX",
+        "--hs",
+        "31021",
+        "--measure",
+        "EXPORT_BAN",
+        "--announced",
+        "2021-02-30",
+        check=False,
     )
     assert bad_event.returncode == 2
     for part in ("column country: 'XX'", "column hs_codes: '31021'", "column announced: '2021-02-30'"):

@@ -214,8 +214,12 @@ def test_a_revoked_node_certificate_is_refused_from_its_time(federation: dict[Co
                 code, reason = await _deliver_as(federation["US"], kr_path, envelope(kr_path, payload))
             assert (code, reason) == (grpc.StatusCode.UNAUTHENTICATED, "certificate_revoked")
             events = [e for e in logs if e["event"] == "inbound_rejected"]
-            assert len(events) == 1 and events[0]["reason"] == "certificate_revoked"
-            assert format(serial, "x") in events[0]["error"]
+            # KR's own node is still running: its checkpoint and pull loops, on their
+            # own connections with the same revoked certificate, may be refused in the
+            # same window (a second event, seen once in a full run). Each refusal is
+            # one event; every one here must be this certificate's.
+            assert events and all(e["reason"] == "certificate_revoked" for e in events)
+            assert all(format(serial, "x") in e["error"] for e in events)
             assert us.store.log_size == size
             # JP's certificate is not affected.
             jp_alert = envelope(federation["JP"], alert_payload("JP", {"US": 1}, sent=datetime.now(UTC)))
