@@ -49,7 +49,8 @@ def local_exposure(
                  partners AS (SELECT partner, sum(value) AS value FROM recent GROUP BY partner),
                  total AS (SELECT sum(value) AS value FROM partners)
             SELECT (SELECT last FROM last),
-                   (SELECT sum(value) FROM partners WHERE partner IN (SELECT unnest(?))) / nullif((SELECT value FROM total), 0),
+                   coalesce((SELECT sum(value) FROM partners WHERE partner IN (SELECT unnest(?))), 0)
+                       / nullif((SELECT value FROM total), 0),
                    (SELECT sum(value * value) FROM partners) / nullif((SELECT value FROM total) ^ 2, 0),
                    (SELECT arg_max(partner, value) FROM partners),
                    (SELECT sum(quantity) FROM recent, last WHERE partner IN (SELECT unnest(?))
