@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,11 +37,12 @@ def ewx(
     return result
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[dict[str, Path]]:
+@contextlib.contextmanager
+def cli_cluster(tmp_path: Path, **settings: Any) -> Iterator[dict[str, Path]]:
+    """Three `ewx serve` processes on a federation made by `ewx pki init`; `settings` go into each node.toml."""
     fed = tmp_path / "fed"
     ewx("pki", "init", "--out", str(fed))
-    configs = assign_free_ports(fed)
+    configs = assign_free_ports(fed, **settings)
     nodes = {cc: NodeProcess.start(cc, path) for cc, path in configs.items()}
     try:
         for node in nodes.values():
@@ -48,6 +51,12 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, Path]]:
     finally:
         for node in nodes.values():
             node.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[dict[str, Path]]:
+    with cli_cluster(tmp_path) as configs:
+        yield configs
 
 
 def wait_until(check, timeout: float = 15.0):  # type: ignore[no-untyped-def]

@@ -3,46 +3,28 @@ a peer's alert read with the local exposure, and no indicator figure on the wire
 
 from __future__ import annotations
 
-import contextlib
 import json
 import struct
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from gateway.demo import NodeProcess, assign_free_ports
 from node.ews.store import EWS_FILE
 from tests.ews_factories import EVENT_HEADER, FLOW_HEADER, flow_rows, gallium_event, write_csv
-from tests.integration.test_cli import ewx, wait_until
+from tests.integration.test_cli import cli_cluster, ewx, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-@contextlib.contextmanager
-def _cluster(tmp_path: Path, **settings: Any) -> Iterator[dict[str, Path]]:
-    fed = tmp_path / "fed"
-    ewx("pki", "init", "--out", str(fed))
-    configs = assign_free_ports(fed, **settings)
-    running = {cc: NodeProcess.start(cc, path) for cc, path in configs.items()}
-    try:
-        for node in running.values():
-            node.wait_ready()
-        yield dict(configs)
-    finally:
-        for node in running.values():
-            node.stop()
-
-
 @pytest.fixture
 def nodes(tmp_path: Path) -> Iterator[dict[str, Path]]:
-    with _cluster(tmp_path) as configs:
+    with cli_cluster(tmp_path) as configs:
         yield configs
 
 
 def test_auto_publish_publishes_at_scan_what_the_config_names(tmp_path: Path) -> None:
-    with _cluster(tmp_path, ews={"auto_publish": "EXTREME"}) as configs:
+    with cli_cluster(tmp_path, ews={"auto_publish": "EXTREME"}) as configs:
         kr = str(configs["KR"])
         write_csv(tmp_path / "kr.csv", FLOW_HEADER, flow_rows(shock_from="2023-08"))
         write_csv(tmp_path / "events.csv", EVENT_HEADER, [gallium_event()])
