@@ -300,17 +300,12 @@ def _plan(header: Sequence[str], kind: Kind | None, source: str) -> _Plan:
             expressions[f.name] = f"'{f.default}'"
             sources[f.name] = f.name
             continue
-        expression = _quote(name)
-        if f.name == "quantity" and name.lower() == "quantity_kg" and "unit" not in lower:
-            expressions["unit"] = "'kg'"
-        expressions[f.name] = expression
+        expressions[f.name] = _quote(name)
         sources[f.name] = name
     if missing:
         raise FileRefused(
             f"{source}: {kind.value} needs the column(s) {', '.join(missing)}; the header has {', '.join(header)}"
         )
-    if "unit" in expressions and sources.get("unit") == "unit" and "unit" not in lower:
-        expressions["unit"] = "'kg'"
     return _Plan(kind, "plain", expressions, sources)
 
 
