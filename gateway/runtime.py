@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Final
 
@@ -32,6 +34,7 @@ from node.clock import Clock, utc_now
 from node.config import NodeConfig
 from node.errors import ConfigError
 from node.ews.exposure import ExposureWorker
+from node.files import DataDirLock
 from node.ids import Country
 from node.limits import MAX_GRPC_MESSAGE_BYTES
 from node.operator import OperatorServer
@@ -80,11 +83,17 @@ class NodeRuntime:
     async def start(self) -> None:
         """Open the store and start serving; returns once everything listens.
 
-        The operator socket is claimed first: a second node started on the
-        same data directory refuses before it touches the port or the peers.
-        If any step fails, whatever already started is stopped again.
+        The data directory's lock is taken first, then the operator socket:
+        a second node started on the same data directory refuses before it
+        opens the store, touches the port or the peers. If any step fails,
+        whatever already started is stopped again.
         """
-        self.service = NodeService.open(self.config, clock=self._clock)
+        self._lock = DataDirLock.acquire(self.config.data_dir)
+        try:
+            self.service = NodeService.open(self.config, clock=self._clock)
+        except BaseException:
+            self._lock.release()
+            raise
         self._operator = OperatorServer(self.service)
         self._server = aio.server(
             options=[
@@ -95,6 +104,9 @@ class NodeRuntime:
                 # calls, and one left idle is closed (peers reconnect at once).
                 ("grpc.max_concurrent_streams", self.config.peer_max_concurrent_calls),
                 ("grpc.max_connection_idle_ms", CONNECTION_IDLE_MS),
+                # gRPC sets SO_REUSEPORT by default: a second node on this port
+                # would share it, and peers would reach either one at random.
+                ("grpc.so_reuseport", 0),
             ]
         )
         try:
@@ -125,7 +137,8 @@ class NodeRuntime:
         try:
             self.port = self._server.add_secure_port(self.config.listen, self.tls.server_credentials())
         except RuntimeError as exc:
-            raise ConfigError(f"cannot listen on {self.config.listen}: {exc}") from None
+            problem = _bind_problem(self.config.listen, exc)
+            raise ConfigError(f"cannot listen on {self.config.listen}: {problem}") from None
         await self._server.start()
         for name in ("", rpc.SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -280,7 +293,26 @@ class NodeRuntime:
         for client in self._clients:
             await client.close()
         self.service.close()
+        self._lock.release()
         log.info("node_stopped", node=self.service.me)
+
+
+def _bind_problem(listen: str, exc: RuntimeError) -> str:
+    """Why gRPC could not bind `listen` ("address in use" above all), found by binding it once more."""
+    host, _, port = listen.rpartition(":")
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, int(port), type=socket.SOCK_STREAM)
+    except (OSError, ValueError):
+        return f"not an address this host can listen on ({exc})"
+    for family, kind, proto, _name, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            try:
+                probe.bind(address)
+            except OSError as bind_error:
+                if bind_error.errno == errno.EADDRINUSE:
+                    return "address in use (is another node running on this port?)"
+                return bind_error.strerror or str(bind_error)
+    return str(exc)
 
 
 async def serve(config: NodeConfig) -> None:

@@ -8,10 +8,16 @@ it all into memory.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from pathlib import Path
+from typing import Final
 
-from node.errors import EwxError
+from node.errors import ConfigError, EwxError
+
+LOCK_FILE: Final = "node.lock"
+"""In the data directory: held (flock, exclusive) by the one node that runs on it."""
 
 
 def read_bounded(path: Path, limit: int, *, what: str, error: type[EwxError]) -> bytes:
@@ -58,3 +64,58 @@ def sync_directory(directory: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+class DataDirLock:
+    """An exclusive `flock` on `<data_dir>/node.lock`, held for a running node's lifetime.
+
+    A second node on the same data directory (a second `ewx serve`, a copy of
+    the unit file) would share the store and hand out receipts and checkpoints
+    of one log twice; it refuses at start instead. The kernel drops the lock
+    when the process ends, however it ends, so a crashed node leaves none.
+    """
+
+    def __init__(self, descriptor: int, path: Path) -> None:
+        self._descriptor: int | None = descriptor
+        self.path = path
+
+    @classmethod
+    def acquire(cls, data_dir: Path) -> DataDirLock:
+        """Create the data directory if need be (0700) and lock it; ConfigError if it cannot be."""
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except FileExistsError:
+            raise ConfigError(f"data directory {data_dir} is not a directory") from None
+        except OSError as exc:
+            raise ConfigError(f"data directory {data_dir}: cannot create it: {exc.strerror or exc}") from None
+        if not data_dir.is_dir():
+            raise ConfigError(f"data directory {data_dir} is not a directory")
+        path = data_dir / LOCK_FILE
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            descriptor = os.open(path, flags, 0o600)
+        except OSError as exc:
+            raise ConfigError(f"lock file {path}: cannot open it: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 32).decode("ascii", "replace").strip()
+            os.close(descriptor)
+            raise ConfigError(
+                f"data directory {data_dir} is in use by another node"
+                + (f" (pid {holder})" if holder else "")
+                + "; one node per data directory"
+            ) from None
+        except OSError as exc:
+            os.close(descriptor)
+            raise ConfigError(f"lock file {path}: cannot lock it: {exc.strerror or exc}") from None
+        with contextlib.suppress(OSError):  # the pid is for the message above only
+            os.ftruncate(descriptor, 0)
+            os.write(descriptor, f"{os.getpid()}\n".encode())
+        return cls(descriptor, path)
+
+    def release(self) -> None:
+        """Drop the lock (closing the file drops it); safe to call twice."""
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None

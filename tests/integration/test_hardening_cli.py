@@ -101,3 +101,56 @@ def test_cancel_twice_update_after_cancel_and_ack_twice_are_refused(federation: 
                 assert "Traceback" not in done.stderr
 
     asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------- item 1: one node per port and data directory
+def _second_node_on_the_same_port(config: Path) -> Path:
+    """A config of the same node with its own data directory but the same listen address."""
+    text = config.read_text()
+    assert 'data_dir = "data"' in text
+    second = config.with_name("second.toml")
+    second.write_text(text.replace('data_dir = "data"', 'data_dir = "data-second"'))
+    return second
+
+
+def test_a_second_node_on_a_port_in_use_refuses_to_start(federation: Fed) -> None:
+    from gateway.runtime import NodeRuntime
+    from node.config import NodeConfig
+    from node.errors import ConfigError
+
+    second = _second_node_on_the_same_port(federation["KR"])
+
+    async def scenario() -> None:
+        async with running(federation["KR"]):
+            runtime = NodeRuntime(NodeConfig.load(second))
+            with pytest.raises(ConfigError, match="address in use"):
+                await runtime.start()
+            # the real command, as an operator would start it
+            done = await ewx_async("serve", "--config", str(second))
+            assert done.returncode == 2, done.stderr
+            assert "address in use" in done.stderr and "Traceback" not in done.stderr
+            assert "node_started" not in done.stderr
+        # once the port is free the second one starts (its lock was released on the refusal)
+        async with running(second) as nodes:
+            assert nodes["KR"].port is not None
+
+    asyncio.run(scenario())
+
+
+def test_a_second_node_on_the_same_data_directory_refuses_to_start(federation: Fed) -> None:
+    from node.files import LOCK_FILE
+
+    async def scenario() -> None:
+        async with running(federation["KR"]) as nodes:
+            data_dir = nodes["KR"].config.data_dir
+            assert (data_dir / LOCK_FILE).read_text().strip() == str(os.getpid())
+            # the operator socket gone (deleted by hand, say): the lock still holds
+            nodes["KR"].config.operator_socket.unlink()
+            done = await ewx_async("serve", "--config", str(federation["KR"]))
+            assert done.returncode == 2, done.stderr
+            assert f"data directory {data_dir} is in use by another node (pid {os.getpid()})" in done.stderr
+            assert "Traceback" not in done.stderr
+        async with running(federation["KR"]):  # released at stop
+            pass
+
+    asyncio.run(scenario())

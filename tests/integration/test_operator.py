@@ -147,9 +147,18 @@ def test_bad_requests_get_clear_errors_and_change_nothing(federation: dict[Count
 def test_a_second_node_on_the_same_socket_refuses_to_start(federation: dict[Country, Path]) -> None:
     from node.errors import ConfigError
 
+    # Another data directory, the same socket: the socket itself is the guard.
+    text = federation["KR"].read_text()
+    second = federation["KR"].with_name("second.toml")
+    second.write_text(text.replace('data_dir = "data"', 'data_dir = "data-second"\noperator_socket = "data/operator.sock"'))
+
     async def scenario() -> None:
         async with running(federation["KR"]):
             with pytest.raises(ConfigError, match="already serving"):
+                async with running(second):
+                    pass
+            # The same data directory: its lock refuses first (tests/integration/test_hardening_cli.py).
+            with pytest.raises(ConfigError, match="in use by another node"):
                 async with running(federation["KR"]):
                     pass
 
