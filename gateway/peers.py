@@ -26,6 +26,13 @@ from gateway.tls import channel_credentials, channel_options
 from node.digits import ascii_int
 from node.errors import InboundRejected, Malformed, RefusedOperation, TrustUpdateRejected
 from node.ids import Country
+from node.limits import (
+    MAX_CATCHUP_ITEM_OVERHEAD,
+    MAX_CATCHUP_PAGE,
+    MAX_CATCHUP_TRUST_UPDATES,
+    MAX_ENVELOPE_BYTES,
+    MAX_TRUST_UPDATE_BYTES,
+)
 from node.service import NodeService
 from node.wire import ewx_pb2 as pb
 
@@ -117,12 +124,26 @@ class PeerClient:
         call = self._catch_up(request.SerializeToString(), timeout=self._deadline)
         updates: list[bytes] = []
         envelopes: list[bytes] = []
+        # A peer that ignores max_count, or streams large items, is cut off here:
+        # what a page may hold is known before it is read.
+        most = max_count or MAX_CATCHUP_PAGE
+        budget = most * (MAX_ENVELOPE_BYTES + MAX_CATCHUP_ITEM_OVERHEAD) + MAX_CATCHUP_TRUST_UPDATES * (
+            MAX_TRUST_UPDATE_BYTES + MAX_CATCHUP_ITEM_OVERHEAD
+        )
+        received = 0
         async for data in call:
+            received += len(data)
             item = self._answer(pb.CatchUpItem, data, what="catch-up")
             if item.trust_update:
                 updates.append(bytes(item.trust_update))
             else:
                 envelopes.append(bytes(item.envelope))
+            if len(envelopes) > most or len(updates) > MAX_CATCHUP_TRUST_UPDATES or received > budget:
+                call.cancel()
+                raise Malformed(
+                    f"{self.peer}'s catch-up page goes beyond what was asked ({most} alerts, "
+                    f"{MAX_CATCHUP_TRUST_UPDATES} trust updates, {budget} bytes); refused whole"
+                )
         return updates, envelopes
 
     @property

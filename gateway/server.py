@@ -38,7 +38,7 @@ from node.convert import member
 from node.errors import InboundRejected, Malformed, TooLarge, UnauthenticatedPeer
 from node.identity import node_id_from_certificate
 from node.ids import Country
-from node.limits import MAX_ENVELOPE_BYTES, MAX_TRUST_UPDATE_BYTES
+from node.limits import MAX_CATCHUP_TRUST_UPDATES, MAX_ENVELOPE_BYTES, MAX_TRUST_UPDATE_BYTES
 from node.service import NodeService
 from node.trust import Trust
 from node.wire import ewx_pb2 as pb
@@ -210,6 +210,7 @@ class FederationServicer:
             # The origin's trust updates the caller lacks go first: alerts its
             # new keys signed verify only once they are known (relay included).
             updates = [] if origin == peer else self._service.trust_updates_of(origin, req.trust_after)
+            updates = updates[:MAX_CATCHUP_TRUST_UPDATES]  # the rest on the next page
             for _, update in updates:
                 await self._write(context, pb.CatchUpItem(trust_update=update).SerializeToString(), deadline)
             if len(page) == limit and req.origin == pb.Country.Value(self._service.me):

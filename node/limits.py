@@ -57,6 +57,12 @@ MAX_EXPIRY = timedelta(days=365)
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future a sent time may be before the alert is refused."""
 
+MAX_CATCHUP_TRUST_UPDATES = 256
+"""Most trust updates one CatchUp page carries (served so; a requester refuses more)."""
+
+MAX_CATCHUP_ITEM_OVERHEAD = 32
+"""Bytes a CatchUpItem adds around its envelope or update (field tags and lengths), generously."""
+
 MAX_CATCHUP_PAGE = 1000
 """Most alerts one CatchUp call streams, and the most a node asks for: the
 default and the ceiling of `catchup_page_served` and `catchup_page_requested`

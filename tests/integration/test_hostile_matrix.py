@@ -52,6 +52,7 @@ from grpc import aio
 from gateway import rpc
 from node import limits
 from node.config import NodeConfig
+from node.errors import Malformed
 from node.identity import node_dns_name
 from node.ids import Country
 from node.pki import issue_node_certificate
@@ -1141,6 +1142,65 @@ def test_garbage_answers_from_a_peer_do_not_stop_the_node(tmp_path: Path) -> Non
                 )
                 assert all(not task.done() for task in nodes["US"]._tasks)
                 assert us.store.log_size == size  # no receipt was logged
+        finally:
+            await stand_in.stop(None)
+
+    asyncio.run(scenario())
+
+
+def test_a_catch_up_page_beyond_what_was_asked_is_cut_off_and_refused(tmp_path: Path) -> None:
+    """Hostile-input matrix row (issue 10 item 8): a peer that ignores `max_count` and keeps
+    streaming is cut off at the count and the byte budget; the page is refused whole, nothing
+    of it is stored, and the stream is cancelled long before the peer runs out."""
+    fed = make_federation(tmp_path / "fed", outbox_retry_max_seconds=30.0)
+    kr = NodeConfig.load(fed["KR"])
+    sent: list[int] = []
+
+    async def flood(request: bytes, context: aio.ServicerContext[Any, Any]) -> Any:
+        item = pb.CatchUpItem(envelope=b"\x00" * 8000).SerializeToString()
+        for _ in range(100_000):  # 800 MB if nobody stops reading
+            sent.append(1)
+            yield item
+
+    async def refuse(request: bytes, context: aio.ServicerContext[Any, Any]) -> bytes:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "stand-in")
+        return b""
+
+    handlers = {
+        name: grpc.unary_stream_rpc_method_handler(flood)
+        if m.server_streaming
+        else grpc.unary_unary_rpc_method_handler(refuse)
+        for name, m in rpc.SERVICE.methods_by_name.items()
+    }
+
+    async def scenario() -> None:
+        stand_in = aio.server()
+        stand_in.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(rpc.SERVICE_NAME, handlers)])
+        trust = Trust.load(kr.trust_file)
+        stand_in.add_secure_port(
+            kr.listen,
+            grpc.ssl_server_credentials(
+                [(kr.tls.private_key.read_bytes(), kr.tls.certificate.read_bytes())],
+                root_certificates=trust.ca_bundle_pem(["US", "JP"]),
+                require_client_auth=True,
+            ),
+        )
+        await stand_in.start()
+        try:
+            async with running(fed["US"]) as nodes:
+                runtime = nodes["US"]
+                client = next(c for c in runtime._clients if c.peer == "KR")
+                size = runtime.service.store.log_size
+                with pytest.raises(Malformed, match=r"KR's catch-up page goes beyond what was asked \(10 alerts"):
+                    await client.catch_up(origin="KR", after_seq=0, max_count=10)
+                assert runtime.service.store.log_size == size
+                # Cancelled: the flood stops, far short of its end (the peer's side
+                # learns of the cancel a little later; flow control bounds it meanwhile).
+                seen = -1
+                while seen != len(sent):
+                    seen = len(sent)
+                    await asyncio.sleep(0.5)
+                assert seen < 10_000
         finally:
             await stand_in.stop(None)
 
