@@ -19,7 +19,6 @@ signatures, and the checkpoint pins the whole log.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from typing import BinaryIO, Final
 from node.config import NodeConfig
 from node.convert import member, timestamp
 from node.errors import EwxError
-from node.files import read_bounded
+from node.files import atomic_output, check_output_target, read_bounded
 from node.framing import FramingError, frame, records
 from node.ids import Country
 from node.note import Checkpoint, sign_checkpoint
@@ -102,12 +101,17 @@ def write_bundle(
     out.write(frame(pb.BundleRecord(checkpoint=checkpoint)))
 
 
-def export_bundle(config: NodeConfig, out: Path, *, now: datetime | None = None) -> int:
-    """Export the node's whole log to `out` (atomically); returns its size.
+def export_bundle(
+    config: NodeConfig, out: Path, *, now: datetime | None = None, force: bool = False
+) -> int:
+    """Export the node's whole log to `out` (atomically, node/files.atomic_output); returns its size.
+
+    An existing file at `out` is replaced only with `force`.
 
     Reads the store directly, so it works with the node running (SQLite WAL
     gives a consistent snapshot) or stopped.
     """
+    check_output_target(out, force=force)  # before any work
     store = Store(config.data_dir / STORE_FILE)
     try:
         # The log key may have been rotated since the trust file was written.
@@ -118,8 +122,7 @@ def export_bundle(config: NodeConfig, out: Path, *, now: datetime | None = None)
             name=config.log_origin,
             private_key=signer.private_key,
         )
-        tmp = out.with_name(out.name + ".part")
-        with tmp.open("wb") as f:
+        with atomic_output(out, force=force) as f:
             write_bundle(
                 f,
                 node=config.node_id,
@@ -131,9 +134,6 @@ def export_bundle(config: NodeConfig, out: Path, *, now: datetime | None = None)
                 history=[note for cp_size, _, note in store.checkpoints() if cp_size <= size],
                 witnessed=[(node, note) for node, _, _, note in store.witnessed()],
             )
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(out)
     finally:
         store.close()
     return size

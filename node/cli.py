@@ -493,18 +493,22 @@ IMPORT_CHUNK_BYTES = 40 * 1024
 
 def cmd_outbox_export(args: argparse.Namespace) -> int:
     """Write what one peer has not receipted yet, for carrying by hand."""
+    from node.files import check_output_target
     from node.service import NodeService
     from node.transfer import write_transfer
 
     config = load_config(args)
     if args.peer not in config.peers:
         raise UsageError(f"{args.peer} is not a peer of {config.node_id}")
+    check_output_target(Path(args.out), force=args.force)  # before any work
     service = NodeService.open(config)
     try:
         envelopes = service.undelivered(args.peer)
     finally:
         service.close()
-    write_transfer(Path(args.out), origin=config.node_id, recipient=args.peer, envelopes=envelopes)
+    write_transfer(
+        Path(args.out), origin=config.node_id, recipient=args.peer, envelopes=envelopes, force=args.force
+    )
     print(f"exported {len(envelopes)} undelivered alerts for {args.peer} to {args.out}")
     return EXIT_OK
 
@@ -545,7 +549,7 @@ def cmd_log_export(args: argparse.Namespace) -> int:
     from node.bundle import export_bundle
 
     config = load_config(args)
-    size = export_bundle(config, Path(args.out))
+    size = export_bundle(config, Path(args.out), force=args.force)
     print(f"exported {size} entries to {args.out}")
     return EXIT_OK
 
@@ -641,6 +645,13 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="node configuration (default: $EWX_CONFIG)")
+
+
+def _add_export_out(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out", required=True, metavar="FILE", help="a new file (written whole or not at all; never a device)"
+    )
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
 
 def _add_common_publish(p: argparse.ArgumentParser) -> None:
@@ -878,7 +889,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p = outbox.add_parser("export", help="write the signed alerts one peer has not receipted yet")
     _add_config(p)
     p.add_argument("--peer", type=_country, required=True, help="the peer the file is for")
-    p.add_argument("--out", required=True, metavar="FILE")
+    _add_export_out(p)
     p.set_defaults(func=cmd_outbox_export)
     p = outbox.add_parser(
         "import", help="hand a transfer file to the running node (same checks as the network)"
@@ -892,7 +903,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     )
     p = logp.add_parser("export", help="write the portable log bundle (works with the node up or down)")
     _add_config(p)
-    p.add_argument("--out", required=True, metavar="FILE")
+    _add_export_out(p)
     p.set_defaults(func=cmd_log_export)
 
     audit = commands.add_parser("audit", help="offline verification of exported logs").add_subparsers(

@@ -9,12 +9,16 @@ it all into memory.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
-from node.errors import ConfigError, EwxError
+from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
 
 LOCK_FILE: Final = "node.lock"
 """In the data directory: held (flock, exclusive) by the one node that runs on it."""
@@ -55,6 +59,82 @@ def write_atomically(path: Path, data: bytes, *, mode: int) -> None:
         temporary.unlink(missing_ok=True)
         raise
     sync_directory(directory)
+
+
+EXPORT_FILE_MODE: Final = 0o644
+"""Exported files (log bundles, outbox transfers) are for handing on: readable, not writable, by others."""
+
+
+def check_output_target(path: Path, *, force: bool) -> None:
+    """Refuse an output path that is not, or would not be, a plain file this writer may create.
+
+    A device, a folder, a FIFO or a socket at `path` (or behind a symbolic
+    link there) is refused: `/dev/full` must not be replaced by a file. An
+    existing regular file is replaced only with `force`.
+    """
+    try:
+        target = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise UsageError(f"{path} is a dangling symbolic link; give the real path") from None
+        return
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(target.st_mode):
+        kind = "a folder" if stat.S_ISDIR(target.st_mode) else "not a regular file"
+        raise UsageError(f"cannot write {path}: it is {kind}")
+    if not force:
+        raise RefusedOperation(f"{path} already exists; give --force to replace it")
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, *, force: bool = False, mode: int = EXPORT_FILE_MODE) -> Iterator[BinaryIO]:
+    """A binary stream whose bytes appear at `path` all at once, or not at all.
+
+    The bytes go to a new file with a unique name beside `path`, created with
+    O_EXCL and O_NOFOLLOW (tempfile.mkstemp), so nothing planted there can be
+    followed or reused; it is flushed and fsynced, then renamed to `path`:
+    without `force` by a hard link that fails if `path` appeared meanwhile,
+    with `force` over the old file. On any failure the temporary file is
+    removed. OSErrors (a missing or unwritable folder, a full disk) become a
+    UsageError naming `path`; the target is checked by check_output_target.
+    """
+    check_output_target(path, force=force)
+    directory = path.parent
+    try:
+        descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc} (in {directory})") from None
+    temporary = Path(name)
+    try:
+        try:
+            with os.fdopen(descriptor, "wb") as stream:
+                os.fchmod(stream.fileno(), mode)
+                yield stream
+                stream.flush()
+                os.fsync(stream.fileno())
+            _publish(temporary, path, force=force)
+            sync_directory(directory)
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _publish(temporary: Path, path: Path, *, force: bool) -> None:
+    if force:
+        os.replace(temporary, path)
+        return
+    try:
+        os.link(temporary, path, follow_symlinks=False)
+    except FileExistsError:
+        raise RefusedOperation(f"{path} already exists; give --force to replace it") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        # A filesystem without hard links: check once more, then rename.
+        check_output_target(path, force=False)
+        os.replace(temporary, path)
 
 
 def sync_directory(directory: Path) -> None:

@@ -10,14 +10,13 @@ ewx.v1.TransferRecords: one header, then the envelopes in sequence order.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 from node.convert import member, timestamp
-from node.files import read_bounded
+from node.files import atomic_output, read_bounded
 from node.framing import FramingError, frame, records
 from node.ids import Country
 from node.limits import MAX_ENVELOPE_BYTES
@@ -43,10 +42,11 @@ class Transfer:
     envelopes: list[bytes]
 
 
-def write_transfer(path: Path, *, origin: Country, recipient: Country, envelopes: list[bytes]) -> None:
-    """Write the file atomically (a partial file never appears under `path`)."""
-    tmp = path.with_name(path.name + ".part")
-    with tmp.open("wb") as f:
+def write_transfer(
+    path: Path, *, origin: Country, recipient: Country, envelopes: list[bytes], force: bool = False
+) -> None:
+    """Write the file atomically (node/files.atomic_output); an existing one is replaced only with `force`."""
+    with atomic_output(path, force=force) as f:
         f.write(MAGIC)
         f.write(
             frame(
@@ -62,9 +62,6 @@ def write_transfer(path: Path, *, origin: Country, recipient: Country, envelopes
         )
         for envelope in envelopes:
             f.write(frame(pb.TransferRecord(envelope=envelope)))
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 def read_transfer(path: Path) -> Transfer:

@@ -154,3 +154,78 @@ def test_a_second_node_on_the_same_data_directory_refuses_to_start(federation: F
             pass
 
     asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------- item 4: exports
+def _published(config: Path, count: int) -> None:
+    """`count` alerts in the node's store (the node need not run for an export)."""
+    from node.config import NodeConfig
+    from node.service import NodeService
+
+    service = NodeService.open(NodeConfig.load(config))
+    try:
+        for _ in range(count):
+            service.publish(msg_type="ALERT", info=alert_info())
+    finally:
+        service.close()
+
+
+def _one_error_line(done: subprocess.CompletedProcess[str], code: int, fragment: str) -> None:
+    assert done.returncode == code, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], done.stderr
+
+
+def test_exports_refuse_devices_folders_and_existing_files(federation: Fed, tmp_path: Path) -> None:
+    import stat
+
+    kr = str(federation["KR"])
+    _published(federation["KR"], 3)
+    exports = {
+        "log": ("log", "export", "--config", kr),
+        "outbox": ("outbox", "export", "--config", kr, "--peer", "US"),
+    }
+    # A device, reached through a link so that a regression replaces the link, never /dev/full itself.
+    device = tmp_path / "device"
+    device.symlink_to("/dev/full")
+    for name, command in exports.items():
+        # a device is not replaced by a file
+        _one_error_line(ewx(*command, "--out", str(device)), 2, f"{device}: it is not a regular file")
+        assert device.is_symlink() and stat.S_ISCHR(device.stat().st_mode)
+        _one_error_line(ewx(*command, "--out", str(tmp_path)), 2, "it is a folder")
+        # a link planted at the old fixed temporary name is not followed
+        out, victim = tmp_path / f"{name}.out", tmp_path / f"{name}.victim"
+        victim.write_bytes(b"precious")
+        out.with_name(out.name + ".part").symlink_to(victim)
+        first = ewx(*command, "--out", str(out))
+        assert first.returncode == 0, first.stderr
+        assert victim.read_bytes() == b"precious" and out.stat().st_size > 0
+        written = out.read_bytes()
+        # an existing export is not overwritten without --force
+        out.write_bytes(b"an earlier export")
+        _one_error_line(ewx(*command, "--out", str(out)), 1, "already exists; give --force to replace it")
+        assert out.read_bytes() == b"an earlier export"
+        assert ewx(*command, "--out", str(out), "--force").returncode == 0
+        assert out.read_bytes()[:11] == written[:11]  # the magic of a fresh export
+    assert sorted(p.name for p in tmp_path.iterdir() if ".part" in p.name) == ["log.out.part", "outbox.out.part"]
+
+
+def test_an_export_that_fails_midway_exits_2_in_one_line_and_leaves_nothing(federation: Fed, tmp_path: Path) -> None:
+    """The disk filling up: a file-size limit makes the kernel refuse the export's writes (EFBIG)."""
+    _published(federation["KR"], 200)  # ~150 KB of log
+    out = tmp_path / "exports"
+    out.mkdir()
+    for command in (("log", "export"), ("outbox", "export", "--peer", "US")):
+        target = out / "file"
+        limited = subprocess.run(
+            ["bash", "-c", 'ulimit -f 40 && exec "$@"', "ewx", sys.executable, "-m", "gateway",
+             *command, "--config", str(federation["KR"]), "--out", str(target)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        _one_error_line(limited, 2, f"cannot write {target}: File too large")
+        assert list(out.iterdir()) == []  # no partial file, no temporary file
+    _one_error_line(
+        ewx("log", "export", "--config", str(federation["KR"]), "--out", str(tmp_path / "no" / "such" / "x")),
+        2,
+        "No such file or directory",
+    )

@@ -235,3 +235,61 @@ def test_an_operator_chosen_id_does_not_block_the_automatic_ids(kr: NodeService)
     with pytest.raises(RefusedOperation, match=f"alert id {taken[0]}, chosen by the operator, is already used"):
         kr.publish(msg_type="ALERT", info=alert_info(), alert_id=taken[0])
     assert _raise(kr) == f"{prefix}-{int(number) + 6:06d}"  # and the refusal blocked nothing
+
+
+# ---------------------------------------------------------------- item 4: one atomic, careful writer
+def _write(path: Path, data: bytes, *, force: bool = False) -> None:
+    from node.files import atomic_output
+
+    with atomic_output(path, force=force) as stream:
+        stream.write(data)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
+
+
+def test_the_atomic_writer_never_follows_or_replaces_what_is_at_the_target(tmp_path: Path) -> None:
+    import os
+
+    from node.files import atomic_output
+
+    out, victim = tmp_path / "KR.ewxlog", tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    (tmp_path / "KR.ewxlog.part").symlink_to(victim)  # the old fixed temporary name, planted
+    with atomic_output(out) as stream:
+        stream.write(b"bundle")
+    assert out.read_bytes() == b"bundle" and victim.read_bytes() == b"precious"
+    assert oct(out.stat().st_mode & 0o777) == oct(0o644)
+    with pytest.raises(RefusedOperation, match="already exists; give --force"):
+        _write(out, b"other")
+    assert out.read_bytes() == b"bundle"
+    with atomic_output(out, force=True) as stream:
+        stream.write(b"newer")
+    assert out.read_bytes() == b"newer"
+    # a file that appears while the export runs is not replaced either
+    late = tmp_path / "late"
+    with pytest.raises(RefusedOperation, match="already exists"), atomic_output(late) as stream:
+        stream.write(b"export")
+        late.write_bytes(b"someone else's")
+    assert late.read_bytes() == b"someone else's"
+    # non-regular targets, followed or not, are refused with or without --force
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "to-dev").symlink_to("/dev/full")
+    for target, kind in (("fifo", "not a regular file"), ("to-dev", "not a regular file"), (".", "a folder")):
+        for force in (False, True):
+            with pytest.raises(UsageError, match=kind):
+                _write(tmp_path / target, b"x", force=force)
+    assert _leftovers(tmp_path) == ["KR.ewxlog.part"]  # only the planted link
+
+
+def test_the_atomic_writer_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
+    from node.files import atomic_output
+
+    out = tmp_path / "out"
+    with pytest.raises(ZeroDivisionError), atomic_output(out) as stream:
+        stream.write(b"half")
+        _ = 1 / 0
+    assert not out.exists() and _leftovers(tmp_path) == []
+    with pytest.raises(UsageError, match=f"cannot write {tmp_path}/missing/out"):
+        _write(tmp_path / "missing" / "out", b"x")
