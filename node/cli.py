@@ -83,7 +83,10 @@ def _when(value: str) -> datetime:
     """An ISO 8601 UTC time, or +Nd / +Nh relative to now."""
     amount = ascii_int(value[1:-1]) if value.startswith("+") and value[-1:] in ("d", "h") else None
     if amount is not None:
-        return datetime.now(UTC) + (timedelta(days=amount) if value[-1] == "d" else timedelta(hours=amount))
+        try:
+            return datetime.now(UTC) + (timedelta(days=amount) if value[-1] == "d" else timedelta(hours=amount))
+        except OverflowError:
+            raise argparse.ArgumentTypeError(f"{value!r} is beyond the calendar (year 9999)") from None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -988,6 +991,15 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
     except BrokenPipeError:  # the reader went away (`ewx ... | head`): not an error of ours
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return EXIT_OK
+    except OSError as exc:  # a path missing or unwritable, a full disk: the operator's input or host
+        print(f"ewx: error: {_os_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError in one line: the file it names, then what went wrong."""
+    what = exc.strerror or str(exc)
+    return f"{exc.filename}: {what}" if exc.filename is not None else what
 
 
 def main(argv: Sequence[str] | None = None) -> int:

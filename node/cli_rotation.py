@@ -18,7 +18,7 @@ from typing import Any
 
 from node.digits import ascii_hex, ascii_int
 from node.errors import RefusedOperation, UsageError
-from node.files import read_bounded
+from node.files import check_output_target, read_bounded
 from node.limits import MAX_TRUST_UPDATE_BYTES
 from node.pki import PUBLIC_FILE_MODE, load_national_ca, write_new_file
 from node.signing import KEY_PURPOSES
@@ -55,8 +55,8 @@ def cmd_pki_rotate(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     reason: RevocationReason = args.reason
     out = Path(args.out)
-    if out.exists():  # before any key is made: nothing is written when refused
-        raise RefusedOperation(f"{out} already exists; refusing to overwrite it")
+    # Before any key is made, so that nothing is written when refused.
+    check_output_target(out, force=False, if_exists="refusing to overwrite it")
     request = prepare_rotation(
         config,
         now=now,

@@ -65,7 +65,7 @@ EXPORT_FILE_MODE: Final = 0o644
 """Exported files (log bundles, outbox transfers) are for handing on: readable, not writable, by others."""
 
 
-def check_output_target(path: Path, *, force: bool) -> None:
+def check_output_target(path: Path, *, force: bool, if_exists: str = "give --force to replace it") -> None:
     """Refuse an output path that is not, or would not be, a plain file this writer may create.
 
     A device, a folder, a FIFO or a socket at `path` (or behind a symbolic
@@ -77,6 +77,8 @@ def check_output_target(path: Path, *, force: bool) -> None:
     except FileNotFoundError:
         if path.is_symlink():
             raise UsageError(f"{path} is a dangling symbolic link; give the real path") from None
+        if not path.parent.is_dir():
+            raise UsageError(f"cannot write {path}: no folder {path.parent}") from None
         return
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -84,7 +86,7 @@ def check_output_target(path: Path, *, force: bool) -> None:
         kind = "a folder" if stat.S_ISDIR(target.st_mode) else "not a regular file"
         raise UsageError(f"cannot write {path}: it is {kind}")
     if not force:
-        raise RefusedOperation(f"{path} already exists; give --force to replace it")
+        raise RefusedOperation(f"{path} already exists; {if_exists}")
 
 
 @contextlib.contextmanager

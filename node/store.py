@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
-from node.errors import StoreError
+from node.errors import ConfigError, StoreError
 from node.ids import Country, Digest
 from node.merkle import MerkleLevels, leaf_hash
 
@@ -440,7 +440,10 @@ class Store:
     """One node's SQLite store; use from one thread (the node's event loop)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:  # data_dir names a file, or a folder that cannot be made
+            raise ConfigError(f"data directory {path.parent}: {exc.strerror or exc}") from None
         try:
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")

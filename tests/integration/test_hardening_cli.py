@@ -227,5 +227,45 @@ def test_an_export_that_fails_midway_exits_2_in_one_line_and_leaves_nothing(fede
     _one_error_line(
         ewx("log", "export", "--config", str(federation["KR"]), "--out", str(tmp_path / "no" / "such" / "x")),
         2,
-        "No such file or directory",
+        "no folder",
     )
+
+
+# ---------------------------------------------------------------- item 13: one line and exit 2, not a traceback
+def test_missing_unwritable_or_full_paths_exit_2_in_one_line(tmp_path: Path) -> None:
+    fed = tmp_path / "fed"
+    assert ewx("pki", "init", "--out", str(fed)).returncode == 0
+    config = fed / "KR" / "node.toml"
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    _one_error_line(ewx("pki", "init", "--out", "/proc/no-such-folder"), 2, "No such file or directory")
+    _one_error_line(ewx("pki", "init", "--out", str(a_file / "fed")), 2, "Not a directory")
+    # a full disk: the file-size limit makes the first key's write fail
+    full = subprocess.run(
+        ["bash", "-c", 'ulimit -f 0 && exec "$@" 2>&1', "ewx", sys.executable, "-m", "gateway",
+         "pki", "init", "--out", str(tmp_path / "full")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert full.returncode == 2 and full.stdout.strip().splitlines() == ["ewx: error: File too large"]
+    # pki rotate checks its output path before it makes any key
+    for out, fragment in ((tmp_path / "no" / "req", "no folder"), (a_file / "req", "Not a directory")):
+        _one_error_line(
+            ewx("pki", "rotate", "--config", str(config), "--purpose", "alert", "--out", str(out)), 2, fragment
+        )
+    assert not list((fed / "KR" / "keys").glob("*.next"))  # so a retry is not blocked
+    assert ewx("pki", "rotate", "--config", str(config), "--purpose", "alert", "--out", str(tmp_path / "r")).returncode == 0
+    # a data directory that names a file
+    bad = config.with_name("bad.toml")
+    bad.write_text(config.read_text().replace('data_dir = "data"', 'data_dir = "node.toml"'))
+    for command in (("serve",), ("log", "export", "--out", str(tmp_path / "x")), ("outbox", "export", "--peer", "US", "--out", str(tmp_path / "y"))):
+        _one_error_line(ewx(*command, "--config", str(bad)), 2, "node.toml")
+
+
+def test_a_time_beyond_the_calendar_is_a_usage_error(tmp_path: Path) -> None:
+    fed = tmp_path / "fed"
+    assert ewx("pki", "init", "--out", str(fed)).returncode == 0
+    for flag in ("--expires", "--effective"):
+        for value in ("+99999999999d", "+999999999999999h"):
+            done = ewx(*raise_args(fed / "KR" / "node.toml", flag, value))
+            assert done.returncode == 2 and "beyond the calendar" in done.stderr, done.stderr
+            assert "Traceback" not in done.stderr
