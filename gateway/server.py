@@ -50,6 +50,8 @@ T = TypeVar("T")
 PULL_PAUSE_SECONDS = 1.0
 """After a peer asks for a page of our alerts, our pushes to it pause this long."""
 
+MAX_POSITION: Final = 2**63 - 1
+"""The largest sequence or serial a request may name: SQLite's integers are signed 64-bit."""
 _WRAPPER_OVERHEAD = 4
 """Tag and length bytes DeliverRequest adds around an envelope of legal size."""
 
@@ -204,6 +206,9 @@ class FederationServicer:
             origin = member(req.origin)
             if origin is None:
                 raise Malformed("catch-up request names no federation member as origin")
+            for name in ("after_seq", "trust_after"):  # uint64 on the wire; the store counts below 2^63
+                if getattr(req, name) > MAX_POSITION:
+                    raise Malformed(f"catch-up request's {name} is beyond {MAX_POSITION}")
             served = self._service.config.catchup_page_served
             limit = min(req.max_count or served, served)
             page = self._service.catch_up(requester=peer, origin=origin, after_seq=req.after_seq, limit=limit)

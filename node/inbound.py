@@ -84,6 +84,11 @@ def _outer(
         outer.ParseFromString(envelope)
     except DecodeError:
         raise Malformed(f"{what} is not a valid protobuf message") from None
+    # Framing, not a key question: an empty envelope (an empty Deliver) has no key id to look up.
+    signed = "alert" if message_type is pb.SignedAlert else "receipt"
+    missing = [name for name in (signed, "key_id", "signature") if not getattr(outer, name)]
+    if missing:
+        raise Malformed(f"{what} has no {', no '.join(missing)}")
     return outer
 
 

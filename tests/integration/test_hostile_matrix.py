@@ -289,6 +289,23 @@ def _out_of_sequence(fed: Fed) -> bytes:
     return _signed(fed, _alert("KR", {"US": 2}))
 
 
+def _empty_request(_fed: Fed) -> bytes:
+    return b""  # an empty DeliverRequest: no envelope, so no key id either
+
+
+def _unsigned(fed: Fed) -> bytes:
+    env = pb.SignedAlert.FromString(envelope(fed["KR"], _alert("KR", {"US": 1})))
+    env.ClearField("signature")
+    return wrap(env.SerializeToString())
+
+
+def _catch_up_beyond_2_63(field: str) -> Callable[[Fed], bytes]:
+    def make(_fed: Fed) -> bytes:
+        return pb.CatchUpRequest(origin=pb.KR, **{field: 2**63}).SerializeToString()
+
+    return make
+
+
 def _catch_up_garbage(_fed: Fed) -> bytes:
     return b"\xff\xff\xff"
 
@@ -630,6 +647,9 @@ ROWS: list[Row] = [
     ),
     Row("garbage envelope", "KR", _garbage, S.INVALID_ARGUMENT, "malformed", "not a valid protobuf"),
     Row("garbage request", "KR", _garbage_request, S.INVALID_ARGUMENT, "malformed", "not a valid protobuf"),
+    # issue 10, item 14: an empty Deliver is malformed, not an unknown key
+    Row("empty request", "KR", _empty_request, S.INVALID_ARGUMENT, "malformed", "envelope has no alert"),
+    Row("envelope without a signature", "KR", _unsigned, S.INVALID_ARGUMENT, "malformed", "has no signature"),
     # step 3: key and signature
     Row("bad signature", "KR", _bad_signature, S.UNAUTHENTICATED, "bad_signature", "does not verify"),
     Row("unknown key", "KR", _unknown_key, S.UNAUTHENTICATED, "unknown_key", "not in the trust file"),
@@ -728,6 +748,19 @@ ROWS: list[Row] = [
         "origin",
         rpc.CATCH_UP,
     ),
+    # issue 10, item 14: positions the store cannot hold are the caller's error, not INTERNAL
+    *(
+        Row(
+            f"catch-up: {field} beyond 2^63",
+            "KR",
+            _catch_up_beyond_2_63(field),
+            S.INVALID_ARGUMENT,
+            "malformed",
+            field,
+            rpc.CATCH_UP,
+        )
+        for field in ("after_seq", "trust_after")
+    ),
     Row(
         "witness: garbage request",
         "KR",
@@ -755,7 +788,9 @@ def _alert_id_in(request: bytes) -> str:
     ).alert_id
 
 
-NAMED_BY_DIGEST = frozenset({"truncated envelope", "garbage envelope", "bad signature", "unknown key"})
+NAMED_BY_DIGEST = frozenset(
+    {"truncated envelope", "garbage envelope", "bad signature", "unknown key", "envelope without a signature", "empty request"}
+)
 """Rows the core refuses before it can read an alert id: the event names the envelope's SHA-256."""
 
 
