@@ -20,7 +20,7 @@ import errno
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Final
+from typing import Any, Final
 
 import structlog
 from grpc import aio
@@ -94,7 +94,7 @@ class NodeRuntime:
         except BaseException:
             self._lock.release()
             raise
-        self._operator = OperatorServer(self.service)
+        self._operator = OperatorServer(self.service, extra={"recheck_exposure": self._recheck_exposure})
         self._server = aio.server(
             options=[
                 ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
@@ -168,10 +168,20 @@ class NodeRuntime:
             record=service.record_exposure,
             node=service.me,
         )
+        self._exposure = worker
         service.on_peer_alert = worker.submit
         for origin, alert_id in service.store.peer_alerts_without_exposure():  # stored before a restart
             worker.submit(origin, alert_id)
         self._tasks.append(asyncio.create_task(self._survive_forever("exposure", worker.run), name="exposure"))
+
+    async def _recheck_exposure(self, _args: dict[str, Any]) -> dict[str, int]:
+        """After new early-warning data: check every stored peer ALERT and UPDATE again."""
+        queued = 0
+        for stored in self.service.store.alerts():
+            if stored.via is not None and stored.msg_type in ("ALERT", "UPDATE"):
+                self._exposure.submit(stored.origin, stored.alert_id)
+                queued += 1
+        return {"queued": queued}
 
     async def _survive_forever(self, task: str, run: Callable[[], Awaitable[None]]) -> None:
         while True:

@@ -965,6 +965,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
             info_from=_info_from,
             load_config=load_config,
             publish=_publish_request,
+            call=lambda args, op, **fields: _client(args).call(op, **fields),
             print_json=_print_json,
             countries=_countries,
             statuses=_choices(pb.Status),

@@ -20,6 +20,7 @@ the alert once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from node.config import NodeConfig
-from node.errors import RefusedOperation, UsageError
+from node.errors import ConfigError, RefusedOperation, UsageError
 from node.ews.codes import PERIOD_PATTERN, DetectionState, DismissReason, Kind, Measure, Stage
 from node.ews.ingest import IngestReport, ingest_file, ingest_records
 from node.ews.review import Publisher, approve, detections, dismiss, open_store
@@ -47,6 +48,8 @@ class CliParts:
     info_from: Callable[..., dict[str, Any]]
     load_config: Callable[[argparse.Namespace], NodeConfig]
     publish: Callable[..., dict[str, Any]]
+    call: Callable[..., Any]
+    """One operator request to the running node: call(args, op, **fields)."""
     print_json: Callable[[Any], None]
     countries: Callable[[str], Sequence[str]]
     statuses: list[str]
@@ -70,11 +73,18 @@ class EwsCommands:
         with open_store(config) as store:
             for name in args.files:
                 reports.append(ingest_file(store, Path(name), kind=kind, skip_bad=args.skip_bad))
+        rechecked = None
+        if any(r.added or r.replaced for r in reports):
+            # The running node checks its peers' alerts against the new data (if it runs).
+            with contextlib.suppress(ConfigError):
+                rechecked = int(self.parts.call(args, "recheck_exposure")["queued"])
         if args.json:
             self.parts.print_json([r.to_json() for r in reports])
         else:
             for report in reports:
                 print(report.to_text())
+            if rechecked:
+                print(f"the node checks {rechecked} peer alerts against the new data")
         return EXIT_OK
 
     def event_add(self, args: argparse.Namespace) -> int:

@@ -114,6 +114,15 @@ def test_ingest_scan_approve_and_a_peer_sees_its_own_exposure(nodes: dict[str, P
         )
     )
     assert jp_view["items"] == [] and jp_view["no_data"] == ["811292"]  # JP loaded no data
+    jp_rows = flow_rows(seed=5, partners={"CN": 7000.0, "KR": 2500.0})
+    loaded = ewx("ews", "ingest", "--config", jp, str(write_csv(tmp_path / "jp.csv", FLOW_HEADER, jp_rows)))
+    assert "the node checks 1 peer alerts against the new data" in loaded.stdout
+    rechecked = wait_until(
+        lambda: json.loads(ewx("alert", "show", alert_id, "--origin", "KR", "--config", jp).stdout)[
+            "local_exposure"
+        ]["items"]
+    )
+    assert rechecked[0]["share_band"] == "ABOVE_60"
 
     response = ewx(
         "alert",
@@ -150,7 +159,7 @@ def test_ingest_scan_approve_and_a_peer_sees_its_own_exposure(nodes: dict[str, P
         out_file = tmp_path / f"{country}.ewxlog"
         ewx("log", "export", "--config", str(config), "--out", str(out_file))
         bundles += out_file.read_bytes()
-    figures = {f for f in _figures(kr_rows) | _figures(us_rows) if float(f) >= 1000}
+    figures = {f for f in _figures(kr_rows) | _figures(us_rows) | _figures(jp_rows) if float(f) >= 1000}
     assert len(figures) > 200
     leaked = [f for f in figures if any(e in bundles for e in _encodings(f))]
     assert leaked == []
