@@ -28,6 +28,10 @@ class StoreError(EwxError):
     """The local store is unusable or its contents are inconsistent."""
 
 
+class StoreFull(StoreError):
+    """The disk under the store is full (SQLite: "database or disk is full"); nothing was written."""
+
+
 # ------------------------------------------------------------------ inbound
 class InboundRejected(EwxError):
     """An alert, receipt or request from a peer was refused; nothing was stored.

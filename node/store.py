@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
-from node.errors import ConfigError, StoreError
+from node.errors import ConfigError, StoreError, StoreFull
 from node.ids import Country, Digest
 from node.merkle import MerkleLevels, leaf_hash
 
@@ -478,17 +478,25 @@ class Store:
         if self._in_tx:
             raise StoreError("nested transaction")
         self._in_tx = True
-        self._conn.execute("BEGIN IMMEDIATE")
-        tx = Tx(self._conn, self._tree.size)
         try:
-            yield tx
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        else:
-            self._conn.execute("COMMIT")
-            for hashed in tx.appended:
-                self._tree.append(hashed)
+            self._conn.execute("BEGIN IMMEDIATE")
+            tx = Tx(self._conn, self._tree.size)
+            try:
+                yield tx
+            except BaseException:
+                if self._conn.in_transaction:  # SQLite itself rolls back on some errors (SQLITE_FULL)
+                    self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+                for hashed in tx.appended:
+                    self._tree.append(hashed)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+                raise
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise StoreFull(f"store is full ({self.path}: {exc}); nothing was written; free disk space") from None
         finally:
             self._in_tx = False
         for callback in tx.committed:

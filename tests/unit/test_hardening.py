@@ -293,3 +293,31 @@ def test_the_atomic_writer_leaves_nothing_behind_on_failure(tmp_path: Path) -> N
     assert not out.exists() and _leftovers(tmp_path) == []
     with pytest.raises(UsageError, match=f"cannot write {tmp_path}/missing/out"):
         _write(tmp_path / "missing" / "out", b"x")
+
+
+# ---------------------------------------------------------------- item 14: a full disk reads as such
+def _fill(service: NodeService) -> None:
+    """The store's file may grow no further: SQLite's own SQLITE_FULL, as on a full disk."""
+    pages = service.store._conn.execute("PRAGMA page_count").fetchone()[0]
+    service.store._conn.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def test_a_full_store_reads_as_full_and_keeps_nothing(kr: NodeService) -> None:
+    from node.errors import StoreFull
+
+    _raise(kr)
+    size, root = kr.store.log_size, kr.store.log_root()
+    _fill(kr)
+    with pytest.raises(StoreFull, match="store is full"):
+        for _ in range(50):  # until the free pages of the file are used up
+            kr.publish(msg_type="ALERT", info=alert_info())
+    from node.store import Store
+
+    reopened = Store(kr.store.path)  # the in-memory tree matches what was committed
+    committed = kr.store.log_size
+    assert (reopened.log_size, reopened.log_root()) == (committed, kr.store.log_root())
+    reopened.close()
+    assert committed >= size and kr.store.count("alerts") == committed
+    kr.store._conn.execute("PRAGMA max_page_count = 1073741823")
+    _raise(kr)  # once there is room again, the node goes on
+    assert kr.store.log_size == committed + 1 and root != kr.store.log_root()
