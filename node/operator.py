@@ -152,8 +152,10 @@ class OperatorServer:
             if not isinstance(args, dict):
                 raise UsageError("'args' must be an object")
             return {"ok": True, "result": await handler(args)}
-        except json.JSONDecodeError:
-            return _error("usage", "request is not valid JSON")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error("usage", "request is not valid UTF-8 JSON")
+        except RecursionError:
+            return _error("usage", "request is nested too deeply")
         except UsageError as exc:
             return _error("usage", str(exc))
         except (RefusedOperation, EwxError) as exc:

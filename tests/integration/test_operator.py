@@ -109,7 +109,16 @@ def test_bad_requests_get_clear_errors_and_change_nothing(federation: dict[Count
 
             assert await asyncio.to_thread(raw, b"not json\n") == {
                 "ok": False,
-                "error": {"kind": "usage", "message": "request is not valid JSON"},
+                "error": {"kind": "usage", "message": "request is not valid UTF-8 JSON"},
+            }
+            # issue 10, item 14: neither is an internal error
+            assert (await asyncio.to_thread(raw, b'{"op": "\xff\xfe"}\n'))["error"] == {
+                "kind": "usage",
+                "message": "request is not valid UTF-8 JSON",
+            }
+            assert (await asyncio.to_thread(raw, b"[" * 30_000 + b"]" * 30_000 + b"\n"))["error"] == {
+                "kind": "usage",
+                "message": "request is nested too deeply",
             }
             reply = await asyncio.to_thread(raw, b'{"op": "launch"}\n')
             assert reply["error"]["kind"] == "usage" and "launch" in reply["error"]["message"]
