@@ -1129,6 +1129,23 @@ def test_a_stream_open_past_its_maximum_duration_is_cancelled(tmp_path: Path) ->
 
 
 # ---------------------------------------------------------------- a hostile peer's answers
+async def _stand_in_for(config: NodeConfig, handlers: dict[str, Any]) -> aio.Server:
+    """A server with `config`'s real TLS identity and address, answering with `handlers` (started)."""
+    stand_in = aio.server()
+    stand_in.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(rpc.SERVICE_NAME, handlers)])
+    trust = Trust.load(config.trust_file)
+    stand_in.add_secure_port(
+        config.listen,
+        grpc.ssl_server_credentials(
+            [(config.tls.private_key.read_bytes(), config.tls.certificate.read_bytes())],
+            root_certificates=trust.ca_bundle_pem([c for c in trust.countries if c != config.node_id]),
+            require_client_auth=True,
+        ),
+    )
+    await stand_in.start()
+    return stand_in
+
+
 def test_garbage_answers_from_a_peer_do_not_stop_the_node(tmp_path: Path) -> None:
     """This node as the client: a peer (here a stand-in with KR's real TLS identity) answers
     every call with bytes that do not decode. The node must refuse the answers, keep retrying
@@ -1155,18 +1172,7 @@ def test_garbage_answers_from_a_peer_do_not_stop_the_node(tmp_path: Path) -> Non
     handlers = {name: answer(name, m.server_streaming) for name, m in rpc.SERVICE.methods_by_name.items()}
 
     async def scenario() -> None:
-        stand_in = aio.server()
-        stand_in.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(rpc.SERVICE_NAME, handlers)])
-        trust = Trust.load(kr.trust_file)
-        stand_in.add_secure_port(
-            kr.listen,
-            grpc.ssl_server_credentials(
-                [(kr.tls.private_key.read_bytes(), kr.tls.certificate.read_bytes())],
-                root_certificates=trust.ca_bundle_pem(["US", "JP"]),
-                require_client_auth=True,
-            ),
-        )
-        await stand_in.start()
+        stand_in = await _stand_in_for(kr, handlers)
         try:
             async with running(fed["US"]) as nodes:
                 us = nodes["US"].service
@@ -1209,18 +1215,7 @@ def test_a_catch_up_page_beyond_what_was_asked_is_cut_off_and_refused(tmp_path: 
     }
 
     async def scenario() -> None:
-        stand_in = aio.server()
-        stand_in.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(rpc.SERVICE_NAME, handlers)])
-        trust = Trust.load(kr.trust_file)
-        stand_in.add_secure_port(
-            kr.listen,
-            grpc.ssl_server_credentials(
-                [(kr.tls.private_key.read_bytes(), kr.tls.certificate.read_bytes())],
-                root_certificates=trust.ca_bundle_pem(["US", "JP"]),
-                require_client_auth=True,
-            ),
-        )
-        await stand_in.start()
+        stand_in = await _stand_in_for(kr, handlers)
         try:
             async with running(fed["US"]) as nodes:
                 runtime = nodes["US"]
