@@ -6,7 +6,6 @@ every code and number is ASCII only (a full-width digit is not a digit here).
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Final
 
@@ -81,13 +80,3 @@ MAX_VALUE: Final = 1e15
 MAX_HS_CODES_PER_EVENT: Final = 32
 MAX_INPUT_BYTES: Final = 2 * 1024**3
 """An input file larger than this is refused before it is read."""
-
-
-def normalize_hs(value: str) -> str:
-    """`3102.10` or ` 310210 ` to `310210`; the result still has to match a pattern."""
-    return value.strip().replace(".", "")
-
-
-def is_hs(value: str, *, six: bool = False) -> bool:
-    """An ASCII HS code of 6 (or, unless `six`, 4) digits."""
-    return re.fullmatch(HS6_PATTERN if six else HS_PATTERN, value) is not None
