@@ -437,7 +437,10 @@ def _load_raw(db: duckdb.DuckDBPyConnection, path: Path) -> tuple[list[str], lis
             [str(path), columns],
         )
         rejected = db.execute(
-            "SELECT DISTINCT line, coalesce(column_name, '(record)'), error_type FROM _ews_rejects ORDER BY line"
+            # The first column DuckDB names for a line (by position: the order rows come
+            # back in is not fixed, and the report must not change from run to run).
+            "SELECT line, arg_min(coalesce(column_name, '(record)'), coalesce(column_idx, 0)), "
+            "arg_min(error_type, coalesce(column_idx, 0)) FROM _ews_rejects GROUP BY line ORDER BY line"
         ).fetchall()
         # Records DuckDB could not split are not in the table: number the rest as in the file.
         skips = sorted({int(line) - 1 for line, _c, _k in rejected})
