@@ -170,18 +170,16 @@ class NodeRuntime:
         )
         self._exposure = worker
         service.on_peer_alert = worker.submit
-        for origin, alert_id in service.store.peer_alerts_without_exposure():  # stored before a restart
+        for origin, alert_id in service.store.peer_alerts(without_exposure=True):  # stored before a restart
             worker.submit(origin, alert_id)
         self._tasks.append(asyncio.create_task(self._survive_forever("exposure", worker.run), name="exposure"))
 
     async def _recheck_exposure(self, _args: dict[str, Any]) -> dict[str, int]:
         """After new early-warning data: check every stored peer ALERT and UPDATE again."""
-        queued = 0
-        for stored in self.service.store.alerts():
-            if stored.via is not None and stored.msg_type in ("ALERT", "UPDATE"):
-                self._exposure.submit(stored.origin, stored.alert_id)
-                queued += 1
-        return {"queued": queued}
+        alerts = self.service.store.peer_alerts(without_exposure=False)
+        for origin, alert_id in alerts:
+            self._exposure.submit(origin, alert_id)
+        return {"queued": len(alerts)}
 
     async def _survive_forever(self, task: str, run: Callable[[], Awaitable[None]]) -> None:
         while True:

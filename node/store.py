@@ -689,12 +689,17 @@ class Store:
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def peer_alerts_without_exposure(self) -> list[tuple[Country, str]]:
-        """Received ALERTs and UPDATEs whose exposure is not computed yet (a restart's sweep)."""
+    def peer_alerts(self, *, without_exposure: bool) -> list[tuple[Country, str]]:
+        """Received ALERTs and UPDATEs (only those whose exposure is not computed yet:
+        a restart's sweep), by origin and id, in log order."""
+        missing = (
+            " AND NOT EXISTS (SELECT 1 FROM exposures e WHERE e.origin = a.origin AND e.alert_id = a.alert_id)"
+            if without_exposure
+            else ""
+        )
         rows = self._conn.execute(
             "SELECT a.origin, a.alert_id FROM alerts a WHERE a.via IS NOT NULL "
-            "AND a.msg_type IN ('ALERT', 'UPDATE') AND NOT EXISTS "
-            "(SELECT 1 FROM exposures e WHERE e.origin = a.origin AND e.alert_id = a.alert_id) ORDER BY a.log_index"
+            f"AND a.msg_type IN ('ALERT', 'UPDATE'){missing} ORDER BY a.log_index"
         )
         return [(cast(Country, o), str(a)) for o, a in rows]
 

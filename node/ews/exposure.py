@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,8 @@ log = structlog.get_logger("ewx.ews")
 
 TREND_MONTHS: Final = 3
 RETRY_SECONDS: Final = 30.0
+MAX_BATCH: Final = 1000
+"""Most peer alerts checked in one opening of the early-warning store."""
 
 
 def local_exposure(
@@ -120,36 +123,60 @@ class ExposureWorker:
         self._record = record
         self._node = node
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._stopping = threading.Event()
 
     def submit(self, origin: str, alert_id: str) -> None:
         """Queue one alert (called from the loop, after its commit)."""
         self._queue.put_nowait((origin, alert_id))
 
     async def run(self) -> None:
-        """Work the queue until cancelled."""
+        """Work the queue until cancelled: whatever is queued, in one opening of the store.
+
+        A catch-up stores a thousand peer alerts in one commit; they are checked
+        together, not with a thousand openings of the early-warning file.
+        """
+        try:
+            await self._work()
+        finally:  # cancelled (the node stops): a batch in its thread ends at the next alert
+            self._stopping.set()
+
+    async def _work(self) -> None:
         while True:
-            origin, alert_id = await self._queue.get()
-            wanted = self._lookup(origin, alert_id)
-            if wanted is None:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < MAX_BATCH:
+                batch.append(self._queue.get_nowait())
+            wanted = {}
+            for origin, alert_id in dict.fromkeys(batch):
+                scope = self._lookup(origin, alert_id)
+                if scope is not None:
+                    wanted[(origin, alert_id)] = scope
+            if not wanted:
                 continue
             try:
-                result = await asyncio.to_thread(self._compute, *wanted)
+                results = await asyncio.to_thread(self._compute, wanted)
             except EwxError as exc:
-                log.warning(
-                    "exposure_deferred", node=self._node, origin=origin, alert_id=alert_id, error=str(exc)
-                )
-                asyncio.get_running_loop().call_later(RETRY_SECONDS, self.submit, origin, alert_id)
+                log.warning("exposure_deferred", node=self._node, alerts=len(wanted), error=str(exc))
+                for origin, alert_id in wanted:
+                    asyncio.get_running_loop().call_later(RETRY_SECONDS, self.submit, origin, alert_id)
                 continue
-            self._record(origin, alert_id, json.dumps(result, sort_keys=True))
-            log.info(
-                "exposure_checked",
-                node=self._node,
-                origin=origin,
-                alert_id=alert_id,
-                share_band=result["share_band"],
-                hhi_band=result["hhi_band"],
-            )
+            for (origin, alert_id), result in results.items():
+                self._record(origin, alert_id, json.dumps(result, sort_keys=True))
+                log.info(
+                    "exposure_checked",
+                    node=self._node,
+                    origin=origin,
+                    alert_id=alert_id,
+                    share_band=result["share_band"],
+                    hhi_band=result["hhi_band"],
+                )
 
-    def _compute(self, hs_codes: list[str], sources: list[str]) -> dict[str, Any]:
+    def _compute(
+        self, wanted: dict[tuple[str, str], tuple[list[str], list[str]]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
         with EwsStore.open(self._data_dir, read_only=True) as store:
-            return local_exposure(store, hs_codes=hs_codes, sources=sources, months=self._months)
+            results = {}
+            for key, (codes, sources) in wanted.items():
+                if self._stopping.is_set():
+                    break
+                results[key] = local_exposure(store, hs_codes=codes, sources=sources, months=self._months)
+            return results
