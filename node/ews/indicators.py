@@ -87,13 +87,13 @@ def indicator_sql(thresholds: Thresholds, *, hs_codes: list[str] | None = None) 
         where = "WHERE hs_code IN (" + (listed or "''") + ")"
     return [
         f"""
-        CREATE OR REPLACE TEMP TABLE _ews_flows AS
+        CREATE OR REPLACE TEMP VIEW _ews_flows AS
         SELECT hs_code, partner, month AS m, value, quantity FROM flows {where}
         """,
         # Zero-filled months, generated only for the pairs that miss some (a dense
         # series, the common case for a key item, costs no join).
         """
-        CREATE OR REPLACE TEMP TABLE _ews_grid AS
+        CREATE OR REPLACE TEMP VIEW _ews_grid AS
         WITH last AS (SELECT max(m) AS last FROM _ews_flows),
              span AS (SELECT hs_code, min(m) AS first FROM _ews_flows GROUP BY hs_code),
              pairs AS (SELECT hs_code, partner, count(*) AS present FROM _ews_flows GROUP BY hs_code, partner),
@@ -147,7 +147,7 @@ def indicator_sql(thresholds: Thresholds, *, hs_codes: list[str] | None = None) 
              own AS (SELECT p.hs_code, p.partner, p.m, p.quantity,
                             lag(p.quantity, 12) OVER (PARTITION BY p.hs_code, p.partner ORDER BY p.m) AS quantity_12,
                             median(p.quantity) OVER w AS partner_median, mad(p.quantity) OVER w AS partner_mad
-                     FROM _ews_partner p SEMI JOIN candidates c ON c.hs_code = p.hs_code AND c.partner = p.partner
+                     FROM _ews_grid p SEMI JOIN candidates c ON c.hs_code = p.hs_code AND c.partner = p.partner
                      WINDOW w AS (PARTITION BY p.hs_code, p.partner ORDER BY p.m
                                   ROWS BETWEEN {h} PRECEDING AND 1 PRECEDING))
         SELECT s.hs_code, s.m, o.quantity AS partner_quantity, o.quantity_12 AS partner_quantity_12,
