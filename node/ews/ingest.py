@@ -45,7 +45,7 @@ from node.ews.store import EwsStore
 MAX_REPORTED_PROBLEMS: Final = 50
 """A refusal names this many problems and counts the rest."""
 MONTH_OF_PERIOD: Final = (
-    "CAST(substr(period, 1, 4) AS INTEGER) * 12 + CAST(substr(period, 6, 2) AS INTEGER) - 1"
+    "TRY_CAST(substr(period, 1, 4) AS INTEGER) * 12 + TRY_CAST(substr(period, 6, 2) AS INTEGER) - 1"
 )
 """The stored `month` of a flow: a number that windows can count in."""
 MAX_LISTED_PROBLEMS: Final = 1000
@@ -193,25 +193,28 @@ _COMTRADE_MARKERS: Final = frozenset({"cmdcode", "primaryvalue", "flowcode"})
 _COMTRADE_REQUIRED: Final = ("period", "cmdCode", "flowCode", "partnerISO", "primaryValue")
 
 _RULE_SQL: Final[dict[str, str]] = {
+    # Once a pattern has matched, plain string order is numeric order: the bounds
+    # need no second parse of the text.
     "period": f"regexp_full_match($x, '{codes.PERIOD_PATTERN}') "
-    f"AND TRY_CAST(substr($x, 1, 4) AS INTEGER) BETWEEN {codes.MIN_YEAR} AND {codes.MAX_YEAR}",
+    f"AND $x BETWEEN '{codes.MIN_YEAR}-01' AND '{codes.MAX_YEAR}-12'",
     "hs6": f"regexp_full_match($x, '{codes.HS6_PATTERN}')",
     "hs": f"regexp_full_match($x, '{codes.HS_PATTERN}')",
     "hs_list": f"len(string_split($x, ';')) BETWEEN 1 AND {codes.MAX_HS_CODES_PER_EVENT} "
     f"AND list_bool_and([regexp_full_match(trim(s), '{codes.HS_PATTERN}') for s in string_split($x, ';')])",
     "country": "$x IN (SELECT code FROM _ews_countries)",
-    "number": f"regexp_full_match($x, '{codes.NUMBER_PATTERN}') AND TRY_CAST($x AS DOUBLE) <= {codes.MAX_VALUE}",
-    "share": f"regexp_full_match($x, '{codes.NUMBER_PATTERN}') AND TRY_CAST($x AS DOUBLE) <= 1",
+    "number": f"regexp_full_match($x, '{codes.NUMBER_PATTERN}') AND $v <= {codes.MAX_VALUE}",
+    "share": f"regexp_full_match($x, '{codes.NUMBER_PATTERN}') AND $v <= 1",
     "unit": "$x IN (" + ", ".join(f"'{u}'" for u in codes.UNITS) + ")",
     "currency": f"regexp_full_match($x, '{codes.CURRENCY_PATTERN}')",
-    "date": f"regexp_full_match($x, '{codes.DATE_PATTERN}') AND TRY_CAST($x AS DATE) IS NOT NULL "
-    f"AND year(TRY_CAST($x AS DATE)) BETWEEN {codes.MIN_YEAR} AND {codes.MAX_YEAR}",
+    "date": f"regexp_full_match($x, '{codes.DATE_PATTERN}') AND $v IS NOT NULL "
+    f"AND $x BETWEEN '{codes.MIN_YEAR}-01-01' AND '{codes.MAX_YEAR}-12-31'",
     "year": f"regexp_full_match($x, '{codes.YEAR_PATTERN}') "
-    f"AND TRY_CAST($x AS INTEGER) BETWEEN {codes.MIN_YEAR} AND {codes.MAX_YEAR}",
+    f"AND $x BETWEEN '{codes.MIN_YEAR}' AND '{codes.MAX_YEAR}'",
     "measure": "$x IN (" + ", ".join(f"'{m}'" for m in codes.Measure) + ")",
     "stage": "$x IN (" + ", ".join(f"'{s}'" for s in codes.Stage) + ")",
 }
-"""Each rule as a SQL predicate over the trimmed text `$x` (never NULL here)."""
+"""Each rule as a SQL predicate over the trimmed text `$x` (never NULL here) and its
+stored value `$v` (NULL where the text does not convert)."""
 
 _RULE_TEXT: Final[dict[str, str]] = {
     "period": "is not a month YYYY-MM (ASCII digits, 1990-2099)",
@@ -590,39 +593,49 @@ def _ingest(
 ) -> IngestReport:
     db = store.db
     fields = _FIELDS[plan.kind]
-    selects = ", ".join(f"{_canonical(f, plan.expressions[f.name])} AS {f.name}" for f in fields)
     try:
+        # One pass over the raw text: each field canonicalized, typed for storing and
+        # checked against its rule; a bit per failed field in `_bad`. The text of a
+        # bad value is not kept here (a column per field of mostly NULLs costs as
+        # much as the values): the few bad rows are read again for the message.
+        texts = ", ".join(f"{_canonical(f, plan.expressions[f.name])} AS {f.name}" for f in fields)
+        typed = ", ".join(f"{_typed(f)} AS _v_{f.name}" for f in fields)
+        flags = " | ".join(f"(CASE WHEN {_passes(f)} THEN 0 ELSE {1 << i} END)" for i, f in enumerate(fields))
+        month = f", CAST({MONTH_OF_PERIOD} AS INTEGER) AS month" if plan.kind is Kind.FLOWS else ""
+        values = ", ".join(f"_v_{f.name} AS {f.name}" for f in fields)
         db.execute(
-            f"CREATE OR REPLACE TEMP TABLE _ews_canon AS SELECT _row, ({plan.ignored}) AS _ignored, "
-            f"{selects} FROM _ews_raw"
+            f"CREATE OR REPLACE TEMP TABLE _ews_canon AS SELECT _row, _ignored, {values}{month}, "
+            f"CASE WHEN _ignored THEN 0 ELSE {flags} END AS _bad "
+            f"FROM (SELECT *, {typed} FROM (SELECT _row, ({plan.ignored}) AS _ignored, {texts} FROM _ews_raw))"
         )
-        rows_read, ignored = db.execute(
-            "SELECT count(*), count(*) FILTER (WHERE _ignored) FROM _ews_canon"
-        ).fetchone() or (0, 0)
-        problems, total = _problems(db, plan, fields, rejected)
+        counted = db.execute(
+            "SELECT count(*), count(*) FILTER (WHERE _ignored), count(*) FILTER (WHERE _bad <> 0) FROM _ews_canon"
+        ).fetchone() or (0, 0, 0)
+        rows_read, ignored, flagged = (int(c) for c in counted)
+        problems, total = _problems(db, plan, fields, rejected, flagged=flagged > 0)
     except duckdb.Error as exc:
         raise FileRefused(f"{source}: cannot read its rows: {_first_line(exc)}") from None
-    rows_read = int(rows_read) + len({r for r, _c, _k in rejected})
+    rows_read += len({r for r, _c, _k in rejected})
     if total and not skip_bad:
         raise IngestRefused(source, problems[:MAX_REPORTED_PROBLEMS], total=total)
     bad = db.execute("SELECT count(*) FROM _ews_bad").fetchone()
     skipped = int(bad[0]) if bad else 0
-    typed = [f"CAST({f.name} AS {f.sql_type}) AS {f.name}" for f in fields]
+    stored = [f.name for f in fields]
     if plan.kind is Kind.FLOWS:  # quantities in the stored unit (tonnes as kg)
         factor = " ".join(f"WHEN '{u}' THEN {x}" for u, x in codes.UNITS.items())
         stored_unit = " ".join(f"WHEN '{u}' THEN '{k}'" for u, k in codes.STORED_UNIT.items())
-        typed = [
-            f"CAST(quantity AS DOUBLE) * CASE unit {factor} END AS quantity"
-            if t.endswith(" AS quantity")
+        stored = [
+            f"quantity * CASE unit {factor} END AS quantity"
+            if name == "quantity"
             else f"CASE unit {stored_unit} END AS unit"
-            if t.endswith(" AS unit")
-            else t
-            for t in typed
-        ]
+            if name == "unit"
+            else name
+            for name in stored
+        ] + ["month"]
     # A view, not a table: the rows are read once, by the insert or the comparison.
     where = "NOT _ignored" + (" AND _row NOT IN (SELECT _row FROM _ews_bad)" if skipped else "")
     db.execute("DROP VIEW IF EXISTS _ews_new")
-    db.execute(f"CREATE TEMP VIEW _ews_new AS SELECT _row, {', '.join(typed)} FROM _ews_canon WHERE {where}")
+    db.execute(f"CREATE TEMP VIEW _ews_new AS SELECT _row, {', '.join(stored)} FROM _ews_canon WHERE {where}")
     with store.transaction():
         return _store(
             store,
@@ -632,15 +645,34 @@ def _ingest(
             sha256=sha256,
             layout=plan.layout,
             rows_read=rows_read,
-            ignored=int(ignored),
+            ignored=ignored,
             problems=problems,
             skipped=skipped,
             now=now,
         )
 
 
+def _passes(field_: _Field) -> str:
+    """The field's check as a predicate over its canonical text (never NULL)."""
+    name = field_.name
+    rule = _RULE_SQL[field_.rule].replace("$x", name).replace("$v", f"_v_{name}")
+    return f"({name} IS NOT NULL AND {name} <> '' AND coalesce(({rule}), false))"
+
+
+def _typed(field_: _Field) -> str:
+    """The field's stored value from its canonical text, converted once."""
+    if field_.sql_type == "VARCHAR":
+        return field_.name
+    return f"TRY_CAST({field_.name} AS {field_.sql_type})"
+
+
 def _problems(
-    db: duckdb.DuckDBPyConnection, plan: _Plan, fields: Sequence[_Field], rejected: list[tuple[int, str, str]]
+    db: duckdb.DuckDBPyConnection,
+    plan: _Plan,
+    fields: Sequence[_Field],
+    rejected: list[tuple[int, str, str]],
+    *,
+    flagged: bool,
 ) -> tuple[list[RowProblem], int]:
     """Every problem into `_ews_problems` (and every bad row into `_ews_bad`), in SQL;
     the first MAX_LISTED_PROBLEMS of them as RowProblems, and how many there are."""
@@ -656,33 +688,40 @@ def _problems(
             [[row, column, "csv:" + kind] for row, (column, kind) in first_per_row.items()],
         )
     checks = []
-    for f in fields:
-        column = plan.sources[f.name].replace("'", "''")
-        rule = _RULE_SQL[f.rule].replace("$x", f.name)
-        checks.append(
-            f"SELECT _row, '{column}', '{f.rule}', {f.name} FROM _ews_canon "
-            f"WHERE NOT _ignored AND ({f.name} IS NULL OR {f.name} = '' OR NOT coalesce(({rule}), false))"
+    if flagged:
+        # Only the flagged rows are read again, for the text of each bad value.
+        db.execute(
+            "CREATE OR REPLACE TEMP TABLE _ews_flagged AS SELECT _row, _bad FROM _ews_canon WHERE _bad <> 0"
         )
+        for i, f in enumerate(fields):
+            column = plan.sources[f.name].replace("'", "''")
+            checks.append(
+                f"SELECT r._row, '{column}', '{f.rule}', {_canonical(f, plan.expressions[f.name])} "
+                f"FROM _ews_raw r JOIN _ews_flagged b ON b._row = r._row WHERE b._bad & {1 << i} <> 0"
+            )
     if plan.kind is Kind.EVENTS:
         checks.append(
-            "SELECT _row, 'effective', 'after_announced', effective FROM _ews_canon WHERE NOT _ignored "
-            "AND TRY_CAST(effective AS DATE) < TRY_CAST(announced AS DATE)"
+            "SELECT _row, 'effective', 'after_announced', CAST(effective AS VARCHAR) FROM _ews_canon "
+            "WHERE NOT _ignored AND effective < announced"
         )
     for column, predicate, reason in plan.checks:
         safe_reason = reason.replace("'", "''")
         checks.append(
             f"SELECT _row, '{column}', 'x:{safe_reason}', NULL FROM _ews_raw WHERE NOT coalesce(({predicate}), false)"
         )
-    db.execute("INSERT INTO _ews_problems " + " UNION ALL ".join(checks))
+    if checks:
+        db.execute("INSERT INTO _ews_problems " + " UNION ALL ".join(checks))
     keys = [f.name for f in fields if f.key]
     key_column = plan.sources[keys[0]].replace("'", "''")
     key_list = ", ".join(keys)
     # A 64-bit hash per key finds that there are no repeats in one cheap pass;
     # only a file with (probable) repeats pays for the exact grouping.
-    counted = db.execute(
-        f"SELECT count(*), count(DISTINCT hash({key_list})) FROM _ews_canon WHERE NOT _ignored"
+    # Sorting the hashes and comparing neighbours is cheaper than a hash table of them all.
+    repeats = db.execute(
+        f"SELECT count(*) FROM (SELECT h = lag(h) OVER (ORDER BY h) AS again FROM "
+        f"(SELECT hash({key_list}) AS h FROM _ews_canon WHERE NOT _ignored)) WHERE again"
     ).fetchone()
-    if counted is not None and counted[0] != counted[1]:
+    if repeats is not None and repeats[0]:
         db.execute(
             f"INSERT INTO _ews_problems SELECT c._row, '{key_column}', 'dup:' || d.first, NULL "
             f"FROM _ews_canon c JOIN (SELECT {key_list}, min(_row) AS first FROM _ews_canon WHERE NOT _ignored "
@@ -707,11 +746,25 @@ def _unit_problems(db: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
     """A code's quantities are kept in one unit (tonnes count as kg): mixing is an error."""
     stored = "CASE unit " + " ".join(f"WHEN '{u}' THEN '{s}'" for u, s in codes.STORED_UNIT.items()) + " END"
     column = plan.sources["unit"].replace("'", "''")
+    units = ", ".join(f"'{u}'" for u in codes.UNITS)
+    # One pass over 4,000-odd codes, not over every row, for the common case:
+    # each code arrives in one unit, the one it is kept in.
+    conflicts = db.execute(
+        f"""
+        WITH incoming AS (SELECT hs_code, min({stored}) AS low, max({stored}) AS high FROM _ews_canon
+                          WHERE NOT _ignored AND unit IN ({units}) GROUP BY hs_code),
+             kept AS (SELECT hs_code, min(unit) AS low, max(unit) AS high FROM flows GROUP BY hs_code)
+        SELECT count(*) FROM incoming i LEFT JOIN kept k USING (hs_code)
+        WHERE i.low <> i.high OR k.low <> i.low OR k.high <> i.low
+        """
+    ).fetchone()
+    if not conflicts or not conflicts[0]:
+        return
     db.execute(
         f"""
         INSERT INTO _ews_problems
         WITH incoming AS (SELECT _row, hs_code, unit AS given, {stored} AS kept_as FROM _ews_canon
-                          WHERE NOT _ignored AND unit IN ({", ".join(f"'{u}'" for u in codes.UNITS)})),
+                          WHERE NOT _ignored AND unit IN ({units})),
              kept AS (SELECT hs_code, any_value(unit) AS kept_as FROM flows GROUP BY hs_code),
              first AS (SELECT hs_code, arg_min(kept_as, _row) AS kept_as FROM incoming GROUP BY hs_code),
              expected AS (SELECT f.hs_code, coalesce(k.kept_as, f.kept_as) AS kept_as FROM first f
@@ -802,9 +855,8 @@ def _store(
             )
         else:
             month = ", month" if kind is Kind.FLOWS else ""
-            month_value = f", {MONTH_OF_PERIOD}" if kind is Kind.FLOWS else ""
             db.execute(
-                f"INSERT INTO {table} ({columns}, batch{month}) SELECT {columns}, ?{month_value} FROM {source_rows} "
+                f"INSERT INTO {table} ({columns}, batch{month}) SELECT {columns}, ?{month} FROM {source_rows} "
                 + ("WHERE _what <> 'unchanged'" if source_rows == "_ews_diff" else ""),
                 [batch],
             )
