@@ -423,45 +423,74 @@ def _is_json_lines(path: Path) -> bool:
     return path.suffix.lower() in (".jsonl", ".ndjson", ".json")
 
 
-def _load_raw(db: duckdb.DuckDBPyConnection, path: Path) -> tuple[list[str], list[tuple[int, str, str]]]:
-    """Load the file's records as text columns into `_ews_raw` (with `_row`); rows DuckDB could not split."""
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    """Where a file's records are read from as text columns."""
+
+    header: list[str]
+    csv: Path | None = None
+    """A CSV file, read by the first pass itself; else the table `_ews_raw` (with `_row`)."""
+    columns: dict[str, str] = field(default_factory=dict)
+
+    def read_sql(self, rejects: str) -> str:
+        """The CSV's records (rows DuckDB cannot split go to `rejects`); parameters: path, columns."""
+        return (
+            "read_csv(?, header = true, auto_detect = false, columns = ?, delim = ',', quote = '\"', "
+            f"escape = '\"', strict_mode = true, store_rejects = true, rejects_table = '{rejects}', "
+            f"rejects_scan = '{rejects}_scan', encoding = 'utf-8')"
+        )
+
+
+def _load_raw(db: duckdb.DuckDBPyConnection, path: Path) -> _Raw:
+    """The file's records as text columns: a CSV as it is, JSON lines through `_ews_raw`."""
     if _is_json_lines(path):
-        return _load_json_lines(db, path), []
+        return _Raw(_load_json_lines(db, path))
     header = _csv_header(path)
-    columns = dict.fromkeys(header, "VARCHAR")
-    try:
-        db.execute("DROP TABLE IF EXISTS _ews_rejects")
-        db.execute("DROP TABLE IF EXISTS _ews_rejects_scan")
-        db.execute(
-            "CREATE OR REPLACE TEMP TABLE _ews_raw_read AS SELECT * FROM read_csv(?, header = true, "
-            "auto_detect = false, columns = ?, delim = ',', quote = '\"', escape = '\"', "
-            "strict_mode = true, store_rejects = true, rejects_table = '_ews_rejects', "
-            "rejects_scan = '_ews_rejects_scan', encoding = 'utf-8')",
-            [str(path), columns],
-        )
-        rejected = db.execute(
-            # The first column DuckDB names for a line (by position: the order rows come
-            # back in is not fixed, and the report must not change from run to run).
-            "SELECT line, arg_min(coalesce(column_name, '(record)'), coalesce(column_idx, 0)), "
-            "arg_min(error_type, coalesce(column_idx, 0)) FROM _ews_rejects GROUP BY line ORDER BY line"
-        ).fetchall()
-        # Records DuckDB could not split are not in the table: number the rest as in the file.
-        skips = sorted({int(line) - 1 for line, _c, _k in rejected})
-        db.execute("CREATE OR REPLACE TEMP TABLE _ews_skips (below BIGINT)")
-        if skips:
-            db.executemany(
-                "INSERT INTO _ews_skips VALUES (?)", [[q - k] for k, q in enumerate(skips, start=1)]
-            )
-        db.execute("DROP VIEW IF EXISTS _ews_raw")
-        db.execute("DROP TABLE IF EXISTS _ews_raw")
-        db.execute(
-            "CREATE TEMP VIEW _ews_raw AS SELECT rowid + 1 + "
-            + ("(SELECT count(*) FROM _ews_skips WHERE below <= r.rowid)" if skips else "0")
-            + " AS _row, * FROM _ews_raw_read r"
-        )
-    except duckdb.Error as exc:
-        raise FileRefused(f"{path}: not readable as CSV: {_first_line(exc)}") from None
-    return header, [(int(line) - 1, str(column), str(kind)) for line, column, kind in rejected]
+    return _Raw(header, path, dict.fromkeys(header, "VARCHAR"))
+
+
+def _csv_rejects(db: duckdb.DuckDBPyConnection, rejects: str) -> list[tuple[int, str, str]]:
+    """The records DuckDB could not split (row, column, DuckDB's reason), and their numbering.
+
+    Such records are in no table, so the rest are numbered as in the file:
+    `_ews_skips` holds, for each, the rowid below which one record is missing.
+    """
+    rejected = db.execute(
+        # The first column DuckDB names for a line (by position: the order rows come
+        # back in is not fixed, and the report must not change from run to run).
+        "SELECT line, arg_min(coalesce(column_name, '(record)'), coalesce(column_idx, 0)), "
+        f"arg_min(error_type, coalesce(column_idx, 0)) FROM {rejects} GROUP BY line ORDER BY line"
+    ).fetchall()
+    skips = sorted({int(line) - 1 for line, _c, _k in rejected})
+    db.execute("CREATE OR REPLACE TEMP TABLE _ews_skips (below BIGINT)")
+    if skips:
+        db.executemany("INSERT INTO _ews_skips VALUES (?)", [[q - k] for k, q in enumerate(skips, start=1)])
+    return [(int(line) - 1, str(column), str(kind)) for line, column, kind in rejected]
+
+
+def _drop_rejects(db: duckdb.DuckDBPyConnection, rejects: str) -> None:
+    db.execute(f"DROP TABLE IF EXISTS {rejects}")
+    db.execute(f"DROP TABLE IF EXISTS {rejects}_scan")
+
+
+def _numbered(table: str, skipped: bool) -> str:
+    """`table`'s rows with `_row`, the record's number in the file (its rowid, file order kept)."""
+    below = "(SELECT count(*) FROM _ews_skips WHERE below <= r.rowid)" if skipped else "0"
+    return f"SELECT rowid + 1 + {below} AS _row, * FROM {table} r"
+
+
+def _raw_table(db: duckdb.DuckDBPyConnection, raw: _Raw, *, skipped: bool) -> None:
+    """`_ews_raw` for a CSV: read again, for the text of the few bad values a refusal quotes."""
+    if raw.csv is None:
+        return
+    db.execute("DROP VIEW IF EXISTS _ews_raw")
+    db.execute("DROP TABLE IF EXISTS _ews_raw")
+    _drop_rejects(db, "_ews_rejects_again")
+    db.execute(
+        f"CREATE OR REPLACE TEMP TABLE _ews_raw_read AS SELECT * FROM {raw.read_sql('_ews_rejects_again')}",
+        [str(raw.csv), raw.columns],
+    )
+    db.execute(f"CREATE TEMP VIEW _ews_raw AS {_numbered('_ews_raw_read', skipped)}")
 
 
 def _load_json_lines(db: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
@@ -535,11 +564,9 @@ def ingest_file(
     source = path.name
     db = store.db
     _reference_tables(db)
-    header, rejected = _load_raw(db, path)
-    plan = _plan(header, kind, str(path))
-    return _ingest(
-        store, plan, source=source, sha256=_sha256(path), rejected=rejected, skip_bad=skip_bad, now=now
-    )
+    raw = _load_raw(db, path)
+    plan = _plan(raw.header, kind, str(path))
+    return _ingest(store, plan, raw, source=source, sha256=_sha256(path), skip_bad=skip_bad, now=now)
 
 
 def ingest_records(
@@ -567,7 +594,7 @@ def ingest_records(
         db.execute(f"INSERT INTO _ews_raw VALUES ({placeholders})", [number, *(row[n] for n in names)])
     plan = _plan(names, kind, source)
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
-    return _ingest(store, plan, source=source, sha256=digest, rejected=[], skip_bad=False, now=now)
+    return _ingest(store, plan, _Raw(names), source=source, sha256=digest, skip_bad=False, now=now)
 
 
 def _reference_tables(db: duckdb.DuckDBPyConnection) -> None:
@@ -584,15 +611,16 @@ def _reference_tables(db: duckdb.DuckDBPyConnection) -> None:
 def _ingest(
     store: EwsStore,
     plan: _Plan,
+    raw: _Raw,
     *,
     source: str,
     sha256: str,
-    rejected: list[tuple[int, str, str]],
     skip_bad: bool,
     now: datetime | None,
 ) -> IngestReport:
     db = store.db
     fields = _FIELDS[plan.kind]
+    rejected: list[tuple[int, str, str]] = []
     try:
         # One pass over the raw text: each field canonicalized, typed for storing and
         # checked against its rule; a bit per failed field in `_bad`. The text of a
@@ -601,17 +629,50 @@ def _ingest(
         texts = ", ".join(f"{_canonical(f, plan.expressions[f.name])} AS {f.name}" for f in fields)
         typed = ", ".join(f"{_typed(f)} AS _v_{f.name}" for f in fields)
         flags = " | ".join(f"(CASE WHEN {_passes(f)} THEN 0 ELSE {1 << i} END)" for i, f in enumerate(fields))
+        # The file's own checks (over its raw columns) take the bits after the fields'.
+        raw_checks = "".join(
+            f", NOT coalesce(({predicate}), false) AS _check_{j}"
+            for j, (_c, predicate, _r) in enumerate(plan.checks)
+        )
+        checked = "".join(
+            f" | (CASE WHEN _check_{j} THEN {1 << (len(fields) + j)} ELSE 0 END)"
+            for j in range(len(plan.checks))
+        )
         month = f", CAST({MONTH_OF_PERIOD} AS INTEGER) AS month" if plan.kind is Kind.FLOWS else ""
         values = ", ".join(f"_v_{f.name} AS {f.name}" for f in fields)
-        db.execute(
-            f"CREATE OR REPLACE TEMP TABLE _ews_canon AS SELECT _row, _ignored, {values}{month}, "
-            f"CASE WHEN _ignored THEN 0 ELSE {flags} END AS _bad "
-            f"FROM (SELECT *, {typed} FROM (SELECT _row, ({plan.ignored}) AS _ignored, {texts} FROM _ews_raw))"
+        outer = (
+            f"SELECT {'' if raw.csv else '_row, '}_ignored, {values}{month}, "
+            f"(CASE WHEN _ignored THEN 0 ELSE {flags} END){checked} AS _bad FROM (SELECT *, {typed} FROM "
         )
+        inner = f"({plan.ignored}) AS _ignored, {texts}{raw_checks}"
+        if raw.csv is None:
+            db.execute("DROP VIEW IF EXISTS _ews_canon")
+            db.execute(
+                f"CREATE OR REPLACE TEMP TABLE _ews_canon AS {outer}(SELECT _row, {inner} FROM _ews_raw))"
+            )
+        else:
+            # Straight from the file: its records are never stored as text, and the
+            # rowids of the table follow the file (DuckDB keeps insertion order).
+            db.execute("DROP VIEW IF EXISTS _ews_canon")
+            db.execute("DROP TABLE IF EXISTS _ews_canon")
+            _drop_rejects(db, "_ews_rejects")
+            try:
+                db.execute(
+                    f"CREATE OR REPLACE TEMP TABLE _ews_canon_read AS {outer}"
+                    f"(SELECT {inner} FROM {raw.read_sql('_ews_rejects')}))",
+                    [str(raw.csv), raw.columns],
+                )
+            except duckdb.Error as exc:
+                raise FileRefused(f"{raw.csv}: not readable as CSV: {_first_line(exc)}") from None
+            rejected = _csv_rejects(db, "_ews_rejects")
+            db.execute(f"CREATE TEMP VIEW _ews_canon AS {_numbered('_ews_canon_read', bool(rejected))}")
         counted = db.execute(
-            "SELECT count(*), count(*) FILTER (WHERE _ignored), count(*) FILTER (WHERE _bad <> 0) FROM _ews_canon"
+            "SELECT count(*), count(*) FILTER (WHERE _ignored), "
+            f"count(*) FILTER (WHERE _bad & {(1 << len(fields)) - 1} <> 0) FROM _ews_canon"
         ).fetchone() or (0, 0, 0)
         rows_read, ignored, flagged = (int(c) for c in counted)
+        if flagged:
+            _raw_table(db, raw, skipped=bool(rejected))
         problems, total = _problems(db, plan, fields, rejected, flagged=flagged > 0)
     except duckdb.Error as exc:
         raise FileRefused(f"{source}: cannot read its rows: {_first_line(exc)}") from None
@@ -691,7 +752,8 @@ def _problems(
     if flagged:
         # Only the flagged rows are read again, for the text of each bad value.
         db.execute(
-            "CREATE OR REPLACE TEMP TABLE _ews_flagged AS SELECT _row, _bad FROM _ews_canon WHERE _bad <> 0"
+            "CREATE OR REPLACE TEMP TABLE _ews_flagged AS SELECT _row, _bad FROM _ews_canon "
+            f"WHERE _bad & {(1 << len(fields)) - 1} <> 0"
         )
         for i, f in enumerate(fields):
             column = plan.sources[f.name].replace("'", "''")
@@ -704,10 +766,11 @@ def _problems(
             "SELECT _row, 'effective', 'after_announced', CAST(effective AS VARCHAR) FROM _ews_canon "
             "WHERE NOT _ignored AND effective < announced"
         )
-    for column, predicate, reason in plan.checks:
-        safe_reason = reason.replace("'", "''")
+    for j, (column, _predicate, reason) in enumerate(plan.checks):
+        safe_column, safe_reason = column.replace("'", "''"), reason.replace("'", "''")
         checks.append(
-            f"SELECT _row, '{column}', 'x:{safe_reason}', NULL FROM _ews_raw WHERE NOT coalesce(({predicate}), false)"
+            f"SELECT _row, '{safe_column}', 'x:{safe_reason}', NULL FROM _ews_canon "
+            f"WHERE _bad & {1 << (len(fields) + j)} <> 0"
         )
     if checks:
         db.execute("INSERT INTO _ews_problems " + " UNION ALL ".join(checks))
