@@ -161,7 +161,7 @@ def _settle(nodes: dict[Country, NodeProcess]) -> None:
 def _wait_for_alert(node: NodeProcess, origin: Country, alert_id: str) -> None:
     deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        if any(a["origin"] == origin and a["alert_id"] == alert_id for a in node.client.call("list")):
+        if any(a["origin"] == origin and a["alert_id"] == alert_id for a in node.client.alerts(origin=origin, alert_id=alert_id)):
             return
         time.sleep(0.05)
     raise EwxError(f"{node.country} did not receive {alert_id} in time")
@@ -300,7 +300,7 @@ def _scenario(nodes: dict[Country, NodeProcess]) -> None:
         )
     _say()
     _say("   Korea's view of its alert:")
-    for a in kr.call("list"):
+    for a in kr.alerts(alert_id=alert_id):
         if a["alert_id"] == alert_id:
             _say(
                 f"   {a['alert_id']} state={a['state']} acknowledged by {', '.join(a['acknowledged_by'])}; "

@@ -23,8 +23,10 @@ from node.digits import ascii_int, cli_int
 from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
 from node.ews.cli import CliParts, add_ews_commands
 from node.ids import COUNTRIES, Country, as_country
+from node.limits import OPERATOR_PAGE_DEFAULT, OPERATOR_PAGE_MAX
 from node.models import enum_names
-from node.operator import OperatorClient
+from node.operator import OperatorClient, parse_cursor
+from node.store import ALERT_STATES
 from node.wire import ewx_pb2 as pb
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
@@ -341,11 +343,8 @@ def cmd_alert_raise(args: argparse.Namespace) -> int:
 
 
 def _find(args: argparse.Namespace, alert_id: str, origin: Country | None) -> dict[str, Any]:
-    matches = [
-        a
-        for a in _client(args).call("list")
-        if a["alert_id"] == alert_id and (origin is None or a["origin"] == origin)
-    ]
+    wanted = {"alert_id": alert_id} if origin is None else {"alert_id": alert_id, "origin": origin}
+    matches = _client(args).alerts(**wanted)  # one per origin at most: the node looks it up by key
     if not matches:
         raise RefusedOperation(f"no alert {alert_id} is known to this node")
     if len(matches) > 1:
@@ -421,12 +420,43 @@ def cmd_alert_consult(args: argparse.Namespace) -> int:
     return _publish(args, msg_type="CONSULT", reference=_peer_ref(args), consult=consult)
 
 
+def _since(value: str) -> datetime:
+    """An ISO 8601 UTC time, or -Nd / -Nh before now."""
+    amount = ascii_int(value[1:-1]) if value.startswith("-") and value[-1:] in ("d", "h") else None
+    if amount is not None:
+        try:
+            return datetime.now(UTC) - (
+                timedelta(days=amount) if value[-1] == "d" else timedelta(hours=amount)
+            )
+        except OverflowError:
+            raise argparse.ArgumentTypeError(f"{value!r} is before the calendar (year 1)") from None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time or -Nd/-Nh") from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} has no time zone; give Z or +00:00")
+    return parsed.astimezone(UTC)
+
+
+def _cursor(value: str) -> str:
+    try:
+        parse_cursor(value)
+    except UsageError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a cursor; give the 'next' a listing printed") from None
+    return value
+
+
 def cmd_alert_list(args: argparse.Namespace) -> int:
-    """List own and received alerts with their delivery and acknowledgement state."""
-    alerts = _client(args).call("list")
+    """List one page of own and received alerts with their delivery and acknowledgement state."""
+    filters = {"state": args.state, "origin": args.origin, "after": args.after, "limit": args.limit}
+    if args.since is not None:
+        filters["since"] = args.since.isoformat()
+    page = _client(args).call("list", **{k: v for k, v in filters.items() if v is not None})
     if args.json:
-        _print_json(alerts)
+        _print_json(page)
         return EXIT_OK
+    alerts = page["alerts"]
     if not alerts:
         print("no alerts")
     for a in alerts:
@@ -442,6 +472,8 @@ def cmd_alert_list(args: argparse.Namespace) -> int:
         if a.get("local_exposure"):
             line += f"  [{a['local_exposure']}]"
         print(line)
+    if page["more"]:
+        print(f"more: ewx alert list --after {page['next']} (with the same filters)")
     return EXIT_OK
 
 
@@ -872,9 +904,26 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("--assistance-wanted", action="append", choices=_choices(pb.Measure))
     p.add_argument("--duration-days", type=cli_int(), default=0)
     p.set_defaults(func=cmd_alert_consult)
-    p = alert.add_parser("list", help="own and received alerts with delivery and acknowledgement state")
+    p = alert.add_parser(
+        "list",
+        help="own and received alerts with delivery and acknowledgement state, a page at a time",
+        description="Alerts in log order, oldest first, one page at a time: a page that is not the "
+        "last ends with the cursor to give to --after for the next one ('next' in --json).",
+    )
     _add_config(p)
-    p.add_argument("--json", action="store_true", help="machine output")
+    p.add_argument("--state", choices=ALERT_STATES, help="only alerts in this state")
+    p.add_argument("--origin", type=_country, metavar="CC", help="only alerts from this node")
+    p.add_argument(
+        "--since", type=_since, metavar="TIME", help="only alerts sent at or after TIME (ISO 8601 UTC or -Nd/-Nh)"
+    )
+    p.add_argument(
+        "--limit",
+        type=cli_int(low=1, high=OPERATOR_PAGE_MAX),
+        metavar="N",
+        help=f"alerts on the page (default {OPERATOR_PAGE_DEFAULT}, at most {OPERATOR_PAGE_MAX})",
+    )
+    p.add_argument("--after", type=_cursor, metavar="CURSOR", help="the page after this cursor")
+    p.add_argument("--json", action="store_true", help="machine output: {alerts, more, next}")
     p.set_defaults(func=cmd_alert_list)
     p = alert.add_parser("show", help="one alert in full, as JSON")
     _add_peer_ref(p)

@@ -77,6 +77,29 @@ MAX_RPC_DEADLINE_SECONDS = 300.0
 MAX_OPERATOR_REQUEST_BYTES = 64 * 1024
 """One JSON request on the operator socket."""
 
+# The operator socket and its listings (issue 10, items 6 and 7): the CLI's
+# socket must stay usable however many alerts the node holds and whatever
+# another local process does to it, so every reply is bounded and every
+# connection is counted and timed.
+OPERATOR_PAGE_DEFAULT = 100
+"""Alerts one `list` reply carries when the request names no `limit`."""
+
+OPERATOR_PAGE_MAX = 1000
+"""Most alerts one `list` reply may carry (about 1.5 MB of JSON at most); the
+caller pages on with the reply's cursor."""
+
+MAX_OPERATOR_CONNECTIONS = 32
+"""Operator connections served at once; one more is answered with a short
+refusal and closed, so a flood of idle connections cannot hold the node's
+descriptors and lock the CLI out for good."""
+
+OPERATOR_IDLE_SECONDS = 30.0
+"""Longest an operator connection may take to send a whole request line, or
+to take a reply, before the node closes it."""
+
+MAX_EVIDENCE_LISTED = 1000
+"""Newest evidence rows one `evidence` reply carries; the reply says how many there are."""
+
 PEER_RATE_PER_SECOND = 2000.0
 """Default sustained calls a second one peer may make (token bucket refill)."""
 

@@ -39,7 +39,7 @@ from node.links import LinkState
 from node.models import SEVERE_OR_WORSE, Alert, Receipt
 from node.rotation import install_pending_keys, trust_with_updates
 from node.service_trust import TrustUpdating
-from node.service_views import Views
+from node.service_views import Views, listing_keys, listing_keys_of
 from node.service_witnessing import Witnessing
 from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, KeyPurpose, Signer, digest
 from node.sigpool import INBOUND_MIN_PARALLEL, SignatureCheck, page_verdicts
@@ -107,6 +107,7 @@ class NodeService(Witnessing, TrustUpdating, Views):
         """Load trust and keys, open the store in the data directory."""
         store = Store(config.data_dir / STORE_FILE)
         try:
+            store.fill_listing_keys(listing_keys_of)  # a store from before the listing columns
             # The trust file, amended by the members' updates this node holds
             # (node/rotation.py); keys rotated since the file was written are
             # only known from those.
@@ -233,6 +234,7 @@ class NodeService(Witnessing, TrustUpdating, Views):
                 sent=iso(now),
                 log_index=index,
                 positions=[(d.recipient, d.seq) for d in alert.deliveries],
+                listing=listing_keys(alert),
             )
             for d in alert.deliveries:
                 tx.queue(recipient=d.recipient, seq=d.seq, alert_id=alert_id, created_at=iso(now))
@@ -494,6 +496,7 @@ class NodeService(Witnessing, TrustUpdating, Views):
             sent=iso(alert.sent),
             log_index=index,
             positions=[(d.recipient, d.seq) for d in alert.deliveries],
+            listing=listing_keys(alert),
             via=peer,
             received_at=iso(now),
             receipt=receipt,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from node import limits
@@ -14,8 +15,56 @@ from node.ews.bands import exposure_summary
 from node.ids import Country
 from node.models import Alert
 from node.service_state import ServiceState
-from node.store import StoredAlert
+from node.store import AlertFilter, ListingKeys, Reads, StoredAlert
 from node.wire import ewx_pb2 as pb
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(when: datetime) -> int:
+    """`when` as whole microseconds since the epoch (exact: no float), as the listing columns hold times."""
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+def listing_keys(alert: Alert) -> ListingKeys:
+    """What the store's listing filters on, from a signed alert's content."""
+    reference = alert.references[0] if alert.references else None
+    return ListingKeys(
+        sent_us=micros(alert.sent),
+        expires_us=micros(alert.info.expires) if alert.info is not None else None,
+        reference=(reference.origin, reference.alert_id) if reference is not None else None,
+    )
+
+
+def listing_keys_of(envelope: bytes) -> ListingKeys:
+    """listing_keys of a stored SignedAlert's bytes."""
+    return listing_keys(alert_from_bytes(pb.SignedAlert.FromString(envelope).alert))
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPage:
+    """One page of `ewx alert list`; `next` is the cursor of the page after it, if `more`."""
+
+    alerts: list[dict[str, Any]]
+    more: bool
+    next: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The operator socket's reply."""
+        return {"alerts": self.alerts, "more": self.more, "next": self.next}
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSnapshot:
+    """The in-memory half of `ewx status`, taken on the event loop (Views.status_snapshot)."""
+
+    now: datetime
+    links: dict[Country, tuple[bool | None, datetime | None, str | None]]
+    certificate_not_after: datetime
+    signing_keys: dict[str, Any]
+    log_size: int
+    log_root: str
+    trust_updates: dict[Country, int]
 
 
 class Views(ServiceState):
@@ -24,78 +73,107 @@ class Views(ServiceState):
     def _decode(self, stored: StoredAlert) -> Alert:
         return alert_from_bytes(pb.SignedAlert.FromString(stored.envelope).alert)
 
-    def list_alerts(self) -> list[dict[str, Any]]:
-        """Own and received alerts with their delivery and acknowledgement state."""
+    def alert_page(self, query: AlertFilter) -> AlertPage:
+        """One page of own and received alerts with their delivery and acknowledgement state.
+
+        Reads through a connection of its own (Store.reader), so the operator
+        runs it in a worker thread and the event loop goes on answering peers
+        (issue 10, item 7). Every query it makes is by an index, and a page
+        costs the same wherever it is in the log.
+        """
         now = self.clock()
-        rows = self.store.alerts()
-        decoded = [(row, self._decode(row)) for row in rows]
-        followups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for row, alert in decoded:
-            for ref in alert.references:
-                followups.setdefault((ref.origin, ref.alert_id), []).append(
-                    {
-                        "origin": row.origin,
-                        "alert_id": row.alert_id,
-                        "msg_type": alert.msg_type,
-                        "reason": alert.reason,
-                    }
-                )
-        exposures = self.store.exposures()
-        outbox: dict[tuple[str, str], dict[str, Any]] = {}
-        for ob in self.store.outbox():
-            outbox[(ob.alert_id, ob.recipient)] = {
-                "seq": ob.seq,
-                "delivered_at": ob.delivered_at,
-                "attempts": ob.attempts,
-                "last_error": ob.last_error,
-            }
-        result = []
-        for row, alert in decoded:
-            follow = followups.get((row.origin, row.alert_id), [])
-            state = "active"
-            if any(f["msg_type"] == "CANCEL" for f in follow):
-                state = "cancelled"
-            elif any(f["msg_type"] == "UPDATE" for f in follow):
-                state = "updated"
-            elif alert.info is not None and alert.info.expires <= now:
-                state = "expired"
-            item: dict[str, Any] = {
-                "alert_id": row.alert_id,
-                "origin": row.origin,
-                "msg_type": alert.msg_type,
-                "status": alert.status,
-                "sent": iso(alert.sent),
-                "direction": "sent" if row.via is None else "received",
-                "via": row.via,
-                "received_at": row.received_at,
-                "log_index": row.log_index,
-                "digest": row.digest.hex(),
-                "state": state,
-                "references": [{"origin": r.origin, "alert_id": r.alert_id} for r in alert.references],
-                "acknowledged_by": sorted({f["origin"] for f in follow if f["msg_type"] == "ACK"}),
-                "responses": follow,
-                "deliveries": {
-                    d.recipient: {"seq": d.seq, **outbox.get((row.alert_id, d.recipient), {})}
-                    if row.via is None
-                    else {"seq": d.seq}
-                    for d in alert.deliveries
-                },
-            }
-            if alert.info is not None:
-                item.update(
-                    category=alert.info.category,
-                    severity=alert.info.severity,
-                    headline=alert.info.headline,
-                    expires=iso(alert.info.expires),
-                    items=[i.hs_code for i in alert.info.items],
-                )
-            if alert.reason is not None:
-                item["reason"] = alert.reason
-            if row.via is not None and alert.info is not None:
-                kept = exposures.get((row.origin, row.alert_id))
-                item["local_exposure"] = exposure_summary(json.loads(kept) if kept else None)
-            result.append(item)
-        return result
+        with self.store.reader() as reads:
+            rows, more = reads.alert_page(query, now_us=micros(now))
+            alerts = [self._listed(reads, row, now) for row in rows]
+        cursor = str(rows[-1].log_index) if more and rows else None
+        return AlertPage(alerts=alerts, more=more, next=cursor)
+
+    def list_alerts(self, query: AlertFilter | None = None) -> list[dict[str, Any]]:
+        """Every alert `query` selects, page by page (for callers inside the node and tests)."""
+        query = query or AlertFilter(limit=limits.OPERATOR_PAGE_MAX)
+        listed: list[dict[str, Any]] = []
+        while True:
+            page = self.alert_page(query)
+            listed.extend(page.alerts)
+            if page.next is None:
+                return listed
+            query = replace(query, after=int(page.next))
+
+    def _listed(self, reads: Reads, row: StoredAlert, now: datetime) -> dict[str, Any]:
+        alert = self._decode(row)
+        follow = []
+        for later in reads.followups(row.origin, row.alert_id):
+            decoded = self._decode(later)
+            follow.append(
+                {
+                    "origin": later.origin,
+                    "alert_id": later.alert_id,
+                    "msg_type": decoded.msg_type,
+                    "reason": decoded.reason,
+                }
+            )
+        # The same rules as the store's state filter (node/store.py, _STATE_SQL).
+        state = "active"
+        if any(f["msg_type"] == "CANCEL" for f in follow):
+            state = "cancelled"
+        elif any(f["msg_type"] == "UPDATE" for f in follow):
+            state = "updated"
+        elif alert.info is not None and alert.info.expires <= now:
+            state = "expired"
+        item: dict[str, Any] = {
+            "alert_id": row.alert_id,
+            "origin": row.origin,
+            "msg_type": alert.msg_type,
+            "status": alert.status,
+            "sent": iso(alert.sent),
+            "direction": "sent" if row.via is None else "received",
+            "via": row.via,
+            "received_at": row.received_at,
+            "log_index": row.log_index,
+            "digest": row.digest.hex(),
+            "state": state,
+            "references": [{"origin": r.origin, "alert_id": r.alert_id} for r in alert.references],
+            "acknowledged_by": sorted({f["origin"] for f in follow if f["msg_type"] == "ACK"}),
+            "responses": follow,
+            "deliveries": {
+                d.recipient: {"seq": d.seq, **self._delivery(reads, row, d.recipient, d.seq)}
+                if row.via is None
+                else {"seq": d.seq}
+                for d in alert.deliveries
+            },
+        }
+        if alert.info is not None:
+            item.update(
+                category=alert.info.category,
+                severity=alert.info.severity,
+                headline=alert.info.headline,
+                expires=iso(alert.info.expires),
+                items=[i.hs_code for i in alert.info.items],
+            )
+        if alert.reason is not None:
+            item["reason"] = alert.reason
+        if row.via is not None and alert.info is not None:
+            kept = reads.exposure(row.origin, row.alert_id)
+            item["local_exposure"] = exposure_summary(json.loads(kept) if kept else None)
+        return item
+
+    @staticmethod
+    def _delivery(reads: Reads, row: StoredAlert, recipient: Country, seq: int) -> dict[str, Any]:
+        ob = reads.outbox_row(recipient, seq)
+        if ob is None or ob.alert_id != row.alert_id:
+            return {}
+        return {
+            "seq": ob.seq,
+            "delivered_at": ob.delivered_at,
+            "attempts": ob.attempts,
+            "last_error": ob.last_error,
+        }
+
+    def evidence(self) -> dict[str, Any]:
+        """The newest kept evidence (at most MAX_EVIDENCE_LISTED rows) and how much is kept in all."""
+        with self.store.reader() as reads:
+            rows, total = reads.evidence_page(limits.MAX_EVIDENCE_LISTED)
+        return {"evidence": rows, "total": total, "more": total > len(rows)}
 
     def show(self, origin: Country, alert_id: str) -> dict[str, Any]:
         """One stored alert in full, as JSON-ready data."""
@@ -143,45 +221,71 @@ class Views(ServiceState):
             }
         return keys
 
+    def status_snapshot(self) -> StatusSnapshot:
+        """What status shows from memory (links, keys, the log's head), taken on the event loop.
+
+        These change under the loop's feet; the rest of status is read from the
+        store and may run in a worker thread (status_from).
+        """
+        now = self.clock()
+        certificate = self.certificate_in_use() if self.certificate_in_use else self.config.tls_certificate()
+        return StatusSnapshot(
+            now=now,
+            links={
+                peer: (link.reachable, link.last_ok, link.last_error)
+                for peer, link in ((p, self.links[p]) for p in self.peers)
+            },
+            certificate_not_after=certificate.not_valid_after_utc,
+            signing_keys=self._signing_key_status(now),
+            log_size=self.store.log_size,
+            log_root=self.store.log_root().hex(),
+            trust_updates={member: self.trust.serial_of(member) for member in self.trust.countries},
+        )
+
     def status(self) -> dict[str, Any]:
         """Per peer: reachability, sequences, backlog; and the log's size and root."""
-        now = self.clock()
+        return self.status_from(self.status_snapshot(), self.store)
+
+    def status_from(self, snap: StatusSnapshot, reads: Reads | None = None) -> dict[str, Any]:
+        """status() from a snapshot, reading the store through `reads` (default: a reader of its own)."""
+        if reads is None:
+            with self.store.reader() as own:
+                return self.status_from(snap, own)
+        now = snap.now
         peers: dict[str, Any] = {}
-        cosigned = self.store.cosigned()
-        for peer in self.peers:
-            backlog = self.store.backlog(peer)
-            link = self.links[peer]
+        cosigned = reads.cosigned()
+        for peer, (reachable, last_ok, last_error) in snap.links.items():
+            backlog = reads.backlog(peer)
             oldest = None
             if backlog.oldest is not None:
                 oldest = (now - datetime.fromisoformat(backlog.oldest.created_at)).total_seconds()
             peers[peer] = {
-                "reachable": link.reachable,
-                "last_ok": iso(link.last_ok) if link.last_ok else None,
-                "last_error": link.last_error or (backlog.oldest.last_error if backlog.oldest else None),
-                "last_seq_sent": self.store.last_seq(self.me, peer),
+                "reachable": reachable,
+                "last_ok": iso(last_ok) if last_ok else None,
+                "last_error": last_error or (backlog.oldest.last_error if backlog.oldest else None),
+                "last_seq_sent": reads.last_seq(self.me, peer),
                 "last_seq_delivered": backlog.last_delivered,
-                "last_seq_received": self.store.last_seq(peer, self.me),
+                "last_seq_received": reads.last_seq(peer, self.me),
                 "backlog": backlog.waiting,
                 "oldest_undelivered_seconds": oldest,
                 "last_checkpoint_cosigned": cosigned.get(peer),
             }
-        certificate = self.certificate_in_use() if self.certificate_in_use else self.config.tls_certificate()
-        days_left = (certificate.not_valid_after_utc - now).total_seconds() / 86400
+        days_left = (snap.certificate_not_after - now).total_seconds() / 86400
         return {
             "node": self.me,
             "time": iso(now),
             "certificate": {
-                "not_after": iso(certificate.not_valid_after_utc),
+                "not_after": iso(snap.certificate_not_after),
                 "days_left": round(days_left, 1),
                 "expiring_soon": days_left < limits.CERTIFICATE_WARNING_DAYS,
             },
-            "signing_keys": self._signing_key_status(now),
+            "signing_keys": snap.signing_keys,
             "log": {
-                "size": self.store.log_size,
-                "root": self.store.log_root().hex(),
+                "size": snap.log_size,
+                "root": snap.log_root,
                 "published_size": min((cosigned.get(p, 0) for p in self.peers), default=0),
             },
-            "evidence": self.store.count("evidence"),
-            "trust_updates": {member: self.trust.serial_of(member) for member in self.trust.countries},
+            "evidence": reads.count("evidence"),
+            "trust_updates": snap.trust_updates,
             "peers": peers,
         }

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 from node.errors import ConfigError, StoreError, StoreFull
-from node.ids import Country, Digest
+from node.ids import COUNTRIES, Country, Digest
 from node.merkle import MerkleLevels, leaf_hash
 
 SCHEMA_VERSION: Final = 1
@@ -49,6 +49,13 @@ CREATE TABLE IF NOT EXISTS alerts (
     via TEXT,              -- the peer that handed it over; NULL for own alerts
     received_at TEXT,
     receipt BLOB,          -- the receipt this node gave for it
+    -- What `ewx alert list` filters on, copied out of the signed alert at insert
+    -- (see _LISTING_COLUMNS): times in microseconds since the epoch, and the
+    -- one alert it refers to (MAX_REFERENCES is 1).
+    sent_us INTEGER,
+    expires_us INTEGER,
+    ref_origin TEXT,
+    ref_alert_id TEXT,
     PRIMARY KEY (origin, alert_id)
 );
 CREATE INDEX IF NOT EXISTS alerts_by_type ON alerts (origin, msg_type);
@@ -145,6 +152,50 @@ CREATE TABLE IF NOT EXISTS evidence (
     at TEXT NOT NULL
 );
 """
+
+
+_LISTING_COLUMNS: Final = (
+    ("sent_us", "INTEGER"),
+    ("expires_us", "INTEGER"),
+    ("ref_origin", "TEXT"),
+    ("ref_alert_id", "TEXT"),
+)
+"""Columns added after the alerts table's first version; a store made before
+them gains them at open (Store._add_listing_columns)."""
+
+_LISTING_INDICES: Final = """
+-- Keyset pagination of `ewx alert list` in log order, whole or by origin, and
+-- its `since` filter; the follow-ups of an alert (its state) by reference.
+CREATE INDEX IF NOT EXISTS alerts_by_log ON alerts (log_index);
+CREATE INDEX IF NOT EXISTS alerts_by_origin_log ON alerts (origin, log_index);
+CREATE INDEX IF NOT EXISTS alerts_by_sent ON alerts (sent_us);
+CREATE INDEX IF NOT EXISTS alerts_by_reference ON alerts (ref_origin, ref_alert_id, msg_type);
+"""
+
+ALERT_STATES: Final = ("active", "updated", "cancelled", "expired")
+"""An alert's state in a listing: cancelled or updated by a follow-up stored
+here (a cancel wins), else expired by its own expiry time, else active."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListingKeys:
+    """What the listing filters on, taken from the signed alert by the service."""
+
+    sent_us: int
+    expires_us: int | None
+    reference: tuple[Country, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    """One page of `ewx alert list`: alerts after `after` (a log index) in log order."""
+
+    limit: int
+    after: int = -1
+    origin: Country | None = None
+    since_us: int | None = None
+    state: str | None = None
+    alert_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,14 +319,19 @@ class Tx:
         sent: str,
         log_index: int,
         positions: list[tuple[Country, int]],
+        listing: ListingKeys,
         via: Country | None = None,
         received_at: str | None = None,
         receipt: bytes | None = None,
     ) -> None:
         """Store a signed alert and every sequence position it names."""
+        ref_origin, ref_alert_id = listing.reference or (None, None)
+        row = (origin, alert_id, digest, envelope, msg_type, sent, log_index, via, received_at, receipt)
+        keys = (listing.sent_us, listing.expires_us, ref_origin, ref_alert_id)
         self._conn.execute(
-            f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (origin, alert_id, digest, envelope, msg_type, sent, log_index, via, received_at, receipt),
+            f"INSERT INTO alerts ({_ALERT_COLUMNS}, sent_us, expires_us, ref_origin, ref_alert_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*row, *keys),
         )
         for recipient, seq in positions:
             self._conn.execute(
@@ -399,6 +455,7 @@ class Tx:
 _ALERT_COLUMNS: Final = (
     "origin, alert_id, digest, envelope, msg_type, sent, log_index, via, received_at, receipt"
 )
+_ALERT_COLUMNS_OF_A: Final = ", ".join(f"a.{c.strip()}" for c in _ALERT_COLUMNS.split(","))
 _OUTBOX_COLUMNS: Final = "recipient, seq, alert_id, created_at, attempts, last_error, delivered_at, receipt"
 
 
@@ -436,7 +493,157 @@ def _outbox_row(row: tuple[Any, ...] | None) -> OutboxRow | None:
     )
 
 
-class Store:
+class Reads:
+    """The store's read queries, over a connection of the node's thread or of a reader's.
+
+    Store reads through these on the event loop's connection; Store.reader()
+    opens a read-only connection for a worker thread (SQLite in WAL mode lets
+    it read a consistent snapshot while the loop keeps committing).
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def alert(self, origin: Country, alert_id: str) -> StoredAlert | None:
+        """The stored alert with that origin and id, if any."""
+        return _alert_row(
+            self._conn.execute(
+                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE origin = ? AND alert_id = ?", (origin, alert_id)
+            ).fetchone()
+        )
+
+    def last_seq(self, origin: Country, recipient: Country) -> int:
+        """Highest sequence position known from `origin` towards `recipient`, 0 if none."""
+        row = self._conn.execute(
+            "SELECT MAX(seq) FROM positions WHERE origin = ? AND recipient = ?", (origin, recipient)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def backlog(self, recipient: Country) -> Backlog:
+        """Count and oldest of the undelivered rows, and the last delivered seq, by index."""
+        waiting = int(
+            self._conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE recipient = ? AND delivered_at IS NULL", (recipient,)
+            ).fetchone()[0]
+        )
+        oldest = _outbox_row(
+            self._conn.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE recipient = ? AND delivered_at IS NULL"
+                " ORDER BY seq LIMIT 1",
+                (recipient,),
+            ).fetchone()
+        )
+        delivered = self._conn.execute(
+            "SELECT MAX(seq) FROM outbox WHERE recipient = ? AND delivered_at IS NOT NULL", (recipient,)
+        ).fetchone()[0]
+        return Backlog(waiting=waiting, oldest=oldest, last_delivered=int(delivered or 0))
+
+    def cosigned(self) -> dict[Country, int]:
+        """Per peer, the largest size of this node's log it cosigned."""
+        return {peer: int(size) for peer, size in self._conn.execute("SELECT peer, size FROM cosigned")}
+
+    def exposure(self, origin: Country, alert_id: str) -> str | None:
+        """One kept exposure as JSON text, if computed."""
+        row = self._conn.execute(
+            "SELECT body FROM exposures WHERE origin = ? AND alert_id = ?", (origin, alert_id)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def evidence(self) -> list[dict[str, object]]:
+        """Kept evidence, newest last."""
+        cur = self._conn.execute(
+            "SELECT id, kind, peer, origin, alert_id, detail, at FROM evidence ORDER BY id"
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def count(self, table: str) -> int:
+        """Row count of one table (tests and status)."""
+        if table not in ("log", "alerts", "positions", "outbox", "evidence", "checkpoints", "witnessed"):
+            raise ValueError(f"unknown table {table}")
+        return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    def outbox_row(self, recipient: Country, seq: int) -> OutboxRow | None:
+        """The outbox row at that position, if any."""
+        return _outbox_row(
+            self._conn.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE recipient = ? AND seq = ?", (recipient, seq)
+            ).fetchone()
+        )
+
+    def alert_page(self, query: AlertFilter, *, now_us: int) -> tuple[list[StoredAlert], bool]:
+        """One page of alerts in log order after `query.after`, and whether more follow.
+
+        Keyset pagination on the log index (alerts_by_log, or alerts_by_origin_log
+        with an origin): a page costs the same at the end of a long log as at its
+        start, and alerts stored meanwhile come after every cursor already given,
+        so paging never repeats or skips one. `now_us` decides which alerts have
+        expired (the caller's clock, not SQLite's).
+        """
+        where: list[str] = ["a.log_index > ?"]
+        args: list[int | str] = [query.after]
+        if query.origin is not None:
+            where.append("a.origin = ?")
+            args.append(query.origin)
+        if query.alert_id is not None:
+            # The primary key leads with the origin: naming every origin lets the
+            # lookup use it instead of scanning.
+            where.append(f"a.origin IN ({', '.join('?' * len(COUNTRIES))}) AND a.alert_id = ?")
+            args.extend([*COUNTRIES, query.alert_id])
+        if query.since_us is not None:
+            where.append("a.sent_us >= ?")
+            args.append(query.since_us)
+        if query.state is not None:
+            where.append(_STATE_SQL[query.state])
+            if query.state in ("active", "expired"):
+                args.append(now_us)
+        args.append(query.limit + 1)
+        rows = self._conn.execute(
+            f"SELECT {_ALERT_COLUMNS_OF_A} FROM alerts a WHERE {' AND '.join(where)}"
+            " ORDER BY a.log_index LIMIT ?",
+            args,
+        ).fetchall()
+        page = [a for a in map(_alert_row, rows[: query.limit]) if a is not None]
+        return page, len(rows) > query.limit
+
+    def followups(self, origin: Country, alert_id: str) -> list[StoredAlert]:
+        """Stored alerts that refer to this one (updates, cancels, acks, responses), in log order."""
+        rows = self._conn.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE ref_origin = ? AND ref_alert_id = ? ORDER BY log_index",
+            (origin, alert_id),
+        ).fetchall()
+        return [a for a in map(_alert_row, rows) if a is not None]
+
+    def evidence_page(self, limit: int) -> tuple[list[dict[str, object]], int]:
+        """The newest `limit` rows of kept evidence (oldest of them first), and how many are kept in all."""
+        cur = self._conn.execute(
+            "SELECT id, kind, peer, origin, alert_id, detail, at FROM"
+            " (SELECT * FROM evidence ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (limit,),
+        )
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        return rows, self.count("evidence")
+
+
+def _followup_exists(msg_type: str) -> str:
+    return (
+        "EXISTS (SELECT 1 FROM alerts f WHERE f.ref_origin = a.origin AND f.ref_alert_id = a.alert_id"
+        f" AND f.msg_type = '{msg_type}')"
+    )
+
+
+_CANCELLED, _UPDATED = _followup_exists("CANCEL"), _followup_exists("UPDATE")
+_STATE_SQL: Final = {
+    "cancelled": _CANCELLED,
+    "updated": f"NOT {_CANCELLED} AND {_UPDATED}",
+    "expired": f"NOT {_CANCELLED} AND NOT {_UPDATED} AND a.expires_us IS NOT NULL AND a.expires_us <= ?",
+    "active": f"NOT {_CANCELLED} AND NOT {_UPDATED} AND (a.expires_us IS NULL OR a.expires_us > ?)",
+}
+"""ALERT_STATES in SQL, each follow-up found through alerts_by_reference; the
+same rules as Views._state, which names the state of each alert shown."""
+
+
+class Store(Reads):
     """One node's SQLite store; use from one thread (the node's event loop)."""
 
     def __init__(self, path: Path) -> None:
@@ -451,6 +658,8 @@ class Store:
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(_SCHEMA)
             self._check_version()
+            self._add_listing_columns()
+            self._conn.executescript(_LISTING_INDICES)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
         self.path = path
@@ -467,6 +676,54 @@ class Store:
             )
         elif int(row[0]) != SCHEMA_VERSION:
             raise StoreError(f"store schema version {row[0]} is not {SCHEMA_VERSION}")
+
+    def _add_listing_columns(self) -> None:
+        """Give a store made before _LISTING_COLUMNS those columns; fill_listing_keys fills them."""
+        have = {str(row[1]) for row in self._conn.execute("PRAGMA table_info(alerts)")}
+        for name, kind in _LISTING_COLUMNS:
+            if name not in have:
+                self._conn.execute(f"ALTER TABLE alerts ADD COLUMN {name} {kind}")
+
+    def fill_listing_keys(self, keys_of: Callable[[bytes], ListingKeys]) -> int:
+        """Fill the listing columns of alerts stored before they existed (`keys_of` reads an envelope).
+
+        One transaction; returns how many alerts it filled (none after the first run).
+        """
+        rows = self._conn.execute(
+            "SELECT origin, alert_id, envelope FROM alerts WHERE sent_us IS NULL"
+        ).fetchall()
+        if not rows:
+            return 0
+        with self.transaction():
+            for origin, alert_id, envelope in rows:
+                keys = keys_of(bytes(envelope))
+                ref_origin, ref_alert_id = keys.reference or (None, None)
+                self._conn.execute(
+                    "UPDATE alerts SET sent_us = ?, expires_us = ?, ref_origin = ?, ref_alert_id = ?"
+                    " WHERE origin = ? AND alert_id = ?",
+                    (keys.sent_us, keys.expires_us, ref_origin, ref_alert_id, origin, alert_id),
+                )
+        return len(rows)
+
+    @contextmanager
+    def reader(self) -> Iterator[Reads]:
+        """A read-only connection of its own, for one worker thread, over one snapshot.
+
+        The operator's listings run on it off the event loop (issue 10, item 7),
+        so the loop that answers peers never waits on a large read. WAL mode lets
+        it read while the loop commits; `mode=ro` and query_only keep it from
+        ever writing. Open, use and close it in the same thread.
+        """
+        try:
+            conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read store {self.path}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("BEGIN")  # every query of this reader sees the same committed state
+            yield Reads(conn)
+        finally:
+            conn.close()
 
     def close(self) -> None:
         """Close the database; the object is unusable afterwards."""
@@ -542,25 +799,10 @@ class Store:
             )
         return [(cast(Country, m), int(n), bytes(e)) for m, n, e in rows]
 
-    def alert(self, origin: Country, alert_id: str) -> StoredAlert | None:
-        """The stored alert with that origin and id, if any."""
-        return _alert_row(
-            self._conn.execute(
-                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE origin = ? AND alert_id = ?", (origin, alert_id)
-            ).fetchone()
-        )
-
     def alerts(self) -> list[StoredAlert]:
         """Every stored alert in log order."""
         rows = self._conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts ORDER BY log_index").fetchall()
         return [a for a in map(_alert_row, rows) if a is not None]
-
-    def last_seq(self, origin: Country, recipient: Country) -> int:
-        """Highest sequence position known from `origin` towards `recipient`, 0 if none."""
-        row = self._conn.execute(
-            "SELECT MAX(seq) FROM positions WHERE origin = ? AND recipient = ?", (origin, recipient)
-        ).fetchone()
-        return int(row[0] or 0)
 
     def envelopes_for(
         self, *, origin: Country, recipient: Country, after_seq: int, limit: int
@@ -573,25 +815,6 @@ class Store:
             (origin, recipient, after_seq, limit),
         ).fetchall()
         return [(int(seq), str(aid), bytes(env)) for seq, aid, env in rows]
-
-    def backlog(self, recipient: Country) -> Backlog:
-        """Count and oldest of the undelivered rows, and the last delivered seq, by index."""
-        waiting = int(
-            self._conn.execute(
-                "SELECT COUNT(*) FROM outbox WHERE recipient = ? AND delivered_at IS NULL", (recipient,)
-            ).fetchone()[0]
-        )
-        oldest = _outbox_row(
-            self._conn.execute(
-                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE recipient = ? AND delivered_at IS NULL"
-                " ORDER BY seq LIMIT 1",
-                (recipient,),
-            ).fetchone()
-        )
-        delivered = self._conn.execute(
-            "SELECT MAX(seq) FROM outbox WHERE recipient = ? AND delivered_at IS NOT NULL", (recipient,)
-        ).fetchone()[0]
-        return Backlog(waiting=waiting, oldest=oldest, last_delivered=int(delivered or 0))
 
     def outbox(self, recipient: Country | None = None) -> list[OutboxRow]:
         """Outbox rows (all, or towards one recipient) in sequence order."""
@@ -641,10 +864,6 @@ class Store:
         row = self._conn.execute("SELECT root, note FROM checkpoints WHERE size = ?", (size,)).fetchone()
         return None if row is None else (bytes(row[0]), str(row[1]))
 
-    def cosigned(self) -> dict[Country, int]:
-        """Per peer, the largest size of this node's log it cosigned."""
-        return {peer: int(size) for peer, size in self._conn.execute("SELECT peer, size FROM cosigned")}
-
     def witness_state(self, log_node: Country) -> tuple[str, int, bytes, str] | None:
         """(origin, size, root, note) this node last cosigned of `log_node`'s log."""
         row = self._conn.execute(
@@ -682,13 +901,6 @@ class Store:
         rows = self._conn.execute("SELECT origin, alert_id, body FROM exposures")
         return {(str(o), str(a)): str(b) for o, a, b in rows}
 
-    def exposure(self, origin: Country, alert_id: str) -> str | None:
-        """One kept exposure as JSON text, if computed."""
-        row = self._conn.execute(
-            "SELECT body FROM exposures WHERE origin = ? AND alert_id = ?", (origin, alert_id)
-        ).fetchone()
-        return None if row is None else str(row[0])
-
     def peer_alerts(self, *, without_exposure: bool) -> list[tuple[Country, str]]:
         """Received ALERTs and UPDATEs (only those whose exposure is not computed yet:
         a restart's sweep), by origin and id, in log order."""
@@ -708,16 +920,3 @@ class Store:
         with self.transaction() as tx:
             tx.add_evidence(**fields)
 
-    def evidence(self) -> list[dict[str, object]]:
-        """Kept evidence, newest last."""
-        cur = self._conn.execute(
-            "SELECT id, kind, peer, origin, alert_id, detail, at FROM evidence ORDER BY id"
-        )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-    def count(self, table: str) -> int:
-        """Row count of one table (tests and status)."""
-        if table not in ("log", "alerts", "positions", "outbox", "evidence", "checkpoints", "witnessed"):
-            raise ValueError(f"unknown table {table}")
-        return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])

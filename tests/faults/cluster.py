@@ -215,7 +215,7 @@ class Cluster:
         assert sum(len(v) for v in by_origin.values()) == len(self.sent), "an alert id was reused"
         # 1. live: each recipient lists each acknowledged alert exactly once
         for recipient in COUNTRIES:
-            listed = Counter((a["origin"], a["alert_id"]) for a in self.client(recipient).call("list"))
+            listed = Counter((a["origin"], a["alert_id"]) for a in self.client(recipient).alerts())
             for s in self.sent:
                 if recipient in s.deliveries:
                     assert listed[(s.origin, s.alert_id)] == 1, (

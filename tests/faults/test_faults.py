@@ -166,7 +166,7 @@ def test_duplicate_and_reordered_delivery(cluster: Cluster, tmp_path: Path) -> N
         line for line in cluster.node_log("US").read_text().splitlines() if '"inbound_rejected"' in line
     ]
     assert len(refusals) == 3 and all('"out_of_sequence"' in line for line in refusals), refusals
-    listed = [a for a in cluster.client("US").call("list") if a["origin"] == "KR"]
+    listed = [a for a in cluster.client("US").alerts(origin="KR") if a["origin"] == "KR"]
     assert sorted(a["alert_id"] for a in listed) == sorted(s.alert_id for s in cluster.sent)
     # KR comes back and pushes its whole outbox: each is a duplicate at US,
     # answered with the receipt US already gave

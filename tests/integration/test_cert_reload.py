@@ -266,9 +266,9 @@ def test_sighup_reloads_a_running_node_process(fed: dict[Country, Path], tmp_pat
         )
         # Exchange continues both ways.
         to_us = kr.client.call("publish", msg_type="ALERT", status="TEST", info=alert_info())["alert_id"]
-        wait_for_sync(lambda: any(a["alert_id"] == to_us for a in processes["US"].client.call("list")))
+        wait_for_sync(lambda: any(a["alert_id"] == to_us for a in processes["US"].client.alerts()))
         to_kr = processes["US"].client.call("publish", msg_type="ALERT", status="TEST", info=alert_info())
-        wait_for_sync(lambda: any(a["alert_id"] == to_kr["alert_id"] for a in kr.client.call("list")))
+        wait_for_sync(lambda: any(a["alert_id"] == to_kr["alert_id"] for a in kr.client.alerts()))
         assert kr.process.poll() is None
     finally:
         for node in processes.values():

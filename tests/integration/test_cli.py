@@ -71,7 +71,7 @@ def wait_until(check, timeout: float = 15.0):  # type: ignore[no-untyped-def]
 
 
 def listed(config: Path) -> list[dict]:  # type: ignore[type-arg]
-    return json.loads(ewx("alert", "list", "--config", str(config), "--json").stdout)
+    return json.loads(ewx("alert", "list", "--config", str(config), "--json").stdout)["alerts"]
 
 
 def test_raise_ack_list_status_export_and_audit(cluster: dict[str, Path], tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def test_auto_publish_publishes_at_scan_what_the_config_names(tmp_path: Path) ->
             for d in json.loads(ewx("ews", "review", "--all", "--json", "--config", kr).stdout)
         }
         assert states == {"D-811292-202307-SEVERE": "draft", "D-811292-202308-EXTREME": "published"}
-        listed = json.loads(ewx("alert", "list", "--config", kr, "--json").stdout)
+        listed = json.loads(ewx("alert", "list", "--config", kr, "--json").stdout)["alerts"]
         assert [a["alert_id"] for a in listed] == [published[1]]
         again = json.loads(ewx("ews", "scan", "--config", kr, "--json").stdout)
         assert again["auto_published"] == {} and again["detections"][1]["state"] == "published"
@@ -142,7 +142,7 @@ def test_ingest_scan_approve_and_a_peer_sees_its_own_exposure(nodes: dict[str, P
         lambda: next(
             (
                 a
-                for a in json.loads(ewx("alert", "list", "--config", kr, "--json").stdout)
+                for a in json.loads(ewx("alert", "list", "--config", kr, "--json").stdout)["alerts"]
                 if a["alert_id"] == response
             ),
             None,

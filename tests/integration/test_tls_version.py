@@ -67,7 +67,7 @@ def test_a_node_speaks_tls13_and_refuses_a_tls12_client(
     alert_id = nodes["KR"].client.call("publish", msg_type="ALERT", status="TEST", info=alert_info())[
         "alert_id"
     ]
-    wait_until(lambda: any(a["alert_id"] == alert_id for a in nodes["US"].client.call("list")))
+    wait_until(lambda: any(a["alert_id"] == alert_id for a in nodes["US"].client.alerts()))
     log = (fed["KR"].parent / "node.log").read_text()
     assert "tls13_not_enforced" not in log
 
