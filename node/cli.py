@@ -421,19 +421,18 @@ def cmd_alert_consult(args: argparse.Namespace) -> int:
 
 
 def _since(value: str) -> datetime:
-    """An ISO 8601 UTC time, or -Nd / -Nh before now."""
-    amount = ascii_int(value[1:-1]) if value.startswith("-") and value[-1:] in ("d", "h") else None
+    """An ISO 8601 UTC time, or Nd / Nh: that long ago (a leading minus would read as a flag)."""
+    bare = value.removeprefix("-")
+    amount = ascii_int(bare[:-1]) if bare[-1:] in ("d", "h") else None
     if amount is not None:
         try:
-            return datetime.now(UTC) - (
-                timedelta(days=amount) if value[-1] == "d" else timedelta(hours=amount)
-            )
+            return datetime.now(UTC) - (timedelta(days=amount) if bare[-1] == "d" else timedelta(hours=amount))
         except OverflowError:
             raise argparse.ArgumentTypeError(f"{value!r} is before the calendar (year 1)") from None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time or -Nd/-Nh") from None
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time or Nd/Nh (days or hours ago)") from None
     if parsed.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{value!r} has no time zone; give Z or +00:00")
     return parsed.astimezone(UTC)
@@ -914,7 +913,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("--state", choices=ALERT_STATES, help="only alerts in this state")
     p.add_argument("--origin", type=_country, metavar="CC", help="only alerts from this node")
     p.add_argument(
-        "--since", type=_since, metavar="TIME", help="only alerts sent at or after TIME (ISO 8601 UTC or -Nd/-Nh)"
+        "--since", type=_since, metavar="TIME", help="only alerts sent at or after TIME (ISO 8601 UTC, or Nd/Nh: days or hours ago)"
     )
     p.add_argument(
         "--limit",

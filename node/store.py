@@ -168,7 +168,7 @@ _LISTING_INDICES: Final = """
 -- its `since` filter; the follow-ups of an alert (its state) by reference.
 CREATE INDEX IF NOT EXISTS alerts_by_log ON alerts (log_index);
 CREATE INDEX IF NOT EXISTS alerts_by_origin_log ON alerts (origin, log_index);
-CREATE INDEX IF NOT EXISTS alerts_by_sent ON alerts (sent_us);
+CREATE INDEX IF NOT EXISTS alerts_by_sent ON alerts (sent_us, log_index);
 CREATE INDEX IF NOT EXISTS alerts_by_reference ON alerts (ref_origin, ref_alert_id, msg_type);
 """
 
@@ -579,8 +579,19 @@ class Reads:
         so paging never repeats or skips one. `now_us` decides which alerts have
         expired (the caller's clock, not SQLite's).
         """
+        after = query.after
+        if query.since_us is not None:
+            # Start at the first alert sent since then (alerts_by_sent alone, covering):
+            # a scan in log order from the start would pass every older alert first.
+            first = self._conn.execute(
+                "SELECT MIN(log_index) FROM alerts INDEXED BY alerts_by_sent WHERE sent_us >= ?",
+                (query.since_us,),
+            ).fetchone()[0]
+            if first is None:
+                return [], False
+            after = max(after, int(first) - 1)
         where: list[str] = ["a.log_index > ?"]
-        args: list[int | str] = [query.after]
+        args: list[int | str] = [after]
         if query.origin is not None:
             where.append("a.origin = ?")
             args.append(query.origin)

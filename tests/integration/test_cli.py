@@ -252,3 +252,64 @@ def test_raise_fills_defaults_and_update_keeps_the_alerts_own_values() -> None:
     assert {name: getattr(raised, name) for name in RAISE_DEFAULTS} == RAISE_DEFAULTS
     updated = build_parser().parse_args(["alert", "update", "KR-1"])
     assert all(getattr(updated, name) is None for name in RAISE_DEFAULTS)  # None: carried over unchanged
+
+
+def test_alert_list_pages_and_filters_and_bad_flags_exit_2(federation: dict[str, Path]) -> None:
+    """issue 10, item 7: a page at a time, with its cursor; every bad flag value named, exit 2."""
+    import asyncio
+
+    from tests.factories import alert_info, running
+
+    config = str(federation["KR"])
+
+    def rows(*flags: str) -> list[str]:
+        return ewx("alert", "list", "--config", config, *flags).stdout.splitlines()
+
+    async def scenario() -> None:
+        async with running(federation["KR"]) as nodes:
+            service = nodes["KR"].service
+            ids = [service.publish(msg_type="ALERT", info=alert_info()).alert.alert_id for _ in range(3)]
+            cancel = service.publish(msg_type="CANCEL", reference=("KR", ids[0]), reason="ISSUED_IN_ERROR")
+
+            first = await asyncio.to_thread(rows, "--limit", "2")
+            assert [line.split()[0] for line in first[:2]] == ids[:2]
+            assert first[2].startswith("more: ewx alert list --after ")
+            cursor = first[2].split()[5]
+            rest = await asyncio.to_thread(rows, "--after", cursor)
+            assert [line.split()[0] for line in rest] == [ids[2], cancel.alert.alert_id]  # and no "more"
+
+            page = json.loads(
+                (
+                    await asyncio.to_thread(
+                        ewx, "alert", "list", "--config", config, "--json", "--limit", "2"
+                    )
+                ).stdout
+            )
+            assert [a["alert_id"] for a in page["alerts"]] == ids[:2]
+            assert page["more"] is True and page["next"] == cursor
+
+            cancelled = await asyncio.to_thread(rows, "--state", "cancelled")
+            assert len(cancelled) == 1 and cancelled[0].split()[0] == ids[0] and " cancelled " in cancelled[0]
+            assert await asyncio.to_thread(rows, "--origin", "us") == ["no alerts"]
+            assert len(await asyncio.to_thread(rows, "--since", "1d")) == 4
+            assert await asyncio.to_thread(rows, "--since", "2999-01-01T00:00:00Z") == ["no alerts"]
+
+            for flag, value in [
+                ("--limit", "0"),
+                ("--limit", "1001"),
+                ("--limit", "５"),
+                ("--after", "abc"),
+                ("--after", "-1"),
+                ("--since", "yesterday"),
+                ("--since", "99999999999d"),
+                ("--since", "2026-01-01T00:00:00"),
+                ("--state", "gone"),
+                ("--origin", "XX"),
+            ]:
+                done = await asyncio.to_thread(
+                    ewx, "alert", "list", "--config", config, flag, value, check=False
+                )
+                assert done.returncode == 2 and f"argument {flag}:" in done.stderr, (flag, value, done.stderr)
+                assert done.stdout == ""
+
+    asyncio.run(scenario())

@@ -466,3 +466,40 @@ def test_an_operator_request_line_over_the_bound_is_refused_and_closed(
                 assert (await asyncio.to_thread(sock.makefile("rb").readline)).startswith(b'{"ok": true')
 
     asyncio.run(scenario())
+
+
+def test_a_store_from_before_the_listing_columns_is_listed_and_filtered_after_a_restart(
+    federation: dict[Country, Path],
+) -> None:
+    import sqlite3
+
+    from node.config import NodeConfig
+    from node.store import _LISTING_COLUMNS, STORE_FILE
+
+    async def publish() -> list[str]:
+        async with running(federation["KR"]) as nodes:
+            service = nodes["KR"].service
+            ids = [service.publish(msg_type="ALERT", info=alert_info()).alert.alert_id for _ in range(3)]
+            service.publish(msg_type="CANCEL", reference=("KR", ids[1]), reason="ISSUED_IN_ERROR")
+            return ids
+
+    ids = asyncio.run(publish())
+    # Back to the alerts table's first layout: no listing columns, none of their indices.
+    with sqlite3.connect(NodeConfig.load(federation["KR"]).data_dir / STORE_FILE) as conn:
+        for (index,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'alerts'"
+        ).fetchall():
+            if not index.startswith("sqlite_autoindex") and index != "alerts_by_type":
+                conn.execute(f"DROP INDEX {index}")
+        for name, _kind in _LISTING_COLUMNS:
+            conn.execute(f"ALTER TABLE alerts DROP COLUMN {name}")
+
+    async def listed() -> None:
+        async with running(federation["KR"]) as nodes:
+            client = OperatorClient(nodes["KR"].config.operator_socket)
+            cancelled = await asyncio.to_thread(client.call, "list", state="cancelled")
+            assert [a["alert_id"] for a in cancelled["alerts"]] == [ids[1]]
+            active = await asyncio.to_thread(client.alerts, state="active", since="2000-01-01T00:00:00Z")
+            assert [a["alert_id"] for a in active][:2] == [ids[0], ids[2]]
+
+    asyncio.run(listed())
