@@ -301,7 +301,10 @@ class OperatorServer:
                 return
             if not line:
                 return
-            writer.write(self._reply(await self._dispatch(line)))
+            reply = await self._dispatch(line)
+            # A page of a thousand alerts is over a megabyte of JSON: encoded in a
+            # worker thread too, like the reads that made it.
+            writer.write(await self._off_loop(self._reply, reply))
             await asyncio.wait_for(writer.drain(), self._idle_seconds)
 
     @staticmethod

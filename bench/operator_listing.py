@@ -1,0 +1,130 @@
+"""Operator listings beside peer traffic (issue 10, item 7): a page's cost, and a Deliver's while pages are read.
+
+The issue measured `ewx alert list` over 20,000 alerts at 0.9 s and 11 MB, on
+the event loop, while a peer's Deliver took 925 ms instead of 1 ms. In one run
+this:
+
+1. makes a development federation and publishes --alerts alerts at KR
+   (directly through its NodeService: the store is what is measured);
+2. starts KR (a real NodeRuntime: gRPC over mTLS, the operator socket) and
+   times one-alert Delivers from US, one after the other, with nothing else
+   running: the baseline;
+3. times the same Delivers while a thread pages through every alert over the
+   operator socket, again and again, at --page alerts a page (default the
+   largest, OPERATOR_PAGE_MAX), and reports each page's time and size as the CLI receives it.
+
+It prints the figures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.factories when run as a script
+
+from gateway import rpc
+from gateway.runtime import NodeRuntime
+from node import limits
+from node.config import NodeConfig
+from node.logs import configure
+from node.operator import OperatorClient
+from node.service import NodeService
+from node.wire import ewx_pb2 as pb
+from tests.factories import alert_info, alert_payload, envelope, make_federation, peer_channel
+
+
+def fill(config: Path, n: int) -> None:
+    service = NodeService.open(NodeConfig.load(config))
+    info = alert_info()
+    for _ in range(n):
+        service.publish(msg_type="ALERT", status="TEST", info=info, recipients=["JP"])
+    service.close()
+
+
+def pages(path: Path, page_size: int, stop: threading.Event, timings: list[tuple[float, int]]) -> None:
+    client = OperatorClient(path)
+    while not stop.is_set():
+        after = None
+        while not stop.is_set():
+            start = time.perf_counter()
+            args = {"limit": page_size, **({"after": after} if after else {})}
+            page = client.call("list", **args)
+            timings.append((time.perf_counter() - start, len(page["alerts"])))
+            if not page["more"]:
+                break
+            after = page["next"]
+
+
+async def delivers(fed: dict[str, Path], first_seq: int, n: int) -> list[float]:
+    took = []
+    async with peer_channel(fed["KR"], fed["US"]) as channel:
+        deliver = channel.unary_unary(rpc.DELIVER)
+        for seq in range(first_seq, first_seq + n):
+            payload = alert_payload("US", {"KR": seq}, alert_id=f"US-B-{seq}")
+            request = pb.DeliverRequest(envelope=envelope(fed["US"], payload)).SerializeToString()
+            start = time.perf_counter()
+            await deliver(request, timeout=10)
+            took.append(time.perf_counter() - start)
+    return took
+
+
+def summary(name: str, seconds: list[float]) -> str:
+    ms = sorted(s * 1000 for s in seconds)
+    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+    return f"{name}: n={len(ms)} p50={statistics.median(ms):.2f} ms p99={p99:.2f} ms max={ms[-1]:.2f} ms"
+
+
+async def run(alerts: int, n: int, page_size: int) -> None:
+    fed = make_federation(Path(tempfile.mkdtemp()) / "fed")
+    start = time.perf_counter()
+    fill(fed["KR"], alerts)
+    print(f"published {alerts} alerts at KR in {time.perf_counter() - start:.1f} s")
+    runtime = NodeRuntime(NodeConfig.load(fed["KR"]))
+    await runtime.start()
+    try:
+        print(summary("Deliver, nothing else running", await delivers(fed, 1, n)))
+        stop, timings = threading.Event(), list[tuple[float, int]]()
+        lister = threading.Thread(
+            target=pages, args=(runtime.config.operator_socket, page_size, stop, timings)
+        )
+        lister.start()
+        try:
+            while not timings:  # noqa: ASYNC110 - the lister has begun its first page
+                await asyncio.sleep(0.01)
+            during = await delivers(fed, n + 1, n)
+        finally:
+            stop.set()
+            await asyncio.to_thread(lister.join)
+        print(summary(f"Deliver, while pages of {page_size} were read", during))
+        print(summary("one page over the operator socket", [t for t, _ in timings]))
+        print(f"pages read meanwhile: {len(timings)} ({sum(c for _, c in timings)} alerts)")
+    finally:
+        await runtime.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=20_000, help="alerts stored at KR (default 20,000)")
+    parser.add_argument(
+        "--delivers", type=int, default=300, help="Delivers timed in each phase (default 300)"
+    )
+    parser.add_argument(
+        "--page",
+        type=int,
+        default=limits.OPERATOR_PAGE_MAX,
+        help="alerts a page (default: the largest allowed)",
+    )
+    args = parser.parse_args()
+    configure(level="warning")
+    asyncio.run(run(args.alerts, args.delivers, args.page))
+
+
+if __name__ == "__main__":
+    main()
