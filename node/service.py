@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from node import limits
 from node.clock import Clock, iso, utc_now
 from node.config import NodeConfig
-from node.convert import alert_to_bytes, encode, receipt_to_bytes, timestamp
+from node.convert import alert_to_bytes, encode, member, receipt_to_bytes, timestamp
 from node.errors import (
     Equivocation,
     InboundRejected,
@@ -715,7 +715,10 @@ class NodeService(Witnessing, TrustUpdating, Views):
             alert = pb.Alert.FromString(payload)
         except DecodeError:
             return False
-        stored = self.store.alert(pb.Country.Name(alert.origin), alert.alert_id)  # type: ignore[arg-type]
+        origin = member(alert.origin)
+        if origin is None:  # not a federation member's alert: refused by the checks, never stored
+            return False
+        stored = self.store.alert(origin, alert.alert_id)
         return stored is not None and stored.digest == digest(payload)
 
     def catch_up(self, *, requester: Country, origin: Country, after_seq: int, limit: int) -> list[bytes]:

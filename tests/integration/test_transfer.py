@@ -9,8 +9,8 @@ import pytest
 
 from node.cli import main as ewx
 from node.ids import Country
-from node.transfer import MAGIC, read_transfer
-from tests.factories import alert_info, running, wait_for
+from node.transfer import MAGIC, read_transfer, write_transfer
+from tests.factories import alert_info, alert_payload, envelope, running, wait_for
 
 
 def test_export_import_is_checked_idempotent_and_later_receipted(
@@ -102,5 +102,35 @@ def test_a_tampered_transfer_stores_nothing_from_the_bad_alert_on(
             assert code == 1  # one alert refused: the operator is told
             assert us.store.last_seq("KR", "US") == 1  # the first alert, not the forged second
             assert us.store.count("alerts") == 1
+
+    asyncio.run(scenario())
+
+
+def test_an_envelope_of_no_federation_member_is_refused_not_an_internal_error(
+    federation: dict[Country, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 10, item 14: an alert whose origin is no known country once read as "internal error"."""
+    from node.wire import ewx_pb2 as pb
+
+    transfer = tmp_path / "stranger.ewxoutbox"
+    payload = pb.Alert.FromString(alert_payload("KR", {"US": 1}))
+    payload.origin = 99  # a Country value the schema does not have
+    write_transfer(
+        transfer,
+        origin="KR",
+        recipient="US",
+        envelopes=[envelope(federation["KR"], payload.SerializeToString(deterministic=True))],
+    )
+
+    async def scenario() -> None:
+        async with running(federation["US"]) as nodes:
+            code = await asyncio.to_thread(
+                ewx, ["outbox", "import", str(transfer), "--config", str(federation["US"])]
+            )
+            captured = capsys.readouterr()
+            assert code == 1, captured
+            assert "internal error" not in captured.err + captured.out
+            assert "1 alerts failed the checks" in captured.err
+            assert nodes["US"].service.store.count("alerts") == 0
 
     asyncio.run(scenario())
