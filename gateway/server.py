@@ -33,9 +33,9 @@ from grpc import aio
 
 from gateway import rpc
 from gateway.admission import PeerAdmission, StreamStalled, StreamTooLong
-from gateway.status_map import status_for, trailers_for
+from gateway.status_map import REASON_TRAILER, STORE_FULL, status_for, trailers_for
 from node.convert import member
-from node.errors import InboundRejected, Malformed, TooLarge, UnauthenticatedPeer
+from node.errors import InboundRejected, Malformed, StoreFull, TooLarge, UnauthenticatedPeer
 from node.identity import node_id_from_certificate
 from node.ids import Country
 from node.limits import MAX_CATCHUP_TRUST_UPDATES, MAX_ENVELOPE_BYTES, MAX_TRUST_UPDATE_BYTES
@@ -166,6 +166,11 @@ class FederationServicer:
             await context.abort(status_for(exc), str(exc))
         except aio.AbortError:
             raise
+        except StoreFull as exc:
+            status, reason = STORE_FULL
+            log.error("store_full", node=self._service.me, peer=peer, method=method, error=str(exc))
+            context.set_trailing_metadata(((REASON_TRAILER, reason),))
+            await context.abort(status, "store is full; nothing was written; retry later")
         except Exception:
             correlation = uuid.uuid4().hex
             log.exception(

@@ -47,6 +47,10 @@ STATUS_OF: Final[dict[type[errors.InboundRejected], grpc.StatusCode]] = {
     witness.InconsistentCheckpoint: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
+STORE_FULL: Final = (grpc.StatusCode.UNAVAILABLE, "store_full")
+"""A full store (`errors.StoreFull`) is no refusal of the message: nothing was written or
+acknowledged, and UNAVAILABLE is what a sender's backoff retries."""
+
 
 def status_for(exc: errors.InboundRejected) -> grpc.StatusCode:
     """The status for a refusal; the most specific class in the table wins."""

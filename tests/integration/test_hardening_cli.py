@@ -286,3 +286,35 @@ def test_a_full_store_reads_as_store_is_full_at_the_operator(federation: Fed) ->
             assert "internal error" not in str(refused.value)
 
     asyncio.run(scenario())
+
+
+def test_a_full_store_answers_a_peer_unavailable_store_full_and_takes_the_retry(federation: Fed) -> None:
+    """A peer's Deliver to a full store: nothing written or acknowledged, a status the
+    sender retries (not INTERNAL with a correlation id), and the retry stored once space is back."""
+    import grpc
+
+    from tests.factories import alert_payload
+    from tests.integration.test_hostile_matrix import _signed, deliver_as, identity_of, receipt_of, stored
+
+    requests = [_signed(federation, alert_payload("KR", {"US": seq})) for seq in range(1, 61)]
+    kr = identity_of(federation["KR"])
+
+    async def scenario() -> None:
+        async with running(federation["US"]) as nodes:
+            us = nodes["US"].service
+            conn = us.store._conn
+            conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+            for request in requests:  # until the free pages run out
+                before = stored(us)
+                outcome = await deliver_as(federation["US"], kr, request)
+                if outcome.code != grpc.StatusCode.OK:
+                    break
+            assert (outcome.code, outcome.reason) == (grpc.StatusCode.UNAVAILABLE, "store_full"), outcome
+            assert "store is full" in outcome.details
+            assert stored(us) == before  # nothing written, nothing acknowledged
+            conn.execute("PRAGMA max_page_count = 1073741823")
+            retried = await deliver_as(federation["US"], kr, request)
+            assert retried.code == grpc.StatusCode.OK and receipt_of(retried)
+            assert us.store.last_seq("KR", "US") == requests.index(request) + 1
+
+    asyncio.run(scenario())
