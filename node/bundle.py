@@ -48,6 +48,8 @@ MAX_RECORD_BYTES: Final = 64 * 1024
 class BundleError(EwxError, ValueError):
     """A file that is not a readable bundle (audit exit code 2)."""
 
+    exit_code = 2  # a bad input file, as a bad flag
+
 
 @dataclass(frozen=True, slots=True)
 class Bundle:

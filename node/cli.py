@@ -16,11 +16,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeAlias
 
-from node.bundle import BundleError
 from node.cli_rotation import add_rotation_commands
 from node.config import NodeConfig
 from node.digits import ascii_int, cli_int
-from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
+from node.errors import EwxError, RefusedOperation, UsageError
 from node.ews.cli import CliParts, add_ews_commands
 from node.ids import COUNTRIES, Country, as_country
 from node.limits import OPERATOR_PAGE_DEFAULT, OPERATOR_PAGE_MAX
@@ -1029,12 +1028,9 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (UsageError, ConfigError, BundleError) as exc:
-        print(f"ewx: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except EwxError as exc:
-        print(f"ewx: refused: {exc}", file=sys.stderr)
-        return EXIT_FINDING
+    except EwxError as exc:  # its class says how it ends (node/errors.py)
+        print(f"ewx: {'error' if exc.exit_code == EXIT_USAGE else 'refused'}: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (`ewx ... | head`): not an error of ours

@@ -7,17 +7,41 @@ every refusal is logged with the peer, the reason and the message id.
 
 from __future__ import annotations
 
+from typing import ClassVar, Final
+
 
 class EwxError(Exception):
-    """Base of every error this package raises on purpose."""
+    """Base of every error this package raises on purpose.
+
+    Each class carries its outcome, so the CLI and the operator socket read the
+    same facts: `exit_code` is what `ewx` exits with, `operator_kind` the error
+    kind an operator reply names (the client raises the class of that kind again,
+    so an error exits the same whether the CLI or the node raised it).
+    """
+
+    exit_code: ClassVar[int] = 1
+    operator_kind: ClassVar[str] = "refused"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        # A caller's-fault error that names no kind of its own travels as one of usage,
+        # so it exits 2 from both sides; the rest inherit their parent's kind.
+        if "operator_kind" not in cls.__dict__ and cls.exit_code == 2 and cls.operator_kind == "refused":
+            cls.operator_kind = "usage"
 
 
 class ConfigError(EwxError):
     """A configuration, trust or key file is missing or invalid (operator's fault)."""
 
+    exit_code = 2
+    operator_kind = "config"
+
 
 class UsageError(EwxError):
     """A CLI or operator-API request is malformed (caller's fault)."""
+
+    exit_code = 2
+    operator_kind = "usage"
 
 
 class RefusedOperation(EwxError):
@@ -27,9 +51,13 @@ class RefusedOperation(EwxError):
 class StoreError(EwxError):
     """The local store is unusable or its contents are inconsistent."""
 
+    operator_kind = "store"
+
 
 class StoreFull(StoreError):
     """The disk under the store is full (SQLite: "database or disk is full"); nothing was written."""
+
+    operator_kind = "store_full"
 
 
 # ------------------------------------------------------------------ inbound
@@ -163,3 +191,15 @@ class TrustUpdateOutOfOrder(TrustUpdateRejected):
     def __init__(self, message: str, *, expected: int) -> None:
         super().__init__(message)
         self.expected = expected
+
+
+# ------------------------------------------------------------------ outcomes
+OPERATOR_ERRORS: Final[dict[str, type[EwxError]]] = {
+    cls.operator_kind: cls for cls in (UsageError, ConfigError, RefusedOperation, StoreError, StoreFull)
+}
+"""The class an operator client raises for each error kind a reply names (else RefusedOperation)."""
+
+
+def operator_error(kind: object, message: str) -> EwxError:
+    """The error an operator reply of `kind` stands for, with the node's message."""
+    return OPERATOR_ERRORS.get(str(kind), RefusedOperation)(message)

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node import limits
 from node.digits import ascii_int
-from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
+from node.errors import ConfigError, EwxError, RefusedOperation, UsageError, operator_error
 from node.ids import Country, as_country
 from node.limits import MAX_ALERT_ID_CHARS, MAX_IDEMPOTENCY_KEY_CHARS, MAX_OPERATOR_REQUEST_BYTES
 from node.service import NodeService
@@ -327,10 +327,8 @@ class OperatorServer:
             return _error("usage", "request is not valid UTF-8 JSON")
         except RecursionError:
             return _error("usage", "request is nested too deeply")
-        except UsageError as exc:
-            return _error("usage", str(exc))
-        except (RefusedOperation, EwxError) as exc:
-            return _error("refused", str(exc))
+        except EwxError as exc:
+            return _error(type(exc).operator_kind, str(exc))
         except Exception:
             correlation = uuid.uuid4().hex
             log.exception("operator_internal_error", node=self._service.me, correlation_id=correlation)
@@ -468,9 +466,7 @@ class OperatorClient:
             return reply.get("result")
         error = reply.get("error") or {}
         message = str(error.get("message", "unknown error"))
-        if error.get("kind") == "usage":
-            raise UsageError(message)
-        raise RefusedOperation(message)
+        raise operator_error(error.get("kind"), message)
 
     def alerts(self, **filters: Any) -> list[dict[str, Any]]:
         """Every alert the `list` filters select, one page per request (for scripts and tests)."""

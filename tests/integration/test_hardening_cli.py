@@ -273,14 +273,14 @@ def test_a_time_beyond_the_calendar_is_a_usage_error(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- item 14: a full disk at the operator
 def test_a_full_store_reads_as_store_is_full_at_the_operator(federation: Fed) -> None:
-    from node.errors import RefusedOperation
+    from node.errors import StoreFull
 
     async def scenario() -> None:
         async with running(federation["KR"]) as nodes:
             conn = nodes["KR"].service.store._conn
             conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
             client = OperatorClient(nodes["KR"].config.operator_socket)
-            with pytest.raises(RefusedOperation, match="store is full") as refused:
+            with pytest.raises(StoreFull, match="store is full") as refused:
                 for _ in range(50):
                     await asyncio.to_thread(client.call, "publish", msg_type="ALERT", info=alert_info())
             assert "internal error" not in str(refused.value)
