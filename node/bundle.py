@@ -154,9 +154,7 @@ def read_bundle(path: Path) -> Bundle:
     Entry contents are not judged here: a damaged entry is an audit finding,
     not an unreadable file.
     """
-    data = read_bounded(path, MAX_BUNDLE_BYTES, what="log bundle", error=BundleError)
-    if not data.startswith(MAGIC):
-        raise BundleError(f"{path} is not an EWX log bundle (bad magic)")
+    data = read_bounded(path, MAX_BUNDLE_BYTES, what="log bundle", error=BundleError, magic=MAGIC)
     header: pb.BundleHeader | None = None
     entries: list[bytes] = []
     history: list[str] = []

@@ -24,16 +24,52 @@ LOCK_FILE: Final = "node.lock"
 """In the data directory: held (flock, exclusive) by the one node that runs on it."""
 
 
-def read_bounded(path: Path, limit: int, *, what: str, error: type[EwxError]) -> bytes:
-    """The bytes of `path`, at most `limit`; `error` naming `what` and the path otherwise."""
+def read_bounded(
+    path: Path, limit: int, *, what: str, error: type[EwxError], magic: bytes | None = None
+) -> bytes:
+    """The bytes of `path`, at most `limit`; `error` naming `what` and the path otherwise.
+
+    Judged before the bytes are read: the path must be a regular file (a device
+    such as /dev/zero, a FIFO that would block, or a folder is refused), no
+    larger than `limit` by its size, and begin with `magic` when one is given, so
+    a wrong path costs one stat and a few bytes, never a read of gigabytes.
+    """
     try:
-        with path.open("rb") as stream:
-            data = stream.read(limit + 1)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise error(f"{what} {path}: cannot read it: {exc.strerror or exc}") from None
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(descriptor)
+        raise error(f"{what} {path}: cannot read it: not a regular file ({_file_type(info.st_mode)})")
+    with os.fdopen(descriptor, "rb") as stream:
+        if info.st_size > limit:
+            raise error(f"{what} {path}: larger than {limit} bytes ({info.st_size} bytes)")
+        os.set_blocking(descriptor, True)
+        try:
+            if magic is not None and stream.read(len(magic)) != magic:
+                raise error(f"{path} is not an EWX {what} (bad magic)")
+            # One byte past the limit: a file that grew since the stat is still caught.
+            data = (magic or b"") + stream.read(limit + 1 - len(magic or b""))
+        except OSError as exc:
+            raise error(f"{what} {path}: cannot read it: {exc.strerror or exc}") from None
     if len(data) > limit:
         raise error(f"{what} {path}: larger than {limit} bytes")
     return data
+
+
+def _file_type(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def write_atomically(path: Path, data: bytes, *, mode: int) -> None:

@@ -66,9 +66,7 @@ def write_transfer(
 
 def read_transfer(path: Path) -> Transfer:
     """Read a transfer file; TransferError names what is wrong with it."""
-    data = read_bounded(path, MAX_TRANSFER_BYTES, what="outbox transfer", error=TransferError)
-    if not data.startswith(MAGIC):
-        raise TransferError(f"{path} is not an EWX outbox transfer (bad magic)")
+    data = read_bounded(path, MAX_TRANSFER_BYTES, what="outbox transfer", error=TransferError, magic=MAGIC)
     header: pb.TransferHeader | None = None
     envelopes: list[bytes] = []
     try:

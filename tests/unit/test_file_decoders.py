@@ -67,10 +67,46 @@ def test_bounded_reads_refuse_endless_input_that_stat_calls_empty(tmp_path: Path
     from node.errors import UsageError
     from node.files import read_bounded
 
-    with pytest.raises(UsageError, match=r"log bundle /dev/zero: larger than 4096 bytes"):
+    with pytest.raises(UsageError, match=r"log bundle /dev/zero: cannot read it: not a regular file \(a character device\)"):
         read_bounded(Path("/dev/zero"), 4096, what="log bundle", error=UsageError)
     with pytest.raises(UsageError, match="cannot read it"):
         read_bounded(tmp_path / "missing", 4096, what="log bundle", error=UsageError)
     small = tmp_path / "small"
     small.write_bytes(b"x" * 4096)
     assert read_bounded(small, 4096, what="log bundle", error=UsageError) == b"x" * 4096
+
+
+def test_bounded_reads_judge_type_size_and_magic_before_reading(tmp_path: Path) -> None:
+    """Issue 10, item 10: `audit verify /dev/zero` read 4.25 GB before it said "too large"."""
+    import os
+    import tracemalloc
+
+    from node.bundle import MAGIC, MAX_BUNDLE_BYTES, BundleError, read_bundle
+    from node.transfer import TransferError, read_transfer
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # no writer: opening it for reading would block forever
+    with pytest.raises(BundleError, match=r"fifo: cannot read it: not a regular file \(a FIFO\)"):
+        read_bundle(fifo)
+    with pytest.raises(TransferError, match=r"not a regular file \(a folder\)"):
+        read_transfer(tmp_path)
+    with pytest.raises(BundleError, match="not a regular file"):
+        read_bundle(Path("/dev/zero"))
+
+    huge = tmp_path / "huge.ewxlog"  # sparse: the right magic, then more than the limit
+    with huge.open("wb") as out:
+        out.write(MAGIC)
+        out.truncate(MAX_BUNDLE_BYTES + 1)
+    not_a_bundle = tmp_path / "big.bin"  # sparse, under the limit, wrong magic
+    with not_a_bundle.open("wb") as out:
+        out.truncate(256 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(BundleError, match=rf"larger than {MAX_BUNDLE_BYTES} bytes"):
+            read_bundle(huge)
+        with pytest.raises(BundleError, match="bad magic"):
+            read_bundle(not_a_bundle)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"{peak} bytes held to refuse files it need not read"
