@@ -129,6 +129,7 @@ from node.convert import DecodeFailure, alert_from_bytes, from_timestamp, parse_
 from node.convert import member as _member
 from node.digits import ascii_int
 from node.errors import TrustUpdateRejected, UsageError
+from node.identity import witness_name
 from node.ids import COUNTRIES, Country, Digest
 from node.merkle import leaf_hash, root_from_leaf_hashes
 from node.models import Alert, Receipt
@@ -733,7 +734,23 @@ def _check_cosignatures(
     node: Country, note: SignedNote, cp: Checkpoint, trust: Trust, findings: _Findings
 ) -> None:
     witnesses = [key for member in trust.countries for key in trust.keys_of(member, "witness")]
+    witness_names = {witness_name(member): member for member in trust.countries}
     for line in note.signatures:
+        member = witness_names.get(line.name)
+        if member is not None and not any(
+            note_key_hash(line.name, key.verifying_key(), SIG_TYPE_COSIGNATURE_V1) == line.key_hash
+            for key in trust.keys_of(member, "witness")
+        ):
+            # A witness's name with a key hash of no key of theirs (a flipped byte, a forged
+            # line) would otherwise count for nothing and vanish from the report.
+            findings.add(
+                node,
+                None,
+                "bad_cosignature",
+                f"cosignature {line.name!r} names {member}'s witness but its key hash matches no "
+                f"witness key of {member} in the trust file",
+            )
+            continue
         for key in witnesses:
             try:
                 key_hash = note_key_hash(line.name, key.verifying_key(), SIG_TYPE_COSIGNATURE_V1)

@@ -69,11 +69,16 @@ def roots_at(entries: Sequence[bytes], sizes: set[int]) -> dict[int, bytes]:
 
 
 def _claimed_witnesses(signed: SignedNote, trust: Trust) -> dict[Country, bool]:
-    """Peers whose witness key hash appears on the note (True) — to tell a missing
-    cosignature from a bad one."""
+    """Peers that a signature line on the note claims as its witness, to tell a missing
+    cosignature from a bad one: True if the line's key hash is one of the peer's witness
+    keys, False if only its key name is the peer's (a key hash that matches no key, such as
+    a flipped byte, must be a finding, not a line that silently does not count)."""
     present = {s.key_hash for s in signed.signatures}
+    names = {s.name for s in signed.signatures}
     claimed: dict[Country, bool] = {}
     for country in trust.countries:
+        if witness_name(country) in names:
+            claimed[country] = False
         for key in trust.keys_of(country, "witness"):
             hashed = note_key_hash(witness_name(country), trust.public_key(key), SIG_TYPE_COSIGNATURE_V1)
             if hashed in present:
@@ -130,12 +135,11 @@ def history_findings(bundle: Bundle, *, trust: Trust) -> list[CheckpointFinding]
         for peer in peers_of(node):
             when = verify_witness_cosignature(note, witness_node=peer, trust=trust, checkpoint=cp)
             if when is None:
-                if claimed.get(peer):
+                if peer in claimed:
+                    why = "does not verify" if claimed[peer] else "names no witness key of theirs (key hash)"
                     findings.append(
                         CheckpointFinding(
-                            node,
-                            "bad_cosignature",
-                            f"{peer}'s cosignature on checkpoint {cp.size} does not verify",
+                            node, "bad_cosignature", f"{peer}'s cosignature on checkpoint {cp.size} {why}"
                         )
                     )
                 continue

@@ -449,6 +449,13 @@ def test_cosignatures(fed: Fed, tmp_path: Path) -> None:
     bad_line = f"{name} {base64.b64encode(bytes(raw)).decode()}\n"
     bad = verify(fed, rebuild(fed, tmp_path, "KR", entries, checkpoint=checkpoint + bad_line))
     assert errors(bad) == [("KR", None, "bad_cosignature")]
+    # Issue 10, item 9: a flipped byte in the key hash made the line count for nothing.
+    raw = bytearray(base64.b64decode(encoded))
+    raw[0] ^= 0x01
+    hash_line = f"{name} {base64.b64encode(bytes(raw)).decode()}\n"
+    flipped = verify(fed, rebuild(fed, tmp_path, "KR", entries, checkpoint=checkpoint + hash_line))
+    assert errors(flipped) == [("KR", None, "bad_cosignature")]
+    assert "key hash matches no witness key of JP" in str(flipped.findings)
 
 
 def _with_key_validity(trust: Trust, cc: Country, purpose: str, not_before: str, not_after: str) -> Trust:
@@ -764,3 +771,33 @@ def test_verify_loaded_never_raises(fed: Fed, entry_strategy: st.SearchStrategy[
         json.dumps(report.to_json())
 
     check()
+
+
+def test_a_history_cosignature_with_a_flipped_key_hash_is_a_finding(fed: Fed) -> None:
+    """Issue 10, item 9: matched by key hash only, such a line used to count for nothing."""
+    from node.audit_checkpoints import history_findings
+
+    entries = fed.entries("KR")
+    cp = Checkpoint(
+        origin=fed.bundles["KR"].log_origin,
+        size=len(entries),
+        root_hash=root_from_leaf_hashes([leaf_hash(e) for e in entries]),
+    )
+    note = sign_log(fed, "KR", entries)
+    line = cosign(
+        cp,
+        name="ewx.us.node/witness",
+        private_key=fed.signers["US"]["witness"].private_key,
+        timestamp=1_800_000_000,
+    )
+    name, encoded = line.rstrip("\n").rsplit(" ", 1)
+    raw = bytearray(base64.b64decode(encoded))
+    raw[0] ^= 0x01
+    flipped = f"{name} {base64.b64encode(bytes(raw)).decode()}\n"
+    trust = fed.trust
+    good = history_findings(replace(fed.bundles["KR"], entries=entries, history=[note + line]), trust=trust)
+    bad = history_findings(replace(fed.bundles["KR"], entries=entries, history=[note + flipped]), trust=trust)
+    assert "bad_cosignature" not in {f.kind for f in good}
+    assert [f.detail for f in bad if f.kind == "bad_cosignature"] == [
+        f"US's cosignature on checkpoint {cp.size} names no witness key of theirs (key hash)"
+    ]
