@@ -51,6 +51,8 @@ Per log, index None:
     unknown_key               no log key of the node in the trust file signed the
                               checkpoint
     expired_key               the checkpoint's log key was not valid at export time
+    export_time_mismatch      the header's export time is not the one the export
+                              checkpoint signs (its `ewx-exported-at` line)
 
 Per entry:
     malformed_entry           not a canonical LogEntry, a kind or field layout that
@@ -124,7 +126,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, NamedTuple
 
 from node.audit_checkpoints import history_findings, witnessed_findings
-from node.bundle import Bundle, BundleError, read_bundle
+from node.bundle import Bundle, BundleError, read_bundle, signed_export_time
 from node.convert import DecodeFailure, alert_from_bytes, from_timestamp, parse_canonical, receipt_from_bytes
 from node.convert import member as _member
 from node.digits import ascii_int
@@ -179,6 +181,7 @@ KINDS: Final[dict[str, str]] = {
     "unpublished": "(info) the newest checkpoint lacks a peer's cosignature",
     "size_mismatch": "the bundle header's size differs from its number of entries",
     "root_mismatch": "the root recomputed from the entries differs from the signed checkpoint",
+    "export_time_mismatch": "the header's export time differs from the one the export checkpoint signs",
     "bad_checkpoint_signature": "the checkpoint is malformed or its log signature does not verify",
     "bad_cosignature": "a witness cosignature on the checkpoint does not verify",
     "unknown_key": "a signature by a key that is not in the trust file",
@@ -676,6 +679,17 @@ def _check_tree(bundle: Bundle, trust: Trust, findings: _Findings) -> LogSummary
             f"checkpoint says size {cp.size} root {_short(cp.root_hash)}, the entries give "
             f"size {size} root {_short(root)}",
         )
+    signed_at = signed_export_time(cp.extensions)
+    if isinstance(signed_at, str) or (signed_at is not None and signed_at != bundle.exported_at):
+        findings.add(
+            node,
+            None,
+            "export_time_mismatch",
+            signed_at
+            if isinstance(signed_at, str)
+            else f"the header says exported {_iso(bundle.exported_at)}, the signed checkpoint {_iso(signed_at)}",
+        )
+        verified = False
     _check_cosignatures(node, note, cp, trust, findings)
     return LogSummary(
         node=node,

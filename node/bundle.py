@@ -103,9 +103,35 @@ def write_bundle(
     out.write(frame(pb.BundleRecord(checkpoint=checkpoint)))
 
 
-def export_bundle(
-    config: NodeConfig, out: Path, *, now: datetime | None = None, force: bool = False
-) -> int:
+EXPORT_TIME_PREFIX: Final = "ewx-exported-at "
+"""The export checkpoint's one extension line: the export time, under the log key's signature.
+
+The header's `exported_at` is covered by no signature; the audit holds it to
+this line (moving it would make a replay show every alert expired, or hide an
+expired key). Bundles written before the line existed carry none."""
+
+
+def export_time_line(at: datetime) -> str:
+    """`ewx-exported-at 2026-12-02T23:41:16.123456Z`: UTC, to the microsecond (as the header keeps it)."""
+    return EXPORT_TIME_PREFIX + at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def signed_export_time(extensions: tuple[str, ...]) -> datetime | str | None:
+    """The export time the checkpoint's extension line signs, None without one, or why it is bad."""
+    lines = [e for e in extensions if e.startswith(EXPORT_TIME_PREFIX)]
+    if not lines:
+        return None
+    if len(lines) > 1:
+        return "the checkpoint names its export time more than once"
+    try:
+        return datetime.strptime(lines[0][len(EXPORT_TIME_PREFIX) :], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=UTC
+        )
+    except ValueError:
+        return f"the checkpoint's export time line {lines[0][:80]!r} is not a UTC time"
+
+
+def export_bundle(config: NodeConfig, out: Path, *, now: datetime | None = None, force: bool = False) -> int:
     """Export the node's whole log to `out` (atomically, node/files.atomic_output); returns its size.
 
     An existing file at `out` is replaced only with `force`.
@@ -119,8 +145,14 @@ def export_bundle(
         # The log key may have been rotated since the trust file was written.
         signer = config.load_signers(trust_with_updates(config, config.load_trust(), store))["log"]
         size, root = store.log_size, store.log_root()
+        exported_at = (now or datetime.now(UTC)).astimezone(UTC)
         checkpoint = sign_checkpoint(
-            Checkpoint(origin=config.log_origin, size=size, root_hash=root),
+            Checkpoint(
+                origin=config.log_origin,
+                size=size,
+                root_hash=root,
+                extensions=(export_time_line(exported_at),),
+            ),
             name=config.log_origin,
             private_key=signer.private_key,
         )
@@ -132,7 +164,7 @@ def export_bundle(
                 entries=(e for _, e in store.log_entries(0, size)),
                 size=size,
                 checkpoint=checkpoint,
-                exported_at=now or datetime.now(UTC),
+                exported_at=exported_at,
                 history=[note for cp_size, _, note in store.checkpoints() if cp_size <= size],
                 witnessed=[(node, note) for node, _, _, note in store.witnessed()],
             )

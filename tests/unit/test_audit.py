@@ -801,3 +801,34 @@ def test_a_history_cosignature_with_a_flipped_key_hash_is_a_finding(fed: Fed) ->
     assert [f.detail for f in bad if f.kind == "bad_cosignature"] == [
         f"US's cosignature on checkpoint {cp.size} names no witness key of theirs (key hash)"
     ]
+
+
+def test_a_moved_export_time_is_a_finding(fed: Fed, tmp_path: Path) -> None:
+    """Issue 10, item 9: the header's export time was covered by no signature."""
+    from node.bundle import signed_export_time
+    from node.note import parse_checkpoint, parse_signed_note
+
+    original = fed.bundles["KR"]
+    signed = signed_export_time(parse_checkpoint(parse_signed_note(original.checkpoint).body).extensions)
+    assert signed == original.exported_at  # every export signs its own time
+
+    def with_time(at: datetime) -> Path:
+        buffer = io.BytesIO()
+        write_bundle(
+            buffer,
+            node="KR",
+            log_origin=original.log_origin,
+            entries=iter(fed.entries("KR")),
+            size=len(original.entries),
+            checkpoint=original.checkpoint,
+            exported_at=at,
+            history=original.history,
+            witnessed=original.witnessed,
+        )
+        path = tmp_path / f"KR-{next(_counter)}.ewxlog"
+        path.write_bytes(buffer.getvalue())
+        return path
+
+    assert errors(verify(fed, with_time(original.exported_at))) == []
+    moved = verify(fed, with_time(original.exported_at + timedelta(days=400)))
+    assert errors(moved) == [("KR", None, "export_time_mismatch")]
