@@ -25,6 +25,7 @@ from pydantic import (
 from node import limits
 from node.countries import VALID_CODES
 from node.ids import Country
+from node.plaintext import not_plain
 from node.wire import ewx_pb2 as pb
 
 
@@ -71,18 +72,6 @@ SEVERE_OR_WORSE: Final = frozenset({"SEVERE", "EXTREME"})
 
 _ALERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _HS_CODE = re.compile(r"[0-9]{4}([0-9]{2})?")  # ASCII only: \d takes every script's digits
-# Plain text only (SPEC section 3): refuse what could carry contact details,
-# links or markup. Deliberately conservative; a headline is a summary, not prose.
-_URL = re.compile(
-    r"[a-z][a-z0-9+.-]*://|\bwww\.|\b[a-z0-9-]+(\.[a-z0-9-]+)*\.(com|net|org|gov|edu|int|mil|io|info|biz|"
-    r"co|kr|jp|us|cn|eu|uk)\b",
-    re.IGNORECASE,
-)
-_EMAIL = re.compile(r"@")
-_PHONE = re.compile(r"\+\d|\(\d{2,4}\)\s*\d|\b\d{2,4}[-. ]\d{3,4}[-. ]\d{4}\b")
-_MARKUP = re.compile(r"[<>{}\\]")
-
-
 def _check_alert_id(value: str) -> str:
     if not 1 <= len(value) <= limits.MAX_ALERT_ID_CHARS or not _ALERT_ID.fullmatch(value):
         raise ValueError(
@@ -100,17 +89,11 @@ def _check_headline(value: str) -> str:
     # str.isprintable is all(ch.isprintable() for ch in value), in C.
     if not value.isprintable():
         raise ValueError("headline contains control characters")
-    # Every alternative of _URL needs a literal "." or "://", and it is the
-    # costly pattern (a third of an inbound alert's validation), so it runs
-    # only on headlines that could match it.
-    for pattern, what in (
-        (_URL if "." in value or ":" in value else None, "a URL"),
-        (_EMAIL, "an e-mail address"),
-        (_PHONE, "a phone number"),
-        (_MARKUP, "markup characters"),
-    ):
-        if pattern is not None and pattern.search(value):
-            raise ValueError(f"headline must be plain text and appears to contain {what}")
+    found = not_plain(value)  # node/plaintext.py states what plain text means
+    if found is not None:
+        what, part = found
+        shown = part if len(part) <= 40 else part[:37] + "..."
+        raise ValueError(f"headline must be plain text and appears to contain {what} ({shown!r})")
     return value
 
 
