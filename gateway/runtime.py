@@ -30,6 +30,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway import grpc_env, rpc, tls
 from gateway.peers import DeliveryLoop, PeerClient, get_cosigned, pull
 from gateway.server import FederationServicer
+from node import limits
 from node.clock import Clock, utc_now
 from node.config import NodeConfig
 from node.errors import ConfigError
@@ -104,6 +105,12 @@ class NodeRuntime:
                 # calls, and one left idle is closed (peers reconnect at once).
                 ("grpc.max_concurrent_streams", self.config.peer_max_concurrent_calls),
                 ("grpc.max_connection_idle_ms", CONNECTION_IDLE_MS),
+                # Before authentication: a connection that does not finish its
+                # handshake soon is closed, and there are only so many at once.
+                ("grpc.server_handshake_timeout_ms", limits.FEDERATION_HANDSHAKE_TIMEOUT_MS),
+                ("grpc.max_allowed_incoming_connections", limits.MAX_FEDERATION_CONNECTIONS),
+                ("grpc.max_connection_age_ms", limits.MAX_CONNECTION_AGE_MS),
+                ("grpc.max_connection_age_grace_ms", limits.CONNECTION_AGE_GRACE_MS),
                 # gRPC sets SO_REUSEPORT by default: a second node on this port
                 # would share it, and peers would reach either one at random.
                 ("grpc.so_reuseport", 0),

@@ -131,6 +131,24 @@ MAX_STREAM_SECONDS = 3600.0
 CERTIFICATE_WARNING_DAYS = 30
 """`ewx status` flags the node's TLS certificate this many days before it expires."""
 
+# The federation port before any peer is known (issue 10, item 6): idle TCP
+# connections must not exhaust the node's descriptors or lock peers out for long.
+FEDERATION_HANDSHAKE_TIMEOUT_MS = 5_000
+"""A connection that has not finished its TLS handshake by then is closed
+(gRPC's default is 120 s, so 20,000 idle connections outlived any descriptor limit)."""
+
+MAX_FEDERATION_CONNECTIONS = 256
+"""Open connections to the federation port, authenticated or not; one more is
+closed at once. Two peers need a handful; far below a 1,024-descriptor limit."""
+
+MAX_CONNECTION_AGE_MS = 15 * 60 * 1000
+"""Every federation connection is closed after this long (peers reconnect at
+once), so a stream whose request body never completes is not held forever."""
+
+CONNECTION_AGE_GRACE_MS = 60 * 1000
+"""Calls in flight when a connection reaches its age may finish within this."""
+
+
 FEDERATION_LIMITS: dict[str, int] = {
     "max_envelope_bytes": MAX_ENVELOPE_BYTES,
     "max_receipt_bytes": MAX_RECEIPT_BYTES,
