@@ -1,9 +1,10 @@
 """The node's files: bounded reads with one style of error message, atomic writes.
 
 Every file the node or its tools read from an operator (config, trust file,
-certificates, requests, trust updates) has a size limit, checked by reading
-one byte past it, so a wrong path to a huge file is refused without reading
-it all into memory.
+certificates, requests, trust updates, bundles, transfers) has a size limit.
+`read_bounded` judges the file before reading it (a regular file, its size,
+its magic) and still reads one byte past the limit, so a wrong path to a
+device, a FIFO or a huge file is refused without reading it into memory.
 """
 
 from __future__ import annotations
