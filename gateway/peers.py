@@ -375,6 +375,8 @@ async def get_cosigned(client: PeerClient, service: NodeService) -> bool:
         except aio.AioRpcError as exc:
             witness_size = trailer(exc, WITNESS_SIZE_TRAILER)
             if exc.code() == grpc.StatusCode.ABORTED and (old := ascii_int(witness_size or "")) is not None:
+                if not service.check_witness_size(peer, old):
+                    return False
                 request = service.witness_request(peer, old_size=old)
                 continue
             log.warning("witness_failed", node=service.me, peer=peer, size=size, error=describe(exc))
@@ -383,3 +385,50 @@ async def get_cosigned(client: PeerClient, service: NodeService) -> bool:
             log.warning("witness_failed", node=service.me, peer=peer, size=size, error=str(exc))
             return False
     return False
+
+
+async def check_history(client: PeerClient, service: NodeService) -> bool:
+    """Ask the peer what it holds of this node's own history; True once it has answered.
+
+    Two questions, over RPCs the peer serves anyway: its size of our log (a
+    witness request for what it last cosigned, which it answers with its own
+    size when that differs) and our own alerts addressed to it beyond our
+    last sequence there (CatchUp with ourselves as origin). Either beyond
+    the store puts the node in the history-missing state (NodeService
+    .note_history_missing), in which it refuses to publish.
+    """
+    peer = client.peer
+    old, body = service.history_probe(peer)
+    try:
+        await client.add_checkpoint(body)
+    except aio.AioRpcError as exc:
+        witness_size = ascii_int(trailer(exc, WITNESS_SIZE_TRAILER) or "")
+        if exc.code() == grpc.StatusCode.ABORTED and witness_size is not None:
+            service.check_witness_size(peer, witness_size)
+        elif exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            return False
+        else:  # a refusal is an answer too, but not one about our history: the next turn asks again
+            log.warning(
+                "history_check_failed", node=service.me, peer=peer, step="witness", error=describe(exc)
+            )
+            return False
+    except Malformed as exc:
+        log.warning("history_check_failed", node=service.me, peer=peer, step="witness", error=str(exc))
+        return False
+    try:
+        _updates, page = await client.catch_up(
+            origin=service.me, after_seq=service.store.last_seq(service.me, peer), max_count=1
+        )
+    except aio.AioRpcError as exc:
+        log.warning("history_check_failed", node=service.me, peer=peer, step="catch_up", error=describe(exc))
+        return False
+    except Malformed as exc:
+        log.warning("history_check_failed", node=service.me, peer=peer, step="catch_up", error=str(exc))
+        return False
+    held = service.own_alert_beyond(peer, page)
+    if held is not None:
+        service.note_history_missing(peer, held, evidence="own_alert")
+    log.info(
+        "history_checked", node=service.me, peer=peer, witness_old_size=old, own_alert_beyond=held is not None
+    )
+    return True

@@ -28,7 +28,7 @@ from grpc_health.v1 import _async as health_aio  # the asyncio servicer; `health
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway import grpc_env, rpc, tls
-from gateway.peers import DeliveryLoop, PeerClient, get_cosigned, pull
+from gateway.peers import DeliveryLoop, PeerClient, check_history, get_cosigned, pull
 from gateway.server import FederationServicer
 from node import limits
 from node.clock import Clock, utc_now
@@ -281,10 +281,18 @@ class NodeRuntime:
         the third node itself is unreachable.
         """
         wake = self._pull_wake[client.peer]
+        checked = False
         while True:
             wake.clear()
             with _survive(f"pull-{client.peer}", self.service.me):
+                # At start, and again whenever the peer is reached after it was
+                # not: a node that could reach no peer at start must not go on
+                # believing its store holds all its history (issue 10, item 2).
+                if not checked:
+                    checked = await check_history(client, self.service)
                 await pull(client, self.service)
+                if self.service.links[client.peer].reachable is False:
+                    checked = False
                 for origin in self.service.peers:
                     if origin != client.peer and self.service.links[origin].reachable is False:
                         await pull(client, self.service, origin=origin)

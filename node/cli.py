@@ -492,6 +492,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"node {status['node']}  log size {status['log']['size']}  root {status['log']['root'][:16]}…"
         f"  evidence {status['evidence']}"
     )
+    for peer, held in status.get("history_missing", {}).items():
+        print(
+            f"  HISTORY MISSING: {peer} holds {held}; publishing is refused. "
+            "Restore the data directory from a backup, or run `ewx node rejoin`"
+        )
     certificate = status["certificate"]
     print(
         f"  TLS certificate valid until {certificate['not_after']} ({certificate['days_left']:.0f} days)"

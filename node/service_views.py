@@ -286,6 +286,8 @@ class Views(ServiceState):
                 "published_size": min((cosigned.get(p, 0) for p in self.peers), default=0),
             },
             "evidence": reads.count("evidence"),
+            # A peer holds own history the store lacks: publishing is refused (issue 10, item 2).
+            "history_missing": reads.history_missing(),
             "trust_updates": snap.trust_updates,
             "peers": peers,
         }

@@ -14,6 +14,7 @@ from node.clock import iso
 from node.digits import is_ascii_digits
 from node.errors import BadSignature, InboundRejected, Malformed, RefusedOperation
 from node.ids import Country
+from node.merkle import EMPTY_ROOT
 from node.note import Checkpoint, NoteError, sign_checkpoint
 from node.service_state import ServiceState
 from node.witness import WitnessState, add_cosignature, open_log_checkpoint, verify_witness_cosignature
@@ -61,6 +62,42 @@ class Witnessing(ServiceState):
             raise RefusedOperation(f"{peer} claims to have cosigned size {old}, beyond our log ({size})")
         proof = self.store.consistency_proof(old, size)
         return size, build_witness_request(old_size=old, proof=proof, signed_checkpoint=note)
+
+    def history_probe(self, peer: Country) -> tuple[int, str]:
+        """(old size, add-checkpoint body) asking `peer` to cosign again what it last cosigned of our log.
+
+        The peer answers with its own size when it differs (size_mismatch),
+        which is how a node on a store that lost its history learns that the
+        peer cosigned more of its log than the store holds. An unchanged
+        checkpoint is cosigned again and changes nothing at the peer; on an
+        empty store the probe is the empty tree, which every log extends.
+        """
+        old = self.store.cosigned().get(peer, 0)
+        stored = self.store.checkpoint_at(old) if old else None
+        if stored is not None:
+            note = stored[1]
+        else:
+            old = 0
+            origin = self.config.log_origin
+            note = sign_checkpoint(
+                Checkpoint(origin=origin, size=0, root_hash=EMPTY_ROOT),
+                name=origin,
+                private_key=self.signers["log"].private_key,
+            )
+        return old, build_witness_request(old_size=old, proof=[], signed_checkpoint=note)
+
+    def check_witness_size(self, peer: Country, witness_size: int) -> bool:
+        """Whether `peer`'s size of our log is within the store; if not, note the history as missing."""
+        size = self.store.log_size
+        if witness_size <= size:
+            return True
+        self.note_history_missing(
+            peer,
+            f"a checkpoint of {self.me}'s log at size {witness_size} that it cosigned, "
+            f"beyond this store's log of {size} entries",
+            evidence="witness_size",
+        )
+        return False
 
     def record_cosignature(self, peer: Country, size: int, cosignature: str) -> None:
         """Verify `peer`'s cosignature on our checkpoint at `size` and keep it."""

@@ -19,12 +19,15 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 from node.errors import ConfigError, StoreError, StoreFull
-from node.ids import COUNTRIES, Country, Digest
+from node.ids import COUNTRIES, Country, Digest, as_country
 from node.merkle import MerkleLevels, leaf_hash
 
 SCHEMA_VERSION: Final = 1
 STORE_FILE: Final = "ewx.sqlite3"
 """The store's file name inside the node's data directory."""
+
+_HISTORY_MISSING: Final = "history_missing:"
+"""Prefix of the meta keys naming a peer that holds own history the store lacks."""
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -352,6 +355,23 @@ class Tx:
         )
         return value
 
+    def set_history_missing(self, peer: Country, evidence: str, held: str) -> None:
+        """Record that `peer` holds more of this node's own history than the store (issue 10, item 2).
+
+        Kept in the store, not in memory: the log grows from received alerts
+        meanwhile, so the comparison that found it may not hold after a
+        restart, while the history is still missing. A restored backup is
+        another store file, without this row.
+        """
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (f"{_HISTORY_MISSING}{peer}:{evidence}", held),
+        )
+
+    def clear_history_missing(self) -> None:
+        """Forget every peer's note of missing history (after a re-join recovered it)."""
+        self._conn.execute("DELETE FROM meta WHERE key GLOB ?", (_HISTORY_MISSING + "*",))
+
     def set_receipt(self, origin: Country, alert_id: str, receipt: bytes) -> None:
         """Keep the receipt signed later for an alert stored by catch-up."""
         self._conn.execute(
@@ -537,6 +557,17 @@ class Reads:
             "SELECT MAX(seq) FROM outbox WHERE recipient = ? AND delivered_at IS NOT NULL", (recipient,)
         ).fetchone()[0]
         return Backlog(waiting=waiting, oldest=oldest, last_delivered=int(delivered or 0))
+
+    def history_missing(self) -> dict[Country, str]:
+        """Per peer, what it holds of this node's own history beyond the store (see Tx.set_history_missing)."""
+        rows = self._conn.execute(
+            "SELECT key, value FROM meta WHERE key GLOB ? ORDER BY key", (_HISTORY_MISSING + "*",)
+        )
+        held: dict[Country, list[str]] = {}
+        for key, value in rows:
+            peer = as_country(str(key)[len(_HISTORY_MISSING) :].partition(":")[0])
+            held.setdefault(peer, []).append(str(value))
+        return {peer: " and ".join(texts) for peer, texts in held.items()}
 
     def cosigned(self) -> dict[Country, int]:
         """Per peer, the largest size of this node's log it cosigned."""

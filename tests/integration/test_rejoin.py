@@ -1,0 +1,131 @@
+"""Issue 10, item 2: a node on an empty data directory must not start as a brand-new node.
+
+Three real nodes on 127.0.0.1 with real mTLS: KR publishes, its peers hold
+and witness its history, then KR's data directory is wiped (keys and config
+kept, as when a volume does not mount) and KR starts again. Its peers show
+it its own history (its signed alerts beyond its sequences, a cosigned size
+of its log beyond its log), and it refuses to publish, saying which peer
+holds what and the ways out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+from gateway.runtime import NodeRuntime
+from node.config import NodeConfig
+from node.ids import Country
+from tests.factories import make_federation, running, wait_for
+from tests.integration.test_hardening_cli import ewx_async, raise_args
+
+Fed = dict[Country, Path]
+
+
+def _federation(tmp_path: Path) -> Fed:
+    # Checkpoints often, so the peers have witnessed KR's log before it is wiped.
+    return make_federation(tmp_path / "fed", outbox_retry_max_seconds=0.5, checkpoint_interval_seconds=0.2)
+
+
+async def _publish_and_wipe(fed: Fed, nodes: dict[Country, NodeRuntime], count: int) -> None:
+    """Publish `count` alerts from KR until both peers hold and cosigned them; stop KR, wipe its data."""
+    async with running(fed["KR"]) as kr_nodes:
+        kr = kr_nodes["KR"].service
+        for _ in range(count):
+            done = await ewx_async(*raise_args(fed["KR"]))
+            assert done.returncode == 0, done.stderr
+        peers: tuple[Country, ...] = ("US", "JP")
+        await wait_for(
+            lambda: (
+                all(nodes[p].service.store.last_seq("KR", p) == count for p in peers)
+                and all(size > 0 for size in kr.store.cosigned().values())
+                and len(kr.store.cosigned()) == 2
+            ),
+            timeout=30,
+        )
+    shutil.rmtree(NodeConfig.load(fed["KR"]).data_dir)
+
+
+def test_a_node_on_a_wiped_data_directory_refuses_to_publish_naming_the_peer(tmp_path: Path) -> None:
+    fed = _federation(tmp_path)
+
+    async def scenario() -> None:
+        async with running(fed["US"], fed["JP"]) as nodes:
+            await _publish_and_wipe(fed, nodes, 3)
+            async with running(fed["KR"]) as kr_nodes:
+                kr = kr_nodes["KR"].service
+
+                def both_signals() -> bool:
+                    missing = kr.store.history_missing()
+                    return all(
+                        f"own signed alerts towards {peer} from sequence 1 on" in missing.get(peer, "")
+                        and "a checkpoint of KR's log at size" in missing.get(peer, "")
+                        for peer in ("US", "JP")
+                    )
+
+                await wait_for(both_signals, timeout=30)
+                done = await ewx_async(*raise_args(fed["KR"]))
+                assert done.returncode == 1, done.stdout
+                assert "Traceback" not in done.stderr
+                for fragment in (
+                    "US holds",
+                    "JP holds",
+                    "publishing is refused",
+                    "backup",
+                    "ewx node rejoin",
+                ):
+                    assert fragment in done.stderr, done.stderr
+                # Nothing went out: no id was reused, the peers recorded no equivocation.
+                assert kr.store.count("outbox") == 0
+                for peer in ("US", "JP"):
+                    assert nodes[peer].service.store.count("evidence") == 0
+                shown = await ewx_async("status", "--config", str(fed["KR"]))
+                assert shown.returncode == 0, shown.stderr
+                assert "HISTORY MISSING: JP holds" in shown.stdout and "ewx node rejoin" in shown.stdout
+                as_json = await ewx_async("status", "--config", str(fed["KR"]), "--json")
+                assert set(json.loads(as_json.stdout)["history_missing"]) == {"US", "JP"}
+            # Restarted on the same (still empty) store: the state was kept, not re-derived.
+            async with running(fed["KR"]) as kr_nodes:
+                assert set(kr_nodes["KR"].service.store.history_missing()) == {"US", "JP"}
+
+    asyncio.run(scenario())
+
+
+def test_the_peers_cosigned_size_alone_is_enough(tmp_path: Path) -> None:
+    """A node whose alerts went to one peer only still learns from the other's witnessed size."""
+    fed = _federation(tmp_path)
+
+    async def scenario() -> None:
+        async with running(fed["US"], fed["JP"]) as nodes:
+            async with running(fed["KR"]) as kr_nodes:
+                kr = kr_nodes["KR"].service
+                done = await ewx_async(*raise_args(fed["KR"], "--to", "JP"))
+                assert done.returncode == 0, done.stderr
+                await wait_for(lambda: nodes["JP"].service.store.last_seq("KR", "JP") == 1, timeout=30)
+                await wait_for(lambda: kr.store.cosigned().get("US", 0) > 0, timeout=30)
+            shutil.rmtree(NodeConfig.load(fed["KR"]).data_dir)
+            async with running(fed["KR"]) as kr_nodes:
+                kr = kr_nodes["KR"].service
+                await wait_for(lambda: "US" in kr.store.history_missing(), timeout=30)
+                assert "a checkpoint of KR's log at size" in kr.store.history_missing()["US"]
+
+    asyncio.run(scenario())
+
+
+def test_a_fresh_federation_publishes_at_once(tmp_path: Path) -> None:
+    """Three new nodes started together: the check finds nothing, and nothing is refused."""
+    fed = _federation(tmp_path)
+
+    async def scenario() -> None:
+        async with running(fed["KR"], fed["US"], fed["JP"]) as nodes:
+            kr = nodes["KR"].service
+            done = await ewx_async(*raise_args(fed["KR"]))
+            assert done.returncode == 0, done.stderr
+            await wait_for(lambda: all(kr.store.cosigned().get(p, 0) > 0 for p in ("US", "JP")), timeout=30)
+            assert kr.store.history_missing() == {}
+            again = await ewx_async(*raise_args(fed["KR"]))
+            assert again.returncode == 0, again.stderr
+
+    asyncio.run(scenario())
