@@ -34,6 +34,7 @@ from node.limits import (
     MAX_TRUST_UPDATE_BYTES,
 )
 from node.service import NodeService
+from node.service_rejoin import HeldByPeer
 from node.wire import ewx_pb2 as pb
 
 log = structlog.get_logger("ewx.gateway")
@@ -432,3 +433,58 @@ async def check_history(client: PeerClient, service: NodeService) -> bool:
         "history_checked", node=service.me, peer=peer, witness_old_size=old, own_alert_beyond=held is not None
     )
     return True
+
+
+async def held_by_peer(client: PeerClient, service: NodeService) -> HeldByPeer:
+    """Everything the peer holds of this node beyond the store, for a re-join; RefusedOperation if it cannot say.
+
+    The size it witnessed of our log (its answer to the history probe), and
+    our own alerts addressed to it after our last sequence there, page by page.
+    """
+    peer = client.peer
+    old, body = service.history_probe(peer)
+    witness_size = old
+    try:
+        await client.add_checkpoint(body)
+    except aio.AioRpcError as exc:
+        answered = ascii_int(trailer(exc, WITNESS_SIZE_TRAILER) or "")
+        if exc.code() != grpc.StatusCode.ABORTED or answered is None:
+            raise RefusedOperation(f"{peer} did not say what it witnessed of {service.me}'s log: {describe(exc)}") from None
+        witness_size = answered
+    except Malformed as exc:
+        raise RefusedOperation(f"{peer} did not say what it witnessed of {service.me}'s log: {exc}") from None
+    envelopes: list[bytes] = []
+    after = service.store.last_seq(service.me, peer)
+    while True:
+        try:
+            _updates, page = await client.catch_up(origin=service.me, after_seq=after, max_count=MAX_CATCHUP_PAGE)
+        except aio.AioRpcError as exc:
+            raise RefusedOperation(f"{peer} did not return {service.me}'s alerts: {describe(exc)}") from None
+        except Malformed as exc:
+            raise RefusedOperation(f"{peer} did not return {service.me}'s alerts: {exc}") from None
+        if not page:
+            break
+        try:
+            seq = service.verify_own(peer, page[-1]).alert.seq_for(peer)
+        except InboundRejected as exc:
+            raise RefusedOperation(
+                f"{peer} returned an alert that does not verify as {service.me}'s own ({exc.reason}: {exc})"
+            ) from None
+        if seq is None or seq <= after:
+            raise RefusedOperation(f"{peer} answered {service.me}'s alerts after sequence {after} with earlier ones")
+        envelopes.extend(page)
+        after = seq
+    return HeldByPeer(witness_size=witness_size, envelopes=envelopes)
+
+
+async def rejoin(clients: list[PeerClient], service: NodeService) -> dict[str, Any]:
+    """`ewx node rejoin`: ask every peer what it holds of this node, then recover it (NodeService.rejoin)."""
+    answers = await asyncio.gather(*(held_by_peer(c, service) for c in clients), return_exceptions=True)
+    held: dict[Country, HeldByPeer] = {}
+    for client, answer in zip(clients, answers, strict=True):
+        if isinstance(answer, RefusedOperation):
+            raise RefusedOperation(f"re-join needs every peer's answer: {answer}")
+        if isinstance(answer, BaseException):
+            raise answer
+        held[client.peer] = answer
+    return service.rejoin(held)

@@ -28,7 +28,7 @@ from grpc_health.v1 import _async as health_aio  # the asyncio servicer; `health
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway import grpc_env, rpc, tls
-from gateway.peers import DeliveryLoop, PeerClient, check_history, get_cosigned, pull
+from gateway.peers import DeliveryLoop, PeerClient, check_history, get_cosigned, pull, rejoin
 from gateway.server import FederationServicer
 from node import limits
 from node.clock import Clock, utc_now
@@ -95,7 +95,9 @@ class NodeRuntime:
         except BaseException:
             self._lock.release()
             raise
-        self._operator = OperatorServer(self.service, extra={"recheck_exposure": self._recheck_exposure})
+        self._operator = OperatorServer(
+            self.service, extra={"recheck_exposure": self._recheck_exposure, "rejoin": self._rejoin}
+        )
         self._server = aio.server(
             options=[
                 ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
@@ -187,6 +189,10 @@ class NodeRuntime:
         for origin, alert_id in alerts:
             self._exposure.submit(origin, alert_id)
         return {"queued": len(alerts)}
+
+    async def _rejoin(self, _args: dict[str, Any]) -> dict[str, Any]:
+        """`ewx node rejoin`: recover this node's own alerts from its peers (gateway/peers.py)."""
+        return await rejoin(self._clients, self.service)
 
     async def _survive_forever(self, task: str, run: Callable[[], Awaitable[None]]) -> None:
         while True:

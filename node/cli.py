@@ -524,6 +524,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_node_rejoin(args: argparse.Namespace) -> int:
+    """Recover this node's own alerts from its peers after its store lost them (issue 10, item 2)."""
+    if not args.yes:
+        raise UsageError(
+            "re-join takes this node's own alerts back from its peers and continues its ids and sequences "
+            "after them; the exchange log starts again from empty, and peers that witnessed the lost log "
+            "are not asked to witness the new one. If a backup of the data directory exists, restore it "
+            "instead. To re-join, run again with --yes"
+        )
+    done = _client(args).call("rejoin")
+    if args.json:
+        _print_json(done)
+        return EXIT_OK
+    last = ", ".join(f"{peer} {seq}" for peer, seq in done["last_seq"].items())
+    print(f"re-joined: {done['recovered']} own alerts recovered from the peers; last sequences {last}")
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------ offline transfer
 IMPORT_CHUNK_BYTES = 40 * 1024
 """Envelopes per operator request are capped so a request stays under its limit."""
@@ -937,6 +955,17 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     _add_config(p)
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=cmd_status)
+
+    node = commands.add_parser("node", help="this node's membership of the federation").add_subparsers(
+        dest="node", required=True, parser_class=_Parser
+    )
+    p = node.add_parser(
+        "rejoin", help="after a lost store: recover this node's own alerts from its peers, continue after them"
+    )
+    _add_config(p)
+    p.add_argument("--yes", action="store_true", help="confirm: without it, only says what re-join does")
+    p.add_argument("--json", action="store_true", help="machine output")
+    p.set_defaults(func=cmd_node_rejoin)
 
     outbox = commands.add_parser("outbox", help="offline transfer for a link that is down").add_subparsers(
         dest="outbox", required=True, parser_class=_Parser

@@ -38,6 +38,7 @@ from node.lifecycle import check_lifecycle
 from node.links import LinkState
 from node.models import SEVERE_OR_WORSE, Alert, Receipt
 from node.rotation import install_pending_keys, trust_with_updates
+from node.service_rejoin import Rejoining
 from node.service_trust import TrustUpdating
 from node.service_views import Views, listing_keys, listing_keys_of
 from node.service_witnessing import Witnessing
@@ -70,12 +71,13 @@ class Published:
 
 
 @dataclass(slots=True)
-class NodeService(Witnessing, TrustUpdating, Views):
+class NodeService(Rejoining, Witnessing, TrustUpdating, Views):
     """One national node's state and behaviour, over its own store.
 
     This module holds the core (publish, receive, receipts, what the gateway
-    asks for); checkpoints and witnessing, trust updates and the operator's
-    views are parts in their own modules (node/service_*.py).
+    asks for); checkpoints and witnessing, trust updates, the operator's
+    views and the own history held by peers (re-join) are parts in their own
+    modules (node/service_*.py).
     """
 
     config: NodeConfig
@@ -253,83 +255,6 @@ class NodeService(Witnessing, TrustUpdating, Views):
             for recipient in targets:
                 self.on_outbox(recipient)
         return Published(alert=alert, digest=dig, log_index=index)
-
-    # ------------------------------------------------------------ own history held by peers
-    def _refuse_if_history_missing(self) -> None:
-        """Refuse to sign while a peer holds more of this node's history than its store.
-
-        A store that lost its history (a volume that did not mount, a wrong
-        path) would hand out ids and sequence numbers its peers already
-        hold; they would record the new alerts as equivocation.
-        """
-        missing = self.store.history_missing()
-        if not missing:
-            return
-        held = "; ".join(f"{peer} holds {what}" for peer, what in missing.items())
-        raise RefusedOperation(
-            f"{self.me}'s store lacks history its peers hold ({held}); publishing is refused so that no "
-            f"id or sequence is used twice. Restore the data directory from a backup and restart, "
-            f"or run `ewx node rejoin` to recover this node's alerts from its peers"
-        )
-
-    def note_history_missing(self, peer: Country, held: str, *, evidence: str) -> None:
-        """`peer` showed history of this node beyond the store: keep it, log it, refuse publishing from now on.
-
-        `evidence` names the kind of proof (own_alert: signed by this node's
-        key; witness_size: the size the peer says it cosigned).
-        """
-        before = self.store.history_missing().get(peer, "")
-        if held in before:
-            return
-        with self.store.transaction() as tx:
-            tx.set_history_missing(peer, evidence, held)
-        log.error(
-            "own_history_missing",
-            node=self.me,
-            peer=peer,
-            reason=evidence,
-            held=held,
-            log_size=self.store.log_size,
-            message_id=None,
-        )
-
-    def own_alert_beyond(self, peer: Country, envelopes: Sequence[bytes]) -> str | None:
-        """What `peer` returned of this node's own alerts beyond the store, as text; None if nothing.
-
-        Only an alert signed by this node's own key counts: a peer cannot
-        make this node stop publishing by claiming alerts it cannot sign.
-        """
-        local = self.store.last_seq(self.me, peer)
-        for envelope in envelopes:
-            try:
-                # Verified as `peer` would have verified it: addressed to the peer,
-                # handed over directly by this node.
-                v = verify_alert(
-                    envelope,
-                    trust=self.trust,
-                    me=peer,
-                    peer=self.me,
-                    direct=True,
-                    now=self.clock(),
-                    max_skew=self.max_skew,
-                )
-            except InboundRejected as exc:
-                log.warning(
-                    "own_alert_unverifiable",
-                    node=self.me,
-                    peer=peer,
-                    reason=exc.reason,
-                    alert_id=exc.alert_id,
-                    error=str(exc),
-                )
-                continue
-            seq = v.alert.seq_for(peer)
-            if seq is not None and seq > local:
-                return (
-                    f"{self.me}'s own signed alerts towards {peer} from sequence {seq} on "
-                    f"(the first {v.alert.alert_id}), beyond this store's last sequence {local}"
-                )
-        return None
 
     def _published_under(self, key: str) -> Published | None:
         alert_id = self.store.idempotent(key)

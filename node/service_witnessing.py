@@ -52,7 +52,9 @@ class Witnessing(ServiceState):
         overrides what we believe the peer last cosigned (after it said so).
         """
         latest = self.store.latest_checkpoint()
-        if latest is None:
+        if latest is None or self.store.old_log_size(peer) is not None:
+            # The peer's witness holds the log lost before a re-join, which this
+            # one does not extend: it would refuse, or at one size keep a fork.
             return None
         size, _root, note = latest
         old = self.store.cosigned().get(peer, 0) if old_size is None else old_size
@@ -89,8 +91,8 @@ class Witnessing(ServiceState):
     def check_witness_size(self, peer: Country, witness_size: int) -> bool:
         """Whether `peer`'s size of our log is within the store; if not, note the history as missing."""
         size = self.store.log_size
-        if witness_size <= size:
-            return True
+        if witness_size <= size or witness_size == self.store.old_log_size(peer):
+            return True  # within the store, or the lost log's size, which a re-join took note of
         self.note_history_missing(
             peer,
             f"a checkpoint of {self.me}'s log at size {witness_size} that it cosigned, "
@@ -181,9 +183,16 @@ class Witnessing(ServiceState):
         return result.cosignature
 
     def gossip_checkpoint(self) -> str:
-        """Our latest checkpoint with its cosignatures, carried on every delivery and receipt."""
+        """Our latest checkpoint with its cosignatures, carried on every delivery and receipt.
+
+        None after a re-join: the peers hold checkpoints of the lost log
+        under the same origin, and one of the new log at a size they
+        witnessed would read to them as a split view.
+        """
         latest = self.store.latest_checkpoint()
-        return "" if latest is None else latest[2]
+        if latest is None or self.store.rejoined():
+            return ""
+        return latest[2]
 
     def check_gossip(self, peer: Country, note: str) -> None:
         """Compare a peer's gossiped checkpoint with what this node witnessed of its log.

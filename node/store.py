@@ -28,6 +28,8 @@ STORE_FILE: Final = "ewx.sqlite3"
 
 _HISTORY_MISSING: Final = "history_missing:"
 """Prefix of the meta keys naming a peer that holds own history the store lacks."""
+_OLD_LOG_SIZE: Final = "old_log_size:"
+"""Prefix of the meta keys with a peer's witnessed size of the log lost before a re-join."""
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -368,6 +370,17 @@ class Tx:
             (f"{_HISTORY_MISSING}{peer}:{evidence}", held),
         )
 
+    def set_old_log_size(self, peer: Country, size: int) -> None:
+        """Keep the size of this node's lost log that `peer`'s witness holds (set by a re-join).
+
+        The log after a re-join does not extend that one; the node does not
+        ask that peer to witness it (node/service_rejoin.py).
+        """
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (_OLD_LOG_SIZE + peer, str(size)),
+        )
+
     def clear_history_missing(self) -> None:
         """Forget every peer's note of missing history (after a re-join recovered it)."""
         self._conn.execute("DELETE FROM meta WHERE key GLOB ?", (_HISTORY_MISSING + "*",))
@@ -557,6 +570,16 @@ class Reads:
             "SELECT MAX(seq) FROM outbox WHERE recipient = ? AND delivered_at IS NOT NULL", (recipient,)
         ).fetchone()[0]
         return Backlog(waiting=waiting, oldest=oldest, last_delivered=int(delivered or 0))
+
+    def old_log_size(self, peer: Country) -> int | None:
+        """The size of the lost log `peer` witnessed, if this node re-joined (see Tx.set_old_log_size)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_OLD_LOG_SIZE + peer,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def rejoined(self) -> bool:
+        """Whether a re-join took note of a peer's size of a lost log (see Tx.set_old_log_size)."""
+        row = self._conn.execute("SELECT 1 FROM meta WHERE key GLOB ? LIMIT 1", (_OLD_LOG_SIZE + "*",)).fetchone()
+        return row is not None
 
     def history_missing(self) -> dict[Country, str]:
         """Per peer, what it holds of this node's own history beyond the store (see Tx.set_history_missing)."""

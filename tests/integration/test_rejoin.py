@@ -18,6 +18,7 @@ from pathlib import Path
 from gateway.runtime import NodeRuntime
 from node.config import NodeConfig
 from node.ids import Country
+from node.service import NodeService
 from tests.factories import make_federation, running, wait_for
 from tests.integration.test_hardening_cli import ewx_async, raise_args
 
@@ -127,5 +128,68 @@ def test_a_fresh_federation_publishes_at_once(tmp_path: Path) -> None:
             assert kr.store.history_missing() == {}
             again = await ewx_async(*raise_args(fed["KR"]))
             assert again.returncode == 0, again.stderr
+
+    asyncio.run(scenario())
+
+
+def _own_ids(service: NodeService) -> set[str]:
+    """The ids of KR's alerts a node holds."""
+    return {a.alert_id for a in service.store.alerts() if a.origin == "KR"}
+
+
+def test_rejoin_recovers_own_alerts_and_continues_after_them(tmp_path: Path) -> None:
+    fed = _federation(tmp_path)
+    trust = str(fed["KR"].parent.parent / "federation.json")
+
+    async def scenario() -> None:
+        async with running(fed["US"], fed["JP"]) as nodes:
+            await _publish_and_wipe(fed, nodes, 3)
+            old_ids = _own_ids(nodes["JP"].service)
+            assert len(old_ids) == 3
+            async with running(fed["KR"]) as kr_nodes:
+                kr = kr_nodes["KR"].service
+                await wait_for(lambda: set(kr.store.history_missing()) == {"US", "JP"}, timeout=30)
+                unconfirmed = await ewx_async("node", "rejoin", "--config", str(fed["KR"]))
+                assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
+                assert kr.store.history_missing() and kr.store.log_size == 0
+                done = await ewx_async("node", "rejoin", "--config", str(fed["KR"]), "--yes", "--json")
+                assert done.returncode == 0, done.stderr
+                summary = json.loads(done.stdout)
+                assert summary["recovered"] == 3 and summary["last_seq"] == {"US": 3, "JP": 3}
+                assert kr.store.history_missing() == {}
+                assert _own_ids(kr) == old_ids
+                # The next alert: a fresh id and the next sequence, which both peers accept.
+                fresh = await ewx_async(*raise_args(fed["KR"]))
+                assert fresh.returncode == 0, fresh.stderr
+                new_ids = _own_ids(kr) - old_ids
+                assert len(new_ids) == 1
+                await wait_for(
+                    lambda: all(nodes[p].service.store.last_seq("KR", p) == 4 for p in ("US", "JP")),
+                    timeout=30,
+                )
+                for peer in ("US", "JP"):
+                    assert nodes[peer].service.store.count("evidence") == 0
+                    assert nodes[peer].service.store.alert("KR", next(iter(new_ids))) is not None
+                # A restart finds nothing missing: the lost log's size was taken note of.
+            async with running(fed["KR"]) as kr_nodes:
+                kr = kr_nodes["KR"].service
+                await wait_for(lambda: all(kr.links[p].reachable for p in ("US", "JP")), timeout=30)
+                again = await ewx_async(*raise_args(fed["KR"]))
+                assert again.returncode == 0, again.stderr
+                assert kr.store.history_missing() == {}
+            logs = []
+            for country in ("KR", "US", "JP"):
+                out = tmp_path / f"{country}.ewxlog"
+                exported = await ewx_async("log", "export", "--config", str(fed[country]), "--out", str(out))
+                assert exported.returncode == 0, exported.stderr
+                logs.append(str(out))
+        verdict = await ewx_async("audit", "verify", *logs, "--trust", trust, "--json")
+        findings = json.loads(verdict.stdout)["findings"]
+        # No alert was signed twice for one id or position. What the audit does
+        # find is the truth about the log: KR's new log does not reproduce the
+        # lost one its peers cosigned (the spec has no log epoch yet), and the
+        # newest checkpoints went unwitnessed (KR stopped, or re-joined).
+        assert {f["kind"] for f in findings} <= {"checkpoint_equivocation", "unpublished"}, verdict.stdout
+        assert all(f["node"] == "KR" for f in findings if f["kind"] == "checkpoint_equivocation")
 
     asyncio.run(scenario())
