@@ -441,7 +441,10 @@ class OperatorClient:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(self._timeout)
                 sock.connect(str(self._path))
-                sock.sendall(json.dumps({"op": op, "args": args}, default=_json_default).encode() + b"\n")
+                # A node at its connection cap answers before it reads and
+                # closes: its one-line refusal is still there to be read.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    sock.sendall(json.dumps({"op": op, "args": args}, default=_json_default).encode() + b"\n")
                 chunks: list[bytes] = []
                 while not chunks or not chunks[-1].endswith(b"\n"):
                     chunk = sock.recv(65536)
