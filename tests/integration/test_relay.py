@@ -68,6 +68,9 @@ def test_a_restarted_receiver_pulls_what_it_missed_from_the_origin(federation: d
                 us = nodes["US"].service
                 await wait_for(lambda: holds(us, ids))
                 assert us.store.last_seq("KR", "US") == 5
+                # The pull logs once its pages are done, after the store has them:
+                # stopping the nodes before that would cancel the log line, not the pull.
+                await wait_for(lambda: any(e["event"] == "caught_up" and e["node"] == "US" for e in logs))
         pulled = [e for e in logs if e["event"] == "caught_up" and e["node"] == "US"]
         assert pulled and pulled[0]["peer"] == "KR" and pulled[0]["relay"] is False
         assert sum(e["stored"] for e in pulled) == 5
