@@ -429,6 +429,7 @@ async def check_history(client: PeerClient, service: NodeService) -> bool:
     held = service.own_alert_beyond(peer, page)
     if held is not None:
         service.note_history_missing(peer, held, evidence="own_alert")
+    service.history_answered(peer)
     log.info(
         "history_checked", node=service.me, peer=peer, witness_old_size=old, own_alert_beyond=held is not None
     )

@@ -95,8 +95,19 @@ class NodeRuntime:
         except BaseException:
             self._lock.release()
             raise
+        try:
+            self.service.check_store_at_start()  # an empty store waits for a peer's word (issue 10, item 2)
+        except BaseException:
+            self.service.close()
+            self._lock.release()
+            raise
         self._operator = OperatorServer(
-            self.service, extra={"recheck_exposure": self._recheck_exposure, "rejoin": self._rejoin}
+            self.service,
+            extra={
+                "recheck_exposure": self._recheck_exposure,
+                "rejoin": self._rejoin,
+                "first_start": self._first_start,
+            },
         )
         self._server = aio.server(
             options=[
@@ -193,6 +204,10 @@ class NodeRuntime:
     async def _rejoin(self, _args: dict[str, Any]) -> dict[str, Any]:
         """`ewx node rejoin`: recover this node's own alerts from its peers (gateway/peers.py)."""
         return await rejoin(self._clients, self.service)
+
+    async def _first_start(self, _args: dict[str, Any]) -> dict[str, Any]:
+        """`ewx node first-start`: publish before any peer has answered (NodeService.declare_first_start)."""
+        return self.service.declare_first_start()
 
     async def _survive_forever(self, task: str, run: Callable[[], Awaitable[None]]) -> None:
         while True:

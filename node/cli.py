@@ -497,6 +497,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  HISTORY MISSING: {peer} holds {held}; publishing is refused. "
             "Restore the data directory from a backup, or run `ewx node rejoin`"
         )
+    if status.get("history_unchecked_since"):
+        print(
+            f"  WAITING FOR PEERS: the store was empty when it started at {status['history_unchecked_since']} and no "
+            "peer has said what it holds of this node yet; publishing waits (first start of a new "
+            "federation: `ewx node first-start --yes`)"
+        )
     certificate = status["certificate"]
     print(
         f"  TLS certificate valid until {certificate['not_after']} ({certificate['days_left']:.0f} days)"
@@ -539,6 +545,19 @@ def cmd_node_rejoin(args: argparse.Namespace) -> int:
         return EXIT_OK
     last = ", ".join(f"{peer} {seq}" for peer, seq in done["last_seq"].items())
     print(f"re-joined: {done['recovered']} own alerts recovered from the peers; last sequences {last}")
+    return EXIT_OK
+
+
+def cmd_node_first_start(args: argparse.Namespace) -> int:
+    """Publish on a new store before any peer has answered: the first start of a new federation."""
+    if not args.yes:
+        raise UsageError(
+            "first-start states that no peer holds any history of this node, so it may publish before a "
+            "peer has answered. If this node ran before (its data directory was lost or not mounted), do "
+            "not: restore a backup, or start it with its peers reachable. To declare it, run again with --yes"
+        )
+    done = _client(args).call("first_start")
+    print(f"first start declared for the store created at {done['store_created']}; publishing is open")
     return EXIT_OK
 
 
@@ -966,6 +985,12 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("--yes", action="store_true", help="confirm: without it, only says what re-join does")
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=cmd_node_rejoin)
+    p = node.add_parser(
+        "first-start", help="a new federation with no peer up yet: publish before any peer has answered"
+    )
+    _add_config(p)
+    p.add_argument("--yes", action="store_true", help="confirm: without it, only says what this does")
+    p.set_defaults(func=cmd_node_first_start)
 
     outbox = commands.add_parser("outbox", help="offline transfer for a link that is down").add_subparsers(
         dest="outbox", required=True, parser_class=_Parser

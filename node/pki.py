@@ -64,6 +64,7 @@ from node.files import read_bounded
 from node.identity import NODE_URI_PREFIX, node_dns_name, node_id_from_certificate, node_uri
 from node.ids import COUNTRIES, Country, as_country
 from node.signing import KEY_PURPOSES, KeyPurpose, key_id_for, raw_public_key
+from node.store import GENESIS_FILE
 from node.trust import FEDERATION_NAME, FORMAT, KeyEntry, Member, Trust
 
 TRUST_FILE_NAME: Final = "federation.json"
@@ -338,8 +339,11 @@ def _node_config(
 def _init_member(root: Path, *, country: Country, now: datetime, addresses: dict[Country, str]) -> Member:
     """Write one country's folder and return its trust file entry."""
     _make_private_dir(root)
-    for part in ("ca", "tls", "keys"):
+    for part in ("ca", "tls", "keys", "data"):
         _make_private_dir(root / part)
+    # Every member of a new federation starts with nothing: none need wait for
+    # its peers' word on its history before publishing (node/service_rejoin.py).
+    (root / "data" / GENESIS_FILE).write_text("written by ewx pki init\n")
 
     pem = serialization.Encoding.PEM
     not_before = now - BACKDATE

@@ -35,7 +35,7 @@ from node.ids import Country
 from node.inbound import VerifiedAlert, verify_alert
 from node.service_state import ServiceState
 from node.service_views import listing_keys
-from node.store import Tx
+from node.store import GENESIS_FILE, Tx
 from node.wire import ewx_pb2 as pb
 
 log = structlog.get_logger("ewx.node")
@@ -74,6 +74,14 @@ class Rejoining(ServiceState):
         """
         missing = self.store.history_missing()
         if not missing:
+            created = self.store.history_unchecked()
+            if created is not None:
+                raise RefusedOperation(
+                    f"{self.me}'s store was empty when it started at {created} and no peer has yet said what it holds "
+                    f"of {self.me}; publishing waits until one answers, so that a store that lost its history "
+                    "cannot use an id or sequence twice. If this is the first start of a new federation and no "
+                    "peer is up yet, run `ewx node first-start --yes`"
+                )
             return
         held = "; ".join(f"{peer} holds {what}" for peer, what in missing.items())
         raise RefusedOperation(
@@ -131,6 +139,48 @@ class Rejoining(ServiceState):
                 )
         return None
 
+    def check_store_at_start(self) -> None:
+        """At `ewx serve`: a store of a new federation (GENESIS file), or an empty one that must ask first.
+
+        An empty log is also what a node sees when its volume did not mount;
+        until a peer has said what it holds of this node, publishing waits.
+        The GENESIS file, written by `ewx pki init`, is taken into the store
+        once and removed, so a later empty directory is not taken for one.
+        """
+        now = iso(self.clock())
+        marker = self.config.data_dir / GENESIS_FILE
+        if marker.is_file():
+            with self.store.transaction() as tx:
+                tx.set_genesis(now)
+            marker.unlink()
+            log.info("store_genesis", node=self.me, data_dir=str(self.config.data_dir))
+            return
+        if self.store.log_size > 0 or self.store.genesis() is not None or self.store.history_unchecked():
+            return
+        with self.store.transaction() as tx:
+            tx.set_history_unchecked(now)
+        log.warning("history_unchecked", node=self.me, data_dir=str(self.config.data_dir), peers=list(self.peers))
+
+    def history_answered(self, peer: Country) -> None:
+        """`peer` has said what it holds of this node: a store created empty need wait no longer."""
+        if self.store.history_unchecked() is None:
+            return
+        with self.store.transaction() as tx:
+            tx.clear_history_unchecked()
+        log.info("history_confirmed", node=self.me, peer=peer)
+
+    def declare_first_start(self) -> dict[str, Any]:
+        """`ewx node first-start`: the operator states no peer holds history of this node (a new federation)."""
+        created = self.store.history_unchecked()
+        if created is None:
+            raise RefusedOperation(
+                f"{self.me}'s store is not waiting for its peers' word on its history; nothing to declare"
+            )
+        with self.store.transaction() as tx:
+            tx.clear_history_unchecked()
+        log.warning("first_start_declared", node=self.me, store_created=created, log_size=self.store.log_size)
+        return {"store_created": created}
+
     def rejoin(self, held: Mapping[Country, HeldByPeer]) -> dict[str, Any]:
         """Take this node's own alerts back from what every peer holds, and continue after them.
 
@@ -186,6 +236,7 @@ class Rejoining(ServiceState):
                 if held[peer].witness_size > 0:
                     tx.set_old_log_size(peer, held[peer].witness_size)
             tx.clear_history_missing()
+            tx.clear_history_unchecked()
         last = {peer: self.store.last_seq(self.me, peer) for peer in self.peers}
         old_sizes = {peer: held[peer].witness_size for peer in self.peers}
         log.warning(

@@ -288,6 +288,7 @@ class Views(ServiceState):
             "evidence": reads.count("evidence"),
             # A peer holds own history the store lacks: publishing is refused (issue 10, item 2).
             "history_missing": reads.history_missing(),
+            "history_unchecked_since": reads.history_unchecked(),
             "trust_updates": snap.trust_updates,
             "peers": peers,
         }

@@ -25,9 +25,18 @@ from node.merkle import MerkleLevels, leaf_hash
 SCHEMA_VERSION: Final = 1
 STORE_FILE: Final = "ewx.sqlite3"
 """The store's file name inside the node's data directory."""
+GENESIS_FILE: Final = "GENESIS"
+"""Written into each data directory by `ewx pki init`: the store started there
+is the first of a new federation and need not wait for its peers' word on
+its history (node/service_rejoin.py). Taken into the store and removed at the
+first `ewx serve`."""
 
 _HISTORY_MISSING: Final = "history_missing:"
 """Prefix of the meta keys naming a peer that holds own history the store lacks."""
+_HISTORY_UNCHECKED: Final = "history_unchecked"
+"""Meta key, present while a store started empty has had no peer's word on its history."""
+_GENESIS: Final = "genesis"
+"""Meta key: when this store took in its GENESIS file (the first start of a new federation)."""
 _OLD_LOG_SIZE: Final = "old_log_size:"
 """Prefix of the meta keys with a peer's witnessed size of the log lost before a re-join."""
 
@@ -381,6 +390,23 @@ class Tx:
             (_OLD_LOG_SIZE + peer, str(size)),
         )
 
+    def set_genesis(self, at: str) -> None:
+        """Record that this store is the first of a new federation (its GENESIS file), and needs no peer's word."""
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (_GENESIS, at)
+        )
+        self.clear_history_unchecked()
+
+    def set_history_unchecked(self, at: str) -> None:
+        """Mark a store started empty, outside a new federation: no peer has yet said what it holds of us."""
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (_HISTORY_UNCHECKED, at)
+        )
+
+    def clear_history_unchecked(self) -> None:
+        """A peer answered what it holds of this node, or the operator declared a first start."""
+        self._conn.execute("DELETE FROM meta WHERE key = ?", (_HISTORY_UNCHECKED,))
+
     def clear_history_missing(self) -> None:
         """Forget every peer's note of missing history (after a re-join recovered it)."""
         self._conn.execute("DELETE FROM meta WHERE key GLOB ?", (_HISTORY_MISSING + "*",))
@@ -575,6 +601,16 @@ class Reads:
         """The size of the lost log `peer` witnessed, if this node re-joined (see Tx.set_old_log_size)."""
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_OLD_LOG_SIZE + peer,)).fetchone()
         return None if row is None else int(row[0])
+
+    def history_unchecked(self) -> str | None:
+        """When this store started empty, if no peer has answered about its history since."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_HISTORY_UNCHECKED,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def genesis(self) -> str | None:
+        """When this store took in its GENESIS file, if it did (see Tx.set_genesis)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_GENESIS,)).fetchone()
+        return None if row is None else str(row[0])
 
     def rejoined(self) -> bool:
         """Whether a re-join took note of a peer's size of a lost log (see Tx.set_old_log_size)."""

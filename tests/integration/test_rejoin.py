@@ -19,6 +19,7 @@ from gateway.runtime import NodeRuntime
 from node.config import NodeConfig
 from node.ids import Country
 from node.service import NodeService
+from node.store import GENESIS_FILE
 from tests.factories import make_federation, running, wait_for
 from tests.integration.test_hardening_cli import ewx_async, raise_args
 
@@ -191,5 +192,50 @@ def test_rejoin_recovers_own_alerts_and_continues_after_them(tmp_path: Path) -> 
         # newest checkpoints went unwitnessed (KR stopped, or re-joined).
         assert {f["kind"] for f in findings} <= {"checkpoint_equivocation", "unpublished"}, verdict.stdout
         assert all(f["node"] == "KR" for f in findings if f["kind"] == "checkpoint_equivocation")
+
+    asyncio.run(scenario())
+
+
+def _without_genesis(fed: Fed, country: Country) -> None:
+    """A data directory not made by `ewx pki init` (or one that did not mount): no GENESIS file."""
+    (NodeConfig.load(fed[country]).data_dir / GENESIS_FILE).unlink()
+
+
+def test_a_store_created_empty_waits_until_a_peer_has_answered(tmp_path: Path) -> None:
+    fed = _federation(tmp_path)
+    _without_genesis(fed, "KR")
+
+    async def scenario() -> None:
+        async with running(fed["KR"]) as kr_nodes:
+            kr = kr_nodes["KR"].service
+            assert kr.store.history_unchecked() is not None
+            refused = await ewx_async(*raise_args(fed["KR"]))
+            assert refused.returncode == 1 and "no peer has yet said what it holds of KR" in refused.stderr
+            assert "ewx node first-start --yes" in refused.stderr and kr.store.log_size == 0
+            shown = await ewx_async("status", "--config", str(fed["KR"]))
+            assert "WAITING FOR PEERS" in shown.stdout, shown.stdout
+            unconfirmed = await ewx_async("node", "first-start", "--config", str(fed["KR"]))
+            assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
+            async with running(fed["US"]):
+                await wait_for(lambda: kr.store.history_unchecked() is None, timeout=30)
+                done = await ewx_async(*raise_args(fed["KR"], "--to", "US"))
+                assert done.returncode == 0, done.stderr
+
+    asyncio.run(scenario())
+
+
+def test_the_first_start_of_a_federation_can_be_declared(tmp_path: Path) -> None:
+    fed = _federation(tmp_path)
+    _without_genesis(fed, "KR")
+
+    async def scenario() -> None:
+        async with running(fed["KR"]) as kr_nodes:
+            declared = await ewx_async("node", "first-start", "--config", str(fed["KR"]), "--yes")
+            assert declared.returncode == 0, declared.stderr
+            assert kr_nodes["KR"].service.store.history_unchecked() is None
+            done = await ewx_async(*raise_args(fed["KR"]))
+            assert done.returncode == 0, done.stderr
+            again = await ewx_async("node", "first-start", "--config", str(fed["KR"]), "--yes")
+            assert again.returncode == 1 and "nothing to declare" in again.stderr
 
     asyncio.run(scenario())
