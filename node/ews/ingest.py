@@ -566,7 +566,10 @@ def ingest_file(
     _reference_tables(db)
     raw = _load_raw(db, path)
     plan = _plan(raw.header, kind, str(path))
-    return _ingest(store, plan, raw, source=source, sha256=_sha256(path), skip_bad=skip_bad, now=now)
+    try:
+        return _ingest(store, plan, raw, source=source, sha256=_sha256(path), skip_bad=skip_bad, now=now)
+    finally:
+        store.drop_work()
 
 
 def ingest_records(
@@ -594,7 +597,10 @@ def ingest_records(
         db.execute(f"INSERT INTO _ews_raw VALUES ({placeholders})", [number, *(row[n] for n in names)])
     plan = _plan(names, kind, source)
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
-    return _ingest(store, plan, _Raw(names), source=source, sha256=digest, skip_bad=False, now=now)
+    try:
+        return _ingest(store, plan, _Raw(names), source=source, sha256=digest, skip_bad=False, now=now)
+    finally:
+        store.drop_work()
 
 
 def _reference_tables(db: duckdb.DuckDBPyConnection) -> None:

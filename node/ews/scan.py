@@ -59,6 +59,7 @@ def compute(store: EwsStore, thresholds: Thresholds, *, hs_codes: list[str] | No
             db.execute(statement)
         db.execute(fired_sql(thresholds))
         rows = _dicts(db, f"SELECT {', '.join(FIRED_COLUMNS)} FROM _ews_fired")
+        store.drop_work(keep=("_ews_indicators", "_ews_fired"))
     except duckdb.OutOfMemoryException as exc:
         raise RefusedOperation(f"the scan ran out of memory: {exc}") from None
     except duckdb.Error as exc:

@@ -152,6 +152,21 @@ class EwsStore:
             raise
         self.db.execute("COMMIT")
 
+    def drop_work(self, *, keep: tuple[str, ...] = ()) -> None:
+        """Drop the temporary `_ews_*` tables and views an ingest or a scan left, except `keep`.
+
+        They hold a copy of the rows they were made from (7.2 million flows are
+        some 300 MB): left behind, they would squeeze the next statement under
+        the store's memory limit into spilling to disk.
+        """
+        work = self.db.execute(
+            "SELECT table_name, table_type FROM information_schema.tables "
+            "WHERE table_catalog = 'temp' AND table_name LIKE '\\_ews\\_%' ESCAPE '\\'"
+        ).fetchall()
+        for name, kind in sorted(work, key=lambda row: row[1] != "VIEW"):  # views first: they read the tables
+            if name not in keep:
+                self.db.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} IF EXISTS {name}")
+
     # ------------------------------------------------------------ small reads
     def data_version(self) -> int:
         """The last batch that changed the data (0: none); kept in each detection's evidence."""
