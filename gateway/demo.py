@@ -35,13 +35,14 @@ from typing import IO, Any
 import tomli_w
 
 from node.audit import verify_bundles
-from node.bundle import Bundle, export_bundle, read_bundle
+from node.bundle import Bundle, read_bundle
 from node.config import NodeConfig
 from node.errors import ConfigError, EwxError
 from node.ews.ingest import ingest_file
 from node.ews.review import approve, open_store
 from node.ews.rules import explain
 from node.ews.scan import scan
+from node.export import export_bundle
 from node.ids import COUNTRIES, Country
 from node.note import parse_checkpoint, parse_signed_note
 from node.operator import OperatorClient

@@ -25,15 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from node.config import NodeConfig
 from node.convert import member, timestamp
 from node.errors import EwxError
-from node.files import atomic_output, check_output_target, read_bounded
+from node.files import read_bounded
 from node.framing import FramingError, frame, records
 from node.ids import Country
-from node.note import Checkpoint, sign_checkpoint
-from node.rotation import trust_with_updates
-from node.store import STORE_FILE, Store
 from node.wire import ewx_pb2 as pb
 
 MAGIC: Final = b"EWXBUNDLE1\n"
@@ -129,48 +125,6 @@ def signed_export_time(extensions: tuple[str, ...]) -> datetime | str | None:
         )
     except ValueError:
         return f"the checkpoint's export time line {lines[0][:80]!r} is not a UTC time"
-
-
-def export_bundle(config: NodeConfig, out: Path, *, now: datetime | None = None, force: bool = False) -> int:
-    """Export the node's whole log to `out` (atomically, node/files.atomic_output); returns its size.
-
-    An existing file at `out` is replaced only with `force`.
-
-    Reads the store directly, so it works with the node running (SQLite WAL
-    gives a consistent snapshot) or stopped.
-    """
-    check_output_target(out, force=force)  # before any work
-    store = Store(config.data_dir / STORE_FILE)
-    try:
-        # The log key may have been rotated since the trust file was written.
-        signer = config.load_signers(trust_with_updates(config, config.load_trust(), store))["log"]
-        size, root = store.log_size, store.log_root()
-        exported_at = (now or datetime.now(UTC)).astimezone(UTC)
-        checkpoint = sign_checkpoint(
-            Checkpoint(
-                origin=config.log_origin,
-                size=size,
-                root_hash=root,
-                extensions=(export_time_line(exported_at),),
-            ),
-            name=config.log_origin,
-            private_key=signer.private_key,
-        )
-        with atomic_output(out, force=force) as f:
-            write_bundle(
-                f,
-                node=config.node_id,
-                log_origin=config.log_origin,
-                entries=(e for _, e in store.log_entries(0, size)),
-                size=size,
-                checkpoint=checkpoint,
-                exported_at=exported_at,
-                history=[note for cp_size, _, note in store.checkpoints() if cp_size <= size],
-                witnessed=[(node, note) for node, _, _, note in store.witnessed()],
-            )
-    finally:
-        store.close()
-    return size
 
 
 def _records(data: bytes) -> Iterator[tuple[int, pb.BundleRecord]]:

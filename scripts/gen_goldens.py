@@ -42,9 +42,10 @@ sys.path.insert(0, str(ROOT))
 
 import tomli_w  # noqa: E402
 
-from node.bundle import Bundle, export_bundle, read_bundle, write_bundle  # noqa: E402
+from node.bundle import Bundle, read_bundle, write_bundle  # noqa: E402
 from node.config import NodeConfig  # noqa: E402
 from node.convert import alert_to_bytes, encode, timestamp  # noqa: E402
+from node.export import export_bundle  # noqa: E402
 from node.identity import log_origin, witness_name  # noqa: E402
 from node.ids import COUNTRIES, Country, peers_of  # noqa: E402
 from node.merkle import leaf_hash, root_from_leaf_hashes  # noqa: E402

@@ -3,7 +3,7 @@
 Three NodeServices over real stores on one ticking clock (every clock read is
 one second later, so log times are distinct and ordered), envelopes moved by
 hand as in tests/unit/test_audit.py, then each log exported with
-node.bundle.export_bundle two days after the start. The scenario:
+node.export.export_bundle two days after the start. The scenario:
 
     KR-A1   KR ALERT (SEVERE) to US and JP
     US-ACK1 US ACK of KR-A1 (RECEIVED)
@@ -26,8 +26,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from node.bundle import Bundle, export_bundle, read_bundle, write_bundle
+from node.bundle import Bundle, read_bundle, write_bundle
 from node.config import NodeConfig
+from node.export import export_bundle
 from node.identity import witness_name
 from node.ids import COUNTRIES, Country
 from node.merkle import leaf_hash, root_from_leaf_hashes

@@ -22,9 +22,9 @@ from grpc import aio
 
 from gateway import rpc
 from node.audit import verify_bundles
-from node.bundle import export_bundle
 from node.config import NodeConfig
 from node.convert import encode
+from node.export import export_bundle
 from node.ids import Country
 from node.rotation import next_key_path, prepare_rotation
 from node.service import NodeService

@@ -18,10 +18,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from node.audit import Report, verify_loaded
-from node.bundle import Bundle, export_bundle, read_bundle
+from node.bundle import Bundle, read_bundle
 from node.config import NodeConfig
 from node.convert import encode
 from node.errors import RefusedOperation
+from node.export import export_bundle
 from node.ids import COUNTRIES, Country
 from node.pki import init_federation
 from node.replay import render_html, replay
