@@ -21,6 +21,12 @@ from typing import BinaryIO, Final
 
 from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
 
+GENESIS_FILE: Final = "GENESIS"
+"""Written into each data directory by `ewx pki init`: the store started there
+is the first of a new federation and need not wait for its peers' word on
+its history (node/service_rejoin.py). Taken into the store and removed at the
+first `ewx serve`."""
+
 LOCK_FILE: Final = "node.lock"
 """In the data directory: held (flock, exclusive) by the one node that runs on it."""
 

@@ -20,9 +20,9 @@ from typing import Final
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from node.errors import CertificateRevoked, ConfigError, UnauthenticatedPeer
+from node.errors import CertificateRevoked, ConfigError, UnauthenticatedPeer, UsageError
 from node.ids import COUNTRIES, Country, as_country
 from node.trust import Trust
 
@@ -211,3 +211,34 @@ def node_id_from_certificate(
             f"{revoked.revoked_from.isoformat().replace('+00:00', 'Z')}"
         )
     return country
+
+
+def ca_country(ca_certificate: x509.Certificate) -> Country:
+    """The country whose national CA `ca_certificate` is, from its subject's C attribute.
+
+    Raises UsageError if it is not a CA certificate or does not name exactly
+    one federation country.
+    """
+    subject = ca_certificate.subject.rfc4514_string()
+    try:
+        constraints = ca_certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+        ca_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    except x509.ExtensionNotFound as exc:
+        raise UsageError(f"certificate {subject!r} is not a national CA certificate: {exc}") from None
+    except ValueError:
+        raise UsageError(f"certificate {subject!r} has malformed extensions") from None
+    if not constraints.ca:
+        raise UsageError(f"certificate {subject!r} is not a CA certificate (BasicConstraints ca=false)")
+    codes = [str(a.value) for a in ca_certificate.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)]
+    if len(codes) != 1:
+        raise UsageError(
+            f"CA certificate {subject!r} must name exactly one country (C=...) in its subject, "
+            f"found {len(codes)}"
+        )
+    try:
+        return as_country(codes[0])
+    except ValueError:
+        raise UsageError(
+            f"CA certificate {subject!r} names country {codes[0]!r}, which is not a federation member "
+            f"({', '.join(COUNTRIES)})"
+        ) from None

@@ -60,11 +60,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from node.errors import ConfigError, InboundRejected, RefusedOperation, UsageError
-from node.files import read_bounded
-from node.identity import NODE_URI_PREFIX, node_dns_name, node_id_from_certificate, node_uri
+from node.files import GENESIS_FILE, read_bounded
+from node.identity import NODE_URI_PREFIX, ca_country, node_dns_name, node_id_from_certificate, node_uri
 from node.ids import COUNTRIES, Country, as_country
 from node.signing import KEY_PURPOSES, KeyPurpose, key_id_for, raw_public_key
-from node.store import GENESIS_FILE
 from node.trust import FEDERATION_NAME, FORMAT, KeyEntry, Member, Trust
 
 TRUST_FILE_NAME: Final = "federation.json"
@@ -543,37 +542,6 @@ def load_national_ca(*, certificate: Path, key: Path) -> LoadedCa:
     if _public_key_der(ca_key.public_key()) != _public_key_der(ca_certificate):
         raise UsageError(f"the CA key {key} does not belong to the {country} CA certificate {certificate}")
     return LoadedCa(key=ca_key, certificate=ca_certificate, country=country)
-
-
-def ca_country(ca_certificate: x509.Certificate) -> Country:
-    """The country whose national CA `ca_certificate` is, from its subject's C attribute.
-
-    Raises UsageError if it is not a CA certificate or does not name exactly
-    one federation country.
-    """
-    subject = ca_certificate.subject.rfc4514_string()
-    try:
-        constraints = ca_certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
-        ca_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
-    except x509.ExtensionNotFound as exc:
-        raise UsageError(f"certificate {subject!r} is not a national CA certificate: {exc}") from None
-    except ValueError:
-        raise UsageError(f"certificate {subject!r} has malformed extensions") from None
-    if not constraints.ca:
-        raise UsageError(f"certificate {subject!r} is not a CA certificate (BasicConstraints ca=false)")
-    codes = [str(a.value) for a in ca_certificate.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)]
-    if len(codes) != 1:
-        raise UsageError(
-            f"CA certificate {subject!r} must name exactly one country (C=...) in its subject, "
-            f"found {len(codes)}"
-        )
-    try:
-        return as_country(codes[0])
-    except ValueError:
-        raise UsageError(
-            f"CA certificate {subject!r} names country {codes[0]!r}, which is not a federation member "
-            f"({', '.join(COUNTRIES)})"
-        ) from None
 
 
 def node_csr(country: Country, key: ec.EllipticCurvePrivateKey) -> x509.CertificateSigningRequest:

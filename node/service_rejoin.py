@@ -31,11 +31,12 @@ import structlog
 from node.clock import iso
 from node.convert import encode
 from node.errors import InboundRejected, RefusedOperation
+from node.files import GENESIS_FILE
 from node.ids import Country
 from node.inbound import VerifiedAlert, verify_alert
 from node.service_state import ServiceState
 from node.service_views import listing_keys
-from node.store import GENESIS_FILE, Tx
+from node.store import Tx
 from node.wire import ewx_pb2 as pb
 
 log = structlog.get_logger("ewx.node")

@@ -25,11 +25,6 @@ from node.merkle import MerkleLevels, leaf_hash
 SCHEMA_VERSION: Final = 1
 STORE_FILE: Final = "ewx.sqlite3"
 """The store's file name inside the node's data directory."""
-GENESIS_FILE: Final = "GENESIS"
-"""Written into each data directory by `ewx pki init`: the store started there
-is the first of a new federation and need not wait for its peers' word on
-its history (node/service_rejoin.py). Taken into the store and removed at the
-first `ewx serve`."""
 
 _HISTORY_MISSING: Final = "history_missing:"
 """Prefix of the meta keys naming a peer that holds own history the store lacks."""

@@ -52,8 +52,8 @@ from node.clock import iso
 from node.convert import DecodeFailure, from_timestamp, parse_canonical, timestamp
 from node.convert import member as member_of
 from node.errors import ConfigError, InboundRejected, TrustUpdateOutOfOrder, TrustUpdateRejected
+from node.identity import ca_country as national_ca_country
 from node.ids import Country, KeyId
-from node.pki import ca_country as national_ca_country
 from node.signing import (
     KEY_PURPOSES,
     PAYLOAD_TRUST_UPDATE,

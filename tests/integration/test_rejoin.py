@@ -17,9 +17,9 @@ from pathlib import Path
 
 from gateway.runtime import NodeRuntime
 from node.config import NodeConfig
+from node.files import GENESIS_FILE
 from node.ids import Country
 from node.service import NodeService
-from node.store import GENESIS_FILE
 from tests.factories import make_federation, running, wait_for
 from tests.integration.test_hardening_cli import ewx_async, raise_args
 
