@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from node import cli as node_cli
+from node.cli_common import EXIT_OK, load_config
 from node.logs import configure
 
 
@@ -21,8 +22,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.runtime import serve
 
     configure(level=args.log_level)
-    asyncio.run(serve(node_cli.load_config(args)))
-    return node_cli.EXIT_OK
+    asyncio.run(serve(load_config(args)))
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ verification finding or a refused operation, 2 usage error or bad input.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -16,19 +15,27 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeAlias
 
+from node.cli_common import (
+    EXIT_FINDING,
+    EXIT_OK,
+    EXIT_USAGE,
+    load_config,
+    operator_client,
+    parse_iso_time,
+    parse_when,
+    print_json,
+)
 from node.cli_rotation import add_rotation_commands
-from node.config import NodeConfig
 from node.digits import ascii_int, cli_int
 from node.errors import EwxError, RefusedOperation, UsageError
 from node.ews.cli import CliParts, add_ews_commands
 from node.ids import COUNTRIES, Country, as_country
 from node.limits import OPERATOR_PAGE_DEFAULT, OPERATOR_PAGE_MAX
 from node.models import enum_names
-from node.operator import OperatorClient, parse_cursor
+from node.operator import parse_cursor
 from node.store import ALERT_STATES
 from node.wire import ewx_pb2 as pb
 
-EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 DEFAULT_EXPIRY = timedelta(days=30)
 
 Command = Callable[[argparse.Namespace], int]
@@ -80,23 +87,6 @@ def _iso_list(value: str) -> list[str]:
     return [v.strip().upper() for v in value.split(",") if v.strip()]
 
 
-def _when(value: str) -> datetime:
-    """An ISO 8601 UTC time, or +Nd / +Nh relative to now."""
-    amount = ascii_int(value[1:-1]) if value.startswith("+") and value[-1:] in ("d", "h") else None
-    if amount is not None:
-        try:
-            return datetime.now(UTC) + (timedelta(days=amount) if value[-1] == "d" else timedelta(hours=amount))
-        except OverflowError:
-            raise argparse.ArgumentTypeError(f"{value!r} is beyond the calendar (year 9999)") from None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time or +Nd/+Nh") from None
-    if parsed.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{value!r} has no time zone; give Z or +00:00")
-    return parsed.astimezone(UTC)
-
-
 def _hs(value: str) -> list[dict[str, str]]:
     items = []
     for part in value.split(","):
@@ -104,26 +94,6 @@ def _hs(value: str) -> list[dict[str, str]]:
         code = code.replace(".", "")
         items.append({"hs_code": code, "hs_edition": edition.upper() or "HS2022"})
     return items
-
-
-def _config_path(args: argparse.Namespace) -> Path:
-    value = args.config or os.environ.get("EWX_CONFIG")
-    if not value:
-        raise UsageError("no node configuration: give --config FILE or set EWX_CONFIG")
-    return Path(value)
-
-
-def load_config(args: argparse.Namespace) -> NodeConfig:
-    """The node configuration named by --config or EWX_CONFIG."""
-    return NodeConfig.load(_config_path(args))
-
-
-def _client(args: argparse.Namespace) -> OperatorClient:
-    return OperatorClient(load_config(args).operator_socket)
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
 # ------------------------------------------------------------------ pki
@@ -180,7 +150,7 @@ def cmd_pki_show(args: argparse.Namespace) -> int:
             ],
         }
     if args.json:
-        _print_json(data)
+        print_json(data)
         return EXIT_OK
     print(f"federation {data['federation']}" + (f" (as seen by {me})" if me else ""))
     for country, member in data["members"].items():
@@ -320,7 +290,7 @@ def _info_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -> 
 
 def _publish_request(args: argparse.Namespace, **fields: Any) -> dict[str, Any]:
     """Publish through the running node; the node's reply (alert id, digest, sequences)."""
-    return dict(_client(args).call("publish", **{k: v for k, v in fields.items() if v is not None}))
+    return dict(operator_client(args).call("publish", **{k: v for k, v in fields.items() if v is not None}))
 
 
 def _publish(args: argparse.Namespace, **fields: Any) -> int:
@@ -331,7 +301,7 @@ def _publish(args: argparse.Namespace, **fields: Any) -> int:
         fields["alert_id"] = args.id
     if getattr(args, "idempotency_key", None):
         fields["idempotency_key"] = args.idempotency_key
-    result = _client(args).call("publish", status=args.status, **fields)
+    result = operator_client(args).call("publish", status=args.status, **fields)
     print(result["alert_id"])
     return EXIT_OK
 
@@ -343,7 +313,7 @@ def cmd_alert_raise(args: argparse.Namespace) -> int:
 
 def _find(args: argparse.Namespace, alert_id: str, origin: Country | None) -> dict[str, Any]:
     wanted = {"alert_id": alert_id} if origin is None else {"alert_id": alert_id, "origin": origin}
-    matches = _client(args).alerts(**wanted)  # one per origin at most: the node looks it up by key
+    matches = operator_client(args).alerts(**wanted)  # one per origin at most: the node looks it up by key
     if not matches:
         raise RefusedOperation(f"no alert {alert_id} is known to this node")
     if len(matches) > 1:
@@ -353,7 +323,7 @@ def _find(args: argparse.Namespace, alert_id: str, origin: Country | None) -> di
 
 def cmd_alert_update(args: argparse.Namespace) -> int:
     """Publish an UPDATE of one of this node's alerts (unchanged fields carried over)."""
-    base = _client(args).call("show", origin=load_config(args).node_id, alert_id=args.alert_id)
+    base = operator_client(args).call("show", origin=load_config(args).node_id, alert_id=args.alert_id)
     info = _info_from(args, base=base.get("info") or {})
     return _publish(
         args, msg_type="UPDATE", reference={"origin": base["origin"], "alert_id": args.alert_id}, info=info
@@ -395,7 +365,7 @@ def cmd_alert_respond(args: argparse.Namespace) -> int:
     }
     reference = _peer_ref(args)
     if args.with_exposure:
-        shown = _client(args).call("show", **reference)
+        shown = operator_client(args).call("show", **reference)
         exposure = shown.get("local_exposure")
         if not exposure or not exposure.get("share_band"):
             raise RefusedOperation(
@@ -428,13 +398,7 @@ def _since(value: str) -> datetime:
             return datetime.now(UTC) - (timedelta(days=amount) if bare[-1] == "d" else timedelta(hours=amount))
         except OverflowError:
             raise argparse.ArgumentTypeError(f"{value!r} is before the calendar (year 1)") from None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time or Nd/Nh (days or hours ago)") from None
-    if parsed.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{value!r} has no time zone; give Z or +00:00")
-    return parsed.astimezone(UTC)
+    return parse_iso_time(value, alternative="Nd/Nh (days or hours ago)")
 
 
 def _cursor(value: str) -> str:
@@ -450,9 +414,9 @@ def cmd_alert_list(args: argparse.Namespace) -> int:
     filters = {"state": args.state, "origin": args.origin, "after": args.after, "limit": args.limit}
     if args.since is not None:
         filters["since"] = args.since.isoformat()
-    page = _client(args).call("list", **{k: v for k, v in filters.items() if v is not None})
+    page = operator_client(args).call("list", **{k: v for k, v in filters.items() if v is not None})
     if args.json:
-        _print_json(page)
+        print_json(page)
         return EXIT_OK
     alerts = page["alerts"]
     if not alerts:
@@ -478,15 +442,15 @@ def cmd_alert_list(args: argparse.Namespace) -> int:
 def cmd_alert_show(args: argparse.Namespace) -> int:
     """Show one alert in full (JSON)."""
     origin = args.origin or _find(args, args.alert_id, None)["origin"]
-    _print_json(_client(args).call("show", origin=origin, alert_id=args.alert_id))
+    print_json(operator_client(args).call("show", origin=origin, alert_id=args.alert_id))
     return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Each peer link: reachable, sequences, backlog."""
-    status = _client(args).call("status")
+    status = operator_client(args).call("status")
     if args.json:
-        _print_json(status)
+        print_json(status)
         return EXIT_OK
     print(
         f"node {status['node']}  log size {status['log']['size']}  root {status['log']['root'][:16]}…"
@@ -539,9 +503,9 @@ def cmd_node_rejoin(args: argparse.Namespace) -> int:
             "are not asked to witness the new one. If a backup of the data directory exists, restore it "
             "instead. To re-join, run again with --yes"
         )
-    done = _client(args).call("rejoin")
+    done = operator_client(args).call("rejoin")
     if args.json:
-        _print_json(done)
+        print_json(done)
         return EXIT_OK
     last = ", ".join(f"{peer} {seq}" for peer, seq in done["last_seq"].items())
     print(f"re-joined: {done['recovered']} own alerts recovered from the peers; last sequences {last}")
@@ -556,7 +520,7 @@ def cmd_node_first_start(args: argparse.Namespace) -> int:
             "peer has answered. If this node ran before (its data directory was lost or not mounted), do "
             "not: restore a backup, or start it with its peers reachable. To declare it, run again with --yes"
         )
-    done = _client(args).call("first_start")
+    done = operator_client(args).call("first_start")
     print(f"first start declared for the store created at {done['store_created']}; publishing is open")
     return EXIT_OK
 
@@ -595,7 +559,7 @@ def cmd_outbox_import(args: argparse.Namespace) -> int:
     from node.transfer import read_transfer
 
     transfer = read_transfer(Path(args.file))
-    client = _client(args)
+    client = operator_client(args)
     chunks: list[list[str]] = [[]]
     size = 0
     for envelope in transfer.envelopes:
@@ -621,7 +585,7 @@ def cmd_outbox_import(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ log and audit
 def cmd_log_export(args: argparse.Namespace) -> int:
     """Write the portable, self-contained log bundle."""
-    from node.bundle import export_bundle
+    from node.export import export_bundle
 
     config = load_config(args)
     size = export_bundle(config, Path(args.out), force=args.force)
@@ -637,7 +601,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     trust = Trust.load(Path(args.trust))
     report = verify_bundles([Path(p) for p in args.logs], trust=trust)
     if args.json:
-        _print_json(report.to_json())
+        print_json(report.to_json())
     else:
         print(report.to_text())
     return EXIT_OK if report.clean else EXIT_FINDING
@@ -657,7 +621,7 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"cannot write {args.html}: {exc.strerror}") from None
     if args.json:
-        _print_json(result.to_json())
+        print_json(result.to_json())
     else:
         print(result.to_text())
     return EXIT_OK if result.clean else EXIT_FINDING
@@ -700,12 +664,12 @@ def cmd_audit_check_proof(args: argparse.Namespace) -> int:
         result = check_proof(text, trust=trust, min_cosigners=args.min_cosigners)
     except ProofError as exc:
         if args.json:
-            _print_json({"valid": False, "defect": exc.defect, "detail": exc.detail})
+            print_json({"valid": False, "defect": exc.defect, "detail": exc.detail})
         else:
             print(f"INVALID: {exc.defect}: {exc.detail}")
         return EXIT_FINDING
     if args.json:
-        _print_json(result.to_json())
+        print_json(result.to_json())
     else:
         print(result.to_text())
     return EXIT_OK
@@ -785,8 +749,8 @@ def _add_info(p: argparse.ArgumentParser, *, required: bool) -> None:
         help=f"supply impact band ({default(RAISE_DEFAULTS['impact'])})",
     )
     p.add_argument("--duration-days", type=cli_int(), help=f"expected duration in days ({default('0, unknown')})")
-    p.add_argument("--effective", type=_when, metavar="TIME", help=f"ISO 8601 UTC or +Nd ({default('sent')})")
-    p.add_argument("--expires", type=_when, metavar="TIME", help=f"ISO 8601 UTC or +Nd ({default('+30d')})")
+    p.add_argument("--effective", type=parse_when, metavar="TIME", help=f"ISO 8601 UTC or +Nd ({default('sent')})")
+    p.add_argument("--expires", type=parse_when, metavar="TIME", help=f"ISO 8601 UTC or +Nd ({default('+30d')})")
     p.add_argument("--headline", required=required, help="plain text, at most 140 characters")
 
 
@@ -1071,8 +1035,8 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
             info_from=_info_from,
             load_config=load_config,
             publish=_publish_request,
-            call=lambda args, op, **fields: _client(args).call(op, **fields),
-            print_json=_print_json,
+            call=lambda args, op, **fields: operator_client(args).call(op, **fields),
+            print_json=print_json,
             countries=_countries,
             statuses=_choices(pb.Status),
         ),

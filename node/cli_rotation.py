@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from node.cli_common import EXIT_OK, load_config, operator_client, parse_when, print_json
 from node.digits import ascii_hex, ascii_int
 from node.errors import RefusedOperation, UsageError
 from node.files import check_output_target, read_bounded
@@ -48,7 +49,6 @@ def _read_update(path: Path) -> bytes:
 
 def cmd_pki_rotate(args: argparse.Namespace) -> int:
     """At the node: new keys as `.next` files, and the request for the national CA."""
-    from node.cli import EXIT_OK, _print_json, load_config
     from node.rotation import prepare_rotation
 
     config = load_config(args)
@@ -71,7 +71,7 @@ def cmd_pki_rotate(args: argparse.Namespace) -> int:
         ],
     )
     write_new_file(out, request, mode=PUBLIC_FILE_MODE)
-    _print_json(describe(request))
+    print_json(describe(request))
     print(
         f"request written to {out}: next, the {config.node_id} national CA runs `ewx pki endorse {out.name}`"
     )
@@ -80,7 +80,6 @@ def cmd_pki_rotate(args: argparse.Namespace) -> int:
 
 def cmd_pki_endorse(args: argparse.Namespace) -> int:
     """At the national CA: show what the request changes, then sign it."""
-    from node.cli import EXIT_OK, _print_json
 
     ca_dir = Path(args.ca_dir) if args.ca_dir else None
     key_path = Path(args.ca_key) if args.ca_key else (ca_dir / "ca.key" if ca_dir else None)
@@ -94,24 +93,22 @@ def cmd_pki_endorse(args: argparse.Namespace) -> int:
         raise RefusedOperation(f"{out} already exists; refusing to overwrite it")
     endorsed = endorse_update(request, ca_key=ca.key, ca_certificate=ca.certificate)
     write_new_file(out, endorsed, mode=PUBLIC_FILE_MODE)
-    _print_json(describe(endorsed))
+    print_json(describe(endorsed))
     print(f"endorsed update written to {out}: next, the node runs `ewx pki announce {out.name}`")
     return EXIT_OK
 
 
 def cmd_pki_announce(args: argparse.Namespace) -> int:
     """At the node: adopt the endorsed update and send it to the peers."""
-    from node.cli import EXIT_OK, _client, _print_json
 
     update = _read_update(Path(args.update))
-    client = _client(args)
-    _print_json(client.call("announce", update=base64.b64encode(update).decode("ascii")))
+    client = operator_client(args)
+    print_json(client.call("announce", update=base64.b64encode(update).decode("ascii")))
     return EXIT_OK
 
 
 def add_rotation_commands(pki: Any, add_config: Any) -> None:
     """Register rotate, endorse and announce under `ewx pki`."""
-    from node.cli import _when  # the CLI's one time parser (ISO 8601 or +Nd/+Nh)
 
     p: argparse.ArgumentParser = pki.add_parser(
         "rotate",
@@ -139,7 +136,7 @@ def add_rotation_commands(pki: Any, add_config: Any) -> None:
         help="revoke a node TLS certificate of this country by its serial (hex)",
     )
     p.add_argument(
-        "--revoke-from", type=_when, metavar="TIME", help="revocations apply from TIME (default now)"
+        "--revoke-from", type=parse_when, metavar="TIME", help="revocations apply from TIME (default now)"
     )
     p.add_argument(
         "--reason",
