@@ -246,7 +246,7 @@ class DeliveryLoop:
 
     async def drain(self) -> bool:
         """Deliver everything pending; True when the outbox is empty."""
-        link = self._service.links[self.peer]
+        link = self._service.link(self.peer)
         if not await self._announce_trust():
             return False
         while batch := self._service.pending(self.peer, BATCH):
@@ -277,7 +277,10 @@ class DeliveryLoop:
                 self._trust_held = max(self._trust_held, await self._client.update_trust(envelope))
             except aio.AioRpcError as exc:
                 expected = trailer(exc, EXPECTED_SEQ_TRAILER)
-                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and (held := ascii_int(expected or "")) is not None:
+                if (
+                    exc.code() == grpc.StatusCode.FAILED_PRECONDITION
+                    and (held := ascii_int(expected or "")) is not None
+                ):
                     # The peer lacks an earlier one: start again from there.
                     self._trust_held = held - 1
                 self._fail(None, f"{self._service.me}-trust-{serial}", describe(exc))
@@ -290,7 +293,7 @@ class DeliveryLoop:
     def _fail(self, seq: int | None, message_id: str, error: str) -> None:
         """Count a failed delivery; `seq` None for a trust update (it has no outbox row)."""
         self._failures += 1
-        self._service.links[self.peer].failed(self._service.clock(), error)
+        self._service.link(self.peer).failed(self._service.clock(), error)
         if seq is not None:
             self._service.record_failure(self.peer, seq, error)
         log.warning(
@@ -322,7 +325,7 @@ async def pull(client: PeerClient, service: NodeService, *, origin: Country | No
     stored = 0
     try:
         while True:
-            after = service.store.last_seq(source, service.me)
+            after = service.last_seq(source, service.me)
             updates, page = await client.catch_up(
                 origin=source,
                 after_seq=after,
@@ -336,21 +339,21 @@ async def pull(client: PeerClient, service: NodeService, *, origin: Country | No
             stored += service.receive_many(page, peer=peer, direct=direct)
             # Pushes from the origin may have stored part of this page meanwhile;
             # what counts is progress. None at all means a refusal: stop, not spin.
-            if service.store.last_seq(source, service.me) <= after:
+            if service.last_seq(source, service.me) <= after:
                 break
     except aio.AioRpcError as exc:
         if direct:
-            service.links[peer].failed(service.clock(), describe(exc))
+            service.link(peer).failed(service.clock(), describe(exc))
         return stored
     except (Malformed, TrustUpdateRejected) as exc:  # a refused update is logged by the core too
         log.warning(
             "catch_up_failed", node=service.me, peer=peer, origin=source, reason=exc.reason, error=str(exc)
         )
         if direct:
-            service.links[peer].failed(service.clock(), str(exc))
+            service.link(peer).failed(service.clock(), str(exc))
         return stored
     if direct:
-        service.links[peer].succeeded(service.clock())
+        service.link(peer).succeeded(service.clock())
     if stored:
         log.info("caught_up", node=service.me, peer=peer, origin=source, stored=stored, relay=not direct)
     return stored
@@ -418,7 +421,7 @@ async def check_history(client: PeerClient, service: NodeService) -> bool:
         return False
     try:
         _updates, page = await client.catch_up(
-            origin=service.me, after_seq=service.store.last_seq(service.me, peer), max_count=1
+            origin=service.me, after_seq=service.last_seq(service.me, peer), max_count=1
         )
     except aio.AioRpcError as exc:
         log.warning("history_check_failed", node=service.me, peer=peer, step="catch_up", error=describe(exc))
@@ -450,15 +453,19 @@ async def held_by_peer(client: PeerClient, service: NodeService) -> HeldByPeer:
     except aio.AioRpcError as exc:
         answered = ascii_int(trailer(exc, WITNESS_SIZE_TRAILER) or "")
         if exc.code() != grpc.StatusCode.ABORTED or answered is None:
-            raise RefusedOperation(f"{peer} did not say what it witnessed of {service.me}'s log: {describe(exc)}") from None
+            raise RefusedOperation(
+                f"{peer} did not say what it witnessed of {service.me}'s log: {describe(exc)}"
+            ) from None
         witness_size = answered
     except Malformed as exc:
         raise RefusedOperation(f"{peer} did not say what it witnessed of {service.me}'s log: {exc}") from None
     envelopes: list[bytes] = []
-    after = service.store.last_seq(service.me, peer)
+    after = service.last_seq(service.me, peer)
     while True:
         try:
-            _updates, page = await client.catch_up(origin=service.me, after_seq=after, max_count=MAX_CATCHUP_PAGE)
+            _updates, page = await client.catch_up(
+                origin=service.me, after_seq=after, max_count=MAX_CATCHUP_PAGE
+            )
         except aio.AioRpcError as exc:
             raise RefusedOperation(f"{peer} did not return {service.me}'s alerts: {describe(exc)}") from None
         except Malformed as exc:
@@ -472,7 +479,9 @@ async def held_by_peer(client: PeerClient, service: NodeService) -> HeldByPeer:
                 f"{peer} returned an alert that does not verify as {service.me}'s own ({exc.reason}: {exc})"
             ) from None
         if seq is None or seq <= after:
-            raise RefusedOperation(f"{peer} answered {service.me}'s alerts after sequence {after} with earlier ones")
+            raise RefusedOperation(
+                f"{peer} answered {service.me}'s alerts after sequence {after} with earlier ones"
+            )
         envelopes.extend(page)
         after = seq
     return HeldByPeer(witness_size=witness_size, envelopes=envelopes)

@@ -142,7 +142,7 @@ class NodeRuntime:
             listen=self.config.listen,
             port=self.port,
             operator_socket=str(self.config.operator_socket),
-            log_size=self.service.store.log_size,
+            log_size=self.service.log_size,
             certificate_serial=self.tls.identity.serial,
             certificate_not_after=self.tls.identity.not_after.isoformat(),
             tls13_only=grpc_env.TLS13_ONLY,
@@ -190,13 +190,15 @@ class NodeRuntime:
         )
         self._exposure = worker
         service.on_peer_alert = worker.submit
-        for origin, alert_id in service.store.peer_alerts(without_exposure=True):  # stored before a restart
+        for origin, alert_id in service.peer_alerts(without_exposure=True):  # stored before a restart
             worker.submit(origin, alert_id)
-        self._tasks.append(asyncio.create_task(self._survive_forever("exposure", worker.run), name="exposure"))
+        self._tasks.append(
+            asyncio.create_task(self._survive_forever("exposure", worker.run), name="exposure")
+        )
 
     async def _recheck_exposure(self, _args: dict[str, Any]) -> dict[str, int]:
         """After new early-warning data: check every stored peer ALERT and UPDATE again."""
-        alerts = self.service.store.peer_alerts(without_exposure=False)
+        alerts = self.service.peer_alerts(without_exposure=False)
         for origin, alert_id in alerts:
             self._exposure.submit(origin, alert_id)
         return {"queued": len(alerts)}
@@ -312,10 +314,10 @@ class NodeRuntime:
                 if not checked:
                     checked = await check_history(client, self.service)
                 await pull(client, self.service)
-                if self.service.links[client.peer].reachable is False:
+                if self.service.link(client.peer).reachable is False:
                     checked = False
                 for origin in self.service.peers:
-                    if origin != client.peer and self.service.links[origin].reachable is False:
+                    if origin != client.peer and self.service.link(origin).reachable is False:
                         await pull(client, self.service, origin=origin)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=PULL_INTERVAL_SECONDS)

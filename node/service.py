@@ -136,6 +136,23 @@ class NodeService(Rejoining, Witnessing, TrustUpdating, Views):
         return tuple(p for p in peers_of(self.me) if p in self.config.peers)
 
     @property
+    def log_size(self) -> int:
+        """Entries in this node's exchange log."""
+        return self.store.log_size
+
+    def last_seq(self, origin: Country, recipient: Country) -> int:
+        """Highest sequence position this node holds from `origin` towards `recipient`, 0 if none."""
+        return self.store.last_seq(origin, recipient)
+
+    def link(self, peer: Country) -> LinkState:
+        """What is known of the link to `peer`: the gateway records each call's outcome there."""
+        return self.links[peer]
+
+    def peer_alerts(self, *, without_exposure: bool) -> list[tuple[Country, str]]:
+        """Peers' ALERTs and UPDATEs by origin and id, in log order (see Store.peer_alerts)."""
+        return self.store.peer_alerts(without_exposure=without_exposure)
+
+    @property
     def max_skew(self) -> timedelta:
         """Allowed clock skew for incoming sent times."""
         return timedelta(seconds=self.config.max_clock_skew_seconds)

@@ -29,7 +29,14 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "node.logs",
         "node.files",
     ),
-    "message": ("node.models", "node.convert", "node.framing", "node.plaintext", "node.transfer", "node.wire."),
+    "message": (
+        "node.models",
+        "node.convert",
+        "node.framing",
+        "node.plaintext",
+        "node.transfer",
+        "node.wire.",
+    ),
     "crypto": ("node.signing", "node.merkle", "node.note", "node.sigpool"),
     "trust": ("node.trust", "node.identity", "node.trust_updates"),
     "pki": ("node.pki",),
@@ -70,12 +77,33 @@ MAY_IMPORT: dict[str, set[str]] = {
     "config": {"shared", "crypto", "trust", "pki", "ews-settings"},
     "ews": {"shared", "ews-settings", "config"},
     "service": {
-        "shared", "message", "crypto", "trust", "pki", "checks", "store", "audit", "ews-settings", "config", "ews",
+        "shared",
+        "message",
+        "crypto",
+        "trust",
+        "pki",
+        "checks",
+        "store",
+        "audit",
+        "ews-settings",
+        "config",
+        "ews",
     },
     "operator": {"shared", "message", "trust", "store", "config", "service"},
     "cli": {
-        "shared", "message", "crypto", "trust", "pki", "checks", "store", "audit", "ews-settings", "config",
-        "ews", "service", "operator",
+        "shared",
+        "message",
+        "crypto",
+        "trust",
+        "pki",
+        "checks",
+        "store",
+        "audit",
+        "ews-settings",
+        "config",
+        "ews",
+        "service",
+        "operator",
     },
     "gateway": set(LAYERS) - {"gateway"},
 }
@@ -192,10 +220,58 @@ def _loaded_after(imports: str, prefixes: tuple[str, ...]) -> list[str]:
 def test_the_offline_audit_loads_no_storage_configuration_or_grpc() -> None:
     loaded = _loaded_after(
         "import node.audit, node.audit_checkpoints, node.bundle, node.proof, node.replay",
-        ("grpc", "gateway", "sqlite3", "_sqlite3", "duckdb", "node.store", "node.config", "node.service", "node.pki"),
+        (
+            "grpc",
+            "gateway",
+            "sqlite3",
+            "_sqlite3",
+            "duckdb",
+            "node.store",
+            "node.config",
+            "node.service",
+            "node.pki",
+        ),
     )
     assert loaded == []
 
 
 def test_the_node_service_and_operator_api_load_no_grpc() -> None:
     assert _loaded_after("import node.service, node.operator, node.cli", ("grpc", "gateway")) == []
+
+
+SERVICE_INSIDES = frozenset({"store", "links"})
+"""What the service keeps to itself: the gateway asks the service's methods (its configuration
+and trust file it may read, as every part of the node does)."""
+
+
+def reaches_into_the_service(path: Path) -> list[str]:
+    """`service.store`, `self._service.links` and the like in `path`, as file:line: text."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if not (isinstance(node, ast.Attribute) and node.attr in SERVICE_INSIDES):
+            continue
+        owner = node.value
+        name = (
+            owner.attr
+            if isinstance(owner, ast.Attribute)
+            else owner.id
+            if isinstance(owner, ast.Name)
+            else ""
+        )
+        if name in ("service", "_service"):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_the_gateway_reaches_the_node_through_the_service_methods_only() -> None:
+    assert [
+        hit for p in sorted((ROOT / "gateway").rglob("*.py")) for hit in reaches_into_the_service(p)
+    ] == []
+
+
+def test_reaching_into_the_service_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "gateway").mkdir()
+    bad = tmp_path / "gateway" / "x.py"
+    bad.write_text("def f(self):\n    return self._service.store.log_size\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert reaches_into_the_service(bad) == ["gateway/x.py:2: self._service.store"]
