@@ -126,11 +126,11 @@ from types import TracebackType
 from typing import Any, Final, Literal, NamedTuple
 
 from node.audit_checkpoints import history_findings, witnessed_findings
-from node.bundle import Bundle, BundleError, read_bundle, signed_export_time
+from node.bundle import Bundle, read_bundle, signed_export_time
 from node.convert import DecodeFailure, alert_from_bytes, from_timestamp, parse_canonical, receipt_from_bytes
 from node.convert import member as _member
 from node.digits import ascii_int
-from node.errors import TrustUpdateRejected, UsageError
+from node.errors import BundleError, NoteError, TrustUpdateRejected, UsageError
 from node.identity import witness_name
 from node.ids import COUNTRIES, Country, Digest
 from node.merkle import leaf_hash, root_from_leaf_hashes
@@ -139,7 +139,6 @@ from node.note import (
     SIG_TYPE_COSIGNATURE_V1,
     SIG_TYPE_ED25519,
     Checkpoint,
-    NoteError,
     SignedNote,
     note_key_hash,
     parse_checkpoint,

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from node.convert import member, timestamp
-from node.errors import EwxError
+from node.errors import BundleError, FramingError
 from node.files import read_bounded
-from node.framing import FramingError, frame, records
+from node.framing import frame, records
 from node.ids import Country
 from node.wire import ewx_pb2 as pb
 
@@ -39,12 +39,6 @@ MAX_BUNDLE_BYTES: Final = 4 << 30
 wrong path (a pipe, a device) is refused instead of filling memory."""
 MAX_RECORD_BYTES: Final = 64 * 1024
 """No legal record comes near this; a larger length prefix means corruption."""
-
-
-class BundleError(EwxError, ValueError):
-    """A file that is not a readable bundle (audit exit code 2)."""
-
-    exit_code = 2  # a bad input file, as a bad flag
 
 
 @dataclass(frozen=True, slots=True)

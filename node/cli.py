@@ -395,7 +395,9 @@ def _since(value: str) -> datetime:
     amount = ascii_int(bare[:-1]) if bare[-1:] in ("d", "h") else None
     if amount is not None:
         try:
-            return datetime.now(UTC) - (timedelta(days=amount) if bare[-1] == "d" else timedelta(hours=amount))
+            return datetime.now(UTC) - (
+                timedelta(days=amount) if bare[-1] == "d" else timedelta(hours=amount)
+            )
         except OverflowError:
             raise argparse.ArgumentTypeError(f"{value!r} is before the calendar (year 1)") from None
     return parse_iso_time(value, alternative="Nd/Nh (days or hours ago)")
@@ -405,7 +407,9 @@ def _cursor(value: str) -> str:
     try:
         parse_cursor(value)
     except UsageError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a cursor; give the 'next' a listing printed") from None
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a cursor; give the 'next' a listing printed"
+        ) from None
     return value
 
 
@@ -630,7 +634,8 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
 def cmd_audit_prove(args: argparse.Namespace) -> int:
     """Write a self-contained inclusion proof (C2SP tlog-proof) of one alert in one log."""
     from node.bundle import read_bundle
-    from node.proof import ProofError, prove
+    from node.errors import ProofError
+    from node.proof import prove
 
     bundle = read_bundle(Path(args.log))
     try:
@@ -648,8 +653,9 @@ def cmd_audit_prove(args: argparse.Namespace) -> int:
 
 def cmd_audit_check_proof(args: argparse.Namespace) -> int:
     """Verify an inclusion proof offline against the trust file."""
+    from node.errors import ProofError
     from node.files import read_bounded
-    from node.proof import HEADER, MAX_PROOF_CHARS, ProofError, check_proof
+    from node.proof import HEADER, MAX_PROOF_CHARS, check_proof
     from node.trust import Trust
 
     trust = Trust.load(Path(args.trust))
@@ -688,7 +694,10 @@ def _add_config(p: argparse.ArgumentParser) -> None:
 
 def _add_export_out(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--out", required=True, metavar="FILE", help="a new file (written whole or not at all; never a device)"
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="a new file (written whole or not at all; never a device)",
     )
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
@@ -748,9 +757,15 @@ def _add_info(p: argparse.ArgumentParser, *, required: bool) -> None:
         choices=_choices(pb.ImpactBand),
         help=f"supply impact band ({default(RAISE_DEFAULTS['impact'])})",
     )
-    p.add_argument("--duration-days", type=cli_int(), help=f"expected duration in days ({default('0, unknown')})")
-    p.add_argument("--effective", type=parse_when, metavar="TIME", help=f"ISO 8601 UTC or +Nd ({default('sent')})")
-    p.add_argument("--expires", type=parse_when, metavar="TIME", help=f"ISO 8601 UTC or +Nd ({default('+30d')})")
+    p.add_argument(
+        "--duration-days", type=cli_int(), help=f"expected duration in days ({default('0, unknown')})"
+    )
+    p.add_argument(
+        "--effective", type=parse_when, metavar="TIME", help=f"ISO 8601 UTC or +Nd ({default('sent')})"
+    )
+    p.add_argument(
+        "--expires", type=parse_when, metavar="TIME", help=f"ISO 8601 UTC or +Nd ({default('+30d')})"
+    )
     p.add_argument("--headline", required=required, help="plain text, at most 140 characters")
 
 
@@ -801,7 +816,9 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     )
     p.add_argument("--country", type=_country, required=True, metavar="CC", help="KR, US or JP")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for ca.key and ca.pem (created 0700)")
-    p.add_argument("--years", type=cli_int(low=1), default=10, metavar="N", help="CA validity in years (default 10)")
+    p.add_argument(
+        "--years", type=cli_int(low=1), default=10, metavar="N", help="CA validity in years (default 10)"
+    )
     p.set_defaults(func=cmd_pki_ca)
 
     p = pki.add_parser(
@@ -918,7 +935,10 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("--state", choices=ALERT_STATES, help="only alerts in this state")
     p.add_argument("--origin", type=_country, metavar="CC", help="only alerts from this node")
     p.add_argument(
-        "--since", type=_since, metavar="TIME", help="only alerts sent at or after TIME (ISO 8601 UTC, or Nd/Nh: days or hours ago)"
+        "--since",
+        type=_since,
+        metavar="TIME",
+        help="only alerts sent at or after TIME (ISO 8601 UTC, or Nd/Nh: days or hours ago)",
     )
     p.add_argument(
         "--limit",
@@ -943,7 +963,8 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
         dest="node", required=True, parser_class=_Parser
     )
     p = node.add_parser(
-        "rejoin", help="after a lost store: recover this node's own alerts from its peers, continue after them"
+        "rejoin",
+        help="after a lost store: recover this node's own alerts from its peers, continue after them",
     )
     _add_config(p)
     p.add_argument("--yes", action="store_true", help="confirm: without it, only says what re-join does")
@@ -1023,7 +1044,11 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("proof", metavar="FILE", help="a proof written by `ewx audit prove`")
     p.add_argument("--trust", required=True, metavar="federation.json", help="the federation trust file")
     p.add_argument(
-        "--min-cosigners", type=cli_int(low=0), default=0, metavar="N", help="peers that must have cosigned (default 0)"
+        "--min-cosigners",
+        type=cli_int(low=0),
+        default=0,
+        metavar="N",
+        help="peers that must have cosigned (default 0)",
     )
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=cmd_audit_check_proof)

@@ -193,6 +193,48 @@ class TrustUpdateOutOfOrder(TrustUpdateRejected):
         self.expected = expected
 
 
+# ------------------------------------------------------------------ files, notes and proofs
+
+
+class NoteError(EwxError):
+    """A signed note, checkpoint or cosignature is malformed or fails to verify (node/note.py).
+
+    The message names the defect; it quotes no key material and is safe to
+    return to the peer that sent the note.
+    """
+
+
+class MerkleProofError(EwxError):
+    """A Merkle proof, or the values it is checked against, did not verify (node/merkle.py).
+
+    The message names the defect (bad hash length, index out of range, wrong
+    proof length, root mismatch, ...) so that audit findings can quote it.
+    """
+
+
+class ProofError(EwxError):
+    """A proof that cannot be made or does not verify (node/proof.py); `defect` names what is wrong."""
+
+    def __init__(self, defect: str, detail: str) -> None:
+        super().__init__(f"{defect}: {detail}")
+        self.defect = defect
+        self.detail = detail
+
+
+class BundleError(EwxError):
+    """A file that is not a readable log bundle (audit exit code 2)."""
+
+    exit_code = 2  # a bad input file, as a bad flag
+
+
+class FramingError(UsageError):
+    """A file whose framing is broken (node/framing.py): bad input (CLI exit 2)."""
+
+
+class TransferError(FramingError):
+    """Not a readable outbox transfer file (bad input)."""
+
+
 # ------------------------------------------------------------------ outcomes
 OPERATOR_ERRORS: Final[dict[str, type[EwxError]]] = {
     cls.operator_kind: cls for cls in (UsageError, ConfigError, RefusedOperation, StoreError, StoreFull)

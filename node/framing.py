@@ -13,13 +13,9 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError, Message
 
 from node.convert import encode
-from node.errors import UsageError
+from node.errors import FramingError
 
 M = TypeVar("M", bound=Message)
-
-
-class FramingError(UsageError, ValueError):
-    """A file whose framing is broken: bad input (CLI exit 2)."""
 
 
 def varint(value: int) -> bytes:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
-from node.errors import EwxError
+from node.errors import MerkleProofError
 
 __all__ = [
     "EMPTY_ROOT",
@@ -48,16 +48,6 @@ _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
 
 
-class MerkleProofError(EwxError, ValueError):
-    """A Merkle proof, or the values it is checked against, did not verify.
-
-    A ``ValueError`` (bad input, not a bug here) and an ``EwxError`` (so the
-    boundary's error table can map it). The message names the defect (bad
-    hash length, index out of range, wrong proof length, root mismatch, ...)
-    so that audit findings can quote it.
-    """
-
-
 def leaf_hash(entry: bytes) -> bytes:
     """Return the RFC 6962 leaf hash ``SHA-256(0x00 || entry)``.
 
@@ -72,7 +62,7 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(_NODE_PREFIX + left + right).digest()
 
 
-def _require_hash(what: str, value: bytes, error: type[ValueError] = ValueError) -> None:
+def _require_hash(what: str, value: bytes, error: type[Exception] = ValueError) -> None:
     # Hash lengths are checked up front: SHA-256 never yields anything but 32
     # bytes, so any other length is malformed input, and letting it through is
     # exactly what the "empty root and empty leaf" trick exploits.

@@ -34,7 +34,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from node.errors import EwxError
+from node.errors import NoteError
 
 __all__ = [
     "COSIGNATURE_V1_HEADER",
@@ -96,15 +96,6 @@ _HASH_BYTES: Final = 32
 _DECIMAL_RE: Final = re.compile(r"0|[1-9][0-9]*", re.ASCII)
 # Control characters other than newline are forbidden anywhere in a note.
 _CONTROL_RE: Final = re.compile(r"[\x00-\x09\x0b-\x1f]")
-
-
-class NoteError(EwxError, ValueError):
-    """A signed note, checkpoint or cosignature is malformed or fails to verify.
-
-    A ``ValueError`` (bad input) and an ``EwxError`` (so the boundary's error
-    table can map it). The message names the defect; it quotes no key
-    material and is safe to return to the peer that sent the note.
-    """
 
 
 def _raw_public_key(public_key: Ed25519PublicKey) -> bytes:

@@ -48,15 +48,14 @@ from google.protobuf.message import DecodeError
 
 from node.bundle import Bundle
 from node.convert import DecodeFailure, alert_from_bytes, from_timestamp, member, parse_canonical
-from node.errors import EwxError
+from node.errors import MerkleProofError, NoteError, ProofError
 from node.identity import log_origin, witness_name
 from node.ids import COUNTRIES, Country
-from node.merkle import MerkleProofError, inclusion_proof, leaf_hash, root_from_leaf_hashes, verify_inclusion
+from node.merkle import inclusion_proof, leaf_hash, root_from_leaf_hashes, verify_inclusion
 from node.models import Alert
 from node.note import (
     SIG_TYPE_COSIGNATURE_V1,
     Checkpoint,
-    NoteError,
     SignedNote,
     note_key_hash,
     parse_checkpoint,
@@ -97,15 +96,6 @@ _MAX_PROOF_HASHES: Final = 64
 """A tree of up to 2^63 leaves needs at most 63 hashes."""
 MAX_PROOF_CHARS: Final = 64 * 1024
 """An entry is at most about 9 KiB and a checkpoint note at most 16 KiB."""
-
-
-class ProofError(EwxError, ValueError):
-    """A proof that cannot be made or does not verify; `defect` names what is wrong."""
-
-    def __init__(self, defect: str, detail: str) -> None:
-        super().__init__(f"{defect}: {detail}")
-        self.defect = defect
-        self.detail = detail
 
 
 def _iso(value: datetime) -> str:

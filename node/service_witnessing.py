@@ -12,10 +12,10 @@ import structlog
 
 from node.clock import iso
 from node.digits import is_ascii_digits
-from node.errors import BadSignature, InboundRejected, Malformed, RefusedOperation
+from node.errors import BadSignature, InboundRejected, Malformed, NoteError, RefusedOperation
 from node.ids import Country
 from node.merkle import EMPTY_ROOT
-from node.note import Checkpoint, NoteError, sign_checkpoint
+from node.note import Checkpoint, sign_checkpoint
 from node.service_state import ServiceState
 from node.witness import WitnessState, add_cosignature, open_log_checkpoint, verify_witness_cosignature
 from node.witness import build_request as build_witness_request

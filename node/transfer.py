@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Final
 
 from node.convert import member, timestamp
+from node.errors import FramingError, TransferError
 from node.files import atomic_output, read_bounded
-from node.framing import FramingError, frame, records
+from node.framing import frame, records
 from node.ids import Country
 from node.limits import MAX_ENVELOPE_BYTES
 from node.wire import ewx_pb2 as pb
@@ -26,10 +27,6 @@ MAGIC: Final = b"EWXOUTBOX1\n"
 FORMAT_VERSION: Final = 1
 MAX_TRANSFER_BYTES: Final = 1 << 30
 """A transfer file larger than this is refused before it is read."""
-
-
-class TransferError(FramingError):
-    """Not a readable outbox transfer file (bad input)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,10 +40,10 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node.errors import InboundRejected
+from node.errors import InboundRejected, MerkleProofError, NoteError
 from node.identity import log_origin, witness_name
 from node.ids import Country
-from node.merkle import EMPTY_ROOT, HASH_SIZE, MerkleProofError, verify_consistency
+from node.merkle import EMPTY_ROOT, HASH_SIZE, verify_consistency
 from node.note import (
     MAX_NOTE_BYTES,
     MAX_SIGNATURES,
@@ -51,7 +51,6 @@ from node.note import (
     MAX_TREE_SIZE,
     SIG_TYPE_ED25519,
     Checkpoint,
-    NoteError,
     SignedNote,
     check_text,
     cosign,

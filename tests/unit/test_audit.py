@@ -34,9 +34,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node.audit import KINDS, Finding, Report, verify_bundles, verify_loaded
-from node.bundle import Bundle, BundleError, read_bundle, write_bundle
+from node.bundle import Bundle, read_bundle, write_bundle
 from node.config import NodeConfig
 from node.convert import encode
+from node.errors import BundleError
 from node.export import export_bundle
 from node.ids import COUNTRIES, Country, KeyId
 from node.merkle import leaf_hash, root_from_leaf_hashes

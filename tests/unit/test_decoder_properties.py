@@ -47,15 +47,22 @@ from hypothesis import strategies as st
 from node import bundle, limits, transfer
 from node.config import NodeConfig
 from node.convert import encode, receipt_to_bytes
-from node.errors import ConfigError, InboundRejected, TrustUpdateRejected, UnauthenticatedPeer
+from node.errors import (
+    ConfigError,
+    InboundRejected,
+    NoteError,
+    ProofError,
+    TrustUpdateRejected,
+    UnauthenticatedPeer,
+)
 from node.identity import log_origin, node_id_from_certificate
 from node.ids import Country
 from node.inbound import verify_alert, verify_receipt
 from node.merkle import consistency_proof, leaf_hash, root_from_leaf_hashes
 from node.models import Receipt
-from node.note import Checkpoint, NoteError, sign_checkpoint
+from node.note import Checkpoint, sign_checkpoint
 from node.operator import OperatorServer
-from node.proof import ProofError, check_proof, parse_proof, prove
+from node.proof import check_proof, parse_proof, prove
 from node.service import NodeService
 from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, Signer
 from node.trust import Trust

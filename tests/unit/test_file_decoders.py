@@ -67,7 +67,9 @@ def test_bounded_reads_refuse_endless_input_that_stat_calls_empty(tmp_path: Path
     from node.errors import UsageError
     from node.files import read_bounded
 
-    with pytest.raises(UsageError, match=r"log bundle /dev/zero: cannot read it: not a regular file \(a character device\)"):
+    with pytest.raises(
+        UsageError, match=r"log bundle /dev/zero: cannot read it: not a regular file \(a character device\)"
+    ):
         read_bounded(Path("/dev/zero"), 4096, what="log bundle", error=UsageError)
     with pytest.raises(UsageError, match="cannot read it"):
         read_bounded(tmp_path / "missing", 4096, what="log bundle", error=UsageError)
@@ -81,8 +83,9 @@ def test_bounded_reads_judge_type_size_and_magic_before_reading(tmp_path: Path) 
     import os
     import tracemalloc
 
-    from node.bundle import MAGIC, MAX_BUNDLE_BYTES, BundleError, read_bundle
-    from node.transfer import TransferError, read_transfer
+    from node.bundle import MAGIC, MAX_BUNDLE_BYTES, read_bundle
+    from node.errors import BundleError, TransferError
+    from node.transfer import read_transfer
 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # no writer: opening it for reading would block forever

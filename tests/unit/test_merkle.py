@@ -18,10 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node.errors import MerkleProofError
 from node.merkle import (
     EMPTY_ROOT,
     CompactRange,
-    MerkleProofError,
     consistency_proof,
     inclusion_proof,
     leaf_hash,

@@ -18,13 +18,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node.errors import NoteError
 from node.note import (
     MAX_NOTE_BYTES,
     MAX_SIGNATURES,
     SIG_TYPE_COSIGNATURE_V1,
     SIG_TYPE_ED25519,
     Checkpoint,
-    NoteError,
     NoteSignature,
     SignedNote,
     cosign,
