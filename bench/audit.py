@@ -14,7 +14,7 @@ In one run it:
    and a RECEIPT_RECEIVED per recipient back in the origin's log, with valid
    signatures, gapless sequences and receipts naming the receiver's real log
    index, so the audit is clean (the last alert may be left in flight, an
-   info finding). Bundles are written with node.bundle.write_bundle and a
+   info finding). Bundles are written with node.audit.write_bundle and a
    checkpoint signed with each node's log key; signing runs on all cores;
 2. measures the raw Ed25519 verify rate, a tight loop of
    Ed25519PublicKey.verify over PAE-wrapped payloads taken from those logs,
@@ -60,15 +60,23 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from node.bundle import write_bundle
+from node.audit import write_bundle
 from node.config import NodeConfig
-from node.convert import encode
-from node.identity import log_origin
+from node.crypto import (
+    PAYLOAD_ALERT,
+    PAYLOAD_RECEIPT,
+    Checkpoint,
+    Signer,
+    leaf_hash,
+    pae,
+    raw_public_key,
+    root_from_leaf_hashes,
+    sign_checkpoint,
+)
 from node.ids import COUNTRIES, Country
-from node.merkle import leaf_hash, root_from_leaf_hashes
-from node.note import Checkpoint, sign_checkpoint
+from node.message import encode
 from node.pki import init_federation
-from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, Signer, pae, raw_public_key
+from node.trust import log_origin
 from node.wire import ewx_pb2 as pb
 
 TARGET_RATIO = 0.8

@@ -11,7 +11,7 @@
    store, beside this machine's raw Ed25519 verify rate on one core,
    measured in the same run. receive_many is measured twice: as the node
    runs it (a page's signatures verified in a pool of CPUs - 1 processes,
-   node/sigpool.py) and in the node's process alone ($EWX_INBOUND_WORKERS=0).
+   node/crypto/_sigpool.py) and in the node's process alone ($EWX_INBOUND_WORKERS=0).
 
 Targets: catch-up of 100,000 alerts within 30 s of restart; at least 5,000
 alerts/s inbound, i.e. over half the single-core raw verify rate.
@@ -38,10 +38,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.demo import NodeProcess, assign_free_ports
 from gateway.runtime import NodeRuntime
 from node.config import NodeConfig
+from node.crypto import INBOUND_WORKERS_ENV, available_cpus
 from node.logs import configure
 from node.pki import init_federation
 from node.service import NodeService
-from node.sigpool import INBOUND_WORKERS_ENV, available_cpus
 from tests.factories import alert_info
 
 

@@ -30,7 +30,7 @@ from gateway.peers import PeerClient
 from gateway.runtime import NodeRuntime
 from node.config import NodeConfig
 from node.logs import configure
-from node.models import Receipt
+from node.message import Receipt
 from node.pki import init_federation
 from node.wire import ewx_pb2 as pb
 from tests.factories import alert_info

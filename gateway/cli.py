@@ -1,6 +1,6 @@
 """The `ewx` console entry point: node's commands plus `serve` and `demo`.
 
-node/cli.py builds the parser for everything the core can do alone; this
+node/cli/_main.py builds the parser for everything the core can do alone; this
 module adds the commands that need the federation edge, so the dependency
 runs one way only (gateway -> node).
 """
@@ -12,8 +12,8 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from node import cli as node_cli
-from node.cli_common import EXIT_OK, load_config
+from node.cli import EXIT_OK, load_config
+from node.cli import _main as node_cli
 from node.logs import configure
 
 

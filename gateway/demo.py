@@ -34,24 +34,20 @@ from typing import IO, Any
 
 import tomli_w
 
-from node.audit import verify_bundles
-from node.bundle import Bundle, read_bundle
+from node.audit import Bundle, read_bundle, render_html, replay, verify_bundles
+from node.checks import cosigned_by
 from node.config import NodeConfig
+from node.crypto import parse_checkpoint, parse_signed_note
 from node.errors import ConfigError, EwxError
 from node.ews.ingest import ingest_file
 from node.ews.review import approve, open_store
 from node.ews.rules import explain
 from node.ews.scan import scan
-from node.export import export_bundle
 from node.ids import COUNTRIES, Country
-from node.note import parse_checkpoint, parse_signed_note
 from node.operator import OperatorClient
 from node.pki import init_federation, load_national_ca
-from node.replay import render_html, replay
-from node.rotation import prepare_rotation
-from node.trust import Trust
-from node.trust_updates import endorse_update
-from node.witness import cosigned_by
+from node.service import export_bundle, prepare_rotation
+from node.trust import Trust, endorse_update
 
 GALLIUM_GERMANIUM = ("811292", "282560")
 GALLIUM_SHOCK = "2023-08"

@@ -33,8 +33,7 @@ from node.limits import (
     MAX_ENVELOPE_BYTES,
     MAX_TRUST_UPDATE_BYTES,
 )
-from node.service import NodeService
-from node.service_rejoin import HeldByPeer
+from node.service import HeldByPeer, NodeService
 from node.wire import ewx_pb2 as pb
 
 log = structlog.get_logger("ewx.gateway")

@@ -34,13 +34,12 @@ from grpc import aio
 from gateway import rpc
 from gateway.admission import PeerAdmission, StreamStalled, StreamTooLong
 from gateway.status_map import REASON_TRAILER, STORE_FULL, status_for, trailers_for
-from node.convert import member
 from node.errors import InboundRejected, Malformed, StoreFull, TooLarge, UnauthenticatedPeer
-from node.identity import node_id_from_certificate
 from node.ids import Country
 from node.limits import MAX_CATCHUP_TRUST_UPDATES, MAX_ENVELOPE_BYTES, MAX_TRUST_UPDATE_BYTES
+from node.message import member
 from node.service import NodeService
-from node.trust import Trust
+from node.trust import Trust, node_id_from_certificate
 from node.wire import ewx_pb2 as pb
 
 log = structlog.get_logger("ewx.gateway")

@@ -13,7 +13,8 @@ from typing import Final
 import grpc
 
 from gateway import admission
-from node import errors, witness
+from node import errors
+from node.checks import _witness as witness
 
 REASON_TRAILER: Final = "ewx-reason"
 EXPECTED_SEQ_TRAILER: Final = "ewx-expected-seq"

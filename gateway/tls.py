@@ -40,10 +40,9 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 
 from node.config import NodeConfig, TlsCredentials
-from node.identity import node_dns_name
 from node.ids import Country
 from node.pki import CertificateNotValidNow, check_node_tls
-from node.trust import Trust
+from node.trust import Trust, node_dns_name
 
 if TYPE_CHECKING:
     import grpc

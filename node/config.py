@@ -71,10 +71,10 @@ from pydantic import (
     model_validator,
 )
 
+from node.crypto import KEY_PURPOSES, KeyPurpose, Signer
 from node.errors import ConfigError
 from node.ews.thresholds import Thresholds
 from node.files import read_bounded
-from node.identity import log_origin
 from node.ids import COUNTRIES, Country
 from node.limits import (
     FEDERATION_LIMITS,
@@ -92,8 +92,7 @@ from node.limits import (
     STREAM_STALL_SECONDS,
 )
 from node.pki import load_ed25519_private_key, read_private_key_pem
-from node.signing import KEY_PURPOSES, KeyPurpose, Signer
-from node.trust import Trust, describe_validation_error
+from node.trust import Trust, describe_validation_error, log_origin
 
 BASE_DIR_CONTEXT: Final = "base_dir"
 """Validation context key: the folder relative paths are resolved against."""
@@ -288,7 +287,7 @@ class NodeConfig(BaseModel):
 
     @property
     def log_origin(self) -> str:
-        """Origin line of this node's checkpoints; fixed per country (node/identity.py)."""
+        """Origin line of this node's checkpoints; fixed per country (node/trust/_identity.py)."""
         return log_origin(self.node_id)
 
     @model_validator(mode="before")

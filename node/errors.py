@@ -197,7 +197,7 @@ class TrustUpdateOutOfOrder(TrustUpdateRejected):
 
 
 class NoteError(EwxError):
-    """A signed note, checkpoint or cosignature is malformed or fails to verify (node/note.py).
+    """A signed note, checkpoint or cosignature is malformed or fails to verify (node/crypto/_note.py).
 
     The message names the defect; it quotes no key material and is safe to
     return to the peer that sent the note.
@@ -205,7 +205,7 @@ class NoteError(EwxError):
 
 
 class MerkleProofError(EwxError):
-    """A Merkle proof, or the values it is checked against, did not verify (node/merkle.py).
+    """A Merkle proof, or the values it is checked against, did not verify (node/crypto/_merkle.py).
 
     The message names the defect (bad hash length, index out of range, wrong
     proof length, root mismatch, ...) so that audit findings can quote it.
@@ -213,7 +213,7 @@ class MerkleProofError(EwxError):
 
 
 class ProofError(EwxError):
-    """A proof that cannot be made or does not verify (node/proof.py); `defect` names what is wrong."""
+    """A proof that cannot be made or does not verify (node/audit/_proof.py); `defect` names what is wrong."""
 
     def __init__(self, defect: str, detail: str) -> None:
         super().__init__(f"{defect}: {detail}")
@@ -228,7 +228,7 @@ class BundleError(EwxError):
 
 
 class FramingError(UsageError):
-    """A file whose framing is broken (node/framing.py): bad input (CLI exit 2)."""
+    """A file whose framing is broken (node/message/_framing.py): bad input (CLI exit 2)."""
 
 
 class TransferError(FramingError):

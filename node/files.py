@@ -24,7 +24,7 @@ from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
 GENESIS_FILE: Final = "GENESIS"
 """Written into each data directory by `ewx pki init`: the store started there
 is the first of a new federation and need not wait for its peers' word on
-its history (node/service_rejoin.py). Taken into the store and removed at the
+its history (node/service/_rejoin.py). Taken into the store and removed at the
 first `ewx serve`."""
 
 LOCK_FILE: Final = "node.lock"

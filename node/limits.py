@@ -32,7 +32,7 @@ MAX_RECEIPT_BYTES = 1024
 """A serialized SignedReceipt; receipts are small and fixed in shape."""
 
 MAX_TRUST_UPDATE_BYTES = 8 * 1024
-"""A serialized SignedTrustUpdate (node/trust_updates.py): a few keys and revocations."""
+"""A serialized SignedTrustUpdate (node/trust/_updates.py): a few keys and revocations."""
 
 MAX_IDEMPOTENCY_KEY_CHARS = 200
 """An operator's idempotency key for a publish (kept at home, never sent)."""

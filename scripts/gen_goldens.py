@@ -5,7 +5,7 @@ Ed25519 seeds (alert, log and witness key of each country, deterministic
 Ed25519 CA certificates in the trust file), three NodeServices run a fixed
 scenario on one ticking clock (2023-08-01T00:00:00Z, one second later on every
 read) with envelopes and witness requests moved by hand, and each log is
-exported with node.bundle.export_bundle at a fixed time. Ed25519 signing is
+exported with node.audit.export_bundle at a fixed time. Ed25519 signing is
 deterministic, so every byte is reproducible; tests/unit/test_goldens.py
 regenerates into a temporary folder and fails if the committed files drift.
 
@@ -42,37 +42,38 @@ sys.path.insert(0, str(ROOT))
 
 import tomli_w  # noqa: E402
 
-from node.bundle import Bundle, read_bundle, write_bundle  # noqa: E402
+from node.audit import Bundle, read_bundle, write_bundle  # noqa: E402
+from node.checks import add_cosignature, verify_witness_cosignature  # noqa: E402
 from node.config import NodeConfig  # noqa: E402
-from node.convert import alert_to_bytes, encode, timestamp  # noqa: E402
-from node.export import export_bundle  # noqa: E402
-from node.identity import log_origin, witness_name  # noqa: E402
-from node.ids import COUNTRIES, Country, peers_of  # noqa: E402
-from node.merkle import leaf_hash, root_from_leaf_hashes  # noqa: E402
-from node.models import Alert  # noqa: E402
-from node.note import (  # noqa: E402
-    Checkpoint,
-    NoteSignature,
-    cosign,
-    parse_checkpoint,
-    parse_signed_note,
-    sign_checkpoint,
-)
-from node.pki import write_private_key  # noqa: E402
-from node.service import NodeService  # noqa: E402
-from node.signing import (  # noqa: E402
+from node.crypto import (  # noqa: E402  # noqa: E402
     KEY_PURPOSES,
     PAYLOAD_ALERT,
     PAYLOAD_RECEIPT,
+    Checkpoint,
+    NoteSignature,
     Signer,
+    cosign,
     digest,
     key_id_for,
+    leaf_hash,
     pae,
+    parse_checkpoint,
+    parse_signed_note,
     raw_public_key,
+    root_from_leaf_hashes,
+    sign_checkpoint,
 )
-from node.trust import FORMAT, KeyEntry, Member, Trust  # noqa: E402
+from node.ids import COUNTRIES, Country, peers_of  # noqa: E402
+from node.message import (  # noqa: E402
+    Alert,
+    alert_to_bytes,
+    encode,
+    timestamp,
+)
+from node.pki import write_private_key  # noqa: E402
+from node.service import NodeService, export_bundle  # noqa: E402
+from node.trust import FORMAT, KeyEntry, Member, Trust, log_origin, witness_name  # noqa: E402
 from node.wire import ewx_pb2 as pb  # noqa: E402
-from node.witness import add_cosignature, verify_witness_cosignature  # noqa: E402
 from scripts.fixed_ca import fixed_ca_pem  # noqa: E402
 from tests.audit_factories import TickClock, deliver  # noqa: E402
 

@@ -25,10 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from node import limits  # noqa: E402
-from node.convert import alert_to_bytes, encode, receipt_to_bytes  # noqa: E402
+from node.crypto import PAYLOAD_ALERT, PAYLOAD_RECEIPT, Signer, digest, key_id_for, raw_public_key  # noqa: E402
 from node.ids import COUNTRIES, Country  # noqa: E402
-from node.models import Alert, Receipt  # noqa: E402
-from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, Signer, digest, key_id_for, raw_public_key  # noqa: E402
+from node.message import Alert, Receipt, alert_to_bytes, encode, receipt_to_bytes  # noqa: E402  # noqa: E402
 from node.wire import ewx_pb2 as pb  # noqa: E402
 from scripts.fixed_ca import fixed_ca_pem  # noqa: E402
 

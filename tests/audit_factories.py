@@ -3,7 +3,7 @@
 Three NodeServices over real stores on one ticking clock (every clock read is
 one second later, so log times are distinct and ordered), envelopes moved by
 hand as in tests/unit/test_audit.py, then each log exported with
-node.export.export_bundle two days after the start. The scenario:
+node.service.export_bundle two days after the start. The scenario:
 
     KR-A1   KR ALERT (SEVERE) to US and JP
     US-ACK1 US ACK of KR-A1 (RECEIVED)
@@ -26,17 +26,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from node.bundle import Bundle, read_bundle, write_bundle
+from node.audit import Bundle, read_bundle, write_bundle
 from node.config import NodeConfig
-from node.export import export_bundle
-from node.identity import witness_name
+from node.crypto import (
+    Checkpoint,
+    KeyPurpose,
+    Signer,
+    cosign,
+    leaf_hash,
+    root_from_leaf_hashes,
+    sign_checkpoint,
+)
 from node.ids import COUNTRIES, Country
-from node.merkle import leaf_hash, root_from_leaf_hashes
-from node.note import Checkpoint, cosign, sign_checkpoint
 from node.pki import init_federation
-from node.service import NodeService
-from node.signing import KeyPurpose, Signer
-from node.trust import Trust
+from node.service import NodeService, export_bundle
+from node.trust import Trust, witness_name
 
 INFO: dict[str, Any] = {
     "category": "EXPORT_CONTROL",

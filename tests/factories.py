@@ -87,8 +87,7 @@ def alert_payload(
     **fields: Any,
 ) -> bytes:
     """Canonical bytes of a valid alert built through the models (so it is schema-clean)."""
-    from node.convert import alert_to_bytes
-    from node.models import Alert
+    from node.message import Alert, alert_to_bytes
 
     sent = sent or datetime.now(UTC)
     alert = Alert.model_validate(
@@ -113,8 +112,8 @@ def envelope(
     config_path: Path, payload: bytes, *, key_id: str | None = None, signature: bytes | None = None
 ) -> bytes:
     """A SignedAlert of `payload` signed with the alert key of the node at `config_path`."""
-    from node.convert import encode
-    from node.signing import PAYLOAD_ALERT
+    from node.crypto import PAYLOAD_ALERT
+    from node.message import encode
     from node.wire import ewx_pb2 as pb
 
     signer = NodeConfig.load(config_path).load_signers()["alert"]
@@ -132,8 +131,7 @@ def peer_channel(target: Path, client: Path) -> Any:
     import grpc
     from grpc import aio
 
-    from node.identity import node_dns_name
-    from node.trust import Trust
+    from node.trust import Trust, node_dns_name
 
     target_config, client_config = NodeConfig.load(target), NodeConfig.load(client)
     credentials = grpc.ssl_channel_credentials(

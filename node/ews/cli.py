@@ -41,7 +41,7 @@ EXIT_OK = 0
 
 @dataclass(frozen=True, slots=True)
 class CliParts:
-    """What `ewx ews` borrows from the node's CLI (node/cli.py passes it in: no import cycle)."""
+    """What `ewx ews` borrows from the node's CLI (node/cli/_main.py passes it in: no import cycle)."""
 
     add_config: Callable[[argparse.ArgumentParser], None]
     add_info: Callable[..., None]

@@ -26,11 +26,10 @@ from gateway import rpc
 from gateway.demo import NodeProcess
 from gateway.peers import trailer
 from gateway.status_map import EXPECTED_SEQ_TRAILER, REASON_TRAILER
-from node.audit import Report, verify_bundles
-from node.bundle import read_bundle
+from node.audit import Report, read_bundle, verify_bundles
 from node.config import NodeConfig
-from node.export import export_bundle
 from node.ids import COUNTRIES, Country
+from node.service import export_bundle
 from node.trust import Trust
 from node.wire import ewx_pb2 as pb
 from tests.factories import alert_info, make_federation, peer_channel

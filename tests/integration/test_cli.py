@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.demo import NodeProcess, assign_free_ports
-from node.bundle import MAGIC
+from node.audit import MAGIC
 
 pytestmark = pytest.mark.slow
 

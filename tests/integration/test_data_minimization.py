@@ -52,17 +52,14 @@ from grpc import aio
 from grpc_health.v1 import health_pb2
 
 from gateway import rpc
+from node.checks import build_request
 from node.config import NodeConfig
+from node.crypto import Checkpoint, sign_checkpoint
 from node.errors import EwxError
-from node.identity import log_origin
-from node.note import Checkpoint, sign_checkpoint
 from node.operator import OperatorClient
-from node.rotation import prepare_rotation
-from node.service import NodeService
-from node.trust import Trust
-from node.trust_updates import endorse_update
+from node.service import NodeService, prepare_rotation
+from node.trust import Trust, endorse_update, log_origin
 from node.wire import ewx_pb2 as pb
-from node.witness import build_request
 from tests.factories import (
     alert_info,
     alert_payload,

@@ -16,8 +16,8 @@ assert; those rows assert instead that no refusal event was logged and that
 the node was serving a real peer at the same moment, since UNAVAILABLE is
 also what a dead server gives.
 
-The schema rows are one per SPEC section 3 rule that node/models.py and
-node/convert.py enforce, each built by breaking exactly that rule in an
+The schema rows are one per SPEC section 3 rule that node/message/_models.py and
+node/message/_convert.py enforce, each built by breaking exactly that rule in an
 otherwise valid, validly signed alert; the status detail must name the rule.
 
 Rows that need more than one call have a test each: a key outside its
@@ -52,13 +52,12 @@ from grpc import aio
 from gateway import rpc
 from node import limits
 from node.config import NodeConfig
+from node.crypto import PAYLOAD_ALERT
 from node.errors import Malformed
-from node.identity import node_dns_name
 from node.ids import Country
 from node.pki import issue_node_certificate
 from node.service import NodeService
-from node.signing import PAYLOAD_ALERT
-from node.trust import Trust
+from node.trust import Trust, node_dns_name
 from node.wire import ewx_pb2 as pb
 from tests.factories import alert_info, alert_payload, envelope, make_federation, running, wait_for
 
@@ -67,7 +66,7 @@ Identity = tuple[bytes, bytes]
 """A TLS client identity: (private key PEM, certificate chain PEM)."""
 
 REFUSAL_EVENTS = frozenset({"inbound_rejected", "witness_refused"})
-"""The events a refusal of a peer's input is logged as (node/service.py, gateway/server.py)."""
+"""The events a refusal of a peer's input is logged as (node/service/_service.py, gateway/server.py)."""
 
 
 # ---------------------------------------------------------------- calling a node as a peer
@@ -567,8 +566,8 @@ SCHEMA: list[tuple[str, Mutation, str]] = [
         "cause",
     ),
 ]
-"""One row per rule of node/models.py (field types, limits and the Alert, Info,
-Response and Consult validators) and node/convert.py (members, timestamps)."""
+"""One row per rule of node/message/_models.py (field types, limits and the Alert, Info,
+Response and Consult validators) and node/message/_convert.py (members, timestamps)."""
 
 RAW_SCHEMA: list[tuple[str, Callable[[bytes], bytes], str]] = [
     # canonical encoding (node/convert.parse_canonical): nothing may ride along

@@ -23,14 +23,11 @@ from grpc import aio
 from gateway import rpc
 from node.audit import verify_bundles
 from node.config import NodeConfig
-from node.convert import encode
-from node.export import export_bundle
+from node.crypto import PAYLOAD_ALERT
 from node.ids import Country
-from node.rotation import next_key_path, prepare_rotation
-from node.service import NodeService
-from node.signing import PAYLOAD_ALERT
-from node.trust import Trust
-from node.trust_updates import CertificateRevocation, KeyRevocation, endorse_update
+from node.message import encode
+from node.service import NodeService, export_bundle, next_key_path, prepare_rotation
+from node.trust import CertificateRevocation, KeyRevocation, Trust, endorse_update
 from node.wire import ewx_pb2 as pb
 from tests.factories import alert_info, alert_payload, envelope, peer_channel, running, wait_for
 

@@ -474,7 +474,8 @@ def test_a_store_from_before_the_listing_columns_is_listed_and_filtered_after_a_
     import sqlite3
 
     from node.config import NodeConfig
-    from node.store import _LISTING_COLUMNS, STORE_FILE
+    from node.store import STORE_FILE
+    from node.store._sqlite import _LISTING_COLUMNS
 
     async def publish() -> list[str]:
         async with running(federation["KR"]) as nodes:

@@ -9,7 +9,7 @@ import pytest
 
 from node.cli import main as ewx
 from node.ids import Country
-from node.transfer import MAGIC, read_transfer, write_transfer
+from node.message import MAGIC, read_transfer, write_transfer
 from tests.factories import alert_info, alert_payload, envelope, running, wait_for
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from node.note import parse_checkpoint, parse_signed_note
-from node.witness import cosigned_by
+from node.checks import cosigned_by
+from node.crypto import parse_checkpoint, parse_signed_note
 from tests.factories import alert_info, make_federation, running, wait_for
 
 
@@ -64,9 +64,9 @@ def test_a_peer_that_was_down_catches_the_witness_up(tmp_path: Path) -> None:
 
 def test_a_forked_checkpoint_is_refused_and_kept_as_evidence(tmp_path: Path) -> None:
     """KR shows US a checkpoint of size n, then another tree of the same size."""
-    from node.identity import log_origin
-    from node.note import Checkpoint, sign_checkpoint
-    from node.witness import InconsistentCheckpoint, build_request
+    from node.checks import InconsistentCheckpoint, build_request
+    from node.crypto import Checkpoint, sign_checkpoint
+    from node.trust import log_origin
 
     fed = make_federation(tmp_path / "fed", checkpoint_interval_seconds=3600)
 

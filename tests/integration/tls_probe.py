@@ -15,8 +15,7 @@ from pathlib import Path
 from cryptography import x509
 
 from node.config import NodeConfig, split_address
-from node.identity import node_dns_name
-from node.trust import Trust
+from node.trust import Trust, node_dns_name
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""Offline audit of exported logs (node/audit.py, SPEC section 6).
+"""Offline audit of exported logs (node/audit/_verify.py, SPEC section 6).
 
 One real federation for the module: three NodeServices over real stores,
 envelopes moved by hand (direct deliveries, one relay, one alert left in
-flight), then each log exported with node.bundle.export_bundle. Each test
+flight), then each log exported with node.audit.export_bundle. Each test
 damages copies of those bundles the way an attacker or a fault would, writes
-them back with node.bundle.write_bundle (re-signing the checkpoint with the
+them back with node.audit.write_bundle (re-signing the checkpoint with the
 node's real log key where the damage should not show as a root mismatch) and
 checks that the audit names exactly the expected entries and kinds.
 
@@ -33,18 +33,33 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.audit import KINDS, Finding, Report, verify_bundles, verify_loaded
-from node.bundle import Bundle, read_bundle, write_bundle
+from node.audit import (
+    KINDS,
+    Bundle,
+    Finding,
+    Report,
+    read_bundle,
+    verify_bundles,
+    verify_loaded,
+    write_bundle,
+)
 from node.config import NodeConfig
-from node.convert import encode
+from node.crypto import (
+    PAYLOAD_ALERT,
+    PAYLOAD_RECEIPT,
+    Checkpoint,
+    KeyPurpose,
+    Signer,
+    cosign,
+    leaf_hash,
+    root_from_leaf_hashes,
+    sign_checkpoint,
+)
 from node.errors import BundleError
-from node.export import export_bundle
 from node.ids import COUNTRIES, Country, KeyId
-from node.merkle import leaf_hash, root_from_leaf_hashes
-from node.note import Checkpoint, cosign, sign_checkpoint
+from node.message import encode
 from node.pki import init_federation
-from node.service import NodeService
-from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, KeyPurpose, Signer
+from node.service import NodeService, export_bundle
 from node.trust import Trust
 from node.wire import ewx_pb2 as pb
 from tests.audit_factories import deliver
@@ -777,7 +792,7 @@ def test_verify_loaded_never_raises(fed: Fed, entry_strategy: st.SearchStrategy[
 
 def test_a_history_cosignature_with_a_flipped_key_hash_is_a_finding(fed: Fed) -> None:
     """Issue 10, item 9: matched by key hash only, such a line used to count for nothing."""
-    from node.audit_checkpoints import history_findings
+    from node.audit import history_findings
 
     entries = fed.entries("KR")
     cp = Checkpoint(
@@ -807,8 +822,8 @@ def test_a_history_cosignature_with_a_flipped_key_hash_is_a_finding(fed: Fed) ->
 
 def test_a_moved_export_time_is_a_finding(fed: Fed, tmp_path: Path) -> None:
     """Issue 10, item 9: the header's export time was covered by no signature."""
-    from node.bundle import signed_export_time
-    from node.note import parse_checkpoint, parse_signed_note
+    from node.audit import signed_export_time
+    from node.crypto import parse_checkpoint, parse_signed_note
 
     original = fed.bundles["KR"]
     signed = signed_export_time(parse_checkpoint(parse_signed_note(original.checkpoint).body).extensions)

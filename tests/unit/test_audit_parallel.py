@@ -1,4 +1,4 @@
-"""The audit's process pool (node/audit.py pass 2) reports exactly what the serial audit does.
+"""The audit's process pool (node/audit/_verify.py pass 2) reports exactly what the serial audit does.
 
 Three logs from the audit bench's generator (bench/audit.py: a clean
 federation from a fixed seed, signed in-process here), damaged where it
@@ -21,16 +21,21 @@ from typing import Any
 import pytest
 
 from bench.audit import generate
-from node import audit
-from node.audit import Report, verify_loaded
-from node.bundle import Bundle, read_bundle
+from node.audit import Bundle, Report, read_bundle, verify_loaded
+from node.audit import _verify as audit
 from node.config import NodeConfig
-from node.convert import encode
+from node.crypto import (
+    PAYLOAD_ALERT,
+    Checkpoint,
+    KeyPurpose,
+    Signer,
+    leaf_hash,
+    root_from_leaf_hashes,
+    sign_checkpoint,
+)
 from node.errors import UsageError
 from node.ids import COUNTRIES, Country
-from node.merkle import leaf_hash, root_from_leaf_hashes
-from node.note import Checkpoint, sign_checkpoint
-from node.signing import PAYLOAD_ALERT, KeyPurpose, Signer
+from node.message import encode
 from node.trust import Trust
 from node.wire import ewx_pb2 as pb
 

@@ -1,4 +1,4 @@
-"""The audit rebuilds the trust from the trust updates in the logs (node/audit.py).
+"""The audit rebuilds the trust from the trust updates in the logs (node/audit/_verify.py).
 
 Three NodeServices over real stores exchange by hand (as tests/audit_factories.py
 does): KR rotates its alert key mid-way; the auditor holds only the original
@@ -17,19 +17,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from node.audit import Report, verify_loaded
-from node.bundle import Bundle, read_bundle
+from node.audit import Bundle, Report, read_bundle, render_html, replay, verify_loaded
 from node.config import NodeConfig
-from node.convert import encode
 from node.errors import RefusedOperation
-from node.export import export_bundle
 from node.ids import COUNTRIES, Country
+from node.message import encode
 from node.pki import init_federation
-from node.replay import render_html, replay
-from node.rotation import prepare_rotation
-from node.service import NodeService
-from node.trust import Trust
-from node.trust_updates import KeyRevocation, endorse_update
+from node.service import NodeService, export_bundle, prepare_rotation
+from node.trust import KeyRevocation, Trust, endorse_update
 from node.wire import ewx_pb2 as pb
 from tests.audit_factories import INFO, TickClock, deliver
 

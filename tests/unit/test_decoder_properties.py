@@ -7,17 +7,17 @@ and receipt decoders, test_file_decoders.py for bundles and outbox files):
 
 | decoder | input from | documented errors |
 |---|---|---|
-| node.inbound.verify_alert | a peer (Deliver, CatchUp), an outbox file | InboundRejected |
-| node.inbound.verify_receipt | a peer (Deliver's answer) | InboundRejected |
-| node.witness.open_log_checkpoint | a peer's gossiped checkpoint | none: None if unverifiable |
-| node.witness.add_cosignature, verify_witness_cosignature | a peer's cosignature (AddCheckpoint's answer) | NoteError |
-| node.witness.witness | a peer's add-checkpoint request | WitnessRejected |
-| node.trust_updates.peek, verify_update | a peer's trust update (UpdateTrust) | TrustUpdateRejected |
-| node.identity.node_id_from_certificate | a peer's TLS client certificate | UnauthenticatedPeer |
-| node.bundle.read_bundle | an exported bundle (mutated real ones here) | BundleError |
-| node.transfer.read_transfer | an imported outbox file (mutated real ones here) | TransferError |
+| node.checks.verify_alert | a peer (Deliver, CatchUp), an outbox file | InboundRejected |
+| node.checks.verify_receipt | a peer (Deliver's answer) | InboundRejected |
+| node.checks.open_log_checkpoint | a peer's gossiped checkpoint | none: None if unverifiable |
+| node.checks.add_cosignature, verify_witness_cosignature | a peer's cosignature (AddCheckpoint's answer) | NoteError |
+| node.checks.witness | a peer's add-checkpoint request | WitnessRejected |
+| node.trust.peek, verify_update | a peer's trust update (UpdateTrust) | TrustUpdateRejected |
+| node.trust.node_id_from_certificate | a peer's TLS client certificate | UnauthenticatedPeer |
+| node.audit.read_bundle | an exported bundle (mutated real ones here) | BundleError |
+| node.message.read_transfer | an imported outbox file (mutated real ones here) | TransferError |
 | node.config.NodeConfig.load | node.toml | ConfigError |
-| node.proof.parse_proof, check_proof | a proof file | ProofError |
+| node.audit.parse_proof, check_proof | a proof file | ProofError |
 | node.operator.OperatorServer (one JSON line) | the operator socket | none: a reply, `internal` only as a bare correlation id |
 
 Example counts are kept small: the whole module runs in a few seconds.
@@ -44,9 +44,31 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node import bundle, limits, transfer
+from node import limits
+from node.audit import _bundle as bundle
+from node.audit import check_proof, parse_proof, prove
+from node.checks import (
+    WitnessRejected,
+    WitnessState,
+    add_cosignature,
+    build_request,
+    open_log_checkpoint,
+    verify_alert,
+    verify_receipt,
+    verify_witness_cosignature,
+    witness,
+)
 from node.config import NodeConfig
-from node.convert import encode, receipt_to_bytes
+from node.crypto import (
+    PAYLOAD_ALERT,
+    PAYLOAD_RECEIPT,
+    Checkpoint,
+    Signer,
+    consistency_proof,
+    leaf_hash,
+    root_from_leaf_hashes,
+    sign_checkpoint,
+)
 from node.errors import (
     ConfigError,
     InboundRejected,
@@ -55,28 +77,23 @@ from node.errors import (
     TrustUpdateRejected,
     UnauthenticatedPeer,
 )
-from node.identity import log_origin, node_id_from_certificate
 from node.ids import Country
-from node.inbound import verify_alert, verify_receipt
-from node.merkle import consistency_proof, leaf_hash, root_from_leaf_hashes
-from node.models import Receipt
-from node.note import Checkpoint, sign_checkpoint
+from node.message import Receipt, encode, receipt_to_bytes
+from node.message import _transfer as transfer
 from node.operator import OperatorServer
-from node.proof import check_proof, parse_proof, prove
 from node.service import NodeService
-from node.signing import PAYLOAD_ALERT, PAYLOAD_RECEIPT, Signer
-from node.trust import Trust
-from node.trust_updates import Grant, build_update, endorse_update, peek, sign_update, verify_update
-from node.wire import ewx_pb2 as pb
-from node.witness import (
-    WitnessRejected,
-    WitnessState,
-    add_cosignature,
-    build_request,
-    open_log_checkpoint,
-    verify_witness_cosignature,
-    witness,
+from node.trust import (
+    Grant,
+    Trust,
+    build_update,
+    endorse_update,
+    log_origin,
+    node_id_from_certificate,
+    peek,
+    sign_update,
+    verify_update,
 )
+from node.wire import ewx_pb2 as pb
 from tests.factories import SigningFederation, alert_info, alert_payload, signing_federation
 
 GOLDENS = Path(__file__).resolve().parents[1] / "goldens"

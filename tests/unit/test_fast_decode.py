@@ -1,8 +1,8 @@
 """The inbound fast paths accept and refuse exactly what the reference paths do.
 
 Catch-up speed (bench/catchup.py) comes from cheaper conversions in
-node/convert.py and signatures
-verified ahead in worker processes (node/sigpool.py, NodeService.receive_many).
+node/message/_convert.py and signatures
+verified ahead in worker processes (node/crypto/_sigpool.py, NodeService.receive_many).
 Each is compared here with the straightforward version it replaces: the same
 alerts accepted with equal values, the same ones refused with the same error.
 """
@@ -28,14 +28,15 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
-from node import sigpool
+from node.checks import Verdict, VerifiedAlert, signature_check, verify_alert
 from node.config import NodeConfig
-from node.convert import (
+from node.crypto import PAYLOAD_ALERT, ChunkedRunner, SignatureCheck, Signer, pool_context, verify_signatures
+from node.crypto import _sigpool as sigpool
+from node.errors import BadSignature, InboundRejected
+from node.ids import COUNTRIES, Country
+from node.message import (
+    Alert,
     DecodeFailure,
-    _country,
-    _info_fields,
-    _name,
-    _validate,
     alert_from_bytes,
     alert_to_bytes,
     encode,
@@ -43,13 +44,8 @@ from node.convert import (
     parse_canonical,
     timestamp,
 )
-from node.errors import BadSignature, InboundRejected
-from node.ids import COUNTRIES, Country
-from node.inbound import Verdict, VerifiedAlert, signature_check, verify_alert
-from node.models import Alert
+from node.message._convert import _country, _info_fields, _name, _validate
 from node.service import NodeService
-from node.signing import PAYLOAD_ALERT, Signer
-from node.sigpool import ChunkedRunner, SignatureCheck, pool_context, verify_signatures
 from node.wire import ewx_pb2 as pb
 from tests.factories import SigningFederation, alert_info, alert_payload, signing_federation
 
@@ -568,7 +564,7 @@ def test_the_runner_returns_outcomes_in_order_when_it_runs_chunks_itself(fed: Fe
     checks[-1] = checks[-1]._replace(payload=checks[-1].payload + b"!")
     expected = verify_signatures(checks)
     assert expected.count(False) == 2
-    with ProcessPoolExecutor(max_workers=1, mp_context=pool_context("node.sigpool")) as executor:
+    with ProcessPoolExecutor(max_workers=1, mp_context=pool_context("node.crypto._sigpool")) as executor:
         runner: ChunkedRunner[SignatureCheck, bool] = ChunkedRunner(
             verify_signatures,
             start=lambda: executor,
@@ -586,7 +582,7 @@ def test_the_runner_returns_outcomes_in_order_when_it_runs_chunks_itself(fed: Fe
 
 _NODE_WITH_A_POOL = """
 import os, time
-from node import sigpool
+from node.crypto import _sigpool as sigpool
 os.environ[sigpool.INBOUND_WORKERS_ENV] = "1"
 print(sigpool._INBOUND.get().submit(os.getpid).result(), flush=True)
 time.sleep(120)

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node import bundle, transfer
-from node.framing import frame
+from node.audit import _bundle as bundle
+from node.message import _transfer as transfer
+from node.message import frame
 from node.wire import ewx_pb2 as pb
 
 FILES = st.binary(max_size=2048)
@@ -83,9 +84,9 @@ def test_bounded_reads_judge_type_size_and_magic_before_reading(tmp_path: Path) 
     import os
     import tracemalloc
 
-    from node.bundle import MAGIC, MAX_BUNDLE_BYTES, read_bundle
+    from node.audit import MAGIC, MAX_BUNDLE_BYTES, read_bundle
     from node.errors import BundleError, TransferError
-    from node.transfer import read_transfer
+    from node.message import read_transfer
 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # no writer: opening it for reading would block forever

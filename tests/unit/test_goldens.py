@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 
-from node.audit import KINDS, Report, verify_bundles
-from node.bundle import read_bundle
+from node.audit import KINDS, Report, read_bundle, verify_bundles
 from node.ids import COUNTRIES
 from node.trust import Trust
 

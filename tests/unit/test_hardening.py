@@ -81,7 +81,7 @@ FOREIGN_DIGITS = pytest.mark.parametrize("digits", [FULL_WIDTH, ARABIC_INDIC], i
 def test_an_hs_code_in_other_scripts_digits_is_refused_by_the_model(digits: str) -> None:
     from pydantic import ValidationError
 
-    from node.models import Item
+    from node.message import Item
 
     assert int(digits) == 811292  # what Python alone would accept
     with pytest.raises(ValidationError, match="4 or 6 digits"):
@@ -124,7 +124,7 @@ def test_every_number_flag_takes_ascii_digits_only(argv: tuple[str, ...], digits
 def test_rotation_flags_take_ascii_digits_only(digits: str) -> None:
     import argparse
 
-    from node.cli_rotation import _days, _serial
+    from node.cli._rotation import _days, _serial
 
     for parse, value in ((_days, digits[:2]), (_serial, digits), (_serial, "0x" + digits)):
         with pytest.raises(argparse.ArgumentTypeError):
@@ -136,7 +136,8 @@ def test_rotation_flags_take_ascii_digits_only(digits: str) -> None:
 def test_worker_counts_from_the_environment_take_ascii_digits_only(
     digits: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from node import audit, sigpool
+    from node.audit import _verify as audit
+    from node.crypto import _sigpool as sigpool
 
     monkeypatch.setenv(audit.WORKERS_ENV, digits[:1])
     with pytest.raises(UsageError, match="not a positive number"):
@@ -206,8 +207,8 @@ def test_a_peers_message_against_the_lifecycle_is_still_stored(
     fed: dict[Country, Path], kr: NodeService
 ) -> None:
     """The rules bind this node's own publishing; refusing a validly signed peer alert would stall its sequence."""
-    from node.convert import alert_from_bytes
-    from node.signing import digest
+    from node.crypto import digest
+    from node.message import alert_from_bytes
 
     first = alert_payload("US", {"KR": 1}, alert_id="US-1")
     ref = {"origin": "US", "alert_id": "US-1", "digest": digest(first)}

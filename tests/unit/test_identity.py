@@ -1,4 +1,4 @@
-"""A peer's node id from its certificate (node/identity.py): one accept, each refusal."""
+"""A peer's node id from its certificate (node/trust/_identity.py): one accept, each refusal."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from node.errors import UnauthenticatedPeer
-from node.identity import node_dns_name, node_id_from_certificate, node_uri
 from node.ids import Country
 from node.pki import init_federation, issue_node_certificate
-from node.trust import Trust
+from node.trust import Trust, node_dns_name, node_id_from_certificate, node_uri
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 AT = NOW + timedelta(days=1)

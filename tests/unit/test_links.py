@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from node.links import LinkState
+from node.service import LinkState
 
 
 def test_pulling_window_opens_and_closes() -> None:

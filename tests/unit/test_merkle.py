@@ -1,4 +1,4 @@
-"""Tests for node/merkle.py: the shared RFC 6962 vectors, then properties.
+"""Tests for node/crypto/_merkle.py: the shared RFC 6962 vectors, then properties.
 
 The vectors (tests/vectors/rfc6962, from transparency-dev/merkle) pin the
 verifiers to an independent implementation; the hypothesis properties pin
@@ -18,8 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.errors import MerkleProofError
-from node.merkle import (
+from node.crypto import (
     EMPTY_ROOT,
     CompactRange,
     consistency_proof,
@@ -31,6 +30,7 @@ from node.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from node.errors import MerkleProofError
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "rfc6962"
 
@@ -392,7 +392,7 @@ def test_consistency_proofs_verify(leaves: list[bytes], data: st.DataObject) -> 
 @settings(max_examples=150, deadline=None)
 @given(n=st.integers(min_value=0, max_value=140), data=st.data())
 def test_merkle_levels_agree_with_the_reference_functions(n: int, data: st.DataObject) -> None:
-    from node.merkle import MerkleLevels, consistency_proof, root_from_leaf_hashes
+    from node.crypto import MerkleLevels, consistency_proof, root_from_leaf_hashes
 
     leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(n)]
     levels = MerkleLevels()

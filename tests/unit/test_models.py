@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from node import limits
-from node.convert import DecodeFailure, alert_from_bytes, alert_to_bytes, receipt_from_bytes
-from node.models import Alert
+from node.message import Alert, DecodeFailure, alert_from_bytes, alert_to_bytes, receipt_from_bytes
 from node.wire import ewx_pb2 as pb
 from tests.factories import alert_info
 

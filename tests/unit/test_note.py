@@ -1,4 +1,4 @@
-"""Tests for node/note.py: signed notes, checkpoints and cosignatures.
+"""Tests for node/crypto/_note.py: signed notes, checkpoints and cosignatures.
 
 Known answers come from fixed Ed25519 seeds (Ed25519 is deterministic, so a
 changed byte anywhere in the format shows up here), from the Go reference
@@ -18,8 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.errors import NoteError
-from node.note import (
+from node.crypto import (
     MAX_NOTE_BYTES,
     MAX_SIGNATURES,
     SIG_TYPE_COSIGNATURE_V1,
@@ -38,6 +37,7 @@ from node.note import (
     verify_cosignature,
     verify_note_signature,
 )
+from node.errors import NoteError
 
 LOG_NAME = "ewx.example/kr/log"
 WITNESS_NAME = "ewx.example/us/witness"

@@ -20,10 +20,9 @@ from cryptography import x509
 import gateway.server as server
 from gateway.server import FederationServicer
 from node.errors import CertificateRevoked, UnauthenticatedPeer
-from node.identity import node_id_from_certificate
 from node.ids import Country
 from node.pki import NODE_CERT_VALIDITY, init_federation
-from node.trust import Trust
+from node.trust import Trust, node_id_from_certificate
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 

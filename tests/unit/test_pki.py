@@ -1,4 +1,4 @@
-"""`ewx pki init`: a development federation on disk (node/pki.py)."""
+"""`ewx pki init`: a development federation on disk (node/pki/_pki.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from node.config import NodeConfig
+from node.crypto import KEY_PURPOSES, PAYLOAD_ALERT, verify_signature
 from node.errors import ConfigError, RefusedOperation, UsageError
-from node.identity import node_dns_name, node_uri
 from node.ids import COUNTRIES, Country
 from node.pki import (
     init_federation,
@@ -25,8 +25,7 @@ from node.pki import (
     read_private_key_pem,
     write_private_key,
 )
-from node.signing import KEY_PURPOSES, PAYLOAD_ALERT, verify_signature
-from node.trust import Trust
+from node.trust import Trust, node_dns_name, node_uri
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 PRIVATE_FILES = ("ca/ca.key", "tls/node.key", "keys/alert.key", "keys/log.key", "keys/witness.key")

@@ -1,4 +1,4 @@
-"""The production PKI flow (node/pki.py): `ewx pki ca`, `ewx pki csr`, `ewx pki sign`,
+"""The production PKI flow (node/pki/_pki.py): `ewx pki ca`, `ewx pki csr`, `ewx pki sign`,
 and the check a node runs on its own certificate (`check_node_tls`).
 
 Hostile requests are built with `cryptography` directly, as an attacker
@@ -22,13 +22,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from node import cli
+from node.cli import _main as cli
+from node.crypto import KEY_PURPOSES, key_id_for
 from node.errors import ConfigError, RefusedOperation, UsageError
-from node.identity import node_dns_name, node_id_from_certificate, node_uri
 from node.ids import Country
 from node.pki import (
     CertificateNotValidNow,
-    ca_country,
     check_node_csr,
     check_node_tls,
     create_national_ca,
@@ -43,8 +42,7 @@ from node.pki import (
     public_key_fingerprint,
     sign_node_csr,
 )
-from node.signing import KEY_PURPOSES, key_id_for
-from node.trust import KeyEntry, Trust
+from node.trust import KeyEntry, Trust, ca_country, node_dns_name, node_id_from_certificate, node_uri
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 PEM = serialization.Encoding.PEM

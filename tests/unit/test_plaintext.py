@@ -1,4 +1,4 @@
-"""The headline's plain-text grammar (node/plaintext.py), both ways (issue 10, item 11)."""
+"""The headline's plain-text grammar (node/message/_plaintext.py), both ways (issue 10, item 11)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.models import Info
-from node.plaintext import not_plain
+from node.message import Info, not_plain
 from tests.factories import alert_info
 
 PLAIN = [

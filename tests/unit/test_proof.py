@@ -1,4 +1,4 @@
-"""Self-contained inclusion proofs (node/proof.py, C2SP tlog-proof): round trips and tampering."""
+"""Self-contained inclusion proofs (node/audit/_proof.py, C2SP tlog-proof): round trips and tampering."""
 
 from __future__ import annotations
 
@@ -12,13 +12,18 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from node.bundle import Bundle, read_bundle
-from node.convert import encode
+from node.audit import DEFECTS, HEADER, Bundle, check_proof, parse_proof, prove, read_bundle
+from node.crypto import (
+    Checkpoint,
+    inclusion_proof,
+    leaf_hash,
+    parse_checkpoint,
+    parse_signed_note,
+    sign_checkpoint,
+)
 from node.errors import ProofError
-from node.identity import log_origin
-from node.merkle import inclusion_proof, leaf_hash
-from node.note import Checkpoint, parse_checkpoint, parse_signed_note, sign_checkpoint
-from node.proof import DEFECTS, HEADER, check_proof, parse_proof, prove
+from node.message import encode
+from node.trust import log_origin
 from node.wire import ewx_pb2 as pb
 from tests.audit_factories import Scenario, build_scenario, rewrite, signed_checkpoint, with_history
 

@@ -1,4 +1,4 @@
-"""Replay of exported logs (node/replay.py, SPEC section 6): timelines, states, text, HTML, CLI.
+"""Replay of exported logs (node/audit/_replay.py, SPEC section 6): timelines, states, text, HTML, CLI.
 
 One real exchange for the module (tests/audit_factories.py): an alert with two
 ACKs (one relayed), a RESPONSE, a CONSULT, an UPDATE, a CANCEL of the new
@@ -16,12 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from node.audit import Finding, Report
-from node.bundle import Bundle, read_bundle
+from node.audit import EVENT_KINDS, STATES, Bundle, Finding, Replay, Report, read_bundle, render_html, replay
 from node.cli import build_parser
-from node.convert import encode
 from node.ids import COUNTRIES
-from node.replay import EVENT_KINDS, STATES, Replay, render_html, replay
+from node.message import encode
 from node.wire import ewx_pb2 as pb
 from tests.audit_factories import Scenario, build_scenario, rewrite
 

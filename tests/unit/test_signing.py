@@ -6,14 +6,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.signing import (
-    PAYLOAD_ALERT,
-    PAYLOAD_RECEIPT,
-    Signer,
-    key_id_for,
-    pae,
-    verify_signature,
-)
+from node.crypto import PAYLOAD_ALERT, PAYLOAD_RECEIPT, Signer, key_id_for, pae, verify_signature
 
 SEED = bytes(range(32))
 KEY = Ed25519PrivateKey.from_private_bytes(SEED)

@@ -1,4 +1,4 @@
-"""The federation trust file (node/trust.py): round trip, every defect, key lookup."""
+"""The federation trust file (node/trust/_trust.py): round trip, every defect, key lookup."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from node.crypto import PAYLOAD_RECEIPT, key_id_for, verify_signature
 from node.errors import ConfigError, KeyNotValid, UnknownKey
 from node.ids import COUNTRIES
 from node.pki import init_federation, load_ed25519_private_key
-from node.signing import PAYLOAD_RECEIPT, key_id_for, verify_signature
 from node.trust import MAX_TRUST_FILE_BYTES, Trust
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Trust updates (node/trust_updates.py): key rotation and revocation, vouched by the member alone."""
+"""Trust updates (node/trust/_updates.py): key rotation and revocation, vouched by the member alone."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node.config import NodeConfig
+from node.crypto import PAYLOAD_TRUST_UPDATE, Signer, key_id_for, pae
 from node.errors import ConfigError, KeyNotValid, KeyRevoked, TrustUpdateOutOfOrder, TrustUpdateRejected
 from node.ids import Country
 from node.pki import init_federation
-from node.signing import PAYLOAD_TRUST_UPDATE, Signer, key_id_for, pae
-from node.trust import Trust
-from node.trust_updates import (
+from node.trust import (
     CertificateRevocation,
     Grant,
     KeyRevocation,
+    Trust,
     build_update,
     endorse_update,
     peek,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from node import errors
-from node.inbound import verify_alert, verify_receipt
+from node.checks import verify_alert, verify_receipt
 from node.trust import Trust
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Tests for node/witness.py: the add-checkpoint body, the witness's checks, the log side.
+"""Tests for node/checks/_witness.py: the add-checkpoint body, the witness's checks, the log side.
 
 Keys come from a real development federation (node.pki.init_federation),
 so the log and witness keys, names and trust entries are the ones a node
@@ -19,26 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.config import NodeConfig
-from node.errors import InboundRejected, NoteError
-from node.identity import log_origin, witness_name
-from node.ids import COUNTRIES, Country
-from node.merkle import EMPTY_ROOT, consistency_proof, leaf_hash, root_from_leaf_hashes
-from node.note import (
-    SIG_TYPE_ED25519,
-    Checkpoint,
-    NoteSignature,
-    cosign,
-    note_key_hash,
-    open_checkpoint,
-    parse_signed_note,
-    sign_checkpoint,
-    verify_cosignature,
-)
-from node.pki import init_federation
-from node.signing import KeyPurpose, Signer
-from node.trust import Trust
-from node.witness import (
+from node.checks import (
     MAX_PROOF_LINES,
     MAX_REQUEST_BYTES,
     CheckpointSignatureInvalid,
@@ -57,6 +38,28 @@ from node.witness import (
     verify_witness_cosignature,
     witness,
 )
+from node.config import NodeConfig
+from node.crypto import (
+    EMPTY_ROOT,
+    SIG_TYPE_ED25519,
+    Checkpoint,
+    KeyPurpose,
+    NoteSignature,
+    Signer,
+    consistency_proof,
+    cosign,
+    leaf_hash,
+    note_key_hash,
+    open_checkpoint,
+    parse_signed_note,
+    root_from_leaf_hashes,
+    sign_checkpoint,
+    verify_cosignature,
+)
+from node.errors import InboundRejected, NoteError
+from node.ids import COUNTRIES, Country
+from node.pki import init_federation
+from node.trust import Trust, log_origin, witness_name
 
 NOW = int(time.time())
 KR_ORIGIN = log_origin("KR")

@@ -1,0 +1,952 @@
+"""Replay of exported logs: the timeline and state of every alert (SPEC section 6).
+
+`replay` rebuilds, from the exchange logs alone, what happened to every alert
+(an ALERT or UPDATE message): raised at its origin, delivered to each peer
+(the recipient's ALERT_RECEIVED, direct or relayed, and the recipient's
+signed receipt logged back at the origin), acknowledged, responded to,
+consultation requested, updated (superseded by a new version), cancelled,
+expired, and ERROR reports about it. Each event names the node whose log
+says so, the entry's index and its logged_at time.
+
+Only authentic entries count. The audit (`node.audit.verify_loaded`) runs
+first and its report is part of the replay; every entry it reports as
+unusable (see `UNUSABLE_KINDS`: malformed, signed by an unknown key, a
+signature that does not verify, logged at a node that cannot hold it, a
+receipt that does not match) is left out, so a forged or damaged entry never
+moves an alert's state. What the remaining entries prove is replayed even
+when the audit has findings elsewhere; the verdict says whether to trust the
+logs as a whole.
+
+State of an alert, from every given log (a receiver's copy of a signed
+CANCEL is as good as the origin's):
+
+    cancelled   a CANCEL by its origin references it (a CANCEL names one version)
+    updated     an UPDATE by its origin references it: superseded by that version
+    expired     its info.expires is before the latest export time of the logs
+    active      none of the above
+    unknown     the alert is only referenced: its own signed text is in no given log
+
+in that order of precedence. Trust updates in the logs (key rotations and
+revocations, docs/key-rotation.md) are listed beside the alerts, each where
+it was sent and received. `render_html` writes one self-contained page
+(inline CSS, no script, nothing fetched) with the verdict, a timeline with
+one column per node, and the findings.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from node.audit._bundle import Bundle
+from node.audit._verify import Report, verify_loaded
+from node.crypto import digest
+from node.errors import TrustUpdateRejected
+from node.ids import COUNTRIES, Country
+from node.message import (
+    Alert,
+    DecodeFailure,
+    Receipt,
+    alert_from_bytes,
+    from_timestamp,
+    parse_canonical,
+    receipt_from_bytes,
+)
+from node.message import member as _member
+from node.trust import Trust, summarize
+from node.wire import ewx_pb2 as pb
+
+__all__ = [
+    "EVENT_KINDS",
+    "STATES",
+    "UNUSABLE_KINDS",
+    "AlertReplay",
+    "Delivery",
+    "Event",
+    "Replay",
+    "render_html",
+    "replay",
+]
+
+UNUSABLE_KINDS: Final = frozenset(
+    {
+        "malformed_entry",
+        "unknown_key",
+        "bad_alert_signature",
+        "bad_receipt_signature",
+        "misattributed",
+        "receipt_mismatch",
+    }
+)
+"""Audit finding kinds that, on an entry, leave that entry out of the replay."""
+
+EVENT_KINDS: Final[dict[str, str]] = {
+    "RAISED": "the origin logged the ALERT it signed",
+    "DELIVERED": "a recipient logged the alert (direct from the origin or relayed by the third node)",
+    "RECEIPT": "the origin logged a recipient's signed receipt",
+    "ACK": "an acknowledgement by a recipient",
+    "RESPONSE": "measures taken, assistance offered or requested",
+    "CONSULT": "a request for a consultation",
+    "UPDATE": "a new version of the alert",
+    "CANCEL": "the origin cancelled the alert",
+    "ERROR": "a recipient reported a problem with the alert",
+    "EXPIRED": "the alert's expiry passed before the logs were exported",
+}
+"""Event kinds (stable strings) and what each means."""
+
+STATES: Final = ("active", "updated", "cancelled", "expired", "unknown")
+"""The states an alert can end up in."""
+
+_INFO_TYPES: Final = frozenset({"ALERT", "UPDATE"})
+_SENT: Final = pb.ALERT_SENT
+_RECEIVED: Final = pb.ALERT_RECEIVED
+_RECEIPT: Final = pb.RECEIPT_RECEIVED
+_NODE_ORDER: Final = {c: i for i, c in enumerate(COUNTRIES)}
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _short(value: bytes) -> str:
+    return value.hex()[:16]
+
+
+# ------------------------------------------------------------------ results
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened to an alert, as one node's log says."""
+
+    time: datetime
+    """The entry's logged_at (for EXPIRED: the alert's info.expires)."""
+    node: Country
+    """Whose log says so (for EXPIRED: the origin, from its signed alert)."""
+    index: int | None
+    """The entry's index in that node's log; None for EXPIRED, which no entry records."""
+    kind: str
+    """One of EVENT_KINDS."""
+    message: str
+    """The id of the message the entry carries (the ACK's own id for an ACK, ...)."""
+    actor: Country
+    """Who acted: the message's origin, or the recipient for DELIVERED and RECEIPT."""
+    detail: str
+
+    def sort_key(self) -> tuple[datetime, int, int, int]:
+        """Chronological, then by node and log index; EXPIRED last among equal times."""
+        index = -1 if self.index is None else self.index
+        return (self.time, self.index is None, _NODE_ORDER.get(self.node, 9), index)
+
+    def where(self) -> str:
+        """`KR #3`, or `KR` for an event no entry records."""
+        return self.node if self.index is None else f"{self.node} #{self.index}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as JSON-ready data."""
+        return {
+            "time": _iso(self.time),
+            "node": self.node,
+            "index": self.index,
+            "kind": self.kind,
+            "message": self.message,
+            "actor": self.actor,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class Delivery:
+    """What the logs prove about one recipient of an alert."""
+
+    recipient: Country
+    seq: int
+    """The origin's sequence number towards this recipient (signed in the alert)."""
+    received_at: datetime | None = None
+    """logged_at of the recipient's ALERT_RECEIVED, else the receipt's received_at."""
+    relayed_by: Country | None = None
+    """None when the origin handed it over itself (or when only the receipt is known)."""
+    receiver_index: int | None = None
+    """The index of the ALERT_RECEIVED in the recipient's log (or as its receipt names it)."""
+    receipt_index: int | None = None
+    """The index of the recipient's receipt in the origin's log."""
+    in_receiver_log: bool = False
+    """True iff the recipient's given log holds the alert with the sent digest."""
+
+    @property
+    def delivered(self) -> bool:
+        """True iff the recipient's log or its signed receipt proves delivery."""
+        return self.in_receiver_log or self.receipt_index is not None
+
+    def describe(self) -> str:
+        """`US seq 1 at ... direct, receipted (KR #2)`, or `US seq 1: not delivered`."""
+        if not self.delivered:
+            return f"{self.recipient} seq {self.seq}: no delivery in the logs"
+        parts = [f"{self.recipient} seq {self.seq}"]
+        if self.received_at is not None:
+            parts.append(f"at {_iso(self.received_at)}")
+        if self.in_receiver_log:
+            parts.append(f"relayed by {self.relayed_by}" if self.relayed_by else "direct")
+        parts.append("receipted" if self.receipt_index is not None else "no receipt logged at origin")
+        return " ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """The delivery as JSON-ready data."""
+        return {
+            "recipient": self.recipient,
+            "seq": self.seq,
+            "delivered": self.delivered,
+            "received_at": None if self.received_at is None else _iso(self.received_at),
+            "direct": None if not self.in_receiver_log else self.relayed_by is None,
+            "relayed_by": self.relayed_by,
+            "receiver_index": self.receiver_index,
+            "receipt_index": self.receipt_index,
+        }
+
+
+@dataclass
+class AlertReplay:
+    """One alert (an ALERT or UPDATE message): what it said, its state and its timeline."""
+
+    origin: Country
+    alert_id: str
+    msg_type: str | None = None
+    """ALERT or UPDATE; None when the alert is only referenced by other messages."""
+    digest: bytes | None = None
+    """SHA-256 of the signed alert bytes (the origin's version when its log is given)."""
+    sent: datetime | None = None
+    status: str | None = None
+    severity: str | None = None
+    category: str | None = None
+    headline: str | None = None
+    expires: datetime | None = None
+    supersedes: str | None = None
+    """For an UPDATE: the id of the version it replaces."""
+    superseded_by: list[str] = field(default_factory=list)
+    cancelled_by: str | None = None
+    """The id of the CANCEL message."""
+    cancel_reason: str | None = None
+    expired: bool = False
+    deliveries: dict[Country, Delivery] = field(default_factory=dict)
+    acknowledged_by: dict[Country, str] = field(default_factory=dict)
+    """Acknowledging node -> reason code of its (first) ACK."""
+    responded_by: list[Country] = field(default_factory=list)
+    consulted_by: list[Country] = field(default_factory=list)
+    errors_by: dict[Country, str] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[Country, str]:
+        """(origin, alert id): ids are unique per origin only."""
+        return (self.origin, self.alert_id)
+
+    @property
+    def state(self) -> str:
+        """cancelled, updated, expired, active or unknown (that precedence)."""
+        if self.cancelled_by is not None:
+            return "cancelled"
+        if self.superseded_by:
+            return "updated"
+        if self.msg_type is None:
+            return "unknown"
+        if self.expired:
+            return "expired"
+        return "active"
+
+    @property
+    def delivered_to(self) -> list[Country]:
+        """The recipients the logs prove received it, in federation order."""
+        return [r for r in COUNTRIES if r in self.deliveries and self.deliveries[r].delivered]
+
+    def _sort_key(self) -> tuple[datetime, int, str]:
+        first = self.sent or (self.events[0].time if self.events else datetime.max.replace(tzinfo=UTC))
+        return (first, _NODE_ORDER.get(self.origin, 9), self.alert_id)
+
+    def state_line(self) -> str:
+        """`updated (superseded by KR-A2)`, `cancelled (SITUATION_RESOLVED, KR-C1)`, ..."""
+        state = self.state
+        if state == "cancelled":
+            return f"cancelled ({self.cancel_reason}, by {self.cancelled_by})"
+        if state == "updated":
+            return f"updated (superseded by {', '.join(self.superseded_by)})"
+        if state == "expired" and self.expires is not None:
+            return f"expired (at {_iso(self.expires)})"
+        if state == "unknown":
+            return "unknown (only referenced; its signed text is in no given log)"
+        return state
+
+    def to_json(self) -> dict[str, Any]:
+        """The alert's replay as JSON-ready data."""
+        return {
+            "origin": self.origin,
+            "alert_id": self.alert_id,
+            "msg_type": self.msg_type,
+            "digest": None if self.digest is None else self.digest.hex(),
+            "sent": None if self.sent is None else _iso(self.sent),
+            "status": self.status,
+            "severity": self.severity,
+            "category": self.category,
+            "headline": self.headline,
+            "expires": None if self.expires is None else _iso(self.expires),
+            "state": self.state,
+            "supersedes": self.supersedes,
+            "superseded_by": list(self.superseded_by),
+            "cancelled_by": self.cancelled_by,
+            "cancel_reason": self.cancel_reason,
+            "delivered_to": self.delivered_to,
+            "deliveries": {r: d.to_json() for r, d in self.deliveries.items()},
+            "acknowledged_by": dict(self.acknowledged_by),
+            "responded_by": list(self.responded_by),
+            "consulted_by": list(self.consulted_by),
+            "errors_by": dict(self.errors_by),
+            "events": [e.to_json() for e in self.events],
+        }
+
+    def to_text(self) -> str:
+        """One block: heading, summary lines, then the events in time order."""
+        what = self.msg_type or "alert"
+        lines = [f"{what} {self.alert_id} from {self.origin}: {self.state_line()}"]
+        if self.headline is not None:
+            lines.append(
+                f"  {self.severity} {self.category} {self.status}: {self.headline!r}; "
+                f"sent {_iso(self.sent) if self.sent else '?'}, "
+                f"expires {_iso(self.expires) if self.expires else '?'}"
+            )
+        if self.supersedes is not None:
+            lines.append(f"  supersedes {self.supersedes}")
+        if self.deliveries:
+            deliveries = "; ".join(self.deliveries[r].describe() for r in COUNTRIES if r in self.deliveries)
+            lines.append(f"  delivered: {deliveries}")
+        acks = ", ".join(f"{n} ({reason})" for n, reason in self.acknowledged_by.items())
+        lines.append(f"  acknowledged by: {acks or '-'}")
+        if self.responded_by:
+            lines.append(f"  responded by: {', '.join(self.responded_by)}")
+        if self.consulted_by:
+            lines.append(f"  consultation requested by: {', '.join(self.consulted_by)}")
+        if self.errors_by:
+            lines.append(f"  errors from: {', '.join(f'{n} ({r})' for n, r in self.errors_by.items())}")
+        for e in self.events:
+            lines.append(f"  {_iso(e.time)}  {e.where():<7} {e.kind:<9} {e.detail}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Replay:
+    """Every alert's timeline and state, and the audit verdict on the logs."""
+
+    report: Report
+    as_of: datetime
+    """The latest export time of the given logs: expiry is judged against it."""
+    nodes: list[Country]
+    """The nodes whose logs were given, in federation order."""
+    alerts: list[AlertReplay]
+    """In order of sending (alerts known only by reference: first event)."""
+    left_out: list[tuple[Country, int]]
+    """(node, index) of entries left out as unusable, per the audit."""
+    trust_updates: list[TrustUpdateEvent] = field(default_factory=list)
+    """Key rotations and revocations, as each log recorded them, in time order."""
+
+    @property
+    def clean(self) -> bool:
+        """The audit verdict: True iff no error-severity finding."""
+        return self.report.clean
+
+    def alert(self, alert_id: str, origin: Country | None = None) -> AlertReplay:
+        """The replay of one alert; KeyError if absent or ambiguous without `origin`."""
+        found = [a for a in self.alerts if a.alert_id == alert_id and origin in (None, a.origin)]
+        if len(found) != 1:
+            raise KeyError(
+                f"{len(found)} alerts with id {alert_id!r}" + (f" from {origin}" if origin else "")
+            )
+        return found[0]
+
+    def verdict(self) -> str:
+        """The audit's verdict line."""
+        return self.report.to_text().splitlines()[-1]
+
+    def timeline(self) -> list[tuple[AlertReplay, Event]]:
+        """Every event of every alert, in time order (an entry may serve two alerts)."""
+        pairs = [(a, e) for a in self.alerts for e in a.events]
+        pairs.sort(key=lambda p: (p[1].sort_key(), p[0]._sort_key()))
+        return pairs
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine report: audit verdict and findings, then every alert."""
+        return {
+            "verdict": "clean" if self.clean else "findings",
+            "clean": self.clean,
+            "as_of": _iso(self.as_of),
+            "nodes": list(self.nodes),
+            "left_out": [{"node": n, "index": i} for n, i in self.left_out],
+            "audit": self.report.to_json(),
+            "alerts": [a.to_json() for a in self.alerts],
+            "trust_updates": [t.to_json() for t in self.trust_updates],
+        }
+
+    def to_text(self) -> str:
+        """The human report: logs, one block per alert (chronological), findings, verdict."""
+        logs = ", ".join(f"{s.node} ({s.entries} entries)" for s in self.report.logs)
+        lines = [f"EWX replay of {len(self.nodes)} log{'s' if len(self.nodes) != 1 else ''}: {logs}"]
+        lines.append(f"as of {_iso(self.as_of)} (latest export)")
+        if self.left_out:
+            where = ", ".join(f"{n} #{i}" for n, i in self.left_out)
+            lines.append(f"left out as unusable (see findings): {where}")
+        lines.append(f"{len(self.alerts)} alert{'s' if len(self.alerts) != 1 else ''}")
+        for a in self.alerts:
+            lines.append("")
+            lines.append(a.to_text())
+        if self.trust_updates:
+            lines.append("")
+            lines.append("Trust updates (key rotation and revocation):")
+            lines.extend(f"  {t.line()}" for t in self.trust_updates)
+        lines.append("")
+        if self.report.findings:
+            lines.append("Findings:")
+            lines.extend(f"  {f.line()}" for f in self.report.findings)
+        lines.append(self.verdict())
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class TrustUpdateEvent:
+    """One logged trust update: who changed its keys, and which log says so."""
+
+    node: Country
+    index: int
+    logged_at: datetime
+    sent: bool
+    """True in the member's own log (TRUST_UPDATE_SENT), False where a peer received it."""
+    member: Country
+    serial: int
+    granted: list[str]
+    revoked_keys: list[str]
+    revoked_certificates: list[str]
+
+    def line(self) -> str:
+        """`2026-11-25T10:00:00Z  KR #5  KR update 1 sent: granted KR-alert-...; revoked ...`."""
+        what = "sent" if self.sent else f"received from {self.member}"
+        changes = [f"granted {', '.join(self.granted)}"] if self.granted else []
+        if self.revoked_keys:
+            changes.append(f"revoked {', '.join(self.revoked_keys)}")
+        if self.revoked_certificates:
+            changes.append(f"revoked certificate {', '.join(self.revoked_certificates)}")
+        return f"{_iso(self.logged_at)}  {self.node} #{self.index}  {self.member} update {self.serial} {what}: {'; '.join(changes)}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as plain JSON values."""
+        return {
+            "node": self.node,
+            "index": self.index,
+            "logged_at": _iso(self.logged_at),
+            "sent": self.sent,
+            "member": self.member,
+            "serial": self.serial,
+            "granted": self.granted,
+            "revoked_keys": self.revoked_keys,
+            "revoked_certificates": self.revoked_certificates,
+        }
+
+
+def _read_trust_update(node: Country, index: int, data: bytes) -> TrustUpdateEvent | None:
+    """A TRUST_UPDATE_* entry the audit found usable, for the replay; None for any other entry."""
+    try:
+        entry = parse_canonical(pb.LogEntry, data, what="log entry")
+        if entry.kind not in (pb.TRUST_UPDATE_SENT, pb.TRUST_UPDATE_RECEIVED):
+            return None
+        said = summarize(bytes(entry.trust_update))
+        return TrustUpdateEvent(
+            node=node,
+            index=index,
+            logged_at=from_timestamp(entry.logged_at, field="logged_at"),
+            sent=entry.kind == pb.TRUST_UPDATE_SENT,
+            member=said.member,
+            serial=said.serial,
+            granted=list(said.granted),
+            revoked_keys=list(said.revoked_keys),
+            revoked_certificates=list(said.revoked_certificates),
+        )
+    except (DecodeFailure, TrustUpdateRejected):
+        return None
+
+
+# ------------------------------------------------------------------ reading the logs
+@dataclass(frozen=True, slots=True)
+class _AlertEntry:
+    node: Country
+    index: int
+    logged_at: datetime
+    sent: bool
+    peer: Country | None
+    alert: Alert
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _ReceiptEntry:
+    node: Country
+    index: int
+    logged_at: datetime
+    peer: Country
+    receipt: Receipt
+
+
+def _read_entry(node: Country, index: int, data: bytes) -> _AlertEntry | _ReceiptEntry | None:
+    """Decode one entry the audit found usable; None if it still does not decode."""
+    try:
+        entry = parse_canonical(pb.LogEntry, data, what="log entry")
+        logged_at = from_timestamp(entry.logged_at, field="logged_at")
+        peer = _member(entry.peer)
+        if entry.kind == _RECEIPT:
+            if peer is None:
+                return None
+            receipt = receipt_from_bytes(bytes(entry.receipt.receipt))
+            return _ReceiptEntry(node=node, index=index, logged_at=logged_at, peer=peer, receipt=receipt)
+        if entry.kind not in (_SENT, _RECEIVED):
+            return None
+        payload = bytes(entry.alert.alert)
+        alert = alert_from_bytes(payload)
+    except DecodeFailure:
+        return None
+    return _AlertEntry(
+        node=node,
+        index=index,
+        logged_at=logged_at,
+        sent=entry.kind == _SENT,
+        peer=peer,
+        alert=alert,
+        digest=digest(payload),
+    )
+
+
+# ------------------------------------------------------------------ building the replay
+class _Builder:
+    def __init__(self, as_of: datetime) -> None:
+        self.as_of = as_of
+        self.alerts: dict[tuple[Country, str], AlertReplay] = {}
+        self.messages: dict[tuple[Country, str], _AlertEntry] = {}
+        """The reference version of every message: the origin's own, else the first seen."""
+
+    def block(self, key: tuple[Country, str]) -> AlertReplay:
+        found = self.alerts.get(key)
+        if found is None:
+            found = self.alerts[key] = AlertReplay(origin=key[0], alert_id=key[1])
+        return found
+
+    def learn(self, entries: Iterable[_AlertEntry]) -> None:
+        for e in entries:
+            key = (e.alert.origin, e.alert.alert_id)
+            known = self.messages.get(key)
+            if known is None or (e.sent and not known.sent):
+                self.messages[key] = e
+        for key, e in self.messages.items():
+            if e.alert.msg_type in _INFO_TYPES:
+                self._describe(self.block(key), e)
+
+    def _describe(self, a: AlertReplay, e: _AlertEntry) -> None:
+        alert = e.alert
+        a.msg_type = alert.msg_type
+        a.digest = e.digest
+        a.sent = alert.sent
+        a.status = alert.status
+        if alert.info is not None:
+            a.severity = alert.info.severity
+            a.category = alert.info.category
+            a.headline = alert.info.headline
+            a.expires = alert.info.expires
+            a.expired = alert.info.expires <= self.as_of
+        if alert.msg_type == "UPDATE" and alert.references:
+            a.supersedes = alert.references[0].alert_id
+        for d in alert.deliveries:
+            a.deliveries[d.recipient] = Delivery(recipient=d.recipient, seq=d.seq)
+
+    def target(self, alert: Alert) -> AlertReplay | None:
+        """The alert a follow-up message is about; follow-ups of follow-ups resolve to the root."""
+        seen: set[tuple[Country, str]] = set()
+        while alert.references:
+            ref = alert.references[0]
+            key = (ref.origin, ref.alert_id)
+            if key in seen:
+                return None
+            seen.add(key)
+            known = self.messages.get(key)
+            if known is None or known.alert.msg_type in _INFO_TYPES:
+                return self.block(key)
+            alert = known.alert
+        return None
+
+    # -------------------------------------------------------- events
+    def add(
+        self, a: AlertReplay, e: _AlertEntry | _ReceiptEntry, kind: str, actor: Country, detail: str
+    ) -> None:
+        message = e.receipt.alert_id if isinstance(e, _ReceiptEntry) else e.alert.alert_id
+        a.events.append(
+            Event(
+                time=e.logged_at,
+                node=e.node,
+                index=e.index,
+                kind=kind,
+                message=message,
+                actor=actor,
+                detail=detail,
+            )
+        )
+
+    def on_alert(self, e: _AlertEntry) -> None:
+        alert = e.alert
+        key = (alert.origin, alert.alert_id)
+        if alert.msg_type in _INFO_TYPES:
+            self._on_info(self.block(key), e)
+        if alert.references:
+            target = self.target(alert)
+            if target is not None:
+                self._on_followup(target, e)
+
+    def _on_info(self, a: AlertReplay, e: _AlertEntry) -> None:
+        alert = e.alert
+        other = "" if a.digest in (None, e.digest) else f" [different content: digest {_short(e.digest)}]"
+        if e.sent:
+            to = ", ".join(f"{d.recipient} (seq {d.seq})" for d in alert.deliveries)
+            if alert.msg_type == "ALERT":
+                assert alert.info is not None  # the model requires info on ALERT
+                detail = (
+                    f"{alert.origin} raised it to {to}: {alert.info.severity} {alert.info.category} "
+                    f"{alert.info.headline!r}, expires {_iso(alert.info.expires)}"
+                )
+                self.add(a, e, "RAISED", alert.origin, detail + other)
+            else:
+                ref = alert.references[0].alert_id if alert.references else "?"
+                self.add(
+                    a,
+                    e,
+                    "UPDATE",
+                    alert.origin,
+                    f"{alert.origin} issued it to {to} as a new version of {ref}" + other,
+                )
+            return
+        seq = alert.seq_for(e.node)
+        via = _via(alert.origin, e.peer)
+        self.add(a, e, "DELIVERED", e.node, f"delivered to {e.node} (seq {seq}), {via}" + other)
+        d = a.deliveries.get(e.node)
+        if d is not None and not other and not d.in_receiver_log:
+            d.in_receiver_log = True
+            d.received_at = e.logged_at
+            d.receiver_index = e.index
+            d.relayed_by = None if e.peer == alert.origin else e.peer
+
+    def _on_followup(self, a: AlertReplay, e: _AlertEntry) -> None:
+        alert = e.alert
+        sender, kind = alert.origin, alert.msg_type
+        ref = alert.references[0]
+        other_version = a.digest is not None and ref.digest != a.digest
+        note = ""
+        if other_version:
+            assert a.digest is not None
+            note = f" [references digest {_short(ref.digest)}, the logs hold {_short(a.digest)}]"
+        if ref.alert_id != a.alert_id:
+            note += f" [via {ref.alert_id}]"
+        what = self._followup_text(alert)
+        if e.sent:
+            detail = f"{what} ({alert.alert_id})"
+        else:
+            detail = f"{e.node} received {sender}'s {kind} {alert.alert_id}, {_via(sender, e.peer)}: {what}"
+        self.add(a, e, kind, sender, detail + note)
+        if other_version or ref.alert_id != a.alert_id:
+            return  # about another version: moves no state
+        if kind == "ACK" and alert.reason is not None:
+            a.acknowledged_by.setdefault(sender, alert.reason)
+        elif kind == "RESPONSE" and sender not in a.responded_by:
+            a.responded_by.append(sender)
+        elif kind == "CONSULT" and sender not in a.consulted_by:
+            a.consulted_by.append(sender)
+        elif kind == "ERROR" and alert.reason is not None:
+            a.errors_by.setdefault(sender, alert.reason)
+        elif kind == "UPDATE" and sender == a.origin and alert.alert_id not in a.superseded_by:
+            a.superseded_by.append(alert.alert_id)
+        elif kind == "CANCEL" and sender == a.origin and a.cancelled_by is None:
+            a.cancelled_by = alert.alert_id
+            a.cancel_reason = alert.reason
+
+    @staticmethod
+    def _followup_text(alert: Alert) -> str:
+        sender, kind = alert.origin, alert.msg_type
+        if kind == "ACK":
+            return f"{sender} acknowledged it: {alert.reason}"
+        if kind == "ERROR":
+            return f"{sender} reported an error: {alert.reason}"
+        if kind == "CANCEL":
+            return f"{sender} cancelled it: {alert.reason}"
+        if kind == "UPDATE":
+            return f"{sender} issued a new version"
+        if kind == "RESPONSE" and alert.response is not None:
+            r = alert.response
+            text = f"{sender} responded: measures {', '.join(r.measures)}; assistance {r.assistance}"
+            if r.assistance_measures:
+                text += f" ({', '.join(r.assistance_measures)})"
+            if r.expected_duration_days:
+                text += f"; expected {r.expected_duration_days} days"
+            return text
+        if kind == "CONSULT" and alert.consult is not None:
+            c = alert.consult
+            text = (
+                f"{sender} requested a consultation: impact {c.impact}, cause {c.cause}, "
+                f"sectors {', '.join(c.sectors)}"
+            )
+            if c.assistance_wanted:
+                text += f"; assistance wanted {', '.join(c.assistance_wanted)}"
+            return text
+        return f"{sender} sent {kind}"
+
+    def on_receipt(self, e: _ReceiptEntry) -> None:
+        r = e.receipt
+        known = self.messages.get((r.origin, r.alert_id))
+        if known is None:
+            return
+        if known.alert.msg_type in _INFO_TYPES:
+            a = self.block((r.origin, r.alert_id))
+            matches = a.digest == r.alert_digest
+            detail = (
+                f"{e.peer} receipted seq {r.seq}: logged at {e.peer} #{r.log_index}, "
+                f"received {_iso(r.received_at)}"
+            )
+            if not matches:
+                detail += f" [for digest {_short(r.alert_digest)}, not the sent version]"
+            self.add(a, e, "RECEIPT", e.peer, detail)
+            d = a.deliveries.get(e.peer)
+            if matches and d is not None and d.receipt_index is None:
+                d.receipt_index = e.index
+                if not d.in_receiver_log:
+                    d.received_at = r.received_at
+                    d.receiver_index = r.log_index
+            return
+        target = self.target(known.alert)
+        if target is not None:
+            detail = f"{e.peer} receipted {r.origin}'s {known.alert.msg_type} {r.alert_id} (seq {r.seq})"
+            self.add(target, e, "RECEIPT", e.peer, detail)
+
+    def finish(self) -> list[AlertReplay]:
+        for a in self.alerts.values():
+            if a.expired and a.expires is not None:
+                a.events.append(
+                    Event(
+                        time=a.expires,
+                        node=a.origin,
+                        index=None,
+                        kind="EXPIRED",
+                        message=a.alert_id,
+                        actor=a.origin,
+                        detail=f"expired at {_iso(a.expires)}, before the export at {_iso(self.as_of)}",
+                    )
+                )
+            a.events.sort(key=Event.sort_key)
+        return sorted(self.alerts.values(), key=AlertReplay._sort_key)
+
+
+def _via(origin: Country, peer: Country | None) -> str:
+    if peer is None or peer == origin:
+        return f"direct from {origin}"
+    return f"relayed by {peer}"
+
+
+def replay(bundles: Sequence[Bundle], *, trust: Trust) -> Replay:
+    """Audit `bundles` and rebuild every alert's timeline and state from their authentic entries.
+
+    Raises node.audit.BundleError (from the audit) if two bundles are of one node.
+    """
+    report = verify_loaded(bundles, trust=trust)
+    unusable = {
+        (f.node, f.index) for f in report.findings if f.index is not None and f.kind in UNUSABLE_KINDS
+    }
+    ordered = sorted(bundles, key=lambda b: _NODE_ORDER.get(b.node, 9))
+    as_of = max((b.exported_at for b in ordered), default=datetime.now(UTC))
+    alert_entries: list[_AlertEntry] = []
+    receipt_entries: list[_ReceiptEntry] = []
+    left_out: list[tuple[Country, int]] = []
+    trust_updates: list[TrustUpdateEvent] = []
+    for b in ordered:
+        for index, data in enumerate(b.entries):
+            read = None if (b.node, index) in unusable else _read_entry(b.node, index, data)
+            if read is None:
+                update = None if (b.node, index) in unusable else _read_trust_update(b.node, index, data)
+                if update is not None:
+                    trust_updates.append(update)
+                else:
+                    left_out.append((b.node, index))
+            elif isinstance(read, _ReceiptEntry):
+                receipt_entries.append(read)
+            else:
+                alert_entries.append(read)
+    builder = _Builder(as_of)
+    builder.learn(alert_entries)
+    for e in alert_entries:
+        builder.on_alert(e)
+    for r in receipt_entries:
+        builder.on_receipt(r)
+    return Replay(
+        report=report,
+        as_of=as_of,
+        nodes=[b.node for b in ordered],
+        alerts=builder.finish(),
+        left_out=left_out,
+        trust_updates=sorted(trust_updates, key=lambda t: (t.logged_at, _NODE_ORDER.get(t.node, 9), t.index)),
+    )
+
+
+# ------------------------------------------------------------------ HTML
+_COLOURS: Final[dict[str, tuple[str, str]]] = {
+    "RAISED": ("#1d4ed8", "#dbeafe"),
+    "DELIVERED": ("#15803d", "#dcfce7"),
+    "RECEIPT": ("#0f766e", "#ccfbf1"),
+    "ACK": ("#7e22ce", "#f3e8ff"),
+    "RESPONSE": ("#a16207", "#fef9c3"),
+    "CONSULT": ("#c2410c", "#ffedd5"),
+    "UPDATE": ("#b45309", "#fef3c7"),
+    "CANCEL": ("#b91c1c", "#fee2e2"),
+    "ERROR": ("#9f1239", "#ffe4e6"),
+    "EXPIRED": ("#4b5563", "#e5e7eb"),
+}
+_STATE_COLOURS: Final[dict[str, str]] = {
+    "active": "#15803d",
+    "updated": "#b45309",
+    "cancelled": "#b91c1c",
+    "expired": "#4b5563",
+    "unknown": "#6b7280",
+}
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _css() -> str:
+    kinds = "\n".join(
+        f".k-{kind.lower()} {{ border-left: 4px solid {fg}; background: {bg}; }}\n"
+        f".k-{kind.lower()} .kind {{ color: {fg}; }}"
+        for kind, (fg, bg) in _COLOURS.items()
+    )
+    states = "\n".join(f".s-{s} {{ color: {c}; font-weight: 600; }}" for s, c in _STATE_COLOURS.items())
+    return f"""
+body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #111827;
+  background: #f9fafb; font-size: 14px; }}
+header {{ padding: 16px 24px; color: #fff; }}
+header.clean {{ background: #166534; }}
+header.findings {{ background: #991b1b; }}
+header h1 {{ margin: 0 0 4px 0; font-size: 20px; }}
+header p {{ margin: 2px 0; }}
+main {{ padding: 8px 24px 24px 24px; }}
+h2 {{ font-size: 16px; margin: 20px 0 8px 0; }}
+table {{ border-collapse: collapse; width: 100%; background: #fff; }}
+th, td {{ border: 1px solid #e5e7eb; padding: 4px 6px; vertical-align: top; text-align: left; }}
+th {{ background: #f3f4f6; position: sticky; top: 0; }}
+td.time {{ white-space: nowrap; font-family: ui-monospace, monospace; font-size: 12px; }}
+.timeline td.node {{ width: 30%; }}
+.ev {{ margin: 2px 0; padding: 2px 6px; border-radius: 3px; }}
+.ev .kind {{ font-weight: 700; font-size: 11px; letter-spacing: .03em; }}
+.ev .aid {{ font-family: ui-monospace, monospace; font-weight: 600; }}
+.ev .idx {{ color: #6b7280; font-size: 11px; }}
+.ev .detail {{ display: block; font-size: 12px; }}
+.absent {{ color: #9ca3af; font-weight: 400; font-size: 11px; }}
+.legend span {{ display: inline-block; margin: 2px 6px 2px 0; }}
+ol.findings li {{ margin: 2px 0; font-family: ui-monospace, monospace; font-size: 12px; }}
+li.info {{ color: #6b7280; }}
+{kinds}
+{states}
+"""
+
+
+def _event_html(alert: AlertReplay, e: Event) -> str:
+    return (
+        f'<div class="ev k-{_e(e.kind.lower())}">'
+        f'<span class="kind">{_e(e.kind)}</span> '
+        f'<span class="aid">{_e(alert.alert_id)}</span> '
+        f'<span class="idx">{_e(e.where())}</span>'
+        f'<span class="detail">{_e(e.detail)}</span></div>'
+    )
+
+
+def _alerts_table(r: Replay) -> list[str]:
+    out = [
+        "<table><thead><tr><th>alert</th><th>origin</th><th>type</th><th>state</th><th>severity</th>"
+        "<th>headline</th><th>delivered to</th><th>acknowledged by</th><th>expires</th></tr></thead><tbody>"
+    ]
+    for a in r.alerts:
+        acks = ", ".join(f"{n} ({reason})" for n, reason in a.acknowledged_by.items())
+        out.append(
+            "<tr>"
+            f'<td class="aid">{_e(a.alert_id)}</td><td>{_e(a.origin)}</td><td>{_e(a.msg_type or "?")}</td>'
+            f'<td class="s-{_e(a.state)}">{_e(a.state_line())}</td><td>{_e(a.severity or "")}</td>'
+            f"<td>{_e(a.headline or '')}</td><td>{_e(', '.join(a.delivered_to) or '-')}</td>"
+            f"<td>{_e(acks or '-')}</td><td>{_e(_iso(a.expires) if a.expires else '')}</td>"
+            "</tr>"
+        )
+    out.append("</tbody></table>")
+    return out
+
+
+def _timeline_table(r: Replay) -> list[str]:
+    columns = list(COUNTRIES)
+    absent = ' <span class="absent">(log not given)</span>'
+    head = "".join(f"<th>{_e(c)}{'' if c in r.nodes else absent}</th>" for c in columns)
+    out = [f'<table class="timeline"><thead><tr><th>time (UTC)</th>{head}</tr></thead><tbody>']
+    rows: dict[tuple[datetime, Country, int | None], list[str]] = defaultdict(list)
+    order: list[tuple[datetime, Country, int | None]] = []
+    for alert, e in r.timeline():
+        row = (e.time, e.node, e.index)
+        if row not in rows:
+            order.append(row)
+        rows[row].append(_event_html(alert, e))
+    for row in order:
+        time, node, _ = row
+        cells = "".join(f'<td class="node">{"".join(rows[row]) if c == node else ""}</td>' for c in columns)
+        out.append(f'<tr><td class="time">{_e(_iso(time))}</td>{cells}</tr>')
+    if not order:
+        out.append(f'<tr><td colspan="{len(columns) + 1}">no alerts in the logs</td></tr>')
+    out.append("</tbody></table>")
+    return out
+
+
+def render_html(r: Replay) -> str:
+    """One self-contained page: verdict, alerts, timeline (a column per node), findings.
+
+    Inline CSS only; no script, no link, no image, and a Content-Security-Policy
+    that forbids fetching anything. Every value from the logs is HTML-escaped.
+    """
+    verdict = r.verdict()
+    logs = "; ".join(
+        f"{s.node}: {s.entries} entries, root {s.root[:16]}, exported {_iso(s.exported_at)}, "
+        f"checkpoint {'verified' if s.checkpoint_verified else 'NOT verified'}"
+        for s in r.report.logs
+    )
+    legend = "".join(
+        f'<span class="ev k-{k.lower()}"><span class="kind">{_e(k)}</span></span>' for k in _COLOURS
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>EWX replay: {_e(verdict)}</title>",
+        f"<style>{_css()}</style></head><body>",
+        f'<header class="{"clean" if r.clean else "findings"}"><h1>EWX alert replay</h1>',
+        f"<p><strong>{_e(verdict)}</strong></p>",
+        f"<p>{_e(logs)}</p>",
+        f"<p>as of {_e(_iso(r.as_of))} (latest export); {len(r.alerts)} alerts"
+        + (f"; {len(r.left_out)} entries left out as unusable" if r.left_out else "")
+        + "</p></header><main>",
+        "<h2>Alerts</h2>",
+        *_alerts_table(r),
+        "<h2>Timeline</h2>",
+        f'<p class="legend">{legend}</p>',
+        *_timeline_table(r),
+    ]
+    if r.trust_updates:
+        parts.append('<h2>Trust updates</h2><ol class="trust">')
+        parts.extend(f"<li>{_e(t.line())}</li>" for t in r.trust_updates)
+        parts.append("</ol>")
+    if r.report.findings:
+        parts.append('<h2>Findings</h2><ol class="findings">')
+        parts.extend(f'<li class="{_e(f.severity)}">{_e(f.line())}</li>' for f in r.report.findings)
+        parts.append("</ol>")
+    parts.append("</main></body></html>")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,1435 @@
+"""Offline audit of exported exchange logs (SPEC section 6).
+
+`verify_bundles` reads one or more exported log bundles (node/audit/_bundle.py) and
+checks them against the federation trust file alone; `verify_loaded` is the
+pure core over bundles already in memory. Nothing stored in a bundle is
+trusted: the Merkle root is recomputed from the entry bytes, every alert and
+receipt signature is checked over the exact signed bytes, and each entry is
+decoded once, canonically.
+
+The work runs in three passes so that the expensive part is separable:
+
+1. decode every entry of every log and collect one `SignatureCheck`
+   (raw public key, payload type, payload, signature) per signed object;
+   a signed alert sits in its origin's log and in each recipient's, and its
+   identical check is collected once;
+2. `verify_signatures` over those checks, then the signed bytes that verify
+   are decoded into the few facts the checks need: pure functions of
+   picklable values, the only place Ed25519 verification happens for
+   entries. It is the cost of an audit (about 9,400 checks a second per
+   core), so from `MIN_PARALLEL_CHECKS` checks on it runs in a process pool
+   over all cores ($EWX_AUDIT_WORKERS processes if set), fed in chunks
+   while pass 1 is still decoding;
+3. interpret the verified entries: per-log checks (each log as soon as its
+   checks are done, while the pool works on the next), then cross-log
+   checks.
+
+The pool's workers start from a forkserver (see node/crypto/_sigpool.py), which
+imports the main module afresh in each worker, as Python's multiprocessing
+does outside plain fork: a script that audits must guard its entry point
+with `if __name__ == "__main__":` (the `ewx` command does).
+
+An entry whose signature fails, whose key is unknown, or that does not
+decode is reported once and then left out of the later checks ("unusable"),
+so the findings name the damage where it is and otherwise state only what
+the remaining, authentic entries prove. (An expired key is reported but the
+entry stays in: its signature is still authentic.) Only what the checks need
+of each entry is kept after decoding, not the decoded models.
+
+Finding kinds (stable strings, also in `KINDS`). The index is the entry's
+position in that node's log, or None for a finding about the log as a whole.
+
+Per log, index None:
+    size_mismatch             the header's size differs from the number of entries
+    root_mismatch             the RFC 6962 root or size recomputed from the entries
+                              differs from the signed checkpoint
+    bad_checkpoint_signature  the checkpoint does not parse, a signature by the
+                              node's log key on it fails, or its origin is not the
+                              bundle's log origin
+    bad_cosignature           a cosignature line by a witness key in the trust file
+                              does not verify
+    unknown_key               no log key of the node in the trust file signed the
+                              checkpoint
+    expired_key               the checkpoint's log key was not valid at export time
+    export_time_mismatch      the header's export time is not the one the export
+                              checkpoint signs (its `ewx-exported-at` line)
+
+Per entry:
+    malformed_entry           not a canonical LogEntry, a kind or field layout that
+                              no node writes, or an alert/receipt that does not
+                              decode and validate (SPEC section 3)
+    unknown_key               the alert or receipt names a key id not in the trust file
+    expired_key               the key was not valid at the entry's logged_at
+    revoked_key               the key's owner had revoked it by the entry's logged_at
+    bad_trust_update          a logged trust update (key rotation, revocation) that
+                              does not verify against the trust before it, does not
+                              follow its member's previous one, or differs from
+                              another update of that member under the same serial
+    bad_alert_signature       the alert signature does not verify, the key is not an
+                              alert key, or the signer is not the alert's origin
+    bad_receipt_signature     the same for a receipt, whose signer must be the peer
+                              the entry names
+    misattributed             an alert in the wrong log: ALERT_SENT of another
+                              origin, ALERT_RECEIVED of this node's own alert, or
+                              ALERT_RECEIVED of an alert not addressed to this node
+    receipt_mismatch          a receipt not by the alert's receiver for this node's
+                              alert, or one that names an alert, digest or sequence
+                              this log has not sent; across logs: the receiver's
+                              log holds the alert, but not at the index its receipt
+                              names
+    duplicate                 the same signed alert (origin, id, digest) logged
+                              twice, or a second receipt of one receiver for one alert
+    equivocation              two different signed alerts for one (origin, alert id)
+                              or one (origin, recipient, seq), within one log or
+                              across logs (except the sender/receiver pair below)
+    sequence_gap              a stream's sequence jumps: own alerts per recipient,
+                              received alerts per origin, must run 1, 2, 3, ...
+    sequence_reorder          a sequence number lower than one logged before it
+
+Across logs (only between logs given together):
+    content_mismatch          a receiver logged an alert under the sender's
+                              (origin, alert id) with another digest than the
+                              sender's ALERT_SENT
+    sent_not_received         the sender holds the receiver's receipt, but the
+                              receiver's log has no such ALERT_RECEIVED
+    undelivered (info)        sent, no receipt, not in the receiver's log: in
+                              flight when the logs were exported (also a trust
+                              update sent but not in a peer's log)
+    received_not_sent         the origin's log has no ALERT_SENT of a received
+                              alert (injected, or dropped at the origin), or no
+                              TRUST_UPDATE_SENT of a received trust update
+
+Not checked, because the bundle cannot carry them yet: historical checkpoints
+(append-only between checkpoints, split views between nodes' checkpoints).
+Logs are compared as exported: a log exported while its node was running
+can lack what a later-exported peer log already holds, which shows as
+received_not_sent or sent_not_received; export stopped nodes (as `ewx demo`
+does) or export all logs at about the same time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gc
+import hashlib
+import os
+import warnings
+from array import array
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Literal, NamedTuple
+
+from node.audit._bundle import Bundle, read_bundle, signed_export_time
+from node.audit._checkpoints import history_findings, witnessed_findings
+from node.crypto import (
+    PAYLOAD_ALERT,
+    PAYLOAD_RECEIPT,
+    SIG_TYPE_COSIGNATURE_V1,
+    SIG_TYPE_ED25519,
+    SIGNATURE_BYTES,
+    Checkpoint,
+    ChunkedRunner,
+    SignatureCheck,
+    SignedNote,
+    available_cpus,
+    digest,
+    exit_with_parent,
+    leaf_hash,
+    note_key_hash,
+    parse_checkpoint,
+    parse_signed_note,
+    pool_context,
+    root_from_leaf_hashes,
+    verify_cosignature,
+    verify_note_signature,
+    verify_signatures,
+)
+from node.digits import ascii_int
+from node.errors import BundleError, NoteError, TrustUpdateRejected, UsageError
+from node.ids import COUNTRIES, Country, Digest
+from node.message import (
+    Alert,
+    DecodeFailure,
+    Receipt,
+    alert_from_bytes,
+    from_timestamp,
+    parse_canonical,
+    receipt_from_bytes,
+)
+from node.message import member as _member
+from node.trust import KeyEntry, Trust, peek, replay, witness_name
+from node.wire import ewx_pb2 as pb
+
+__all__ = [
+    "KINDS",
+    "MIN_PARALLEL_CHECKS",
+    "WORKERS_ENV",
+    "Finding",
+    "LogSummary",
+    "Report",
+    "SignatureCheck",
+    "verify_bundles",
+    "verify_loaded",
+    "verify_signatures",
+]
+
+Severity = Literal["error", "info"]
+
+KINDS: Final[dict[str, str]] = {
+    "not_append_only": "a signed checkpoint of the node's history is not reproduced by its entries",
+    "checkpoint_equivocation": "two signed checkpoints of one log and size with different roots",
+    "unpublished": "(info) the newest checkpoint lacks a peer's cosignature",
+    "size_mismatch": "the bundle header's size differs from its number of entries",
+    "root_mismatch": "the root recomputed from the entries differs from the signed checkpoint",
+    "export_time_mismatch": "the header's export time differs from the one the export checkpoint signs",
+    "bad_checkpoint_signature": "the checkpoint is malformed or its log signature does not verify",
+    "bad_cosignature": "a witness cosignature on the checkpoint does not verify",
+    "unknown_key": "a signature by a key that is not in the trust file",
+    "expired_key": "a key used outside its validity",
+    "revoked_key": "a key used after its owner revoked it",
+    "bad_trust_update": "a trust update that does not verify or does not follow the member's previous one",
+    "malformed_entry": "an entry that is not a canonical, valid log entry, alert or receipt",
+    "bad_alert_signature": "an alert signature that does not verify or is not by the alert's origin",
+    "bad_receipt_signature": "a receipt signature that does not verify or is not by the receiver",
+    "misattributed": "an alert logged at a node that cannot have sent or received it",
+    "receipt_mismatch": "a receipt that does not match what the sender sent or the receiver logged",
+    "duplicate": "the same alert or receipt logged twice",
+    "equivocation": "two different signed alerts for one alert id or one sequence position",
+    "sequence_gap": "a sequence number skipped",
+    "sequence_reorder": "a sequence number logged after a higher one",
+    "content_mismatch": "sender and receiver logged different contents for one alert",
+    "sent_not_received": "receipted by the receiver but missing from the receiver's log",
+    "undelivered": "sent but neither receipted nor in the receiver's log (in flight)",
+    "received_not_sent": "received but not in the origin's log as sent",
+}
+"""Every finding kind, with a one-line description (module docstring has more)."""
+
+MIN_PARALLEL_CHECKS: Final = 5000
+"""From this many signature checks on, pass 2 runs in a process pool. Starting it
+costs about 0.45 s (a fresh interpreter importing this module), what 5,000 checks
+save on 2 cores; fewer are verified in-process."""
+
+WORKERS_ENV: Final = "EWX_AUDIT_WORKERS"
+"""Environment variable: how many processes verify signatures (default: the CPUs
+this process may run on; 1 keeps the audit in-process)."""
+
+_MAX_CHUNK: Final = 4096
+"""Checks per task sent to a worker: about 0.5 s of work, so pickling and the
+pipe are noise, while the last task leaves little idle time."""
+
+_IN_FLIGHT: Final = 16
+"""Most chunks queued for the pool (about 2 MB each): enough that the pool stays
+busy while the auditor hashes the trees and interprets the first logs."""
+
+_SENT: Final = pb.ALERT_SENT
+_RECEIVED: Final = pb.ALERT_RECEIVED
+_RECEIPT: Final = pb.RECEIPT_RECEIVED
+_MEMBER_NUMBERS: Final[dict[Country, int]] = {"KR": pb.KR, "US": pb.US, "JP": pb.JP}
+"""The proto number of each member, to pack peers compactly (convert.member reads them back)."""
+
+
+# ------------------------------------------------------------------ results
+@dataclass(frozen=True)
+class Finding:
+    """One audit finding: which node's log, which entry (None: the whole log), what."""
+
+    node: Country
+    index: int | None
+    kind: str
+    detail: str
+    severity: Severity = "error"
+
+    def to_json(self) -> dict[str, Any]:
+        """The finding as JSON-ready data."""
+        return {
+            "node": self.node,
+            "index": self.index,
+            "kind": self.kind,
+            "severity": self.severity,
+            "detail": self.detail,
+        }
+
+    def line(self) -> str:
+        """One line for the human report: `KR #12 bad_alert_signature: ...`."""
+        where = f"#{self.index}" if self.index is not None else "log"
+        tag = "" if self.severity == "error" else f" ({self.severity})"
+        return f"{self.node} {where} {self.kind}{tag}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class LogSummary:
+    """What the audit established about one log as a whole."""
+
+    node: Country
+    log_origin: str
+    entries: int
+    root: str
+    """Hex of the RFC 6962 root recomputed from the entries."""
+    exported_at: datetime
+    checkpoint_verified: bool
+    """True iff a log key of the node in the trust file validly signed the checkpoint."""
+
+
+@dataclass
+class Report:
+    """The outcome of an audit: findings, the nodes whose logs were checked, entry count."""
+
+    findings: list[Finding]
+    nodes: list[Country]
+    entries: int
+    logs: list[LogSummary] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        """The findings of severity `error`."""
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def clean(self) -> bool:
+        """True iff there is no error-severity finding (info findings do not count)."""
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine report: verdict, per-node summary, findings."""
+        per_node: dict[str, dict[str, Any]] = {}
+        for node in self.nodes:
+            mine = [f for f in self.findings if f.node == node]
+            summary: dict[str, Any] = {
+                "errors": sum(f.severity == "error" for f in mine),
+                "info": sum(f.severity == "info" for f in mine),
+            }
+            log = next((s for s in self.logs if s.node == node), None)
+            if log is not None:
+                summary.update(
+                    log_origin=log.log_origin,
+                    entries=log.entries,
+                    root=log.root,
+                    exported_at=log.exported_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                    checkpoint_verified=log.checkpoint_verified,
+                )
+            per_node[node] = summary
+        return {
+            "verdict": "clean" if self.clean else "findings",
+            "clean": self.clean,
+            "logs": len(self.nodes),
+            "entries": self.entries,
+            "errors": len(self.errors),
+            "info": len(self.findings) - len(self.errors),
+            "nodes": per_node,
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+    def to_text(self) -> str:
+        """The human report: one line per finding, then the verdict line."""
+        lines = [f.line() for f in self.findings]
+        errors = len(self.errors)
+        if errors == 0:
+            logs = len(self.nodes)
+            lines.append(f"VERDICT: clean ({logs} log{'s' if logs != 1 else ''}, {self.entries} entries)")
+        else:
+            lines.append(f"VERDICT: {errors} finding{'s' if errors != 1 else ''}")
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ decoded entries
+@dataclass(slots=True)
+class _Signed:
+    """An entry that parsed and names a usable key: waiting for its signature check."""
+
+    index: int
+    kind: int
+    peer: Country | None
+    key: KeyEntry
+
+
+class _Pending:
+    """Pass 1's output for one log: the entries waiting for their check, in log order.
+
+    Kept in arrays, a few bytes an entry rather than an object each: at a
+    million entries, objects here would cost more than the entries themselves.
+    """
+
+    __slots__ = ("check", "index", "key", "kind", "peer")
+
+    def __init__(self) -> None:
+        self.index = array("q")
+        self.kind = bytearray()
+        self.peer = bytearray()
+        """pb.Country number of the entry's peer, 0 for none."""
+        self.key: list[KeyEntry] = []
+        self.check = array("q")
+        """Position of the entry's (possibly shared) check in pass 2's outcomes."""
+
+    def add(self, signed: _Signed, check: int) -> None:
+        self.index.append(signed.index)
+        self.kind.append(signed.kind)
+        self.peer.append(_MEMBER_NUMBERS[signed.peer] if signed.peer else 0)
+        self.key.append(signed.key)
+        self.check.append(check)
+
+    def __iter__(self) -> Iterator[tuple[_Signed, int]]:
+        for index, kind, peer, key, check in zip(
+            self.index, self.kind, self.peer, self.key, self.check, strict=True
+        ):
+            yield _Signed(index=index, kind=kind, peer=_member(peer), key=key), check
+
+
+class _Delivery(NamedTuple):
+    recipient: Country
+    seq: int
+
+
+class _AlertFacts(NamedTuple):
+    """What the checks need of a validated alert (a pydantic Alert is ~5 KB; this is kept,
+    one shared by every entry that holds the same signed alert)."""
+
+    origin: Country
+    alert_id: str
+    deliveries: tuple[_Delivery, ...]
+    digest: Digest
+    """SHA-256 of the signed bytes."""
+
+    @classmethod
+    def of(cls, alert: Alert, payload: bytes) -> _AlertFacts:
+        deliveries = tuple(_Delivery(d.recipient, d.seq) for d in alert.deliveries)
+        return cls(alert.origin, alert.alert_id, deliveries, digest(payload))
+
+    @property
+    def recipients(self) -> tuple[Country, ...]:
+        return tuple(d.recipient for d in self.deliveries)
+
+    def seq_for(self, recipient: Country) -> int | None:
+        return next((d.seq for d in self.deliveries if d.recipient == recipient), None)
+
+
+class _ReceiptFacts(NamedTuple):
+    """What the checks need of a validated receipt."""
+
+    receiver: Country
+    origin: Country
+    alert_id: str
+    seq: int
+    alert_digest: bytes
+    log_index: int
+
+    @classmethod
+    def of(cls, receipt: Receipt) -> _ReceiptFacts:
+        return cls(
+            receipt.receiver,
+            receipt.origin,
+            receipt.alert_id,
+            receipt.seq,
+            receipt.alert_digest,
+            receipt.log_index,
+        )
+
+
+@dataclass(slots=True)
+class _AlertRec:
+    """An authentic, decoded ALERT_SENT or ALERT_RECEIVED entry."""
+
+    node: Country
+    index: int
+    sent: bool
+    peer: Country | None
+    alert: _AlertFacts
+    digest: Digest
+    equivocal: bool = False
+    """Already reported as equivocation within its own log."""
+
+    @property
+    def id_key(self) -> tuple[Country, str]:
+        return (self.alert.origin, self.alert.alert_id)
+
+    def describe(self) -> str:
+        what = "ALERT_SENT" if self.sent else "ALERT_RECEIVED"
+        return f"{what} of {self.alert.origin} {self.alert.alert_id} (digest {_short(self.digest)})"
+
+
+@dataclass(slots=True)
+class _ReceiptRec:
+    """An authentic, decoded RECEIPT_RECEIVED entry."""
+
+    node: Country
+    index: int
+    peer: Country
+    receipt: _ReceiptFacts
+
+
+@dataclass
+class _Log:
+    """One bundle being audited, and what its entries turned out to be."""
+
+    bundle: Bundle
+    pending: _Pending = field(default_factory=_Pending)
+    """Pass 1's output, until pass 3 takes it."""
+    checks: int = 0
+    """How many checks pass 2 must have done before pass 3 can take this log."""
+    alerts: list[_AlertRec] = field(default_factory=list)
+    """Usable alert entries that are not duplicates, in log order."""
+    receipts: list[_ReceiptRec] = field(default_factory=list)
+    """Usable receipt entries that are not duplicates, in log order."""
+    at_index: dict[int, _AlertRec] = field(default_factory=dict)
+    """Every usable alert entry by its index (duplicates included)."""
+    versions: dict[tuple[Country, str], list[_AlertRec]] = field(default_factory=dict)
+    """The distinct versions (digests) of each (origin, alert id), first occurrences.
+    All ALERT_SENT in the origin's log, all ALERT_RECEIVED in any other."""
+    receipts_for: dict[tuple[Country, str], list[_ReceiptRec]] = field(default_factory=dict)
+    """Usable receipts by (receiver, alert id)."""
+
+    @property
+    def node(self) -> Country:
+        return self.bundle.node
+
+
+class _Findings:
+    """Collects findings; one finding per (node, index, kind, detail)."""
+
+    def __init__(self) -> None:
+        self.items: list[Finding] = []
+        self._seen: set[tuple[Country, int | None, str, str]] = set()
+
+    def add(
+        self, node: Country, index: int | None, kind: str, detail: str, severity: Severity = "error"
+    ) -> None:
+        key = (node, index, kind, detail)
+        if key not in self._seen:
+            self._seen.add(key)
+            self.items.append(Finding(node=node, index=index, kind=kind, detail=detail, severity=severity))
+
+    def sorted(self) -> list[Finding]:
+        order = {c: i for i, c in enumerate(COUNTRIES)}
+        return sorted(
+            self.items, key=lambda f: (order.get(f.node, len(order)), -1 if f.index is None else f.index)
+        )
+
+
+def _short(value: bytes) -> str:
+    return value.hex()[:16]
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# ------------------------------------------------------------------ API
+def verify_bundles(
+    paths: Sequence[Path],
+    *,
+    trust: Trust,
+    workers: int | None = None,
+    min_parallel: int = MIN_PARALLEL_CHECKS,
+) -> Report:
+    """Read and audit the bundles at `paths`.
+
+    Raises node.audit.BundleError for an unreadable file, bad framing, or two
+    bundles of the same node (the CLI's exit code 2); everything else is a
+    finding in the report. `workers` and `min_parallel` are as for
+    `verify_loaded`.
+    """
+    return verify_loaded(
+        [read_bundle(path) for path in paths], trust=trust, workers=workers, min_parallel=min_parallel
+    )
+
+
+def verify_loaded(
+    bundles: Sequence[Bundle],
+    *,
+    trust: Trust,
+    workers: int | None = None,
+    min_parallel: int = MIN_PARALLEL_CHECKS,
+) -> Report:
+    """Audit bundles already read: the pure core of `verify_bundles`.
+
+    Signatures are verified by `workers` processes (default: $EWX_AUDIT_WORKERS,
+    else one per CPU this process may use) once there are at least
+    `min_parallel` checks, else in-process; the report is the same either way.
+    Raises BundleError only if two bundles are of the same node, UsageError if
+    $EWX_AUDIT_WORKERS is not a positive number.
+    """
+    # The audit builds millions of small objects and no reference cycles; the
+    # cyclic collector would walk them all again and again (a fifth of the
+    # time at a million entries), so it pauses until the audit is done.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _audit(bundles, trust=trust, workers=workers, min_parallel=min_parallel)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _audit(bundles: Sequence[Bundle], *, trust: Trust, workers: int | None, min_parallel: int) -> Report:
+    seen: set[Country] = set()
+    for bundle in bundles:
+        if bundle.node in seen:
+            raise BundleError(f"two logs of {bundle.node} given; audit one log per node")
+        seen.add(bundle.node)
+    order = {c: i for i, c in enumerate(COUNTRIES)}
+    logs = [_Log(bundle=b) for b in sorted(bundles, key=lambda b: order.get(b.node, len(order)))]
+    findings = _Findings()
+    # Keys rotated or revoked after the trust file was written are known from
+    # the trust updates the logs carry; everything below checks against them.
+    trust = _trust_from_logs(logs, trust, findings)
+    workers = _default_workers() if workers is None else max(1, workers)
+    total = sum(len(log.bundle.entries) for log in logs)
+    with _Verifier(workers=workers, min_parallel=min_parallel, total=total) as verifier:
+        # Pass 1: decode every entry once, collect the signature checks; pass 2
+        # runs on them meanwhile, in chunks, when it runs in a pool.
+        keys = _Keys(trust)
+        shared: dict[bytes, int] = {}
+        for i, log in enumerate(logs):
+            for index, data in enumerate(log.bundle.entries):
+                decoded = _decode_entry(log.node, index, data, keys, findings)
+                if decoded is None:
+                    continue
+                signed, check = decoded
+                identity = _identity(check) if signed.kind != _RECEIPT else None
+                if identity is None:
+                    log.pending.add(signed, verifier.add(check))
+                    continue
+                position = shared.get(identity)
+                if position is None:
+                    position = shared[identity] = verifier.add(check)
+                log.pending.add(signed, position)
+            log.checks = verifier.added
+            if i > 0:
+                # The previous log's checks are done by now, or nearly: pass 3 on
+                # it overlaps with the pool's work on this one's.
+                _finish_log(logs[i - 1], verifier, findings)
+        shared.clear()
+        # The trees need no signature: hashed while the pool works.
+        summaries = [_check_tree(log.bundle, trust, findings) for log in logs]
+        if logs:
+            _finish_log(logs[-1], verifier, findings)
+    # Checkpoint histories, and what each node witnessed of the others (SPEC section 5).
+    checkpoint_findings = [f for log in logs for f in history_findings(log.bundle, trust=trust)]
+    checkpoint_findings += witnessed_findings([log.bundle for log in logs], trust=trust)
+    for cf in checkpoint_findings:
+        findings.add(cf.node, None, cf.kind, cf.detail, cf.severity)
+    if len(logs) > 1:
+        by_node = {log.node: log for log in logs}
+        _cross_conflicts(logs, findings)
+        _cross_presence(by_node, findings)
+        _cross_receipts(by_node, findings)
+    return Report(
+        findings=findings.sorted(),
+        nodes=[log.node for log in logs],
+        entries=sum(len(log.bundle.entries) for log in logs),
+        logs=summaries,
+    )
+
+
+def _finish_log(log: _Log, verifier: _Verifier, findings: _Findings) -> None:
+    """Pass 3 on one log: interpret its entries once their checks are done, then check it."""
+    outcomes = verifier.outcomes(log.checks)
+    usable: list[_AlertRec | _ReceiptRec] = []
+    for signed, position in log.pending:
+        rec = _interpret(log.node, signed, outcomes[position], findings)
+        if rec is not None:
+            usable.append(rec)
+    log.pending = _Pending()
+    _check_log(log, usable, findings)
+
+
+# ------------------------------------------------------------------ the tree and checkpoint
+def _check_tree(bundle: Bundle, trust: Trust, findings: _Findings) -> LogSummary:
+    node, origin = bundle.node, bundle.log_origin
+    size = len(bundle.entries)
+    if bundle.declared_size != size:
+        findings.add(
+            node,
+            None,
+            "size_mismatch",
+            f"header declares {bundle.declared_size} entries, the bundle holds {size}",
+        )
+    root = root_from_leaf_hashes([leaf_hash(entry) for entry in bundle.entries])
+    summary = LogSummary(
+        node=node,
+        log_origin=origin,
+        entries=size,
+        root=root.hex(),
+        exported_at=bundle.exported_at,
+        checkpoint_verified=False,
+    )
+    try:
+        note = parse_signed_note(bundle.checkpoint)
+    except NoteError as exc:
+        findings.add(node, None, "bad_checkpoint_signature", f"checkpoint is not a signed note: {exc}")
+        return summary
+    verified = _check_log_signature(bundle, note, trust, findings)
+    try:
+        cp = parse_checkpoint(note.body)
+    except NoteError as exc:
+        findings.add(node, None, "bad_checkpoint_signature", f"checkpoint text is malformed: {exc}")
+        return summary
+    if cp.origin != origin:
+        findings.add(
+            node,
+            None,
+            "bad_checkpoint_signature",
+            f"checkpoint origin {cp.origin!r} is not the bundle's log origin {origin!r}",
+        )
+        verified = False
+    if cp.size != size or cp.root_hash != root:
+        findings.add(
+            node,
+            None,
+            "root_mismatch",
+            f"checkpoint says size {cp.size} root {_short(cp.root_hash)}, the entries give "
+            f"size {size} root {_short(root)}",
+        )
+    signed_at = signed_export_time(cp.extensions)
+    if isinstance(signed_at, str) or (signed_at is not None and signed_at != bundle.exported_at):
+        findings.add(
+            node,
+            None,
+            "export_time_mismatch",
+            signed_at
+            if isinstance(signed_at, str)
+            else f"the header says exported {_iso(bundle.exported_at)}, the signed checkpoint {_iso(signed_at)}",
+        )
+        verified = False
+    _check_cosignatures(node, note, cp, trust, findings)
+    return LogSummary(
+        node=node,
+        log_origin=origin,
+        entries=size,
+        root=root.hex(),
+        exported_at=bundle.exported_at,
+        checkpoint_verified=verified,
+    )
+
+
+def _check_log_signature(bundle: Bundle, note: SignedNote, trust: Trust, findings: _Findings) -> bool:
+    node, name = bundle.node, bundle.log_origin
+    keys = trust.keys_of(node, "log")
+    if not keys:
+        findings.add(node, None, "unknown_key", f"the trust file lists no log key of {node}")
+        return False
+    matched = False
+    for key in keys:
+        try:
+            key_hash = note_key_hash(name, key.verifying_key(), SIG_TYPE_ED25519)
+        except NoteError as exc:
+            findings.add(node, None, "bad_checkpoint_signature", f"log origin {name!r}: {exc}")
+            return False
+        if not any(s.name == name and s.key_hash == key_hash for s in note.signatures):
+            continue
+        matched = True
+        if not verify_note_signature(note, name=name, public_key=key.verifying_key()):
+            findings.add(
+                node,
+                None,
+                "bad_checkpoint_signature",
+                f"signature by log key {key.key_id} on the checkpoint does not verify",
+            )
+            return False
+        if not key.valid_at(bundle.exported_at):
+            findings.add(
+                node,
+                None,
+                "expired_key",
+                f"log key {key.key_id} is valid {_iso(key.not_before)} to {_iso(key.not_after)}, "
+                f"not at export time {_iso(bundle.exported_at)}",
+            )
+        return True
+    if not matched:
+        findings.add(
+            node,
+            None,
+            "unknown_key",
+            f"checkpoint carries no signature {name!r} by a log key of {node} in the trust file",
+        )
+    return False
+
+
+def _check_cosignatures(
+    node: Country, note: SignedNote, cp: Checkpoint, trust: Trust, findings: _Findings
+) -> None:
+    witnesses = [key for member in trust.countries for key in trust.keys_of(member, "witness")]
+    witness_names = {witness_name(member): member for member in trust.countries}
+    for line in note.signatures:
+        member = witness_names.get(line.name)
+        if member is not None and not any(
+            note_key_hash(line.name, key.verifying_key(), SIG_TYPE_COSIGNATURE_V1) == line.key_hash
+            for key in trust.keys_of(member, "witness")
+        ):
+            # A witness's name with a key hash of no key of theirs (a flipped byte, a forged
+            # line) would otherwise count for nothing and vanish from the report.
+            findings.add(
+                node,
+                None,
+                "bad_cosignature",
+                f"cosignature {line.name!r} names {member}'s witness but its key hash matches no "
+                f"witness key of {member} in the trust file",
+            )
+            continue
+        for key in witnesses:
+            try:
+                key_hash = note_key_hash(line.name, key.verifying_key(), SIG_TYPE_COSIGNATURE_V1)
+            except NoteError:
+                break
+            if key_hash != line.key_hash:
+                continue
+            if verify_cosignature(note, cp, name=line.name, public_key=key.verifying_key()) is None:
+                findings.add(
+                    node,
+                    None,
+                    "bad_cosignature",
+                    f"cosignature {line.name!r} by witness key {key.key_id} does not verify",
+                )
+            break
+
+
+# ------------------------------------------------------------------ pass 1: decode
+class _Reject(Exception):
+    """An entry that is reported under `kind` and left out of the later checks."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+class _Keys:
+    """`Trust.key`, remembered: the trust file's index is a pydantic private
+    attribute, whose every read costs microseconds, once per entry."""
+
+    def __init__(self, trust: Trust) -> None:
+        self._trust = trust
+        self._known: dict[str, KeyEntry | None] = {}
+
+    def key(self, key_id: str) -> KeyEntry | None:
+        """The entry with that id, or None."""
+        try:
+            return self._known[key_id]
+        except KeyError:
+            found = self._known[key_id] = self._trust.key(key_id)
+            return found
+
+
+_KIND_NAMES: Final[dict[int, str]] = {
+    _SENT: "ALERT_SENT",
+    _RECEIVED: "ALERT_RECEIVED",
+    _RECEIPT: "RECEIPT_RECEIVED",
+}
+
+
+def _trust_from_logs(logs: Sequence[_Log], trust: Trust, findings: _Findings) -> Trust:
+    """The trust file amended by every trust update the logs hold, each verified.
+
+    An update is usually in three logs (sent by its member, received by the
+    two others); it is checked once. Each member's updates are applied in
+    serial order; one that fails is reported where it was logged, and the
+    member's later ones are not applied.
+    """
+    where: dict[bytes, tuple[Country, int]] = {}
+    logged_at: dict[bytes, dict[Country, int]] = defaultdict(dict)
+    for log in logs:
+        for index, data in enumerate(log.bundle.entries):
+            if data[:2] not in _TRUST_ENTRY_PREFIXES:
+                continue
+            try:
+                envelope = _trust_entry(log.node, data)
+            except _Reject as exc:
+                findings.add(log.node, index, exc.kind, exc.detail)
+                continue
+            where.setdefault(envelope, (log.node, index))
+            logged_at[envelope].setdefault(log.node, index)
+    _cross_check_trust_updates(logged_at, {log.node for log in logs}, findings)
+    chains: dict[tuple[Country, int], bytes] = {}
+    for envelope, (node, index) in where.items():
+        position = peek(envelope)
+        if position in chains:
+            findings.add(
+                node,
+                index,
+                "bad_trust_update",
+                f"a second, different trust update {position[1]} of {position[0]}",
+            )
+            continue
+        chains[position] = envelope
+    amended, refused = replay(trust, (chains[position] for position in sorted(chains)))
+    for envelope, problem in refused:
+        node, index = where[envelope]
+        findings.add(node, index, "bad_trust_update", str(problem))
+    return amended
+
+
+def _cross_check_trust_updates(
+    logged_at: dict[bytes, dict[Country, int]], given: set[Country], findings: _Findings
+) -> None:
+    """Across logs, as for alerts: a received update must be in its member's log as
+    sent (else received_not_sent); a sent one not (yet) in a peer's log is
+    reported as undelivered (info): updates carry no receipt, so it may be in flight."""
+    for envelope, nodes in logged_at.items():
+        member, serial = peek(envelope)
+        if member not in given:
+            continue
+        if member not in nodes:
+            for node, index in nodes.items():
+                findings.add(
+                    node,
+                    index,
+                    "received_not_sent",
+                    f"trust update {serial} of {member} is not in {member}'s log",
+                )
+            continue
+        for peer in sorted(given - set(nodes) - {member}):
+            findings.add(
+                member,
+                nodes[member],
+                "undelivered",
+                f"trust update {serial} is not in {peer}'s log",
+                severity="info",
+            )
+
+
+_TRUST_ENTRY_PREFIXES: Final = (bytes([0x08, pb.TRUST_UPDATE_SENT]), bytes([0x08, pb.TRUST_UPDATE_RECEIVED]))
+"""How a canonical LogEntry of a trust update begins: field 1 (kind) comes first."""
+
+
+def _trust_entry(node: Country, data: bytes) -> bytes:
+    """The SignedTrustUpdate of a TRUST_UPDATE_* entry whose layout is one a node writes."""
+    try:
+        entry = parse_canonical(pb.LogEntry, data, what="log entry")
+        from_timestamp(entry.logged_at, field="logged_at")
+        envelope = bytes(entry.trust_update)
+        member, _ = peek(envelope)
+    except DecodeFailure as exc:
+        raise _Reject("malformed_entry", str(exc)) from None
+    except TrustUpdateRejected as exc:
+        raise _Reject("bad_trust_update", str(exc)) from None
+    if not entry.HasField("logged_at") or entry.HasField("alert") or entry.HasField("receipt"):
+        raise _Reject("malformed_entry", "a trust update entry carries logged_at and the update only")
+    peer = _member(entry.peer)
+    if entry.kind == pb.TRUST_UPDATE_SENT and (entry.peer or member != node):
+        raise _Reject("misattributed", f"TRUST_UPDATE_SENT of {member}'s update in {node}'s log")
+    # Received from the member itself, or relayed by the third node.
+    if entry.kind == pb.TRUST_UPDATE_RECEIVED and (peer is None or node in (peer, member)):
+        raise _Reject(
+            "misattributed", f"TRUST_UPDATE_RECEIVED of {member}'s update from {peer} in {node}'s log"
+        )
+    return envelope
+
+
+def _decode_entry(
+    node: Country, index: int, data: bytes, keys: _Keys, findings: _Findings
+) -> tuple[_Signed, SignatureCheck] | None:
+    if data[:2] in _TRUST_ENTRY_PREFIXES:
+        return None  # checked before the trust was settled (_trust_from_logs)
+    try:
+        return _decode_entry_or_reject(node, index, data, keys, findings)
+    except _Reject as exc:
+        findings.add(node, index, exc.kind, exc.detail)
+        return None
+
+
+def _structure(node: Country, entry: pb.LogEntry) -> tuple[datetime, Country | None]:
+    """Check the entry's layout is one a node writes; its logged_at and peer."""
+    kind = entry.kind
+    if kind not in (_SENT, _RECEIVED, _RECEIPT):
+        raise _Reject(
+            "malformed_entry", f"entry kind {kind} is not ALERT_SENT, ALERT_RECEIVED or RECEIPT_RECEIVED"
+        )
+    kind_name = _KIND_NAMES[kind]
+    if not entry.HasField("logged_at"):
+        raise _Reject("malformed_entry", f"{kind_name} entry has no logged_at")
+    try:
+        logged_at = from_timestamp(entry.logged_at, field="logged_at")
+    except DecodeFailure as exc:
+        raise _Reject("malformed_entry", str(exc)) from None
+    peer = _member(entry.peer)
+    if kind == _SENT and entry.peer:
+        raise _Reject("malformed_entry", "ALERT_SENT entry names a peer")
+    if kind != _SENT and (peer is None or peer == node):
+        raise _Reject("malformed_entry", f"{kind_name} entry names no peer other than {node}")
+    if entry.HasField("alert") != (kind != _RECEIPT) or entry.HasField("receipt") != (kind == _RECEIPT):
+        raise _Reject(
+            "malformed_entry",
+            f"{kind_name} entry must carry {'a receipt' if kind == _RECEIPT else 'an alert'} only",
+        )
+    return logged_at, peer
+
+
+def _decode_entry_or_reject(
+    node: Country, index: int, data: bytes, keys: _Keys, findings: _Findings
+) -> tuple[_Signed, SignatureCheck]:
+    try:
+        entry = parse_canonical(pb.LogEntry, data, what="log entry")
+    except DecodeFailure as exc:
+        raise _Reject("malformed_entry", str(exc)) from None
+    logged_at, peer = _structure(node, entry)
+    signed: pb.SignedAlert | pb.SignedReceipt
+    if entry.kind == _RECEIPT:
+        signed, payload = entry.receipt, bytes(entry.receipt.receipt)
+        payload_type, bad_kind = PAYLOAD_RECEIPT, "bad_receipt_signature"
+    else:
+        signed, payload = entry.alert, bytes(entry.alert.alert)
+        payload_type, bad_kind = PAYLOAD_ALERT, "bad_alert_signature"
+    key = keys.key(signed.key_id)
+    if key is None:
+        raise _Reject("unknown_key", f"key {signed.key_id[:80]!r} is not in the trust file")
+    if key.purpose != "alert":
+        raise _Reject(bad_kind, f"key {key.key_id} is a {key.purpose} key, not an alert key")
+    if key.revoked_at(logged_at):
+        findings.add(
+            node,
+            index,
+            "revoked_key",
+            f"key {key.key_id} was revoked ({key.revocation_reason}) from "
+            f"{_iso(key.revoked_from or logged_at)}, before logged_at {_iso(logged_at)}",
+        )
+    elif not key.valid_at(logged_at):
+        # Reported, but the entry stays in: the signature may still be authentic.
+        findings.add(
+            node,
+            index,
+            "expired_key",
+            f"key {key.key_id} is valid {_iso(key.not_before)} to {_iso(key.not_after)}, "
+            f"not at logged_at {_iso(logged_at)}",
+        )
+    return (
+        _Signed(index=index, kind=entry.kind, peer=peer, key=key),
+        SignatureCheck(key.public_key, payload_type, payload, bytes(signed.signature)),
+    )
+
+
+def _identity(check: SignatureCheck) -> bytes | None:
+    """What makes two checks the same: SHA-256 over key, signature and signed bytes.
+
+    Key and signature have fixed lengths (a signature of another length fails
+    anyway and is not shared), so the framing is unambiguous; two different
+    checks with one identity would take a SHA-256 collision, which would
+    equally forge the log's Merkle tree and every alert digest.
+    """
+    if len(check.signature) != SIGNATURE_BYTES:
+        return None
+    return hashlib.sha256(check.public_key + check.signature + check.payload).digest()
+
+
+# ------------------------------------------------------------------ pass 2: verify and decode
+_Outcome = _AlertFacts | _ReceiptFacts | str | None
+"""A check's outcome: None if the signature does not verify (the bytes are then
+not decoded), else what the signed bytes decode to, or the DecodeFailure message."""
+
+
+def _check_and_decode(checks: Sequence[SignatureCheck]) -> list[_Outcome]:
+    """Pass 2 over one chunk: verify each check, decode the bytes of those that hold.
+
+    Pure and over picklable values: runs in-process or in a pool worker alike.
+    """
+    out: list[_Outcome] = []
+    for check, ok in zip(checks, verify_signatures(checks), strict=True):
+        try:
+            if not ok:
+                out.append(None)
+            elif check.payload_type == PAYLOAD_ALERT:
+                out.append(_AlertFacts.of(alert_from_bytes(check.payload), check.payload))
+            else:
+                out.append(_ReceiptFacts.of(receipt_from_bytes(check.payload)))
+        except DecodeFailure as exc:
+            out.append(str(exc))
+    return out
+
+
+def _default_workers() -> int:
+    value = os.environ.get(WORKERS_ENV, "").strip()
+    if value:
+        workers = ascii_int(value)
+        if workers is None or workers < 1:
+            raise UsageError(f"{WORKERS_ENV}={value!r} is not a positive number of processes")
+        return workers
+    return available_cpus()
+
+
+class _Verifier(ChunkedRunner[SignatureCheck, _Outcome]):
+    """Runs pass 2 over the checks as pass 1 adds them, in-process or in a pool.
+
+    Checks are kept until `min_parallel` were added; then a pool of `workers`
+    processes starts and takes them in chunks, and later chunks as they fill.
+    At most `_IN_FLIGHT` chunks are queued, so pass 1 runs ahead of the pool
+    only by that much (their payloads are copies). Outcomes come back in the
+    order checks were added. Should the pool break (a worker killed, say), the
+    rest is verified in this process, with a warning.
+    """
+
+    def __init__(self, *, workers: int, min_parallel: int, total: int) -> None:
+        def start() -> ProcessPoolExecutor:
+            return ProcessPoolExecutor(
+                max_workers=workers, mp_context=pool_context("node.audit._verify"), initializer=exit_with_parent
+            )
+
+        super().__init__(
+            _check_and_decode,
+            start=start if workers > 1 else None,
+            min_parallel=min_parallel,
+            chunk=max(64, min(_MAX_CHUNK, total // (4 * workers) or 1)),
+            in_flight=_IN_FLIGHT,
+            on_broken=_warn_broken,
+        )
+
+    def __enter__(self) -> _Verifier:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _warn_broken(exc: BrokenProcessPool) -> None:
+    warnings.warn(
+        f"audit: the verifying processes failed ({exc}); verifying in this process",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
+# ------------------------------------------------------------------ pass 3: interpret
+def _interpret(
+    node: Country, s: _Signed, outcome: _Outcome, findings: _Findings
+) -> _AlertRec | _ReceiptRec | None:
+    try:
+        if s.kind == _RECEIPT:
+            return _interpret_receipt(node, s, outcome)
+        return _interpret_alert(node, s, outcome)
+    except _Reject as exc:
+        findings.add(node, s.index, exc.kind, exc.detail)
+        return None
+
+
+def _interpret_alert(node: Country, s: _Signed, alert: _Outcome) -> _AlertRec:
+    if alert is None:
+        raise _Reject("bad_alert_signature", f"alert signature by {s.key.key_id} does not verify")
+    if not isinstance(alert, _AlertFacts):
+        raise _Reject("malformed_entry", f"signed alert does not decode: {alert}")
+    origin = alert.origin
+    if origin != s.key.owner:
+        raise _Reject(
+            "bad_alert_signature",
+            f"alert {alert.alert_id} claims origin {origin} but is signed by {s.key.owner}'s "
+            f"key {s.key.key_id}",
+        )
+    sent = s.kind == _SENT
+    if sent and origin != node:
+        raise _Reject("misattributed", f"ALERT_SENT of {origin}'s alert {alert.alert_id}")
+    if not sent and origin == node:
+        raise _Reject("misattributed", f"ALERT_RECEIVED of {node}'s own alert {alert.alert_id}")
+    if not sent and node not in alert.recipients:
+        raise _Reject(
+            "misattributed",
+            f"{origin} alert {alert.alert_id} is addressed to {', '.join(alert.recipients)}, not {node}",
+        )
+    return _AlertRec(node=node, index=s.index, sent=sent, peer=s.peer, alert=alert, digest=alert.digest)
+
+
+def _interpret_receipt(node: Country, s: _Signed, receipt: _Outcome) -> _ReceiptRec:
+    if receipt is None:
+        raise _Reject("bad_receipt_signature", f"receipt signature by {s.key.key_id} does not verify")
+    if not isinstance(receipt, _ReceiptFacts):
+        raise _Reject("malformed_entry", f"signed receipt does not decode: {receipt}")
+    peer = s.peer
+    if peer is None or s.key.owner != peer:
+        raise _Reject(
+            "bad_receipt_signature",
+            f"receipt logged as {peer}'s is signed by {s.key.owner}'s key {s.key.key_id}",
+        )
+    if receipt.receiver != peer or receipt.origin != node:
+        raise _Reject(
+            "receipt_mismatch",
+            f"receipt names receiver {receipt.receiver} and origin {receipt.origin}, "
+            f"expected {peer} and {node}",
+        )
+    return _ReceiptRec(node=node, index=s.index, peer=peer, receipt=receipt)
+
+
+# ------------------------------------------------------------------ per-log checks
+def _check_log(log: _Log, usable: Sequence[_AlertRec | _ReceiptRec], findings: _Findings) -> None:
+    node = log.node
+    held: dict[tuple[Country, Country, int], _AlertRec] = {}
+    seen_receipts: dict[tuple[Country, str], _ReceiptRec] = {}
+    for rec in usable:
+        if isinstance(rec, _ReceiptRec):
+            key = (rec.peer, rec.receipt.alert_id)
+            earlier = seen_receipts.get(key)
+            if earlier is not None:
+                findings.add(
+                    node,
+                    rec.index,
+                    "duplicate",
+                    f"second receipt by {rec.peer} for {rec.receipt.alert_id} (first at #{earlier.index})",
+                )
+                continue
+            seen_receipts[key] = rec
+            log.receipts.append(rec)
+            log.receipts_for.setdefault(key, []).append(rec)
+            continue
+        log.at_index[rec.index] = rec
+        versions = log.versions.setdefault(rec.id_key, [])
+        same = next((v for v in versions if v.digest == rec.digest), None)
+        if same is not None:
+            findings.add(node, rec.index, "duplicate", f"{rec.describe()} already logged at #{same.index}")
+            continue
+        if versions:
+            rec.equivocal = True
+            findings.add(
+                node,
+                rec.index,
+                "equivocation",
+                f"{rec.describe()}, but #{versions[0].index} holds another alert with that id "
+                f"(digest {_short(versions[0].digest)})",
+            )
+        else:
+            for d in rec.alert.deliveries:
+                other = held.get((rec.alert.origin, d.recipient, d.seq))
+                if other is not None and other.digest != rec.digest:
+                    rec.equivocal = True
+                    findings.add(
+                        node,
+                        rec.index,
+                        "equivocation",
+                        f"{rec.describe()} has seq {d.seq} towards {d.recipient}, which "
+                        f"#{other.index} ({other.alert.alert_id}) already holds",
+                    )
+                    break
+        versions.append(rec)
+        for d in rec.alert.deliveries:
+            held.setdefault((rec.alert.origin, d.recipient, d.seq), rec)
+        log.alerts.append(rec)
+    _check_sequences(log, findings)
+    _check_receipts(log, findings)
+
+
+def _check_sequences(log: _Log, findings: _Findings) -> None:
+    node = log.node
+    streams: dict[tuple[Country, Country], list[tuple[int, int]]] = defaultdict(list)
+    for rec in log.alerts:
+        if rec.sent:
+            for d in rec.alert.deliveries:
+                streams[(node, d.recipient)].append((rec.index, d.seq))
+        else:
+            seq = rec.alert.seq_for(node)
+            if seq is not None:
+                streams[(rec.alert.origin, node)].append((rec.index, seq))
+    for (origin, recipient), items in streams.items():
+        _check_stream(node, f"{origin}->{recipient}", items, findings)
+
+
+def _check_stream(node: Country, name: str, items: Sequence[tuple[int, int]], findings: _Findings) -> None:
+    """Sequences in log order must run 1, 2, 3, ...; a position seen again is skipped
+    (reported as duplicate or equivocation)."""
+    present = sorted({seq for _, seq in items})
+    taken: set[int] = set()
+    highest = 0
+    for index, seq in items:
+        if seq in taken:
+            continue
+        if seq > highest + 1:
+            between = bisect.bisect_left(present, seq) - bisect.bisect_right(present, highest)
+            missing = seq - highest - 1 - between
+            if missing > 0:
+                findings.add(
+                    node,
+                    index,
+                    "sequence_gap",
+                    f"{name} seq {seq} follows {highest}: {missing} sequence number"
+                    f"{'s' if missing != 1 else ''} missing",
+                )
+        elif seq < highest:
+            findings.add(node, index, "sequence_reorder", f"{name} seq {seq} logged after seq {highest}")
+        taken.add(seq)
+        highest = max(highest, seq)
+
+
+def _check_receipts(log: _Log, findings: _Findings) -> None:
+    node = log.node
+    for rec in log.receipts:
+        r = rec.receipt
+        sent = log.versions.get((node, r.alert_id), [])
+        if not sent:
+            findings.add(
+                node,
+                rec.index,
+                "receipt_mismatch",
+                f"receipt by {rec.peer} for {r.alert_id}, which this log never sent",
+            )
+            continue
+        if not any(a.digest == r.alert_digest for a in sent):
+            findings.add(
+                node,
+                rec.index,
+                "receipt_mismatch",
+                f"receipt by {rec.peer} for {r.alert_id} has digest {_short(r.alert_digest)}, "
+                f"#{sent[0].index} sent {_short(sent[0].digest)}",
+            )
+            continue
+        alert = next(a for a in sent if a.digest == r.alert_digest)
+        seq = alert.alert.seq_for(rec.peer)
+        if seq != r.seq:
+            towards = f"seq {seq}" if seq is not None else "nothing"
+            findings.add(
+                node,
+                rec.index,
+                "receipt_mismatch",
+                f"receipt by {rec.peer} for {r.alert_id} says seq {r.seq}, #{alert.index} "
+                f"sent {towards} to {rec.peer}",
+            )
+
+
+# ------------------------------------------------------------------ cross-log checks
+def _reference(recs: Sequence[_AlertRec]) -> _AlertRec:
+    """The version others are compared with: the origin's own, else the first seen."""
+    return next((r for r in recs if r.sent), recs[0])
+
+
+def _cross_conflicts(logs: Iterable[_Log], findings: _Findings) -> None:
+    by_id: dict[tuple[Country, str], list[_AlertRec]] = defaultdict(list)
+    by_pos: dict[tuple[Country, Country, int], list[_AlertRec]] = defaultdict(list)
+    for log in logs:
+        for rec in log.alerts:
+            by_id[rec.id_key].append(rec)
+            for d in rec.alert.deliveries:
+                by_pos[(rec.alert.origin, d.recipient, d.seq)].append(rec)
+    flagged: set[tuple[Country, int]] = set()
+    for recs in by_id.values():
+        _id_conflicts(recs, flagged, findings)
+    for (_, recipient, seq), recs in by_pos.items():
+        _position_conflicts(recs, recipient, seq, flagged, findings)
+
+
+def _differing(recs: Sequence[_AlertRec]) -> tuple[_AlertRec, list[_AlertRec]]:
+    """The reference version and the versions in other logs that differ from it."""
+    ref = _reference(recs)
+    return ref, [r for r in recs if r.node != ref.node and r.digest != ref.digest]
+
+
+def _id_conflicts(recs: Sequence[_AlertRec], flagged: set[tuple[Country, int]], findings: _Findings) -> None:
+    ref, others = _differing(recs)
+    origin, alert_id = ref.id_key
+    for r in others:
+        flagged.add((r.node, r.index))
+        if ref.sent:
+            findings.add(
+                r.node,
+                r.index,
+                "content_mismatch",
+                f"{origin} alert {alert_id} has digest {_short(r.digest)} here, but {ref.node} "
+                f"#{ref.index} sent it with digest {_short(ref.digest)}",
+            )
+        elif not r.equivocal:
+            findings.add(
+                r.node,
+                r.index,
+                "equivocation",
+                f"{origin} alert {alert_id} has digest {_short(r.digest)} here, but "
+                f"{ref.node} #{ref.index} holds digest {_short(ref.digest)}",
+            )
+
+
+def _position_conflicts(
+    recs: Sequence[_AlertRec],
+    recipient: Country,
+    seq: int,
+    flagged: set[tuple[Country, int]],
+    findings: _Findings,
+) -> None:
+    ref, others = _differing(recs)
+    for r in others:
+        # The same id with another digest is the id check's finding.
+        if r.alert.alert_id == ref.alert.alert_id or r.equivocal or (r.node, r.index) in flagged:
+            continue
+        flagged.add((r.node, r.index))
+        findings.add(
+            r.node,
+            r.index,
+            "equivocation",
+            f"{r.alert.origin} alert {r.alert.alert_id} has seq {seq} towards {recipient}, but "
+            f"{ref.node} #{ref.index} holds {ref.alert.alert_id} at that position",
+        )
+
+
+def _cross_presence(logs: dict[Country, _Log], findings: _Findings) -> None:
+    for log in logs.values():
+        for rec in log.alerts:
+            if rec.sent:
+                _sent_arrived(log, rec, logs, findings)
+                continue
+            origin_log = logs.get(rec.alert.origin)
+            if origin_log is None:
+                continue
+            if not origin_log.versions.get(rec.id_key):
+                findings.add(
+                    log.node,
+                    rec.index,
+                    "received_not_sent",
+                    f"{rec.describe()}, which {rec.alert.origin}'s log does not hold as sent",
+                )
+
+
+def _sent_arrived(log: _Log, rec: _AlertRec, logs: dict[Country, _Log], findings: _Findings) -> None:
+    for d in rec.alert.deliveries:
+        receiver = logs.get(d.recipient)
+        if receiver is None:
+            continue
+        if receiver.versions.get(rec.id_key):
+            continue  # the same digest, or a content_mismatch already reported
+        receipts = [
+            r
+            for r in log.receipts_for.get((d.recipient, rec.alert.alert_id), [])
+            if r.receipt.alert_digest == rec.digest
+        ]
+        if receipts:
+            first = receipts[0]
+            findings.add(
+                log.node,
+                rec.index,
+                "sent_not_received",
+                f"{rec.alert.alert_id} seq {d.seq} to {d.recipient} was receipted (#{first.index}, "
+                f"{d.recipient} #{first.receipt.log_index}) but {d.recipient}'s log lacks it",
+            )
+        else:
+            findings.add(
+                log.node,
+                rec.index,
+                "undelivered",
+                f"{rec.alert.alert_id} seq {d.seq} to {d.recipient}: no receipt and not in "
+                f"{d.recipient}'s log (in flight at export)",
+                severity="info",
+            )
+
+
+def _cross_receipts(logs: dict[Country, _Log], findings: _Findings) -> None:
+    for log in logs.values():
+        for rec in log.receipts:
+            receiver = logs.get(rec.peer)
+            if receiver is None:
+                continue
+            r = rec.receipt
+            key = (log.node, r.alert_id)
+            target = receiver.at_index.get(r.log_index)
+            if target is not None and not target.sent and target.id_key == key:
+                continue  # digest differences are content_mismatch findings
+            where = receiver.versions.get(key)
+            if not where:
+                continue  # not in the receiver's log at all: sent_not_received says so
+            if r.log_index >= len(receiver.bundle.entries):
+                holds = f"its log has only {len(receiver.bundle.entries)} entries"
+            elif target is None:
+                holds = f"#{r.log_index} is no usable alert entry"
+            else:
+                holds = f"#{r.log_index} is {target.describe()}"
+            findings.add(
+                log.node,
+                rec.index,
+                "receipt_mismatch",
+                f"receipt by {rec.peer} for {r.alert_id} names {rec.peer} #{r.log_index}, but "
+                f"{holds}; {rec.peer} logged it at #{where[0].index}",
+            )

@@ -1,0 +1,53 @@
+"""The message: SPEC section 3's schema, its canonical bytes, and the files framed from them.
+
+Owns the alert and receipt models and their rules (`_models`, the headline
+grammar in `_plaintext`), the one canonical byte form of what is signed and
+the strict decoders of outside bytes (`_convert`), the record framing of
+bundles and transfers (`_framing`) and the offline outbox transfer file
+(`_transfer`). With the gateway, the only reader of the generated protobuf
+code in node/wire/ that builds messages.
+
+May import: node's shared modules (errors, ids, limits, files, ...) and node/wire.
+"""
+
+from node.message._convert import (
+    DecodeFailure,
+    alert_from_bytes,
+    alert_to_bytes,
+    encode,
+    from_timestamp,
+    member,
+    parse_canonical,
+    receipt_from_bytes,
+    receipt_to_bytes,
+    timestamp,
+)
+from node.message._framing import frame, records
+from node.message._models import SEVERE_OR_WORSE, Alert, Info, Item, Receipt, enum_names
+from node.message._plaintext import not_plain
+from node.message._transfer import MAGIC, read_transfer, write_transfer
+
+__all__ = [
+    "MAGIC",
+    "SEVERE_OR_WORSE",
+    "Alert",
+    "DecodeFailure",
+    "Info",
+    "Item",
+    "Receipt",
+    "alert_from_bytes",
+    "alert_to_bytes",
+    "encode",
+    "enum_names",
+    "frame",
+    "from_timestamp",
+    "member",
+    "not_plain",
+    "parse_canonical",
+    "read_transfer",
+    "receipt_from_bytes",
+    "receipt_to_bytes",
+    "records",
+    "timestamp",
+    "write_transfer",
+]

@@ -1,0 +1,60 @@
+"""Exporting the node's exchange log as a bundle for auditors (`ewx log export`).
+
+The node side of docs/bundle-format.md: it reads the store and signs the
+export checkpoint with the log key. The format itself, and reading it, live in
+node/audit/_bundle.py, which the offline auditor loads without the node's storage.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from node.audit import export_time_line, write_bundle
+from node.config import NodeConfig
+from node.crypto import Checkpoint, sign_checkpoint
+from node.files import atomic_output, check_output_target
+from node.service._rotation import trust_with_updates
+from node.store import STORE_FILE, Store
+
+
+def export_bundle(config: NodeConfig, out: Path, *, now: datetime | None = None, force: bool = False) -> int:
+    """Export the node's whole log to `out` (atomically, node/files.atomic_output); returns its size.
+
+    An existing file at `out` is replaced only with `force`.
+
+    Reads the store directly, so it works with the node running (SQLite WAL
+    gives a consistent snapshot) or stopped.
+    """
+    check_output_target(out, force=force)  # before any work
+    store = Store(config.data_dir / STORE_FILE)
+    try:
+        # The log key may have been rotated since the trust file was written.
+        signer = config.load_signers(trust_with_updates(config, config.load_trust(), store))["log"]
+        size, root = store.log_size, store.log_root()
+        exported_at = (now or datetime.now(UTC)).astimezone(UTC)
+        checkpoint = sign_checkpoint(
+            Checkpoint(
+                origin=config.log_origin,
+                size=size,
+                root_hash=root,
+                extensions=(export_time_line(exported_at),),
+            ),
+            name=config.log_origin,
+            private_key=signer.private_key,
+        )
+        with atomic_output(out, force=force) as f:
+            write_bundle(
+                f,
+                node=config.node_id,
+                log_origin=config.log_origin,
+                entries=(e for _, e in store.log_entries(0, size)),
+                size=size,
+                checkpoint=checkpoint,
+                exported_at=exported_at,
+                history=[note for cp_size, _, note in store.checkpoints() if cp_size <= size],
+                witnessed=[(node, note) for node, _, _, note in store.witnessed()],
+            )
+    finally:
+        store.close()
+    return size

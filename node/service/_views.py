@@ -1,0 +1,293 @@
+"""NodeService's part for the operator's views: alerts, one alert, status."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from node import limits
+from node.clock import iso
+from node.errors import RefusedOperation
+from node.ews.bands import exposure_summary
+from node.ids import Country
+from node.message import Alert, alert_from_bytes
+from node.service._state import ServiceState
+from node.store import AlertFilter, ListingKeys, Reads, StoredAlert
+from node.wire import ewx_pb2 as pb
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(when: datetime) -> int:
+    """`when` as whole microseconds since the epoch (exact: no float), as the listing columns hold times."""
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+def listing_keys(alert: Alert) -> ListingKeys:
+    """What the store's listing filters on, from a signed alert's content."""
+    reference = alert.references[0] if alert.references else None
+    return ListingKeys(
+        sent_us=micros(alert.sent),
+        expires_us=micros(alert.info.expires) if alert.info is not None else None,
+        reference=(reference.origin, reference.alert_id) if reference is not None else None,
+    )
+
+
+def listing_keys_of(envelope: bytes) -> ListingKeys:
+    """listing_keys of a stored SignedAlert's bytes."""
+    return listing_keys(alert_from_bytes(pb.SignedAlert.FromString(envelope).alert))
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPage:
+    """One page of `ewx alert list`; `next` is the cursor of the page after it, if `more`."""
+
+    alerts: list[dict[str, Any]]
+    more: bool
+    next: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The operator socket's reply."""
+        return {"alerts": self.alerts, "more": self.more, "next": self.next}
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSnapshot:
+    """The in-memory half of `ewx status`, taken on the event loop (Views.status_snapshot)."""
+
+    now: datetime
+    links: dict[Country, tuple[bool | None, datetime | None, str | None]]
+    certificate_not_after: datetime
+    signing_keys: dict[str, Any]
+    log_size: int
+    log_root: str
+    trust_updates: dict[Country, int]
+
+
+class Views(ServiceState):
+    """What `ewx alert list`, `alert show` and `status` show."""
+
+    def _decode(self, stored: StoredAlert) -> Alert:
+        return alert_from_bytes(pb.SignedAlert.FromString(stored.envelope).alert)
+
+    def alert_page(self, query: AlertFilter) -> AlertPage:
+        """One page of own and received alerts with their delivery and acknowledgement state.
+
+        Reads through a connection of its own (Store.reader), so the operator
+        runs it in a worker thread and the event loop goes on answering peers
+        (issue 10, item 7). Every query it makes is by an index, and a page
+        costs the same wherever it is in the log.
+        """
+        now = self.clock()
+        with self.store.reader() as reads:
+            rows, more = reads.alert_page(query, now_us=micros(now))
+            alerts = [self._listed(reads, row, now) for row in rows]
+        cursor = str(rows[-1].log_index) if more and rows else None
+        return AlertPage(alerts=alerts, more=more, next=cursor)
+
+    def list_alerts(self, query: AlertFilter | None = None) -> list[dict[str, Any]]:
+        """Every alert `query` selects, page by page (for callers inside the node and tests)."""
+        query = query or AlertFilter(limit=limits.OPERATOR_PAGE_MAX)
+        listed: list[dict[str, Any]] = []
+        while True:
+            page = self.alert_page(query)
+            listed.extend(page.alerts)
+            if page.next is None:
+                return listed
+            query = replace(query, after=int(page.next))
+
+    def _listed(self, reads: Reads, row: StoredAlert, now: datetime) -> dict[str, Any]:
+        alert = self._decode(row)
+        follow = []
+        for later in reads.followups(row.origin, row.alert_id):
+            decoded = self._decode(later)
+            follow.append(
+                {
+                    "origin": later.origin,
+                    "alert_id": later.alert_id,
+                    "msg_type": decoded.msg_type,
+                    "reason": decoded.reason,
+                }
+            )
+        # The same rules as the store's state filter (node/store/_sqlite.py, _STATE_SQL).
+        state = "active"
+        if any(f["msg_type"] == "CANCEL" for f in follow):
+            state = "cancelled"
+        elif any(f["msg_type"] == "UPDATE" for f in follow):
+            state = "updated"
+        elif alert.info is not None and alert.info.expires <= now:
+            state = "expired"
+        item: dict[str, Any] = {
+            "alert_id": row.alert_id,
+            "origin": row.origin,
+            "msg_type": alert.msg_type,
+            "status": alert.status,
+            "sent": iso(alert.sent),
+            "direction": "sent" if row.via is None else "received",
+            "via": row.via,
+            "received_at": row.received_at,
+            "log_index": row.log_index,
+            "digest": row.digest.hex(),
+            "state": state,
+            "references": [{"origin": r.origin, "alert_id": r.alert_id} for r in alert.references],
+            "acknowledged_by": sorted({f["origin"] for f in follow if f["msg_type"] == "ACK"}),
+            "responses": follow,
+            "deliveries": {
+                d.recipient: {"seq": d.seq, **self._delivery(reads, row, d.recipient, d.seq)}
+                if row.via is None
+                else {"seq": d.seq}
+                for d in alert.deliveries
+            },
+        }
+        if alert.info is not None:
+            item.update(
+                category=alert.info.category,
+                severity=alert.info.severity,
+                headline=alert.info.headline,
+                expires=iso(alert.info.expires),
+                items=[i.hs_code for i in alert.info.items],
+            )
+        if alert.reason is not None:
+            item["reason"] = alert.reason
+        if row.via is not None and alert.info is not None:
+            kept = reads.exposure(row.origin, row.alert_id)
+            item["local_exposure"] = exposure_summary(json.loads(kept) if kept else None)
+        return item
+
+    @staticmethod
+    def _delivery(reads: Reads, row: StoredAlert, recipient: Country, seq: int) -> dict[str, Any]:
+        ob = reads.outbox_row(recipient, seq)
+        if ob is None or ob.alert_id != row.alert_id:
+            return {}
+        return {
+            "seq": ob.seq,
+            "delivered_at": ob.delivered_at,
+            "attempts": ob.attempts,
+            "last_error": ob.last_error,
+        }
+
+    def evidence(self) -> dict[str, Any]:
+        """The newest kept evidence (at most MAX_EVIDENCE_LISTED rows) and how much is kept in all."""
+        with self.store.reader() as reads:
+            rows, total = reads.evidence_page(limits.MAX_EVIDENCE_LISTED)
+        return {"evidence": rows, "total": total, "more": total > len(rows)}
+
+    def show(self, origin: Country, alert_id: str) -> dict[str, Any]:
+        """One stored alert in full, as JSON-ready data."""
+        stored = self.store.alert(origin, alert_id)
+        if stored is None:
+            raise RefusedOperation(f"no alert {alert_id} from {origin} is known to {self.me}")
+        data: dict[str, Any] = self._decode(stored).model_dump(mode="json", exclude_none=True)
+        data["digest"] = stored.digest.hex()
+        data["log_index"] = stored.log_index
+        if stored.via is not None and "info" in data:
+            kept = self.store.exposure(origin, alert_id)
+            # This node's own data, shown here only: it is in no message and no log entry.
+            data["local_exposure"] = json.loads(kept) if kept else None
+        return data
+
+    def alert_scope(self, origin: str, alert_id: str) -> tuple[list[str], list[str]] | None:
+        """A stored alert's HS codes and source countries, None if it has no info block."""
+        stored = self.store.alert(origin, alert_id)  # type: ignore[arg-type]
+        if stored is None:
+            return None
+        info = self._decode(stored).info
+        if info is None:
+            return None
+        return [i.hs_code for i in info.items], list(info.source_countries)
+
+    def record_exposure(self, origin: str, alert_id: str, body: str) -> None:
+        """Keep the local exposure computed for a peer alert."""
+        self.store.set_exposure(origin, alert_id, body, iso(self.clock()))  # type: ignore[arg-type]
+
+    def _signing_key_status(self, now: datetime) -> dict[str, Any]:
+        """Per purpose: the key this node signs with, until when, and whether to rotate it soon."""
+        keys: dict[str, Any] = {}
+        for purpose, signer in self.signers.items():
+            entry = self.trust.key(signer.key_id)
+            if entry is None:
+                continue
+            ends = min(entry.not_after, entry.revoked_from or entry.not_after)
+            days_left = (ends - now).total_seconds() / 86400
+            keys[purpose] = {
+                "key_id": signer.key_id,
+                "valid_until": iso(ends),
+                "days_left": round(days_left, 1),
+                "usable": entry.valid_at(now),
+                "expiring_soon": days_left < limits.CERTIFICATE_WARNING_DAYS,
+            }
+        return keys
+
+    def status_snapshot(self) -> StatusSnapshot:
+        """What status shows from memory (links, keys, the log's head), taken on the event loop.
+
+        These change under the loop's feet; the rest of status is read from the
+        store and may run in a worker thread (status_from).
+        """
+        now = self.clock()
+        certificate = self.certificate_in_use() if self.certificate_in_use else self.config.tls_certificate()
+        return StatusSnapshot(
+            now=now,
+            links={
+                peer: (link.reachable, link.last_ok, link.last_error)
+                for peer, link in ((p, self.links[p]) for p in self.peers)
+            },
+            certificate_not_after=certificate.not_valid_after_utc,
+            signing_keys=self._signing_key_status(now),
+            log_size=self.store.log_size,
+            log_root=self.store.log_root().hex(),
+            trust_updates={member: self.trust.serial_of(member) for member in self.trust.countries},
+        )
+
+    def status(self) -> dict[str, Any]:
+        """Per peer: reachability, sequences, backlog; and the log's size and root."""
+        return self.status_from(self.status_snapshot(), self.store)
+
+    def status_from(self, snap: StatusSnapshot, reads: Reads | None = None) -> dict[str, Any]:
+        """status() from a snapshot, reading the store through `reads` (default: a reader of its own)."""
+        if reads is None:
+            with self.store.reader() as own:
+                return self.status_from(snap, own)
+        now = snap.now
+        peers: dict[str, Any] = {}
+        cosigned = reads.cosigned()
+        for peer, (reachable, last_ok, last_error) in snap.links.items():
+            backlog = reads.backlog(peer)
+            oldest = None
+            if backlog.oldest is not None:
+                oldest = (now - datetime.fromisoformat(backlog.oldest.created_at)).total_seconds()
+            peers[peer] = {
+                "reachable": reachable,
+                "last_ok": iso(last_ok) if last_ok else None,
+                "last_error": last_error or (backlog.oldest.last_error if backlog.oldest else None),
+                "last_seq_sent": reads.last_seq(self.me, peer),
+                "last_seq_delivered": backlog.last_delivered,
+                "last_seq_received": reads.last_seq(peer, self.me),
+                "backlog": backlog.waiting,
+                "oldest_undelivered_seconds": oldest,
+                "last_checkpoint_cosigned": cosigned.get(peer),
+            }
+        days_left = (snap.certificate_not_after - now).total_seconds() / 86400
+        return {
+            "node": self.me,
+            "time": iso(now),
+            "certificate": {
+                "not_after": iso(snap.certificate_not_after),
+                "days_left": round(days_left, 1),
+                "expiring_soon": days_left < limits.CERTIFICATE_WARNING_DAYS,
+            },
+            "signing_keys": snap.signing_keys,
+            "log": {
+                "size": snap.log_size,
+                "root": snap.log_root,
+                "published_size": min((cosigned.get(p, 0) for p in self.peers), default=0),
+            },
+            "evidence": reads.count("evidence"),
+            # A peer holds own history the store lacks: publishing is refused (issue 10, item 2).
+            "history_missing": reads.history_missing(),
+            "history_unchecked_since": reads.history_unchecked(),
+            "trust_updates": snap.trust_updates,
+            "peers": peers,
+        }

@@ -1,0 +1,1018 @@
+"""The node's own store: SQLite in WAL mode with synchronous=FULL, in its data dir.
+
+Primitives only; node/service/_service.py holds the logic. Everything that belongs
+together (a log entry, the alert it records, its sequence positions, its
+outbox rows, the receipt given for it) is written in one transaction, so a
+crash leaves either all of it or none of it (SPEC section 4: acknowledge only
+after the durable commit). The Merkle root of the exchange log is kept
+incrementally in memory (every perfect subtree's root, so consistency proofs
+cost O(log^2 n)) and only advanced once a commit has succeeded.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, cast
+
+from node.crypto import MerkleLevels, leaf_hash
+from node.errors import ConfigError, StoreError, StoreFull
+from node.ids import COUNTRIES, Country, Digest, as_country
+
+SCHEMA_VERSION: Final = 1
+STORE_FILE: Final = "ewx.sqlite3"
+"""The store's file name inside the node's data directory."""
+
+_HISTORY_MISSING: Final = "history_missing:"
+"""Prefix of the meta keys naming a peer that holds own history the store lacks."""
+_HISTORY_UNCHECKED: Final = "history_unchecked"
+"""Meta key, present while a store started empty has had no peer's word on its history."""
+_GENESIS: Final = "genesis"
+"""Meta key: when this store took in its GENESIS file (the first start of a new federation)."""
+_OLD_LOG_SIZE: Final = "old_log_size:"
+"""Prefix of the meta keys with a peer's witnessed size of the log lost before a re-join."""
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- The exchange log: entry bytes exactly as hashed into the Merkle tree.
+CREATE TABLE IF NOT EXISTS log (
+    idx INTEGER PRIMARY KEY,
+    entry BLOB NOT NULL,
+    leaf_hash BLOB NOT NULL
+);
+-- Every signed alert this node holds, own or received, stored verbatim.
+CREATE TABLE IF NOT EXISTS alerts (
+    origin TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    envelope BLOB NOT NULL,
+    msg_type TEXT NOT NULL,
+    sent TEXT NOT NULL,
+    log_index INTEGER NOT NULL,
+    via TEXT,              -- the peer that handed it over; NULL for own alerts
+    received_at TEXT,
+    receipt BLOB,          -- the receipt this node gave for it
+    -- What `ewx alert list` filters on, copied out of the signed alert at insert
+    -- (see _LISTING_COLUMNS): times in microseconds since the epoch, and the
+    -- one alert it refers to (MAX_REFERENCES is 1).
+    sent_us INTEGER,
+    expires_us INTEGER,
+    ref_origin TEXT,
+    ref_alert_id TEXT,
+    PRIMARY KEY (origin, alert_id)
+);
+CREATE INDEX IF NOT EXISTS alerts_by_type ON alerts (origin, msg_type);
+-- Every (origin, recipient, seq) position named by a stored alert.
+CREATE TABLE IF NOT EXISTS positions (
+    origin TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    alert_id TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    PRIMARY KEY (origin, recipient, seq)
+);
+-- Own alerts still to deliver, and the receipts of those delivered.
+CREATE TABLE IF NOT EXISTS outbox (
+    recipient TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    alert_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    delivered_at TEXT,
+    receipt BLOB,
+    receipt_log_index INTEGER,
+    PRIMARY KEY (recipient, seq)
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (recipient, seq) WHERE delivered_at IS NULL;
+-- This node's signed checkpoints; `note` gains the peers' cosignature lines.
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size INTEGER PRIMARY KEY,
+    root BLOB NOT NULL,
+    note TEXT NOT NULL,
+    signed_at TEXT NOT NULL
+);
+-- Per peer: the largest size of this node's log that the peer cosigned.
+CREATE TABLE IF NOT EXISTS cosigned (
+    peer TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    at TEXT NOT NULL
+);
+-- This node as a witness: the latest checkpoint it cosigned of each peer's
+-- log, and every one it cosigned (kept for the audit bundle).
+CREATE TABLE IF NOT EXISTS witness_state (
+    log_node TEXT PRIMARY KEY,
+    origin TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS witnessed (
+    id INTEGER PRIMARY KEY,
+    log_node TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    note TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS witnessed_by_size ON witnessed (log_node, size);
+-- Every member's trust updates this node holds (its own and its peers'),
+-- verbatim, in each member's serial order; see node/trust/_updates.py.
+CREATE TABLE IF NOT EXISTS trust_updates (
+    member TEXT NOT NULL,
+    serial INTEGER NOT NULL,
+    envelope BLOB NOT NULL,
+    log_index INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (member, serial)
+);
+-- `alert raise --idempotency-key` and `ews approve`: a retried request gets the
+-- alert its first attempt published, never a second one.
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    alert_id TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+-- This node's own exposure to each peer alert's items and source countries
+-- (node/ews/exposure.py); kept at home, never sent.
+CREATE TABLE IF NOT EXISTS exposures (
+    origin TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    computed_at TEXT NOT NULL,
+    PRIMARY KEY (origin, alert_id)
+);
+-- What was refused but must be kept: equivocation evidence (SPEC section 4).
+CREATE TABLE IF NOT EXISTS evidence (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    peer TEXT,
+    origin TEXT,
+    alert_id TEXT,
+    detail TEXT NOT NULL,
+    kept TEXT NOT NULL,
+    conflicting BLOB NOT NULL,
+    at TEXT NOT NULL
+);
+"""
+
+
+_LISTING_COLUMNS: Final = (
+    ("sent_us", "INTEGER"),
+    ("expires_us", "INTEGER"),
+    ("ref_origin", "TEXT"),
+    ("ref_alert_id", "TEXT"),
+)
+"""Columns added after the alerts table's first version; a store made before
+them gains them at open (Store._add_listing_columns)."""
+
+_LISTING_INDICES: Final = """
+-- Keyset pagination of `ewx alert list` in log order, whole or by origin, and
+-- its `since` filter; the follow-ups of an alert (its state) by reference.
+CREATE INDEX IF NOT EXISTS alerts_by_log ON alerts (log_index);
+CREATE INDEX IF NOT EXISTS alerts_by_origin_log ON alerts (origin, log_index);
+CREATE INDEX IF NOT EXISTS alerts_by_sent ON alerts (sent_us, log_index);
+CREATE INDEX IF NOT EXISTS alerts_by_reference ON alerts (ref_origin, ref_alert_id, msg_type);
+"""
+
+ALERT_STATES: Final = ("active", "updated", "cancelled", "expired")
+"""An alert's state in a listing: cancelled or updated by a follow-up stored
+here (a cancel wins), else expired by its own expiry time, else active."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListingKeys:
+    """What the listing filters on, taken from the signed alert by the service."""
+
+    sent_us: int
+    expires_us: int | None
+    reference: tuple[Country, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    """One page of `ewx alert list`: alerts after `after` (a log index) in log order."""
+
+    limit: int
+    after: int = -1
+    origin: Country | None = None
+    since_us: int | None = None
+    state: str | None = None
+    alert_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """One row of the alerts table."""
+
+    origin: Country
+    alert_id: str
+    digest: Digest
+    envelope: bytes
+    msg_type: str
+    sent: str
+    log_index: int
+    via: Country | None
+    received_at: str | None
+    receipt: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One own alert towards one recipient, delivered or not."""
+
+    recipient: Country
+    seq: int
+    alert_id: str
+    created_at: str
+    attempts: int
+    last_error: str | None
+    delivered_at: str | None
+    receipt: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What one recipient still has to receive, in aggregate (for status)."""
+
+    waiting: int
+    oldest: OutboxRow | None
+    last_delivered: int
+
+
+class Tx:
+    """Writes within one open transaction; only Store.transaction() makes one."""
+
+    def __init__(self, conn: sqlite3.Connection, log_size: int) -> None:
+        self._conn = conn
+        self._next_index = log_size
+        self.appended: list[bytes] = []
+        self._last_seq: dict[tuple[Country, Country], int] = {}
+        """last_seq's answers, kept up to date by insert_alert (the only writer of
+        positions): a catch-up page asks once per alert, in one transaction."""
+        self.committed: list[Callable[[], None]] = []
+        """Called, in order, once the transaction has committed (never if it rolls back)."""
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction's commit succeeded."""
+        self.committed.append(callback)
+
+    def remember(self, key: str, alert_id: str, at: str) -> None:
+        """Bind an idempotency key to the alert published under it."""
+        self._conn.execute("INSERT INTO idempotency (key, alert_id, at) VALUES (?, ?, ?)", (key, alert_id, at))
+
+    @property
+    def appended_count(self) -> int:
+        """Entries appended so far in this transaction."""
+        return len(self.appended)
+
+    def append_log(self, entry: bytes) -> int:
+        """Append one entry; returns its index (valid once the commit succeeds)."""
+        index = self._next_index
+        hashed = leaf_hash(entry)
+        self._conn.execute("INSERT INTO log (idx, entry, leaf_hash) VALUES (?, ?, ?)", (index, entry, hashed))
+        self.appended.append(hashed)
+        self._next_index += 1
+        return index
+
+    def last_seq(self, origin: Country, recipient: Country) -> int:
+        """Highest sequence position known from `origin` towards `recipient`, 0 if none."""
+        known = self._last_seq.get((origin, recipient))
+        if known is not None:
+            return known
+        row = self._conn.execute(
+            "SELECT MAX(seq) FROM positions WHERE origin = ? AND recipient = ?", (origin, recipient)
+        ).fetchone()
+        highest = self._last_seq[(origin, recipient)] = int(row[0] or 0)
+        return highest
+
+    def position(self, origin: Country, recipient: Country, seq: int) -> tuple[str, Digest] | None:
+        """The alert id and digest already holding that position, if any."""
+        row = self._conn.execute(
+            "SELECT alert_id, digest FROM positions WHERE origin = ? AND recipient = ? AND seq = ?",
+            (origin, recipient, seq),
+        ).fetchone()
+        return None if row is None else (str(row[0]), Digest(bytes(row[1])))
+
+    def alert(self, origin: Country, alert_id: str) -> StoredAlert | None:
+        """The stored alert with that origin and id, if any."""
+        return _alert_row(
+            self._conn.execute(
+                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE origin = ? AND alert_id = ?", (origin, alert_id)
+            ).fetchone()
+        )
+
+    def alerts_of_type(self, origin: Country, msg_types: tuple[str, ...]) -> list[tuple[str, str, bytes]]:
+        """(alert id, message type, envelope) of `origin`'s stored alerts of these types (node/service/_lifecycle.py)."""
+        marks = ", ".join("?" * len(msg_types))
+        rows = self._conn.execute(
+            f"SELECT alert_id, msg_type, envelope FROM alerts WHERE origin = ? AND msg_type IN ({marks})",
+            (origin, *msg_types),
+        )
+        return [(str(a), str(t), bytes(e)) for a, t, e in rows]
+
+    def insert_alert(
+        self,
+        *,
+        origin: Country,
+        alert_id: str,
+        digest: Digest,
+        envelope: bytes,
+        msg_type: str,
+        sent: str,
+        log_index: int,
+        positions: list[tuple[Country, int]],
+        listing: ListingKeys,
+        via: Country | None = None,
+        received_at: str | None = None,
+        receipt: bytes | None = None,
+    ) -> None:
+        """Store a signed alert and every sequence position it names."""
+        ref_origin, ref_alert_id = listing.reference or (None, None)
+        row = (origin, alert_id, digest, envelope, msg_type, sent, log_index, via, received_at, receipt)
+        keys = (listing.sent_us, listing.expires_us, ref_origin, ref_alert_id)
+        self._conn.execute(
+            f"INSERT INTO alerts ({_ALERT_COLUMNS}, sent_us, expires_us, ref_origin, ref_alert_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*row, *keys),
+        )
+        for recipient, seq in positions:
+            self._conn.execute(
+                "INSERT INTO positions (origin, recipient, seq, alert_id, digest) VALUES (?, ?, ?, ?, ?)",
+                (origin, recipient, seq, alert_id, digest),
+            )
+            known = self._last_seq.get((origin, recipient))
+            if known is not None and seq > known:
+                self._last_seq[(origin, recipient)] = seq
+
+    def next_number(self, counter: str) -> int:
+        """Increment and return a named counter kept in the store (1, 2, 3, ...)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (counter,)).fetchone()
+        value = int(row[0]) + 1 if row else 1
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (counter, str(value)),
+        )
+        return value
+
+    def set_history_missing(self, peer: Country, evidence: str, held: str) -> None:
+        """Record that `peer` holds more of this node's own history than the store (issue 10, item 2).
+
+        Kept in the store, not in memory: the log grows from received alerts
+        meanwhile, so the comparison that found it may not hold after a
+        restart, while the history is still missing. A restored backup is
+        another store file, without this row.
+        """
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (f"{_HISTORY_MISSING}{peer}:{evidence}", held),
+        )
+
+    def set_old_log_size(self, peer: Country, size: int) -> None:
+        """Keep the size of this node's lost log that `peer`'s witness holds (set by a re-join).
+
+        The log after a re-join does not extend that one; the node does not
+        ask that peer to witness it (node/service/_rejoin.py).
+        """
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (_OLD_LOG_SIZE + peer, str(size)),
+        )
+
+    def set_genesis(self, at: str) -> None:
+        """Record that this store is the first of a new federation (its GENESIS file), and needs no peer's word."""
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (_GENESIS, at)
+        )
+        self.clear_history_unchecked()
+
+    def set_history_unchecked(self, at: str) -> None:
+        """Mark a store started empty, outside a new federation: no peer has yet said what it holds of us."""
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (_HISTORY_UNCHECKED, at)
+        )
+
+    def clear_history_unchecked(self) -> None:
+        """A peer answered what it holds of this node, or the operator declared a first start."""
+        self._conn.execute("DELETE FROM meta WHERE key = ?", (_HISTORY_UNCHECKED,))
+
+    def clear_history_missing(self) -> None:
+        """Forget every peer's note of missing history (after a re-join recovered it)."""
+        self._conn.execute("DELETE FROM meta WHERE key GLOB ?", (_HISTORY_MISSING + "*",))
+
+    def set_receipt(self, origin: Country, alert_id: str, receipt: bytes) -> None:
+        """Keep the receipt signed later for an alert stored by catch-up."""
+        self._conn.execute(
+            "UPDATE alerts SET receipt = ? WHERE origin = ? AND alert_id = ?", (receipt, origin, alert_id)
+        )
+
+    def replace_envelope(self, origin: Country, alert_id: str, envelope: bytes) -> None:
+        """Keep an own alert re-signed under a newer key (the signed alert bytes are unchanged)."""
+        self._conn.execute(
+            "UPDATE alerts SET envelope = ? WHERE origin = ? AND alert_id = ?", (envelope, origin, alert_id)
+        )
+
+    def queue(self, *, recipient: Country, seq: int, alert_id: str, created_at: str) -> None:
+        """Put an own alert in the outbox towards `recipient`."""
+        self._conn.execute(
+            "INSERT INTO outbox (recipient, seq, alert_id, created_at) VALUES (?, ?, ?, ?)",
+            (recipient, seq, alert_id, created_at),
+        )
+
+    def outbox_row(self, recipient: Country, seq: int) -> OutboxRow | None:
+        """The outbox row at that position, if any."""
+        return _outbox_row(
+            self._conn.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE recipient = ? AND seq = ?", (recipient, seq)
+            ).fetchone()
+        )
+
+    def mark_delivered(
+        self, *, recipient: Country, seq: int, receipt: bytes, log_index: int, at: str
+    ) -> None:
+        """Record the receipt that closes one outbox row."""
+        self._conn.execute(
+            "UPDATE outbox SET delivered_at = ?, receipt = ?, receipt_log_index = ?, last_error = NULL"
+            " WHERE recipient = ? AND seq = ?",
+            (at, receipt, log_index, recipient, seq),
+        )
+
+    def add_checkpoint(self, *, size: int, root: bytes, note: str, at: str) -> None:
+        """Record a checkpoint this node signed."""
+        self._conn.execute(
+            "INSERT INTO checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
+            (size, root, note, at),
+        )
+
+    def set_checkpoint_note(self, size: int, note: str) -> None:
+        """Replace a checkpoint's note (it gained a cosignature line)."""
+        self._conn.execute("UPDATE checkpoints SET note = ? WHERE size = ?", (note, size))
+
+    def set_cosigned(self, peer: Country, size: int, at: str) -> None:
+        """The largest size of this node's log that `peer` cosigned."""
+        self._conn.execute(
+            "INSERT INTO cosigned (peer, size, at) VALUES (?, ?, ?)"
+            " ON CONFLICT (peer) DO UPDATE SET size = excluded.size, at = excluded.at",
+            (peer, size, at),
+        )
+
+    def set_witness_state(
+        self, *, log_node: Country, origin: str, size: int, root: bytes, note: str, at: str
+    ) -> None:
+        """Persist what this node just cosigned of `log_node`'s log, and keep it."""
+        self._conn.execute(
+            "INSERT INTO witness_state (log_node, origin, size, root, note) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (log_node) DO UPDATE SET origin = excluded.origin, size = excluded.size,"
+            " root = excluded.root, note = excluded.note",
+            (log_node, origin, size, root, note),
+        )
+        self._conn.execute(
+            "INSERT INTO witnessed (log_node, size, root, note, at) VALUES (?, ?, ?, ?, ?)",
+            (log_node, size, root, note, at),
+        )
+
+    def add_trust_update(
+        self, *, member: Country, serial: int, envelope: bytes, log_index: int, at: str
+    ) -> None:
+        """Keep a verified trust update; the caller logged it at `log_index`."""
+        self._conn.execute(
+            "INSERT INTO trust_updates (member, serial, envelope, log_index, at) VALUES (?, ?, ?, ?, ?)",
+            (member, serial, envelope, log_index, at),
+        )
+
+    def add_evidence(
+        self,
+        *,
+        kind: str,
+        peer: Country | None,
+        origin: Country | None,
+        alert_id: str | None,
+        detail: str,
+        kept: str,
+        conflicting: bytes,
+        at: str,
+    ) -> None:
+        """Keep refused material that proves misbehaviour."""
+        self._conn.execute(
+            "INSERT INTO evidence (kind, peer, origin, alert_id, detail, kept, conflicting, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (kind, peer, origin, alert_id, detail, kept, conflicting, at),
+        )
+
+
+_ALERT_COLUMNS: Final = (
+    "origin, alert_id, digest, envelope, msg_type, sent, log_index, via, received_at, receipt"
+)
+_ALERT_COLUMNS_OF_A: Final = ", ".join(f"a.{c.strip()}" for c in _ALERT_COLUMNS.split(","))
+_OUTBOX_COLUMNS: Final = "recipient, seq, alert_id, created_at, attempts, last_error, delivered_at, receipt"
+
+
+def _alert_row(row: tuple[Any, ...] | None) -> StoredAlert | None:
+    if row is None:
+        return None
+    origin, alert_id, dig, envelope, msg_type, sent, log_index, via, received_at, receipt = row
+    return StoredAlert(
+        origin=origin,
+        alert_id=str(alert_id),
+        digest=Digest(bytes(dig)),
+        envelope=bytes(envelope),
+        msg_type=str(msg_type),
+        sent=str(sent),
+        log_index=int(log_index),
+        via=via,
+        received_at=None if received_at is None else str(received_at),
+        receipt=None if receipt is None else bytes(receipt),
+    )
+
+
+def _outbox_row(row: tuple[Any, ...] | None) -> OutboxRow | None:
+    if row is None:
+        return None
+    recipient, seq, alert_id, created_at, attempts, last_error, delivered_at, receipt = row
+    return OutboxRow(
+        recipient=recipient,
+        seq=int(seq),
+        alert_id=str(alert_id),
+        created_at=str(created_at),
+        attempts=int(attempts),
+        last_error=None if last_error is None else str(last_error),
+        delivered_at=None if delivered_at is None else str(delivered_at),
+        receipt=None if receipt is None else bytes(receipt),
+    )
+
+
+class Reads:
+    """The store's read queries, over a connection of the node's thread or of a reader's.
+
+    Store reads through these on the event loop's connection; Store.reader()
+    opens a read-only connection for a worker thread (SQLite in WAL mode lets
+    it read a consistent snapshot while the loop keeps committing).
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def alert(self, origin: Country, alert_id: str) -> StoredAlert | None:
+        """The stored alert with that origin and id, if any."""
+        return _alert_row(
+            self._conn.execute(
+                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE origin = ? AND alert_id = ?", (origin, alert_id)
+            ).fetchone()
+        )
+
+    def last_seq(self, origin: Country, recipient: Country) -> int:
+        """Highest sequence position known from `origin` towards `recipient`, 0 if none."""
+        row = self._conn.execute(
+            "SELECT MAX(seq) FROM positions WHERE origin = ? AND recipient = ?", (origin, recipient)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def backlog(self, recipient: Country) -> Backlog:
+        """Count and oldest of the undelivered rows, and the last delivered seq, by index."""
+        waiting = int(
+            self._conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE recipient = ? AND delivered_at IS NULL", (recipient,)
+            ).fetchone()[0]
+        )
+        oldest = _outbox_row(
+            self._conn.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE recipient = ? AND delivered_at IS NULL"
+                " ORDER BY seq LIMIT 1",
+                (recipient,),
+            ).fetchone()
+        )
+        delivered = self._conn.execute(
+            "SELECT MAX(seq) FROM outbox WHERE recipient = ? AND delivered_at IS NOT NULL", (recipient,)
+        ).fetchone()[0]
+        return Backlog(waiting=waiting, oldest=oldest, last_delivered=int(delivered or 0))
+
+    def old_log_size(self, peer: Country) -> int | None:
+        """The size of the lost log `peer` witnessed, if this node re-joined (see Tx.set_old_log_size)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_OLD_LOG_SIZE + peer,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def history_unchecked(self) -> str | None:
+        """When this store started empty, if no peer has answered about its history since."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_HISTORY_UNCHECKED,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def genesis(self) -> str | None:
+        """When this store took in its GENESIS file, if it did (see Tx.set_genesis)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_GENESIS,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def rejoined(self) -> bool:
+        """Whether a re-join took note of a peer's size of a lost log (see Tx.set_old_log_size)."""
+        row = self._conn.execute("SELECT 1 FROM meta WHERE key GLOB ? LIMIT 1", (_OLD_LOG_SIZE + "*",)).fetchone()
+        return row is not None
+
+    def history_missing(self) -> dict[Country, str]:
+        """Per peer, what it holds of this node's own history beyond the store (see Tx.set_history_missing)."""
+        rows = self._conn.execute(
+            "SELECT key, value FROM meta WHERE key GLOB ? ORDER BY key", (_HISTORY_MISSING + "*",)
+        )
+        held: dict[Country, list[str]] = {}
+        for key, value in rows:
+            peer = as_country(str(key)[len(_HISTORY_MISSING) :].partition(":")[0])
+            held.setdefault(peer, []).append(str(value))
+        return {peer: " and ".join(texts) for peer, texts in held.items()}
+
+    def cosigned(self) -> dict[Country, int]:
+        """Per peer, the largest size of this node's log it cosigned."""
+        return {peer: int(size) for peer, size in self._conn.execute("SELECT peer, size FROM cosigned")}
+
+    def exposure(self, origin: Country, alert_id: str) -> str | None:
+        """One kept exposure as JSON text, if computed."""
+        row = self._conn.execute(
+            "SELECT body FROM exposures WHERE origin = ? AND alert_id = ?", (origin, alert_id)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def evidence(self) -> list[dict[str, object]]:
+        """Kept evidence, newest last."""
+        cur = self._conn.execute(
+            "SELECT id, kind, peer, origin, alert_id, detail, at FROM evidence ORDER BY id"
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def count(self, table: str) -> int:
+        """Row count of one table (tests and status)."""
+        if table not in ("log", "alerts", "positions", "outbox", "evidence", "checkpoints", "witnessed"):
+            raise ValueError(f"unknown table {table}")
+        return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    def outbox_row(self, recipient: Country, seq: int) -> OutboxRow | None:
+        """The outbox row at that position, if any."""
+        return _outbox_row(
+            self._conn.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE recipient = ? AND seq = ?", (recipient, seq)
+            ).fetchone()
+        )
+
+    def alert_page(self, query: AlertFilter, *, now_us: int) -> tuple[list[StoredAlert], bool]:
+        """One page of alerts in log order after `query.after`, and whether more follow.
+
+        Keyset pagination on the log index (alerts_by_log, or alerts_by_origin_log
+        with an origin): a page costs the same at the end of a long log as at its
+        start, and alerts stored meanwhile come after every cursor already given,
+        so paging never repeats or skips one. `now_us` decides which alerts have
+        expired (the caller's clock, not SQLite's).
+        """
+        after = query.after
+        if query.since_us is not None:
+            # Start at the first alert sent since then (alerts_by_sent alone, covering):
+            # a scan in log order from the start would pass every older alert first.
+            first = self._conn.execute(
+                "SELECT MIN(log_index) FROM alerts INDEXED BY alerts_by_sent WHERE sent_us >= ?",
+                (query.since_us,),
+            ).fetchone()[0]
+            if first is None:
+                return [], False
+            after = max(after, int(first) - 1)
+        where: list[str] = ["a.log_index > ?"]
+        args: list[int | str] = [after]
+        if query.origin is not None:
+            where.append("a.origin = ?")
+            args.append(query.origin)
+        if query.alert_id is not None:
+            # The primary key leads with the origin: naming every origin lets the
+            # lookup use it instead of scanning.
+            where.append(f"a.origin IN ({', '.join('?' * len(COUNTRIES))}) AND a.alert_id = ?")
+            args.extend([*COUNTRIES, query.alert_id])
+        if query.since_us is not None:
+            where.append("a.sent_us >= ?")
+            args.append(query.since_us)
+        if query.state is not None:
+            where.append(_STATE_SQL[query.state])
+            if query.state in ("active", "expired"):
+                args.append(now_us)
+        args.append(query.limit + 1)
+        rows = self._conn.execute(
+            f"SELECT {_ALERT_COLUMNS_OF_A} FROM alerts a WHERE {' AND '.join(where)}"
+            " ORDER BY a.log_index LIMIT ?",
+            args,
+        ).fetchall()
+        page = [a for a in map(_alert_row, rows[: query.limit]) if a is not None]
+        return page, len(rows) > query.limit
+
+    def followups(self, origin: Country, alert_id: str) -> list[StoredAlert]:
+        """Stored alerts that refer to this one (updates, cancels, acks, responses), in log order."""
+        rows = self._conn.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE ref_origin = ? AND ref_alert_id = ? ORDER BY log_index",
+            (origin, alert_id),
+        ).fetchall()
+        return [a for a in map(_alert_row, rows) if a is not None]
+
+    def evidence_page(self, limit: int) -> tuple[list[dict[str, object]], int]:
+        """The newest `limit` rows of kept evidence (oldest of them first), and how many are kept in all."""
+        cur = self._conn.execute(
+            "SELECT id, kind, peer, origin, alert_id, detail, at FROM"
+            " (SELECT * FROM evidence ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (limit,),
+        )
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        return rows, self.count("evidence")
+
+
+def _followup_exists(msg_type: str) -> str:
+    return (
+        "EXISTS (SELECT 1 FROM alerts f WHERE f.ref_origin = a.origin AND f.ref_alert_id = a.alert_id"
+        f" AND f.msg_type = '{msg_type}')"
+    )
+
+
+_CANCELLED, _UPDATED = _followup_exists("CANCEL"), _followup_exists("UPDATE")
+_STATE_SQL: Final = {
+    "cancelled": _CANCELLED,
+    "updated": f"NOT {_CANCELLED} AND {_UPDATED}",
+    "expired": f"NOT {_CANCELLED} AND NOT {_UPDATED} AND a.expires_us IS NOT NULL AND a.expires_us <= ?",
+    "active": f"NOT {_CANCELLED} AND NOT {_UPDATED} AND (a.expires_us IS NULL OR a.expires_us > ?)",
+}
+"""ALERT_STATES in SQL, each follow-up found through alerts_by_reference; the
+same rules as Views._state, which names the state of each alert shown."""
+
+
+class Store(Reads):
+    """One node's SQLite store; use from one thread (the node's event loop)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:  # data_dir names a file, or a folder that cannot be made
+            raise ConfigError(f"data directory {path.parent}: {exc.strerror or exc}") from None
+        try:
+            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+            self._check_version()
+            self._add_listing_columns()
+            self._conn.executescript(_LISTING_INDICES)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open store {path}: {exc}") from exc
+        self.path = path
+        self._tree = MerkleLevels()
+        for (hashed,) in self._conn.execute("SELECT leaf_hash FROM log ORDER BY idx"):
+            self._tree.append(bytes(hashed))
+        self._in_tx = False
+
+    def _check_version(self) -> None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(f"store schema version {row[0]} is not {SCHEMA_VERSION}")
+
+    def _add_listing_columns(self) -> None:
+        """Give a store made before _LISTING_COLUMNS those columns; fill_listing_keys fills them."""
+        have = {str(row[1]) for row in self._conn.execute("PRAGMA table_info(alerts)")}
+        for name, kind in _LISTING_COLUMNS:
+            if name not in have:
+                self._conn.execute(f"ALTER TABLE alerts ADD COLUMN {name} {kind}")
+
+    def fill_listing_keys(self, keys_of: Callable[[bytes], ListingKeys]) -> int:
+        """Fill the listing columns of alerts stored before they existed (`keys_of` reads an envelope).
+
+        One transaction; returns how many alerts it filled (none after the first run).
+        """
+        rows = self._conn.execute(
+            "SELECT origin, alert_id, envelope FROM alerts WHERE sent_us IS NULL"
+        ).fetchall()
+        if not rows:
+            return 0
+        with self.transaction():
+            for origin, alert_id, envelope in rows:
+                keys = keys_of(bytes(envelope))
+                ref_origin, ref_alert_id = keys.reference or (None, None)
+                self._conn.execute(
+                    "UPDATE alerts SET sent_us = ?, expires_us = ?, ref_origin = ?, ref_alert_id = ?"
+                    " WHERE origin = ? AND alert_id = ?",
+                    (keys.sent_us, keys.expires_us, ref_origin, ref_alert_id, origin, alert_id),
+                )
+        return len(rows)
+
+    @contextmanager
+    def reader(self) -> Iterator[Reads]:
+        """A read-only connection of its own, for one worker thread, over one snapshot.
+
+        The operator's listings run on it off the event loop (issue 10, item 7),
+        so the loop that answers peers never waits on a large read. WAL mode lets
+        it read while the loop commits; `mode=ro` and query_only keep it from
+        ever writing. Open, use and close it in the same thread.
+        """
+        try:
+            conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read store {self.path}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("BEGIN")  # every query of this reader sees the same committed state
+            yield Reads(conn)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        """Close the database; the object is unusable afterwards."""
+        self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """BEGIN IMMEDIATE ... COMMIT; rolled back entirely on any exception."""
+        if self._in_tx:
+            raise StoreError("nested transaction")
+        self._in_tx = True
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            tx = Tx(self._conn, self._tree.size)
+            try:
+                yield tx
+            except BaseException:
+                if self._conn.in_transaction:  # SQLite itself rolls back on some errors (SQLITE_FULL)
+                    self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+                for hashed in tx.appended:
+                    self._tree.append(hashed)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+                raise
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise StoreFull(f"store is full ({self.path}: {exc}); nothing was written; free disk space") from None
+        finally:
+            self._in_tx = False
+        for callback in tx.committed:
+            callback()
+
+    # ------------------------------------------------------------ the log
+    @property
+    def log_size(self) -> int:
+        """Number of committed log entries."""
+        return self._tree.size
+
+    def log_root(self) -> bytes:
+        """RFC 6962 root hash of the committed log."""
+        return self._tree.root()
+
+    def log_entries(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """(index, entry bytes) in order, from `start` up to `end` (exclusive)."""
+        stop = self.log_size if end is None else end
+        for idx, entry in self._conn.execute(
+            "SELECT idx, entry FROM log WHERE idx >= ? AND idx < ? ORDER BY idx", (start, stop)
+        ):
+            yield int(idx), bytes(entry)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 9162 consistency proof between two sizes of the committed log."""
+        return self._tree.consistency_proof(old_size, new_size)
+
+    # ------------------------------------------------------------ reads
+    def trust_updates(
+        self, member: Country | None = None, *, after_serial: int = 0
+    ) -> list[tuple[Country, int, bytes]]:
+        """(member, serial, envelope) of the trust updates held after `after_serial`, by member then serial."""
+        if member is None:
+            rows = self._conn.execute(
+                "SELECT member, serial, envelope FROM trust_updates WHERE serial > ? ORDER BY member, serial",
+                (after_serial,),
+            )
+        else:
+            rows = self._conn.execute(
+                "SELECT member, serial, envelope FROM trust_updates WHERE member = ? AND serial > ?"
+                " ORDER BY serial",
+                (member, after_serial),
+            )
+        return [(cast(Country, m), int(n), bytes(e)) for m, n, e in rows]
+
+    def alerts(self) -> list[StoredAlert]:
+        """Every stored alert in log order."""
+        rows = self._conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts ORDER BY log_index").fetchall()
+        return [a for a in map(_alert_row, rows) if a is not None]
+
+    def envelopes_for(
+        self, *, origin: Country, recipient: Country, after_seq: int, limit: int
+    ) -> list[tuple[int, str, bytes]]:
+        """(seq, alert id, envelope) of `origin`'s alerts addressed to `recipient`, in order."""
+        rows = self._conn.execute(
+            "SELECT p.seq, a.alert_id, a.envelope FROM positions p JOIN alerts a"
+            " ON a.origin = p.origin AND a.alert_id = p.alert_id"
+            " WHERE p.origin = ? AND p.recipient = ? AND p.seq > ? ORDER BY p.seq LIMIT ?",
+            (origin, recipient, after_seq, limit),
+        ).fetchall()
+        return [(int(seq), str(aid), bytes(env)) for seq, aid, env in rows]
+
+    def outbox(self, recipient: Country | None = None) -> list[OutboxRow]:
+        """Outbox rows (all, or towards one recipient) in sequence order."""
+        sql = f"SELECT {_OUTBOX_COLUMNS} FROM outbox"
+        args: tuple[str, ...] = ()
+        if recipient is not None:
+            sql += " WHERE recipient = ?"
+            args = (recipient,)
+        rows = self._conn.execute(sql + " ORDER BY recipient, seq", args).fetchall()
+        return [r for r in map(_outbox_row, rows) if r is not None]
+
+    def pending(
+        self, origin: Country, recipient: Country, limit: int, *, after_seq: int = 0
+    ) -> list[tuple[int, str, bytes]]:
+        """(seq, alert id, envelope) of `origin`'s (this node's) alerts still to deliver, oldest first."""
+        # Join on the alerts table's whole key: joining on the id alone cannot use
+        # its index and scanned every alert once per outbox row.
+        rows = self._conn.execute(
+            "SELECT o.seq, o.alert_id, a.envelope FROM outbox o JOIN alerts a"
+            " ON a.origin = ? AND a.alert_id = o.alert_id"
+            " WHERE o.recipient = ? AND o.delivered_at IS NULL AND o.seq > ? ORDER BY o.seq LIMIT ?",
+            (origin, recipient, after_seq, limit),
+        ).fetchall()
+        return [(int(seq), str(aid), bytes(env)) for seq, aid, env in rows]
+
+    def record_failure(self, *, recipient: Country, seq: int, error: str) -> None:
+        """Count a failed delivery attempt (its own small commit)."""
+        self._conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE recipient = ? AND seq = ?",
+            (error[:500], recipient, seq),
+        )
+
+    def checkpoints(self) -> list[tuple[int, bytes, str]]:
+        """(size, root, note with cosignatures) of every own checkpoint, oldest first."""
+        rows = self._conn.execute("SELECT size, root, note FROM checkpoints ORDER BY size").fetchall()
+        return [(int(size), bytes(root), str(note)) for size, root, note in rows]
+
+    def latest_checkpoint(self) -> tuple[int, bytes, str] | None:
+        """The newest own checkpoint, if any."""
+        row = self._conn.execute(
+            "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]), str(row[2]))
+
+    def checkpoint_at(self, size: int) -> tuple[bytes, str] | None:
+        """Root and note of the own checkpoint at `size`, if one was signed."""
+        row = self._conn.execute("SELECT root, note FROM checkpoints WHERE size = ?", (size,)).fetchone()
+        return None if row is None else (bytes(row[0]), str(row[1]))
+
+    def witness_state(self, log_node: Country) -> tuple[str, int, bytes, str] | None:
+        """(origin, size, root, note) this node last cosigned of `log_node`'s log."""
+        row = self._conn.execute(
+            "SELECT origin, size, root, note FROM witness_state WHERE log_node = ?", (log_node,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]), bytes(row[2]), str(row[3]))
+
+    def witnessed(self) -> list[tuple[Country, int, bytes, str]]:
+        """(log node, size, root, note) of every peer checkpoint this node cosigned, in order."""
+        rows = self._conn.execute("SELECT log_node, size, root, note FROM witnessed ORDER BY id").fetchall()
+        return [(node, int(size), bytes(root), str(note)) for node, size, root, note in rows]
+
+    def witnessed_at(self, log_node: Country, size: int) -> list[tuple[bytes, str]]:
+        """(root, note) of every checkpoint of `log_node`'s log at `size` this node cosigned."""
+        rows = self._conn.execute(
+            "SELECT root, note FROM witnessed WHERE log_node = ? AND size = ?", (log_node, size)
+        ).fetchall()
+        return [(bytes(root), str(note)) for root, note in rows]
+
+    def idempotent(self, key: str) -> str | None:
+        """The alert id published under an idempotency key, if any."""
+        row = self._conn.execute("SELECT alert_id FROM idempotency WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_exposure(self, origin: Country, alert_id: str, body: str, at: str) -> None:
+        """Keep this node's exposure to a peer alert (replacing an older computation)."""
+        with self.transaction():
+            self._conn.execute(
+                "INSERT OR REPLACE INTO exposures (origin, alert_id, body, computed_at) VALUES (?, ?, ?, ?)",
+                (origin, alert_id, body, at),
+            )
+
+    def exposures(self) -> dict[tuple[str, str], str]:
+        """Every kept exposure, by (origin, alert id), as stored JSON text."""
+        rows = self._conn.execute("SELECT origin, alert_id, body FROM exposures")
+        return {(str(o), str(a)): str(b) for o, a, b in rows}
+
+    def peer_alerts(self, *, without_exposure: bool) -> list[tuple[Country, str]]:
+        """Received ALERTs and UPDATEs (only those whose exposure is not computed yet:
+        a restart's sweep), by origin and id, in log order."""
+        missing = (
+            " AND NOT EXISTS (SELECT 1 FROM exposures e WHERE e.origin = a.origin AND e.alert_id = a.alert_id)"
+            if without_exposure
+            else ""
+        )
+        rows = self._conn.execute(
+            "SELECT a.origin, a.alert_id FROM alerts a WHERE a.via IS NOT NULL "
+            f"AND a.msg_type IN ('ALERT', 'UPDATE'){missing} ORDER BY a.log_index"
+        )
+        return [(cast(Country, o), str(a)) for o, a in rows]
+
+    def add_evidence(self, **fields: Any) -> None:
+        """Keep evidence in its own small transaction (see Tx.add_evidence)."""
+        with self.transaction() as tx:
+            tx.add_evidence(**fields)
+
