@@ -47,6 +47,7 @@ from typing import Any, Final
 from google.protobuf.message import DecodeError
 
 from node.audit._bundle import Bundle
+from node.clock import iso
 from node.crypto import (
     PAYLOAD_ALERT,
     SIG_TYPE_COSIGNATURE_V1,
@@ -101,10 +102,6 @@ MAX_PROOF_CHARS: Final = 64 * 1024
 """An entry is at most about 9 KiB and a checkpoint note at most 16 KiB."""
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 # ------------------------------------------------------------------ the result
 @dataclass(frozen=True)
 class ProofResult:
@@ -142,26 +139,26 @@ class ProofResult:
             "size": self.size,
             "root": self.root.hex(),
             "log_key_id": self.log_key_id,
-            "cosigned_by": {c: _iso(t) for c, t in self.cosigned_by.items()},
+            "cosigned_by": {c: iso(t) for c, t in self.cosigned_by.items()},
             "kind": self.kind,
-            "logged_at": None if self.logged_at is None else _iso(self.logged_at),
+            "logged_at": None if self.logged_at is None else iso(self.logged_at),
             "peer": self.peer,
             "origin": self.origin,
             "alert_id": self.alert_id,
             "msg_type": self.msg_type,
-            "sent": None if self.sent is None else _iso(self.sent),
+            "sent": None if self.sent is None else iso(self.sent),
             "alert_digest": self.alert_digest.hex(),
             "alert_key_id": self.alert_key_id,
         }
 
     def to_text(self) -> str:
         """A short human summary."""
-        cosigners = ", ".join(f"{c} at {_iso(t)}" for c, t in self.cosigned_by.items()) or "none"
+        cosigners = ", ".join(f"{c} at {iso(t)}" for c, t in self.cosigned_by.items()) or "none"
         what = "sent" if self.kind == "ALERT_SENT" else f"received from {self.peer}"
         return "\n".join(
             [
                 f"VALID: {self.origin} {self.msg_type} {self.alert_id} is entry #{self.index} of "
-                f"{self.node}'s log ({what}, logged {_iso(self.logged_at) if self.logged_at else '?'})",
+                f"{self.node}'s log ({what}, logged {iso(self.logged_at) if self.logged_at else '?'})",
                 f"  checkpoint {self.log_origin} size {self.size} root {self.root.hex()[:16]}, "
                 f"signed by {self.log_key_id}",
                 f"  cosigned by: {cosigners}",
@@ -357,7 +354,7 @@ def _cosigners(note: SignedNote, cp: Checkpoint, node: Country, trust: Trust) ->
             if not key.valid_at(when):
                 raise ProofError(
                     "expired_key",
-                    f"witness key {key.key_id} is not valid at its cosignature time {_iso(when)}",
+                    f"witness key {key.key_id} is not valid at its cosignature time {iso(when)}",
                 )
             if peer not in cosigned or when > cosigned[peer]:
                 cosigned[peer] = when
@@ -406,7 +403,7 @@ def _check_entry(data: bytes, node: Country, trust: Trust) -> _Entry:
     if not verify_signature(key.verifying_key(), PAYLOAD_ALERT, payload, bytes(signed.signature)):
         raise ProofError("bad_alert_signature", f"the alert signature by {key.key_id} does not verify")
     if not key.valid_at(logged_at):
-        raise ProofError("expired_key", f"alert key {key.key_id} is not valid at logged_at {_iso(logged_at)}")
+        raise ProofError("expired_key", f"alert key {key.key_id} is not valid at logged_at {iso(logged_at)}")
     try:
         alert = alert_from_bytes(payload)
     except DecodeFailure as exc:
@@ -459,7 +456,7 @@ def check_proof(text: str, *, trust: Trust, min_cosigners: int = 0) -> ProofResu
     # The log key must be valid when the checkpoint is known to have existed.
     when = max(cosigned.values()) if cosigned else e.logged_at
     if not key.valid_at(when):
-        raise ProofError("expired_key", f"log key {key.key_id} is not valid at {_iso(when)}")
+        raise ProofError("expired_key", f"log key {key.key_id} is not valid at {iso(when)}")
     return ProofResult(
         node=node,
         log_origin=cp.origin,

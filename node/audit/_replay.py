@@ -43,7 +43,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from node.audit._bundle import Bundle
-from node.audit._verify import Report, verify_loaded
+from node.audit._verify import Report, _short, verify_loaded
+from node.clock import iso
 from node.crypto import digest
 from node.errors import TrustUpdateRejected
 from node.ids import COUNTRIES, Country
@@ -108,14 +109,6 @@ _RECEIPT: Final = pb.RECEIPT_RECEIVED
 _NODE_ORDER: Final = {c: i for i, c in enumerate(COUNTRIES)}
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _short(value: bytes) -> str:
-    return value.hex()[:16]
-
-
 # ------------------------------------------------------------------ results
 @dataclass(frozen=True)
 class Event:
@@ -147,7 +140,7 @@ class Event:
     def to_json(self) -> dict[str, Any]:
         """The event as JSON-ready data."""
         return {
-            "time": _iso(self.time),
+            "time": iso(self.time),
             "node": self.node,
             "index": self.index,
             "kind": self.kind,
@@ -186,7 +179,7 @@ class Delivery:
             return f"{self.recipient} seq {self.seq}: no delivery in the logs"
         parts = [f"{self.recipient} seq {self.seq}"]
         if self.received_at is not None:
-            parts.append(f"at {_iso(self.received_at)}")
+            parts.append(f"at {iso(self.received_at)}")
         if self.in_receiver_log:
             parts.append(f"relayed by {self.relayed_by}" if self.relayed_by else "direct")
         parts.append("receipted" if self.receipt_index is not None else "no receipt logged at origin")
@@ -198,7 +191,7 @@ class Delivery:
             "recipient": self.recipient,
             "seq": self.seq,
             "delivered": self.delivered,
-            "received_at": None if self.received_at is None else _iso(self.received_at),
+            "received_at": None if self.received_at is None else iso(self.received_at),
             "direct": None if not self.in_receiver_log else self.relayed_by is None,
             "relayed_by": self.relayed_by,
             "receiver_index": self.receiver_index,
@@ -272,7 +265,7 @@ class AlertReplay:
         if state == "updated":
             return f"updated (superseded by {', '.join(self.superseded_by)})"
         if state == "expired" and self.expires is not None:
-            return f"expired (at {_iso(self.expires)})"
+            return f"expired (at {iso(self.expires)})"
         if state == "unknown":
             return "unknown (only referenced; its signed text is in no given log)"
         return state
@@ -284,12 +277,12 @@ class AlertReplay:
             "alert_id": self.alert_id,
             "msg_type": self.msg_type,
             "digest": None if self.digest is None else self.digest.hex(),
-            "sent": None if self.sent is None else _iso(self.sent),
+            "sent": None if self.sent is None else iso(self.sent),
             "status": self.status,
             "severity": self.severity,
             "category": self.category,
             "headline": self.headline,
-            "expires": None if self.expires is None else _iso(self.expires),
+            "expires": None if self.expires is None else iso(self.expires),
             "state": self.state,
             "supersedes": self.supersedes,
             "superseded_by": list(self.superseded_by),
@@ -311,8 +304,8 @@ class AlertReplay:
         if self.headline is not None:
             lines.append(
                 f"  {self.severity} {self.category} {self.status}: {self.headline!r}; "
-                f"sent {_iso(self.sent) if self.sent else '?'}, "
-                f"expires {_iso(self.expires) if self.expires else '?'}"
+                f"sent {iso(self.sent) if self.sent else '?'}, "
+                f"expires {iso(self.expires) if self.expires else '?'}"
             )
         if self.supersedes is not None:
             lines.append(f"  supersedes {self.supersedes}")
@@ -328,7 +321,7 @@ class AlertReplay:
         if self.errors_by:
             lines.append(f"  errors from: {', '.join(f'{n} ({r})' for n, r in self.errors_by.items())}")
         for e in self.events:
-            lines.append(f"  {_iso(e.time)}  {e.where():<7} {e.kind:<9} {e.detail}")
+            lines.append(f"  {iso(e.time)}  {e.where():<7} {e.kind:<9} {e.detail}")
         return "\n".join(lines)
 
 
@@ -377,7 +370,7 @@ class Replay:
         return {
             "verdict": "clean" if self.clean else "findings",
             "clean": self.clean,
-            "as_of": _iso(self.as_of),
+            "as_of": iso(self.as_of),
             "nodes": list(self.nodes),
             "left_out": [{"node": n, "index": i} for n, i in self.left_out],
             "audit": self.report.to_json(),
@@ -389,7 +382,7 @@ class Replay:
         """The human report: logs, one block per alert (chronological), findings, verdict."""
         logs = ", ".join(f"{s.node} ({s.entries} entries)" for s in self.report.logs)
         lines = [f"EWX replay of {len(self.nodes)} log{'s' if len(self.nodes) != 1 else ''}: {logs}"]
-        lines.append(f"as of {_iso(self.as_of)} (latest export)")
+        lines.append(f"as of {iso(self.as_of)} (latest export)")
         if self.left_out:
             where = ", ".join(f"{n} #{i}" for n, i in self.left_out)
             lines.append(f"left out as unusable (see findings): {where}")
@@ -432,14 +425,14 @@ class TrustUpdateEvent:
             changes.append(f"revoked {', '.join(self.revoked_keys)}")
         if self.revoked_certificates:
             changes.append(f"revoked certificate {', '.join(self.revoked_certificates)}")
-        return f"{_iso(self.logged_at)}  {self.node} #{self.index}  {self.member} update {self.serial} {what}: {'; '.join(changes)}"
+        return f"{iso(self.logged_at)}  {self.node} #{self.index}  {self.member} update {self.serial} {what}: {'; '.join(changes)}"
 
     def to_json(self) -> dict[str, Any]:
         """The event as plain JSON values."""
         return {
             "node": self.node,
             "index": self.index,
-            "logged_at": _iso(self.logged_at),
+            "logged_at": iso(self.logged_at),
             "sent": self.sent,
             "member": self.member,
             "serial": self.serial,
@@ -612,7 +605,7 @@ class _Builder:
                 assert alert.info is not None  # the model requires info on ALERT
                 detail = (
                     f"{alert.origin} raised it to {to}: {alert.info.severity} {alert.info.category} "
-                    f"{alert.info.headline!r}, expires {_iso(alert.info.expires)}"
+                    f"{alert.info.headline!r}, expires {iso(alert.info.expires)}"
                 )
                 self.add(a, e, "RAISED", alert.origin, detail + other)
             else:
@@ -708,7 +701,7 @@ class _Builder:
             matches = a.digest == r.alert_digest
             detail = (
                 f"{e.peer} receipted seq {r.seq}: logged at {e.peer} #{r.log_index}, "
-                f"received {_iso(r.received_at)}"
+                f"received {iso(r.received_at)}"
             )
             if not matches:
                 detail += f" [for digest {_short(r.alert_digest)}, not the sent version]"
@@ -736,7 +729,7 @@ class _Builder:
                         kind="EXPIRED",
                         message=a.alert_id,
                         actor=a.origin,
-                        detail=f"expired at {_iso(a.expires)}, before the export at {_iso(self.as_of)}",
+                        detail=f"expired at {iso(a.expires)}, before the export at {iso(self.as_of)}",
                     )
                 )
             a.events.sort(key=Event.sort_key)
@@ -877,7 +870,7 @@ def _alerts_table(r: Replay) -> list[str]:
             f'<td class="aid">{_e(a.alert_id)}</td><td>{_e(a.origin)}</td><td>{_e(a.msg_type or "?")}</td>'
             f'<td class="s-{_e(a.state)}">{_e(a.state_line())}</td><td>{_e(a.severity or "")}</td>'
             f"<td>{_e(a.headline or '')}</td><td>{_e(', '.join(a.delivered_to) or '-')}</td>"
-            f"<td>{_e(acks or '-')}</td><td>{_e(_iso(a.expires) if a.expires else '')}</td>"
+            f"<td>{_e(acks or '-')}</td><td>{_e(iso(a.expires) if a.expires else '')}</td>"
             "</tr>"
         )
     out.append("</tbody></table>")
@@ -899,7 +892,7 @@ def _timeline_table(r: Replay) -> list[str]:
     for row in order:
         time, node, _ = row
         cells = "".join(f'<td class="node">{"".join(rows[row]) if c == node else ""}</td>' for c in columns)
-        out.append(f'<tr><td class="time">{_e(_iso(time))}</td>{cells}</tr>')
+        out.append(f'<tr><td class="time">{_e(iso(time))}</td>{cells}</tr>')
     if not order:
         out.append(f'<tr><td colspan="{len(columns) + 1}">no alerts in the logs</td></tr>')
     out.append("</tbody></table>")
@@ -914,7 +907,7 @@ def render_html(r: Replay) -> str:
     """
     verdict = r.verdict()
     logs = "; ".join(
-        f"{s.node}: {s.entries} entries, root {s.root[:16]}, exported {_iso(s.exported_at)}, "
+        f"{s.node}: {s.entries} entries, root {s.root[:16]}, exported {iso(s.exported_at)}, "
         f"checkpoint {'verified' if s.checkpoint_verified else 'NOT verified'}"
         for s in r.report.logs
     )
@@ -931,7 +924,7 @@ def render_html(r: Replay) -> str:
         f'<header class="{"clean" if r.clean else "findings"}"><h1>EWX alert replay</h1>',
         f"<p><strong>{_e(verdict)}</strong></p>",
         f"<p>{_e(logs)}</p>",
-        f"<p>as of {_e(_iso(r.as_of))} (latest export); {len(r.alerts)} alerts"
+        f"<p>as of {_e(iso(r.as_of))} (latest export); {len(r.alerts)} alerts"
         + (f"; {len(r.left_out)} entries left out as unusable" if r.left_out else "")
         + "</p></header><main>",
         "<h2>Alerts</h2>",

@@ -127,6 +127,7 @@ from typing import Any, Final, Literal, NamedTuple
 
 from node.audit._bundle import Bundle, read_bundle, signed_export_time
 from node.audit._checkpoints import history_findings, witnessed_findings
+from node.clock import iso
 from node.crypto import (
     PAYLOAD_ALERT,
     PAYLOAD_RECEIPT,
@@ -514,10 +515,6 @@ def _short(value: bytes) -> str:
     return value.hex()[:16]
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 # ------------------------------------------------------------------ API
 def verify_bundles(
     paths: Sequence[Path],
@@ -693,7 +690,7 @@ def _check_tree(bundle: Bundle, trust: Trust, findings: _Findings) -> LogSummary
             "export_time_mismatch",
             signed_at
             if isinstance(signed_at, str)
-            else f"the header says exported {_iso(bundle.exported_at)}, the signed checkpoint {_iso(signed_at)}",
+            else f"the header says exported {iso(bundle.exported_at)}, the signed checkpoint {iso(signed_at)}",
         )
         verified = False
     _check_cosignatures(node, note, cp, trust, findings)
@@ -736,8 +733,8 @@ def _check_log_signature(bundle: Bundle, note: SignedNote, trust: Trust, finding
                 node,
                 None,
                 "expired_key",
-                f"log key {key.key_id} is valid {_iso(key.not_before)} to {_iso(key.not_after)}, "
-                f"not at export time {_iso(bundle.exported_at)}",
+                f"log key {key.key_id} is valid {iso(key.not_before)} to {iso(key.not_after)}, "
+                f"not at export time {iso(bundle.exported_at)}",
             )
         return True
     if not matched:
@@ -985,7 +982,7 @@ def _decode_entry_or_reject(
             index,
             "revoked_key",
             f"key {key.key_id} was revoked ({key.revocation_reason}) from "
-            f"{_iso(key.revoked_from or logged_at)}, before logged_at {_iso(logged_at)}",
+            f"{iso(key.revoked_from or logged_at)}, before logged_at {iso(logged_at)}",
         )
     elif not key.valid_at(logged_at):
         # Reported, but the entry stays in: the signature may still be authentic.
@@ -993,8 +990,8 @@ def _decode_entry_or_reject(
             node,
             index,
             "expired_key",
-            f"key {key.key_id} is valid {_iso(key.not_before)} to {_iso(key.not_after)}, "
-            f"not at logged_at {_iso(logged_at)}",
+            f"key {key.key_id} is valid {iso(key.not_before)} to {iso(key.not_after)}, "
+            f"not at logged_at {iso(logged_at)}",
         )
     return (
         _Signed(index=index, kind=entry.kind, peer=peer, key=key),
