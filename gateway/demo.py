@@ -18,22 +18,14 @@ Japan nodes check it against their own data at once and show their exposure.
 from __future__ import annotations
 
 import base64
-import contextlib
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import tomllib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import tomli_w
-
+from gateway.local_nodes import NodeProcess, assign_free_ports
 from node.audit import Bundle, read_bundle, render_html, replay, verify_bundles
 from node.checks import cosigned_by
 from node.config import NodeConfig
@@ -43,7 +35,7 @@ from node.ews.ingest import ingest_file
 from node.ews.review import approve, open_store
 from node.ews.rules import explain
 from node.ews.scan import scan
-from node.ids import COUNTRIES, Country
+from node.ids import Country
 from node.operator import OperatorClient
 from node.pki import init_federation, load_national_ca
 from node.service import export_bundle, prepare_rotation
@@ -52,89 +44,9 @@ from node.trust import Trust, endorse_update
 GALLIUM_GERMANIUM = ("811292", "282560")
 GALLIUM_SHOCK = "2023-08"
 """The first month Korea's sample data shows the August 2023 controls biting."""
-START_TIMEOUT_SECONDS = 20.0
 SETTLE_TIMEOUT_SECONDS = 20.0
 DEMO_CHECKPOINT_SECONDS = 0.25
 """A short checkpoint cadence so the demo's logs are witnessed within a second."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def assign_free_ports(
-    root: Path, countries: tuple[Country, ...] = COUNTRIES, **settings: float
-) -> dict[Country, Path]:
-    """Rewrite each node.toml under `root` to use ports free right now (and any `settings`)."""
-    ports = {cc: _free_port() for cc in countries}
-    paths: dict[Country, Path] = {}
-    for cc in countries:
-        path = root / cc / "node.toml"
-        data = tomllib.loads(path.read_text())
-        data["listen"] = f"127.0.0.1:{ports[cc]}"
-        for peer in data["peers"]:
-            data["peers"][peer]["address"] = f"127.0.0.1:{ports[peer]}"
-        data.update(settings)
-        path.write_text(tomli_w.dumps(data))
-        paths[cc] = path
-    return paths
-
-
-@dataclass
-class NodeProcess:
-    """One `ewx serve` child process and its operator client."""
-
-    country: Country
-    config: Path
-    process: subprocess.Popen[bytes]
-    log_file: IO[bytes]
-
-    @classmethod
-    def start(cls, country: Country, config: Path) -> NodeProcess:
-        """Start `ewx serve --config config`; its log goes beside the config."""
-        log_file = (config.parent / "node.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-            stdout=log_file,
-            stderr=log_file,
-            stdin=subprocess.DEVNULL,
-        )
-        return cls(country, config, process, log_file)
-
-    @property
-    def client(self) -> OperatorClient:
-        """Operator client for this node."""
-        return OperatorClient(NodeConfig.load(self.config).operator_socket)
-
-    def wait_ready(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
-        """Block until the node serves its peers (not just its operator socket), or fail."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise EwxError(
-                    f"{self.country} node exited with {self.process.returncode}; "
-                    f"see {self.config.parent / 'node.log'}"
-                )
-            with contextlib.suppress(ConfigError):  # socket not there yet
-                if self.client.call("ping").get("serving"):
-                    return
-            if time.monotonic() > deadline:
-                raise EwxError(f"{self.country} node did not start within {timeout:.0f}s")
-            time.sleep(0.05)
-
-    def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM, then wait; kill only if it does not stop in time."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log_file.close()
-        return self.process.returncode
 
 
 def _say(text: str = "") -> None:

@@ -20,7 +20,7 @@ def make_federation(root: Path, **overrides: Any) -> dict[Country, Path]:
 
     `overrides` are written into every node.toml (e.g. outbox_retry_max_seconds).
     """
-    from gateway.demo import assign_free_ports
+    from gateway.local_nodes import assign_free_ports
 
     init_federation(root)
     return assign_free_ports(root, **overrides)

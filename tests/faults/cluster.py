@@ -23,7 +23,7 @@ import tomli_w
 from grpc import aio
 
 from gateway import rpc
-from gateway.demo import NodeProcess
+from gateway.local_nodes import NodeProcess
 from gateway.peers import trailer
 from gateway.status_map import EXPECTED_SEQ_TRAILER, REASON_TRAILER
 from node.audit import Report, read_bundle, verify_bundles

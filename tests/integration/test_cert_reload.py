@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.demo import NodeProcess
+from gateway.local_nodes import NodeProcess
 from gateway.runtime import NodeRuntime
 from node.config import NodeConfig
 from node.errors import ConfigError

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gateway.demo import NodeProcess, assign_free_ports
+from gateway.local_nodes import NodeProcess, assign_free_ports
 from node.audit import MAGIC
 
 pytestmark = pytest.mark.slow

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.demo import NodeProcess
 from gateway.grpc_env import CIPHER_SUITES_VARIABLE
+from gateway.local_nodes import NodeProcess
 from node.ids import Country
 from tests.factories import alert_info, make_federation
 from tests.integration.tls_probe import handshake
