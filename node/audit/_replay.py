@@ -602,7 +602,8 @@ class _Builder:
         if e.sent:
             to = ", ".join(f"{d.recipient} (seq {d.seq})" for d in alert.deliveries)
             if alert.msg_type == "ALERT":
-                assert alert.info is not None  # the model requires info on ALERT
+                if alert.info is None:  # the model requires info on ALERT: a bug if ever seen
+                    raise RuntimeError(f"ALERT {alert.alert_id} was stored without its info")
                 detail = (
                     f"{alert.origin} raised it to {to}: {alert.info.severity} {alert.info.category} "
                     f"{alert.info.headline!r}, expires {iso(alert.info.expires)}"
@@ -634,8 +635,7 @@ class _Builder:
         ref = alert.references[0]
         other_version = a.digest is not None and ref.digest != a.digest
         note = ""
-        if other_version:
-            assert a.digest is not None
+        if a.digest is not None and other_version:
             note = f" [references digest {_short(ref.digest)}, the logs hold {_short(a.digest)}]"
         if ref.alert_id != a.alert_id:
             note += f" [via {ref.alert_id}]"

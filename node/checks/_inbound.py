@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -72,9 +72,10 @@ class VerifiedReceipt:
     receipt: Receipt
 
 
-def _outer(
-    envelope: bytes, message_type: type[pb.SignedAlert] | type[pb.SignedReceipt], *, max_bytes: int, what: str
-) -> pb.SignedAlert | pb.SignedReceipt:
+_Outer = TypeVar("_Outer", pb.SignedAlert, pb.SignedReceipt)
+
+
+def _outer(envelope: bytes, message_type: type[_Outer], *, max_bytes: int, what: str) -> _Outer:
     if len(envelope) > max_bytes:
         raise TooLarge(f"{what} is {len(envelope)} bytes, at most {max_bytes}")
     outer = message_type()
@@ -108,7 +109,6 @@ def signature_check(envelope: bytes, *, trust: Trust) -> SignatureCheck | None:
         outer = _outer(envelope, pb.SignedAlert, max_bytes=limits.MAX_ENVELOPE_BYTES, what="envelope")
     except InboundRejected:
         return None
-    assert isinstance(outer, pb.SignedAlert)
     entry = trust.key(outer.key_id)
     if entry is None:
         return None
@@ -137,7 +137,6 @@ def verify_alert(
     """
     # 2. size limits
     outer = _outer(envelope, pb.SignedAlert, max_bytes=limits.MAX_ENVELOPE_BYTES, what="envelope")
-    assert isinstance(outer, pb.SignedAlert)
     payload = bytes(outer.alert)
     signature = bytes(outer.signature)
     # 3. signature and key validity, over the exact bytes
@@ -187,7 +186,6 @@ def verify_receipt(
 ) -> VerifiedReceipt:
     """Check a receipt that `receiver` returned for one of `origin`'s alerts."""
     outer = _outer(envelope, pb.SignedReceipt, max_bytes=limits.MAX_RECEIPT_BYTES, what="receipt")
-    assert isinstance(outer, pb.SignedReceipt)
     payload = bytes(outer.receipt)
     entry = trust.resolve_key(KeyId(outer.key_id), purpose="alert", at=now)
     if not verify_signature(trust.public_key(entry), PAYLOAD_RECEIPT, payload, bytes(outer.signature)):

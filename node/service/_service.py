@@ -361,7 +361,8 @@ class NodeService(Rejoining, Witnessing, TrustUpdating, Views):
             raise
         if isinstance(outcome, _Conflict):
             raise self._equivocation(outcome, peer=peer, now=now)
-        assert outcome is not None  # with_receipt: a receipt always comes back
+        if outcome is None:  # with_receipt: a receipt always comes back, so this is a bug
+            raise RuntimeError(f"storing {verified.alert.alert_id} from {peer} gave no receipt")
         return outcome
 
     def receive_many(self, envelopes: Sequence[bytes], *, peer: Country, direct: bool) -> int:
@@ -496,7 +497,8 @@ class NodeService(Rejoining, Witnessing, TrustUpdating, Views):
             events = log
         alert = v.alert
         seq = alert.seq_for(self.me)
-        assert seq is not None  # verify_alert checked the recipient
+        if seq is None:  # verify_alert checked the recipient: a bug if ever seen
+            raise RuntimeError(f"{alert.alert_id} has no sequence for {self.me}")
         existing = tx.alert(alert.origin, alert.alert_id)
         if existing is not None and existing.digest == v.digest and existing.received_at is not None:
             events.info("duplicate_delivery", node=self.me, peer=peer, alert_id=alert.alert_id)
@@ -593,7 +595,8 @@ class NodeService(Rejoining, Witnessing, TrustUpdating, Views):
 
     def _receipt_for(self, v: VerifiedAlert, *, log_index: int, received_at: datetime) -> bytes:
         seq = v.alert.seq_for(self.me)
-        assert seq is not None  # verify_alert checked the recipient
+        if seq is None:  # verify_alert checked the recipient: a bug if ever seen
+            raise RuntimeError(f"{v.alert.alert_id} has no sequence for {self.me}")
         return self._sign_receipt(
             Receipt(
                 schema_version=limits.SCHEMA_VERSION,

@@ -257,3 +257,14 @@ def test_reaching_into_the_service_is_found(tmp_path: Path, monkeypatch: pytest.
     bad.write_text("def f(self):\n    return self._service.store.log_size\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert reaches_into_the_service(bad) == ["gateway/x.py:2: self._service.store"]
+
+
+def test_no_assert_in_production_code() -> None:
+    """`python -O` drops asserts: an invariant the node relies on is an explicit check."""
+    found = [
+        f"{p.relative_to(ROOT)}:{node.lineno}"
+        for p in sources()
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, ast.Assert)
+    ]
+    assert found == []
