@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.factori
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.demo import NodeProcess, assign_free_ports
+from gateway.local_nodes import NodeProcess, assign_free_ports
 from gateway.runtime import NodeRuntime
 from node.config import NodeConfig
 from node.crypto import INBOUND_WORKERS_ENV, available_cpus

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.factories when run as a script
 
-from gateway.demo import NodeProcess, assign_free_ports
+from gateway.local_nodes import NodeProcess, assign_free_ports
 from gateway.peers import PeerClient
 from gateway.runtime import NodeRuntime
 from node.config import NodeConfig
