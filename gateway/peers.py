@@ -10,6 +10,8 @@ delivered when it returns.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import random
 import time
@@ -21,8 +23,14 @@ from google.protobuf.message import DecodeError, Message
 from grpc import aio
 
 from gateway import rpc
-from gateway.status_map import EXPECTED_SEQ_TRAILER, REASON_TRAILER, WITNESS_SIZE_TRAILER
+from gateway.status_map import (
+    EXPECTED_SEQ_TRAILER,
+    REASON_TRAILER,
+    WITNESS_CHECKPOINT_TRAILER,
+    WITNESS_SIZE_TRAILER,
+)
 from gateway.tls import channel_credentials, channel_options
+from node.crypto import MAX_NOTE_BYTES
 from node.digits import ascii_int
 from node.errors import InboundRejected, Malformed, RefusedOperation, TrustUpdateRejected
 from node.ids import Country
@@ -188,6 +196,17 @@ def trailer(error: aio.AioRpcError, key: str) -> str | None:
     """One trailing metadata value of a failed call."""
     metadata: Any = error.trailing_metadata() or ()  # aio.Metadata; the stubs predate it
     return next((str(v) for k, v in metadata if k == key), None)
+
+
+def witness_note(error: aio.AioRpcError) -> str | None:
+    """The signed checkpoint a witness sent with its size mismatch, or None if absent or not a note's text."""
+    value = trailer(error, WITNESS_CHECKPOINT_TRAILER)
+    if value is None or len(value) > 2 * MAX_NOTE_BYTES:
+        return None
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
 
 
 def describe(error: aio.AioRpcError) -> str:
@@ -378,7 +397,7 @@ async def get_cosigned(client: PeerClient, service: NodeService) -> bool:
         except aio.AioRpcError as exc:
             witness_size = trailer(exc, WITNESS_SIZE_TRAILER)
             if exc.code() == grpc.StatusCode.ABORTED and (old := ascii_int(witness_size or "")) is not None:
-                if not service.check_witness_size(peer, old):
+                if not service.check_witness_size(peer, old, witness_note(exc)):
                     return False
                 request = service.witness_request(peer, old_size=old)
                 continue
@@ -407,7 +426,7 @@ async def check_history(client: PeerClient, service: NodeService) -> bool:
     except aio.AioRpcError as exc:
         witness_size = ascii_int(trailer(exc, WITNESS_SIZE_TRAILER) or "")
         if exc.code() == grpc.StatusCode.ABORTED and witness_size is not None:
-            service.check_witness_size(peer, witness_size)
+            service.check_witness_size(peer, witness_size, witness_note(exc))
         elif exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             return False
         else:  # a refusal is an answer too, but not one about our history: the next turn asks again

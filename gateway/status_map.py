@@ -8,6 +8,7 @@ appears only in this node's log, never the exception text.
 
 from __future__ import annotations
 
+import base64
 from typing import Final
 
 import grpc
@@ -19,6 +20,8 @@ from node.checks import _witness as witness
 REASON_TRAILER: Final = "ewx-reason"
 EXPECTED_SEQ_TRAILER: Final = "ewx-expected-seq"
 WITNESS_SIZE_TRAILER: Final = "ewx-witness-size"
+WITNESS_CHECKPOINT_TRAILER: Final = "ewx-witness-checkpoint"
+"""With a size mismatch: the log's signed checkpoint at the witness's size, base64 (the proof of that size)."""
 
 STATUS_OF: Final[dict[type[errors.InboundRejected], grpc.StatusCode]] = {
     errors.UnauthenticatedPeer: grpc.StatusCode.UNAUTHENTICATED,
@@ -68,4 +71,7 @@ def trailers_for(exc: errors.InboundRejected) -> tuple[tuple[str, str], ...]:
         trailers += ((EXPECTED_SEQ_TRAILER, str(exc.expected)),)
     if isinstance(exc, witness.SizeMismatch):
         trailers += ((WITNESS_SIZE_TRAILER, str(exc.witness_size)),)
+        if exc.witness_note is not None:
+            encoded = base64.b64encode(exc.witness_note.encode()).decode("ascii")
+            trailers += ((WITNESS_CHECKPOINT_TRAILER, encoded),)
     return trailers

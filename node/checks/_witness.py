@@ -148,6 +148,9 @@ class SizeMismatch(WitnessRejected):
         """Record the witness's own size alongside the message."""
         super().__init__(message)
         self.witness_size = witness_size
+        self.witness_note: str | None = None
+        """The log's signed checkpoint at `witness_size` as this witness keeps it
+        (its proof of the size: the log's own signature), set by the node service."""
 
 
 class InconsistentCheckpoint(WitnessRejected):

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import structlog
 
-from node.checks import WitnessState, add_cosignature, open_log_checkpoint, verify_witness_cosignature
+from node.checks import (
+    SizeMismatch,
+    WitnessState,
+    add_cosignature,
+    open_log_checkpoint,
+    verify_witness_cosignature,
+)
 from node.checks import build_request as build_witness_request
 from node.checks import witness as witness_checkpoint
 from node.clock import iso
@@ -87,11 +93,28 @@ class Witnessing(ServiceState):
             )
         return old, build_witness_request(old_size=old, proof=[], signed_checkpoint=note)
 
-    def check_witness_size(self, peer: Country, witness_size: int) -> bool:
-        """Whether `peer`'s size of our log is within the store; if not, note the history as missing."""
+    def check_witness_size(self, peer: Country, witness_size: int, note: str | None) -> bool:
+        """Whether `peer`'s size of our log is within the store; if proven beyond, note the history as missing.
+
+        A size beyond the store counts only with `note`, the checkpoint at that
+        size signed by our own log key, which the peer keeps from cosigning it:
+        a peer's bare word could otherwise stop this node publishing.
+        """
         size = self.store.log_size
         if witness_size <= size or witness_size == self.store.old_log_size(peer):
             return True  # within the store, or the lost log's size, which a re-join took note of
+        opened = None if note is None else open_log_checkpoint(note, node=self.me, trust=self.trust)
+        if opened is None or opened[0].size != witness_size:
+            log.warning(
+                "witness_size_unproven",
+                node=self.me,
+                peer=peer,
+                reason="no_signed_checkpoint" if note is None else "bad_signed_checkpoint",
+                message_id=f"{self.me}-checkpoint-{witness_size}",
+                witness_size=witness_size,
+                log_size=size,
+            )
+            return False
         self.note_history_missing(
             peer,
             f"a checkpoint of {self.me}'s log at size {witness_size} that it cosigned, "
@@ -145,6 +168,8 @@ class Witnessing(ServiceState):
                 previous_note=None if held is None else held[3],
             )
         except InboundRejected as exc:
+            if isinstance(exc, SizeMismatch) and held is not None and held[1] == exc.witness_size:
+                exc.witness_note = held[3]
             evidence = getattr(exc, "evidence", None)
             if evidence:
                 self.store.add_evidence(

@@ -239,3 +239,28 @@ def test_the_first_start_of_a_federation_can_be_declared(tmp_path: Path) -> None
             assert again.returncode == 1 and "nothing to declare" in again.stderr
 
     asyncio.run(scenario())
+
+
+def test_a_peers_bare_word_on_the_witnessed_size_does_not_stop_publishing(tmp_path: Path) -> None:
+    """Only KR's own signed checkpoint at that size proves a peer cosigned beyond KR's log."""
+    from node.crypto import Checkpoint, sign_checkpoint
+
+    fed = _federation(tmp_path)
+    kr = NodeService.open(NodeConfig.load(fed["KR"]))
+    us = NodeService.open(NodeConfig.load(fed["US"]))
+    try:
+        origin = kr.config.log_origin
+
+        def note(size: int, signer: NodeService) -> str:
+            checkpoint = Checkpoint(origin=origin, size=size, root_hash=bytes(32))
+            return sign_checkpoint(checkpoint, name=origin, private_key=signer.signers["log"].private_key)
+
+        assert kr.check_witness_size("US", 7, None) is False  # no proof: refused as a claim, not believed
+        assert kr.check_witness_size("US", 7, note(7, us)) is False  # signed by another node's key
+        assert kr.check_witness_size("US", 7, note(6, kr)) is False  # KR's, but of another size
+        assert kr.store.history_missing() == {}
+        assert kr.check_witness_size("US", 7, note(7, kr)) is False  # proven: history is missing
+        assert set(kr.store.history_missing()) == {"US"}
+    finally:
+        kr.close()
+        us.close()
