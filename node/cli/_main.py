@@ -13,8 +13,16 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, NoReturn, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
+from node.cli._alert_fields import (
+    add_alert_info,
+    add_config,
+    alert_info_from,
+    choices,
+    parse_country,
+    parse_recipients,
+)
 from node.cli._common import (
     EXIT_FINDING,
     EXIT_OK,
@@ -22,47 +30,22 @@ from node.cli._common import (
     load_config,
     operator_client,
     parse_iso_time,
-    parse_when,
     print_json,
 )
 from node.cli._rotation import add_rotation_commands
 from node.digits import ascii_int, cli_int
 from node.errors import EwxError, RefusedOperation, UsageError
-from node.ews.cli import CliParts, add_ews_commands
-from node.ids import COUNTRIES, Country, as_country
+from node.ews.cli import add_ews_commands
+from node.ids import COUNTRIES, Country
 from node.limits import OPERATOR_PAGE_DEFAULT, OPERATOR_PAGE_MAX
-from node.message import enum_names
 from node.operator import parse_cursor
 from node.store import ALERT_STATES
 from node.wire import ewx_pb2 as pb
 
-DEFAULT_EXPIRY = timedelta(days=30)
-
 Command = Callable[[argparse.Namespace], int]
 
 
-def _choices(wrapper: Any) -> list[str]:
-    return enum_names(wrapper)
-
-
 # ------------------------------------------------------------------ parsing helpers
-def _country(value: str) -> Country:
-    try:
-        return as_country(value.upper())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _countries(value: str) -> list[Country]:
-    """A recipient list: never empty, so an empty variable cannot widen the audience to both peers."""
-    countries = [_country(v.strip()) for v in value.split(",") if v.strip()]
-    if not countries:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} names no recipient; give CC[,CC], or leave --to out for both peers"
-        )
-    return countries
-
-
 def _pki_countries(value: str) -> tuple[Country, ...]:
     from node.pki import parse_countries
 
@@ -81,19 +64,6 @@ def _pki_days(value: str) -> int:
             f"{value!r}: give a whole number of days from 1 to {MAX_NODE_CERT_DAYS}"
         )
     return days
-
-
-def _iso_list(value: str) -> list[str]:
-    return [v.strip().upper() for v in value.split(",") if v.strip()]
-
-
-def _hs(value: str) -> list[dict[str, str]]:
-    items = []
-    for part in value.split(","):
-        code, _, edition = part.strip().partition(":")
-        code = code.replace(".", "")
-        items.append({"hs_code": code, "hs_edition": edition.upper() or "HS2022"})
-    return items
 
 
 # ------------------------------------------------------------------ pki
@@ -259,40 +229,6 @@ def cmd_pki_sign(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ alerts
-def _info_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
-    info: dict[str, Any] = dict(base or {})
-    flags = {
-        "category": args.category,
-        "urgency": args.urgency,
-        "severity": args.severity,
-        "certainty": args.certainty,
-        "headline": args.headline,
-        "supply_impact": args.impact,
-        "expected_duration_days": args.duration_days,
-        "effective": args.effective,
-        "expires": args.expires,
-        "source_countries": args.source_country,
-        "affected_countries": args.affected_country,
-        "items": [item for group in args.hs for item in group] if args.hs else None,
-    }
-    info.update({k: v for k, v in flags.items() if v is not None})
-    if base is None or args.expires is not None:
-        info["expires"] = args.expires or datetime.now(UTC) + DEFAULT_EXPIRY
-    if isinstance(info.get("effective"), datetime):
-        info["effective"] = info["effective"].isoformat()
-    if isinstance(info.get("expires"), datetime):
-        info["expires"] = info["expires"].isoformat()
-    if args.hs_edition:
-        for item in info.get("items", []):
-            item["hs_edition"] = args.hs_edition
-    return info
-
-
-def _publish_request(args: argparse.Namespace, **fields: Any) -> dict[str, Any]:
-    """Publish through the running node; the node's reply (alert id, digest, sequences)."""
-    return dict(operator_client(args).call("publish", **{k: v for k, v in fields.items() if v is not None}))
-
-
 def _publish(args: argparse.Namespace, **fields: Any) -> int:
     fields = {k: v for k, v in fields.items() if v is not None}
     if getattr(args, "to", None) is not None:
@@ -308,7 +244,7 @@ def _publish(args: argparse.Namespace, **fields: Any) -> int:
 
 def cmd_alert_raise(args: argparse.Namespace) -> int:
     """Publish a new ALERT (the parser fills RAISE_DEFAULTS in)."""
-    return _publish(args, msg_type="ALERT", info=_info_from(args))
+    return _publish(args, msg_type="ALERT", info=alert_info_from(args))
 
 
 def _find(args: argparse.Namespace, alert_id: str, origin: Country | None) -> dict[str, Any]:
@@ -324,7 +260,7 @@ def _find(args: argparse.Namespace, alert_id: str, origin: Country | None) -> di
 def cmd_alert_update(args: argparse.Namespace) -> int:
     """Publish an UPDATE of one of this node's alerts (unchanged fields carried over)."""
     base = operator_client(args).call("show", origin=load_config(args).node_id, alert_id=args.alert_id)
-    info = _info_from(args, base=base.get("info") or {})
+    info = alert_info_from(args, base=base.get("info") or {})
     return _publish(
         args, msg_type="UPDATE", reference={"origin": base["origin"], "alert_id": args.alert_id}, info=info
     )
@@ -686,10 +622,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _add_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="node configuration (default: $EWX_CONFIG)")
-
-
 def _add_export_out(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out",
@@ -701,9 +633,9 @@ def _add_export_out(p: argparse.ArgumentParser) -> None:
 
 
 def _add_common_publish(p: argparse.ArgumentParser) -> None:
-    _add_config(p)
-    p.add_argument("--status", choices=_choices(pb.Status), default="ACTUAL", help="default: ACTUAL")
-    p.add_argument("--to", type=_countries, metavar="CC[,CC]", help="recipients (default: both peers)")
+    add_config(p)
+    p.add_argument("--status", choices=choices(pb.Status), default="ACTUAL", help="default: ACTUAL")
+    p.add_argument("--to", type=parse_recipients, metavar="CC[,CC]", help="recipients (default: both peers)")
     p.add_argument("--id", metavar="ALERT_ID", help="alert id (default: generated)")
     p.add_argument(
         "--idempotency-key",
@@ -712,64 +644,9 @@ def _add_common_publish(p: argparse.ArgumentParser) -> None:
     )
 
 
-RAISE_DEFAULTS: Final[dict[str, str | int]] = {
-    "urgency": "EXPECTED",
-    "certainty": "LIKELY",
-    "impact": "BELOW_10",
-    "duration_days": 0,
-}
-"""What `alert raise` fills in when not told; `alert update` keeps the alert's own values instead."""
-
-
-def _add_info(p: argparse.ArgumentParser, *, required: bool) -> None:
-    """The info flags; `required` for raise (which has defaults), not for update (which keeps values)."""
-
-    def default(text: object) -> str:
-        return f"default: {text}" if required else "default: unchanged"
-
-    if required:
-        p.set_defaults(**RAISE_DEFAULTS)
-    p.add_argument(
-        "--hs",
-        type=_hs,
-        action="append",
-        required=required,
-        metavar="CODE[:EDITION][,...]",
-        help="HS codes at 4 or 6 digits, with edition (default edition HS2022); repeatable",
-    )
-    p.add_argument("--hs-edition", choices=_choices(pb.HsEdition), help="edition for every --hs code")
-    p.add_argument("--category", choices=_choices(pb.Category), required=required)
-    p.add_argument("--severity", choices=_choices(pb.Severity), required=required)
-    p.add_argument("--urgency", choices=_choices(pb.Urgency), help=default(RAISE_DEFAULTS["urgency"]))
-    p.add_argument("--certainty", choices=_choices(pb.Certainty), help=default(RAISE_DEFAULTS["certainty"]))
-    p.add_argument(
-        "--source-country",
-        type=_iso_list,
-        required=required,
-        metavar="CC[,CC]",
-        help="ISO 3166-1 alpha-2 (ZZ unknown)",
-    )
-    p.add_argument("--affected-country", type=_iso_list, metavar="CC[,CC]", help=default("none"))
-    p.add_argument(
-        "--impact",
-        choices=_choices(pb.ImpactBand),
-        help=f"supply impact band ({default(RAISE_DEFAULTS['impact'])})",
-    )
-    p.add_argument(
-        "--duration-days", type=cli_int(), help=f"expected duration in days ({default('0, unknown')})"
-    )
-    p.add_argument(
-        "--effective", type=parse_when, metavar="TIME", help=f"ISO 8601 UTC or +Nd ({default('sent')})"
-    )
-    p.add_argument(
-        "--expires", type=parse_when, metavar="TIME", help=f"ISO 8601 UTC or +Nd ({default('+30d')})"
-    )
-    p.add_argument("--headline", required=required, help="plain text, at most 140 characters")
-
-
 def _add_peer_ref(p: argparse.ArgumentParser) -> None:
     p.add_argument("alert_id", metavar="ID", help="the peer's alert id")
-    p.add_argument("--origin", type=_country, help="the alert's origin (default: looked up)")
+    p.add_argument("--origin", type=parse_country, help="the alert's origin (default: looked up)")
 
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # no public name
@@ -799,11 +676,11 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.set_defaults(func=cmd_pki_init)
 
     p = pki.add_parser("show", help="what a node trusts: each member's CA and keys with validity")
-    _add_config(p)
+    add_config(p)
     p.add_argument("--trust", metavar="federation.json", help="show a trust file instead of a node's view")
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=cmd_pki_show)
-    add_rotation_commands(pki, _add_config)
+    add_rotation_commands(pki, add_config)
 
     p = pki.add_parser(
         "ca",
@@ -812,7 +689,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
         "and DIR/ca.pem (self-signed, path length 0, C=<CC>). Keep the key off the nodes; publish ca.pem "
         "in federation.json. Refuses to overwrite either file.",
     )
-    p.add_argument("--country", type=_country, required=True, metavar="CC", help="KR, US or JP")
+    p.add_argument("--country", type=parse_country, required=True, metavar="CC", help="KR, US or JP")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for ca.key and ca.pem (created 0700)")
     p.add_argument(
         "--years", type=cli_int(low=1), default=10, metavar="N", help="CA validity in years (default 10)"
@@ -828,7 +705,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
         "the files land where node.toml expects them. Prints the key's SHA-256 fingerprint to confirm "
         "with the CA officer. Never overwrites a file: if any target exists, nothing is written.",
     )
-    p.add_argument("--country", type=_country, required=True, metavar="CC", help="this node's country")
+    p.add_argument("--country", type=parse_country, required=True, metavar="CC", help="this node's country")
     p.add_argument(
         "--out", required=True, metavar="DIR", help="the node's config folder (tls/ and keys/ go here)"
     )
@@ -870,12 +747,12 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     )
     p = alert.add_parser("raise", help="publish a new ALERT; prints its id")
     _add_common_publish(p)
-    _add_info(p, required=True)
+    add_alert_info(p, required=True)
     p.set_defaults(func=cmd_alert_raise)
     p = alert.add_parser("update", help="publish an UPDATE of an own alert; prints its id")
     p.add_argument("alert_id", metavar="ID")
     _add_common_publish(p)
-    _add_info(p, required=False)
+    add_alert_info(p, required=False)
     p.set_defaults(func=cmd_alert_update)
     p = alert.add_parser("cancel", help="publish a CANCEL of an own alert; prints its id")
     p.add_argument("alert_id", metavar="ID")
@@ -903,9 +780,9 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p = alert.add_parser("respond", help="publish a RESPONSE to an alert; prints its id")
     _add_peer_ref(p)
     _add_common_publish(p)
-    p.add_argument("--measure", action="append", choices=_choices(pb.Measure), required=True)
-    p.add_argument("--assistance", choices=_choices(pb.Assistance), default="NONE")
-    p.add_argument("--assistance-measure", action="append", choices=_choices(pb.Measure))
+    p.add_argument("--measure", action="append", choices=choices(pb.Measure), required=True)
+    p.add_argument("--assistance", choices=choices(pb.Assistance), default="NONE")
+    p.add_argument("--assistance-measure", action="append", choices=choices(pb.Measure))
     p.add_argument("--duration-days", type=cli_int(), default=0)
     p.add_argument(
         "--with-exposure",
@@ -916,11 +793,11 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p = alert.add_parser("consult", help="request a consultation on a SEVERE or EXTREME alert")
     _add_peer_ref(p)
     _add_common_publish(p)
-    p.add_argument("--impact", choices=_choices(pb.ImpactBand), required=True)
-    p.add_argument("--cause", choices=_choices(pb.Category), required=True)
-    p.add_argument("--sector", action="append", choices=_choices(pb.Sector), required=True)
-    p.add_argument("--measure-taken", action="append", choices=_choices(pb.Measure))
-    p.add_argument("--assistance-wanted", action="append", choices=_choices(pb.Measure))
+    p.add_argument("--impact", choices=choices(pb.ImpactBand), required=True)
+    p.add_argument("--cause", choices=choices(pb.Category), required=True)
+    p.add_argument("--sector", action="append", choices=choices(pb.Sector), required=True)
+    p.add_argument("--measure-taken", action="append", choices=choices(pb.Measure))
+    p.add_argument("--assistance-wanted", action="append", choices=choices(pb.Measure))
     p.add_argument("--duration-days", type=cli_int(), default=0)
     p.set_defaults(func=cmd_alert_consult)
     p = alert.add_parser(
@@ -929,9 +806,9 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
         description="Alerts in log order, oldest first, one page at a time: a page that is not the "
         "last ends with the cursor to give to --after for the next one ('next' in --json).",
     )
-    _add_config(p)
+    add_config(p)
     p.add_argument("--state", choices=ALERT_STATES, help="only alerts in this state")
-    p.add_argument("--origin", type=_country, metavar="CC", help="only alerts from this node")
+    p.add_argument("--origin", type=parse_country, metavar="CC", help="only alerts from this node")
     p.add_argument(
         "--since",
         type=_since,
@@ -949,11 +826,11 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.set_defaults(func=cmd_alert_list)
     p = alert.add_parser("show", help="one alert in full, as JSON")
     _add_peer_ref(p)
-    _add_config(p)
+    add_config(p)
     p.set_defaults(func=cmd_alert_show)
 
     p = commands.add_parser("status", help="each peer: reachable, sequences, backlog")
-    _add_config(p)
+    add_config(p)
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=cmd_status)
 
@@ -964,14 +841,14 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
         "rejoin",
         help="after a lost store: recover this node's own alerts from its peers, continue after them",
     )
-    _add_config(p)
+    add_config(p)
     p.add_argument("--yes", action="store_true", help="confirm: without it, only says what re-join does")
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=cmd_node_rejoin)
     p = node.add_parser(
         "first-start", help="a new federation with no peer up yet: publish before any peer has answered"
     )
-    _add_config(p)
+    add_config(p)
     p.add_argument("--yes", action="store_true", help="confirm: without it, only says what this does")
     p.set_defaults(func=cmd_node_first_start)
 
@@ -979,22 +856,22 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
         dest="outbox", required=True, parser_class=_Parser
     )
     p = outbox.add_parser("export", help="write the signed alerts one peer has not receipted yet")
-    _add_config(p)
-    p.add_argument("--peer", type=_country, required=True, help="the peer the file is for")
+    add_config(p)
+    p.add_argument("--peer", type=parse_country, required=True, help="the peer the file is for")
     _add_export_out(p)
     p.set_defaults(func=cmd_outbox_export)
     p = outbox.add_parser(
         "import", help="hand a transfer file to the running node (same checks as the network)"
     )
     p.add_argument("file", metavar="FILE")
-    _add_config(p)
+    add_config(p)
     p.set_defaults(func=cmd_outbox_import)
 
     logp = commands.add_parser("log", help="the exchange log").add_subparsers(
         dest="log", required=True, parser_class=_Parser
     )
     p = logp.add_parser("export", help="write the portable log bundle (works with the node up or down)")
-    _add_config(p)
+    add_config(p)
     _add_export_out(p)
     p.set_defaults(func=cmd_log_export)
 
@@ -1030,7 +907,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("alert_id", metavar="ALERT_ID", help="the alert's id")
     p.add_argument("--log", required=True, metavar="BUNDLE", help="an exported log bundle")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the proof")
-    p.add_argument("--origin", type=_country, metavar="CC", help="the alert's origin, if the id is ambiguous")
+    p.add_argument("--origin", type=parse_country, metavar="CC", help="the alert's origin, if the id is ambiguous")
     p.set_defaults(func=cmd_audit_prove)
     p = audit.add_parser(
         "check-proof",
@@ -1050,20 +927,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     )
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=cmd_audit_check_proof)
-    add_ews_commands(
-        commands,
-        CliParts(
-            add_config=_add_config,
-            add_info=_add_info,
-            info_from=_info_from,
-            load_config=load_config,
-            publish=_publish_request,
-            call=lambda args, op, **fields: operator_client(args).call(op, **fields),
-            print_json=print_json,
-            countries=_countries,
-            statuses=_choices(pb.Status),
-        ),
-    )
+    add_ews_commands(commands)
     if extend is not None:
         extend(commands)
     return parser

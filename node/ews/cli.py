@@ -22,12 +22,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.config import NodeConfig
+from node.cli._alert_fields import (
+    add_alert_info,
+    add_config,
+    alert_info_from,
+    choices,
+    parse_recipients,
+    publish_request,
+)
+from node.cli._common import EXIT_OK, load_config, operator_client, print_json
 from node.errors import ConfigError, RefusedOperation, UsageError
 from node.ews.codes import PERIOD_PATTERN, DetectionState, DismissReason, Kind, Measure, Stage
 from node.ews.ingest import IngestReport, ingest_file, ingest_records
@@ -35,39 +41,19 @@ from node.ews.review import Publisher, approve, detections, dismiss, open_store
 from node.ews.rules import explain
 from node.ews.scan import compute, scan, should_auto_publish
 from node.ews.thresholds import Thresholds
-
-EXIT_OK = 0
-
-
-@dataclass(frozen=True, slots=True)
-class CliParts:
-    """What `ewx ews` borrows from the node's CLI (node/cli/_main.py passes it in: no import cycle)."""
-
-    add_config: Callable[[argparse.ArgumentParser], None]
-    add_info: Callable[..., None]
-    info_from: Callable[..., dict[str, Any]]
-    load_config: Callable[[argparse.Namespace], NodeConfig]
-    publish: Callable[..., dict[str, Any]]
-    call: Callable[..., Any]
-    """One operator request to the running node: call(args, op, **fields)."""
-    print_json: Callable[[Any], None]
-    countries: Callable[[str], Sequence[str]]
-    statuses: list[str]
+from node.wire import ewx_pb2 as pb
 
 
 class EwsCommands:
-    """The command functions, bound to the parts they borrow."""
-
-    def __init__(self, parts: CliParts) -> None:
-        self.parts = parts
+    """The command functions of `ewx ews`."""
 
     def _publisher(self, args: argparse.Namespace) -> Publisher:
-        return lambda **fields: self.parts.publish(args, **fields)
+        return lambda **fields: publish_request(args, **fields)
 
     # ------------------------------------------------------------ ingest and events
     def ingest(self, args: argparse.Namespace) -> int:
         """Validate and store indicator files, each whole or not at all."""
-        config = self.parts.load_config(args)
+        config = load_config(args)
         kind = Kind(args.kind) if args.kind else None
         reports: list[IngestReport] = []
         with open_store(config) as store:
@@ -77,9 +63,9 @@ class EwsCommands:
         if any(r.added or r.replaced for r in reports):
             # The running node checks its peers' alerts against the new data (if it runs).
             with contextlib.suppress(ConfigError):
-                rechecked = int(self.parts.call(args, "recheck_exposure")["queued"])
+                rechecked = int(operator_client(args).call("recheck_exposure")["queued"])
         if args.json:
-            self.parts.print_json([r.to_json() for r in reports])
+            print_json([r.to_json() for r in reports])
         else:
             for report in reports:
                 print(report.to_text())
@@ -89,7 +75,7 @@ class EwsCommands:
 
     def event_add(self, args: argparse.Namespace) -> int:
         """Record one policy move, as a mission reported it."""
-        config = self.parts.load_config(args)
+        config = load_config(args)
         record = {
             "country": args.country,
             "hs_codes": args.hs.replace(",", ";"),
@@ -113,14 +99,14 @@ class EwsCommands:
 
     def event_list(self, args: argparse.Namespace) -> int:
         """Every policy move on record."""
-        config = self.parts.load_config(args)
+        config = load_config(args)
         with open_store(config) as store:
             events = store.rows(
                 "SELECT event_id, country, hs_codes, measure, CAST(announced AS VARCHAR) AS announced, "
                 "CAST(effective AS VARCHAR) AS effective, stage, batch FROM events ORDER BY announced, event_id"
             )
         if args.json:
-            self.parts.print_json(events)
+            print_json(events)
             return EXIT_OK
         if not events:
             print("no policy events")
@@ -134,7 +120,7 @@ class EwsCommands:
     # ------------------------------------------------------------ scan and review
     def scan(self, args: argparse.Namespace) -> int:
         """Compute every indicator, apply the rules, keep new detections as drafts."""
-        config = self.parts.load_config(args)
+        config = load_config(args)
         thresholds = config.ews
         with open_store(config) as store:
             result = scan(store, thresholds, period=args.period)
@@ -152,7 +138,7 @@ class EwsCommands:
             data = result.to_json()
             data["auto_published"] = published
             data["auto_publish_failed"] = waiting
-            self.parts.print_json(data)
+            print_json(data)
             return EXIT_OK
         print(
             f"scanned {result.codes} codes, {result.months} code-months (data version {result.data_version}); "
@@ -187,11 +173,11 @@ class EwsCommands:
 
     def review(self, args: argparse.Namespace) -> int:
         """The drafts waiting for an analyst (all detections with --all)."""
-        config = self.parts.load_config(args)
+        config = load_config(args)
         with open_store(config) as store:
             rows = detections(store, state=None if args.all else DetectionState.DRAFT.value)
         if args.json:
-            self.parts.print_json(rows)
+            print_json(rows)
             return EXIT_OK
         if not rows:
             print("no drafts to review" if not args.all else "no detections")
@@ -207,7 +193,7 @@ class EwsCommands:
 
     def explain(self, args: argparse.Namespace) -> int:
         """Reproduce one detection from the data now in the store, and say why it fired."""
-        config = self.parts.load_config(args)
+        config = load_config(args)
         with open_store(config) as store:
             rows = detections(store, [args.detection_id])
             if not rows:
@@ -222,7 +208,7 @@ class EwsCommands:
             version = store.data_version()
         reproduced = bool(again) and again[0].evidence["values"] == row["evidence"]["values"]
         if args.json:
-            self.parts.print_json(
+            print_json(
                 {
                     "detection": row,
                     "reproduced": reproduced,
@@ -248,13 +234,13 @@ class EwsCommands:
 
     def approve(self, args: argparse.Namespace) -> int:
         """Publish one ALERT from one or more drafts (optionally edited); prints its id."""
-        config = self.parts.load_config(args)
+        config = load_config(args)
         edits = {k: v for k, v in vars(args).items() if k in _EDIT_FLAGS and v is not None}
         alert_id = approve(
             config,
             args.detection_ids,
             publish=self._publisher(args),
-            edit=(lambda info: self.parts.info_from(args, base=info)) if edits else None,
+            edit=(lambda info: alert_info_from(args, base=info)) if edits else None,
             edits=edits or None,
             status=args.status,
             recipients=args.to,
@@ -264,7 +250,7 @@ class EwsCommands:
 
     def dismiss(self, args: argparse.Namespace) -> int:
         """Set a draft aside with a coded reason; it is kept, with its evidence."""
-        dismiss(self.parts.load_config(args), args.detection_id, reason=DismissReason(args.reason))
+        dismiss(load_config(args), args.detection_id, reason=DismissReason(args.reason))
         print(f"{args.detection_id} dismissed ({args.reason})")
         return EXIT_OK
 
@@ -292,9 +278,9 @@ def _f(value: object) -> str:
     return f"{value:5.2f}" if isinstance(value, int | float) else "  -  "
 
 
-def add_ews_commands(commands: Any, parts: CliParts) -> None:
+def add_ews_commands(commands: Any) -> None:
     """Register `ewx ews ...` on the top-level parser."""
-    c = EwsCommands(parts)
+    c = EwsCommands()
     group = commands.add_parser(
         "ews", help="early warning: ingest indicator data, scan, review, approve (SPEC section 7)"
     )
@@ -314,7 +300,7 @@ def add_ews_commands(commands: Any, parts: CliParts) -> None:
         "corrected row replaces the stored one, and both are kept in the store's replacements.",
     )
     p.add_argument("files", nargs="+", metavar="FILE")
-    parts.add_config(p)
+    add_config(p)
     p.add_argument(
         "--kind", choices=[k.value for k in Kind], help="the kind of data (default: from the header)"
     )
@@ -332,7 +318,7 @@ def add_ews_commands(commands: Any, parts: CliParts) -> None:
         "announcement date and codes name the same event: adding it again with another stage or "
         "effective date updates it (the old values are kept in the store's replacements).",
     )
-    parts.add_config(p)
+    add_config(p)
     p.add_argument(
         "--country", required=True, metavar="CC", help="the country taking the measure (ISO alpha-2)"
     )
@@ -343,7 +329,7 @@ def add_ews_commands(commands: Any, parts: CliParts) -> None:
     p.add_argument("--stage", choices=[s.value for s in Stage], default=Stage.ANNOUNCED.value)
     p.set_defaults(func=c.event_add)
     p = event.add_parser("list", help="every policy move on record")
-    parts.add_config(p)
+    add_config(p)
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=c.event_list)
 
@@ -356,20 +342,20 @@ def add_ews_commands(commands: Any, parts: CliParts) -> None:
         "New detections are kept as drafts (those at or above [ews] auto_publish are published at once). "
         "--period shows only that month's detections, and its indicators for every code.",
     )
-    parts.add_config(p)
+    add_config(p)
     p.add_argument("--period", metavar="YYYY-MM", type=_period, help="one month only")
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=c.scan)
 
     p = sub.add_parser("review", help="the drafts waiting for review, with their evidence")
-    parts.add_config(p)
+    add_config(p)
     p.add_argument("--all", action="store_true", help="every detection, published and dismissed too")
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=c.review)
 
     p = sub.add_parser("explain", help="reproduce one detection from the data and explain it")
     p.add_argument("detection_id", metavar="ID")
-    parts.add_config(p)
+    add_config(p)
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=c.explain)
 
@@ -381,15 +367,15 @@ def add_ews_commands(commands: Any, parts: CliParts) -> None:
         "the running node. Retrying the same approval publishes nothing new and prints the same id.",
     )
     p.add_argument("detection_ids", nargs="+", metavar="ID")
-    parts.add_config(p)
-    p.add_argument("--status", choices=parts.statuses, default="ACTUAL", help="default: ACTUAL")
-    p.add_argument("--to", type=parts.countries, metavar="CC[,CC]", help="recipients (default: both peers)")
-    parts.add_info(p, required=False)
+    add_config(p)
+    p.add_argument("--status", choices=choices(pb.Status), default="ACTUAL", help="default: ACTUAL")
+    p.add_argument("--to", type=parse_recipients, metavar="CC[,CC]", help="recipients (default: both peers)")
+    add_alert_info(p, required=False)
     p.set_defaults(func=c.approve)
 
     p = sub.add_parser("dismiss", help="set a draft aside with a coded reason")
     p.add_argument("detection_id", metavar="ID")
-    parts.add_config(p)
+    add_config(p)
     p.add_argument("--reason", required=True, choices=[r.value for r in DismissReason])
     p.set_defaults(func=c.dismiss)
 
