@@ -474,6 +474,11 @@ async def held_by_peer(client: PeerClient, service: NodeService) -> HeldByPeer:
             raise RefusedOperation(
                 f"{peer} did not say what it witnessed of {service.me}'s log: {describe(exc)}"
             ) from None
+        if answered > service.log_size and not service.proves_own_size(witness_note(exc), answered):
+            raise RefusedOperation(
+                f"{peer} says it witnessed {answered} entries of {service.me}'s log but sends no checkpoint "
+                f"of that size signed by {service.me}'s log key"
+            ) from None
         witness_size = answered
     except Malformed as exc:
         raise RefusedOperation(f"{peer} did not say what it witnessed of {service.me}'s log: {exc}") from None

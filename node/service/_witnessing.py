@@ -93,6 +93,11 @@ class Witnessing(ServiceState):
             )
         return old, build_witness_request(old_size=old, proof=[], signed_checkpoint=note)
 
+    def proves_own_size(self, note: str | None, size: int) -> bool:
+        """Whether `note` is this node's checkpoint at `size`, signed by one of its own log keys."""
+        opened = None if note is None else open_log_checkpoint(note, node=self.me, trust=self.trust)
+        return opened is not None and opened[0].size == size
+
     def check_witness_size(self, peer: Country, witness_size: int, note: str | None) -> bool:
         """Whether `peer`'s size of our log is within the store; if proven beyond, note the history as missing.
 
@@ -103,8 +108,7 @@ class Witnessing(ServiceState):
         size = self.store.log_size
         if witness_size <= size or witness_size == self.store.old_log_size(peer):
             return True  # within the store, or the lost log's size, which a re-join took note of
-        opened = None if note is None else open_log_checkpoint(note, node=self.me, trust=self.trust)
-        if opened is None or opened[0].size != witness_size:
+        if not self.proves_own_size(note, witness_size):
             log.warning(
                 "witness_size_unproven",
                 node=self.me,

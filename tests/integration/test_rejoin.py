@@ -261,6 +261,9 @@ def test_a_peers_bare_word_on_the_witnessed_size_does_not_stop_publishing(tmp_pa
         assert kr.store.history_missing() == {}
         assert kr.check_witness_size("US", 7, note(7, kr)) is False  # proven: history is missing
         assert set(kr.store.history_missing()) == {"US"}
+        # The same proof, which a re-join also asks for before it believes a lost log's size.
+        assert kr.proves_own_size(note(7, kr), 7) and not kr.proves_own_size(note(7, us), 7)
+        assert not kr.proves_own_size(None, 7) and not kr.proves_own_size("not a note", 7)
     finally:
         kr.close()
         us.close()
