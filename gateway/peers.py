@@ -30,7 +30,6 @@ from gateway.status_map import (
     WITNESS_SIZE_TRAILER,
 )
 from gateway.tls import channel_credentials, channel_options
-from node.crypto import MAX_NOTE_BYTES
 from node.digits import ascii_int
 from node.errors import InboundRejected, Malformed, RefusedOperation, TrustUpdateRejected
 from node.ids import Country
@@ -40,6 +39,7 @@ from node.limits import (
     MAX_CATCHUP_TRUST_UPDATES,
     MAX_ENVELOPE_BYTES,
     MAX_TRUST_UPDATE_BYTES,
+    MAX_WITNESS_CHECKPOINT_TRAILER,
 )
 from node.service import HeldByPeer, NodeService
 from node.wire import ewx_pb2 as pb
@@ -201,7 +201,7 @@ def trailer(error: aio.AioRpcError, key: str) -> str | None:
 def witness_note(error: aio.AioRpcError) -> str | None:
     """The signed checkpoint a witness sent with its size mismatch, or None if absent or not a note's text."""
     value = trailer(error, WITNESS_CHECKPOINT_TRAILER)
-    if value is None or len(value) > 2 * MAX_NOTE_BYTES:
+    if value is None or len(value) > MAX_WITNESS_CHECKPOINT_TRAILER:
         return None
     try:
         return base64.b64decode(value, validate=True).decode("utf-8")

@@ -14,7 +14,7 @@ from typing import Final
 import grpc
 
 from gateway import admission
-from node import errors
+from node import errors, limits
 from node.checks import _witness as witness
 
 REASON_TRAILER: Final = "ewx-reason"
@@ -73,5 +73,6 @@ def trailers_for(exc: errors.InboundRejected) -> tuple[tuple[str, str], ...]:
         trailers += ((WITNESS_SIZE_TRAILER, str(exc.witness_size)),)
         if exc.witness_note is not None:
             encoded = base64.b64encode(exc.witness_note.encode()).decode("ascii")
-            trailers += ((WITNESS_CHECKPOINT_TRAILER, encoded),)
+            if len(encoded) <= limits.MAX_WITNESS_CHECKPOINT_TRAILER:  # else gRPC would fail the answer
+                trailers += ((WITNESS_CHECKPOINT_TRAILER, encoded),)
     return trailers

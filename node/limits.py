@@ -57,6 +57,11 @@ MAX_EXPIRY = timedelta(days=365)
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future a sent time may be before the alert is refused."""
 
+MAX_WITNESS_CHECKPOINT_TRAILER = 4096
+"""Longest `ewx-witness-checkpoint` trailer (base64 of the log's signed checkpoint a witness returns
+with a size mismatch): far above a checkpoint with its cosignatures (~700 characters), well under
+gRPC's 8 KiB metadata limit. A witness omits a longer one; a log refuses it."""
+
 MAX_CATCHUP_TRUST_UPDATES = 256
 """Most trust updates one CatchUp page carries (served so; a requester refuses more)."""
 
