@@ -635,7 +635,7 @@ class _Builder:
         ref = alert.references[0]
         other_version = a.digest is not None and ref.digest != a.digest
         note = ""
-        if a.digest is not None and other_version:
+        if other_version and a.digest is not None:  # the second test only narrows the type
             note = f" [references digest {_short(ref.digest)}, the logs hold {_short(a.digest)}]"
         if ref.alert_id != a.alert_id:
             note += f" [via {ref.alert_id}]"

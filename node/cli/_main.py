@@ -22,6 +22,7 @@ from node.cli._alert_fields import (
     choices,
     parse_country,
     parse_recipients,
+    publish_request,
 )
 from node.cli._common import (
     EXIT_FINDING,
@@ -230,14 +231,13 @@ def cmd_pki_sign(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ alerts
 def _publish(args: argparse.Namespace, **fields: Any) -> int:
-    fields = {k: v for k, v in fields.items() if v is not None}
     if getattr(args, "to", None) is not None:
         fields["recipients"] = args.to
     if getattr(args, "id", None):
         fields["alert_id"] = args.id
     if getattr(args, "idempotency_key", None):
         fields["idempotency_key"] = args.idempotency_key
-    result = operator_client(args).call("publish", status=args.status, **fields)
+    result = publish_request(args, status=args.status, **fields)
     print(result["alert_id"])
     return EXIT_OK
 

@@ -46,6 +46,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
 }
 """Each module in exactly one component; the most specific entry wins (node.ews.cli is the CLI's)."""
 
+_BELOW_THE_SERVICE: set[str] = {
+    "shared", "message", "crypto", "trust", "pki", "checks", "store", "audit", "ews-settings", "config", "ews",
+}
+
 MAY_IMPORT: dict[str, set[str]] = {
     "shared": set(),
     "message": {"shared"},
@@ -58,35 +62,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "ews-settings": {"shared"},
     "config": {"shared", "crypto", "trust", "pki", "ews-settings"},
     "ews": {"shared", "ews-settings", "config"},
-    "service": {
-        "shared",
-        "message",
-        "crypto",
-        "trust",
-        "pki",
-        "checks",
-        "store",
-        "audit",
-        "ews-settings",
-        "config",
-        "ews",
-    },
+    "service": _BELOW_THE_SERVICE,
     "operator": {"shared", "message", "trust", "store", "config", "service"},
-    "cli": {
-        "shared",
-        "message",
-        "crypto",
-        "trust",
-        "pki",
-        "checks",
-        "store",
-        "audit",
-        "ews-settings",
-        "config",
-        "ews",
-        "service",
-        "operator",
-    },
+    "cli": _BELOW_THE_SERVICE | {"service", "operator"},
     "gateway": set(LAYERS) - {"gateway"},
 }
 """The arrows: what each component may import besides itself. Nothing in node/ imports the gateway."""
@@ -159,7 +137,7 @@ def test_every_import_follows_an_arrow() -> None:
 
 
 def test_the_arrows_have_no_cycle() -> None:
-    seen: dict[str, int] = {}
+    assert set(MAY_IMPORT) == set(LAYERS)
 
     def visit(component: str, path: tuple[str, ...]) -> None:
         assert component not in path, " -> ".join((*path, component))
@@ -168,8 +146,6 @@ def test_the_arrows_have_no_cycle() -> None:
 
     for component in MAY_IMPORT:
         visit(component, ())
-        seen[component] = 1
-    assert set(seen) == set(LAYERS)
 
 
 def test_node_never_imports_grpc_or_the_gateway() -> None:
