@@ -2,10 +2,11 @@
 
 A real three-node federation is built in a temporary folder from fixed
 Ed25519 seeds (alert, log and witness key of each country, deterministic
-Ed25519 CA certificates in the trust file), three NodeServices run a fixed
-scenario on one ticking clock (2023-08-01T00:00:00Z, one second later on every
-read) with envelopes and witness requests moved by hand, and each log is
-exported with node.audit.export_bundle at a fixed time. Ed25519 signing is
+Ed25519 CA certificates in the trust file), three NodeServices
+(tests/audit_factories.ThreeNodes) run a fixed scenario on one ticking clock
+(2023-08-01T00:00:00Z, one second later on every read) with envelopes and
+witness requests moved by hand, and each log is exported with
+node.service.export_bundle at a fixed time. Ed25519 signing is
 deterministic, so every byte is reproducible; tests/unit/test_goldens.py
 regenerates into a temporary folder and fails if the committed files drift.
 
@@ -44,8 +45,7 @@ import tomli_w  # noqa: E402
 
 from node.audit import Bundle, read_bundle, write_bundle  # noqa: E402
 from node.checks import add_cosignature, verify_witness_cosignature  # noqa: E402
-from node.config import NodeConfig  # noqa: E402
-from node.crypto import (  # noqa: E402  # noqa: E402
+from node.crypto import (  # noqa: E402
     KEY_PURPOSES,
     PAYLOAD_ALERT,
     PAYLOAD_RECEIPT,
@@ -71,11 +71,10 @@ from node.message import (  # noqa: E402
     timestamp,
 )
 from node.pki import write_private_key  # noqa: E402
-from node.service import NodeService, export_bundle  # noqa: E402
 from node.trust import FORMAT, KeyEntry, Member, Trust, log_origin, witness_name  # noqa: E402
 from node.wire import ewx_pb2 as pb  # noqa: E402
 from scripts.fixed_ca import fixed_ca_pem  # noqa: E402
-from tests.audit_factories import TickClock, deliver  # noqa: E402
+from tests.audit_factories import ThreeNodes, TickClock  # noqa: E402
 
 OUT = ROOT / "tests" / "goldens"
 START = datetime(2023, 8, 1, tzinfo=UTC)
@@ -129,11 +128,10 @@ def _ca_pem(country: Country) -> str:
     )
 
 
-def _write_federation(root: Path) -> dict[Country, Path]:
-    """Key files (0600), node.toml files and federation.json under `root`; the config paths."""
+def _write_federation(root: Path) -> None:
+    """Key files (0600), <CC>/node.toml files and federation.json under `root`."""
     root.mkdir(parents=True)
     members: dict[Country, Member] = {}
-    configs: dict[Country, Path] = {}
     for index, cc in enumerate(COUNTRIES):
         folder = root / cc
         for part in ("keys", "tls", "data"):
@@ -167,75 +165,50 @@ def _write_federation(root: Path) -> dict[Country, Path]:
             "keys": {purpose: f"keys/{purpose}.key" for purpose in KEY_PURPOSES},
             "peers": {p: {"address": f"127.0.0.1:{7401 + COUNTRIES.index(p)}"} for p in peers_of(cc)},
         }
-        configs[cc] = folder / "node.toml"
-        configs[cc].write_text(tomli_w.dumps(config))
+        (folder / "node.toml").write_text(tomli_w.dumps(config))
         members[cc] = Member(ca_certificate=ca_pem, keys=tuple(keys))
     trust = Trust(format=FORMAT, federation=FEDERATION, members=members)
     (root / "federation.json").write_bytes(trust.to_json())
-    return configs
 
 
 # ------------------------------------------------------------------ the scenario
-def _checkpoint_round(svc: dict[Country, NodeService]) -> None:
-    """Every node signs a checkpoint and has both peers cosign it (SPEC section 5)."""
-    for cc in COUNTRIES:
-        if svc[cc].issue_checkpoint() is None:
-            raise RuntimeError(f"{cc}'s log did not grow since its last checkpoint")
-        for peer in peers_of(cc):
-            request = svc[cc].witness_request(peer)
-            if request is None:
-                raise RuntimeError(f"nothing for {peer} to cosign of {cc}'s log")
-            size, body = request
-            svc[cc].record_cosignature(peer, size, svc[peer].witness(cc, body))
-
-
-def _run_scenario(configs: dict[Country, Path], out: Path) -> None:
-    """Run the scenario and export every log to out/<CC>.ewxlog (JP also late)."""
-    clock = TickClock(START)
-    loaded = {cc: NodeConfig.load(path) for cc, path in configs.items()}
-    svc = {cc: NodeService.open(loaded[cc], clock=clock) for cc in COUNTRIES}
-    try:
-        svc["KR"].publish(msg_type="ALERT", info=INFO, alert_id="KR-A1")
-        deliver(svc, "KR", "US")
-        deliver(svc, "KR", "JP")
-        svc["US"].publish(msg_type="ACK", reference=("KR", "KR-A1"), reason="RECEIVED", alert_id="US-ACK1")
-        deliver(svc, "US", "KR")
-        deliver(svc, "US", "JP")
-        svc["JP"].publish(
-            msg_type="ACK", reference=("KR", "KR-A1"), reason="UNDER_REVIEW", alert_id="JP-ACK1"
+def _run_scenario(fed: Path, out: Path) -> None:
+    """Run the scenario over the federation in `fed` and export every log to out/<CC>.ewxlog
+    (JP also late, to out/JP.late.ewxlog)."""
+    with ThreeNodes(fed, clock=TickClock(START)) as nodes:
+        nodes.publish("KR", msg_type="ALERT", info=INFO, alert_id="KR-A1")
+        nodes.deliver("KR", "US", "JP")
+        nodes.publish("US", msg_type="ACK", reference=("KR", "KR-A1"), reason="RECEIVED", alert_id="US-ACK1")
+        nodes.deliver("US", "KR", "JP")
+        nodes.publish(
+            "JP", msg_type="ACK", reference=("KR", "KR-A1"), reason="UNDER_REVIEW", alert_id="JP-ACK1"
         )
-        deliver(svc, "JP", "KR")
-        deliver(svc, "JP", "US")
-        _checkpoint_round(svc)
-        svc["US"].publish(
+        nodes.deliver("JP", "KR", "US")
+        nodes.checkpoint_round()
+        nodes.publish(
+            "US",
             msg_type="RESPONSE",
             reference=("KR", "KR-A1"),
             response={"measures": ["STOCKPILE_RELEASE"], "assistance": "OFFERED"},
             alert_id="US-R1",
         )
-        deliver(svc, "US", "KR")
-        deliver(svc, "US", "JP")
-        _checkpoint_round(svc)
+        nodes.deliver("US", "KR", "JP")
+        nodes.checkpoint_round()
         # The tail: logged after the last cosigned checkpoint.
-        svc["KR"].publish(
+        nodes.publish(
+            "KR",
             msg_type="UPDATE",
             reference=("KR", "KR-A1"),
             info={**INFO, "severity": "EXTREME"},
             alert_id="KR-A2",
         )
-        deliver(svc, "KR", "US")
-        deliver(svc, "KR", "JP")
-        svc["KR"].publish(
-            msg_type="CANCEL", reference=("KR", "KR-A2"), reason="SITUATION_RESOLVED", alert_id="KR-X3"
+        nodes.deliver("KR", "US", "JP")
+        nodes.publish(
+            "KR", msg_type="CANCEL", reference=("KR", "KR-A2"), reason="SITUATION_RESOLVED", alert_id="KR-X3"
         )
-        deliver(svc, "KR", "US")
-        deliver(svc, "KR", "JP")
-    finally:
-        for service in svc.values():
-            service.close()
-    for cc in COUNTRIES:
-        export_bundle(loaded[cc], out / f"{cc}.ewxlog", now=EXPORTED_AT)
-    export_bundle(loaded["JP"], out / "JP.late.ewxlog", now=LATE_EXPORT)
+        nodes.deliver("KR", "US", "JP")
+    nodes.export(out, now=EXPORTED_AT)
+    nodes.export(out, now=LATE_EXPORT, nodes=["JP"], suffix=".late")
 
 
 # ------------------------------------------------------------------ reading and rewriting logs
@@ -636,10 +609,10 @@ def write(dest: Path) -> None:
     """Build the federation in a temporary folder and write every golden file to `dest`."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        configs = _write_federation(work / "fed")
+        _write_federation(work / "fed")
         exports = work / "exports"
         exports.mkdir()
-        _run_scenario(configs, exports)
+        _run_scenario(work / "fed", exports)
         trust_bytes = (work / "fed" / "federation.json").read_bytes()
         fed = Fed(
             trust=Trust.parse(trust_bytes),

@@ -43,7 +43,6 @@ from node.audit import (
     verify_loaded,
     write_bundle,
 )
-from node.config import NodeConfig
 from node.crypto import (
     PAYLOAD_ALERT,
     PAYLOAD_RECEIPT,
@@ -59,10 +58,9 @@ from node.errors import BundleError
 from node.ids import COUNTRIES, Country, KeyId
 from node.message import encode
 from node.pki import init_federation
-from node.service import NodeService, export_bundle
 from node.trust import Trust
 from node.wire import ewx_pb2 as pb
-from tests.audit_factories import deliver
+from tests.audit_factories import ThreeNodes
 
 INFO: dict[str, Any] = {
     "category": "EXPORT_CONTROL",
@@ -108,47 +106,38 @@ class Fed:
 def fed(tmp_path_factory: pytest.TempPathFactory) -> Fed:
     root = tmp_path_factory.mktemp("audit") / "fed"
     init_federation(root)
-    configs = {cc: NodeConfig.load(root / cc / "node.toml") for cc in COUNTRIES}
-    svc = {cc: NodeService.open(configs[cc]) for cc in COUNTRIES}
-    try:
+    with ThreeNodes(root) as nodes:
         expires = datetime.now(UTC) + timedelta(days=30)
         info = {**INFO, "expires": expires}
-        svc["KR"].publish(msg_type="ALERT", info=info, alert_id="KR-A1")
-        deliver(svc, "KR", "US")
-        deliver(svc, "KR", "JP")
-        svc["US"].publish(msg_type="ACK", reference=("KR", "KR-A1"), reason="RECEIVED", alert_id="US-ACK")
-        deliver(svc, "US", "KR")
-        deliver(svc, "US", "JP")
-        svc["KR"].publish(
+        nodes.publish("KR", msg_type="ALERT", info=info, alert_id="KR-A1")
+        nodes.deliver("KR", "US", "JP")
+        nodes.publish("US", msg_type="ACK", reference=("KR", "KR-A1"), reason="RECEIVED", alert_id="US-ACK")
+        nodes.deliver("US", "KR", "JP")
+        nodes.publish(
+            "KR",
             msg_type="UPDATE",
             reference=("KR", "KR-A1"),
             alert_id="KR-A2",
             info={**info, "severity": "EXTREME"},
         )
-        deliver(svc, "KR", "US")
-        deliver(svc, "KR", "JP")
-        svc["JP"].publish(msg_type="ACK", reference=("KR", "KR-A1"), reason="UNDER_REVIEW", alert_id="JP-ACK")
-        deliver(svc, "JP", "KR")
-        deliver(svc, "JP", "US", via="KR")  # catch-up through the third node
-        svc["KR"].publish(
-            msg_type="ALERT", info={**info, "headline": "Germanium export licensing"}, alert_id="KR-A3"
+        nodes.deliver("KR", "US", "JP")
+        nodes.publish(
+            "JP", msg_type="ACK", reference=("KR", "KR-A1"), reason="UNDER_REVIEW", alert_id="JP-ACK"
         )
-        deliver(svc, "KR", "JP")
-        deliver(svc, "KR", "US")
-        svc["KR"].publish(msg_type="ALERT", info=info, recipients=["JP"], alert_id="KR-A4")  # in flight
-        paths: dict[Country, Path] = {}
-        for cc in COUNTRIES:
-            paths[cc] = root / f"{cc}.ewxlog"
-            export_bundle(configs[cc], paths[cc])
-    finally:
-        for service in svc.values():
-            service.close()
+        nodes.deliver("JP", "KR")
+        nodes.deliver("JP", "US", via="KR")  # catch-up through the third node
+        nodes.publish(
+            "KR", msg_type="ALERT", info={**info, "headline": "Germanium export licensing"}, alert_id="KR-A3"
+        )
+        nodes.deliver("KR", "JP", "US")
+        nodes.publish("KR", msg_type="ALERT", info=info, recipients=["JP"], alert_id="KR-A4")  # in flight
+        paths = nodes.export(root)
     return Fed(
         root=root,
-        trust=Trust.load(root / "federation.json"),
+        trust=nodes.trust(),
         paths=paths,
         bundles={cc: read_bundle(p) for cc, p in paths.items()},
-        signers={cc: dict(configs[cc].load_signers()) for cc in COUNTRIES},
+        signers=nodes.signers(),
     )
 
 

@@ -1,9 +1,9 @@
 """The audit rebuilds the trust from the trust updates in the logs (node/audit/_verify.py).
 
-Three NodeServices over real stores exchange by hand (as tests/audit_factories.py
-does): KR rotates its alert key mid-way; the auditor holds only the original
-trust file. Then the logs are tampered with, or KR revokes a key from a time
-in the past, and the audit must say so.
+Three NodeServices over real stores exchange by hand
+(tests/audit_factories.ThreeNodes): KR rotates its alert key mid-way; the
+auditor holds only the original trust file. Then the logs are tampered with,
+or KR revokes a key from a time in the past, and the audit must say so.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from node.audit import Bundle, Report, read_bundle, render_html, replay, verify_loaded
 from node.config import NodeConfig
 from node.errors import RefusedOperation
-from node.ids import COUNTRIES, Country
+from node.ids import Country
 from node.message import encode
 from node.pki import init_federation
-from node.service import NodeService, export_bundle, prepare_rotation
+from node.service import NodeService, prepare_rotation
 from node.trust import KeyRevocation, Trust, endorse_update
 from node.wire import ewx_pb2 as pb
-from tests.audit_factories import INFO, TickClock, deliver
+from tests.audit_factories import INFO, ThreeNodes, TickClock
 
 
 def endorse(root: Path, country: Country, request: bytes) -> bytes:
@@ -41,34 +41,26 @@ def exchange(root: Path, *, revoke_old_from: datetime | None = None) -> tuple[di
     init_federation(root)
     start = datetime.now(UTC).replace(microsecond=0)
     clock = TickClock(start)
-    configs = {cc: NodeConfig.load(root / cc / "node.toml") for cc in COUNTRIES}
-    svc = {cc: NodeService.open(configs[cc], clock=clock) for cc in COUNTRIES}
-    info = {**INFO, "expires": start + timedelta(days=30)}
-    try:
-        svc["KR"].publish(msg_type="ALERT", info=info, alert_id="KR-A1")
-        deliver(svc, "KR", "US")
-        deliver(svc, "KR", "JP")
-        old_key = svc["KR"].signers["alert"].key_id
+    with ThreeNodes(root, clock=clock) as nodes:
+        info = {**INFO, "expires": start + timedelta(days=30)}
+        nodes.publish("KR", msg_type="ALERT", info=info, alert_id="KR-A1")
+        nodes.deliver("KR", "US", "JP")
+        old_key = nodes.svc["KR"].signers["alert"].key_id
         revocations = (
             [] if revoke_old_from is None else [KeyRevocation(old_key, revoke_old_from, "compromised")]
         )
         request = prepare_rotation(
-            configs["KR"], now=clock(), purposes=["alert"], key_revocations=revocations
+            nodes.configs["KR"], now=clock(), purposes=["alert"], key_revocations=revocations
         )
         update = endorse(root, "KR", request)
-        svc["KR"].announce_trust_update(update)
+        nodes.svc["KR"].announce_trust_update(update)
         for peer in ("US", "JP"):
-            assert svc[peer].accept_trust_update("KR", update) == 1
-            assert svc[peer].accept_trust_update("KR", update) == 1  # the same again: nothing new
-        svc["KR"].publish(msg_type="UPDATE", reference=("KR", "KR-A1"), info=info, alert_id="KR-A2")
-        deliver(svc, "KR", "US")
-        deliver(svc, "KR", "JP")
-        for cc in COUNTRIES:
-            export_bundle(configs[cc], root / f"{cc}.ewxlog", now=start + timedelta(days=1))
-    finally:
-        for service in svc.values():
-            service.close()
-    return {cc: read_bundle(root / f"{cc}.ewxlog") for cc in COUNTRIES}, Trust.load(root / "federation.json")
+            assert nodes.svc[peer].accept_trust_update("KR", update) == 1
+            assert nodes.svc[peer].accept_trust_update("KR", update) == 1  # the same again: nothing new
+        nodes.publish("KR", msg_type="UPDATE", reference=("KR", "KR-A1"), info=info, alert_id="KR-A2")
+        nodes.deliver("KR", "US", "JP")
+        paths = nodes.export(root, now=start + timedelta(days=1))
+    return {cc: read_bundle(p) for cc, p in paths.items()}, nodes.trust()
 
 
 def kinds(report: Report) -> list[tuple[Country, int | None, str]]:
