@@ -34,6 +34,9 @@ class MsgType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR: _ClassVar[MsgType]
     RESPONSE: _ClassVar[MsgType]
     CONSULT: _ClassVar[MsgType]
+    WATCHLIST_PROPOSAL: _ClassVar[MsgType]
+    WATCHLIST_VOTE: _ClassVar[MsgType]
+    POLICY_REPORT: _ClassVar[MsgType]
 
 class Category(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -134,6 +137,59 @@ class Assistance(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OFFERED: _ClassVar[Assistance]
     REQUESTED: _ClassVar[Assistance]
 
+class WatchReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WATCH_REASON_UNSPECIFIED: _ClassVar[WatchReason]
+    SUPPLY_CONCENTRATION: _ClassVar[WatchReason]
+    POLICY_RISK: _ClassVar[WatchReason]
+    PAST_DISRUPTION: _ClassVar[WatchReason]
+    STRATEGIC_ITEM: _ClassVar[WatchReason]
+    RISK_SUBSIDED: _ClassVar[WatchReason]
+    SUPPLY_DIVERSIFIED: _ClassVar[WatchReason]
+    LISTED_IN_ERROR: _ClassVar[WatchReason]
+
+class VoteDecision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VOTE_DECISION_UNSPECIFIED: _ClassVar[VoteDecision]
+    ACCEPT: _ClassVar[VoteDecision]
+    REJECT: _ClassVar[VoteDecision]
+
+class RejectReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REJECT_REASON_UNSPECIFIED: _ClassVar[RejectReason]
+    INSUFFICIENT_EVIDENCE: _ClassVar[RejectReason]
+    OUT_OF_SCOPE: _ClassVar[RejectReason]
+    COMPETING_VERSION: _ClassVar[RejectReason]
+    STALE_PREDECESSOR: _ClassVar[RejectReason]
+    INVALID_CHANGE: _ClassVar[RejectReason]
+    CONSULTATION_NEEDED: _ClassVar[RejectReason]
+
+class PolicyMeasure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    POLICY_MEASURE_UNSPECIFIED: _ClassVar[PolicyMeasure]
+    EXPORT_LICENSING: _ClassVar[PolicyMeasure]
+    EXPORT_BAN: _ClassVar[PolicyMeasure]
+    EXPORT_QUOTA: _ClassVar[PolicyMeasure]
+    EXPORT_INSPECTION: _ClassVar[PolicyMeasure]
+    EXPORT_TAX: _ClassVar[PolicyMeasure]
+    IMPORT_RESTRICTION: _ClassVar[PolicyMeasure]
+    OTHER_MEASURE: _ClassVar[PolicyMeasure]
+
+class PolicyStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    POLICY_STAGE_UNSPECIFIED: _ClassVar[PolicyStage]
+    RUMOURED: _ClassVar[PolicyStage]
+    ANNOUNCED: _ClassVar[PolicyStage]
+    IN_FORCE: _ClassVar[PolicyStage]
+    LIFTED: _ClassVar[PolicyStage]
+
+class SourceKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SOURCE_KIND_UNSPECIFIED: _ClassVar[SourceKind]
+    OFFICIAL_GAZETTE: _ClassVar[SourceKind]
+    MISSION_REPORT: _ClassVar[SourceKind]
+    PRESS: _ClassVar[SourceKind]
+
 class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ENTRY_KIND_UNSPECIFIED: _ClassVar[EntryKind]
@@ -164,6 +220,9 @@ ACK: MsgType
 ERROR: MsgType
 RESPONSE: MsgType
 CONSULT: MsgType
+WATCHLIST_PROPOSAL: MsgType
+WATCHLIST_VOTE: MsgType
+POLICY_REPORT: MsgType
 CATEGORY_UNSPECIFIED: Category
 EXPORT_CONTROL: Category
 PRODUCTION_OUTAGE: Category
@@ -233,6 +292,41 @@ ASSISTANCE_UNSPECIFIED: Assistance
 NONE: Assistance
 OFFERED: Assistance
 REQUESTED: Assistance
+WATCH_REASON_UNSPECIFIED: WatchReason
+SUPPLY_CONCENTRATION: WatchReason
+POLICY_RISK: WatchReason
+PAST_DISRUPTION: WatchReason
+STRATEGIC_ITEM: WatchReason
+RISK_SUBSIDED: WatchReason
+SUPPLY_DIVERSIFIED: WatchReason
+LISTED_IN_ERROR: WatchReason
+VOTE_DECISION_UNSPECIFIED: VoteDecision
+ACCEPT: VoteDecision
+REJECT: VoteDecision
+REJECT_REASON_UNSPECIFIED: RejectReason
+INSUFFICIENT_EVIDENCE: RejectReason
+OUT_OF_SCOPE: RejectReason
+COMPETING_VERSION: RejectReason
+STALE_PREDECESSOR: RejectReason
+INVALID_CHANGE: RejectReason
+CONSULTATION_NEEDED: RejectReason
+POLICY_MEASURE_UNSPECIFIED: PolicyMeasure
+EXPORT_LICENSING: PolicyMeasure
+EXPORT_BAN: PolicyMeasure
+EXPORT_QUOTA: PolicyMeasure
+EXPORT_INSPECTION: PolicyMeasure
+EXPORT_TAX: PolicyMeasure
+IMPORT_RESTRICTION: PolicyMeasure
+OTHER_MEASURE: PolicyMeasure
+POLICY_STAGE_UNSPECIFIED: PolicyStage
+RUMOURED: PolicyStage
+ANNOUNCED: PolicyStage
+IN_FORCE: PolicyStage
+LIFTED: PolicyStage
+SOURCE_KIND_UNSPECIFIED: SourceKind
+OFFICIAL_GAZETTE: SourceKind
+MISSION_REPORT: SourceKind
+PRESS: SourceKind
 ENTRY_KIND_UNSPECIFIED: EntryKind
 ALERT_SENT: EntryKind
 ALERT_RECEIVED: EntryKind
@@ -327,8 +421,70 @@ class Consult(_message.Message):
     assistance_wanted: _containers.RepeatedScalarFieldContainer[Measure]
     def __init__(self, impact: _Optional[_Union[ImpactBand, str]] = ..., cause: _Optional[_Union[Category, str]] = ..., expected_duration_days: _Optional[int] = ..., sectors: _Optional[_Iterable[_Union[Sector, str]]] = ..., measures_taken: _Optional[_Iterable[_Union[Measure, str]]] = ..., assistance_wanted: _Optional[_Iterable[_Union[Measure, str]]] = ...) -> None: ...
 
+class CalendarDate(_message.Message):
+    __slots__ = ("year", "month", "day")
+    YEAR_FIELD_NUMBER: _ClassVar[int]
+    MONTH_FIELD_NUMBER: _ClassVar[int]
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    year: int
+    month: int
+    day: int
+    def __init__(self, year: _Optional[int] = ..., month: _Optional[int] = ..., day: _Optional[int] = ...) -> None: ...
+
+class WatchPair(_message.Message):
+    __slots__ = ("hs_code", "country", "reason")
+    HS_CODE_FIELD_NUMBER: _ClassVar[int]
+    COUNTRY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    hs_code: str
+    country: str
+    reason: WatchReason
+    def __init__(self, hs_code: _Optional[str] = ..., country: _Optional[str] = ..., reason: _Optional[_Union[WatchReason, str]] = ...) -> None: ...
+
+class WatchlistChange(_message.Message):
+    __slots__ = ("version", "hs_edition", "add", "remove")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    HS_EDITION_FIELD_NUMBER: _ClassVar[int]
+    ADD_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    hs_edition: HsEdition
+    add: _containers.RepeatedCompositeFieldContainer[WatchPair]
+    remove: _containers.RepeatedCompositeFieldContainer[WatchPair]
+    def __init__(self, version: _Optional[int] = ..., hs_edition: _Optional[_Union[HsEdition, str]] = ..., add: _Optional[_Iterable[_Union[WatchPair, _Mapping]]] = ..., remove: _Optional[_Iterable[_Union[WatchPair, _Mapping]]] = ...) -> None: ...
+
+class WatchlistVote(_message.Message):
+    __slots__ = ("version", "decision", "reject_reason")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    decision: VoteDecision
+    reject_reason: RejectReason
+    def __init__(self, version: _Optional[int] = ..., decision: _Optional[_Union[VoteDecision, str]] = ..., reject_reason: _Optional[_Union[RejectReason, str]] = ...) -> None: ...
+
+class PolicyMove(_message.Message):
+    __slots__ = ("country", "measure", "hs_codes", "hs_edition", "stage", "announced", "effective", "source")
+    COUNTRY_FIELD_NUMBER: _ClassVar[int]
+    MEASURE_FIELD_NUMBER: _ClassVar[int]
+    HS_CODES_FIELD_NUMBER: _ClassVar[int]
+    HS_EDITION_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCED_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    country: str
+    measure: PolicyMeasure
+    hs_codes: _containers.RepeatedScalarFieldContainer[str]
+    hs_edition: HsEdition
+    stage: PolicyStage
+    announced: CalendarDate
+    effective: CalendarDate
+    source: SourceKind
+    def __init__(self, country: _Optional[str] = ..., measure: _Optional[_Union[PolicyMeasure, str]] = ..., hs_codes: _Optional[_Iterable[str]] = ..., hs_edition: _Optional[_Union[HsEdition, str]] = ..., stage: _Optional[_Union[PolicyStage, str]] = ..., announced: _Optional[_Union[CalendarDate, _Mapping]] = ..., effective: _Optional[_Union[CalendarDate, _Mapping]] = ..., source: _Optional[_Union[SourceKind, str]] = ...) -> None: ...
+
 class Alert(_message.Message):
-    __slots__ = ("schema_version", "alert_id", "origin", "sent", "status", "msg_type", "deliveries", "references", "info", "reason", "response", "consult")
+    __slots__ = ("schema_version", "alert_id", "origin", "sent", "status", "msg_type", "deliveries", "references", "info", "reason", "response", "consult", "watchlist", "vote", "policy")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     ALERT_ID_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
@@ -341,6 +497,9 @@ class Alert(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
     CONSULT_FIELD_NUMBER: _ClassVar[int]
+    WATCHLIST_FIELD_NUMBER: _ClassVar[int]
+    VOTE_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     schema_version: int
     alert_id: str
     origin: Country
@@ -353,7 +512,10 @@ class Alert(_message.Message):
     reason: ReasonCode
     response: Response
     consult: Consult
-    def __init__(self, schema_version: _Optional[int] = ..., alert_id: _Optional[str] = ..., origin: _Optional[_Union[Country, str]] = ..., sent: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[Status, str]] = ..., msg_type: _Optional[_Union[MsgType, str]] = ..., deliveries: _Optional[_Iterable[_Union[Delivery, _Mapping]]] = ..., references: _Optional[_Iterable[_Union[AlertRef, _Mapping]]] = ..., info: _Optional[_Union[Info, _Mapping]] = ..., reason: _Optional[_Union[ReasonCode, str]] = ..., response: _Optional[_Union[Response, _Mapping]] = ..., consult: _Optional[_Union[Consult, _Mapping]] = ...) -> None: ...
+    watchlist: WatchlistChange
+    vote: WatchlistVote
+    policy: PolicyMove
+    def __init__(self, schema_version: _Optional[int] = ..., alert_id: _Optional[str] = ..., origin: _Optional[_Union[Country, str]] = ..., sent: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[Status, str]] = ..., msg_type: _Optional[_Union[MsgType, str]] = ..., deliveries: _Optional[_Iterable[_Union[Delivery, _Mapping]]] = ..., references: _Optional[_Iterable[_Union[AlertRef, _Mapping]]] = ..., info: _Optional[_Union[Info, _Mapping]] = ..., reason: _Optional[_Union[ReasonCode, str]] = ..., response: _Optional[_Union[Response, _Mapping]] = ..., consult: _Optional[_Union[Consult, _Mapping]] = ..., watchlist: _Optional[_Union[WatchlistChange, _Mapping]] = ..., vote: _Optional[_Union[WatchlistVote, _Mapping]] = ..., policy: _Optional[_Union[PolicyMove, _Mapping]] = ...) -> None: ...
 
 class SignedAlert(_message.Message):
     __slots__ = ("alert", "key_id", "signature")
