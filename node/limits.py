@@ -54,6 +54,25 @@ MAX_DURATION_DAYS = 3650
 MAX_EXPIRY = timedelta(days=365)
 """Expires is at most this long after sent."""
 
+# The trilateral watchlist and policy-move reports (issue 12, docs/trilateral.md).
+MAX_WATCH_CHANGE_PAIRS = 64
+"""Pairs one watchlist proposal adds and removes together (a pair is ~16 bytes on the wire)."""
+MAX_WATCHLIST_PAIRS = 512
+"""Pairs one watchlist version may hold; a proposal that would exceed it is invalid."""
+MAX_WATCHLIST_VERSION = 2**32 - 1
+"""The highest version number (a uint32 on the wire)."""
+MAX_POLICY_CODES = 32
+"""HS codes one policy-move report names (the early-warning store takes as many per event)."""
+MIN_POLICY_YEAR, MAX_POLICY_YEAR = 1990, 2099
+"""The years a policy move's dates may fall in (the early-warning store's date range)."""
+MAX_POLICY_DATE_LEAD = timedelta(days=1)
+"""A report's announced day is at most this long after its sent day (time zones), never later:
+a move is reported after it surfaces."""
+WATCHLIST_SEVERITY_STEPS = 1
+"""Default: severity steps a detection gains when a report on a watchlist pair triggered it."""
+MAX_WATCHLIST_SEVERITY_STEPS = 3
+"""Ceiling of that setting: MINOR to EXTREME."""
+
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future a sent time may be before the alert is refused."""
 
@@ -167,6 +186,9 @@ FEDERATION_LIMITS: dict[str, int] = {
     "max_references": MAX_REFERENCES,
     "max_duration_days": MAX_DURATION_DAYS,
     "max_expiry_days": MAX_EXPIRY.days,
+    "max_watch_change_pairs": MAX_WATCH_CHANGE_PAIRS,
+    "max_watchlist_pairs": MAX_WATCHLIST_PAIRS,
+    "max_policy_codes": MAX_POLICY_CODES,
 }
 """Limits fixed for the whole federation, by the name an operator might try in
 node.toml; node/config.py refuses each one, naming its fixed value."""

@@ -1,6 +1,7 @@
 """The message: SPEC section 3's schema, its canonical bytes, and the files framed from them.
 
-Owns the alert and receipt models and their rules (`_models`, the headline
+Owns the alert and receipt models and their rules, the bodies of the
+trilateral watchlist and policy-report types among them (`_models`, the headline
 grammar in `_plaintext`), the one canonical byte form of what is signed and
 the strict decoders of outside bytes (`_convert`), the record framing of
 bundles and transfers (`_framing`) and the offline outbox transfer file
@@ -23,24 +24,45 @@ from node.message._convert import (
     timestamp,
 )
 from node.message._framing import frame, records
-from node.message._models import SEVERE_OR_WORSE, Alert, Info, Item, Receipt, enum_names
+from node.message._models import (
+    SEVERE_OR_WORSE,
+    WATCH_REASONS_FOR,
+    Alert,
+    AlertRef,
+    Info,
+    Item,
+    PolicyMove,
+    Receipt,
+    WatchlistChange,
+    WatchlistVote,
+    WatchPair,
+    enum_names,
+    hs_code_problem,
+)
 from node.message._plaintext import not_plain
 from node.message._transfer import MAGIC, read_transfer, write_transfer
 
 __all__ = [
     "MAGIC",
     "SEVERE_OR_WORSE",
+    "WATCH_REASONS_FOR",
     "Alert",
+    "AlertRef",
     "DecodeFailure",
     "Info",
     "Item",
+    "PolicyMove",
     "Receipt",
+    "WatchPair",
+    "WatchlistChange",
+    "WatchlistVote",
     "alert_from_bytes",
     "alert_to_bytes",
     "encode",
     "enum_names",
     "frame",
     "from_timestamp",
+    "hs_code_problem",
     "member",
     "not_plain",
     "parse_canonical",

@@ -10,7 +10,7 @@ received, before this module ever sees them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 from google.protobuf.message import DecodeError, Message
@@ -18,7 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import ValidationError
 
 from node.ids import Country
-from node.message._models import Alert, Info, Receipt
+from node.message._models import Alert, Info, PolicyMove, Receipt, WatchlistChange, WatchPair
 from node.wire import ewx_pb2 as pb
 
 M = TypeVar("M", bound=Message)
@@ -155,6 +155,45 @@ def alert_to_pb(alert: Alert) -> pb.Alert:
                 assistance_wanted=list(c.assistance_wanted),
             )
         )
+    if alert.watchlist is not None:
+        msg.watchlist.CopyFrom(_watchlist_to_pb(alert.watchlist))
+    if alert.vote is not None:
+        v = alert.vote
+        msg.vote.CopyFrom(pb.WatchlistVote(version=v.version, decision=v.decision, reject_reason=v.reject_reason))
+    if alert.policy is not None:
+        msg.policy.CopyFrom(_policy_to_pb(alert.policy))
+    return msg
+
+
+def _pair_to_pb(pair: WatchPair) -> pb.WatchPair:
+    return pb.WatchPair(hs_code=pair.hs_code, country=pair.country, reason=pair.reason)
+
+
+def _watchlist_to_pb(change: WatchlistChange) -> pb.WatchlistChange:
+    return pb.WatchlistChange(
+        version=change.version,
+        hs_edition=change.hs_edition,
+        add=[_pair_to_pb(p) for p in change.add],
+        remove=[_pair_to_pb(p) for p in change.remove],
+    )
+
+
+def _date_to_pb(value: date) -> pb.CalendarDate:
+    return pb.CalendarDate(year=value.year, month=value.month, day=value.day)
+
+
+def _policy_to_pb(move: PolicyMove) -> pb.PolicyMove:
+    msg = pb.PolicyMove(
+        country=move.country,
+        measure=move.measure,
+        hs_codes=list(move.hs_codes),
+        hs_edition=move.hs_edition,
+        stage=move.stage,
+        announced=_date_to_pb(move.announced),
+        source=move.source,
+    )
+    if move.effective is not None:
+        msg.effective.CopyFrom(_date_to_pb(move.effective))
     return msg
 
 
@@ -232,7 +271,52 @@ def alert_from_bytes(data: bytes) -> Alert:
             "measures_taken": _names(pb.Measure, c.measures_taken),
             "assistance_wanted": _names(pb.Measure, c.assistance_wanted),
         }
+    if msg.HasField("watchlist"):
+        w = msg.watchlist
+        fields["watchlist"] = {
+            "version": w.version,
+            "hs_edition": _name(pb.HsEdition, w.hs_edition),
+            "add": [_pair_fields(p) for p in w.add],
+            "remove": [_pair_fields(p) for p in w.remove],
+        }
+    if msg.HasField("vote"):
+        v = msg.vote
+        fields["vote"] = {"version": v.version, "decision": _name(pb.VoteDecision, v.decision)}
+        if v.reject_reason:
+            fields["vote"]["reject_reason"] = _name(pb.RejectReason, v.reject_reason)
+    if msg.HasField("policy"):
+        fields["policy"] = _policy_fields(msg.policy)
     return _validate(Alert, fields)
+
+
+def _pair_fields(pair: pb.WatchPair) -> dict[str, Any]:
+    return {"hs_code": pair.hs_code, "country": pair.country, "reason": _name(pb.WatchReason, pair.reason)}
+
+
+def _date_from_pb(value: pb.CalendarDate, *, field: str) -> date:
+    try:
+        return date(value.year, value.month, value.day)
+    except (ValueError, OverflowError):
+        raise DecodeFailure(
+            f"{field}: {value.year:04d}-{value.month:02d}-{value.day:02d} is not a calendar day"
+        ) from None
+
+
+def _policy_fields(move: pb.PolicyMove) -> dict[str, Any]:
+    if not move.HasField("announced"):
+        raise DecodeFailure("policy.announced: required")
+    fields: dict[str, Any] = {
+        "country": move.country,
+        "measure": _name(pb.PolicyMeasure, move.measure),
+        "hs_codes": list(move.hs_codes),
+        "hs_edition": _name(pb.HsEdition, move.hs_edition),
+        "stage": _name(pb.PolicyStage, move.stage),
+        "announced": _date_from_pb(move.announced, field="policy.announced"),
+        "source": _name(pb.SourceKind, move.source),
+    }
+    if move.HasField("effective"):
+        fields["effective"] = _date_from_pb(move.effective, field="policy.effective")
+    return fields
 
 
 def _info_fields(info: pb.Info) -> dict[str, Any]:

@@ -10,7 +10,7 @@ sites, volumes, prices, free text, URLs, attachments, key/value bags).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Final
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from node import limits
-from node.countries import VALID_CODES
+from node.countries import UNKNOWN, VALID_CODES
 from node.ids import Country
 from node.message._plaintext import not_plain
 from node.wire import ewx_pb2 as pb
@@ -60,6 +60,12 @@ ReasonName = Annotated[str, coded(pb.ReasonCode)]
 SectorName = Annotated[str, coded(pb.Sector)]
 MeasureName = Annotated[str, coded(pb.Measure)]
 AssistanceName = Annotated[str, coded(pb.Assistance)]
+WatchReasonName = Annotated[str, coded(pb.WatchReason)]
+VoteDecisionName = Annotated[str, coded(pb.VoteDecision)]
+RejectReasonName = Annotated[str, coded(pb.RejectReason)]
+PolicyMeasureName = Annotated[str, coded(pb.PolicyMeasure)]
+PolicyStageName = Annotated[str, coded(pb.PolicyStage)]
+SourceKindName = Annotated[str, coded(pb.SourceKind)]
 
 REASONS_FOR: Final[dict[str, frozenset[str]]] = {
     "CANCEL": frozenset({"ISSUED_IN_ERROR", "SITUATION_RESOLVED", "SUPERSEDED"}),
@@ -68,10 +74,27 @@ REASONS_FOR: Final[dict[str, frozenset[str]]] = {
 }
 """Which coded reasons fit which message type; other types carry none."""
 
+WATCH_REASONS_FOR: Final[dict[str, frozenset[str]]] = {
+    "add": frozenset({"SUPPLY_CONCENTRATION", "POLICY_RISK", "PAST_DISRUPTION", "STRATEGIC_ITEM"}),
+    "remove": frozenset({"RISK_SUBSIDED", "SUPPLY_DIVERSIFIED", "LISTED_IN_ERROR"}),
+}
+"""Which watch reasons fit a pair a watchlist change adds, and which one it removes."""
+
 SEVERE_OR_WORSE: Final = frozenset({"SEVERE", "EXTREME"})
 
 _ALERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _HS_CODE = re.compile(r"[0-9]{4}([0-9]{2})?")  # ASCII only: \d takes every script's digits
+
+
+def hs_code_problem(value: str) -> str | None:
+    """Why `value` is not an HS code of 4 or 6 digits (a national 8-10 digit line is named so), or None."""
+    if _HS_CODE.fullmatch(value):
+        return None
+    if value.isascii() and value.isdigit() and 8 <= len(value) <= 10:
+        return f"HS code {value!r} is a national {len(value)}-digit tariff line: only 4 or 6 digits cross a border"
+    return f"HS code {value!r} must be 4 or 6 digits (national 8-10 digit lines stay home)"
+
+
 def _check_alert_id(value: str) -> str:
     if not 1 <= len(value) <= limits.MAX_ALERT_ID_CHARS or not _ALERT_ID.fullmatch(value):
         raise ValueError(
@@ -103,6 +126,28 @@ def _check_country_code(value: str) -> str:
     return value
 
 
+def _check_hs_code(value: str) -> str:
+    problem = hs_code_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _check_known_country(value: str) -> str:
+    _check_country_code(value)
+    if value == UNKNOWN:
+        raise ValueError(f"{UNKNOWN} (unknown) does not name a country here")
+    return value
+
+
+def _check_policy_date(value: date) -> date:
+    if isinstance(value, datetime):  # a datetime is a date too: a policy move has a day, not a time
+        raise ValueError("a policy date is a calendar day, not a time")
+    if not limits.MIN_POLICY_YEAR <= value.year <= limits.MAX_POLICY_YEAR:
+        raise ValueError(f"year {value.year} is outside {limits.MIN_POLICY_YEAR}-{limits.MAX_POLICY_YEAR}")
+    return value
+
+
 def _check_utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() != UTC.utcoffset(None):
         raise ValueError("time must be timezone-aware UTC")
@@ -121,6 +166,13 @@ def _unique(values: list[Any]) -> list[Any]:
     return values
 
 
+def _sorted_unique(values: list[Any]) -> list[Any]:
+    _unique(values)
+    if values != sorted(values):
+        raise ValueError("values must be in ascending order (one canonical form)")
+    return values
+
+
 AlertId = Annotated[str, AfterValidator(_check_alert_id)]
 Headline = Annotated[str, AfterValidator(_check_headline)]
 CountryCode = Annotated[str, AfterValidator(_check_country_code)]
@@ -128,6 +180,10 @@ UtcTime = Annotated[datetime, AfterValidator(_check_utc)]
 Sha256 = Annotated[bytes, AfterValidator(_check_digest)]
 DurationDays = Annotated[int, Field(ge=0, le=limits.MAX_DURATION_DAYS)]
 Seq = Annotated[int, Field(ge=1, lt=2**63)]
+HsCode = Annotated[str, AfterValidator(_check_hs_code)]
+KnownCountry = Annotated[str, AfterValidator(_check_known_country)]
+PolicyDate = Annotated[date, AfterValidator(_check_policy_date)]
+WatchlistVersion = Annotated[int, Field(ge=1, le=limits.MAX_WATCHLIST_VERSION)]
 
 
 Countries = Annotated[list[CountryCode], Field(max_length=limits.MAX_COUNTRIES), AfterValidator(_unique)]
@@ -161,10 +217,9 @@ class Item(_Model):
 
     @model_validator(mode="after")
     def _hs(self) -> Item:
-        if not _HS_CODE.fullmatch(self.hs_code):
-            raise ValueError(
-                f"HS code {self.hs_code!r} must be 4 or 6 digits (national 8-10 digit lines stay home)"
-            )
+        problem = hs_code_problem(self.hs_code)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 
@@ -211,6 +266,111 @@ class Consult(_Model):
     assistance_wanted: Measures = []
 
 
+class WatchPair(_Model):
+    """One watchlist pair: an HS code and the supplier country watched for it, with the coded reason."""
+
+    hs_code: HsCode
+    country: KnownCountry
+    reason: WatchReasonName
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What identifies the pair on a watchlist: (hs_code, country); the reason does not."""
+        return (self.hs_code, self.country)
+
+
+def _sorted_pairs(pairs: list[WatchPair]) -> list[WatchPair]:
+    keys = [p.key for p in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a pair (hs_code, country) appears twice")
+    if keys != sorted(keys):
+        raise ValueError("pairs must be sorted by (hs_code, country) (one canonical form)")
+    return pairs
+
+
+WatchPairs = Annotated[
+    list[WatchPair], Field(max_length=limits.MAX_WATCH_CHANGE_PAIRS), AfterValidator(_sorted_pairs)
+]
+
+
+class WatchlistChange(_Model):
+    """A WATCHLIST_PROPOSAL: the next watchlist version as a change of its predecessor.
+
+    The predecessor is the proposal the alert references (none for version 1).
+    Removals and additions apply to the predecessor's pairs; whether they fit
+    it (no removing a pair not listed, no adding one listed) is node/trilateral's
+    fold, which holds the chain.
+    """
+
+    version: WatchlistVersion
+    hs_edition: HsEditionName
+    add: WatchPairs = []
+    remove: WatchPairs = []
+
+    @model_validator(mode="after")
+    def _rules(self) -> WatchlistChange:
+        if not self.add and not self.remove:
+            raise ValueError("a watchlist change adds or removes at least one pair")
+        if len(self.add) + len(self.remove) > limits.MAX_WATCH_CHANGE_PAIRS:
+            raise ValueError(f"a watchlist change names at most {limits.MAX_WATCH_CHANGE_PAIRS} pairs")
+        if self.version == 1 and self.remove:
+            raise ValueError("version 1 has no predecessor, so it removes nothing")
+        both = sorted({p.key for p in self.add} & {p.key for p in self.remove})
+        if both:
+            raise ValueError(f"pair {':'.join(both[0])} is both added and removed")
+        for side, pairs in (("add", self.add), ("remove", self.remove)):
+            allowed = WATCH_REASONS_FOR[side]
+            for pair in pairs:
+                if pair.reason not in allowed:
+                    raise ValueError(
+                        f"{side}: {pair.reason} is not a reason to {side} a pair (one of {', '.join(sorted(allowed))})"
+                    )
+        return self
+
+
+class WatchlistVote(_Model):
+    """A WATCHLIST_VOTE: a member's accept or reject of the proposal the alert references."""
+
+    version: WatchlistVersion
+    decision: VoteDecisionName
+    reject_reason: RejectReasonName | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> WatchlistVote:
+        if self.decision == "REJECT" and self.reject_reason is None:
+            raise ValueError("a REJECT needs a reject_reason")
+        if self.decision == "ACCEPT" and self.reject_reason is not None:
+            raise ValueError("an ACCEPT carries no reject_reason")
+        return self
+
+
+class PolicyMove(_Model):
+    """A POLICY_REPORT: a host country's policy move, coded (no free text, no source named)."""
+
+    country: KnownCountry
+    measure: PolicyMeasureName
+    hs_codes: Annotated[
+        list[HsCode],
+        Field(min_length=1, max_length=limits.MAX_POLICY_CODES),
+        AfterValidator(_sorted_unique),
+    ]
+    hs_edition: HsEditionName
+    stage: PolicyStageName
+    announced: PolicyDate
+    """The day the move was announced; for a rumour, the day it surfaced."""
+    effective: PolicyDate | None = None
+    """The day it takes (or took) effect; required once IN_FORCE."""
+    source: SourceKindName
+
+    @model_validator(mode="after")
+    def _rules(self) -> PolicyMove:
+        if self.stage == "IN_FORCE" and self.effective is None:
+            raise ValueError("a move IN_FORCE needs its effective day")
+        if self.effective is not None and self.effective < self.announced:
+            raise ValueError("effective must not be before announced")
+        return self
+
+
 _BODY_OF: Final[dict[str, str | None]] = {
     "ALERT": "info",
     "UPDATE": "info",
@@ -219,7 +379,20 @@ _BODY_OF: Final[dict[str, str | None]] = {
     "ERROR": None,
     "RESPONSE": "response",
     "CONSULT": "consult",
+    "WATCHLIST_PROPOSAL": "watchlist",
+    "WATCHLIST_VOTE": "vote",
+    "POLICY_REPORT": "policy",
 }
+"""The one body each message type carries (None: a coded reason only); every other body is refused."""
+
+_BODIES: Final = ("info", "response", "consult", "watchlist", "vote", "policy")
+
+_UNREFERENCED: Final = frozenset({"ALERT", "POLICY_REPORT"})
+"""Types that stand alone (a report is withdrawn by a CANCEL that references it)."""
+_OWN_REFERENCE: Final = frozenset({"UPDATE", "CANCEL"})
+"""Types that reference one of the origin's own messages."""
+_OTHER_REFERENCE: Final = frozenset({"ACK", "ERROR", "WATCHLIST_VOTE"})
+"""Types that reference another origin's message (a proposer's proposal is its own signature)."""
 
 
 class Alert(_Model):
@@ -237,6 +410,9 @@ class Alert(_Model):
     reason: ReasonName | None = None
     response: Response | None = None
     consult: Consult | None = None
+    watchlist: WatchlistChange | None = None
+    vote: WatchlistVote | None = None
+    policy: PolicyMove | None = None
 
     @property
     def recipients(self) -> tuple[Country, ...]:
@@ -261,11 +437,13 @@ class Alert(_Model):
         self._check_reason()
         if self.info is not None:
             self._check_times(self.info)
+        if self.policy is not None:
+            self._check_policy_dates(self.policy)
         return self
 
     def _check_body(self) -> None:
         wanted = _BODY_OF[self.msg_type]
-        for name in ("info", "response", "consult"):
+        for name in _BODIES:
             present = getattr(self, name) is not None
             if name == wanted and not present:
                 raise ValueError(f"{self.msg_type} requires {name}")
@@ -273,16 +451,24 @@ class Alert(_Model):
                 raise ValueError(f"{self.msg_type} must not carry {name}")
 
     def _check_references(self) -> None:
-        if self.msg_type == "ALERT":
+        if self.msg_type in _UNREFERENCED:
             if self.references:
-                raise ValueError("ALERT must not reference another alert")
+                raise ValueError(f"{self.msg_type} must not reference another alert")
+            return
+        if self.msg_type == "WATCHLIST_PROPOSAL" and self.watchlist is not None:  # body checked first
+            if self.watchlist.version == 1:
+                if self.references:
+                    raise ValueError("watchlist version 1 has no predecessor to reference")
+                return
+            if len(self.references) != 1:
+                raise ValueError("a watchlist proposal must reference the proposal of its predecessor")
             return
         if len(self.references) != 1:
             raise ValueError(f"{self.msg_type} must reference exactly one alert")
         ref = self.references[0]
-        if self.msg_type in ("UPDATE", "CANCEL") and ref.origin != self.origin:
+        if self.msg_type in _OWN_REFERENCE and ref.origin != self.origin:
             raise ValueError(f"{self.msg_type} may only reference the origin's own alerts")
-        if self.msg_type in ("ACK", "ERROR") and ref.origin == self.origin:
+        if self.msg_type in _OTHER_REFERENCE and ref.origin == self.origin:
             raise ValueError(f"{self.msg_type} must reference another origin's alert")
 
     def _check_reason(self) -> None:
@@ -300,6 +486,10 @@ class Alert(_Model):
             raise ValueError(f"expires must be at most {limits.MAX_EXPIRY.days} days after sent")
         if info.effective is not None and info.effective >= info.expires:
             raise ValueError("effective must be before expires")
+
+    def _check_policy_dates(self, policy: PolicyMove) -> None:
+        if policy.announced > self.sent.date() + limits.MAX_POLICY_DATE_LEAD:
+            raise ValueError("announced must not be after the day the report is sent")
 
 
 class Receipt(_Model):
