@@ -151,7 +151,6 @@ from node.crypto import (
     verify_note_signature,
     verify_signatures,
 )
-from node.digits import ascii_int
 from node.errors import BundleError, NoteError, TrustUpdateRejected, UsageError
 from node.ids import COUNTRIES, Country, Digest
 from node.message import (
@@ -164,6 +163,7 @@ from node.message import (
     receipt_from_bytes,
 )
 from node.message import member as _member
+from node.parsing import whole_number
 from node.trust import KeyEntry, Trust, peek, replay, witness_name
 from node.wire import ewx_pb2 as pb
 
@@ -1040,10 +1040,8 @@ def _check_and_decode(checks: Sequence[SignatureCheck]) -> list[_Outcome]:
 def _default_workers() -> int:
     value = os.environ.get(WORKERS_ENV, "").strip()
     if value:
-        workers = ascii_int(value)
-        if workers is None or workers < 1:
-            raise UsageError(f"{WORKERS_ENV}={value!r} is not a positive number of processes")
-        return workers
+        refusal = f"{WORKERS_ENV}={value!r} is not a positive number of processes"
+        return whole_number(value, low=1, refusal=refusal, refuse=UsageError)
     return available_cpus()
 
 

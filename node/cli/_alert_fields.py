@@ -9,10 +9,10 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from node.cli._common import operator_client, parse_when
-from node.digits import cli_int
-from node.ids import Country, as_country
+from node.cli._common import operator_client
+from node.ids import Country
 from node.message import enum_names
+from node.parsing import cli_int, parse_country, parse_when
 from node.wire import ewx_pb2 as pb
 
 DEFAULT_EXPIRY: Final = timedelta(days=30)
@@ -22,13 +22,6 @@ DEFAULT_EXPIRY: Final = timedelta(days=30)
 def choices(wrapper: Any) -> list[str]:
     """The names of a protobuf enum, for argparse choices."""
     return enum_names(wrapper)
-
-
-def parse_country(value: str) -> Country:
-    try:
-        return as_country(value.upper())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_recipients(value: str) -> list[Country]:

@@ -20,7 +20,6 @@ from node.cli._alert_fields import (
     add_config,
     alert_info_from,
     choices,
-    parse_country,
     parse_recipients,
     publish_request,
 )
@@ -30,41 +29,23 @@ from node.cli._common import (
     EXIT_USAGE,
     load_config,
     operator_client,
-    parse_iso_time,
     print_json,
 )
 from node.cli._rotation import add_rotation_commands
-from node.digits import ascii_int, cli_int
 from node.errors import EwxError, RefusedOperation, UsageError
 from node.ews.cli import add_ews_commands
 from node.ids import COUNTRIES, Country
 from node.limits import OPERATOR_PAGE_DEFAULT, OPERATOR_PAGE_MAX
 from node.operator import parse_cursor
+from node.parsing import cli_days, cli_int, flag, parse_ago, parse_country
+from node.pki import MAX_NODE_CERT_DAYS, parse_countries
 from node.store import ALERT_STATES
 from node.wire import ewx_pb2 as pb
 
 Command = Callable[[argparse.Namespace], int]
 
-
-# ------------------------------------------------------------------ parsing helpers
-def _pki_countries(value: str) -> tuple[Country, ...]:
-    from node.pki import parse_countries
-
-    try:
-        return parse_countries(value)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _pki_days(value: str) -> int:
-    from node.pki import MAX_NODE_CERT_DAYS
-
-    days = ascii_int(value)
-    if days is None or not 1 <= days <= MAX_NODE_CERT_DAYS:
-        raise argparse.ArgumentTypeError(
-            f"{value!r}: give a whole number of days from 1 to {MAX_NODE_CERT_DAYS}"
-        )
-    return days
+_pki_countries = flag(parse_countries, error=UsageError)
+"""--countries KR,US,JP, as node.pki reads it."""
 
 
 # ------------------------------------------------------------------ pki
@@ -325,28 +306,17 @@ def cmd_alert_consult(args: argparse.Namespace) -> int:
     return _publish(args, msg_type="CONSULT", reference=_peer_ref(args), consult=consult)
 
 
-def _since(value: str) -> datetime:
-    """An ISO 8601 UTC time, or Nd / Nh: that long ago (a leading minus would read as a flag)."""
-    bare = value.removeprefix("-")
-    amount = ascii_int(bare[:-1]) if bare[-1:] in ("d", "h") else None
-    if amount is not None:
-        try:
-            return datetime.now(UTC) - (
-                timedelta(days=amount) if bare[-1] == "d" else timedelta(hours=amount)
-            )
-        except OverflowError:
-            raise argparse.ArgumentTypeError(f"{value!r} is before the calendar (year 1)") from None
-    return parse_iso_time(value, alternative="Nd/Nh (days or hours ago)")
-
-
-def _cursor(value: str) -> str:
-    try:
-        parse_cursor(value)
-    except UsageError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a cursor; give the 'next' a listing printed"
-        ) from None
+def _valid_cursor(value: str) -> str:
+    """A listing cursor as given (the node reads it again), if parse_cursor takes it."""
+    parse_cursor(value)
     return value
+
+
+_cursor = flag(
+    _valid_cursor,
+    error=UsageError,
+    refusal=lambda v: f"{v!r} is not a cursor; give the 'next' a listing printed",
+)
 
 
 def cmd_alert_list(args: argparse.Namespace) -> int:
@@ -738,7 +708,11 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
         "--out", required=True, metavar="node.pem", help="where to write the certificate (new file)"
     )
     p.add_argument(
-        "--days", type=_pki_days, default=397, metavar="N", help="validity in days, 1-397 (default 397)"
+        "--days",
+        type=cli_days(MAX_NODE_CERT_DAYS),
+        default=397,
+        metavar="N",
+        help="validity in days, 1-397 (default 397)",
     )
     p.set_defaults(func=cmd_pki_sign)
 
@@ -811,7 +785,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("--origin", type=parse_country, metavar="CC", help="only alerts from this node")
     p.add_argument(
         "--since",
-        type=_since,
+        type=parse_ago,
         metavar="TIME",
         help="only alerts sent at or after TIME (ISO 8601 UTC, or Nd/Nh: days or hours ago)",
     )

@@ -16,12 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from node.cli._common import EXIT_OK, load_config, operator_client, parse_when, print_json
+from node.cli._common import EXIT_OK, load_config, operator_client, print_json
 from node.crypto import KEY_PURPOSES
-from node.digits import ascii_hex, ascii_int
+from node.digits import ascii_hex
 from node.errors import RefusedOperation, UsageError
 from node.files import check_output_target, read_bounded
 from node.limits import MAX_TRUST_UPDATE_BYTES
+from node.parsing import cli_days, parse_when
 from node.pki import PUBLIC_FILE_MODE, load_national_ca, write_new_file
 from node.trust import CertificateRevocation, KeyRevocation, RevocationReason, describe, endorse_update
 
@@ -35,11 +36,7 @@ def _serial(value: str) -> int:
     return number
 
 
-def _days(value: str) -> int:
-    days = ascii_int(value)
-    if days is None or not 1 <= days <= 3650:
-        raise argparse.ArgumentTypeError(f"{value!r}: give a whole number of days from 1 to 3650")
-    return days
+_days = cli_days(3650)
 
 
 def _read_update(path: Path) -> bytes:

@@ -62,7 +62,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from node.crypto import KEY_PURPOSES, KeyPurpose, key_id_for, raw_public_key
 from node.errors import ConfigError, InboundRejected, RefusedOperation, UsageError
 from node.files import GENESIS_FILE, read_bounded
-from node.ids import COUNTRIES, Country, as_country
+from node.ids import COUNTRIES, Country
+from node.parsing import parse_country
 from node.trust import (
     FEDERATION_NAME,
     FORMAT,
@@ -307,10 +308,7 @@ def parse_countries(text: str) -> tuple[Country, ...]:
     codes = [part.strip().upper() for part in text.split(",") if part.strip()]
     if not codes:
         raise UsageError("--countries needs at least one country code")
-    try:
-        countries = tuple(as_country(code) for code in codes)
-    except ValueError as exc:
-        raise UsageError(f"--countries: {exc}") from None
+    countries = tuple(parse_country(code, refuse=lambda m: UsageError(f"--countries: {m}")) for code in codes)
     _check_countries(countries)
     return countries
 

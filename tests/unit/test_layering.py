@@ -24,6 +24,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "node.ids",
         "node.countries",
         "node.digits",
+        "node.parsing",
         "node.clock",
         "node.limits",
         "node.logs",
