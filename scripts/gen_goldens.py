@@ -45,6 +45,7 @@ import tomli_w  # noqa: E402
 
 from node.audit import Bundle, read_bundle, write_bundle  # noqa: E402
 from node.checks import add_cosignature, verify_witness_cosignature  # noqa: E402
+from node.clock import iso  # noqa: E402
 from node.crypto import (  # noqa: E402
     KEY_PURPOSES,
     PAYLOAD_ALERT,
@@ -568,7 +569,7 @@ def _readme(fed: Fed, expected: dict[str, list[Finding]]) -> str:
         "it (US-ACK1, JP-ACK1); every node signs a checkpoint, cosigned by both peers; US answers",
         "with a RESPONSE (US-R1); a second round of cosigned checkpoints; then, after the last",
         "cosigned checkpoint, KR sends an UPDATE (KR-A2) and a CANCEL of it (KR-X3). Every log",
-        f"is exported at {EXPORTED_AT.isoformat().replace('+00:00', 'Z')}. The intact logs:",
+        f"is exported at {iso(EXPORTED_AT)}. The intact logs:",
         "",
     ]
     for cc in COUNTRIES:

@@ -47,6 +47,7 @@ from typing import Any, Final
 from google.protobuf.message import DecodeError
 
 from node.audit._bundle import Bundle
+from node.audit._text import short_hash
 from node.clock import iso
 from node.crypto import (
     PAYLOAD_ALERT,
@@ -159,10 +160,10 @@ class ProofResult:
             [
                 f"VALID: {self.origin} {self.msg_type} {self.alert_id} is entry #{self.index} of "
                 f"{self.node}'s log ({what}, logged {iso(self.logged_at) if self.logged_at else '?'})",
-                f"  checkpoint {self.log_origin} size {self.size} root {self.root.hex()[:16]}, "
+                f"  checkpoint {self.log_origin} size {self.size} root {short_hash(self.root)}, "
                 f"signed by {self.log_key_id}",
                 f"  cosigned by: {cosigners}",
-                f"  alert signed by {self.alert_key_id}, digest {self.alert_digest.hex()[:16]}",
+                f"  alert signed by {self.alert_key_id}, digest {short_hash(self.alert_digest)}",
             ]
         )
 

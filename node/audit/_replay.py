@@ -43,7 +43,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from node.audit._bundle import Bundle
-from node.audit._verify import Report, _short, verify_loaded
+from node.audit._text import short_hash
+from node.audit._verify import Report, verify_loaded
 from node.clock import iso
 from node.crypto import digest
 from node.errors import TrustUpdateRejected
@@ -598,7 +599,7 @@ class _Builder:
 
     def _on_info(self, a: AlertReplay, e: _AlertEntry) -> None:
         alert = e.alert
-        other = "" if a.digest in (None, e.digest) else f" [different content: digest {_short(e.digest)}]"
+        other = "" if a.digest in (None, e.digest) else f" [different content: digest {short_hash(e.digest)}]"
         if e.sent:
             to = ", ".join(f"{d.recipient} (seq {d.seq})" for d in alert.deliveries)
             if alert.msg_type == "ALERT":
@@ -636,7 +637,7 @@ class _Builder:
         other_version = a.digest is not None and ref.digest != a.digest
         note = ""
         if other_version and a.digest is not None:  # the second test only narrows the type
-            note = f" [references digest {_short(ref.digest)}, the logs hold {_short(a.digest)}]"
+            note = f" [references digest {short_hash(ref.digest)}, the logs hold {short_hash(a.digest)}]"
         if ref.alert_id != a.alert_id:
             note += f" [via {ref.alert_id}]"
         what = self._followup_text(alert)
@@ -704,7 +705,7 @@ class _Builder:
                 f"received {iso(r.received_at)}"
             )
             if not matches:
-                detail += f" [for digest {_short(r.alert_digest)}, not the sent version]"
+                detail += f" [for digest {short_hash(r.alert_digest)}, not the sent version]"
             self.add(a, e, "RECEIPT", e.peer, detail)
             d = a.deliveries.get(e.peer)
             if matches and d is not None and d.receipt_index is None:

@@ -120,13 +120,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, NamedTuple
 
 from node.audit._bundle import Bundle, read_bundle, signed_export_time
 from node.audit._checkpoints import history_findings, witnessed_findings
+from node.audit._text import short_hash
 from node.clock import iso
 from node.crypto import (
     PAYLOAD_ALERT,
@@ -311,7 +312,7 @@ class Report:
                     log_origin=log.log_origin,
                     entries=log.entries,
                     root=log.root,
-                    exported_at=log.exported_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                    exported_at=iso(log.exported_at),
                     checkpoint_verified=log.checkpoint_verified,
                 )
             per_node[node] = summary
@@ -450,7 +451,7 @@ class _AlertRec:
 
     def describe(self) -> str:
         what = "ALERT_SENT" if self.sent else "ALERT_RECEIVED"
-        return f"{what} of {self.alert.origin} {self.alert.alert_id} (digest {_short(self.digest)})"
+        return f"{what} of {self.alert.origin} {self.alert.alert_id} (digest {short_hash(self.digest)})"
 
 
 @dataclass(slots=True)
@@ -509,10 +510,6 @@ class _Findings:
         return sorted(
             self.items, key=lambda f: (order.get(f.node, len(order)), -1 if f.index is None else f.index)
         )
-
-
-def _short(value: bytes) -> str:
-    return value.hex()[:16]
 
 
 # ------------------------------------------------------------------ API
@@ -679,8 +676,8 @@ def _check_tree(bundle: Bundle, trust: Trust, findings: _Findings) -> LogSummary
             node,
             None,
             "root_mismatch",
-            f"checkpoint says size {cp.size} root {_short(cp.root_hash)}, the entries give "
-            f"size {size} root {_short(root)}",
+            f"checkpoint says size {cp.size} root {short_hash(cp.root_hash)}, the entries give "
+            f"size {size} root {short_hash(root)}",
         )
     signed_at = signed_export_time(cp.extensions)
     if isinstance(signed_at, str) or (signed_at is not None and signed_at != bundle.exported_at):
@@ -1180,7 +1177,7 @@ def _check_log(log: _Log, usable: Sequence[_AlertRec | _ReceiptRec], findings: _
                 rec.index,
                 "equivocation",
                 f"{rec.describe()}, but #{versions[0].index} holds another alert with that id "
-                f"(digest {_short(versions[0].digest)})",
+                f"(digest {short_hash(versions[0].digest)})",
             )
         else:
             for d in rec.alert.deliveries:
@@ -1262,8 +1259,8 @@ def _check_receipts(log: _Log, findings: _Findings) -> None:
                 node,
                 rec.index,
                 "receipt_mismatch",
-                f"receipt by {rec.peer} for {r.alert_id} has digest {_short(r.alert_digest)}, "
-                f"#{sent[0].index} sent {_short(sent[0].digest)}",
+                f"receipt by {rec.peer} for {r.alert_id} has digest {short_hash(r.alert_digest)}, "
+                f"#{sent[0].index} sent {short_hash(sent[0].digest)}",
             )
             continue
         alert = next(a for a in sent if a.digest == r.alert_digest)
@@ -1316,16 +1313,16 @@ def _id_conflicts(recs: Sequence[_AlertRec], flagged: set[tuple[Country, int]], 
                 r.node,
                 r.index,
                 "content_mismatch",
-                f"{origin} alert {alert_id} has digest {_short(r.digest)} here, but {ref.node} "
-                f"#{ref.index} sent it with digest {_short(ref.digest)}",
+                f"{origin} alert {alert_id} has digest {short_hash(r.digest)} here, but {ref.node} "
+                f"#{ref.index} sent it with digest {short_hash(ref.digest)}",
             )
         elif not r.equivocal:
             findings.add(
                 r.node,
                 r.index,
                 "equivocation",
-                f"{origin} alert {alert_id} has digest {_short(r.digest)} here, but "
-                f"{ref.node} #{ref.index} holds digest {_short(ref.digest)}",
+                f"{origin} alert {alert_id} has digest {short_hash(r.digest)} here, but "
+                f"{ref.node} #{ref.index} holds digest {short_hash(ref.digest)}",
             )
 
 

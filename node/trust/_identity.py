@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from node.clock import iso
 from node.errors import CertificateRevoked, ConfigError, UnauthenticatedPeer, UsageError
 from node.ids import COUNTRIES, Country, as_country
 from node.trust._trust import Trust
@@ -208,7 +209,7 @@ def node_id_from_certificate(
     if revoked is not None:
         raise CertificateRevoked(
             f"{country}'s certificate {revoked.serial} was revoked ({revoked.reason}) from "
-            f"{revoked.revoked_from.isoformat().replace('+00:00', 'Z')}"
+            f"{iso(revoked.revoked_from)}"
         )
     return country
 
