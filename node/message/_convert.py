@@ -159,7 +159,9 @@ def alert_to_pb(alert: Alert) -> pb.Alert:
         msg.watchlist.CopyFrom(_watchlist_to_pb(alert.watchlist))
     if alert.vote is not None:
         v = alert.vote
-        msg.vote.CopyFrom(pb.WatchlistVote(version=v.version, decision=v.decision, reject_reason=v.reject_reason))
+        msg.vote.CopyFrom(
+            pb.WatchlistVote(version=v.version, decision=v.decision, reject_reason=v.reject_reason)
+        )
     if alert.policy is not None:
         msg.policy.CopyFrom(_policy_to_pb(alert.policy))
     return msg

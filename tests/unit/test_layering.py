@@ -35,6 +35,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "trust": ("node.trust.",),
     "pki": ("node.pki.",),
     "checks": ("node.checks.",),
+    "trilateral": ("node.trilateral.",),
     "store": ("node.store.",),
     "audit": ("node.audit.",),
     "ews-settings": ("node.ews.thresholds",),
@@ -48,7 +49,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
 """Each module in exactly one component; the most specific entry wins (node.ews.cli is the CLI's)."""
 
 _BELOW_THE_SERVICE: set[str] = {
-    "shared", "message", "crypto", "trust", "pki", "checks", "store", "audit", "ews-settings", "config", "ews",
+    "shared", "message", "crypto", "trust", "pki", "checks", "trilateral", "store", "audit", "ews-settings",
+    "config", "ews",
 }
 
 MAY_IMPORT: dict[str, set[str]] = {
@@ -58,8 +60,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "trust": {"shared", "crypto", "message"},
     "pki": {"shared", "crypto", "trust"},
     "checks": {"shared", "message", "crypto", "trust"},
+    "trilateral": {"shared", "message"},
     "store": {"shared", "crypto"},
-    "audit": {"shared", "message", "crypto", "trust", "checks"},
+    "audit": {"shared", "message", "crypto", "trust", "checks", "trilateral"},
     "ews-settings": {"shared"},
     "config": {"shared", "crypto", "trust", "pki", "ews-settings"},
     "ews": {"shared", "ews-settings", "config"},

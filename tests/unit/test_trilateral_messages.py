@@ -123,7 +123,11 @@ INVALID = {
         "must not carry vote",
     ),
     "report with info": (
-        {**report(), "info": None, "consult": {"impact": "BELOW_10", "cause": "OTHER", "sectors": ["ENERGY"]}},
+        {
+            **report(),
+            "info": None,
+            "consult": {"impact": "BELOW_10", "cause": "OTHER", "sectors": ["ENERGY"]},
+        },
         "must not carry consult",
     ),
     "version 1 naming a predecessor": (
@@ -143,7 +147,10 @@ INVALID = {
     "proposal with a reason code": ({**proposal(), "reason": "RECEIVED"}, "no reason"),
     # the watchlist change
     "empty change": (proposal(add=[]), "at least one pair"),
-    "version 1 removing": (proposal(remove=[pair(reason="RISK_SUBSIDED")], add=[pair("2504")]), "removes nothing"),
+    "version 1 removing": (
+        proposal(remove=[pair(reason="RISK_SUBSIDED")], add=[pair("2504")]),
+        "removes nothing",
+    ),
     "pairs out of order": (proposal(add=[pair("811292"), pair("2504")]), "sorted"),
     "pair twice": (proposal(add=[pair(), pair(reason="POLICY_RISK")]), "twice"),
     "pair added and removed": (
@@ -151,7 +158,10 @@ INVALID = {
         "both added and removed",
     ),
     "adding with a removal reason": (proposal(add=[pair(reason="RISK_SUBSIDED")]), "not a reason to add"),
-    "removing with an adding reason": (proposal(version=2, add=[], remove=[pair()]), "not a reason to remove"),
+    "removing with an adding reason": (
+        proposal(version=2, add=[], remove=[pair()]),
+        "not a reason to remove",
+    ),
     "national tariff line on the watchlist": (proposal(add=[pair("81129200")]), "national 8-digit"),
     "unknown supplier": (proposal(add=[pair(cc="ZZ")]), "ZZ"),
     "not a country": (proposal(add=[pair(cc="XX")]), "ISO 3166-1"),
@@ -240,7 +250,9 @@ HOSTILE = {
     "a report of year 0": (report(), lambda m: setattr(m.policy.announced, "year", 0), "policy.announced"),
     "a proposal that is also a report": (
         proposal(),
-        lambda m: m.policy.CopyFrom(pb.Alert.FromString(alert_to_bytes(Alert.model_validate(report()))).policy),
+        lambda m: m.policy.CopyFrom(
+            pb.Alert.FromString(alert_to_bytes(Alert.model_validate(report()))).policy
+        ),
         "must not carry policy",
     ),
 }
@@ -258,7 +270,8 @@ def test_the_national_line_message_names_the_length() -> None:
     assert hs_code_problem("8112") is None
     assert "national 8-digit tariff line" in str(hs_code_problem("81129200"))
     assert "national 10-digit tariff line" in str(hs_code_problem("8112920010"))
-    assert "must be 4 or 6 digits" in str(hs_code_problem("８１１２"))  # full-width digits are not digits here
+    # full-width digits are not digits here
+    assert "must be 4 or 6 digits" in str(hs_code_problem("８１１２"))
     assert "must be 4 or 6 digits" in str(hs_code_problem("81129"))
 
 
@@ -285,7 +298,12 @@ def test_any_coded_report_round_trips(
     effective = announced + timedelta(days=lag)
     alert = Alert.model_validate(
         report(
-            hs_codes=codes, stage=stage, measure=measure, source=source, announced=announced, effective=effective
+            hs_codes=codes,
+            stage=stage,
+            measure=measure,
+            source=source,
+            announced=announced,
+            effective=effective,
         )
     )
     data = alert_to_bytes(alert)
