@@ -325,3 +325,14 @@ def test_random_bodies_raise_only_decode_failure(data: bytes, body: str) -> None
     raw = msg.SerializeToString(deterministic=True)
     with contextlib.suppress(DecodeFailure):
         alert_from_bytes(raw)
+
+
+def test_the_new_bodies_have_no_place_for_free_text() -> None:
+    """SPEC section 3 keeps free text out: every string in these bodies is a code the model checks."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    coded_strings = {"hs_code", "country", "hs_codes"}
+    for message in (pb.WatchPair, pb.WatchlistChange, pb.WatchlistVote, pb.PolicyMove, pb.CalendarDate):
+        strings = {f.name for f in message.DESCRIPTOR.fields if f.type == FieldDescriptor.TYPE_STRING}
+        assert strings <= coded_strings, message.DESCRIPTOR.name
+        assert not [f.name for f in message.DESCRIPTOR.fields if f.type == FieldDescriptor.TYPE_BYTES]
