@@ -98,13 +98,16 @@ class PeerClient:
         Both directions gossip the latest cosigned checkpoint (SPEC section 5),
         so views of each log are compared at no extra round trip.
         """
-        request = pb.DeliverRequest(envelope=envelope, checkpoint=self._service.gossip_checkpoint())
+        service = self._service
+        request = pb.DeliverRequest(
+            envelope=envelope, checkpoint=await service.call(service.gossip_checkpoint)
+        )
         reply = self._answer(
             pb.DeliverResponse,
             await self._deliver(request.SerializeToString(), timeout=self._deadline),
             what="deliver",
         )
-        self._service.check_gossip(self.peer, reply.checkpoint)
+        await service.call(service.check_gossip, self.peer, reply.checkpoint)
         return bytes(reply.receipt)
 
     async def add_checkpoint(self, body: str) -> str:
@@ -264,10 +267,11 @@ class DeliveryLoop:
 
     async def drain(self) -> bool:
         """Deliver everything pending; True when the outbox is empty."""
-        link = self._service.link(self.peer)
+        service = self._service
+        link = service.link(self.peer)
         if not await self._announce_trust():
             return False
-        while batch := self._service.pending(self.peer, BATCH):
+        while batch := await service.call(service.pending, self.peer, BATCH):
             if link.is_pulling(time.monotonic()):
                 # The peer is catching up by pages; pushing the same alerts one
                 # by one would only compete with it. Look again shortly.
@@ -276,21 +280,22 @@ class DeliveryLoop:
             for seq, alert_id, envelope in batch:
                 try:
                     receipt = await self._client.deliver(envelope)
-                    self._service.accept_receipt(self.peer, receipt)
+                    await service.call(service.accept_receipt, self.peer, receipt)
                 except aio.AioRpcError as exc:
-                    self._fail(seq, alert_id, describe(exc))
+                    await self._fail(seq, alert_id, describe(exc))
                     return False
                 except InboundRejected as exc:
-                    self._fail(seq, alert_id, f"bad receipt ({exc.reason}): {exc}")
+                    await self._fail(seq, alert_id, f"bad receipt ({exc.reason}): {exc}")
                     return False
                 self._failures = 0
-                link.succeeded(self._service.clock())
+                link.succeeded(service.clock())
         self._failures = 0  # nothing left to deliver: the next alert goes out at once
         return True
 
     async def _announce_trust(self) -> bool:
         """Send the peer our trust updates it lacks, in order, before any alert a new key signs."""
-        for serial, envelope in self._service.trust_updates_of(self._service.me, self._trust_held):
+        service = self._service
+        for serial, envelope in await service.call(service.trust_updates_of, service.me, self._trust_held):
             try:
                 self._trust_held = max(self._trust_held, await self._client.update_trust(envelope))
             except aio.AioRpcError as exc:
@@ -301,19 +306,19 @@ class DeliveryLoop:
                 ):
                     # The peer lacks an earlier one: start again from there.
                     self._trust_held = held - 1
-                self._fail(None, f"{self._service.me}-trust-{serial}", describe(exc))
+                await self._fail(None, f"{service.me}-trust-{serial}", describe(exc))
                 return False
             except Malformed as exc:
-                self._fail(None, f"{self._service.me}-trust-{serial}", str(exc))
+                await self._fail(None, f"{service.me}-trust-{serial}", str(exc))
                 return False
         return True
 
-    def _fail(self, seq: int | None, message_id: str, error: str) -> None:
+    async def _fail(self, seq: int | None, message_id: str, error: str) -> None:
         """Count a failed delivery; `seq` None for a trust update (it has no outbox row)."""
         self._failures += 1
         self._service.link(self.peer).failed(self._service.clock(), error)
         if seq is not None:
-            self._service.record_failure(self.peer, seq, error)
+            await self._service.call(self._service.record_failure, self.peer, seq, error)
         log.warning(
             "delivery_failed",
             node=self._service.me,
@@ -343,7 +348,7 @@ async def pull(client: PeerClient, service: NodeService, *, origin: Country | No
     stored = 0
     try:
         while True:
-            after = service.last_seq(source, service.me)
+            after = await service.call(service.last_seq, source, service.me)
             updates, page = await client.catch_up(
                 origin=source,
                 after_seq=after,
@@ -351,13 +356,13 @@ async def pull(client: PeerClient, service: NodeService, *, origin: Country | No
                 trust_after=service.trust.serial_of(source),
             )
             for update in updates:
-                service.accept_trust_update(peer, update, relayed=not direct)
+                await service.call(service.accept_trust_update, peer, update, relayed=not direct)
             if not page:
                 break
-            stored += service.receive_many(page, peer=peer, direct=direct)
+            stored += await service.store_page(page, peer=peer, direct=direct)
             # Pushes from the origin may have stored part of this page meanwhile;
             # what counts is progress. None at all means a refusal: stop, not spin.
-            if service.last_seq(source, service.me) <= after:
+            if await service.call(service.last_seq, source, service.me) <= after:
                 break
     except aio.AioRpcError as exc:
         if direct:
@@ -385,21 +390,21 @@ async def get_cosigned(client: PeerClient, service: NodeService) -> bool:
     one retry with a proof from that size follows.
     """
     peer = client.peer
-    request = service.witness_request(peer)
+    request = await service.call(service.witness_request, peer)
     for _attempt in range(2):
         if request is None:
             return True
         size, body = request
         try:
             cosignature = await client.add_checkpoint(body)
-            service.record_cosignature(peer, size, cosignature)
+            await service.call(service.record_cosignature, peer, size, cosignature)
             return True
         except aio.AioRpcError as exc:
             witness_size = trailer(exc, WITNESS_SIZE_TRAILER)
             if exc.code() == grpc.StatusCode.ABORTED and (old := ascii_int(witness_size or "")) is not None:
-                if not service.check_witness_size(peer, old, witness_note(exc)):
+                if not await service.call(service.check_witness_size, peer, old, witness_note(exc)):
                     return False
-                request = service.witness_request(peer, old_size=old)
+                request = await service.call(service.witness_request, peer, old_size=old)
                 continue
             log.warning("witness_failed", node=service.me, peer=peer, size=size, error=describe(exc))
             return False
@@ -420,13 +425,13 @@ async def check_history(client: PeerClient, service: NodeService) -> bool:
     .note_history_missing), in which it refuses to publish.
     """
     peer = client.peer
-    old, body = service.history_probe(peer)
+    old, body = await service.call(service.history_probe, peer)
     try:
         await client.add_checkpoint(body)
     except aio.AioRpcError as exc:
         witness_size = ascii_int(trailer(exc, WITNESS_SIZE_TRAILER) or "")
         if exc.code() == grpc.StatusCode.ABORTED and witness_size is not None:
-            service.check_witness_size(peer, witness_size, witness_note(exc))
+            await service.call(service.check_witness_size, peer, witness_size, witness_note(exc))
         elif exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             return False
         else:  # a refusal is an answer too, but not one about our history: the next turn asks again
@@ -439,7 +444,7 @@ async def check_history(client: PeerClient, service: NodeService) -> bool:
         return False
     try:
         _updates, page = await client.catch_up(
-            origin=service.me, after_seq=service.last_seq(service.me, peer), max_count=1
+            origin=service.me, after_seq=await service.call(service.last_seq, service.me, peer), max_count=1
         )
     except aio.AioRpcError as exc:
         log.warning("history_check_failed", node=service.me, peer=peer, step="catch_up", error=describe(exc))
@@ -447,14 +452,20 @@ async def check_history(client: PeerClient, service: NodeService) -> bool:
     except Malformed as exc:
         log.warning("history_check_failed", node=service.me, peer=peer, step="catch_up", error=str(exc))
         return False
-    held = service.own_alert_beyond(peer, page)
-    if held is not None:
-        service.note_history_missing(peer, held, evidence="own_alert")
-    service.history_answered(peer)
+    held = await service.call(_record_history_answer, service, peer, page)
     log.info(
         "history_checked", node=service.me, peer=peer, witness_old_size=old, own_alert_beyond=held is not None
     )
     return True
+
+
+def _record_history_answer(service: NodeService, peer: Country, page: list[bytes]) -> str | None:
+    """Note what the peer's page shows of our own history, in one turn of the store's thread."""
+    held = service.own_alert_beyond(peer, page)
+    if held is not None:
+        service.note_history_missing(peer, held, evidence="own_alert")
+    service.history_answered(peer)
+    return held
 
 
 async def held_by_peer(client: PeerClient, service: NodeService) -> HeldByPeer:
@@ -464,7 +475,7 @@ async def held_by_peer(client: PeerClient, service: NodeService) -> HeldByPeer:
     our own alerts addressed to it after our last sequence there, page by page.
     """
     peer = client.peer
-    old, body = service.history_probe(peer)
+    old, body = await service.call(service.history_probe, peer)
     witness_size = old
     try:
         await client.add_checkpoint(body)
@@ -474,7 +485,9 @@ async def held_by_peer(client: PeerClient, service: NodeService) -> HeldByPeer:
             raise RefusedOperation(
                 f"{peer} did not say what it witnessed of {service.me}'s log: {describe(exc)}"
             ) from None
-        if answered > service.log_size and not service.proves_own_size(witness_note(exc), answered):
+        if answered > service.log_size and not await service.call(
+            service.proves_own_size, witness_note(exc), answered
+        ):
             raise RefusedOperation(
                 f"{peer} says it witnessed {answered} entries of {service.me}'s log but sends no checkpoint "
                 f"of that size signed by {service.me}'s log key"
@@ -483,7 +496,7 @@ async def held_by_peer(client: PeerClient, service: NodeService) -> HeldByPeer:
     except Malformed as exc:
         raise RefusedOperation(f"{peer} did not say what it witnessed of {service.me}'s log: {exc}") from None
     envelopes: list[bytes] = []
-    after = service.last_seq(service.me, peer)
+    after = await service.call(service.last_seq, service.me, peer)
     while True:
         try:
             _updates, page = await client.catch_up(
@@ -520,4 +533,4 @@ async def rejoin(clients: list[PeerClient], service: NodeService) -> dict[str, A
         if isinstance(answer, BaseException):
             raise answer
         held[client.peer] = answer
-    return service.rejoin(held)
+    return await service.call(service.rejoin, held)

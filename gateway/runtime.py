@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Final
+from typing import Any, Final, ParamSpec
 
 import structlog
 from grpc import aio
@@ -40,6 +41,9 @@ from node.ids import Country
 from node.limits import MAX_GRPC_MESSAGE_BYTES
 from node.operator import OperatorServer
 from node.service import NodeService
+from node.store import StoreThread
+
+P = ParamSpec("P")
 
 log = structlog.get_logger("ewx.gateway")
 
@@ -90,15 +94,20 @@ class NodeRuntime:
         whatever already started is stopped again.
         """
         self._lock = DataDirLock.acquire(self.config.data_dir)
+        self.store_thread = StoreThread(self.config.node_id)
         try:
-            self.service = NodeService.open(self.config, clock=self._clock)
+            self.service = await self.store_thread.run(NodeService.open, self.config, clock=self._clock)
         except BaseException:
+            self.store_thread.close()
             self._lock.release()
             raise
+        self.service.store_thread = self.store_thread
         try:
-            self.service.check_store_at_start()  # an empty store waits for a peer's word (issue 10, item 2)
+            # an empty store waits for a peer's word (issue 10, item 2)
+            await self.service.call(self.service.check_store_at_start)
         except BaseException:
-            self.service.close()
+            await self.service.call(self.service.close)
+            self.store_thread.close()
             self._lock.release()
             raise
         self._operator = OperatorServer(
@@ -163,34 +172,41 @@ class NodeRuntime:
         for name in ("", rpc.SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._pull_wake = {peer: asyncio.Event() for peer in service.peers}
-        service.on_gap = self._on_gap
+        loop = asyncio.get_running_loop()
+        # The service calls these from the store's thread, after a commit; the
+        # events and queues they touch belong to the loop.
+        service.on_gap = _on_loop(loop, self._on_gap)
         for peer in service.peers:
             client = PeerClient(
                 service=service, peer=peer, credentials=self.tls.channel_credentials(service.trust, peer)
             )
             self._clients.append(client)
-            loop = DeliveryLoop(service=service, client=client)
-            self._loops[peer] = loop
-            self._tasks.append(asyncio.create_task(loop.run(), name=f"deliver-{peer}"))
+            delivery = DeliveryLoop(service=service, client=client)
+            self._loops[peer] = delivery
+            self._tasks.append(asyncio.create_task(delivery.run(), name=f"deliver-{peer}"))
             self._tasks.append(asyncio.create_task(self._pull_forever(client), name=f"pull-{peer}"))
-        service.on_outbox = lambda peer: self._loops[peer].wake()
-        self._start_exposure_checks()
+        service.on_outbox = _on_loop(loop, lambda peer: self._loops[peer].wake())
+        await self._start_exposure_checks()
         self._tasks.append(asyncio.create_task(self._checkpoint_forever(), name="checkpoints"))
         self._tasks.append(asyncio.create_task(self._watch_tls_forever(), name="tls-watch"))
 
-    def _start_exposure_checks(self) -> None:
+    async def _start_exposure_checks(self) -> None:
         """Every peer ALERT and UPDATE stored is checked against this node's own data (SPEC 7)."""
         service = self.service
         worker = ExposureWorker(
             data_dir=self.config.data_dir,
             months=self.config.ews.history,
-            lookup=service.alert_scope,
-            record=service.record_exposure,
+            lookup=lambda origin, alert_id: service.call(service.alert_scope, origin, alert_id),
+            record=lambda origin, alert_id, text: service.call(
+                service.record_exposure, origin, alert_id, text
+            ),
             node=service.me,
         )
         self._exposure = worker
-        service.on_peer_alert = worker.submit
-        for origin, alert_id in service.peer_alerts(without_exposure=True):  # stored before a restart
+        loop = asyncio.get_running_loop()
+        service.on_peer_alert = _on_loop(loop, worker.submit)
+        # stored before a restart
+        for origin, alert_id in await service.call(service.peer_alerts, without_exposure=True):
             worker.submit(origin, alert_id)
         self._tasks.append(
             asyncio.create_task(self._survive_forever("exposure", worker.run), name="exposure")
@@ -198,7 +214,7 @@ class NodeRuntime:
 
     async def _recheck_exposure(self, _args: dict[str, Any]) -> dict[str, int]:
         """After new early-warning data: check every stored peer ALERT and UPDATE again."""
-        alerts = self.service.peer_alerts(without_exposure=False)
+        alerts = await self.service.call(self.service.peer_alerts, without_exposure=False)
         for origin, alert_id in alerts:
             self._exposure.submit(origin, alert_id)
         return {"queued": len(alerts)}
@@ -209,7 +225,7 @@ class NodeRuntime:
 
     async def _first_start(self, _args: dict[str, Any]) -> dict[str, Any]:
         """`ewx node first-start`: publish before any peer has answered (NodeService.declare_first_start)."""
-        return self.service.declare_first_start()
+        return await self.service.call(self.service.declare_first_start)
 
     async def _survive_forever(self, task: str, run: Callable[[], Awaitable[None]]) -> None:
         while True:
@@ -294,7 +310,7 @@ class NodeRuntime:
         while True:
             await asyncio.sleep(self.config.checkpoint_interval_seconds)
             with _survive("checkpoints", self.service.me):
-                self.service.issue_checkpoint()
+                await self.service.call(self.service.issue_checkpoint)
                 await asyncio.gather(*(get_cosigned(client, self.service) for client in self._clients))
 
     async def _pull_forever(self, client: PeerClient) -> None:
@@ -338,9 +354,19 @@ class NodeRuntime:
                 await task
         for client in self._clients:
             await client.close()
-        self.service.close()
+        await self.service.call(self.service.close)
+        self.store_thread.close()
         self._lock.release()
         log.info("node_stopped", node=self.service.me)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, callback: Callable[P, object]) -> Callable[P, None]:
+    """`callback`, made safe to call from the store's thread: it runs on `loop`, soon after."""
+
+    def schedule(*args: P.args, **kwargs: P.kwargs) -> None:
+        loop.call_soon_threadsafe(functools.partial(callback, *args, **kwargs))
+
+    return schedule
 
 
 def _bind_problem(listen: str, exc: RuntimeError) -> str:

@@ -188,11 +188,7 @@ class FederationServicer:
                     f"deliver request is {len(request)} bytes, at most {MAX_ENVELOPE_BYTES} for the envelope"
                 )
             parsed = _parse(pb.DeliverRequest, request, what="deliver request")
-            receipt = self._service.receive(parsed.envelope, peer=peer, direct=True)
-            self._service.check_gossip(peer, parsed.checkpoint)
-            return pb.DeliverResponse(
-                receipt=receipt, checkpoint=self._service.gossip_checkpoint()
-            ).SerializeToString()
+            return await self._service.call(_receive_delivery, self._service, parsed, peer)
 
         return await self._guarded(context, "Deliver", work)
 
@@ -215,10 +211,17 @@ class FederationServicer:
                     raise Malformed(f"catch-up request's {name} is beyond {MAX_POSITION}")
             served = self._service.config.catchup_page_served
             limit = min(req.max_count or served, served)
-            page = self._service.catch_up(requester=peer, origin=origin, after_seq=req.after_seq, limit=limit)
+            service = self._service
+            page = await service.call(
+                service.catch_up, requester=peer, origin=origin, after_seq=req.after_seq, limit=limit
+            )
             # The origin's trust updates the caller lacks go first: alerts its
             # new keys signed verify only once they are known (relay included).
-            updates = [] if origin == peer else self._service.trust_updates_of(origin, req.trust_after)
+            updates = (
+                []
+                if origin == peer
+                else await service.call(service.trust_updates_of, origin, req.trust_after)
+            )
             updates = updates[:MAX_CATCHUP_TRUST_UPDATES]  # the rest on the next page
             for _, update in updates:
                 await self._write(context, pb.CatchUpItem(trust_update=update).SerializeToString(), deadline)
@@ -257,7 +260,7 @@ class FederationServicer:
 
         async def work(peer: Country) -> bytes:
             body = _parse(pb.WitnessRequest, request, what="witness request").body
-            cosignature = self._service.witness(peer, body)
+            cosignature = await self._service.call(self._service.witness, peer, body)
             return pb.WitnessResponse(cosignature=cosignature).SerializeToString()
 
         return await self._guarded(context, "AddCheckpoint", work)
@@ -271,7 +274,7 @@ class FederationServicer:
                     f"trust update request is {len(request)} bytes, at most {MAX_TRUST_UPDATE_BYTES}"
                 )
             update = _parse(pb.TrustUpdateRequest, request, what="trust update request").update
-            held = self._service.accept_trust_update(peer, update)
+            held = await self._service.call(self._service.accept_trust_update, peer, update)
             return pb.TrustUpdateResponse(held_serial=held).SerializeToString()
 
         return await self._guarded(context, "UpdateTrust", work)
@@ -291,6 +294,13 @@ class FederationServicer:
                 "UpdateTrust": grpc.unary_unary_rpc_method_handler(self.update_trust),
             },
         )
+
+
+def _receive_delivery(service: NodeService, request: pb.DeliverRequest, peer: Country) -> bytes:
+    """Store one delivered envelope and compare gossip: the DeliverResponse, in one turn of the store's thread."""
+    receipt = service.receive(request.envelope, peer=peer, direct=True)
+    service.check_gossip(peer, request.checkpoint)
+    return pb.DeliverResponse(receipt=receipt, checkpoint=service.gossip_checkpoint()).SerializeToString()
 
 
 def _parse(message_type: type[T], data: bytes, *, what: str) -> T:

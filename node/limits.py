@@ -92,6 +92,12 @@ MAX_CATCHUP_PAGE = 1000
 default and the ceiling of `catchup_page_served` and `catchup_page_requested`
 (a page is built in memory: at most 1000 x 8 KiB per open stream)."""
 
+STORE_TURN_ALERTS = 100
+"""Most alerts of a catch-up page stored in one commit, one turn of the store's
+thread (NodeService.store_page): a Deliver that arrives meanwhile waits for one
+such turn, not for the page. Ten commits of 100 rows took 15 ms against 14 ms
+for one commit of 1,000 with synchronous=FULL on the development host."""
+
 RPC_DEADLINE_SECONDS = 10.0
 """Default deadline the gateway sets on every call to a peer (`rpc_deadline_seconds`)."""
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from typing import Any
 from node.config import NodeConfig
 from node.ids import Country
 from node.pki import init_federation
+from node.store import Store, StoreThread
 
 
 def make_federation(root: Path, **overrides: Any) -> dict[Country, Path]:
@@ -50,9 +52,63 @@ def alert_info(**overrides: Any) -> dict[str, Any]:
     return info
 
 
+class OnStoreThread:
+    """A running node's service, or its store, for test code on the event loop.
+
+    A running node's store answers only on its store thread (node/store/_thread.py);
+    every attribute read and call through this runs there and blocks the test until
+    it is done, as a call on the loop did before the store had its own thread.
+    Attributes that are themselves the service's store come back wrapped too.
+    """
+
+    def __init__(self, target: Any, thread: StoreThread) -> None:
+        self._target = target
+        self._thread = thread
+
+    @property
+    def unwrapped(self) -> Any:
+        """The real object, for code that routes its own calls (the operator server)."""
+        return self._target
+
+    def __getattr__(self, name: str) -> Any:
+        value = self._thread.wait_for(getattr, self._target, name)
+        if isinstance(value, Store):
+            return OnStoreThread(value, self._thread)
+        if callable(value) and not isinstance(value, type):
+            return functools.partial(self._thread.wait_for, _drained, value)
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            self._thread.wait_for(setattr, self._target, name, value)
+
+
+def _drained(work: Any, *args: Any, **kwargs: Any) -> Any:
+    """`work(...)`, with an iterator it returns read to the end (on the calling thread)."""
+    result = work(*args, **kwargs)
+    return list(result) if isinstance(result, Iterator) else result
+
+
+class RunningNode:
+    """A started NodeRuntime whose `service` test code may use straight from the loop."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.service: Any = OnStoreThread(runtime.service, runtime.store_thread)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.runtime, name)
+
+
 @asynccontextmanager
 async def running(*configs: Path) -> AsyncIterator[dict[Country, Any]]:
-    """Start NodeRuntimes for the given configs in this event loop; stop them after."""
+    """Start NodeRuntimes for the given configs in this event loop; stop them after.
+
+    Yields RunningNodes: the runtime's attributes, with a `service` whose calls run
+    on the node's store thread.
+    """
     from gateway.runtime import NodeRuntime
 
     runtimes = {}
@@ -62,7 +118,7 @@ async def running(*configs: Path) -> AsyncIterator[dict[Country, Any]]:
             runtime = NodeRuntime(config)
             await runtime.start()
             runtimes[config.node_id] = runtime
-        yield runtimes
+        yield {cc: RunningNode(runtime) for cc, runtime in runtimes.items()}
     finally:
         for runtime in runtimes.values():
             await runtime.stop()

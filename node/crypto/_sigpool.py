@@ -274,7 +274,7 @@ class _InboundPool:
     """The process-wide pool for inbound pages, started on first need, kept for the process.
 
     It is shared by every NodeService of the process (receive_many runs on
-    the event loop's thread; the lock covers other callers) and reaped by
+    the store's thread; the lock covers other callers) and reaped by
     concurrent.futures at interpreter exit.
     """
 

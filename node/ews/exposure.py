@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -104,7 +104,7 @@ class ExposureWorker:
 
     `lookup(origin, alert_id)` gives the alert's HS codes and source countries
     (None if it has no info); `record(origin, alert_id, json_text)` keeps the
-    result in the node's store (on the loop, the store's own thread). A store
+    result in the node's store (both awaited on the store's own thread). A store
     held by a long ingest is waited for in the worker thread, never on the loop.
     """
 
@@ -113,8 +113,8 @@ class ExposureWorker:
         *,
         data_dir: Path,
         months: int,
-        lookup: Callable[[str, str], tuple[list[str], list[str]] | None],
-        record: Callable[[str, str, str], None],
+        lookup: Callable[[str, str], Awaitable[tuple[list[str], list[str]] | None]],
+        record: Callable[[str, str, str], Awaitable[None]],
         node: str,
     ) -> None:
         self._data_dir = data_dir
@@ -147,7 +147,7 @@ class ExposureWorker:
                 batch.append(self._queue.get_nowait())
             wanted = {}
             for origin, alert_id in dict.fromkeys(batch):
-                scope = self._lookup(origin, alert_id)
+                scope = await self._lookup(origin, alert_id)
                 if scope is not None:
                     wanted[(origin, alert_id)] = scope
             if not wanted:
@@ -160,7 +160,7 @@ class ExposureWorker:
                     asyncio.get_running_loop().call_later(RETRY_SECONDS, self.submit, origin, alert_id)
                 continue
             for (origin, alert_id), result in results.items():
-                self._record(origin, alert_id, json.dumps(result, sort_keys=True))
+                await self._record(origin, alert_id, json.dumps(result, sort_keys=True))
                 log.info(
                     "exposure_checked",
                     node=self._node,

@@ -342,7 +342,9 @@ class OperatorServer:
         except ValidationError as exc:
             raise UsageError(f"bad publish request: {describe_validation_error(exc)}") from None
         reference = request.reference
-        published = self._service.publish(
+        service = self._service
+        published = await service.call(
+            service.publish,
             msg_type=request.msg_type,
             status=request.status,
             recipients=request.recipients,
@@ -377,7 +379,7 @@ class OperatorServer:
             country = as_country(origin)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        return self._service.show(country, alert_id)
+        return await self._service.call(self._service.show, country, alert_id)
 
     async def _import(self, args: dict[str, Any]) -> Any:
         origin, recipient, envelopes = args.get("origin"), args.get("recipient"), args.get("envelopes")
@@ -388,7 +390,8 @@ class OperatorServer:
             source, target = as_country(str(origin)), as_country(str(recipient))
         except ValueError as exc:
             raise UsageError(f"bad import request: {exc}") from None
-        return self._service.import_transfer(origin=source, recipient=target, envelopes=decoded)
+        service = self._service
+        return await service.call(service.import_transfer, origin=source, recipient=target, envelopes=decoded)
 
     async def _announce(self, args: dict[str, Any]) -> Any:
         update = args.get("update")
@@ -398,10 +401,11 @@ class OperatorServer:
             envelope = base64.b64decode(update, validate=True)
         except ValueError as exc:
             raise UsageError(f"bad announce request: {exc}") from None
-        return self._service.announce_trust_update(envelope)
+        return await self._service.call(self._service.announce_trust_update, envelope)
 
     async def _status(self, _args: dict[str, Any]) -> Any:
-        snapshot = self._service.status_snapshot()  # the in-memory half, on the loop that changes it
+        # The in-memory half, on the store's thread that changes it; the rest on a reader.
+        snapshot = await self._service.call(self._service.status_snapshot)
         return await self._off_loop(self._service.status_from, snapshot)
 
     async def _evidence(self, _args: dict[str, Any]) -> Any:

@@ -8,12 +8,13 @@ of gRPC: the gateway calls `receive`, `accept_receipt`, `pending` and
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import structlog
 from cryptography import x509
@@ -60,11 +61,14 @@ from node.service._rotation import install_pending_keys, trust_with_updates
 from node.service._trust import TrustUpdating
 from node.service._views import Views, listing_keys, listing_keys_of
 from node.service._witnessing import Witnessing
-from node.store import STORE_FILE, Store, StoredAlert, Tx
+from node.store import STORE_FILE, Store, StoredAlert, StoreThread, Tx
 from node.trust import Trust, describe_validation_error
 from node.wire import ewx_pb2 as pb
 
 log = structlog.get_logger("ewx.node")
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,22 @@ class _Conflict:
     kept: StoredAlert | None
     alert: Alert
     conflicting: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PageStored:
+    """What receive_many made of a page."""
+
+    stored: int
+    """New alerts stored (one already held counts nothing)."""
+    complete: bool
+    """False when it stopped before the page's end: a refusal, an alert out of
+    sequence or an equivocation, each logged."""
+
+
+def _shifted(verdict: Callable[[int], Verdict | None], start: int, i: int) -> Verdict | None:
+    """A page's verdict function, for the part of it that begins at `start`."""
+    return verdict(start + i)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +133,9 @@ class NodeService(Rejoining, Witnessing, TrustUpdating, Views):
     certificate_in_use: Callable[[], x509.Certificate] | None = None
     """Set by the gateway: the TLS certificate it serves now, which after a failed
     reload is not the one in the file; status reports this one."""
+    store_thread: StoreThread | None = None
+    """Set by the runtime: the thread that opened the store, which every call to
+    it must run on (`call`). None for a service used from one thread alone."""
     links: dict[Country, LinkState] = field(default_factory=dict)
     _gossip_seen: dict[Country, str] = field(default_factory=dict)
 
@@ -140,6 +163,16 @@ class NodeService(Rejoining, Witnessing, TrustUpdating, Views):
     def close(self) -> None:
         """Close the store."""
         self.store.close()
+
+    async def call(self, work: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """`work(*args, **kwargs)` on the store's thread, awaited; directly if it has none.
+
+        Everything that reads or writes the store goes through here from the
+        event loop, so no commit holds the loop that answers the peers.
+        """
+        if self.store_thread is None:
+            return work(*args, **kwargs)
+        return await self.store_thread.run(work, *args, **kwargs)
 
     @property
     def me(self) -> Country:
@@ -365,19 +398,55 @@ class NodeService(Rejoining, Witnessing, TrustUpdating, Views):
             raise RuntimeError(f"storing {verified.alert.alert_id} from {peer} gave no receipt")
         return outcome
 
-    def receive_many(self, envelopes: Sequence[bytes], *, peer: Country, direct: bool) -> int:
+    async def store_page(self, envelopes: Sequence[bytes], *, peer: Country, direct: bool) -> int:
+        """Catch-up from the event loop: a page stored in turns of the store's thread.
+
+        The page's signatures are verified ahead in the inbound pool, started
+        off the store's thread; then at most limits.STORE_TURN_ALERTS alerts
+        are stored per turn (receive_many, one commit each), so a Deliver or a
+        witness request handed to the thread meanwhile waits for one turn, not
+        for the whole page. Stops where receive_many stopped; returns how many
+        new alerts were stored.
+        """
+        verdict = await asyncio.to_thread(self._verdicts_ahead, envelopes)
+        stored = 0
+        turn = limits.STORE_TURN_ALERTS
+        for start in range(0, len(envelopes), turn):
+            part = await self.call(
+                self.receive_many,
+                envelopes[start : start + turn],
+                peer=peer,
+                direct=direct,
+                verdict=None if verdict is None else functools.partial(_shifted, verdict, start),
+            )
+            stored += part.stored
+            if not part.complete:
+                break
+        return stored
+
+    def receive_many(
+        self,
+        envelopes: Sequence[bytes],
+        *,
+        peer: Country,
+        direct: bool,
+        verdict: Callable[[int], Verdict | None] | None = None,
+    ) -> PageStored:
         """Catch-up: verify and store a page of alerts in order, in one commit.
 
         One durable commit per page instead of per alert. Stops at the first
         refusal (logged; an equivocation is kept as evidence), keeping what
-        came before it; returns how many new alerts were stored.
+        came before it. `verdict(i)`, the signature verdicts of a caller that
+        started them ahead (store_page), else they are started here for a
+        page big enough.
         """
         now = self.clock()
-        verdict = self._verdicts_ahead(envelopes)
+        if verdict is None:
+            verdict = self._verdicts_ahead(envelopes)
         # Once a page rather than once an alert: max_skew is computed from the
         # config, and the module's lazy logger binds anew on every call.
         skew, events = self.max_skew, log.bind()
-        stored = 0
+        stored, complete = 0, False
         conflict: _Conflict | None = None
         # Each alert is stored once verified rather than after the whole page:
         # no page of decoded alerts stays alive, so the garbage collector's
@@ -401,9 +470,11 @@ class NodeService(Rejoining, Witnessing, TrustUpdating, Views):
                     conflict = outcome
                     break
                 stored += tx.appended_count - before
+            else:
+                complete = True
         if conflict is not None:
             self._equivocation(conflict, peer=peer, now=now)
-        return stored
+        return PageStored(stored=stored, complete=complete)
 
     def _verdicts_ahead(self, envelopes: Sequence[bytes]) -> Callable[[int], Verdict | None] | None:
         """For a big page: its signatures verified in other processes while this one
@@ -734,7 +805,7 @@ class NodeService(Rejoining, Witnessing, TrustUpdating, Views):
         stored = 0
         for start in range(0, len(envelopes), limits.MAX_CATCHUP_PAGE):
             page = envelopes[start : start + limits.MAX_CATCHUP_PAGE]
-            stored += self.receive_many(page, peer=origin, direct=False)
+            stored += self.receive_many(page, peer=origin, direct=False).stored
         held = self.store.last_seq(origin, self.me)
         refused = sum(1 for env in envelopes if not self._holds(env))
         log.info(

@@ -55,7 +55,7 @@ class AlertPage:
 
 @dataclass(frozen=True, slots=True)
 class StatusSnapshot:
-    """The in-memory half of `ewx status`, taken on the event loop (Views.status_snapshot)."""
+    """The in-memory half of `ewx status`, taken on the store's thread (Views.status_snapshot)."""
 
     now: datetime
     links: dict[Country, tuple[bool | None, datetime | None, str | None]]
@@ -221,10 +221,10 @@ class Views(ServiceState):
         return keys
 
     def status_snapshot(self) -> StatusSnapshot:
-        """What status shows from memory (links, keys, the log's head), taken on the event loop.
+        """What status shows from memory (links, keys, the log's head), taken on the store's thread.
 
-        These change under the loop's feet; the rest of status is read from the
-        store and may run in a worker thread (status_from).
+        These change as the store's thread commits; the rest of status is read
+        from the store and may run in a worker thread (status_from).
         """
         now = self.clock()
         certificate = self.certificate_in_use() if self.certificate_in_use else self.config.tls_certificate()

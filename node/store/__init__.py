@@ -1,7 +1,8 @@
 """The node's store: SQLite in WAL mode, the exchange log and everything the node keeps.
 
 Owns the schema, transactions (`Tx`), reads (`Reads`, read-only connections
-for operator threads) and the in-memory Merkle levels of the log (`_sqlite`).
+for operator threads) and the in-memory Merkle levels of the log (`_sqlite`);
+the one thread a running node's store is used from (`_thread`).
 
 May import: node's shared modules, node.crypto.
 """
@@ -16,6 +17,7 @@ from node.store._sqlite import (
     StoredAlert,
     Tx,
 )
+from node.store._thread import StoreThread
 
 __all__ = [
     "ALERT_STATES",
@@ -24,6 +26,7 @@ __all__ = [
     "ListingKeys",
     "Reads",
     "Store",
+    "StoreThread",
     "StoredAlert",
     "Tx",
 ]

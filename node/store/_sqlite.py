@@ -12,6 +12,7 @@ cost O(log^2 n)) and only advanced once a commit has succeeded.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -265,7 +266,9 @@ class Tx:
 
     def remember(self, key: str, alert_id: str, at: str) -> None:
         """Bind an idempotency key to the alert published under it."""
-        self._conn.execute("INSERT INTO idempotency (key, alert_id, at) VALUES (?, ?, ?)", (key, alert_id, at))
+        self._conn.execute(
+            "INSERT INTO idempotency (key, alert_id, at) VALUES (?, ?, ?)", (key, alert_id, at)
+        )
 
     @property
     def appended_count(self) -> int:
@@ -395,7 +398,8 @@ class Tx:
     def set_history_unchecked(self, at: str) -> None:
         """Mark a store started empty, outside a new federation: no peer has yet said what it holds of us."""
         self._conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (_HISTORY_UNCHECKED, at)
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            (_HISTORY_UNCHECKED, at),
         )
 
     def clear_history_unchecked(self) -> None:
@@ -550,7 +554,7 @@ def _outbox_row(row: tuple[Any, ...] | None) -> OutboxRow | None:
 class Reads:
     """The store's read queries, over a connection of the node's thread or of a reader's.
 
-    Store reads through these on the event loop's connection; Store.reader()
+    Store reads through these on the connection of the store's thread; Store.reader()
     opens a read-only connection for a worker thread (SQLite in WAL mode lets
     it read a consistent snapshot while the loop keeps committing).
     """
@@ -609,7 +613,9 @@ class Reads:
 
     def rejoined(self) -> bool:
         """Whether a re-join took note of a peer's size of a lost log (see Tx.set_old_log_size)."""
-        row = self._conn.execute("SELECT 1 FROM meta WHERE key GLOB ? LIMIT 1", (_OLD_LOG_SIZE + "*",)).fetchone()
+        row = self._conn.execute(
+            "SELECT 1 FROM meta WHERE key GLOB ? LIMIT 1", (_OLD_LOG_SIZE + "*",)
+        ).fetchone()
         return row is not None
 
     def history_missing(self) -> dict[Country, str]:
@@ -647,6 +653,7 @@ class Reads:
         if table not in ("log", "alerts", "positions", "outbox", "evidence", "checkpoints", "witnessed"):
             raise ValueError(f"unknown table {table}")
         return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
     def outbox_row(self, recipient: Country, seq: int) -> OutboxRow | None:
         """The outbox row at that position, if any."""
         return _outbox_row(
@@ -740,15 +747,26 @@ same rules as Views._state, which names the state of each alert shown."""
 
 
 class Store(Reads):
-    """One node's SQLite store; use from one thread (the node's event loop)."""
+    """One node's SQLite store, used from one thread: the one that opened it.
+
+    A running node opens it on its StoreThread (node/store/_thread.py) and
+    the event loop awaits every call there; a call from any other thread is
+    refused (StoreError) instead of racing a transaction on the same
+    connection. `log_size`, `log_root` and `reader()` need no connection of
+    this thread and may be used anywhere.
+    """
 
     def __init__(self, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:  # data_dir names a file, or a folder that cannot be made
             raise ConfigError(f"data directory {path.parent}: {exc.strerror or exc}") from None
+        self._owner = threading.get_ident()
+        self.path = path
         try:
-            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            # check_same_thread off: the owner check below says which thread, by name,
+            # where sqlite3's own would only say "created in another thread".
+            self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
@@ -758,11 +776,19 @@ class Store(Reads):
             self._conn.executescript(_LISTING_INDICES)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
-        self.path = path
         self._tree = MerkleLevels()
         for (hashed,) in self._conn.execute("SELECT leaf_hash FROM log ORDER BY idx"):
             self._tree.append(bytes(hashed))
         self._in_tx = False
+
+    @property
+    def _conn(self) -> sqlite3.Connection:  # type: ignore[override]
+        if threading.get_ident() != self._owner:
+            raise StoreError(
+                f"store {self.path} used from thread {threading.current_thread().name!r}, not the one"
+                " that opened it: a running node's store calls go through its StoreThread"
+            )
+        return self._connection
 
     def _check_version(self) -> None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -849,7 +875,9 @@ class Store(Reads):
                 raise
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
-            raise StoreFull(f"store is full ({self.path}: {exc}); nothing was written; free disk space") from None
+            raise StoreFull(
+                f"store is full ({self.path}: {exc}); nothing was written; free disk space"
+            ) from None
         finally:
             self._in_tx = False
         for callback in tx.committed:
@@ -1015,4 +1043,3 @@ class Store(Reads):
         """Keep evidence in its own small transaction (see Tx.add_evidence)."""
         with self.transaction() as tx:
             tx.add_evidence(**fields)
-

@@ -39,7 +39,7 @@ from node.pki import (
     write_private_key,
     write_public_file,
 )
-from tests.factories import alert_info, make_federation, wait_for
+from tests.factories import RunningNode, alert_info, make_federation, wait_for
 from tests.integration.tls_probe import handshake
 
 
@@ -88,7 +88,7 @@ class ShiftedClock:
 @asynccontextmanager
 async def nodes(
     fed: dict[Country, Path], *, clocks: dict[Country, ShiftedClock] | None = None, poll: float = 3600.0
-) -> AsyncIterator[dict[Country, NodeRuntime]]:
+) -> AsyncIterator[dict[Country, Any]]:
     runtimes: dict[Country, NodeRuntime] = {}
     try:
         for country, path in fed.items():
@@ -97,13 +97,13 @@ async def nodes(
             runtime = NodeRuntime(NodeConfig.load(path), tls_poll_seconds=poll, **extra)
             await runtime.start()
             runtimes[country] = runtime
-        yield runtimes
+        yield {country: RunningNode(runtime) for country, runtime in runtimes.items()}
     finally:
         for runtime in runtimes.values():
             await runtime.stop()
 
 
-def delivered(runtime: NodeRuntime) -> Callable[[], bool]:
+def delivered(runtime: RunningNode) -> Callable[[], bool]:
     return lambda: all(row.delivered_at for row in runtime.service.store.outbox(None))
 
 

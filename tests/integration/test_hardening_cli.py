@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -272,13 +273,23 @@ def test_a_time_beyond_the_calendar_is_a_usage_error(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- item 14: a full disk at the operator
+def _cap_pages(store: Any, pages: int | None = None) -> None:
+    """Let the store grow to `pages` pages, by default none beyond what it has: a full disk.
+
+    Runs on the store's thread (NodeService.call): the connection is that thread's own.
+    """
+    conn = store._conn
+    limit = pages if pages is not None else conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {limit}")
+
+
 def test_a_full_store_reads_as_store_is_full_at_the_operator(federation: Fed) -> None:
     from node.errors import StoreFull
 
     async def scenario() -> None:
         async with running(federation["KR"]) as nodes:
-            conn = nodes["KR"].service.store._conn
-            conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+            service = nodes["KR"].runtime.service
+            await service.call(_cap_pages, service.store)
             client = OperatorClient(nodes["KR"].config.operator_socket)
             with pytest.raises(StoreFull, match="store is full") as refused:
                 for _ in range(50):
@@ -302,8 +313,8 @@ def test_a_full_store_answers_a_peer_unavailable_store_full_and_takes_the_retry(
     async def scenario() -> None:
         async with running(federation["US"]) as nodes:
             us = nodes["US"].service
-            conn = us.store._conn
-            conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+            real = nodes["US"].runtime.service
+            await real.call(_cap_pages, real.store)
             for request in requests:  # until the free pages run out
                 before = stored(us)
                 outcome = await deliver_as(federation["US"], kr, request)
@@ -312,7 +323,7 @@ def test_a_full_store_answers_a_peer_unavailable_store_full_and_takes_the_retry(
             assert (outcome.code, outcome.reason) == (grpc.StatusCode.UNAVAILABLE, "store_full"), outcome
             assert "store is full" in outcome.details
             assert stored(us) == before  # nothing written, nothing acknowledged
-            conn.execute("PRAGMA max_page_count = 1073741823")
+            await real.call(_cap_pages, real.store, pages=1073741823)
             retried = await deliver_as(federation["US"], kr, request)
             assert retried.code == grpc.StatusCode.OK and receipt_of(retried)
             assert us.store.last_seq("KR", "US") == requests.index(request) + 1

@@ -475,11 +475,11 @@ def _receive(
     try:
         if in_process:
             stored = sum(
-                service.receive_many(envelopes[i : i + 50], peer="KR", direct=True)
+                service.receive_many(envelopes[i : i + 50], peer="KR", direct=True).stored
                 for i in range(0, len(envelopes), 50)
             )
         else:
-            stored = service.receive_many(envelopes, peer="KR", direct=True)
+            stored = service.receive_many(envelopes, peer="KR", direct=True).stored
         return stored, service.store.log_root(), service.store.last_seq("KR", "JP")
     finally:
         service.close()
