@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.factories when run as a script
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support, run as a script
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -42,7 +42,7 @@ from node.crypto import INBOUND_WORKERS_ENV, available_cpus
 from node.logs import configure
 from node.pki import init_federation
 from node.service import NodeService
-from tests.factories import alert_info
+from tests.support.factories import alert_info
 
 
 def raw_verify_rate(seconds: float = 2.0) -> float:

@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.factories when run as a script
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support, run as a script
 
 from gateway import rpc
 from gateway.runtime import NodeRuntime
@@ -37,7 +37,7 @@ from node.logs import configure
 from node.operator import OperatorClient
 from node.service import NodeService
 from node.wire import ewx_pb2 as pb
-from tests.factories import alert_info, alert_payload, envelope, make_federation, peer_channel
+from tests.support.factories import alert_info, alert_payload, envelope, make_federation, peer_channel
 
 
 def fill(config: Path, n: int) -> None:

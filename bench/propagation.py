@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.factories when run as a script
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support, run as a script
 
 from gateway.local_nodes import NodeProcess, assign_free_ports
 from gateway.peers import PeerClient
@@ -33,7 +33,7 @@ from node.logs import configure
 from node.message import Receipt
 from node.pki import init_federation
 from node.wire import ewx_pb2 as pb
-from tests.factories import alert_info
+from tests.support.factories import alert_info
 
 
 def _time_replies(replies: dict[str, list[float]]) -> None:

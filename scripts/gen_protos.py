@@ -1,7 +1,7 @@
 """Regenerate node/wire/ewx_pb2.py(i) from proto/ewx/v1/ewx.proto.
 
 `--check` regenerates into a temporary folder and exits 1 if the committed
-files differ (CI runs it through tests/unit/test_generated.py).
+files differ (CI runs it through tests/node/wire/test_generated.py).
 
 The proto is one file with no local imports, so the generated module can sit
 inside the `node` package unchanged: no import rewriting, no sys.path tricks.

@@ -2,7 +2,7 @@
 
 Everything is derived from fixed Ed25519 seeds and fixed times, and Ed25519
 signing is deterministic, so the output is byte-for-byte reproducible;
-tests/unit/test_vectors.py regenerates into a temporary folder and fails if
+tests/node/checks/test_vectors.py regenerates into a temporary folder and fails if
 the committed files drift. Negative vectors are named after their defect.
 
 `--check` compares instead of writing.

@@ -5,7 +5,7 @@ and their cross-checks (`_verify`, `_checkpoints`), inclusion proofs
 (`_proof`) and the replay of the exchange with its HTML report (`_replay`);
 `_text` is the one short form their messages give a digest or root.
 Needs the trust file and the bundles only: it never loads the store, the
-node configuration or gRPC (tests/unit/test_layering.py).
+node configuration or gRPC (tests/test_layering.py).
 
 May import: node's shared modules, node.message, node.crypto, node.trust, node.checks.
 """

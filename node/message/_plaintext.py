@@ -30,7 +30,7 @@ dates (``2024-03``, ``(2024)``), HS codes and lists of them (``8112.92,
 currency amounts (``USD 1.2bn``). Control and format characters (bidi
 overrides, zero-width spaces) are refused by the caller's printable check.
 
-Pure: no I/O. tests/unit/test_plaintext.py checks the grammar both ways with
+Pure: no I/O. tests/node/message/test_plaintext.py checks the grammar both ways with
 examples and hypothesis.
 """
 

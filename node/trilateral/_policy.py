@@ -11,7 +11,7 @@ stays a received message until a report says the move was announced.
 
 Pure: the strings this module writes are node/ews/codes.py's (the ews engine
 sits above the message layer and cannot read the proto, so
-tests/unit/test_trilateral.py holds the two vocabularies together).
+tests/node/trilateral/test_trilateral.py holds the two vocabularies together).
 """
 
 from __future__ import annotations

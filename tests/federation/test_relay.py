@@ -1,0 +1,78 @@
+"""Catch-up: from the origin after a restart, and relayed by the third node while the origin is down."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import tomllib
+from pathlib import Path
+
+import structlog
+import tomli_w
+
+from node.ids import Country
+from node.wire import ewx_pb2 as pb
+from tests.support.factories import alert_info, running, wait_for
+
+
+def holds(service, alert_ids: list[str]) -> bool:  # type: ignore[no-untyped-def]
+    return all(service.store.alert("KR", a) is not None for a in alert_ids)
+
+
+def test_relay_through_the_third_node_while_the_origin_is_down(federation: dict[Country, Path]) -> None:
+    async def scenario() -> None:
+        async with running(federation["KR"], federation["US"]) as nodes:
+            kr, us = nodes["KR"].service, nodes["US"].service
+            both = [kr.publish(msg_type="ALERT", info=alert_info()).alert.alert_id for _ in range(3)]
+            only_us = kr.publish(msg_type="ALERT", info=alert_info(), recipients=["US"]).alert.alert_id
+            await wait_for(lambda: holds(us, [*both, only_us]))
+        # KR is gone now; JP comes up and has never heard of these alerts.
+        async with running(federation["US"], federation["JP"]) as nodes:
+            jp = nodes["JP"].service
+            await wait_for(lambda: holds(jp, both), timeout=15)
+            assert jp.store.alert("KR", only_us) is None  # never reaches a node it was not addressed to
+            relayed = [pb.LogEntry.FromString(e) for _, e in jp.store.log_entries()]
+            assert {pb.Country.Name(e.peer) for e in relayed if e.kind == pb.ALERT_RECEIVED} == {"US"}
+            assert jp.store.last_seq("KR", "JP") == 3
+        # When KR returns, its outbox delivers to JP: stored once, receipted, drained.
+        async with running(*federation.values()) as nodes:
+            kr, jp = nodes["KR"].service, nodes["JP"].service
+            await wait_for(lambda: all(r.delivered_at for r in kr.store.outbox("JP")))
+            assert jp.store.count("alerts") == 3
+
+    asyncio.run(scenario())
+
+
+def _unreachable(config: Path, peer: Country) -> None:
+    """Point `config`'s node at a closed port for `peer`: it can no longer push there."""
+    document = tomllib.loads(config.read_text())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    document["peers"][peer]["address"] = f"127.0.0.1:{closed}"
+    config.write_text(tomli_w.dumps(document))
+
+
+def test_a_restarted_receiver_pulls_what_it_missed_from_the_origin(federation: dict[Country, Path]) -> None:
+    async def scenario() -> None:
+        async with running(federation["KR"]) as nodes:
+            kr = nodes["KR"].service
+            ids = [
+                kr.publish(msg_type="ALERT", info=alert_info(), recipients=["US"]).alert.alert_id
+                for _ in range(5)
+            ]
+        # KR's pushes to US cannot arrive now: only US's pull from KR can bring them.
+        _unreachable(federation["KR"], "US")
+        with structlog.testing.capture_logs() as logs:
+            async with running(federation["KR"], federation["US"]) as nodes:
+                us = nodes["US"].service
+                await wait_for(lambda: holds(us, ids))
+                assert us.store.last_seq("KR", "US") == 5
+                # The pull logs once its pages are done, after the store has them:
+                # stopping the nodes before that would cancel the log line, not the pull.
+                await wait_for(lambda: any(e["event"] == "caught_up" and e["node"] == "US" for e in logs))
+        pulled = [e for e in logs if e["event"] == "caught_up" and e["node"] == "US"]
+        assert pulled and pulled[0]["peer"] == "KR" and pulled[0]["relay"] is False
+        assert sum(e["stored"] for e in pulled) == 5
+
+    asyncio.run(scenario())
