@@ -37,6 +37,7 @@ STATUS_OF: Final[dict[type[errors.InboundRejected], grpc.StatusCode]] = {
     errors.OutOfSequence: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Equivocation: grpc.StatusCode.ALREADY_EXISTS,
     errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.WatchlistConflict: grpc.StatusCode.FAILED_PRECONDITION,
     admission.TooManyStreams: grpc.StatusCode.RESOURCE_EXHAUSTED,
     # the node cancelled a stream it will not hold open any longer
     admission.StreamStalled: grpc.StatusCode.DEADLINE_EXCEEDED,

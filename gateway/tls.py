@@ -16,7 +16,7 @@ which needs a pre-shared key that gRPC never configures: no TLS 1.2
 handshake can agree on a suite, in either direction, whatever the
 certificates, while TLS 1.3 is untouched. The package's `__init__` imports
 that module, so the variable is set before any gateway module can import
-grpc; `TLS13_ONLY` records whether that held in this process. tests/integration/test_tls_version.py shows a
+grpc; `TLS13_ONLY` records whether that held in this process. tests/gateway/test_tls_version.py shows a
 TLS 1.2 client refused and a normal one on TLS 1.3.
 
 **Reload.** `NodeTls` holds the node's certificate and key in use. The

@@ -171,6 +171,12 @@ class Equivocation(InboundRejected):
     reason = "equivocation"
 
 
+class WatchlistConflict(InboundRejected):
+    """A signed watchlist proposal or vote that no later message could make fit (node/trilateral)."""
+
+    reason = "watchlist_conflict"
+
+
 class RateLimited(InboundRejected):
     """A peer exceeded its call rate or its concurrent calls (node/limits.py, node.toml)."""
 

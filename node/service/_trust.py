@@ -15,15 +15,18 @@ import structlog
 from node.clock import iso
 from node.errors import RefusedOperation, TrustUpdateRejected
 from node.ids import Country
+from node.service._context import ServiceContext
 from node.service._rotation import install, pending_signers
-from node.service._state import ServiceState
 from node.trust import peek, verify_update
 
 log = structlog.get_logger("ewx.node")
 
 
-class TrustUpdating(ServiceState):
+class TrustUpdating:
     """This node's trust updates and its peers'."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
 
     def announce_trust_update(self, envelope: bytes) -> dict[str, Any]:
         """Adopt one of this node's own trust updates, endorsed by its CA, and send it to the peers.
@@ -33,43 +36,45 @@ class TrustUpdating(ServiceState):
         becomes the signing key, and the delivery loops announce the update
         before any alert the new key signs.
         """
-        now = self.clock()
+        now = self.ctx.clock()
         try:
-            v = verify_update(envelope, trust=self.trust, at=now, peer=self.me, max_skew=self.max_skew)
+            v = verify_update(
+                envelope, trust=self.ctx.trust, at=now, peer=self.ctx.me, max_skew=self.ctx.max_skew
+            )
         except TrustUpdateRejected as exc:
             raise RefusedOperation(f"trust update refused: {exc}") from None
-        new_signers = pending_signers(self.config, v.trust, v.grants)
-        with self.store.transaction() as tx:
-            index = tx.append_log(self._entry("TRUST_UPDATE_SENT", now, peer=None, trust_update=envelope))
+        new_signers = pending_signers(self.ctx.config, v.trust, v.grants)
+        with self.ctx.store.transaction() as tx:
+            index = tx.append_log(self.ctx.entry("TRUST_UPDATE_SENT", now, peer=None, trust_update=envelope))
             tx.add_trust_update(
-                member=self.me, serial=v.serial, envelope=envelope, log_index=index, at=iso(now)
+                member=self.ctx.me, serial=v.serial, envelope=envelope, log_index=index, at=iso(now)
             )
-        self.trust = v.trust
-        install(self.config, new_signers, retiring=self.signers)
-        self.signers = {**self.signers, **new_signers}
+        self.ctx.trust = v.trust
+        install(self.ctx.config, new_signers, retiring=self.ctx.signers)
+        self.ctx.signers = {**self.ctx.signers, **new_signers}
         unusable = [
             purpose
-            for purpose, signer in self.signers.items()
-            if (entry := self.trust.key(signer.key_id)) is None or not entry.valid_at(now)
+            for purpose, signer in self.ctx.signers.items()
+            if (entry := self.ctx.trust.key(signer.key_id)) is None or not entry.valid_at(now)
         ]
         log.info(
             "trust_update_announced",
-            node=self.me,
+            node=self.ctx.me,
             serial=v.serial,
             granted=list(v.grants),
             revoked_keys=list(v.revoked_keys),
             revoked_certificates=[format(n, "x") for n in v.revoked_certificates],
-            now_signing={p: signer.key_id for p, signer in self.signers.items()},
+            now_signing={p: signer.key_id for p, signer in self.ctx.signers.items()},
         )
-        if self.on_outbox is not None:
-            for peer in self.peers:
-                self.on_outbox(peer)
+        if self.ctx.on_outbox is not None:
+            for peer in self.ctx.peers:
+                self.ctx.on_outbox(peer)
         return {
             "serial": v.serial,
             "granted": list(v.grants),
             "revoked_keys": list(v.revoked_keys),
             "revoked_certificates": [format(n, "x") for n in v.revoked_certificates],
-            "signing_keys": {p: signer.key_id for p, signer in self.signers.items()},
+            "signing_keys": {p: signer.key_id for p, signer in self.ctx.signers.items()},
             "unusable_signing_keys": unusable,
         }
 
@@ -92,16 +97,16 @@ class TrustUpdating(ServiceState):
                 raise TrustUpdateRejected(
                     f"peer {peer} announced a trust update of {member}: only {member} may"
                 )
-            if member == self.me:
+            if member == self.ctx.me:
                 raise TrustUpdateRejected(f"peer {peer} handed over a trust update of this node's own")
-            held = self.trust.serial_of(member)
+            held = self.ctx.trust.serial_of(member)
             if serial <= held:
                 kept = next(
-                    (e for _, _, e in self.store.trust_updates(member, after_serial=serial - 1)), None
+                    (e for _, _, e in self.ctx.store.trust_updates(member, after_serial=serial - 1)), None
                 )
                 if kept == envelope:
                     return held
-                self.store.add_evidence(
+                self.ctx.store.add_evidence(
                     kind="trust_update_conflict",
                     peer=peer,
                     origin=member,
@@ -109,25 +114,31 @@ class TrustUpdating(ServiceState):
                     detail=f"a second trust update {serial} of {member}",
                     kept=(kept or b"").hex(),
                     conflicting=envelope,
-                    at=iso(self.clock()),
+                    at=iso(self.ctx.clock()),
                 )
                 raise TrustUpdateRejected(f"{member} already announced a different trust update {serial}")
-            now = self.clock()
+            now = self.ctx.clock()
             v = verify_update(
-                envelope, trust=self.trust, at=now, peer=None if relayed else peer, max_skew=self.max_skew
+                envelope,
+                trust=self.ctx.trust,
+                at=now,
+                peer=None if relayed else peer,
+                max_skew=self.ctx.max_skew,
             )
         except TrustUpdateRejected as exc:
-            self._refused(exc, peer=peer, alert_id=message_id, data=envelope)
+            self.ctx.refused(exc, peer=peer, alert_id=message_id, data=envelope)
             raise
-        with self.store.transaction() as tx:
-            index = tx.append_log(self._entry("TRUST_UPDATE_RECEIVED", now, peer=peer, trust_update=envelope))
+        with self.ctx.store.transaction() as tx:
+            index = tx.append_log(
+                self.ctx.entry("TRUST_UPDATE_RECEIVED", now, peer=peer, trust_update=envelope)
+            )
             tx.add_trust_update(
                 member=member, serial=v.serial, envelope=envelope, log_index=index, at=iso(now)
             )
-        self.trust = v.trust
+        self.ctx.trust = v.trust
         log.info(
             "trust_update_accepted",
-            node=self.me,
+            node=self.ctx.me,
             peer=peer,
             member=member,
             serial=v.serial,
@@ -140,4 +151,4 @@ class TrustUpdating(ServiceState):
 
     def trust_updates_of(self, member: Country, after_serial: int = 0) -> list[tuple[int, bytes]]:
         """`member`'s trust updates this node holds after `after_serial`, in serial order."""
-        return [(n, e) for _, n, e in self.store.trust_updates(member, after_serial=after_serial)]
+        return [(n, e) for _, n, e in self.ctx.store.trust_updates(member, after_serial=after_serial)]

@@ -13,7 +13,7 @@ from node.errors import RefusedOperation
 from node.ews.bands import exposure_summary
 from node.ids import Country
 from node.message import Alert, alert_from_bytes
-from node.service._state import ServiceState
+from node.service._context import ServiceContext
 from node.store import AlertFilter, ListingKeys, Reads, StoredAlert
 from node.wire import ewx_pb2 as pb
 
@@ -66,11 +66,11 @@ class StatusSnapshot:
     trust_updates: dict[Country, int]
 
 
-class Views(ServiceState):
+class Views:
     """What `ewx alert list`, `alert show` and `status` show."""
 
-    def _decode(self, stored: StoredAlert) -> Alert:
-        return alert_from_bytes(pb.SignedAlert.FromString(stored.envelope).alert)
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
 
     def alert_page(self, query: AlertFilter) -> AlertPage:
         """One page of own and received alerts with their delivery and acknowledgement state.
@@ -80,8 +80,8 @@ class Views(ServiceState):
         (issue 10, item 7). Every query it makes is by an index, and a page
         costs the same wherever it is in the log.
         """
-        now = self.clock()
-        with self.store.reader() as reads:
+        now = self.ctx.clock()
+        with self.ctx.store.reader() as reads:
             rows, more = reads.alert_page(query, now_us=micros(now))
             alerts = [self._listed(reads, row, now) for row in rows]
         cursor = str(rows[-1].log_index) if more and rows else None
@@ -99,10 +99,10 @@ class Views(ServiceState):
             query = replace(query, after=int(page.next))
 
     def _listed(self, reads: Reads, row: StoredAlert, now: datetime) -> dict[str, Any]:
-        alert = self._decode(row)
+        alert = self.ctx.decode(row)
         follow = []
         for later in reads.followups(row.origin, row.alert_id):
-            decoded = self._decode(later)
+            decoded = self.ctx.decode(later)
             follow.append(
                 {
                     "origin": later.origin,
@@ -170,43 +170,43 @@ class Views(ServiceState):
 
     def evidence(self) -> dict[str, Any]:
         """The newest kept evidence (at most MAX_EVIDENCE_LISTED rows) and how much is kept in all."""
-        with self.store.reader() as reads:
+        with self.ctx.store.reader() as reads:
             rows, total = reads.evidence_page(limits.MAX_EVIDENCE_LISTED)
         return {"evidence": rows, "total": total, "more": total > len(rows)}
 
     def show(self, origin: Country, alert_id: str) -> dict[str, Any]:
         """One stored alert in full, as JSON-ready data."""
-        stored = self.store.alert(origin, alert_id)
+        stored = self.ctx.store.alert(origin, alert_id)
         if stored is None:
-            raise RefusedOperation(f"no alert {alert_id} from {origin} is known to {self.me}")
-        data: dict[str, Any] = self._decode(stored).model_dump(mode="json", exclude_none=True)
+            raise RefusedOperation(f"no alert {alert_id} from {origin} is known to {self.ctx.me}")
+        data: dict[str, Any] = self.ctx.decode(stored).model_dump(mode="json", exclude_none=True)
         data["digest"] = stored.digest.hex()
         data["log_index"] = stored.log_index
         if stored.via is not None and "info" in data:
-            kept = self.store.exposure(origin, alert_id)
+            kept = self.ctx.store.exposure(origin, alert_id)
             # This node's own data, shown here only: it is in no message and no log entry.
             data["local_exposure"] = json.loads(kept) if kept else None
         return data
 
     def alert_scope(self, origin: str, alert_id: str) -> tuple[list[str], list[str]] | None:
         """A stored alert's HS codes and source countries, None if it has no info block."""
-        stored = self.store.alert(origin, alert_id)  # type: ignore[arg-type]
+        stored = self.ctx.store.alert(origin, alert_id)  # type: ignore[arg-type]
         if stored is None:
             return None
-        info = self._decode(stored).info
+        info = self.ctx.decode(stored).info
         if info is None:
             return None
         return [i.hs_code for i in info.items], list(info.source_countries)
 
     def record_exposure(self, origin: str, alert_id: str, body: str) -> None:
         """Keep the local exposure computed for a peer alert."""
-        self.store.set_exposure(origin, alert_id, body, iso(self.clock()))  # type: ignore[arg-type]
+        self.ctx.store.set_exposure(origin, alert_id, body, iso(self.ctx.clock()))  # type: ignore[arg-type]
 
     def _signing_key_status(self, now: datetime) -> dict[str, Any]:
         """Per purpose: the key this node signs with, until when, and whether to rotate it soon."""
         keys: dict[str, Any] = {}
-        for purpose, signer in self.signers.items():
-            entry = self.trust.key(signer.key_id)
+        for purpose, signer in self.ctx.signers.items():
+            entry = self.ctx.trust.key(signer.key_id)
             if entry is None:
                 continue
             ends = min(entry.not_after, entry.revoked_from or entry.not_after)
@@ -226,29 +226,33 @@ class Views(ServiceState):
         These change as the store's thread commits; the rest of status is read
         from the store and may run in a worker thread (status_from).
         """
-        now = self.clock()
-        certificate = self.certificate_in_use() if self.certificate_in_use else self.config.tls_certificate()
+        now = self.ctx.clock()
+        certificate = (
+            self.ctx.certificate_in_use()
+            if self.ctx.certificate_in_use
+            else self.ctx.config.tls_certificate()
+        )
         return StatusSnapshot(
             now=now,
             links={
                 peer: (link.reachable, link.last_ok, link.last_error)
-                for peer, link in ((p, self.links[p]) for p in self.peers)
+                for peer, link in ((p, self.ctx.links[p]) for p in self.ctx.peers)
             },
             certificate_not_after=certificate.not_valid_after_utc,
             signing_keys=self._signing_key_status(now),
-            log_size=self.store.log_size,
-            log_root=self.store.log_root().hex(),
-            trust_updates={member: self.trust.serial_of(member) for member in self.trust.countries},
+            log_size=self.ctx.store.log_size,
+            log_root=self.ctx.store.log_root().hex(),
+            trust_updates={member: self.ctx.trust.serial_of(member) for member in self.ctx.trust.countries},
         )
 
     def status(self) -> dict[str, Any]:
         """Per peer: reachability, sequences, backlog; and the log's size and root."""
-        return self.status_from(self.status_snapshot(), self.store)
+        return self.status_from(self.status_snapshot(), self.ctx.store)
 
     def status_from(self, snap: StatusSnapshot, reads: Reads | None = None) -> dict[str, Any]:
         """status() from a snapshot, reading the store through `reads` (default: a reader of its own)."""
         if reads is None:
-            with self.store.reader() as own:
+            with self.ctx.store.reader() as own:
                 return self.status_from(snap, own)
         now = snap.now
         peers: dict[str, Any] = {}
@@ -262,16 +266,16 @@ class Views(ServiceState):
                 "reachable": reachable,
                 "last_ok": iso(last_ok) if last_ok else None,
                 "last_error": last_error or (backlog.oldest.last_error if backlog.oldest else None),
-                "last_seq_sent": reads.last_seq(self.me, peer),
+                "last_seq_sent": reads.last_seq(self.ctx.me, peer),
                 "last_seq_delivered": backlog.last_delivered,
-                "last_seq_received": reads.last_seq(peer, self.me),
+                "last_seq_received": reads.last_seq(peer, self.ctx.me),
                 "backlog": backlog.waiting,
                 "oldest_undelivered_seconds": oldest,
                 "last_checkpoint_cosigned": cosigned.get(peer),
             }
         days_left = (snap.certificate_not_after - now).total_seconds() / 86400
         return {
-            "node": self.me,
+            "node": self.ctx.me,
             "time": iso(now),
             "certificate": {
                 "not_after": iso(snap.certificate_not_after),
@@ -282,7 +286,7 @@ class Views(ServiceState):
             "log": {
                 "size": snap.log_size,
                 "root": snap.log_root,
-                "published_size": min((cosigned.get(p, 0) for p in self.peers), default=0),
+                "published_size": min((cosigned.get(p, 0) for p in self.ctx.peers), default=0),
             },
             "evidence": reads.count("evidence"),
             # A peer holds own history the store lacks: publishing is refused (issue 10, item 2).

@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     PRIMARY KEY (origin, alert_id)
 );
 CREATE INDEX IF NOT EXISTS alerts_by_type ON alerts (origin, msg_type);
+CREATE INDEX IF NOT EXISTS alerts_by_kind_in_log ON alerts (msg_type, log_index);
 -- Every (origin, recipient, seq) position named by a stored alert.
 CREATE TABLE IF NOT EXISTS positions (
     origin TEXT NOT NULL,
@@ -569,6 +570,14 @@ class Reads:
                 f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE origin = ? AND alert_id = ?", (origin, alert_id)
             ).fetchone()
         )
+
+    def alerts_by_type(self, msg_types: tuple[str, ...]) -> list[StoredAlert]:
+        """Every stored alert, own and received, of these message types, in log order."""
+        marks = ", ".join("?" * len(msg_types))
+        rows = self._conn.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE msg_type IN ({marks}) ORDER BY log_index", msg_types
+        )
+        return [row for row in map(_alert_row, rows) if row is not None]
 
     def last_seq(self, origin: Country, recipient: Country) -> int:
         """Highest sequence position known from `origin` towards `recipient`, 0 if none."""

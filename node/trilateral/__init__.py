@@ -30,6 +30,7 @@ from node.trilateral._policy import (
 from node.trilateral._watchlist import (
     FINDING_KINDS,
     IN_FLIGHT,
+    WATCHLIST_TYPES,
     FindingKind,
     Message,
     ProposalPlan,
@@ -52,6 +53,7 @@ __all__ = [
     "FINDING_KINDS",
     "IN_FLIGHT",
     "SEVERITIES",
+    "WATCHLIST_TYPES",
     "FindingKind",
     "Message",
     "PolicyEvent",

@@ -105,6 +105,9 @@ FINDING_KINDS: Final[dict[FindingKind, str]] = {
     FindingKind.FORK: "two versions at one number both signed by every member",
 }
 
+WATCHLIST_TYPES: Final = ("WATCHLIST_PROPOSAL", "WATCHLIST_VOTE")
+"""The message types the watchlist is made of (a ledger is fed these)."""
+
 IN_FLIGHT: Final = frozenset(
     {FindingKind.UNKNOWN_PREDECESSOR, FindingKind.VOTE_UNKNOWN_PROPOSAL, FindingKind.PREDECESSOR_NOT_IN_FORCE}
 )

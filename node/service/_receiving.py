@@ -1,0 +1,404 @@
+"""The node service's part for receiving: verify, durably store and receipt the peers' messages.
+
+Pure verification lives in node/checks/_inbound.py and storage primitives in
+node/store/_sqlite.py; this part composes them into transactions, one alert
+(a Deliver, answered with a receipt only after its commit) or a page of them
+(catch-up and relay, one commit per page), and keeps equivocation evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from google.protobuf.message import DecodeError
+
+from node import limits
+from node.checks import Verdict, VerifiedAlert, signature_check, verify_alert
+from node.clock import iso
+from node.crypto import (
+    INBOUND_MIN_PARALLEL,
+    PAYLOAD_RECEIPT,
+    SignatureCheck,
+    digest,
+    page_verdicts,
+)
+from node.errors import (
+    Equivocation,
+    InboundRejected,
+    OutOfSequence,
+    RefusedOperation,
+    WatchlistConflict,
+)
+from node.ids import Country
+from node.message import (
+    Alert,
+    Receipt,
+    encode,
+    member,
+    receipt_to_bytes,
+)
+from node.service._context import ServiceContext
+from node.service._views import listing_keys
+from node.store import StoredAlert, Tx
+from node.trilateral import WATCHLIST_TYPES
+from node.wire import ewx_pb2 as pb
+
+log = structlog.get_logger("ewx.node")
+
+
+@dataclass(frozen=True, slots=True)
+class _Conflict:
+    """Two different signed alerts for one position or id (see _store_inbound)."""
+
+    detail: str
+    kept: StoredAlert | None
+    alert: Alert
+    conflicting: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PageStored:
+    """What receive_many made of a page."""
+
+    stored: int
+    """New alerts stored (one already held counts nothing)."""
+    complete: bool
+    """False when it stopped before the page's end: a refusal, an alert out of
+    sequence or an equivocation, each logged."""
+
+
+class Receiving:
+    """Verifying and storing the peers' messages, one or a page at a time, with their receipts."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def receive(self, envelope: bytes, *, peer: Country, direct: bool = True) -> bytes:
+        """Verify, durably store and receipt one signed alert from `peer`.
+
+        Returns the SignedReceipt bytes, only after the commit. The same alert
+        delivered again returns the same receipt and stores nothing new.
+        Raises an InboundRejected subclass, having stored nothing (except
+        equivocation evidence), and logs the refusal.
+        """
+        now = self.ctx.clock()
+        verified = self._verify(envelope, peer=peer, direct=direct, now=now)
+        try:
+            with self.ctx.store.transaction() as tx:
+                outcome = self._store_inbound(tx, verified, peer=peer, now=now)
+        except WatchlistConflict as exc:
+            self.ctx.refused(exc, peer=peer, alert_id=verified.alert.alert_id)
+            raise
+        except OutOfSequence as exc:
+            self.ctx.refused(exc, peer=peer, alert_id=verified.alert.alert_id)
+            if exc.expected < (verified.alert.seq_for(self.ctx.me) or 0) and self.ctx.on_gap is not None:
+                self.ctx.on_gap(verified.alert.origin)
+            raise
+        if isinstance(outcome, _Conflict):
+            raise self._equivocation(outcome, peer=peer, now=now)
+        if outcome is None:  # with_receipt: a receipt always comes back, so this is a bug
+            raise RuntimeError(f"storing {verified.alert.alert_id} from {peer} gave no receipt")
+        return outcome
+
+    def receive_many(
+        self,
+        envelopes: Sequence[bytes],
+        *,
+        peer: Country,
+        direct: bool,
+        verdict: Callable[[int], Verdict | None] | None = None,
+    ) -> PageStored:
+        """Catch-up: verify and store a page of alerts in order, in one commit.
+
+        One durable commit per page instead of per alert. Stops at the first
+        refusal (logged; an equivocation is kept as evidence), keeping what
+        came before it. `verdict(i)`, the signature verdicts of a caller that
+        started them ahead (store_page), else they are started here for a
+        page big enough.
+        """
+        now = self.ctx.clock()
+        if verdict is None:
+            verdict = self.verdicts_ahead(envelopes)
+        # Once a page rather than once an alert: max_skew is computed from the
+        # config, and the module's lazy logger binds anew on every call.
+        skew, events = self.ctx.max_skew, log.bind()
+        stored, complete = 0, False
+        conflict: _Conflict | None = None
+        # Each alert is stored once verified rather than after the whole page:
+        # no page of decoded alerts stays alive, so the garbage collector's
+        # passes stay short.
+        with self.ctx.store.transaction() as tx:
+            for i, envelope in enumerate(envelopes):
+                try:
+                    known = verdict(i) if verdict is not None else None
+                    v = self._verify(envelope, peer=peer, direct=direct, now=now, known=known, max_skew=skew)
+                except InboundRejected:
+                    break
+                before = tx.appended_count
+                try:
+                    outcome = self._store_inbound(
+                        tx, v, peer=peer, now=now, with_receipt=False, events=events
+                    )
+                except (OutOfSequence, WatchlistConflict) as exc:
+                    self.ctx.refused(exc, peer=peer, alert_id=v.alert.alert_id)
+                    break
+                if isinstance(outcome, _Conflict):
+                    conflict = outcome
+                    break
+                stored += tx.appended_count - before
+            else:
+                complete = True
+        if conflict is not None:
+            self._equivocation(conflict, peer=peer, now=now)
+        return PageStored(stored=stored, complete=complete)
+
+    def verdicts_ahead(self, envelopes: Sequence[bytes]) -> Callable[[int], Verdict | None] | None:
+        """For a big page: its signatures verified in other processes while this one
+        decodes and stores (half the work of a page is Ed25519). The workers get
+        public keys, not trust: verify_alert still resolves each key, here, and
+        uses a verdict only for the very check it makes. verdict(i) is None
+        from the first envelope that step 2 refuses or whose key is unknown."""
+        if len(envelopes) < INBOUND_MIN_PARALLEL:
+            return None
+        checks: list[SignatureCheck] = []
+        for envelope in envelopes:
+            check = signature_check(envelope, trust=self.ctx.trust)
+            if check is None:
+                break
+            checks.append(check)
+        holds = page_verdicts(checks)
+        if holds is None:
+            return None
+
+        def verdict(i: int) -> Verdict | None:
+            return Verdict(checks[i], holds(i)) if i < len(checks) else None
+
+        return verdict
+
+    def _verify(
+        self,
+        envelope: bytes,
+        *,
+        peer: Country,
+        direct: bool,
+        now: datetime,
+        known: Verdict | None = None,
+        max_skew: timedelta | None = None,
+    ) -> VerifiedAlert:
+        try:
+            return verify_alert(
+                envelope,
+                trust=self.ctx.trust,
+                me=self.ctx.me,
+                peer=peer,
+                direct=direct,
+                now=now,
+                max_skew=self.ctx.max_skew if max_skew is None else max_skew,
+                known=known,
+            )
+        except InboundRejected as exc:
+            self.ctx.refused(exc, peer=peer, alert_id=exc.alert_id, data=envelope)
+            raise
+
+    def _store_inbound(
+        self,
+        tx: Tx,
+        v: VerifiedAlert,
+        *,
+        peer: Country,
+        now: datetime,
+        with_receipt: bool = True,
+        events: Any = None,
+    ) -> bytes | _Conflict | None:
+        """Within `tx`: the receipt (new or the one given before), or the conflict found.
+
+        Catch-up stores without a receipt (`with_receipt` False; nobody waits
+        for one) and saves the signing. Raises OutOfSequence before writing.
+        `events`: the logger, bound once for a page (default: bound per event).
+        """
+        if events is None:
+            events = log
+        alert = v.alert
+        seq = alert.seq_for(self.ctx.me)
+        if seq is None:  # verify_alert checked the recipient: a bug if ever seen
+            raise RuntimeError(f"{alert.alert_id} has no sequence for {self.ctx.me}")
+        existing = tx.alert(alert.origin, alert.alert_id)
+        if existing is not None and existing.digest == v.digest and existing.received_at is not None:
+            events.info("duplicate_delivery", node=self.ctx.me, peer=peer, alert_id=alert.alert_id)
+            if existing.receipt is not None:
+                return existing.receipt
+            # Stored by catch-up, which signs no receipt; the first push asks for
+            # one. Every field comes from the store, so it is the same receipt
+            # whenever it is signed (Ed25519 is deterministic).
+            late = self._receipt_for(
+                v, log_index=existing.log_index, received_at=datetime.fromisoformat(existing.received_at)
+            )
+            tx.set_receipt(alert.origin, alert.alert_id, late)
+            return late
+        canonical = encode(pb.SignedAlert(alert=v.payload, key_id=v.key_id, signature=v.signature))
+        conflict = self._conflict(tx, v, existing)
+        if conflict is not None:
+            return _Conflict(detail=conflict[0], kept=conflict[1], alert=alert, conflicting=canonical)
+        expected = tx.last_seq(alert.origin, self.ctx.me) + 1
+        if seq != expected:
+            raise OutOfSequence(
+                f"sequence {seq} from {alert.origin} is not the next one, expected {expected}",
+                alert_id=alert.alert_id,
+                expected=expected,
+            )
+        if alert.msg_type in WATCHLIST_TYPES:
+            self._check_watchlist(tx, v)
+        index = tx.append_log(self.ctx.entry("ALERT_RECEIVED", now, peer=peer, envelope=canonical))
+        receipt = self._receipt_for(v, log_index=index, received_at=now) if with_receipt else None
+        tx.insert_alert(
+            origin=alert.origin,
+            alert_id=alert.alert_id,
+            digest=v.digest,
+            envelope=canonical,
+            msg_type=alert.msg_type,
+            sent=iso(alert.sent),
+            log_index=index,
+            positions=[(d.recipient, d.seq) for d in alert.deliveries],
+            listing=listing_keys(alert),
+            via=peer,
+            received_at=iso(now),
+            receipt=receipt,
+        )
+        if self.ctx.on_peer_alert is not None and alert.info is not None:
+            hook, origin, alert_id = self.ctx.on_peer_alert, alert.origin, alert.alert_id
+            tx.after_commit(lambda: hook(origin, alert_id))
+        events.info(
+            "alert_received",
+            node=self.ctx.me,
+            peer=peer,
+            origin=alert.origin,
+            alert_id=alert.alert_id,
+            seq=seq,
+            log_index=index,
+        )
+        return receipt
+
+    def _check_watchlist(self, tx: Tx, v: VerifiedAlert) -> None:
+        """Refuse a proposal or vote that breaks the watchlist for good; take it into the ledger after commit.
+
+        Only what no message still in flight could mend is refused (a vote on a
+        proposal not held yet is not: it may have overtaken it on another link).
+        """
+        ledger, origin, alert = self.ctx.watchlist, v.alert.origin, v.alert
+        findings = ledger.check(origin, v.digest, alert)
+        if findings:
+            raise WatchlistConflict(
+                "; ".join(f"{f.kind}: {f.detail}" for f in findings), alert_id=alert.alert_id
+            )
+        tx.after_commit(lambda: ledger.add(origin, v.digest, alert))
+
+    def _equivocation(self, c: _Conflict, *, peer: Country, now: datetime) -> Equivocation:
+        """Keep the conflicting alert as evidence, raise it to the operator."""
+        self.ctx.store.add_evidence(
+            kind="equivocation",
+            peer=peer,
+            origin=c.alert.origin,
+            alert_id=c.alert.alert_id,
+            detail=c.detail,
+            kept=c.kept.alert_id if c.kept else "",
+            conflicting=c.conflicting,
+            at=iso(now),
+        )
+        log.error(
+            "equivocation",
+            node=self.ctx.me,
+            peer=peer,
+            origin=c.alert.origin,
+            alert_id=c.alert.alert_id,
+            detail=c.detail,
+        )
+        exc = Equivocation(c.detail, alert_id=c.alert.alert_id)
+        self.ctx.refused(exc, peer=peer, alert_id=c.alert.alert_id)
+        return exc
+
+    def _conflict(
+        self, tx: Tx, v: VerifiedAlert, existing: StoredAlert | None
+    ) -> tuple[str, StoredAlert | None] | None:
+        alert = v.alert
+        if existing is not None and existing.digest != v.digest:
+            return (f"{alert.origin} signed two different alerts with id {alert.alert_id}", existing)
+        for d in alert.deliveries:
+            held = tx.position(alert.origin, d.recipient, d.seq)
+            if held is not None and held[1] != v.digest:
+                return (
+                    f"{alert.origin} signed two different alerts for sequence {d.seq} towards "
+                    f"{d.recipient}: {held[0]} and {alert.alert_id}",
+                    tx.alert(alert.origin, held[0]),
+                )
+        return None
+
+    def _receipt_for(self, v: VerifiedAlert, *, log_index: int, received_at: datetime) -> bytes:
+        seq = v.alert.seq_for(self.ctx.me)
+        if seq is None:  # verify_alert checked the recipient: a bug if ever seen
+            raise RuntimeError(f"{v.alert.alert_id} has no sequence for {self.ctx.me}")
+        return self._sign_receipt(
+            Receipt(
+                schema_version=limits.SCHEMA_VERSION,
+                receiver=self.ctx.me,
+                origin=v.alert.origin,
+                alert_id=v.alert.alert_id,
+                seq=seq,
+                alert_digest=v.digest,
+                log_index=log_index,
+                received_at=received_at,
+            )
+        )
+
+    def _sign_receipt(self, receipt: Receipt) -> bytes:
+        payload = receipt_to_bytes(receipt)
+        signer = self.ctx.signers["alert"]
+        return encode(
+            pb.SignedReceipt(
+                receipt=payload, key_id=signer.key_id, signature=signer.sign(PAYLOAD_RECEIPT, payload)
+            )
+        )
+
+    def import_transfer(
+        self, *, origin: Country, recipient: Country, envelopes: Sequence[bytes]
+    ) -> dict[str, int]:
+        """Store alerts carried by hand from `origin`, with the network path's checks.
+
+        Returns counts of new and already-held alerts; importing twice stores
+        nothing the second time.
+        """
+        if recipient != self.ctx.me:
+            raise RefusedOperation(f"this transfer is for {recipient}, not {self.ctx.me}")
+        if origin not in self.ctx.peers:
+            raise RefusedOperation(f"{origin} is not a peer of {self.ctx.me}")
+        stored = 0
+        for start in range(0, len(envelopes), limits.MAX_CATCHUP_PAGE):
+            page = envelopes[start : start + limits.MAX_CATCHUP_PAGE]
+            stored += self.receive_many(page, peer=origin, direct=False).stored
+        held = self.ctx.store.last_seq(origin, self.ctx.me)
+        refused = sum(1 for env in envelopes if not self._holds(env))
+        log.info(
+            "transfer_imported",
+            node=self.ctx.me,
+            origin=origin,
+            stored=stored,
+            offered=len(envelopes),
+            refused=refused,
+        )
+        return {"offered": len(envelopes), "stored": stored, "refused": refused, "last_seq": held}
+
+    def _holds(self, envelope: bytes) -> bool:
+        """Whether this exact signed alert is stored here (by its digest)."""
+        try:
+            payload = pb.SignedAlert.FromString(envelope).alert
+            alert = pb.Alert.FromString(payload)
+        except DecodeError:
+            return False
+        origin = member(alert.origin)
+        if origin is None:  # not a federation member's alert: refused by the checks, never stored
+            return False
+        stored = self.ctx.store.alert(origin, alert.alert_id)
+        return stored is not None and stored.digest == digest(payload)
