@@ -32,6 +32,7 @@ from node.cli._common import (
     print_json,
 )
 from node.cli._rotation import add_rotation_commands
+from node.cli._trilateral import add_trilateral_commands
 from node.errors import EwxError, RefusedOperation, UsageError
 from node.ews.cli import add_ews_commands
 from node.ids import COUNTRIES, Country
@@ -802,6 +803,8 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     _add_peer_ref(p)
     add_config(p)
     p.set_defaults(func=cmd_alert_show)
+
+    add_trilateral_commands(commands, add_config)
 
     p = commands.add_parser("status", help="each peer: reachable, sequences, backlog")
     add_config(p)

@@ -144,6 +144,37 @@ class ListRequest(BaseModel):
         )
 
 
+class WatchlistProposeRequest(BaseModel):
+    """The shape of a `propose_watch` request; the pairs' own rules are node/message's."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    add: list[dict[str, Any]] = Field(default_factory=list, max_length=limits.MAX_WATCH_CHANGE_PAIRS)
+    remove: list[dict[str, Any]] = Field(default_factory=list, max_length=limits.MAX_WATCH_CHANGE_PAIRS)
+    hs_edition: str | None = Field(default=None, max_length=16)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY_CHARS)
+
+
+class WatchlistVoteRequest(BaseModel):
+    """The shape of a `vote_watch` request: a vote on one peer's proposal."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    origin: Country
+    alert_id: str = Field(max_length=MAX_ALERT_ID_CHARS)
+    decision: Literal["ACCEPT", "REJECT"]
+    reject_reason: str | None = Field(default=None, max_length=64)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY_CHARS)
+
+
+class PolicyReportRequest(BaseModel):
+    """The shape of a `report_policy` request; the move's own rules are node/message's."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    policy: dict[str, Any]
+    status: str = "ACTUAL"
+    recipients: list[Country] | None = None
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY_CHARS)
+
+
 def parse_cursor(value: str) -> int:
     """A listing cursor (the `next` of a page) as the log index it stands for."""
     index = ascii_int(value)
@@ -194,6 +225,11 @@ class OperatorServer:
             "show": self._show,
             "import": self._import,
             "announce": self._announce,
+            "watchlist": self._watchlist,
+            "propose_watch": self._propose_watch,
+            "vote_watch": self._vote_watch,
+            "report_policy": self._report_policy,
+            "policy_list": self._policy_list,
         }
         self._ops.update(extra or {})
         self.serving = False
@@ -356,12 +392,7 @@ class OperatorServer:
             alert_id=request.alert_id,
             idempotency_key=request.idempotency_key,
         )
-        return {
-            "alert_id": published.alert.alert_id,
-            "digest": published.digest.hex(),
-            "log_index": published.log_index,
-            "deliveries": {d.recipient: d.seq for d in published.alert.deliveries},
-        }
+        return published.to_json()
 
     async def _list(self, args: dict[str, Any]) -> Any:
         try:
@@ -410,6 +441,61 @@ class OperatorServer:
 
     async def _evidence(self, _args: dict[str, Any]) -> Any:
         return await self._off_loop(self._service.evidence)
+
+    async def _watchlist(self, _args: dict[str, Any]) -> Any:
+        state = await self._service.call(self._service.watchlist_state)
+        return state.to_json()
+
+    async def _propose_watch(self, args: dict[str, Any]) -> Any:
+        request = _parsed(WatchlistProposeRequest, args, "propose_watch")
+        service = self._service
+        published = await service.call(
+            service.propose_watchlist,
+            add=request.add,
+            remove=request.remove,
+            hs_edition=request.hs_edition,
+            idempotency_key=request.idempotency_key,
+        )
+        return published.to_json()
+
+    async def _vote_watch(self, args: dict[str, Any]) -> Any:
+        request = _parsed(WatchlistVoteRequest, args, "vote_watch")
+        service = self._service
+        published = await service.call(
+            service.vote_watchlist,
+            origin=request.origin,
+            alert_id=request.alert_id,
+            decision=request.decision,
+            reject_reason=request.reject_reason,
+            idempotency_key=request.idempotency_key,
+        )
+        return published.to_json()
+
+    async def _report_policy(self, args: dict[str, Any]) -> Any:
+        request = _parsed(PolicyReportRequest, args, "report_policy")
+        service = self._service
+        published = await service.call(
+            service.report_policy,
+            request.policy,
+            status=request.status,
+            recipients=request.recipients,
+            idempotency_key=request.idempotency_key,
+        )
+        return published.to_json()
+
+    async def _policy_list(self, _args: dict[str, Any]) -> Any:
+        return await self._service.call(self._service.policy_reports)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parsed(model: type[M], args: dict[str, Any], op: str) -> M:
+    """`args` as the request model of `op`; UsageError naming the field otherwise."""
+    try:
+        return model.model_validate(args)
+    except ValidationError as exc:
+        raise UsageError(f"bad {op} request: {describe_validation_error(exc)}") from None
 
 
 def _json_default(value: object) -> str:
