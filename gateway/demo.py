@@ -44,6 +44,25 @@ from node.trust import Trust, endorse_update
 GALLIUM_GERMANIUM = ("811292", "282560")
 GALLIUM_SHOCK = "2023-08"
 """The first month Korea's sample data shows the August 2023 controls biting."""
+FIRST_WATCHLIST: tuple[tuple[str, str], ...] = (
+    ("811292", "SUPPLY_CONCENTRATION"),  # gallium, germanium, indium: unwrought, powders
+    ("282560", "SUPPLY_CONCENTRATION"),  # germanium oxides
+    ("250410", "POLICY_RISK"),  # natural graphite, powder or flakes
+    ("380110", "POLICY_RISK"),  # artificial graphite
+    ("850760", "STRATEGIC_ITEM"),  # lithium-ion batteries
+)
+"""Watchlist version 1: key items and the supplier country the federation watches for them."""
+CHINA_JULY_2023: dict[str, Any] = {
+    "country": "CN",
+    "measure": "EXPORT_LICENSING",
+    "hs_codes": ["282560", "811292"],
+    "hs_edition": "HS2022",
+    "stage": "ANNOUNCED",
+    "announced": "2023-07-03",
+    "effective": "2023-08-01",
+    "source": "MISSION_REPORT",
+}
+"""MOFCOM and GAC announcement No. 23 of 2023: export licensing of gallium and germanium items."""
 SETTLE_TIMEOUT_SECONDS = 20.0
 DEMO_CHECKPOINT_SECONDS = 0.25
 """A short checkpoint cadence so the demo's logs are witnessed within a second."""
@@ -70,7 +89,10 @@ def _settle(nodes: dict[Country, NodeProcess]) -> None:
 def _wait_for_alert(node: NodeProcess, origin: Country, alert_id: str) -> None:
     deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        if any(a["origin"] == origin and a["alert_id"] == alert_id for a in node.client.alerts(origin=origin, alert_id=alert_id)):
+        if any(
+            a["origin"] == origin and a["alert_id"] == alert_id
+            for a in node.client.alerts(origin=origin, alert_id=alert_id)
+        ):
             return
         time.sleep(0.05)
     raise EwxError(f"{node.country} did not receive {alert_id} in time")
@@ -120,9 +142,66 @@ def _detect_and_approve(nodes: dict[Country, NodeProcess]) -> str:
     )
 
 
+def _wait_for(what: str, check: Any) -> Any:
+    deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.05)
+    raise EwxError(f"{what} did not happen within {SETTLE_TIMEOUT_SECONDS:g} s")
+
+
+def _pending(client: OperatorClient, alert_id: str, signer: Country | None = None) -> bool:
+    versions = client.call("watchlist")["versions"]
+    return any(v["alert_id"] == alert_id and (signer is None or signer in v["signers"]) for v in versions)
+
+
+def _agree_watchlist(nodes: dict[Country, NodeProcess]) -> None:
+    """The three members agree the first watchlist: KR proposes, the US and Japan sign (ewx watchlist)."""
+    kr, us, jp = nodes["KR"].client, nodes["US"].client, nodes["JP"].client
+    proposal = kr.call(
+        "propose_watch",
+        add=[{"hs_code": code, "country": "CN", "reason": reason} for code, reason in FIRST_WATCHLIST],
+        hs_edition="HS2022",
+    )["alert_id"]
+    _say(
+        f"   KR proposes watchlist version 1 ({proposal}): "
+        + ", ".join(f"{code}:CN" for code, _ in FIRST_WATCHLIST)
+    )
+    _wait_for("the proposal reaching the US", lambda: _pending(us, proposal))
+    us.call("vote_watch", origin="KR", alert_id=proposal, decision="ACCEPT")
+    _wait_for("the US vote reaching Japan", lambda: _pending(jp, proposal, signer="US"))
+    jp.call("vote_watch", origin="KR", alert_id=proposal, decision="ACCEPT")
+    for name, node in nodes.items():
+        _wait_for(
+            f"version 1 in force at {name}",
+            lambda node=node: node.client.call("watchlist")["current"]["version"] == 1,
+        )
+    _say("   the US and Japan sign it: version 1 is in force at all three nodes, signed by KR, US and JP")
+
+
+def _report_policy(nodes: dict[Country, NodeProcess]) -> str:
+    """Japan's mission in China reports the July 2023 announcement (ewx policy report)."""
+    report = nodes["JP"].client.call("report_policy", policy=CHINA_JULY_2023)["alert_id"]
+    _say(
+        f"   JP's mission reports China's {CHINA_JULY_2023['announced']} announcement: "
+        f"{CHINA_JULY_2023['measure']} on HS {', '.join(CHINA_JULY_2023['hs_codes'])} from "
+        f"{CHINA_JULY_2023['effective']} ({CHINA_JULY_2023['source']}; POLICY_REPORT {report})"
+    )
+    for name in ("KR", "US"):
+        client = nodes[name].client
+        _wait_for(
+            f"the report reaching {name}",
+            lambda client=client: any(r["alert_id"] == report for r in client.call("policy_list")),
+        )
+    return str(report)
+
+
 def _scenario(nodes: dict[Country, NodeProcess]) -> None:
     kr, us, jp = nodes["KR"].client, nodes["US"].client, nodes["JP"].client
     _load_sample_data(nodes)
+    _agree_watchlist(nodes)
+    _report_policy(nodes)
     alert_id = _detect_and_approve(nodes)
     shown = kr.call("show", origin="KR", alert_id=alert_id)
     info = shown["info"]

@@ -15,6 +15,8 @@ def test_the_demo_detects_publishes_and_audits_clean(tmp_path: Path) -> None:
     run = ewx("demo", "--dir", str(tmp_path / "demo"))
     out = run.stdout
     assert "stand-in" not in out
+    assert "version 1 is in force at all three nodes, signed by KR, US and JP" in out
+    assert "JP's mission reports China's 2023-07-03 announcement" in out
     for detection in (
         "D-310210-202111-EXTREME",
         "D-811292-202308-EXTREME",
