@@ -52,9 +52,10 @@ from grpc import aio
 from gateway import rpc
 from node import limits
 from node.config import NodeConfig
-from node.crypto import PAYLOAD_ALERT
+from node.crypto import PAYLOAD_ALERT, digest
 from node.errors import Malformed
-from node.ids import Country
+from node.ids import Country, peers_of
+from node.message import encode
 from node.pki import issue_node_certificate
 from node.service import NodeService
 from node.trust import Trust, node_dns_name
@@ -214,6 +215,72 @@ def _bad_signature(fed: Fed) -> bytes:
 
 def _unknown_key(fed: Fed) -> bytes:
     return wrap(envelope(fed["KR"], _alert("KR", {"US": 1}), key_id="KR-alert-0000000000000000"))
+
+
+# ---------------------------------------------------------------- the trilateral layer (issue 12, item 5)
+def trilateral_payload(origin: Country, seq: int, msg_type: int, **body: Any) -> bytes:
+    """Canonical bytes of a watchlist or policy message from `origin` to both peers, built on the
+    proto directly so a test can put in what the models refuse (an unknown code, a long HS code)."""
+    alert = pb.Alert(
+        schema_version=1,
+        alert_id=f"{origin}-H-{seq}",
+        origin=pb.Country.Value(origin),
+        status=pb.ACTUAL,
+        msg_type=msg_type,
+        deliveries=[pb.Delivery(recipient=pb.Country.Value(p), seq=seq) for p in peers_of(origin)],
+        **body,
+    )
+    alert.sent.FromDatetime(datetime.now(UTC).replace(tzinfo=None))
+    return encode(alert)
+
+
+def first_proposal(origin: Country = "KR") -> bytes:
+    """Watchlist version 1 as `origin`'s first message: gallium from CN."""
+    return trilateral_payload(
+        origin,
+        1,
+        pb.WATCHLIST_PROPOSAL,
+        watchlist=pb.WatchlistChange(
+            version=1,
+            hs_edition=pb.HS2022,
+            add=[pb.WatchPair(hs_code="811292", country="CN", reason=pb.SUPPLY_CONCENTRATION)],
+        ),
+    )
+
+
+def policy_move(**overrides: Any) -> pb.PolicyMove:
+    """China's July 2023 announcement, coded; `overrides` replace fields."""
+    fields: dict[str, Any] = {
+        "country": "CN",
+        "measure": pb.EXPORT_LICENSING,
+        "hs_codes": ["811292"],
+        "hs_edition": pb.HS2022,
+        "stage": pb.ANNOUNCED,
+        "announced": pb.CalendarDate(year=2023, month=7, day=3),
+        "source": pb.MISSION_REPORT,
+    }
+    fields.update(overrides)
+    return pb.PolicyMove(**fields)
+
+
+def _proposal_by_no_member(fed: Fed) -> bytes:
+    return wrap(envelope(fed["KR"], first_proposal(), key_id="KR-alert-0000000000000000"))
+
+
+def _vote_on_own_proposal(fed: Fed) -> bytes:
+    ref = pb.AlertRef(origin=pb.KR, alert_id="KR-H-1", digest=digest(first_proposal()))
+    vote = pb.WatchlistVote(version=1, decision=pb.ACCEPT)
+    return _signed(fed, trilateral_payload("KR", 1, pb.WATCHLIST_VOTE, references=[ref], vote=vote))
+
+
+def _report_with_unknown_measure(fed: Fed) -> bytes:
+    return _signed(fed, trilateral_payload("KR", 1, pb.POLICY_REPORT, policy=policy_move(measure=42)))
+
+
+def _report_with_national_tariff_line(fed: Fed) -> bytes:
+    return _signed(
+        fed, trilateral_payload("KR", 1, pb.POLICY_REPORT, policy=policy_move(hs_codes=["8112920010"]))
+    )
 
 
 def _key_of_another_purpose(fed: Fed) -> bytes:
@@ -484,8 +551,16 @@ SCHEMA: list[tuple[str, Mutation, str]] = [
     ("national tariff line", lambda m: setattr(m.info.items[0], "hs_code", "8112921000"), "4 or 6 digits"),
     ("five-digit HS code", lambda m: setattr(m.info.items[0], "hs_code", "81129"), "4 or 6 digits"),
     # issue 10, item 12: ASCII digits only (a regex's \d takes every script's digits)
-    ("HS code in full-width digits", lambda m: setattr(m.info.items[0], "hs_code", "８１１２９２"), "4 or 6 digits"),
-    ("HS code in Arabic-Indic digits", lambda m: setattr(m.info.items[0], "hs_code", "٨١١٢٩٢"), "4 or 6 digits"),
+    (
+        "HS code in full-width digits",
+        lambda m: setattr(m.info.items[0], "hs_code", "８１１２９２"),
+        "4 or 6 digits",
+    ),
+    (
+        "HS code in Arabic-Indic digits",
+        lambda m: setattr(m.info.items[0], "hs_code", "٨١١٢٩٢"),
+        "4 or 6 digits",
+    ),
     (
         "HS edition unspecified",
         lambda m: setattr(m.info.items[0], "hs_edition", pb.HS_EDITION_UNSPECIFIED),
@@ -700,6 +775,40 @@ ROWS: list[Row] = [
         )
         for name, transform, fragment in RAW_SCHEMA
     ),
+    # the trilateral layer (issue 12, item 5); an acceptance for another version
+    # than its proposal's needs the proposal stored first: tests/federation/test_trilateral.py
+    Row(
+        "a watchlist proposal signed by a key of no member",
+        "KR",
+        _proposal_by_no_member,
+        S.UNAUTHENTICATED,
+        "unknown_key",
+        "not in the trust file",
+    ),
+    Row(
+        "a watchlist vote on the voter's own proposal",
+        "KR",
+        _vote_on_own_proposal,
+        S.INVALID_ARGUMENT,
+        "schema_violation",
+        "another origin",
+    ),
+    Row(
+        "a policy report with an unknown measure code",
+        "KR",
+        _report_with_unknown_measure,
+        S.INVALID_ARGUMENT,
+        "schema_violation",
+        "policy.measure",
+    ),
+    Row(
+        "a policy report with a national 10-digit tariff line",
+        "KR",
+        _report_with_national_tariff_line,
+        S.INVALID_ARGUMENT,
+        "schema_violation",
+        "national 10-digit",
+    ),
     # steps 6 and 7
     Row(
         "not addressed to this node",
@@ -788,7 +897,15 @@ def _alert_id_in(request: bytes) -> str:
 
 
 NAMED_BY_DIGEST = frozenset(
-    {"truncated envelope", "garbage envelope", "bad signature", "unknown key", "envelope without a signature", "empty request"}
+    {
+        "truncated envelope",
+        "garbage envelope",
+        "bad signature",
+        "unknown key",
+        "envelope without a signature",
+        "empty request",
+        "a watchlist proposal signed by a key of no member",
+    }
 )
 """Rows the core refuses before it can read an alert id: the event names the envelope's SHA-256."""
 
@@ -1220,7 +1337,9 @@ def test_a_catch_up_page_beyond_what_was_asked_is_cut_off_and_refused(tmp_path: 
                 runtime = nodes["US"]
                 client = next(c for c in runtime._clients if c.peer == "KR")
                 size = runtime.service.store.log_size
-                with pytest.raises(Malformed, match=r"KR's catch-up page goes beyond what was asked \(10 alerts"):
+                with pytest.raises(
+                    Malformed, match=r"KR's catch-up page goes beyond what was asked \(10 alerts"
+                ):
                     await client.catch_up(origin="KR", after_seq=0, max_count=10)
                 assert runtime.service.store.log_size == size
                 # Cancelled: the flood stops, far short of its end (the peer's side

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,17 @@ import pytest
 
 from node.config import NodeConfig
 from node.crypto import PAYLOAD_ALERT, digest
-from node.ids import Country, peers_of
 from node.message import encode
 from node.wire import ewx_pb2 as pb
-from tests.federation.test_hostile_matrix import deliver_as, identity_of, stored, wrap
+from tests.federation.test_hostile_matrix import (
+    deliver_as,
+    first_proposal,
+    identity_of,
+    policy_move,
+    stored,
+    trilateral_payload,
+    wrap,
+)
 from tests.node.cli.test_cli import cli_cluster, ewx, wait_until
 from tests.support.factories import make_federation, running
 
@@ -98,26 +104,13 @@ def test_three_members_agree_a_watchlist_and_share_a_policy_report(tmp_path: Pat
             out = tmp_path / f"{cc}.ewxlog"
             ewx("log", "export", "--config", str(config), "--out", str(out))
             bundles.append(str(out))
-        verified = ewx("audit", "verify", "--trust", str(tmp_path / "fed" / "federation.json"), "--json", *bundles)
+        verified = ewx(
+            "audit", "verify", "--trust", str(tmp_path / "fed" / "federation.json"), "--json", *bundles
+        )
         assert json.loads(verified.stdout)["errors"] == 0
 
 
 # ---------------------------------------------------------------- hostile input (item 5)
-def _payload(origin: Country, seq: int, msg_type: int, **body: Any) -> bytes:
-    sent = datetime.now(UTC)
-    alert = pb.Alert(
-        schema_version=1,
-        alert_id=f"{origin}-H-{seq}",
-        origin=pb.Country.Value(origin),
-        status=pb.ACTUAL,
-        msg_type=msg_type,
-        deliveries=[pb.Delivery(recipient=pb.Country.Value(p), seq=seq) for p in peers_of(origin)],
-        **body,
-    )
-    alert.sent.FromDatetime(sent.replace(tzinfo=None))
-    return encode(alert)
-
-
 def _envelope(config: Path, payload: bytes) -> bytes:
     signer = NodeConfig.load(config).load_signers()["alert"]
     return encode(
@@ -129,33 +122,10 @@ def _accept(version: int) -> pb.WatchlistVote:
     return pb.WatchlistVote(version=version, decision=pb.ACCEPT)
 
 
-def _move(**overrides: Any) -> pb.PolicyMove:
-    fields: dict[str, Any] = {
-        "country": "CN",
-        "measure": pb.EXPORT_LICENSING,
-        "hs_codes": ["811292"],
-        "hs_edition": pb.HS2022,
-        "stage": pb.ANNOUNCED,
-        "announced": pb.CalendarDate(year=2023, month=7, day=3),
-        "source": pb.MISSION_REPORT,
-    }
-    fields.update(overrides)
-    return pb.PolicyMove(**fields)
-
-
-def test_hostile_watchlist_and_policy_messages_are_refused_and_store_nothing(tmp_path: Path) -> None:
+def test_an_acceptance_for_another_version_is_refused_and_stores_nothing(tmp_path: Path) -> None:
     fed = make_federation(tmp_path / "fed")
     kr = identity_of(fed["KR"])
-    proposal = _payload(
-        "KR",
-        1,
-        pb.WATCHLIST_PROPOSAL,
-        watchlist=pb.WatchlistChange(
-            version=1,
-            hs_edition=pb.HS2022,
-            add=[pb.WatchPair(hs_code="811292", country="CN", reason=pb.SUPPLY_CONCENTRATION)],
-        ),
-    )
+    proposal = first_proposal()
     ref = pb.AlertRef(origin=pb.KR, alert_id="KR-H-1", digest=digest(proposal))
 
     async def scenario() -> None:
@@ -164,45 +134,27 @@ def test_hostile_watchlist_and_policy_messages_are_refused_and_store_nothing(tmp
             ok = await deliver_as(fed["US"], kr, wrap(_envelope(fed["KR"], proposal)))
             assert ok.code == grpc.StatusCode.OK, ok
             jp = identity_of(fed["JP"])
-            cases: dict[str, tuple[Country, bytes, grpc.StatusCode, str, str]] = {
-                "a vote by the proposer on its own proposal": (
-                    "KR",
-                    _payload("KR", 2, pb.WATCHLIST_VOTE, references=[ref], vote=_accept(1)),
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    "schema_violation",
-                    "another origin",
-                ),
-                "an acceptance for another version than the proposal's": (
-                    "JP",
-                    _payload("JP", 1, pb.WATCHLIST_VOTE, references=[ref], vote=_accept(2)),
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    "watchlist_conflict",
-                    "version",
-                ),
-                "a report with an unknown measure code": (
-                    "KR",
-                    _payload("KR", 2, pb.POLICY_REPORT, policy=_move(measure=42)),
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    "schema_violation",
-                    "measure",
-                ),
-                "a report with a national 10-digit tariff line": (
-                    "KR",
-                    _payload("KR", 2, pb.POLICY_REPORT, policy=_move(hs_codes=["8112920010"])),
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    "schema_violation",
-                    "hs_codes",
-                ),
-            }
-            for name, (by, payload, code, reason, named) in cases.items():
-                before = stored(us)
-                who = kr if by == "KR" else jp
-                outcome = await deliver_as(fed["US"], who, wrap(_envelope(fed[by], payload)))
-                assert (outcome.code, outcome.reason) == (code, reason), (name, outcome.details)
-                assert named in outcome.details, (name, outcome.details)
-                assert stored(us) == before, name  # nothing stored, nothing receipted
+            # JP's acceptance names KR's version-1 proposal but votes for version 2: a
+            # replay of a vote onto another version. (The rows that need no stored
+            # proposal are in the hostile-input matrix, test_hostile_matrix.py.)
+            before = stored(us)
+            replayed = trilateral_payload("JP", 1, pb.WATCHLIST_VOTE, references=[ref], vote=_accept(2))
+            outcome = await deliver_as(fed["US"], jp, wrap(_envelope(fed["JP"], replayed)))
+            assert (outcome.code, outcome.reason) == (
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "watchlist_conflict",
+            )
+            assert "version" in outcome.details, outcome.details
+            assert stored(us) == before  # nothing stored, nothing receipted
+            # JP's honest vote at that sequence position is taken: KR and JP have signed
+            # version 1, which waits for the US's own signature.
+            honest = trilateral_payload("JP", 1, pb.WATCHLIST_VOTE, references=[ref], vote=_accept(1))
+            assert (
+                await deliver_as(fed["US"], jp, wrap(_envelope(fed["JP"], honest)))
+            ).code == grpc.StatusCode.OK
+            assert us.watchlist_state().versions[0].signers == ("KR", "JP")
             # The node goes on serving: the next message in KR's sequence is taken.
-            report = _payload("KR", 2, pb.POLICY_REPORT, policy=_move())
+            report = trilateral_payload("KR", 2, pb.POLICY_REPORT, policy=policy_move())
             taken = await deliver_as(fed["US"], kr, wrap(_envelope(fed["KR"], report)))
             assert taken.code == grpc.StatusCode.OK, taken
             assert [r["alert_id"] for r in us.policy_reports()] == ["KR-H-2"]
