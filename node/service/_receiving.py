@@ -66,9 +66,15 @@ class PageStored:
 
     stored: int
     """New alerts stored (one already held counts nothing)."""
-    complete: bool
-    """False when it stopped before the page's end: a refusal, an alert out of
-    sequence or an equivocation, each logged."""
+    stopped_by: str | None = None
+    """Why it stopped before the page's end, as the refusal's reason code (an
+    envelope refused, an alert out of sequence, an equivocation, a watchlist
+    conflict; each logged); None when it took the whole page."""
+
+    @property
+    def complete(self) -> bool:
+        """Whether the whole page was taken."""
+        return self.stopped_by is None
 
 
 class Receiving:
@@ -126,7 +132,7 @@ class Receiving:
         # Once a page rather than once an alert: max_skew is computed from the
         # config, and the module's lazy logger binds anew on every call.
         skew, events = self.ctx.max_skew, log.bind()
-        stored, complete = 0, False
+        stored, stopped_by = 0, None
         conflict: _Conflict | None = None
         # Each alert is stored once verified rather than after the whole page:
         # no page of decoded alerts stays alive, so the garbage collector's
@@ -136,7 +142,8 @@ class Receiving:
                 try:
                     known = verdict(i) if verdict is not None else None
                     v = self._verify(envelope, peer=peer, direct=direct, now=now, known=known, max_skew=skew)
-                except InboundRejected:
+                except InboundRejected as exc:
+                    stopped_by = exc.reason
                     break
                 before = tx.appended_count
                 try:
@@ -145,16 +152,15 @@ class Receiving:
                     )
                 except (OutOfSequence, WatchlistConflict) as exc:
                     self.ctx.refused(exc, peer=peer, alert_id=v.alert.alert_id)
+                    stopped_by = exc.reason
                     break
                 if isinstance(outcome, _Conflict):
-                    conflict = outcome
+                    conflict, stopped_by = outcome, Equivocation.reason
                     break
                 stored += tx.appended_count - before
-            else:
-                complete = True
         if conflict is not None:
             self._equivocation(conflict, peer=peer, now=now)
-        return PageStored(stored=stored, complete=complete)
+        return PageStored(stored=stored, stopped_by=stopped_by)
 
     def verdicts_ahead(self, envelopes: Sequence[bytes]) -> Callable[[int], Verdict | None] | None:
         """For a big page: its signatures verified in other processes while this one
