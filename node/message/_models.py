@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Annotated, Any, Final
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
@@ -49,6 +50,25 @@ def coded(wrapper: EnumTypeWrapper) -> AfterValidator:
 
 
 StatusName = Annotated[str, coded(pb.Status)]
+class MsgType(StrEnum):
+    """The message types, by the proto's names (tests/node/message/test_models.py holds the two together).
+
+    A StrEnum equals its name as a string, so code can compare an Alert's
+    `msg_type` with these and the wire keeps the proto's enum.
+    """
+
+    ALERT = "ALERT"
+    UPDATE = "UPDATE"
+    CANCEL = "CANCEL"
+    ACK = "ACK"
+    ERROR = "ERROR"
+    RESPONSE = "RESPONSE"
+    CONSULT = "CONSULT"
+    WATCHLIST_PROPOSAL = "WATCHLIST_PROPOSAL"
+    WATCHLIST_VOTE = "WATCHLIST_VOTE"
+    POLICY_REPORT = "POLICY_REPORT"
+
+
 MsgTypeName = Annotated[str, coded(pb.MsgType)]
 CategoryName = Annotated[str, coded(pb.Category)]
 UrgencyName = Annotated[str, coded(pb.Urgency)]

@@ -30,6 +30,7 @@ from node.ids import Country, Digest
 from node.message import (
     SEVERE_OR_WORSE,
     Alert,
+    MsgType,
     alert_to_bytes,
     encode,
 )
@@ -43,7 +44,7 @@ from node.wire import ewx_pb2 as pb
 
 log = structlog.get_logger("ewx.node")
 
-JOINT: Final = frozenset({"WATCHLIST_PROPOSAL", "WATCHLIST_VOTE"})
+JOINT: Final = frozenset({MsgType.WATCHLIST_PROPOSAL, MsgType.WATCHLIST_VOTE})
 """Message types that go to every peer: the watchlist is signed by all three members."""
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from node.errors import UsageError
 from node.ids import Country
-from node.message import WatchPair
+from node.message import MsgType, WatchPair
 from node.service._context import ServiceContext
 from node.service._publishing import Published, Publishing
 from node.trilateral import PolicyEvent, WatchlistState, plan_proposal, plan_vote, policy_event
@@ -47,7 +47,7 @@ class Trilateral:
         plan = plan_proposal(self.watchlist_state(), add=add, remove=remove, hs_edition=hs_edition)
         reference = None if plan.predecessor is None else (plan.predecessor.origin, plan.predecessor.alert_id)
         return self.publishing.publish(
-            msg_type="WATCHLIST_PROPOSAL",
+            msg_type=MsgType.WATCHLIST_PROPOSAL,
             reference=reference,
             watchlist=plan.change.model_dump(mode="json"),
             idempotency_key=idempotency_key,
@@ -74,7 +74,7 @@ class Trilateral:
             reject_reason=reject_reason,
         )
         return self.publishing.publish(
-            msg_type="WATCHLIST_VOTE",
+            msg_type=MsgType.WATCHLIST_VOTE,
             reference=(plan.reference.origin, plan.reference.alert_id),
             vote=plan.vote.model_dump(mode="json"),
             idempotency_key=idempotency_key,
@@ -90,7 +90,7 @@ class Trilateral:
     ) -> Published:
         """Report a host country's policy move (coded fields only) to the peers."""
         return self.publishing.publish(
-            msg_type="POLICY_REPORT",
+            msg_type=MsgType.POLICY_REPORT,
             status=status,
             recipients=recipients,
             policy=move,
@@ -100,7 +100,7 @@ class Trilateral:
     def policy_reports(self) -> list[dict[str, Any]]:
         """Every policy report this node holds, own and received, in log order, as JSON."""
         out: list[dict[str, Any]] = []
-        for stored in self.ctx.store.alerts_by_type(("POLICY_REPORT",)):
+        for stored in self.ctx.store.alerts_by_type((MsgType.POLICY_REPORT,)):
             alert = self.ctx.decode(stored)
             if alert.policy is None:  # the schema requires the body; never expected
                 continue
@@ -120,7 +120,7 @@ class Trilateral:
     def policy_events(self) -> list[PolicyEvent]:
         """The reports as the early-warning engine's policy events: ACTUAL announcements, in log order."""
         events = []
-        for stored in self.ctx.store.alerts_by_type(("POLICY_REPORT",)):
+        for stored in self.ctx.store.alerts_by_type((MsgType.POLICY_REPORT,)):
             event = policy_event(stored.origin, stored.digest, self.ctx.decode(stored))
             if event is not None:
                 events.append(event)

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from node import limits
 from node.errors import RefusedOperation, UsageError
 from node.ids import COUNTRIES, Country
-from node.message import Alert, AlertRef, WatchlistChange, WatchlistVote, WatchPair
+from node.message import Alert, AlertRef, MsgType, WatchlistChange, WatchlistVote, WatchPair
 
 Severity = Literal["error", "info"]
 Message = tuple[Country, bytes, Alert]
@@ -105,7 +105,7 @@ FINDING_KINDS: Final[dict[FindingKind, str]] = {
     FindingKind.FORK: "two versions at one number both signed by every member",
 }
 
-WATCHLIST_TYPES: Final = ("WATCHLIST_PROPOSAL", "WATCHLIST_VOTE")
+WATCHLIST_TYPES: Final = (MsgType.WATCHLIST_PROPOSAL, MsgType.WATCHLIST_VOTE)
 """The message types the watchlist is made of (a ledger is fed these)."""
 
 IN_FLIGHT: Final = frozenset(

@@ -228,3 +228,11 @@ def test_a_receipt_without_its_receipt_time_is_refused() -> None:
     )
     with pytest.raises(DecodeFailure, match="received_at: required"):
         receipt_from_bytes(body.SerializeToString(deterministic=True))
+
+
+def test_the_message_type_enum_names_every_proto_type_and_nothing_else() -> None:
+    from node.message import MsgType
+
+    proto = {name for name in pb.MsgType.keys() if name != "MSG_TYPE_UNSPECIFIED"}
+    assert {t.value for t in MsgType} == proto
+    assert all(t == t.value for t in MsgType)  # equal to the plain string the models carry
