@@ -9,12 +9,21 @@
     ewx ews explain ID
     ewx ews approve ID [ID...] [--severity ... --headline ...]
     ewx ews dismiss ID --reason CODE
+    ewx ews propose-watch ID [ID...] [--reason CODE]
 
 Ingest, scan, review, explain and dismiss work on the node's early-warning
 store directly (the node may be up or down); approve publishes through the
 running node's operator API, with an idempotency key made from the
 detections' ids, so that an approval retried after a lost reply publishes
 the alert once.
+
+Scan first asks the running node for the members' policy reports and the
+watchlist in force (operator ops `policy_list`, `watchlist`): each report
+that announces a move becomes one of this node's policy events, marked with
+its origin (node/ews/reports.py), and the watchlist is kept in the store
+(node/ews/watch.py). With the node down the scan goes on with what the store
+holds and says so. Propose-watch proposes a detection's pair for the
+watchlist through the node (operator op `propose_watch`).
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +48,83 @@ from node.cli._common import EXIT_OK, load_config, operator_client, print_json
 from node.errors import ConfigError, RefusedOperation, UsageError
 from node.ews.codes import PERIOD_PATTERN, DetectionState, DismissReason, Kind, Measure, Stage
 from node.ews.ingest import IngestReport, ingest_file, ingest_records
+from node.ews.reports import ReportedEvent, ReportsTaken, reports_of_events, take_reports
 from node.ews.review import Publisher, approve, detections, dismiss, open_store
 from node.ews.rules import explain
-from node.ews.scan import compute, scan, should_auto_publish
+from node.ews.scan import compute, scan, should_auto_publish, watch_flag
 from node.ews.thresholds import Thresholds
+from node.ews.watch import WatchView, keep_watchlist, stored_watchlist, watchlist_by_digest
+from node.message import WATCH_REASONS_FOR
+from node.trilateral._policy import report_event
 from node.wire import ewx_pb2 as pb
+
+_DEFAULT_HS_EDITION = "HS2022"
+"""The edition `ews propose-watch` names for watchlist version 1 (later versions keep theirs)."""
+_ADD_REASONS = sorted(WATCH_REASONS_FOR["add"])
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSync:
+    """What the running node said before a scan (or why it could not)."""
+
+    reachable: bool
+    reports: list[ReportedEvent] = field(default_factory=list)
+    """The reports that are policy events (ACTUAL announcements), in the node's log order."""
+    watchlist: WatchView | None = None
+    """The version in force (None: the node was not asked)."""
+    not_events: int = 0
+    """Reports that are no policy events: EXERCISE or TEST, or rumoured."""
+    unreadable: list[str] = field(default_factory=list)
+    down: str | None = None
+    """Why the node could not be asked."""
+
+
+def from_node(args: argparse.Namespace) -> NodeSync:
+    """The node's policy reports as policy events, and its watchlist in force; `down` if it is not running."""
+    client = operator_client(args)
+    try:
+        rows = client.call("policy_list")
+        current = client.call("watchlist")["current"]
+    except ConfigError as exc:  # not running, or its socket unreachable
+        return NodeSync(reachable=False, down=str(exc))
+    reports, not_events, unreadable = reported_events(rows)
+    return NodeSync(
+        reachable=True,
+        reports=reports,
+        watchlist=WatchView.from_current(current),
+        not_events=not_events,
+        unreadable=unreadable,
+    )
+
+
+def reported_events(rows: list[dict[str, Any]]) -> tuple[list[ReportedEvent], int, list[str]]:
+    """The operator op `policy_list`'s rows as policy events (node.trilateral.report_event's rules).
+
+    Returns the events in the rows' order, how many rows are no policy event
+    (EXERCISE or TEST, or rumoured), and each row that is not a report's, with why.
+    """
+    reports: list[ReportedEvent] = []
+    unreadable: list[str] = []
+    not_events = 0
+    for row in rows:
+        try:
+            event = report_event(row)
+        except (KeyError, TypeError, ValueError) as exc:
+            unreadable.append(f"{row.get('origin')}/{row.get('alert_id')}: {str(exc).splitlines()[0]}")
+            continue
+        if event is None:
+            not_events += 1
+            continue
+        reports.append(
+            ReportedEvent(
+                record=event.record(),
+                origin=event.origin,
+                alert_id=event.alert_id,
+                digest=event.digest.hex(),
+                source=event.source,
+            )
+        )
+    return reports, not_events, unreadable
 
 
 class EwsCommands:
@@ -105,25 +188,39 @@ class EwsCommands:
                 "SELECT event_id, country, hs_codes, measure, CAST(announced AS VARCHAR) AS announced, "
                 "CAST(effective AS VARCHAR) AS effective, stage, batch FROM events ORDER BY announced, event_id"
             )
+            reports = reports_of_events(store)
+        for e in events:
+            e["reports"] = reports.get(e["event_id"], [])
         if args.json:
             print_json(events)
             return EXIT_OK
         if not events:
             print("no policy events")
         for e in events:
+            origins = ", ".join(f"{r['origin']} {r['alert_id']}" for r in e["reports"])
             print(
                 f"{e['event_id']}  {e['country']} {e['measure']:<18} HS {e['hs_codes'].replace(';', ',')}  "
                 f"announced {e['announced']} effective {e['effective']}  {e['stage']}"
+                + (f"  reported by {origins}" if origins else "")
             )
         return EXIT_OK
 
     # ------------------------------------------------------------ scan and review
     def scan(self, args: argparse.Namespace) -> int:
-        """Compute every indicator, apply the rules, keep new detections as drafts."""
+        """Take the node's policy reports and watchlist, compute every indicator, apply the rules,
+        keep new detections as drafts."""
         config = load_config(args)
         thresholds = config.ews
+        sync = from_node(args)
         with open_store(config) as store:
-            result = scan(store, thresholds, period=args.period)
+            taken = take_reports(store, sync.reports, me=config.node_id) if sync.reachable else None
+            watch = keep_watchlist(store, sync.watchlist) if sync.watchlist is not None else None
+            result = scan(store, thresholds, period=args.period, watch=watch)
+        notes = [f"policy report {r}; not taken" for r in sync.unreadable + (taken.refused if taken else [])]
+        if not sync.reachable:
+            notes.insert(0, _offline_note(sync, result.watchlist))
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
         published: dict[str, str] = {}
         waiting: dict[str, str] = {}
         for detection in result.detections:
@@ -136,6 +233,8 @@ class EwsCommands:
                     waiting[detection.detection_id] = str(exc)
         if args.json:
             data = result.to_json()
+            data["node"] = {"reachable": sync.reachable, "notes": notes, "not_policy_events": sync.not_events}
+            data["policy_reports"] = None if taken is None else taken.to_json()
             data["auto_published"] = published
             data["auto_publish_failed"] = waiting
             print_json(data)
@@ -146,6 +245,7 @@ class EwsCommands:
             + (f" in {result.period}" if result.period else "")
             + f", {len(result.new)} new"
         )
+        print(_sync_line(sync, taken, result.watchlist))
         for d in result.detections:
             state = result.states.get(d.detection_id)
             mark = "new " if d.detection_id in result.new else ""
@@ -153,7 +253,8 @@ class EwsCommands:
             if d.detection_id in waiting:
                 extra = f" -> auto-publish failed: {waiting[d.detection_id]}"
             print(
-                f"  {mark}{d.detection_id:<28} {d.severity:<8} {d.category:<15} {d.partner} {d.rule} [{state}]{extra}"
+                f"  {mark}{d.detection_id:<28} {d.severity:<8} {d.category:<15} {d.partner} {d.rule} [{state}]"
+                f"  {_watch_text(result.watchlist, d.hs_code, d.partner, d.evidence)}{extra}"
             )
         if result.indicators:
             print(f"indicators for {result.period}:")
@@ -176,6 +277,9 @@ class EwsCommands:
         config = load_config(args)
         with open_store(config) as store:
             rows = detections(store, state=None if args.all else DetectionState.DRAFT.value)
+            watch = stored_watchlist(store)
+        for row in rows:
+            row.update(watch_flag(watch, row["hs_code"], row["partner"]))
         if args.json:
             print_json(rows)
             return EXIT_OK
@@ -183,6 +287,7 @@ class EwsCommands:
             print("no drafts to review" if not args.all else "no detections")
         for row in rows:
             line = f"{row['detection_id']:<28} {row['state']:<9} {row['severity']:<8} {row['category']:<15}"
+            line += f" {_watch_text(watch, row['hs_code'], row['partner'], row['evidence'])}"
             if row["alert_id"]:
                 line += f" alert {row['alert_id']}"
             if row["dismiss_reason"]:
@@ -200,9 +305,11 @@ class EwsCommands:
                 raise RefusedOperation(f"no detection {args.detection_id} in this node's store")
             row = rows[0]
             thresholds = Thresholds.model_validate(row["evidence"]["thresholds"])
+            # The watchlist it was found with (none before issue 12), kept in the store.
+            watch = watchlist_by_digest(store, (row["evidence"].get("watchlist") or {}).get("digest"))
             again = [
                 d
-                for d in compute(store, thresholds, hs_codes=[row["hs_code"]])
+                for d in compute(store, thresholds, hs_codes=[row["hs_code"]], watch=watch)
                 if d.detection_id == row["detection_id"]
             ]
             version = store.data_version()
@@ -254,6 +361,74 @@ class EwsCommands:
         print(f"{args.detection_id} dismissed ({args.reason})")
         return EXIT_OK
 
+    def propose_watch(self, args: argparse.Namespace) -> int:
+        """Propose the detections' (HS code, partner) pairs for the watchlist; prints the proposal's id."""
+        config = load_config(args)
+        ids = sorted(dict.fromkeys(args.detection_ids))
+        with open_store(config) as store:
+            rows = detections(store, ids)
+        missing = sorted(set(ids) - {r["detection_id"] for r in rows})
+        if missing:
+            raise RefusedOperation(f"no detection {', '.join(missing)} in this node's store")
+        client = operator_client(args)
+        state = client.call("watchlist")
+        watch = WatchView.from_current(state["current"])
+        wanted: dict[tuple[str, str], list[str]] = {}
+        problems = []
+        for row in rows:
+            pair = watch.watched(row["hs_code"], row["partner"])
+            if row["partner"] == "ZZ":
+                problems.append(f"{row['detection_id']} has no known partner country (ZZ)")
+            elif pair is not None:
+                problems.append(
+                    f"{row['detection_id']}: {row['hs_code']} from {row['partner']} is already on watchlist "
+                    f"version {watch.version} (as {pair.key}, {pair.reason})"
+                )
+            else:
+                wanted.setdefault((row["hs_code"], row["partner"]), []).append(row["detection_id"])
+        policy = any(row["evidence"].get("policy_event") for row in rows)
+        reason = args.reason or ("POLICY_RISK" if policy else "SUPPLY_CONCENTRATION")
+        add = [{"hs_code": hs, "country": cc, "reason": reason} for hs, cc in sorted(wanted)]
+        for version in state["versions"]:
+            if version["state"] != "pending":
+                continue
+            if not problems and version["origin"] == config.node_id and version["add"] == add:
+                # This very proposal, pending: a retry (after a lost reply, say) names it again.
+                print(
+                    f"already proposed: watchlist version {version['version']}, pending, signed by "
+                    f"{','.join(version['signers'])}",
+                    file=sys.stderr,
+                )
+                print(version["alert_id"])
+                return EXIT_OK
+            for added in version["add"]:
+                if (added["hs_code"], added["country"]) in wanted:
+                    problems.append(
+                        f"{added['hs_code']}:{added['country']} is already proposed in version "
+                        f"{version['version']} ({version['origin']} {version['alert_id']}), pending: "
+                        f"sign it with `ewx watchlist accept {version['alert_id']}`"
+                    )
+        if problems:
+            raise RefusedOperation("; ".join(problems))
+        request: dict[str, Any] = {
+            "add": add,
+            "remove": [],
+            # A retry after a lost reply proposes once; the version in force is part of the key, so that
+            # the same detection proposed again after its pair left the watchlist is a new proposal.
+            "idempotency_key": args.idempotency_key or f"ews-propose-watch:v{watch.version}:" + "+".join(ids),
+        }
+        if args.hs_edition or watch.version == 0:
+            request["hs_edition"] = args.hs_edition or _DEFAULT_HS_EDITION
+        result = client.call("propose_watch", **request)
+        pairs = ", ".join(f"{hs}:{cc}" for hs, cc in sorted(wanted))
+        print(
+            f"proposed watchlist version {watch.version + 1}: add {pairs} ({reason}); "
+            "in force once every member has signed it (`ewx watchlist show`)",
+            file=sys.stderr,
+        )
+        print(result["alert_id"])
+        return EXIT_OK
+
 
 _EDIT_FLAGS = frozenset(
     {
@@ -276,6 +451,56 @@ _EDIT_FLAGS = frozenset(
 
 def _f(value: object) -> str:
     return f"{value:5.2f}" if isinstance(value, int | float) else "  -  "
+
+
+def _watch_text(watch: WatchView, hs_code: str, partner: str, evidence: dict[str, Any]) -> str:
+    """A detection's watchlist flag in words: on it (and the step it made), not on it, or none in force."""
+    if watch.version == 0:
+        return "watchlist: none in force"
+    pair = watch.watched(hs_code, partner)
+    if pair is None:
+        return f"watchlist v{watch.version}: not on it"
+    text = f"watchlist v{watch.version}: on it ({pair.key})"
+    step = evidence.get("watchlist_step")
+    if step:
+        by = ",".join((evidence.get("policy_event") or {}).get("reported_by") or [])
+        text += f", {step['from']} +{step['steps']} (report by {by})"
+    return text
+
+
+def _sync_line(sync: NodeSync, taken: ReportsTaken | None, watch: WatchView) -> str:
+    """What the scan took from the node: its reports, and the watchlist it used."""
+    if watch.version:
+        used = f"watchlist version {watch.version} ({len(watch.pairs)} pairs)"
+    else:
+        used = "no watchlist in force"
+    if taken is None:
+        return f"node not running: no new policy reports; {used}" + (
+            f" as the node gave it at {watch.seen_at}" if watch.seen_at else ""
+        )
+    line = f"policy reports from the node: {_n(taken.held, 'announcement')}"
+    if sync.not_events:
+        line += f" (and {sync.not_events} exercise, test or rumoured, not taken)"
+    line += f", {len(taken.taken)} new"
+    if taken.taken:
+        line += f" ({taken.added} added, {taken.replaced} updated, {taken.unchanged} already held as events)"
+    return f"{line}; {used}"
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _offline_note(sync: NodeSync, watch: WatchView) -> str:
+    kept = (
+        f"watchlist version {watch.version} as the node gave it at {watch.seen_at}"
+        if watch.seen_at
+        else "no watchlist (the node never gave one)"
+    )
+    return (
+        f"{sync.down}; the scan uses the policy events this store already holds and the {kept}; "
+        "start the node (`ewx serve`) to take its new policy reports"
+    )
 
 
 def add_ews_commands(commands: Any) -> None:
@@ -340,7 +565,13 @@ def add_ews_commands(commands: Any) -> None:
         "robust z-scores of volume and unit value (median and MAD over the trailing months), month-on-month "
         "and year-on-year change, days since a policy move; then the rules of the node's [ews] thresholds. "
         "New detections are kept as drafts (those at or above [ews] auto_publish are published at once). "
-        "--period shows only that month's detections, and its indicators for every code.",
+        "--period shows only that month's detections, and its indicators for every code. "
+        "First the running node is asked for the members' policy reports and the watchlist in force: "
+        "each ACTUAL report of an announced move becomes one of this node's policy events, marked with "
+        "its origin (once: the same report again adds nothing), and a detection whose policy trigger is a "
+        "peer's report on a watchlist pair is [ews] watchlist_steps (default 1) severity steps higher. "
+        "Each detection says whether its HS code and partner are on the watchlist in force. With the node "
+        "down the scan uses what the store holds (the watchlist the node last gave) and says so.",
     )
     add_config(p)
     p.add_argument("--period", metavar="YYYY-MM", type=_period, help="one month only")
@@ -378,6 +609,34 @@ def add_ews_commands(commands: Any) -> None:
     add_config(p)
     p.add_argument("--reason", required=True, choices=[r.value for r in DismissReason])
     p.set_defaults(func=c.dismiss)
+
+    p = sub.add_parser(
+        "propose-watch",
+        help="propose a detection's HS code and partner country for the watchlist; prints the proposal's id",
+        description="Propose the next watchlist version through the running node: the version in force "
+        "with each detection's pair (its HS-6 code, its partner country) added. Refused if a detection is "
+        "unknown, if its pair is already on the watchlist in force (a 4-digit pair watches its 6-digit "
+        "codes) or already added by a pending proposal. The proposal is in force once every member has "
+        "signed it (`ewx watchlist show`, `ewx watchlist accept ID` on the peers). A retry with the same "
+        "detections on the same version in force proposes nothing new and prints the same id, as does "
+        "running it again while this node's own proposal of those pairs is pending.",
+    )
+    p.add_argument("detection_ids", nargs="+", metavar="ID")
+    add_config(p)
+    p.add_argument(
+        "--reason",
+        choices=_ADD_REASONS,
+        metavar="CODE",
+        help="why the pair is watched, one of %(choices)s (default: POLICY_RISK for a detection a "
+        "policy move triggered, else SUPPLY_CONCENTRATION)",
+    )
+    p.add_argument(
+        "--hs-edition",
+        choices=choices(pb.HsEdition),
+        help=f"the HS edition of the codes (watchlist version 1 only; default {_DEFAULT_HS_EDITION})",
+    )
+    p.add_argument("--idempotency-key", help="a retry with the same key proposes nothing new")
+    p.set_defaults(func=c.propose_watch)
 
 
 def _period(value: str) -> str:

@@ -18,7 +18,9 @@ imports, which is what an export ban looks like):
   `partner_yoy` likewise for the baseline partner;
 - the latest policy move on the code (its 6 digits or its 4-digit heading)
   announced by the month's end and not lifted: `days_since_event` (from its
-  announcement to the month's end) and `days_to_effective` (negative once in force).
+  announcement to the month's end) and `days_to_effective` (negative once in force);
+  beside the indicators, `event_reported_by`: the peers whose policy reports
+  name that move (node/ews/reports.py), `,`-joined, NULL if none.
 """
 
 from __future__ import annotations
@@ -68,7 +70,10 @@ INDICATOR_COLUMNS: Final = (
     "days_since_event",
     "days_to_effective",
 )
-"""The columns of `_ews_indicators`, in order (the evidence and `--json` name them so)."""
+"""The columns of `_ews_indicators`, in order (the evidence and `--json` name them so).
+
+The table also holds `event_reported_by` (after these): where the move came
+from, not a figure of the data, so it is not among the evidence's values."""
 
 
 def _z(x: str, median: str, mad: str) -> str:
@@ -183,12 +188,15 @@ def indicator_sql(thresholds: Thresholds, *, hs_codes: list[str] | None = None) 
                e.event_id, e.country AS event_country, e.measure AS event_measure,
                e.announced AS event_announced, e.effective AS event_effective, e.stage AS event_stage,
                date_diff('day', e.announced, d.month_end) AS days_since_event,
-               date_diff('day', d.month_end, e.effective) AS days_to_effective
+               date_diff('day', d.month_end, e.effective) AS days_to_effective,
+               r.reported_by AS event_reported_by
         FROM dated d
         LEFT JOIN _ews_top t ON t.hs_code = d.hs_code AND t.m = d.m
         LEFT JOIN latest_event le ON le.hs_code = d.hs_code AND le.m = d.m
         LEFT JOIN (SELECT DISTINCT event_id, country, measure, announced, effective, stage
                    FROM _ews_event_codes) e ON e.event_id = le.event_id
+        LEFT JOIN (SELECT event_id, array_to_string(list_sort(list_distinct(list(origin))), ',') AS reported_by
+                   FROM event_reports WHERE peer GROUP BY event_id) r ON r.event_id = le.event_id
         ORDER BY d.hs_code, d.period
         """,
     ]

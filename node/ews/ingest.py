@@ -27,7 +27,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +51,11 @@ MONTH_OF_PERIOD: Final = (
 MAX_LISTED_PROBLEMS: Final = 1000
 """A report with --skip-bad lists this many problems; the counts cover all."""
 MAX_HEADER_BYTES: Final = 64 * 1024
+EVENT_ID_SQL: Final = "'EV-' || substr(sha256(country || '|' || measure || '|' || CAST(announced AS VARCHAR) || '|' || hs_codes), 1, 12)"
+"""An event's id from its key (country, measure, announcement, codes): the same move, the same id."""
+
+AfterStore = Callable[[EwsStore, int], None]
+"""Run inside an ingest's transaction once its rows are stored, with the batch number."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -579,8 +584,13 @@ def ingest_records(
     *,
     source: str,
     now: datetime | None = None,
+    then: AfterStore | None = None,
 ) -> IngestReport:
-    """Store records given in code (`ewx ews event add`) through the same checks as a file."""
+    """Store records given in code (`ewx ews event add`, a policy report) through the same checks as a file.
+
+    `then` runs in the same transaction after the rows are stored (a policy
+    report's link to its event: both or neither).
+    """
     rows = list(records)
     if not rows:
         raise UsageError("nothing to store")
@@ -598,7 +608,9 @@ def ingest_records(
     plan = _plan(names, kind, source)
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
     try:
-        return _ingest(store, plan, _Raw(names), source=source, sha256=digest, skip_bad=False, now=now)
+        return _ingest(
+            store, plan, _Raw(names), source=source, sha256=digest, skip_bad=False, now=now, then=then
+        )
     finally:
         store.drop_work()
 
@@ -623,6 +635,7 @@ def _ingest(
     sha256: str,
     skip_bad: bool,
     now: datetime | None,
+    then: AfterStore | None = None,
 ) -> IngestReport:
     db = store.db
     fields = _FIELDS[plan.kind]
@@ -716,6 +729,7 @@ def _ingest(
             problems=problems,
             skipped=skipped,
             now=now,
+            then=then,
         )
 
 
@@ -877,6 +891,7 @@ def _store(
     problems: list[RowProblem],
     skipped: int,
     now: datetime | None,
+    then: AfterStore | None = None,
 ) -> IngestReport:
     """Within the transaction: add new rows, replace changed ones (recording both), keep the rest."""
     db = store.db
@@ -916,7 +931,7 @@ def _store(
         columns = ", ".join(f.name for f in fields)
         extra = ""
         if kind is Kind.EVENTS:
-            extra = "'EV-' || substr(sha256(country || '|' || measure || '|' || CAST(announced AS VARCHAR) || '|' || hs_codes), 1, 12) AS event_id, "
+            extra = f"{EVENT_ID_SQL} AS event_id, "
             db.execute(
                 f"INSERT INTO {table} (event_id, {columns}, batch) SELECT {extra}{columns}, ? FROM {source_rows} "
                 + ("WHERE _what <> 'unchanged'" if source_rows == "_ews_diff" else ""),
@@ -935,6 +950,8 @@ def _store(
         "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [batch, table, source, sha256, layout, rows_read, added, replaced, unchanged, skipped, ignored, at],
     )
+    if then is not None:
+        then(store, batch)
     return IngestReport(
         source=source,
         kind=kind,

@@ -20,12 +20,22 @@ once a code has `min_history` months of history.
 | price shock                     | MODERATE |
 
 No exposure, no detection: an anomaly on a diversified code is not an
-early warning of a supply risk. A detection is the first month a code fires
-at a severity above the month before (a run of months at one severity is one
-detection; an escalation is a new one).
+early warning of a supply risk.
 
-`fired_sql` is the vectorized test of every month; `detections_from` turns the
-(few) escalation rows into Detections with their evidence.
+The watchlist step (issue 12): when the policy move that triggers a
+detection is named by a peer's policy report (node/ews/reports.py) and the
+watchlist in force watches the code from that partner (a 6-digit pair, or
+its 4-digit heading; the temp table `_ews_watch`, node/ews/watch.py), the
+severity is `watchlist_steps` (default 1) above the table's, at most EXTREME
+(node.trilateral.stepped; tests/node/ews/test_ews_watch.py checks the two agree).
+
+A detection is the first month a code fires at a severity (after the step)
+above the month before (a run of months at one severity is one detection;
+an escalation is a new one).
+
+`fired_sql` is the vectorized test of every month (it reads `_ews_indicators`
+and `_ews_watch`); `detections_from` turns the (few) escalation rows into
+Detections with their evidence.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from typing import Any, Final
 
 from node.ews.indicators import INDICATOR_COLUMNS
 from node.ews.thresholds import Thresholds
+from node.ews.watch import WatchView
 
 SEVERITIES: Final = ("NONE", "MINOR", "MODERATE", "SEVERE", "EXTREME")
 """Index = the level the SQL computes."""
@@ -69,17 +80,41 @@ def fired_sql(t: Thresholds) -> str:
             WHEN exposed AND policy AND base_cr1 >= {t.cr1_critical} THEN 3
             WHEN exposed AND policy THEN 2
             WHEN exposed AND price_shock THEN 2
-            ELSE 0 END AS level
+            ELSE 0 END AS rule_level
         FROM tested
+    ),
+    watch AS (  -- the first watchlist pair on the code (6 digits or its heading) from the partner
+        SELECT l.hs_code, l.period, min(w.hs_code) AS watch_code
+        FROM levelled l JOIN _ews_watch w
+          ON w.country = l.base_partner AND (w.hs_code = l.hs_code OR w.hs_code = substr(l.hs_code, 1, 4))
+        WHERE l.rule_level > 0
+        GROUP BY l.hs_code, l.period
+    ),
+    stepped AS (
+        SELECT l.*, w.watch_code, CASE
+            WHEN l.rule_level > 0 AND l.policy AND l.event_reported_by IS NOT NULL AND w.watch_code IS NOT NULL
+            THEN least(4, l.rule_level + {t.watchlist_steps})
+            ELSE l.rule_level END AS level
+        FROM levelled l LEFT JOIN watch w ON w.hs_code = l.hs_code AND w.period = l.period
     )
     SELECT * FROM (
-        SELECT *, lag(level, 1, 0) OVER (PARTITION BY hs_code ORDER BY period) AS level_before FROM levelled
+        SELECT *, lag(level, 1, 0) OVER (PARTITION BY hs_code ORDER BY period) AS level_before FROM stepped
     ) WHERE level > level_before
     ORDER BY hs_code, period
     """
 
 
-FIRED_COLUMNS: Final = (*INDICATOR_COLUMNS, "exposed", "policy", "volume_drop", "price_shock", "level")
+FIRED_COLUMNS: Final = (
+    *INDICATOR_COLUMNS,
+    "event_reported_by",
+    "exposed",
+    "policy",
+    "volume_drop",
+    "price_shock",
+    "rule_level",
+    "watch_code",
+    "level",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +168,17 @@ def detection_id(hs_code: str, period: str, severity: str) -> str:
     return f"D-{hs_code}-{period.replace('-', '')}-{severity}"
 
 
-def detections_from(rows: list[dict[str, Any]], t: Thresholds, *, data_version: int) -> list[Detection]:
-    """Detections, with evidence, from `_ews_fired` rows."""
+def detections_from(
+    rows: list[dict[str, Any]], t: Thresholds, *, data_version: int, watch: WatchView | None = None
+) -> list[Detection]:
+    """Detections, with evidence, from `_ews_fired` rows; `watch` is the watchlist `_ews_watch` held."""
+    watch = watch or WatchView()
     found = []
     for row in rows:
         severity = SEVERITIES[int(row["level"])]
+        rule_severity = SEVERITIES[int(row["rule_level"])]
+        reported_by = sorted(filter(None, (row.get("event_reported_by") or "").split(",")))
+        pair = watch.watched(row["hs_code"], row["base_partner"]) if row["base_partner"] else None
         triggers = [name for name in ("policy", "volume_drop", "price_shock") if row[name]]
         rule = "exposure+" + "+".join(triggers)
         if row["policy"]:
@@ -183,8 +224,19 @@ def detections_from(rows: list[dict[str, Any]], t: Thresholds, *, data_version: 
                     "stage": row["event_stage"],
                     "days_since_announced": row["days_since_event"],
                     "days_to_effective": row["days_to_effective"],
+                    "reported_by": reported_by,
                 }
                 if row["policy"]
+                else None
+            ),
+            "watchlist": {
+                "version": watch.version,
+                "digest": watch.digest,
+                "pair": None if pair is None else pair.to_json(),
+            },
+            "watchlist_step": (
+                {"from": rule_severity, "steps": int(row["level"]) - int(row["rule_level"])}
+                if severity != rule_severity
                 else None
             ),
             "thresholds": t.to_json(),
@@ -241,6 +293,24 @@ def explain(evidence: dict[str, Any]) -> str:
             f"{event['announced']}, effective {event['effective']} ({event['stage']}); "
             f"{event['days_since_announced']} days since its announcement at the month's end "
             f"(counts for {t['policy_days']} days)"
+            + (f"; reported by {', '.join(event['reported_by'])}" if event.get("reported_by") else "")
+        )
+    watch = evidence.get("watchlist")
+    if watch and watch["version"]:
+        pair = watch["pair"]
+        lines.append(
+            f"  watchlist version {watch['version']}: "
+            + (
+                f"{pair['hs_code']}:{pair['country']} is on it ({pair['reason']})"
+                if pair
+                else f"{evidence['hs_code']} from {e['partner']} is not on it"
+            )
+        )
+    step = evidence.get("watchlist_step")
+    if step:
+        lines.append(
+            f"  {step['from']} raised {step['steps']} step(s) to {evidence['severity']}: the policy move is a "
+            f"peer's report on a watchlist pair (watchlist_steps {t.get('watchlist_steps')})"
         )
     lines.append(
         f"  month: CR1 {_pct(v['cr1'])} ({v['top_partner']}), HHI {_num(v['hhi'])} (12-month change "

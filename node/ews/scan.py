@@ -21,6 +21,7 @@ from node.ews.indicators import INDICATOR_COLUMNS, indicator_sql
 from node.ews.rules import FIRED_COLUMNS, Detection, detections_from, fired_sql
 from node.ews.store import EwsStore
 from node.ews.thresholds import SEVERITY_ORDER, Thresholds
+from node.ews.watch import WatchView, stored_watchlist
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,8 @@ class ScanResult:
     states: dict[str, str]
     indicators: list[dict[str, Any]] = field(default_factory=list)
     period: str | None = None
+    watchlist: WatchView = field(default_factory=WatchView)
+    """The watchlist in force the scan used (its pairs flag the detections; node/ews/watch.py)."""
 
     def to_json(self) -> dict[str, Any]:
         """Machine output of `ewx ews scan --json`."""
@@ -43,18 +46,52 @@ class ScanResult:
             "codes": self.codes,
             "months": self.months,
             "period": self.period,
+            "watchlist": self.watchlist.to_json(),
             "detections": [
-                {**d.to_json(), "state": self.states.get(d.detection_id), "new": d.detection_id in self.new}
+                {
+                    **d.to_json(),
+                    "state": self.states.get(d.detection_id),
+                    "new": d.detection_id in self.new,
+                    **watch_flag(self.watchlist, d.hs_code, d.partner),
+                }
                 for d in self.detections
             ],
             "indicators": self.indicators,
         }
 
 
-def compute(store: EwsStore, thresholds: Thresholds, *, hs_codes: list[str] | None = None) -> list[Detection]:
-    """Indicators and rules over the store's data; nothing is written to its tables."""
+def watch_flag(watch: WatchView, hs_code: str, partner: str) -> dict[str, Any]:
+    """Whether (hs_code, partner) is on the watchlist in force, as scan and review print it."""
+    pair = watch.watched(hs_code, partner)
+    return {
+        "watchlist": pair is not None,
+        "watchlist_version": watch.version,
+        "watch_pair": None if pair is None else pair.to_json(),
+    }
+
+
+def compute(
+    store: EwsStore,
+    thresholds: Thresholds,
+    *,
+    hs_codes: list[str] | None = None,
+    watch: WatchView | None = None,
+) -> list[Detection]:
+    """Indicators and rules over the store's data; nothing is written to its tables.
+
+    `watch` is the watchlist in force (default: the one the store last kept,
+    node/ews/watch.py); `ewx ews explain` gives the one a detection was found with.
+    """
     db = store.db
+    watch = stored_watchlist(store) if watch is None else watch
     try:
+        db.execute(
+            "CREATE OR REPLACE TEMP TABLE _ews_watch (hs_code VARCHAR NOT NULL, country VARCHAR NOT NULL)"
+        )
+        if watch.pairs:
+            db.executemany(
+                "INSERT INTO _ews_watch VALUES (?, ?)", [[p.hs_code, p.country] for p in watch.pairs]
+            )
         for statement in indicator_sql(thresholds, hs_codes=hs_codes):
             db.execute(statement)
         db.execute(fired_sql(thresholds))
@@ -64,14 +101,23 @@ def compute(store: EwsStore, thresholds: Thresholds, *, hs_codes: list[str] | No
         raise RefusedOperation(f"the scan ran out of memory: {exc}") from None
     except duckdb.Error as exc:
         raise StoreError(f"the scan failed: {exc}") from None
-    return detections_from(rows, thresholds, data_version=store.data_version())
+    return detections_from(rows, thresholds, data_version=store.data_version(), watch=watch)
 
 
 def scan(
-    store: EwsStore, thresholds: Thresholds, *, period: str | None = None, now: datetime | None = None
+    store: EwsStore,
+    thresholds: Thresholds,
+    *,
+    period: str | None = None,
+    now: datetime | None = None,
+    watch: WatchView | None = None,
 ) -> ScanResult:
-    """Compute, then store each new detection as a draft (one transaction)."""
-    found = compute(store, thresholds)
+    """Compute, then store each new detection as a draft (one transaction).
+
+    `watch`: the watchlist in force (default: the one the store last kept).
+    """
+    watch = stored_watchlist(store) if watch is None else watch
+    found = compute(store, thresholds, watch=watch)
     db = store.db
     codes, months = db.execute(
         "SELECT count(DISTINCT hs_code), count(*) FROM _ews_indicators"
@@ -117,6 +163,7 @@ def scan(
         states={d.detection_id: known[d.detection_id] for d in found},
         indicators=[{k: _json_value(v) for k, v in row.items()} for row in indicators],
         period=period,
+        watchlist=watch,
     )
 
 

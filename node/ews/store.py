@@ -27,7 +27,8 @@ from node.errors import RefusedOperation, StoreError
 
 EWS_FILE: Final = "ews.duckdb"
 """The store's file name inside the node's data directory."""
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+"""1: the data, batches, replacements, detections. 2: `event_reports` and `watchlists` (issue 12)."""
 EWS_LOCK_WAIT_SECONDS: Final = 30.0
 MEMORY_LIMIT: Final = "900MB"
 """DuckDB spills to disk beyond this; keeps a scan of the bench's data under 1 GB."""
@@ -75,6 +76,32 @@ CREATE TABLE IF NOT EXISTS detections (
     alert_id VARCHAR, dismiss_reason VARCHAR, edits VARCHAR
 );
 """
+
+_EVENT_REPORTS: Final = """
+-- A member's policy-move report (POLICY_REPORT) taken into `events`: which event it names,
+-- who sent it (`peer`: another member than this node) and the batch that took it. One row per
+-- report: the same report again is not taken twice. An event may be named by several reports
+-- and by the node's own analysts; the rules count it as a peer's report if any row says so.
+CREATE TABLE IF NOT EXISTS event_reports (
+    origin VARCHAR NOT NULL, alert_id VARCHAR NOT NULL, digest VARCHAR NOT NULL,
+    event_id VARCHAR NOT NULL, peer BOOLEAN NOT NULL, batch INTEGER NOT NULL, taken_at VARCHAR NOT NULL,
+    PRIMARY KEY (origin, alert_id, digest)
+);
+"""
+
+_WATCHLISTS: Final = """
+-- Every watchlist version the node said was in force when a scan asked (by its proposal's
+-- digest; version 0, the empty one, is not kept): what an offline scan and `ews explain` use.
+CREATE TABLE IF NOT EXISTS watchlists (
+    digest VARCHAR PRIMARY KEY, version INTEGER NOT NULL, hs_edition VARCHAR,
+    in_force_at VARCHAR, pairs VARCHAR NOT NULL, first_seen VARCHAR NOT NULL
+);
+"""
+
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: (_EVENT_REPORTS, _WATCHLISTS),
+}
+"""The statements that take a store from schema N to N + 1 (in one transaction, with the data kept)."""
 
 
 class EwsStore:
@@ -126,10 +153,24 @@ class EwsStore:
         with self.transaction():
             self.db.execute(_SCHEMA)
             row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
+            if row is None:  # a new store
+                for statement in (_EVENT_REPORTS, _WATCHLISTS):
+                    self.db.execute(statement)
                 self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-            elif row[0] != str(SCHEMA_VERSION):
+                return
+            version = int(row[0]) if row[0].isdigit() else -1
+            if not 1 <= version <= SCHEMA_VERSION:
                 raise StoreError(f"early-warning store has schema {row[0]}, this node reads {SCHEMA_VERSION}")
+            while version < SCHEMA_VERSION:  # an older store: migrated in place, its data kept
+                for statement in _MIGRATIONS[version]:
+                    self.db.execute(statement)
+                version += 1
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
+
+    def schema_version(self) -> int:
+        """The schema this store is at (SCHEMA_VERSION once opened for writing)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
 
     def close(self) -> None:
         """Close the file; other processes may open it again."""

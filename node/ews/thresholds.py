@@ -14,6 +14,7 @@ Example::
     min_history = 12        # periods a code needs before anomalies count
     policy_days = 120       # a policy move counts as a trigger this long after its announcement
     auto_publish = "EXTREME"   # optional: publish detections of this severity or worse at once
+    watchlist_steps = 1     # a peer's policy report on a watchlist pair raises the severity this many steps (0-3)
 
 Every key is optional; each default is below. A value outside its bounds is
 a ConfigError naming the key (node/config.py reads this table).
@@ -24,6 +25,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from node import limits
 
 SeverityName = Literal["MINOR", "MODERATE", "SEVERE", "EXTREME"]
 SEVERITY_ORDER: dict[str, int] = {"MINOR": 1, "MODERATE": 2, "SEVERE": 3, "EXTREME": 4}
@@ -67,6 +70,12 @@ class Thresholds(BaseModel):
 
     auto_publish: SeverityName | None = None
     """Publish detections of this severity or worse without review (None: every one waits)."""
+
+    watchlist_steps: int = Field(
+        default=limits.WATCHLIST_SEVERITY_STEPS, ge=0, le=limits.MAX_WATCHLIST_SEVERITY_STEPS, strict=True
+    )
+    """A detection whose policy trigger a peer's report names, on a pair of the watchlist in force,
+    is this many severity steps above the rules' severity, at most EXTREME (0: no step; issue 12)."""
 
     @model_validator(mode="after")
     def _check_order(self) -> Thresholds:

@@ -3,7 +3,9 @@
 A POLICY_REPORT becomes one row of the early-warning store's `events` table
 (node/ews/store.py: country, hs_codes, measure, announced, effective, stage),
 in the record form `node.ews.ingest.ingest_records(store, Kind.EVENTS, ...)`
-takes, with its origin and report id beside it; the next scan
+takes, with its origin and report id beside it (`policy_event` from a logged
+message, `report_event` from the operator API's `policy_list` row, which
+`ewx ews scan` reads; node/ews/reports.py stores it); the next scan
 (node/ews/scan.py) then sees it as a trigger like a move the node's own
 analysts entered. What is not an announcement does not enter: SPEC section 7's
 policy events are "export controls and similar announcements", so a rumour
@@ -16,12 +18,13 @@ tests/node/trilateral/test_trilateral.py holds the two vocabularies together).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Final
+from typing import Any, Final
 
 from node import limits
-from node.ids import Country
+from node.ids import Country, as_country
 from node.message import Alert, PolicyMove, WatchPair, enum_names
 from node.trilateral._watchlist import Watchlist, covers
 from node.wire import ewx_pb2 as pb
@@ -70,7 +73,8 @@ class PolicyEvent:
 
         The first six keys are the events table's columns (node/ews/ingest.py);
         `origin` and `report` mark where it came from (the ingest keeps only
-        the columns it knows until the table grows an origin column).
+        the columns it knows; node/ews/reports.py keeps the origin beside the
+        event, in the early-warning store's `event_reports`).
         """
         return {
             "country": self.country,
@@ -100,6 +104,25 @@ def policy_event(origin: Country, digest: bytes, alert: Alert) -> PolicyEvent | 
     if alert.msg_type != "POLICY_REPORT" or alert.policy is None or alert.status != "ACTUAL":
         return None
     return event_of(alert.policy, origin=origin, alert_id=alert.alert_id, digest=digest)
+
+
+def report_event(report: Mapping[str, Any]) -> PolicyEvent | None:
+    """The policy event one report makes, from the operator API's `policy_list` row, or None.
+
+    The rules of `policy_event` (an ACTUAL report that is not a rumour) over
+    the JSON the node answers (origin, alert_id, status, digest in hex and the
+    `PolicyMove` fields): `ewx ews scan` reads the reports so. ValueError if
+    the row is not a report's.
+    """
+    if report.get("status") != "ACTUAL":
+        return None
+    move = PolicyMove.model_validate({name: report.get(name) for name in PolicyMove.model_fields})
+    return event_of(
+        move,
+        origin=as_country(str(report["origin"])),
+        alert_id=str(report["alert_id"]),
+        digest=bytes.fromhex(str(report["digest"])),
+    )
 
 
 def event_of(move: PolicyMove, *, origin: Country, alert_id: str, digest: bytes) -> PolicyEvent | None:
