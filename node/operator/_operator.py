@@ -410,7 +410,8 @@ class OperatorServer:
             country = as_country(origin)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        return await self._service.call(self._service.show, country, alert_id)
+        detail = await self._service.call(self._service.show, country, alert_id)
+        return detail.to_json()
 
     async def _import(self, args: dict[str, Any]) -> Any:
         origin, recipient, envelopes = args.get("origin"), args.get("recipient"), args.get("envelopes")
@@ -437,7 +438,8 @@ class OperatorServer:
     async def _status(self, _args: dict[str, Any]) -> Any:
         # The in-memory half, on the store's thread that changes it; the rest on a reader.
         snapshot = await self._service.call(self._service.status_snapshot)
-        return await self._off_loop(self._service.status_from, snapshot)
+        status = await self._off_loop(self._service.status_from, snapshot)
+        return status.to_json()
 
     async def _evidence(self, _args: dict[str, Any]) -> Any:
         return await self._off_loop(self._service.evidence)

@@ -14,6 +14,14 @@ from node.ews.bands import exposure_summary
 from node.ids import Country
 from node.message import Alert, alert_from_bytes
 from node.service._context import ServiceContext
+from node.service._results import (
+    AlertDetail,
+    DeliveryState,
+    Followup,
+    ListedAlert,
+    NodeStatus,
+    PeerStatus,
+)
 from node.store import AlertFilter, ListingKeys, Reads, StoredAlert
 from node.wire import ewx_pb2 as pb
 
@@ -44,13 +52,13 @@ def listing_keys_of(envelope: bytes) -> ListingKeys:
 class AlertPage:
     """One page of `ewx alert list`; `next` is the cursor of the page after it, if `more`."""
 
-    alerts: list[dict[str, Any]]
+    alerts: tuple[ListedAlert, ...]
     more: bool
     next: str | None
 
     def to_json(self) -> dict[str, Any]:
         """The operator socket's reply."""
-        return {"alerts": self.alerts, "more": self.more, "next": self.next}
+        return {"alerts": [a.to_json() for a in self.alerts], "more": self.more, "next": self.next}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +91,14 @@ class Views:
         now = self.ctx.clock()
         with self.ctx.store.reader() as reads:
             rows, more = reads.alert_page(query, now_us=micros(now))
-            alerts = [self._listed(reads, row, now) for row in rows]
+            alerts = tuple(self._listed(reads, row, now) for row in rows)
         cursor = str(rows[-1].log_index) if more and rows else None
         return AlertPage(alerts=alerts, more=more, next=cursor)
 
-    def list_alerts(self, query: AlertFilter | None = None) -> list[dict[str, Any]]:
+    def list_alerts(self, query: AlertFilter | None = None) -> list[ListedAlert]:
         """Every alert `query` selects, page by page (for callers inside the node and tests)."""
         query = query or AlertFilter(limit=limits.OPERATOR_PAGE_MAX)
-        listed: list[dict[str, Any]] = []
+        listed: list[ListedAlert] = []
         while True:
             page = self.alert_page(query)
             listed.extend(page.alerts)
@@ -98,75 +106,67 @@ class Views:
                 return listed
             query = replace(query, after=int(page.next))
 
-    def _listed(self, reads: Reads, row: StoredAlert, now: datetime) -> dict[str, Any]:
+    def _listed(self, reads: Reads, row: StoredAlert, now: datetime) -> ListedAlert:
         alert = self.ctx.decode(row)
-        follow = []
-        for later in reads.followups(row.origin, row.alert_id):
-            decoded = self.ctx.decode(later)
-            follow.append(
-                {
-                    "origin": later.origin,
-                    "alert_id": later.alert_id,
-                    "msg_type": decoded.msg_type,
-                    "reason": decoded.reason,
-                }
+        follow = tuple(
+            Followup(
+                origin=later.origin, alert_id=later.alert_id, msg_type=decoded.msg_type, reason=decoded.reason
             )
+            for later, decoded in ((r, self.ctx.decode(r)) for r in reads.followups(row.origin, row.alert_id))
+        )
         # The same rules as the store's state filter (node/store/_sqlite.py, _STATE_SQL).
         state = "active"
-        if any(f["msg_type"] == "CANCEL" for f in follow):
+        if any(f.msg_type == "CANCEL" for f in follow):
             state = "cancelled"
-        elif any(f["msg_type"] == "UPDATE" for f in follow):
+        elif any(f.msg_type == "UPDATE" for f in follow):
             state = "updated"
         elif alert.info is not None and alert.info.expires <= now:
             state = "expired"
-        item: dict[str, Any] = {
-            "alert_id": row.alert_id,
-            "origin": row.origin,
-            "msg_type": alert.msg_type,
-            "status": alert.status,
-            "sent": iso(alert.sent),
-            "direction": "sent" if row.via is None else "received",
-            "via": row.via,
-            "received_at": row.received_at,
-            "log_index": row.log_index,
-            "digest": row.digest.hex(),
-            "state": state,
-            "references": [{"origin": r.origin, "alert_id": r.alert_id} for r in alert.references],
-            "acknowledged_by": sorted({f["origin"] for f in follow if f["msg_type"] == "ACK"}),
-            "responses": follow,
-            "deliveries": {
-                d.recipient: {"seq": d.seq, **self._delivery(reads, row, d.recipient, d.seq)}
-                if row.via is None
-                else {"seq": d.seq}
-                for d in alert.deliveries
-            },
-        }
-        if alert.info is not None:
-            item.update(
-                category=alert.info.category,
-                severity=alert.info.severity,
-                headline=alert.info.headline,
-                expires=iso(alert.info.expires),
-                items=[i.hs_code for i in alert.info.items],
-            )
-        if alert.reason is not None:
-            item["reason"] = alert.reason
+        exposure = None
         if row.via is not None and alert.info is not None:
             kept = reads.exposure(row.origin, row.alert_id)
-            item["local_exposure"] = exposure_summary(json.loads(kept) if kept else None)
-        return item
+            exposure = exposure_summary(json.loads(kept) if kept else None)
+        info = alert.info
+        return ListedAlert(
+            alert_id=row.alert_id,
+            origin=row.origin,
+            msg_type=alert.msg_type,
+            status=alert.status,
+            sent=iso(alert.sent),
+            via=row.via,
+            received_at=row.received_at,
+            log_index=row.log_index,
+            digest=row.digest.hex(),
+            state=state,
+            references=tuple((r.origin, r.alert_id) for r in alert.references),
+            responses=follow,
+            deliveries={
+                d.recipient: self._delivery(reads, row, d.recipient, d.seq)
+                if row.via is None
+                else DeliveryState(d.seq)
+                for d in alert.deliveries
+            },
+            category=None if info is None else info.category,
+            severity=None if info is None else info.severity,
+            headline=None if info is None else info.headline,
+            expires=None if info is None else iso(info.expires),
+            items=() if info is None else tuple(i.hs_code for i in info.items),
+            reason=alert.reason,
+            local_exposure=exposure,
+        )
 
     @staticmethod
-    def _delivery(reads: Reads, row: StoredAlert, recipient: Country, seq: int) -> dict[str, Any]:
+    def _delivery(reads: Reads, row: StoredAlert, recipient: Country, seq: int) -> DeliveryState:
         ob = reads.outbox_row(recipient, seq)
         if ob is None or ob.alert_id != row.alert_id:
-            return {}
-        return {
-            "seq": ob.seq,
-            "delivered_at": ob.delivered_at,
-            "attempts": ob.attempts,
-            "last_error": ob.last_error,
-        }
+            return DeliveryState(seq)
+        return DeliveryState(
+            seq=ob.seq,
+            delivered_at=ob.delivered_at,
+            attempts=ob.attempts,
+            last_error=ob.last_error,
+            outbox=True,
+        )
 
     def evidence(self) -> dict[str, Any]:
         """The newest kept evidence (at most MAX_EVIDENCE_LISTED rows) and how much is kept in all."""
@@ -174,19 +174,24 @@ class Views:
             rows, total = reads.evidence_page(limits.MAX_EVIDENCE_LISTED)
         return {"evidence": rows, "total": total, "more": total > len(rows)}
 
-    def show(self, origin: Country, alert_id: str) -> dict[str, Any]:
-        """One stored alert in full, as JSON-ready data."""
+    def show(self, origin: Country, alert_id: str) -> AlertDetail:
+        """One stored alert in full."""
         stored = self.ctx.store.alert(origin, alert_id)
         if stored is None:
             raise RefusedOperation(f"no alert {alert_id} from {origin} is known to {self.ctx.me}")
-        data: dict[str, Any] = self.ctx.decode(stored).model_dump(mode="json", exclude_none=True)
-        data["digest"] = stored.digest.hex()
-        data["log_index"] = stored.log_index
-        if stored.via is not None and "info" in data:
+        alert = self.ctx.decode(stored)
+        exposure = None
+        if stored.via is not None and alert.info is not None:
             kept = self.ctx.store.exposure(origin, alert_id)
             # This node's own data, shown here only: it is in no message and no log entry.
-            data["local_exposure"] = json.loads(kept) if kept else None
-        return data
+            exposure = json.loads(kept) if kept else None
+        return AlertDetail(
+            alert=alert,
+            digest=stored.digest.hex(),
+            log_index=stored.log_index,
+            received=stored.via is not None,
+            local_exposure=exposure,
+        )
 
     def alert_scope(self, origin: str, alert_id: str) -> tuple[list[str], list[str]] | None:
         """A stored alert's HS codes and source countries, None if it has no info block."""
@@ -245,53 +250,48 @@ class Views:
             trust_updates={member: self.ctx.trust.serial_of(member) for member in self.ctx.trust.countries},
         )
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> NodeStatus:
         """Per peer: reachability, sequences, backlog; and the log's size and root."""
         return self.status_from(self.status_snapshot(), self.ctx.store)
 
-    def status_from(self, snap: StatusSnapshot, reads: Reads | None = None) -> dict[str, Any]:
+    def status_from(self, snap: StatusSnapshot, reads: Reads | None = None) -> NodeStatus:
         """status() from a snapshot, reading the store through `reads` (default: a reader of its own)."""
         if reads is None:
             with self.ctx.store.reader() as own:
                 return self.status_from(snap, own)
         now = snap.now
-        peers: dict[str, Any] = {}
+        peers: dict[Country, PeerStatus] = {}
         cosigned = reads.cosigned()
         for peer, (reachable, last_ok, last_error) in snap.links.items():
             backlog = reads.backlog(peer)
             oldest = None
             if backlog.oldest is not None:
                 oldest = (now - datetime.fromisoformat(backlog.oldest.created_at)).total_seconds()
-            peers[peer] = {
-                "reachable": reachable,
-                "last_ok": iso(last_ok) if last_ok else None,
-                "last_error": last_error or (backlog.oldest.last_error if backlog.oldest else None),
-                "last_seq_sent": reads.last_seq(self.ctx.me, peer),
-                "last_seq_delivered": backlog.last_delivered,
-                "last_seq_received": reads.last_seq(peer, self.ctx.me),
-                "backlog": backlog.waiting,
-                "oldest_undelivered_seconds": oldest,
-                "last_checkpoint_cosigned": cosigned.get(peer),
-            }
+            peers[peer] = PeerStatus(
+                reachable=reachable,
+                last_ok=iso(last_ok) if last_ok else None,
+                last_error=last_error or (backlog.oldest.last_error if backlog.oldest else None),
+                last_seq_sent=reads.last_seq(self.ctx.me, peer),
+                last_seq_delivered=backlog.last_delivered,
+                last_seq_received=reads.last_seq(peer, self.ctx.me),
+                backlog=backlog.waiting,
+                oldest_undelivered_seconds=oldest,
+                last_checkpoint_cosigned=cosigned.get(peer),
+            )
         days_left = (snap.certificate_not_after - now).total_seconds() / 86400
-        return {
-            "node": self.ctx.me,
-            "time": iso(now),
-            "certificate": {
-                "not_after": iso(snap.certificate_not_after),
-                "days_left": round(days_left, 1),
-                "expiring_soon": days_left < limits.CERTIFICATE_WARNING_DAYS,
-            },
-            "signing_keys": snap.signing_keys,
-            "log": {
-                "size": snap.log_size,
-                "root": snap.log_root,
-                "published_size": min((cosigned.get(p, 0) for p in self.ctx.peers), default=0),
-            },
-            "evidence": reads.count("evidence"),
-            # A peer holds own history the store lacks: publishing is refused (issue 10, item 2).
-            "history_missing": reads.history_missing(),
-            "history_unchecked_since": reads.history_unchecked(),
-            "trust_updates": snap.trust_updates,
-            "peers": peers,
-        }
+        return NodeStatus(
+            node=self.ctx.me,
+            time=iso(now),
+            certificate_not_after=iso(snap.certificate_not_after),
+            certificate_days_left=round(days_left, 1),
+            certificate_expiring_soon=days_left < limits.CERTIFICATE_WARNING_DAYS,
+            signing_keys=snap.signing_keys,
+            log_size=snap.log_size,
+            log_root=snap.log_root,
+            published_size=min((cosigned.get(p, 0) for p in self.ctx.peers), default=0),
+            evidence=reads.count("evidence"),
+            history_missing=reads.history_missing(),
+            history_unchecked_since=reads.history_unchecked(),
+            trust_updates=snap.trust_updates,
+            peers=peers,
+        )

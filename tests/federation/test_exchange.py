@@ -36,14 +36,14 @@ def test_alert_reaches_both_peers_and_receipts_come_back(federation: dict[Countr
             # KR logged one ALERT_SENT and one RECEIPT_RECEIVED per peer
             kinds = [pb.LogEntry.FromString(e).kind for _, e in kr.store.log_entries()]
             assert kinds == [pb.ALERT_SENT, pb.RECEIPT_RECEIVED, pb.RECEIPT_RECEIVED]
-            listed = {a["alert_id"]: a for a in kr.list_alerts()}[alert_id]
+            listed = {a.alert_id: a.to_json() for a in kr.list_alerts()}[alert_id]
             assert all(d["delivered_at"] for d in listed["deliveries"].values())
 
             ack = us.publish(msg_type="ACK", reference=("KR", alert_id), reason="RECEIVED")
             await wait_for(lambda: delivered(us))
             assert kr.store.alert("US", ack.alert.alert_id) is not None
             assert jp.store.alert("US", ack.alert.alert_id) is not None
-            listed = {a["alert_id"]: a for a in kr.list_alerts()}[alert_id]
+            listed = {a.alert_id: a.to_json() for a in kr.list_alerts()}[alert_id]
             assert listed["acknowledged_by"] == ["US"]
 
     asyncio.run(scenario())
@@ -59,12 +59,12 @@ def test_peer_that_was_down_gets_its_alert_after_restart(federation: dict[Countr
             jp_rows = kr.store.outbox("JP")
             assert len(jp_rows) == 1 and jp_rows[0].delivered_at is None
             assert jp_rows[0].attempts >= 1 and jp_rows[0].last_error
-            assert kr.status()["peers"]["JP"]["backlog"] == 1
+            assert kr.status().peers["JP"].backlog == 1
             async with running(federation["JP"]) as late:
                 jp = late["JP"].service
                 await wait_for(lambda: delivered(kr, "JP"))
                 assert jp.store.alert("KR", published.alert.alert_id) is not None
-                assert kr.status()["peers"]["JP"]["backlog"] == 0
+                assert kr.status().peers["JP"].backlog == 0
 
     asyncio.run(scenario())
 

@@ -1040,8 +1040,8 @@ def test_an_unknown_reference_is_stored_as_received(federation: Fed) -> None:
             assert us.store.log_size == size + 1 and us.store.count("alerts") == 1
             assert not [e for e in logs if e["event"] in REFUSAL_EVENTS]
             assert [e["alert_id"] for e in logs if e["event"] == "alert_received"] == [msg.alert_id]
-            (shown,) = [a for a in us.list_alerts() if a["alert_id"] == msg.alert_id]
-            assert shown["references"] == [{"origin": "KR", "alert_id": "KR-NEVER-SEEN"}]
+            (shown,) = [a for a in us.list_alerts() if a.alert_id == msg.alert_id]
+            assert shown.references == (("KR", "KR-NEVER-SEEN"),)
 
     asyncio.run(scenario())
 

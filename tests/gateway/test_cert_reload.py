@@ -140,7 +140,7 @@ def test_renewed_files_are_picked_up_and_both_ends_use_them(fed: dict[Country, P
             # Server side: a peer's new connection sees the new certificate.
             assert await in_thread(served_serial, fed["KR"], fed["US"]) == renewed.serial_number
             # `ewx status` reports the certificate in use.
-            status = kr.service.status()["certificate"]
+            status = kr.service.status().to_json()["certificate"]
             assert status["not_after"].startswith(renewed.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S"))
             assert not status["expiring_soon"]
 
@@ -223,7 +223,7 @@ def test_a_failed_reload_keeps_the_certificate_in_use(fed: dict[Country, Path], 
                 assert kr.tls.identity == in_use
                 assert await in_thread(served_serial, fed["KR"], fed["US"]) == int(in_use.serial, 16)
                 # status speaks of the certificate served, not of the (bad) file
-                assert kr.service.status()["certificate"][
+                assert kr.service.status().to_json()["certificate"][
                     "not_after"
                 ] == in_use.not_after.isoformat().replace("+00:00", "Z")
                 config.tls.private_key.chmod(0o600)
@@ -309,7 +309,7 @@ def test_start_refuses_a_wrong_certificate_but_not_an_expired_one(
             async with nodes({"KR": fed["KR"]}, clocks={"KR": clock}) as running:
                 kr = running["KR"]
                 assert kr.tls.identity.serial == f"{short.serial_number:x}"
-                assert kr.service.status()["certificate"]["days_left"] < 0
+                assert kr.service.status().to_json()["certificate"]["days_left"] < 0
                 renewed = renew(fed["KR"], tmp_path / "renewed")
                 assert kr.reload_tls("test") is True
                 assert kr.tls.identity.serial == f"{renewed.serial_number:x}"

@@ -133,7 +133,7 @@ def test_a_node_refuses_to_sign_with_a_key_its_own_update_revoked(tmp_path: Path
         )
         result = service.announce_trust_update(endorse(tmp_path, "KR", request))
         assert result["unusable_signing_keys"] == ["alert"]
-        keys = service.status()["signing_keys"]
+        keys = service.status().signing_keys
         assert keys["alert"]["usable"] is False and keys["alert"]["days_left"] <= 0
         assert keys["log"]["usable"] is True and keys["log"]["expiring_soon"] is False
         with pytest.raises(RefusedOperation, match="cannot sign alerts now"):

@@ -220,7 +220,7 @@ def test_alert_list_pages_by_a_stable_cursor_and_filters_in_the_store(
             since = datetime.now(UTC)
             for seq in (1, 2):
                 await _deliver(federation, "US", seq)
-            logged = [a["alert_id"] for a in service.list_alerts()]
+            logged = [a.alert_id for a in service.list_alerts()]
             assert len(logged) == 9
 
             # Paging: every alert exactly once, in log order, whatever is stored meanwhile.
@@ -243,7 +243,7 @@ def test_alert_list_pages_by_a_stable_cursor_and_filters_in_the_store(
             for state in ("active", "updated", "cancelled", "expired"):
                 got = await asyncio.to_thread(listing, state=state)
                 assert [a["alert_id"] for a in got["alerts"]] == [
-                    a["alert_id"] for a in everything if a["state"] == state
+                    a.alert_id for a in everything if a.state == state
                 ]
             assert [
                 a["alert_id"] for a in (await asyncio.to_thread(listing, state="cancelled"))["alerts"]
