@@ -172,10 +172,29 @@ def _write_federation(root: Path) -> None:
     (root / "federation.json").write_bytes(trust.to_json())
 
 
+WATCHLIST_V1: list[dict[str, str]] = [
+    {"hs_code": "282560", "country": "CN", "reason": "POLICY_RISK"},
+    {"hs_code": "811292", "country": "CN", "reason": "SUPPLY_CONCENTRATION"},
+]
+"""Version 1 of the watchlist: germanium oxides and gallium, from China."""
+
+POLICY_MOVE: dict[str, Any] = {
+    "country": "CN",
+    "measure": "EXPORT_LICENSING",
+    "hs_codes": ["282560", "811292"],
+    "hs_edition": "HS2022",
+    "stage": "IN_FORCE",
+    "announced": "2023-07-03",
+    "effective": "2023-08-01",
+    "source": "OFFICIAL_GAZETTE",
+}
+"""US's mission reports China's export licensing of gallium and germanium."""
+
+
 # ------------------------------------------------------------------ the scenario
-def _run_scenario(fed: Path, out: Path) -> None:
+def _run_scenario(fed: Path, out: Path) -> dict[str, str]:
     """Run the scenario over the federation in `fed` and export every log to out/<CC>.ewxlog
-    (JP also late, to out/JP.late.ewxlog)."""
+    (JP also late, to out/JP.late.ewxlog). The ids the nodes chose: proposal, votes, report."""
     with ThreeNodes(fed, clock=TickClock(START)) as nodes:
         nodes.publish("KR", msg_type="ALERT", info=INFO, alert_id="KR-A1")
         nodes.deliver("KR", "US", "JP")
@@ -185,6 +204,15 @@ def _run_scenario(fed: Path, out: Path) -> None:
             "JP", msg_type="ACK", reference=("KR", "KR-A1"), reason="UNDER_REVIEW", alert_id="JP-ACK1"
         )
         nodes.deliver("JP", "KR", "US")
+        # The watchlist agreement: KR proposes version 1, US and JP accept it.
+        ids = {"proposal": nodes.propose("KR", add=WATCHLIST_V1, hs_edition="HS2022")}
+        nodes.deliver("KR", "US", "JP")
+        ids["us_vote"] = nodes.vote("US", "KR", ids["proposal"], "ACCEPT")
+        nodes.deliver("US", "KR", "JP")
+        ids["jp_vote"] = nodes.vote("JP", "KR", ids["proposal"], "ACCEPT")
+        nodes.deliver("JP", "KR", "US")
+        ids["report"] = nodes.report("US", POLICY_MOVE)
+        nodes.deliver("US", "KR", "JP")
         nodes.checkpoint_round()
         nodes.publish(
             "US",
@@ -210,6 +238,7 @@ def _run_scenario(fed: Path, out: Path) -> None:
         nodes.deliver("KR", "US", "JP")
     nodes.export(out, now=EXPORTED_AT)
     nodes.export(out, now=LATE_EXPORT, nodes=["JP"], suffix=".late")
+    return ids
 
 
 # ------------------------------------------------------------------ reading and rewriting logs
@@ -221,6 +250,8 @@ class Fed:
     bundles: dict[Country, Bundle]
     raw: dict[Country, bytes]
     late_jp: bytes
+    ids: dict[str, str]
+    """The ids the nodes chose for the watchlist proposal and votes and the policy report."""
 
     def find(self, cc: Country, kind: int, alert_id: str, peer: Country | None = None) -> int:
         """Index of the entry of `kind` about `alert_id` (a receipt: from `peer`) in cc's intact log."""
@@ -238,6 +269,74 @@ class Fed:
 
     def history_sizes(self, cc: Country) -> list[int]:
         return [parse_checkpoint(parse_signed_note(n).body).size for n in self.bundles[cc].history]
+
+    def seqs(self) -> Seqs:
+        """The next sequence number of every stream, after the intact logs."""
+        last: dict[tuple[str, str], int] = {}
+        for bundle in self.bundles.values():
+            for data in bundle.entries:
+                entry = pb.LogEntry.FromString(data)
+                if entry.kind == RECEIPT:
+                    continue
+                alert = pb.Alert.FromString(entry.alert.alert)
+                origin = pb.Country.Name(alert.origin)
+                for d in alert.deliveries:
+                    key = (origin, pb.Country.Name(d.recipient))
+                    last[key] = max(last.get(key, 0), d.seq)
+        return Seqs(last)
+
+    def last_logged(self, cc: Country) -> datetime:
+        return pb.LogEntry.FromString(self.bundles[cc].entries[-1]).logged_at.ToDatetime(tzinfo=UTC)
+
+
+class Seqs:
+    """Sequence numbers for messages appended to the intact logs: each stream's next, in turn."""
+
+    def __init__(self, last: dict[tuple[str, str], int]) -> None:
+        self.last = dict(last)
+
+    def deliveries(self, origin: str, *recipients: str) -> list[dict[str, Any]]:
+        """One delivery per recipient, each the next in its stream from `origin`."""
+        out = []
+        for recipient in recipients:
+            seq = self.last[(origin, recipient)] = self.last.get((origin, recipient), 0) + 1
+            out.append({"recipient": recipient, "seq": seq})
+        return out
+
+
+OTHER_VOTERS: tuple[tuple[Country, Country], ...] = (("KR", "US"), ("US", "KR"))
+"""JP's peers, each with the other: who votes on what JP proposes, and to whom."""
+
+
+def _message(fields: dict[str, Any]) -> bytes:
+    """The canonical bytes of an alert with the envelope fields every message carries."""
+    return alert_to_bytes(Alert.model_validate({"schema_version": 1, "status": "ACTUAL", **fields}))
+
+
+def _entry(
+    kind: pb.EntryKind,
+    *,
+    at: datetime,
+    payload: bytes,
+    signer: Country,
+    peer: Country | None = None,
+    signature: bytes | None = None,
+) -> bytes:
+    """A log entry holding `payload`, signed with `signer`'s real alert key unless `signature` is given."""
+    key = _signer(signer, "alert")
+    entry = pb.LogEntry(kind=kind, logged_at=timestamp(at), peer=peer or "COUNTRY_UNSPECIFIED")
+    entry.alert.CopyFrom(
+        pb.SignedAlert(
+            alert=payload,
+            key_id=key.key_id,
+            signature=key.sign(PAYLOAD_ALERT, payload) if signature is None else signature,
+        )
+    )
+    return encode(entry)
+
+
+def _ref(origin: Country, alert_id: str, payload: bytes) -> dict[str, Any]:
+    return {"origin": origin, "alert_id": alert_id, "digest": digest(payload)}
 
 
 def _checkpoint(cc: Country, entries: list[bytes]) -> Checkpoint:
@@ -344,7 +443,7 @@ def _injected_entry(fed: Fed) -> tuple[bytes, list[Finding]]:
             "sent": at,
             "status": "ACTUAL",
             "msg_type": "CANCEL",
-            "deliveries": [{"recipient": "JP", "seq": 4}],
+            "deliveries": fed.seqs().deliveries("KR", "JP"),
             "references": [
                 {"origin": "KR", "alert_id": "KR-A1", "digest": _alert_digest(fed, "KR", "KR-A1")}
             ],
@@ -446,6 +545,144 @@ def _bad_cosignature(fed: Fed) -> tuple[bytes, list[Finding]]:
     return _write(kr, history=history), [("KR", None, "bad_cosignature")]
 
 
+def _sent_payload(fed: Fed, cc: Country, alert_id: str) -> bytes:
+    return bytes(pb.LogEntry.FromString(fed.bundles[cc].entries[fed.find(cc, SENT, alert_id)]).alert.alert)
+
+
+def _watchlist_fork(fed: Fed) -> tuple[bytes, list[Finding]]:
+    entries = list(fed.bundles["JP"].entries)
+    seqs, at = fed.seqs(), fed.last_logged("JP")
+    rival = _message(
+        {
+            "alert_id": "JP-W1B",
+            "origin": "JP",
+            "sent": at + timedelta(seconds=1),
+            "msg_type": "WATCHLIST_PROPOSAL",
+            "deliveries": seqs.deliveries("JP", "KR", "US"),
+            "watchlist": {
+                "version": 1,
+                "hs_edition": "HS2022",
+                "add": [{"hs_code": "250410", "country": "CN", "reason": "STRATEGIC_ITEM"}],
+            },
+        }
+    )
+    entries.append(_entry(SENT, at=at + timedelta(seconds=1), payload=rival, signer="JP"))
+    for n, (voter, other) in enumerate(OTHER_VOTERS, start=2):
+        vote = _message(
+            {
+                "alert_id": f"{voter}-V1B",
+                "origin": voter,
+                "sent": at + timedelta(seconds=n),
+                "msg_type": "WATCHLIST_VOTE",
+                "deliveries": seqs.deliveries(voter, "JP", other),
+                "references": [_ref("JP", "JP-W1B", rival)],
+                "vote": {"version": 1, "decision": "ACCEPT"},
+            }
+        )
+        entries.append(_entry(RECEIVED, at=at + timedelta(seconds=n), payload=vote, signer=voter, peer=voter))
+    first = len(fed.bundles["JP"].entries)
+    return _write(fed.bundles["JP"], entries=entries), [
+        # Two versions 1, each signed by all three: the later one is the fork's evidence.
+        ("JP", first, "watchlist_fork"),
+        # KR's and US's logs hold neither acceptance: only JP's log shows them.
+        ("JP", first + 1, "received_not_sent"),
+        ("JP", first + 2, "received_not_sent"),
+    ]
+
+
+def _watchlist_vote_unknown_proposal(fed: Fed) -> tuple[bytes, list[Finding]]:
+    entries = list(fed.bundles["JP"].entries)
+    at = fed.last_logged("JP") + timedelta(seconds=1)
+    vote = _message(
+        {
+            "alert_id": "JP-V9",
+            "origin": "JP",
+            "sent": at,
+            "msg_type": "WATCHLIST_VOTE",
+            "deliveries": fed.seqs().deliveries("JP", "KR", "US"),
+            "references": [
+                {"origin": "KR", "alert_id": "KR-W9", "digest": digest(b"ewx golden: a proposal never made")}
+            ],
+            "vote": {"version": 2, "decision": "ACCEPT"},
+        }
+    )
+    entries.append(_entry(SENT, at=at, payload=vote, signer="JP"))
+    # With all three logs given, nothing can be in flight: no log holds KR-W9.
+    return _write(fed.bundles["JP"], entries=entries), [
+        ("JP", len(entries) - 1, "watchlist_vote_unknown_proposal")
+    ]
+
+
+def _watchlist_unsigned_in_force(fed: Fed) -> tuple[bytes, list[Finding]]:
+    entries = list(fed.bundles["JP"].entries)
+    seqs, at = fed.seqs(), fed.last_logged("JP")
+    v1 = fed.ids["proposal"]
+    second = _message(
+        {
+            "alert_id": "JP-W2",
+            "origin": "JP",
+            "sent": at + timedelta(seconds=1),
+            "msg_type": "WATCHLIST_PROPOSAL",
+            "deliveries": seqs.deliveries("JP", "KR", "US"),
+            "references": [_ref("KR", v1, _sent_payload(fed, "KR", v1))],
+            "watchlist": {
+                "version": 2,
+                "hs_edition": "HS2022",
+                "add": [{"hs_code": "250410", "country": "CN", "reason": "STRATEGIC_ITEM"}],
+            },
+        }
+    )
+    entries.append(_entry(SENT, at=at + timedelta(seconds=1), payload=second, signer="JP"))
+    for n, (voter, other) in enumerate(OTHER_VOTERS, start=2):
+        fields = {
+            "alert_id": f"{voter}-V2",
+            "origin": voter,
+            "sent": at + timedelta(seconds=n),
+            "msg_type": "WATCHLIST_VOTE",
+            "deliveries": seqs.deliveries(voter, "JP", other),
+            "references": [_ref("JP", "JP-W2", second)],
+        }
+        # Signed as the REJECT the voter sent, logged as an ACCEPT: the signature fails.
+        rejected = _message(
+            {**fields, "vote": {"version": 2, "decision": "REJECT", "reject_reason": "OUT_OF_SCOPE"}}
+        )
+        accepted = _message({**fields, "vote": {"version": 2, "decision": "ACCEPT"}})
+        signature = _signer(voter, "alert").sign(PAYLOAD_ALERT, rejected)
+        entries.append(
+            _entry(
+                RECEIVED,
+                at=at + timedelta(seconds=n),
+                payload=accepted,
+                signer=voter,
+                peer=voter,
+                signature=signature,
+            )
+        )
+    third = _message(
+        {
+            "alert_id": "JP-W3",
+            "origin": "JP",
+            "sent": at + timedelta(seconds=4),
+            "msg_type": "WATCHLIST_PROPOSAL",
+            "deliveries": seqs.deliveries("JP", "KR", "US"),
+            "references": [_ref("JP", "JP-W2", second)],
+            "watchlist": {
+                "version": 3,
+                "hs_edition": "HS2022",
+                "add": [{"hs_code": "280530", "country": "CN", "reason": "POLICY_RISK"}],
+            },
+        }
+    )
+    entries.append(_entry(SENT, at=at + timedelta(seconds=4), payload=third, signer="JP"))
+    first = len(fed.bundles["JP"].entries)
+    return _write(fed.bundles["JP"], entries=entries), [
+        ("JP", first + 1, "bad_alert_signature"),
+        ("JP", first + 2, "bad_alert_signature"),
+        # JP builds version 3 on a version 2 only JP validly signed.
+        ("JP", first + 3, "watchlist_unsigned_in_force"),
+    ]
+
+
 def _key_outside_validity(fed: Fed) -> tuple[bytes, list[Finding]]:
     # Not rewritten: JP's own export a day later, signed with its log key
     # after the key's validity ended.
@@ -527,6 +764,37 @@ DEFECTS: tuple[Defect, ...] = (
         "those of the intact log.",
         _key_outside_validity,
     ),
+    Defect(
+        "watchlist_fork",
+        "JP",
+        "Appended to JP's log: JP's own proposal of another version 1 (JP-W1B, adding 250410:CN), "
+        "and acceptances of it by KR (KR-V1B) and US (US-V1B), each validly signed with its "
+        "member's real alert key and next in its sequences; export checkpoint re-signed. Two "
+        "versions 1, each signed by all three members, are a fork: nothing is in force. KR's and "
+        "US's logs hold neither acceptance (the other logs are intact, so only JP's shows the "
+        "fork); JP's proposal, never receipted, is only in flight (info).",
+        _watchlist_fork,
+    ),
+    Defect(
+        "watchlist_vote_unknown_proposal",
+        "JP",
+        "Appended to JP's log: JP's ACCEPT (JP-V9, validly signed) of KR's proposal KR-W9 of "
+        "version 2, which no log holds; export checkpoint re-signed. The acceptance of an "
+        "unknown proposal is an error: with every member's log given nothing can still be in "
+        "flight, and JP's own log shows JP accepting a proposal it did not hold (a receiver's "
+        "log alone would call such a vote info: the proposal may be on its way).",
+        _watchlist_vote_unknown_proposal,
+    ),
+    Defect(
+        "watchlist_unsigned_in_force",
+        "JP",
+        "Appended to JP's log: JP's proposal of version 2 (JP-W2) on the agreed version 1, KR's "
+        "and US's votes on it (KR-V2, US-V2), signed by each as a REJECT but logged rewritten "
+        "into an ACCEPT, and JP's proposal of version 3 (JP-W3) on version 2; export checkpoint "
+        "re-signed. The rewritten votes' signatures fail, so they sign nothing: JP proposed "
+        "version 3 on a version that its own log shows signed by JP alone.",
+        _watchlist_unsigned_in_force,
+    ),
 )
 
 
@@ -548,6 +816,24 @@ def _describe_entry(data: bytes) -> str:
     return f"{kind}{where} {alert.alert_id} ({pb.MsgType.Name(alert.msg_type)}; {seqs})"
 
 
+def _scenario_text(fed: Fed) -> str:
+    pairs = ", ".join(f"{p['hs_code']}:{p['country']}" for p in WATCHLIST_V1)
+    move = POLICY_MOVE
+    return (
+        "Three NodeServices on one clock (2023-08-01T00:00:00Z, one second later per read), "
+        "deliveries and witnessing by hand: KR raises KR-A1 to US and JP; US and JP acknowledge "
+        "it (US-ACK1, JP-ACK1); KR proposes version 1 of the joint watchlist "
+        f"({fed.ids['proposal']}: {pairs}, HS2022) and US and JP accept it ({fed.ids['us_vote']}, "
+        f"{fed.ids['jp_vote']}), so it is in force; US reports a policy move ({fed.ids['report']}: "
+        f"{move['country']} {move['measure']} on {', '.join(move['hs_codes'])}, {move['stage']}, "
+        f"announced {move['announced']}, effective {move['effective']}, {move['source']}); every "
+        "node signs a checkpoint, cosigned by both peers; US answers KR-A1 with a RESPONSE "
+        "(US-R1); a second round of cosigned checkpoints; then, after the last cosigned "
+        "checkpoint, KR sends an UPDATE (KR-A2) and a CANCEL of it (KR-X3). Every log is "
+        f"exported at {iso(EXPORTED_AT)}. The intact logs:"
+    )
+
+
 def _readme(fed: Fed, expected: dict[str, list[Finding]]) -> str:
     lines = [
         "# Golden exported logs",
@@ -564,12 +850,7 @@ def _readme(fed: Fed, expected: dict[str, list[Finding]]) -> str:
         "",
         "## Scenario",
         "",
-        "Three NodeServices on one clock (2023-08-01T00:00:00Z, one second later per read),",
-        "deliveries and witnessing by hand: KR raises KR-A1 to US and JP; US and JP acknowledge",
-        "it (US-ACK1, JP-ACK1); every node signs a checkpoint, cosigned by both peers; US answers",
-        "with a RESPONSE (US-R1); a second round of cosigned checkpoints; then, after the last",
-        "cosigned checkpoint, KR sends an UPDATE (KR-A2) and a CANCEL of it (KR-X3). Every log",
-        f"is exported at {iso(EXPORTED_AT)}. The intact logs:",
+        textwrap.fill(_scenario_text(fed), 88),
         "",
     ]
     for cc in COUNTRIES:
@@ -613,13 +894,14 @@ def write(dest: Path) -> None:
         _write_federation(work / "fed")
         exports = work / "exports"
         exports.mkdir()
-        _run_scenario(work / "fed", exports)
+        ids = _run_scenario(work / "fed", exports)
         trust_bytes = (work / "fed" / "federation.json").read_bytes()
         fed = Fed(
             trust=Trust.parse(trust_bytes),
             bundles={cc: read_bundle(exports / f"{cc}.ewxlog") for cc in COUNTRIES},
             raw={cc: (exports / f"{cc}.ewxlog").read_bytes() for cc in COUNTRIES},
             late_jp=(exports / "JP.late.ewxlog").read_bytes(),
+            ids=ids,
         )
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "federation.json").write_bytes(trust_bytes)

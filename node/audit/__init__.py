@@ -1,13 +1,16 @@
 """The offline audit: reading bundles, verifying logs and checkpoints, proofs, replay.
 
 Owns the bundle format (`_bundle`), the verification of one or three logs
-and their cross-checks (`_verify`, `_checkpoints`), inclusion proofs
-(`_proof`) and the replay of the exchange with its HTML report (`_replay`);
-`_text` is the one short form their messages give a digest or root.
+and their cross-checks (`_verify`, `_checkpoints`), the watchlist chain's
+checks over them (`_watchlist`, node/trilateral's fold), inclusion proofs
+(`_proof`) and the replay of the exchange with its HTML report (`_replay`;
+the entries and events it reads, `_timeline`; the watchlist's history and
+the policy moves, `_replay_trilateral`); `_text` is the one short form their
+messages give a digest or root.
 Needs the trust file and the bundles only: it never loads the store, the
 node configuration or gRPC (tests/test_layering.py).
 
-May import: node's shared modules, node.message, node.crypto, node.trust, node.checks.
+May import: node's shared modules, node.message, node.crypto, node.trust, node.checks, node.trilateral.
 """
 
 from node.audit._bundle import (
@@ -21,7 +24,17 @@ from node.audit._bundle import (
 )
 from node.audit._checkpoints import history_findings
 from node.audit._proof import DEFECTS, HEADER, MAX_PROOF_CHARS, check_proof, parse_proof, prove
-from node.audit._replay import EVENT_KINDS, STATES, Replay, render_html, replay
+from node.audit._replay import (
+    EVENT_KINDS,
+    STATES,
+    VERSION_STATES,
+    PolicyReplay,
+    Replay,
+    TrilateralReplay,
+    VersionReplay,
+    render_html,
+    replay,
+)
 from node.audit._verify import KINDS, Finding, Report, verify_bundles, verify_loaded
 
 __all__ = [
@@ -33,10 +46,14 @@ __all__ = [
     "MAX_BUNDLE_BYTES",
     "MAX_PROOF_CHARS",
     "STATES",
+    "VERSION_STATES",
     "Bundle",
     "Finding",
+    "PolicyReplay",
     "Replay",
     "Report",
+    "TrilateralReplay",
+    "VersionReplay",
     "check_proof",
     "export_time_line",
     "history_findings",

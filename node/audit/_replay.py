@@ -26,7 +26,10 @@ CANCEL is as good as the origin's):
     active      none of the above
     unknown     the alert is only referenced: its own signed text is in no given log
 
-in that order of precedence. Trust updates in the logs (key rotations and
+in that order of precedence. Watchlist proposals and votes and policy
+reports are no alerts: node/audit/_replay_trilateral.py replays them (every
+watchlist version's state and history, every policy move), and their events
+join the one timeline. Trust updates in the logs (key rotations and
 revocations, docs/key-rotation.md) are listed beside the alerts, each where
 it was sent and received. `render_html` writes one self-contained page
 (inline CSS, no script, nothing fetched) with the verdict, a timeline with
@@ -40,25 +43,37 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Union
 
 from node.audit._bundle import Bundle
+from node.audit._replay_trilateral import (
+    TRILATERAL_EVENT_KINDS,
+    VERSION_STATES,
+    PolicyReplay,
+    TrilateralReplay,
+    VersionReplay,
+    no_trilateral,
+    replay_trilateral,
+)
 from node.audit._text import short_hash
+from node.audit._timeline import NODE_ORDER as _NODE_ORDER
+from node.audit._timeline import AlertEntry as _AlertEntry
+from node.audit._timeline import Event
+from node.audit._timeline import ReceiptEntry as _ReceiptEntry
+from node.audit._timeline import read_entry as _read_entry
+from node.audit._timeline import via as _via
 from node.audit._verify import Report, verify_loaded
+from node.audit._watchlist import KEY_NOT_VALID_KINDS
 from node.clock import iso
-from node.crypto import digest
 from node.errors import TrustUpdateRejected
 from node.ids import COUNTRIES, Country
 from node.message import (
     Alert,
     DecodeFailure,
-    Receipt,
-    alert_from_bytes,
+    WatchPair,
     from_timestamp,
     parse_canonical,
-    receipt_from_bytes,
 )
-from node.message import member as _member
 from node.trust import Trust, summarize
 from node.wire import ewx_pb2 as pb
 
@@ -66,10 +81,14 @@ __all__ = [
     "EVENT_KINDS",
     "STATES",
     "UNUSABLE_KINDS",
+    "VERSION_STATES",
     "AlertReplay",
     "Delivery",
     "Event",
+    "PolicyReplay",
     "Replay",
+    "TrilateralReplay",
+    "VersionReplay",
     "render_html",
     "replay",
 ]
@@ -97,60 +116,26 @@ EVENT_KINDS: Final[dict[str, str]] = {
     "CANCEL": "the origin cancelled the alert",
     "ERROR": "a recipient reported a problem with the alert",
     "EXPIRED": "the alert's expiry passed before the logs were exported",
+    **TRILATERAL_EVENT_KINDS,
 }
-"""Event kinds (stable strings) and what each means."""
+"""Event kinds (stable strings) and what each means (DELIVERED, RECEIPT and the follow-ups
+serve the watchlist messages and policy reports too)."""
 
 STATES: Final = ("active", "updated", "cancelled", "expired", "unknown")
 """The states an alert can end up in."""
 
+Subject = Union["AlertReplay", VersionReplay, PolicyReplay]
+"""What a timeline event is about: an alert, a watchlist version or a policy report."""
+
 _INFO_TYPES: Final = frozenset({"ALERT", "UPDATE"})
+_TRILATERAL_TYPES: Final = frozenset({"WATCHLIST_PROPOSAL", "WATCHLIST_VOTE", "POLICY_REPORT"})
+"""Replayed by node/audit/_replay_trilateral.py, not as alerts."""
 _SENT: Final = pb.ALERT_SENT
 _RECEIVED: Final = pb.ALERT_RECEIVED
 _RECEIPT: Final = pb.RECEIPT_RECEIVED
-_NODE_ORDER: Final = {c: i for i, c in enumerate(COUNTRIES)}
 
 
 # ------------------------------------------------------------------ results
-@dataclass(frozen=True)
-class Event:
-    """One thing that happened to an alert, as one node's log says."""
-
-    time: datetime
-    """The entry's logged_at (for EXPIRED: the alert's info.expires)."""
-    node: Country
-    """Whose log says so (for EXPIRED: the origin, from its signed alert)."""
-    index: int | None
-    """The entry's index in that node's log; None for EXPIRED, which no entry records."""
-    kind: str
-    """One of EVENT_KINDS."""
-    message: str
-    """The id of the message the entry carries (the ACK's own id for an ACK, ...)."""
-    actor: Country
-    """Who acted: the message's origin, or the recipient for DELIVERED and RECEIPT."""
-    detail: str
-
-    def sort_key(self) -> tuple[datetime, int, int, int]:
-        """Chronological, then by node and log index; EXPIRED last among equal times."""
-        index = -1 if self.index is None else self.index
-        return (self.time, self.index is None, _NODE_ORDER.get(self.node, 9), index)
-
-    def where(self) -> str:
-        """`KR #3`, or `KR` for an event no entry records."""
-        return self.node if self.index is None else f"{self.node} #{self.index}"
-
-    def to_json(self) -> dict[str, Any]:
-        """The event as JSON-ready data."""
-        return {
-            "time": iso(self.time),
-            "node": self.node,
-            "index": self.index,
-            "kind": self.kind,
-            "message": self.message,
-            "actor": self.actor,
-            "detail": self.detail,
-        }
-
-
 @dataclass
 class Delivery:
     """What the logs prove about one recipient of an alert."""
@@ -235,6 +220,11 @@ class AlertReplay:
     def key(self) -> tuple[Country, str]:
         """(origin, alert id): ids are unique per origin only."""
         return (self.origin, self.alert_id)
+
+    @property
+    def label(self) -> str:
+        """How the timeline names it: its id."""
+        return self.alert_id
 
     @property
     def state(self) -> str:
@@ -341,6 +331,8 @@ class Replay:
     """(node, index) of entries left out as unusable, per the audit."""
     trust_updates: list[TrustUpdateEvent] = field(default_factory=list)
     """Key rotations and revocations, as each log recorded them, in time order."""
+    trilateral: TrilateralReplay = field(default_factory=no_trilateral)
+    """The watchlist's versions and the policy reports (node/audit/_replay_trilateral.py)."""
 
     @property
     def clean(self) -> bool:
@@ -360,10 +352,16 @@ class Replay:
         """The audit's verdict line."""
         return self.report.to_text().splitlines()[-1]
 
-    def timeline(self) -> list[tuple[AlertReplay, Event]]:
-        """Every event of every alert, in time order (an entry may serve two alerts)."""
-        pairs = [(a, e) for a in self.alerts for e in a.events]
-        pairs.sort(key=lambda p: (p[1].sort_key(), p[0]._sort_key()))
+    def timeline(self) -> list[tuple[Subject, Event]]:
+        """Every event of every alert, watchlist version and policy report, in time order
+        (an entry may serve two alerts)."""
+        pairs: list[tuple[Subject, Event]] = [(a, e) for a in self.alerts for e in a.events]
+        pairs += [(v, e) for v in self.trilateral.versions for e in v.events]
+        pairs += [(p, e) for p in self.trilateral.policy for e in p.events]
+        order: dict[int, int] = {}
+        for subject, _ in pairs:
+            order.setdefault(id(subject), len(order))
+        pairs.sort(key=lambda p: (p[1].sort_key(), order[id(p[0])]))
         return pairs
 
     def to_json(self) -> dict[str, Any]:
@@ -377,6 +375,8 @@ class Replay:
             "audit": self.report.to_json(),
             "alerts": [a.to_json() for a in self.alerts],
             "trust_updates": [t.to_json() for t in self.trust_updates],
+            "watchlist": self.trilateral.to_json(),
+            "policy_reports": [p.to_json() for p in self.trilateral.policy],
         }
 
     def to_text(self) -> str:
@@ -391,6 +391,19 @@ class Replay:
         for a in self.alerts:
             lines.append("")
             lines.append(a.to_text())
+        tri = self.trilateral
+        if tri.versions:
+            lines.append("")
+            lines.append(f"Watchlist: {tri.current_line()}")
+            for v in tri.versions:
+                lines.append("")
+                lines.append(v.to_text())
+        if tri.policy:
+            lines.append("")
+            lines.append(f"Policy moves: {len(tri.policy)} report{'s' if len(tri.policy) != 1 else ''}")
+            for p in tri.policy:
+                lines.append("")
+                lines.append(p.to_text())
         if self.trust_updates:
             lines.append("")
             lines.append("Trust updates (key rotation and revocation):")
@@ -466,54 +479,6 @@ def _read_trust_update(node: Country, index: int, data: bytes) -> TrustUpdateEve
 
 
 # ------------------------------------------------------------------ reading the logs
-@dataclass(frozen=True, slots=True)
-class _AlertEntry:
-    node: Country
-    index: int
-    logged_at: datetime
-    sent: bool
-    peer: Country | None
-    alert: Alert
-    digest: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class _ReceiptEntry:
-    node: Country
-    index: int
-    logged_at: datetime
-    peer: Country
-    receipt: Receipt
-
-
-def _read_entry(node: Country, index: int, data: bytes) -> _AlertEntry | _ReceiptEntry | None:
-    """Decode one entry the audit found usable; None if it still does not decode."""
-    try:
-        entry = parse_canonical(pb.LogEntry, data, what="log entry")
-        logged_at = from_timestamp(entry.logged_at, field="logged_at")
-        peer = _member(entry.peer)
-        if entry.kind == _RECEIPT:
-            if peer is None:
-                return None
-            receipt = receipt_from_bytes(bytes(entry.receipt.receipt))
-            return _ReceiptEntry(node=node, index=index, logged_at=logged_at, peer=peer, receipt=receipt)
-        if entry.kind not in (_SENT, _RECEIVED):
-            return None
-        payload = bytes(entry.alert.alert)
-        alert = alert_from_bytes(payload)
-    except DecodeFailure:
-        return None
-    return _AlertEntry(
-        node=node,
-        index=index,
-        logged_at=logged_at,
-        sent=entry.kind == _SENT,
-        peer=peer,
-        alert=alert,
-        digest=digest(payload),
-    )
-
-
 # ------------------------------------------------------------------ building the replay
 class _Builder:
     def __init__(self, as_of: datetime) -> None:
@@ -565,6 +530,8 @@ class _Builder:
                 return None
             seen.add(key)
             known = self.messages.get(key)
+            if known is not None and known.alert.msg_type in _TRILATERAL_TYPES:
+                return None  # about a watchlist message or a report: their replay has it
             if known is None or known.alert.msg_type in _INFO_TYPES:
                 return self.block(key)
             alert = known.alert
@@ -589,6 +556,8 @@ class _Builder:
 
     def on_alert(self, e: _AlertEntry) -> None:
         alert = e.alert
+        if alert.msg_type in _TRILATERAL_TYPES:
+            return
         key = (alert.origin, alert.alert_id)
         if alert.msg_type in _INFO_TYPES:
             self._on_info(self.block(key), e)
@@ -695,7 +664,7 @@ class _Builder:
     def on_receipt(self, e: _ReceiptEntry) -> None:
         r = e.receipt
         known = self.messages.get((r.origin, r.alert_id))
-        if known is None:
+        if known is None or known.alert.msg_type in _TRILATERAL_TYPES:
             return
         if known.alert.msg_type in _INFO_TYPES:
             a = self.block((r.origin, r.alert_id))
@@ -737,12 +706,6 @@ class _Builder:
         return sorted(self.alerts.values(), key=AlertReplay._sort_key)
 
 
-def _via(origin: Country, peer: Country | None) -> str:
-    if peer is None or peer == origin:
-        return f"direct from {origin}"
-    return f"relayed by {peer}"
-
-
 def replay(bundles: Sequence[Bundle], *, trust: Trust) -> Replay:
     """Audit `bundles` and rebuild every alert's timeline and state from their authentic entries.
 
@@ -777,6 +740,14 @@ def replay(bundles: Sequence[Bundle], *, trust: Trust) -> Replay:
         builder.on_alert(e)
     for r in receipt_entries:
         builder.on_receipt(r)
+    # The watchlist counts only what the audit's fold counts (node/audit/_watchlist.py).
+    invalid_key = {(f.node, f.index) for f in report.findings if f.kind in KEY_NOT_VALID_KINDS}
+    trilateral = replay_trilateral(
+        [e for e in alert_entries if (e.node, e.index) not in invalid_key],
+        receipt_entries,
+        members=tuple(trust.members),
+        nodes=[b.node for b in ordered],
+    )
     return Replay(
         report=report,
         as_of=as_of,
@@ -784,6 +755,7 @@ def replay(bundles: Sequence[Bundle], *, trust: Trust) -> Replay:
         alerts=builder.finish(),
         left_out=left_out,
         trust_updates=sorted(trust_updates, key=lambda t: (t.logged_at, _NODE_ORDER.get(t.node, 9), t.index)),
+        trilateral=trilateral,
     )
 
 
@@ -799,6 +771,12 @@ _COLOURS: Final[dict[str, tuple[str, str]]] = {
     "CANCEL": ("#b91c1c", "#fee2e2"),
     "ERROR": ("#9f1239", "#ffe4e6"),
     "EXPIRED": ("#4b5563", "#e5e7eb"),
+    "PROPOSED": ("#4338ca", "#e0e7ff"),
+    "ACCEPT": ("#047857", "#d1fae5"),
+    "REJECT": ("#be123c", "#ffe4e6"),
+    "IN_FORCE": ("#166534", "#bbf7d0"),
+    "SUPERSEDED": ("#57534e", "#e7e5e4"),
+    "POLICY": ("#0369a1", "#e0f2fe"),
 }
 _STATE_COLOURS: Final[dict[str, str]] = {
     "active": "#15803d",
@@ -806,6 +784,15 @@ _STATE_COLOURS: Final[dict[str, str]] = {
     "cancelled": "#b91c1c",
     "expired": "#4b5563",
     "unknown": "#6b7280",
+    "pending": "#a16207",
+    "in_force": "#15803d",
+    "superseded": "#57534e",
+    "rejected": "#b91c1c",
+    "lapsed": "#6b7280",
+    "forked": "#9f1239",
+    "invalid": "#9f1239",
+    "reported": "#0369a1",
+    "withdrawn": "#b91c1c",
 }
 
 
@@ -849,11 +836,11 @@ li.info {{ color: #6b7280; }}
 """
 
 
-def _event_html(alert: AlertReplay, e: Event) -> str:
+def _event_html(subject: Subject, e: Event) -> str:
     return (
         f'<div class="ev k-{_e(e.kind.lower())}">'
         f'<span class="kind">{_e(e.kind)}</span> '
-        f'<span class="aid">{_e(alert.alert_id)}</span> '
+        f'<span class="aid">{_e(subject.label)}</span> '
         f'<span class="idx">{_e(e.where())}</span>'
         f'<span class="detail">{_e(e.detail)}</span></div>'
     )
@@ -878,6 +865,58 @@ def _alerts_table(r: Replay) -> list[str]:
     return out
 
 
+def _pairs_html(pairs: Sequence[WatchPair] | None) -> str:
+    if pairs is None:
+        return "?"
+    return ", ".join(f"{p.hs_code}:{p.country} ({p.reason})" for p in pairs) or "-"
+
+
+def _watchlist_html(r: Replay) -> list[str]:
+    tri = r.trilateral
+    out = [
+        f"<p>{_e(tri.current_line())}</p>",
+        "<table><thead><tr><th>version</th><th>proposal</th><th>origin</th><th>state</th><th>on</th>"
+        "<th>add</th><th>remove</th><th>signed by</th><th>rejected by</th><th>in force at</th>"
+        "</tr></thead><tbody>",
+    ]
+    for v in tri.versions:
+        rejections = ", ".join(f"{m} ({reason})" for m, reason in v.rejections.items())
+        out.append(
+            "<tr>"
+            f'<td>{_e(v.version)}</td><td class="aid">{_e(v.alert_id)}</td><td>{_e(v.origin)}</td>'
+            f'<td class="s-{_e(v.state)}">{_e(v.state_line())}</td><td>{_e(v.predecessor or "-")}</td>'
+            f"<td>{_e(_pairs_html(v.add))}</td><td>{_e(_pairs_html(v.remove))}</td>"
+            f"<td>{_e(', '.join(v.signers) or '-')}</td><td>{_e(rejections or '-')}</td>"
+            f"<td>{_e(iso(v.in_force_at) if v.in_force_at else '')}</td>"
+            "</tr>"
+        )
+    out.append("</tbody></table>")
+    return out
+
+
+def _policy_html(r: Replay) -> list[str]:
+    out = [
+        "<table><thead><tr><th>report</th><th>origin</th><th>status</th><th>state</th><th>country</th>"
+        "<th>measure</th><th>HS codes</th><th>stage</th><th>announced</th><th>effective</th>"
+        "<th>source</th><th>on the watchlist</th></tr></thead><tbody>"
+    ]
+    for p in r.trilateral.policy:
+        m = p.move
+        state = f"withdrawn ({p.withdraw_reason}, by {p.withdrawn_by})" if p.withdrawn_by else p.state
+        out.append(
+            "<tr>"
+            f'<td class="aid">{_e(p.alert_id)}</td><td>{_e(p.origin)}</td><td>{_e(p.status)}</td>'
+            f'<td class="s-{_e(p.state)}">{_e(state)}</td><td>{_e(m.country)}</td><td>{_e(m.measure)}</td>'
+            f"<td>{_e(', '.join(m.hs_codes))} ({_e(m.hs_edition)})</td><td>{_e(m.stage)}</td>"
+            f"<td>{_e(m.announced.isoformat())}</td>"
+            f"<td>{_e(m.effective.isoformat() if m.effective else '')}</td><td>{_e(m.source)}</td>"
+            f"<td>{_e(', '.join(p.watched) or '-')}</td>"
+            "</tr>"
+        )
+    out.append("</tbody></table>")
+    return out
+
+
 def _timeline_table(r: Replay) -> list[str]:
     columns = list(COUNTRIES)
     absent = ' <span class="absent">(log not given)</span>'
@@ -885,23 +924,24 @@ def _timeline_table(r: Replay) -> list[str]:
     out = [f'<table class="timeline"><thead><tr><th>time (UTC)</th>{head}</tr></thead><tbody>']
     rows: dict[tuple[datetime, Country, int | None], list[str]] = defaultdict(list)
     order: list[tuple[datetime, Country, int | None]] = []
-    for alert, e in r.timeline():
+    for subject, e in r.timeline():
         row = (e.time, e.node, e.index)
         if row not in rows:
             order.append(row)
-        rows[row].append(_event_html(alert, e))
+        rows[row].append(_event_html(subject, e))
     for row in order:
         time, node, _ = row
         cells = "".join(f'<td class="node">{"".join(rows[row]) if c == node else ""}</td>' for c in columns)
         out.append(f'<tr><td class="time">{_e(iso(time))}</td>{cells}</tr>')
     if not order:
-        out.append(f'<tr><td colspan="{len(columns) + 1}">no alerts in the logs</td></tr>')
+        out.append(f'<tr><td colspan="{len(columns) + 1}">no messages in the logs</td></tr>')
     out.append("</tbody></table>")
     return out
 
 
 def render_html(r: Replay) -> str:
-    """One self-contained page: verdict, alerts, timeline (a column per node), findings.
+    """One self-contained page: verdict, alerts, the watchlist's versions and the policy
+    reports (when the logs hold any), timeline (a column per node), findings.
 
     Inline CSS only; no script, no link, no image, and a Content-Security-Policy
     that forbids fetching anything. Every value from the logs is HTML-escaped.
@@ -926,10 +966,18 @@ def render_html(r: Replay) -> str:
         f"<p><strong>{_e(verdict)}</strong></p>",
         f"<p>{_e(logs)}</p>",
         f"<p>as of {_e(iso(r.as_of))} (latest export); {len(r.alerts)} alerts"
+        + (f"; {len(r.trilateral.versions)} watchlist versions" if r.trilateral.versions else "")
+        + (f"; {len(r.trilateral.policy)} policy reports" if r.trilateral.policy else "")
         + (f"; {len(r.left_out)} entries left out as unusable" if r.left_out else "")
         + "</p></header><main>",
         "<h2>Alerts</h2>",
         *_alerts_table(r),
+    ]
+    if r.trilateral.versions:
+        parts += ["<h2>Watchlist</h2>", *_watchlist_html(r)]
+    if r.trilateral.policy:
+        parts += ["<h2>Policy moves</h2>", *_policy_html(r)]
+    parts += [
         "<h2>Timeline</h2>",
         f'<p class="legend">{legend}</p>',
         *_timeline_table(r),

@@ -99,8 +99,24 @@ Across logs (only between logs given together):
                               alert (injected, or dropped at the origin), or no
                               TRUST_UPDATE_SENT of a received trust update
 
-Not checked, because the bundle cannot carry them yet: historical checkpoints
-(append-only between checkpoints, split views between nodes' checkpoints).
+The watchlist chain (issue 12; node/audit/_watchlist.py, docs/audit.md):
+    watchlist_<kind>          a finding of node/trilateral's fold over the union of
+                              the usable alert entries of the given logs (fork,
+                              vote_unknown_proposal, bad_version, ...), at the
+                              message's entry in its origin's log when given, else
+                              in the first log holding it; the in-flight kinds are
+                              info unless every member's log is given
+    watchlist_unsigned_in_force
+                              a member proposed or accepted a successor of a
+                              version that its own log, before that entry, does
+                              not show signed by every member (a vote whose
+                              signature fails, or signed with a key expired or
+                              revoked when logged, is left out: it signs nothing)
+
+Checkpoint histories and what each node witnessed of the others are
+node/audit/_checkpoints.py's (not_append_only, checkpoint_equivocation,
+bad_cosignature, unpublished); docs/audit.md lists every kind.
+
 Logs are compared as exported: a log exported while its node was running
 can lack what a later-exported peer log already holds, which shows as
 received_not_sent or sent_not_received; export stopped nodes (as `ewx demo`
@@ -128,6 +144,14 @@ from typing import Any, Final, Literal, NamedTuple
 from node.audit._bundle import Bundle, read_bundle, signed_export_time
 from node.audit._checkpoints import history_findings, witnessed_findings
 from node.audit._text import short_hash
+from node.audit._watchlist import (
+    KEY_NOT_VALID_KINDS,
+    WATCHLIST_KINDS,
+    Logged,
+    is_watchlist,
+    referenced,
+    watchlist_findings,
+)
 from node.clock import iso
 from node.crypto import (
     PAYLOAD_ALERT,
@@ -209,8 +233,9 @@ KINDS: Final[dict[str, str]] = {
     "sent_not_received": "receipted by the receiver but missing from the receiver's log",
     "undelivered": "sent but neither receipted nor in the receiver's log (in flight)",
     "received_not_sent": "received but not in the origin's log as sent",
+    **WATCHLIST_KINDS,
 }
-"""Every finding kind, with a one-line description (module docstring has more)."""
+"""Every finding kind, with a one-line description (module docstring and docs/audit.md have more)."""
 
 MIN_PARALLEL_CHECKS: Final = 5000
 """From this many signature checks on, pass 2 runs in a process pool. Starting it
@@ -396,11 +421,18 @@ class _AlertFacts(NamedTuple):
     deliveries: tuple[_Delivery, ...]
     digest: Digest
     """SHA-256 of the signed bytes."""
+    msg_type: str
+    status: str
+    body: Alert | None
+    """The whole alert, for a watchlist proposal or vote only (the watchlist fold needs it)."""
 
     @classmethod
     def of(cls, alert: Alert, payload: bytes) -> _AlertFacts:
         deliveries = tuple(_Delivery(d.recipient, d.seq) for d in alert.deliveries)
-        return cls(alert.origin, alert.alert_id, deliveries, digest(payload))
+        body = alert if is_watchlist(alert.msg_type) else None
+        return cls(
+            alert.origin, alert.alert_id, deliveries, digest(payload), alert.msg_type, alert.status, body
+        )
 
     @property
     def recipients(self) -> tuple[Country, ...]:
@@ -612,6 +644,7 @@ def _audit(bundles: Sequence[Bundle], *, trust: Trust, workers: int | None, min_
         _cross_conflicts(logs, findings)
         _cross_presence(by_node, findings)
         _cross_receipts(by_node, findings)
+    _check_watchlist(logs, trust, findings)
     return Report(
         findings=findings.sorted(),
         nodes=[log.node for log in logs],
@@ -630,6 +663,38 @@ def _finish_log(log: _Log, verifier: _Verifier, findings: _Findings) -> None:
             usable.append(rec)
     log.pending = _Pending()
     _check_log(log, usable, findings)
+
+
+# ------------------------------------------------------------------ the watchlist chain
+def _check_watchlist(logs: Sequence[_Log], trust: Trust, findings: _Findings) -> None:
+    """node/audit/_watchlist.py over the usable alert entries: the union fold and each
+    member's own claims. Nothing to do, and nothing built, when no log holds a
+    watchlist message."""
+    bodies = [rec.alert.body for log in logs for rec in log.alerts if rec.alert.body is not None]
+    if not bodies:
+        return
+    wanted = referenced(bodies)
+    invalid_key = {(f.node, f.index) for f in findings.items if f.kind in KEY_NOT_VALID_KINDS}
+    messages = {
+        log.node: [
+            Logged(
+                log_index=rec.index,
+                sent=rec.sent,
+                origin=rec.alert.origin,
+                alert_id=rec.alert.alert_id,
+                msg_type=rec.alert.msg_type,
+                status=rec.alert.status,
+                digest=rec.digest,
+                body=rec.alert.body,
+            )
+            for rec in log.alerts
+            if (rec.alert.body is not None or rec.digest in wanted)
+            and (log.node, rec.index) not in invalid_key
+        ]
+        for log in logs
+    }
+    for f in watchlist_findings(messages, members=tuple(trust.members)):
+        findings.add(f.node, f.index, f.kind, f.detail, f.severity)
 
 
 # ------------------------------------------------------------------ the tree and checkpoint
@@ -1056,7 +1121,9 @@ class _Verifier(ChunkedRunner[SignatureCheck, _Outcome]):
     def __init__(self, *, workers: int, min_parallel: int, total: int) -> None:
         def start() -> ProcessPoolExecutor:
             return ProcessPoolExecutor(
-                max_workers=workers, mp_context=pool_context("node.audit._verify"), initializer=exit_with_parent
+                max_workers=workers,
+                mp_context=pool_context("node.audit._verify"),
+                initializer=exit_with_parent,
             )
 
         super().__init__(

@@ -23,6 +23,17 @@ two days after the start. The scenario:
     KR-E1   KR ALERT expiring one hour after the start    -> expired at export
     US-E1   US ERROR about KR-E1 (NOT_UNDERSTOOD)
     US-B1   US ALERT to KR only                           -> active
+
+and, with `trilateral=True`, then (ids chosen by the nodes, in Scenario.ids):
+
+    v1      KR proposes watchlist version 1 (WATCHLIST_V1); US and JP accept
+            (JP's ACCEPT relayed to US by KR)             -> superseded
+    v2      JP proposes version 2 on it, adding 250410:CN; KR and US accept
+                                                          -> in force
+    v3      US proposes version 3, removing 282560:CN; KR rejects it
+            (INSUFFICIENT_EVIDENCE), JP does not vote     -> rejected
+    report  US reports a policy move (POLICY_MOVE: CN export licensing, in force)
+    rumour  JP reports a rumoured export ban on 250410 (PRESS)
 """
 
 from __future__ import annotations
@@ -61,6 +72,35 @@ INFO: dict[str, Any] = {
     "items": [{"hs_code": "811292", "hs_edition": "HS2022"}],
     "source_countries": ["CN"],
     "supply_impact": "ABOVE_60",
+}
+
+
+WATCHLIST_V1: list[dict[str, str]] = [
+    {"hs_code": "282560", "country": "CN", "reason": "POLICY_RISK"},
+    {"hs_code": "811292", "country": "CN", "reason": "SUPPLY_CONCENTRATION"},
+]
+"""A first watchlist version: germanium oxides and gallium, from China."""
+
+POLICY_MOVE: dict[str, Any] = {
+    "country": "CN",
+    "measure": "EXPORT_LICENSING",
+    "hs_codes": ["282560", "811292"],
+    "hs_edition": "HS2022",
+    "stage": "IN_FORCE",
+    "announced": "2023-07-03",
+    "effective": "2023-08-01",
+    "source": "OFFICIAL_GAZETTE",
+}
+"""China's export licensing of gallium and germanium, as a mission reports it."""
+
+RUMOUR: dict[str, Any] = {
+    "country": "CN",
+    "measure": "EXPORT_BAN",
+    "hs_codes": ["250410"],
+    "hs_edition": "HS2022",
+    "stage": "RUMOURED",
+    "announced": "2023-09-20",
+    "source": "PRESS",
 }
 
 
@@ -109,6 +149,19 @@ class ThreeNodes:
     def publish(self, cc: Country, **fields: Any) -> None:
         """cc publishes one message (NodeService.publish's keyword arguments)."""
         self.svc[cc].publish(**fields)
+
+    def propose(self, cc: Country, **fields: Any) -> str:
+        """cc proposes the next watchlist version (NodeService.propose_watchlist); its alert id."""
+        return self.svc[cc].propose_watchlist(**fields).alert.alert_id
+
+    def vote(self, cc: Country, origin: Country, alert_id: str, decision: str, **fields: Any) -> str:
+        """cc votes on `origin`'s proposal `alert_id` (NodeService.vote_watchlist); the vote's alert id."""
+        published = self.svc[cc].vote_watchlist(origin=origin, alert_id=alert_id, decision=decision, **fields)
+        return published.alert.alert_id
+
+    def report(self, cc: Country, move: dict[str, Any], **fields: Any) -> str:
+        """cc reports a policy move (NodeService.report_policy); the report's alert id."""
+        return self.svc[cc].report_policy(move, **fields).alert.alert_id
 
     def deliver(self, origin: Country, *peers: Country, via: Country | None = None) -> None:
         """Hand every pending envelope of `origin` to each of `peers` in turn (directly, or
@@ -169,9 +222,11 @@ class Scenario:
     signers: dict[Country, dict[KeyPurpose, Signer]]
     start: datetime
     exported_at: datetime
+    ids: dict[str, str] = dataclasses.field(default_factory=dict)
+    """The ids the nodes chose for the trilateral messages (v1, v2, v3, their votes, report, rumour)."""
 
 
-def build_scenario(root: Path) -> Scenario:
+def build_scenario(root: Path, *, trilateral: bool = False) -> Scenario:
     """Run the scenario of the module docstring under `root` and export the three logs."""
     init_federation(root)
     start = datetime.now(UTC).replace(microsecond=0)
@@ -244,6 +299,7 @@ def build_scenario(root: Path) -> Scenario:
             alert_id="US-B1",
         )
         nodes.deliver("US", "KR")
+        ids = _trilateral(nodes) if trilateral else {}
         paths = nodes.export(root, now=exported_at)
     return Scenario(
         root=root,
@@ -254,7 +310,36 @@ def build_scenario(root: Path) -> Scenario:
         signers=nodes.signers(),
         start=start,
         exported_at=exported_at,
+        ids=ids,
     )
+
+
+def _trilateral(nodes: ThreeNodes) -> dict[str, str]:
+    """The watchlist and policy part of the scenario: three versions, two reports."""
+    ids = {"v1": nodes.propose("KR", add=WATCHLIST_V1, hs_edition="HS2022")}
+    nodes.deliver("KR", "US", "JP")
+    ids["v1_us"] = nodes.vote("US", "KR", ids["v1"], "ACCEPT")
+    nodes.deliver("US", "KR", "JP")
+    ids["v1_jp"] = nodes.vote("JP", "KR", ids["v1"], "ACCEPT")
+    nodes.deliver("JP", "KR")
+    nodes.deliver("JP", "US", via="KR")
+    ids["v2"] = nodes.propose("JP", add=[{"hs_code": "250410", "country": "CN", "reason": "STRATEGIC_ITEM"}])
+    nodes.deliver("JP", "KR", "US")
+    ids["v2_kr"] = nodes.vote("KR", "JP", ids["v2"], "ACCEPT")
+    nodes.deliver("KR", "US", "JP")
+    ids["v2_us"] = nodes.vote("US", "JP", ids["v2"], "ACCEPT")
+    nodes.deliver("US", "KR", "JP")
+    ids["v3"] = nodes.propose(
+        "US", remove=[{"hs_code": "282560", "country": "CN", "reason": "RISK_SUBSIDED"}]
+    )
+    nodes.deliver("US", "KR", "JP")
+    ids["v3_kr"] = nodes.vote("KR", "US", ids["v3"], "REJECT", reject_reason="INSUFFICIENT_EVIDENCE")
+    nodes.deliver("KR", "US", "JP")
+    ids["report"] = nodes.report("US", POLICY_MOVE)
+    nodes.deliver("US", "KR", "JP")
+    ids["rumour"] = nodes.report("JP", RUMOUR)
+    nodes.deliver("JP", "KR", "US")
+    return ids
 
 
 def signed_checkpoint(

@@ -42,6 +42,9 @@ REQUIRED: dict[str, list[set[str]]] = {
     "fork_shown_to_one_peer": [{"checkpoint_equivocation"}],
     "bad_cosignature": [{"bad_cosignature"}],
     "key_outside_validity": [{"expired_key"}],
+    "watchlist_fork": [{"watchlist_fork"}],
+    "watchlist_vote_unknown_proposal": [{"watchlist_vote_unknown_proposal"}],
+    "watchlist_unsigned_in_force": [{"watchlist_unsigned_in_force"}, {"bad_alert_signature"}],
 }
 """What each defect must show at the least: one kind out of every set."""
 

@@ -3,7 +3,9 @@
 One real exchange for the module (tests/support/audit_factories.py): an alert with two
 ACKs (one relayed), a RESPONSE, a CONSULT, an UPDATE, a CANCEL of the new
 version, an alert whose expiry passed before the export with an ERROR about
-it, and an alert still active.
+it, and an alert still active; and the same with the trilateral part after it
+(three watchlist versions, superseded, in force and rejected, and two policy
+reports) for the watchlist's history and the policy moves (issue 12).
 """
 
 from __future__ import annotations
@@ -12,14 +14,29 @@ import json
 import re
 import subprocess
 import sys
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
 
-from node.audit import EVENT_KINDS, STATES, Bundle, Finding, Replay, Report, read_bundle, render_html, replay
+from node.audit import (
+    EVENT_KINDS,
+    STATES,
+    VERSION_STATES,
+    Bundle,
+    Finding,
+    Replay,
+    Report,
+    VersionReplay,
+    read_bundle,
+    render_html,
+    replay,
+)
 from node.cli import build_parser
+from node.crypto import PAYLOAD_ALERT, digest
 from node.ids import COUNTRIES
-from node.message import encode
+from node.message import Alert, alert_to_bytes, encode, timestamp
+from node.trust import Trust
 from node.wire import ewx_pb2 as pb
 from tests.support.audit_factories import Scenario, build_scenario, rewrite
 
@@ -340,3 +357,234 @@ def test_cli_replay_unreadable_input_exit_2(scn: Scenario, tmp_path: Path) -> No
     assert "bad magic" in result.stderr
     missing = ewx("audit", "replay", str(tmp_path / "missing"), "--trust", str(scn.trust_path))
     assert missing.returncode == 2
+
+
+# ------------------------------------------------------------------ the watchlist and policy moves (issue 12)
+@pytest.fixture(scope="module")
+def tri_scn(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    return build_scenario(tmp_path_factory.mktemp("replay-trilateral") / "fed", trilateral=True)
+
+
+@pytest.fixture(scope="module")
+def tri(tri_scn: Scenario) -> Replay:
+    return replay([tri_scn.bundles[cc] for cc in COUNTRIES], trust=tri_scn.trust)
+
+
+def version(r: Replay, alert_id: str) -> VersionReplay:
+    (found,) = [v for v in r.trilateral.versions if v.alert_id == alert_id]
+    return found
+
+
+def watch_kinds(v: VersionReplay, *wanted: str) -> list[tuple[str, str]]:
+    return [(e.kind, e.node) for e in v.events if e.kind in wanted]
+
+
+def test_trilateral_messages_make_no_alerts(tri: Replay) -> None:
+    assert tri.clean
+    assert [a.alert_id for a in tri.alerts] == ["KR-A1", "KR-A2", "KR-E1", "US-B1"]
+
+
+def test_the_watchlist_history(tri: Replay, tri_scn: Scenario) -> None:
+    ids = tri_scn.ids
+    t = tri.trilateral
+    assert t.complete
+    assert [(v.version, v.alert_id, v.state) for v in t.versions] == [
+        (1, ids["v1"], "superseded"),
+        (2, ids["v2"], "in_force"),
+        (3, ids["v3"], "rejected"),
+    ]
+    assert {v.state for v in t.versions} <= set(VERSION_STATES)
+    v1, v2, v3 = t.versions
+    assert v1.superseded_by == ids["v2"]
+    assert v2.predecessor == f"KR {ids['v1']}"
+    assert v1.signers == v2.signers == ["KR", "US", "JP"]
+    assert v3.signers == ["US"] and v3.rejections == {"KR": "INSUFFICIENT_EVIDENCE"}
+    assert [f"{p.hs_code}:{p.country}" for p in v3.remove] == ["282560:CN"]
+    assert t.current.version == 2 and t.current.digest == v2.digest
+    assert [f"{p.hs_code}:{p.country}" for p in t.current.pairs] == ["250410:CN", "282560:CN", "811292:CN"]
+    assert t.current_line().startswith("version 2 in force (HS2022, since ")
+
+
+def test_watchlist_events_proposed_voted_in_force_superseded(tri: Replay, tri_scn: Scenario) -> None:
+    v1, v2, v3 = tri.trilateral.versions
+    assert watch_kinds(v1, "PROPOSED", "ACCEPT", "REJECT") == [
+        ("PROPOSED", "KR"),
+        ("ACCEPT", "US"),  # US sends its ACCEPT
+        ("ACCEPT", "KR"),  # ... KR and JP log it
+        ("ACCEPT", "JP"),
+        ("ACCEPT", "JP"),  # JP's own, the last signature
+        ("ACCEPT", "KR"),
+        ("ACCEPT", "US"),  # relayed by KR
+    ]
+    # Each node holds version 1 in force from the entry of the last signature in its log.
+    in_force = [e for e in v1.events if e.kind == "IN_FORCE"]
+    assert [(e.node, e.index) for e in in_force] == [
+        (cc, index_of(tri_scn.bundles[cc], tri_scn.ids["v1_jp"])) for cc in ("JP", "KR", "US")
+    ]
+    relayed = [e for e in v1.events if e.kind == "ACCEPT" and e.node == "US" and e.actor == "JP"]
+    assert "relayed by KR" in relayed[0].detail
+    # ... and superseded where version 2 came into force.
+    superseded = [(e.node, e.index) for e in v1.events if e.kind == "SUPERSEDED"]
+    assert superseded == [(e.node, e.index) for e in v2.events if e.kind == "IN_FORCE"]
+    assert len(superseded) == 3
+    assert watch_kinds(v3, "PROPOSED", "REJECT", "IN_FORCE") == [
+        ("PROPOSED", "US"),
+        ("REJECT", "KR"),
+        ("REJECT", "US"),
+        ("REJECT", "JP"),
+    ]
+    assert "INSUFFICIENT_EVIDENCE" in next(e for e in v3.events if e.kind == "REJECT").detail
+    receipts = [e for e in v1.events if e.kind == "RECEIPT"]
+    assert len(receipts) == 6  # the proposal and the two ACCEPTs, each receipted by two peers
+    for v in tri.trilateral.versions:
+        assert [e.sort_key() for e in v.events] == sorted(e.sort_key() for e in v.events)
+        assert all(e.kind in EVENT_KINDS for e in v.events)
+
+
+def test_policy_moves(tri: Replay, tri_scn: Scenario) -> None:
+    report, rumour = tri.trilateral.policy
+    assert (report.origin, report.alert_id, report.state) == ("US", tri_scn.ids["report"], "reported")
+    m = report.move
+    assert (m.country, m.measure, m.hs_codes, m.stage) == (
+        "CN",
+        "EXPORT_LICENSING",
+        ["282560", "811292"],
+        "IN_FORCE",
+    )
+    assert (m.announced.isoformat(), m.effective and m.effective.isoformat()) == ("2023-07-03", "2023-08-01")
+    assert report.watched == ["282560:CN", "811292:CN"]
+    assert [(e.kind, e.node) for e in report.events] == [
+        ("POLICY", "US"),
+        ("DELIVERED", "KR"),
+        ("RECEIPT", "US"),
+        ("DELIVERED", "JP"),
+        ("RECEIPT", "US"),
+    ]
+    assert (rumour.origin, rumour.move.stage, rumour.move.effective, rumour.watched) == (
+        "JP",
+        "RUMOURED",
+        None,
+        ["250410:CN"],
+    )
+
+
+def test_a_withdrawn_report(tri_scn: Scenario, tmp_path: Path) -> None:
+    """A CANCEL by its origin that references a report withdraws it (a peer's, stored on receipt)."""
+    kr = tri_scn.bundles["KR"]
+    report_at = index_of(kr, tri_scn.ids["report"])
+    report = pb.LogEntry.FromString(kr.entries[report_at])
+    last = max(
+        d.seq
+        for data in kr.entries
+        if (entry := pb.LogEntry.FromString(data)).kind == pb.ALERT_RECEIVED
+        for alert in [pb.Alert.FromString(entry.alert.alert)]
+        if alert.origin == pb.US
+        for d in alert.deliveries
+        if d.recipient == pb.KR
+    )
+    at = pb.LogEntry.FromString(kr.entries[-1]).logged_at.ToDatetime(tzinfo=UTC) + timedelta(seconds=1)
+    cancel = alert_to_bytes(
+        Alert.model_validate(
+            {
+                "schema_version": 1,
+                "alert_id": "US-W-X1",
+                "origin": "US",
+                "sent": at,
+                "status": "ACTUAL",
+                "msg_type": "CANCEL",
+                "deliveries": [{"recipient": "KR", "seq": last + 1}],
+                "references": [
+                    {"origin": "US", "alert_id": tri_scn.ids["report"], "digest": digest(report.alert.alert)}
+                ],
+                "reason": "ISSUED_IN_ERROR",
+            }
+        )
+    )
+    signer = tri_scn.signers["US"]["alert"]
+    entry = pb.LogEntry(kind=pb.ALERT_RECEIVED, logged_at=timestamp(at), peer=pb.US)
+    entry.alert.CopyFrom(
+        pb.SignedAlert(alert=cancel, key_id=signer.key_id, signature=signer.sign(PAYLOAD_ALERT, cancel))
+    )
+    entries = [*kr.entries, encode(entry)]
+    r = replay([read_bundle(rewrite(tri_scn, tmp_path / "KR.ewxlog", "KR", entries))], trust=tri_scn.trust)
+    (withdrawn,) = [p for p in r.trilateral.policy if p.alert_id == tri_scn.ids["report"]]
+    assert (withdrawn.state, withdrawn.withdrawn_by, withdrawn.withdraw_reason) == (
+        "withdrawn",
+        "US-W-X1",
+        "ISSUED_IN_ERROR",
+    )
+    assert withdrawn.events[-1].kind == "CANCEL"
+    assert [a.alert_id for a in r.alerts] == ["KR-A1", "KR-A2", "KR-E1", "US-B1"]  # no phantom alert
+    assert (
+        f"POLICY_REPORT {tri_scn.ids['report']} from US: withdrawn (ISSUED_IN_ERROR, by US-W-X1)"
+        in r.to_text()
+    )
+
+
+def test_one_log_holds_what_its_node_held_in_force(tri_scn: Scenario) -> None:
+    r = replay([tri_scn.bundles["JP"]], trust=tri_scn.trust)
+    assert not r.trilateral.complete
+    assert r.trilateral.current.version == 2
+    for v in r.trilateral.versions:
+        assert {e.node for e in v.events if e.kind in ("IN_FORCE", "SUPERSEDED")} <= {"JP"}
+
+
+def test_a_vote_that_does_not_verify_keeps_the_version_out_of_force_at_that_node(
+    tri_scn: Scenario, tmp_path: Path
+) -> None:
+    jp = tri_scn.bundles["JP"]
+    at = index_of(jp, tri_scn.ids["v1_us"])
+    entries = list(jp.entries)
+    entry = pb.LogEntry.FromString(entries[at])
+    entry.alert.signature = bytes([entry.alert.signature[0] ^ 1]) + entry.alert.signature[1:]
+    entries[at] = encode(entry)
+    damaged = read_bundle(rewrite(tri_scn, tmp_path / "JP.ewxlog", "JP", entries))
+    r = replay([tri_scn.bundles["KR"], tri_scn.bundles["US"], damaged], trust=tri_scn.trust)
+    v1 = version(r, tri_scn.ids["v1"])
+    assert v1.state == "superseded"  # KR's and US's logs hold US's valid ACCEPT
+    assert [e.node for e in v1.events if e.kind == "IN_FORCE"] == ["KR", "US"]  # JP's log does not
+    assert ("JP", at) in r.left_out
+    assert "watchlist_unsigned_in_force" in {f.kind for f in r.report.findings}
+
+
+def test_a_vote_on_a_proposal_no_log_holds_shows_an_unknown_version() -> None:
+    goldens = REPO / "tests" / "goldens"
+    r = replay(
+        [read_bundle(goldens / "watchlist_vote_unknown_proposal" / f"{cc}.ewxlog") for cc in COUNTRIES],
+        trust=Trust.load(goldens / "federation.json"),
+    )
+    unknown = [v for v in r.trilateral.versions if v.state == "unknown"]
+    assert [(v.origin, v.alert_id, v.version) for v in unknown] == [("KR", "KR-W9", 2)]
+    assert [(e.kind, e.node, e.message) for e in unknown[0].events] == [("ACCEPT", "JP", "JP-V9")]
+    assert "unknown (only voted on" in unknown[0].state_line()
+    assert not any(a.alert_id == "KR-W9" for a in r.alerts)
+
+
+def test_trilateral_text_json_and_html(tri: Replay, tri_scn: Scenario) -> None:
+    text = tri.to_text()
+    assert "Watchlist: version 2 in force (HS2022, since" in text
+    assert f"WATCHLIST v1 {tri_scn.ids['v1']} from KR: superseded (by {tri_scn.ids['v2']}" in text
+    assert f"WATCHLIST v3 {tri_scn.ids['v3']} from US: rejected (KR: INSUFFICIENT_EVIDENCE)" in text
+    assert (
+        "CN EXPORT_LICENSING on 282560, 811292 (HS2022): IN_FORCE, announced 2023-07-03, "
+        "effective 2023-08-01, source OFFICIAL_GAZETTE"
+    ) in text
+    assert "Policy moves: 2 reports" in text
+    assert re.search(r"IN_FORCE +version 1 in force at JP", text)
+    data = json.loads(json.dumps(tri.to_json()))
+    assert data["watchlist"]["current"]["version"] == 2
+    assert [v["state"] for v in data["watchlist"]["versions"]] == ["superseded", "in_force", "rejected"]
+    assert data["watchlist"]["versions"][0]["superseded_by"] == tri_scn.ids["v2"]
+    assert [p["measure"] for p in data["policy_reports"]] == ["EXPORT_LICENSING", "EXPORT_BAN"]
+    assert data["policy_reports"][0]["hs_codes"] == ["282560", "811292"]
+    assert data["policy_reports"][0]["announced"] == "2023-07-03"
+    page = render_html(tri)
+    assert "<h2>Watchlist</h2>" in page and "<h2>Policy moves</h2>" in page
+    for kind in ("proposed", "accept", "reject", "in_force", "superseded", "policy"):
+        assert f'class="ev k-{kind}"' in page, kind
+    assert '<td class="s-in_force">' in page and '<td class="s-rejected">' in page
+    assert "watchlist v2" in page and "EXPORT_BAN" in page
+    assert "<script" not in page.lower()
+    timeline = [e.kind for _, e in tri.timeline()]
+    assert {"PROPOSED", "IN_FORCE", "POLICY"} <= set(timeline)
+    assert set(timeline) <= set(EVENT_KINDS)
