@@ -1,9 +1,11 @@
 """`ewx demo`: the main job end to end (SPEC section 8).
 
 Three real nodes (KR, US, JP) run as separate `ewx serve` processes on
-127.0.0.1 with a fresh development PKI. Korea's node finds the 2023 gallium
-and germanium export controls in its own (bundled, illustrative) import data
-and publishes an alert; the US and Japan receive and acknowledge it, the US
+127.0.0.1 with a fresh development PKI. The three agree a first watchlist
+(gallium, germanium, graphite, batteries from CN); Japan's mission reports
+China's July 2023 announcement as a policy move; Korea's node takes the
+report as the trigger of its scan over its own (bundled, illustrative) import
+data, finds the gallium and germanium shock, and publishes an alert; the US and Japan receive and acknowledge it, the US
 responds, Japan asks for a consultation; Korea rotates its alert key (a trust
 update endorsed by its national CA, taken by the peers without a restart)
 and updates the alert under the new key. Then the nodes stop,
@@ -31,19 +33,23 @@ from node.checks import cosigned_by
 from node.config import NodeConfig
 from node.crypto import parse_checkpoint, parse_signed_note
 from node.errors import ConfigError, EwxError
+from node.ews.cli import reported_events
 from node.ews.ingest import ingest_file
+from node.ews.reports import take_reports
 from node.ews.review import approve, open_store
 from node.ews.rules import explain
 from node.ews.scan import scan
+from node.ews.watch import WatchView, keep_watchlist
 from node.ids import Country
 from node.operator import OperatorClient
 from node.pki import init_federation, load_national_ca
 from node.service import export_bundle, prepare_rotation
+from node.trilateral import SEVERITIES
 from node.trust import Trust, endorse_update
 
 GALLIUM_GERMANIUM = ("811292", "282560")
-GALLIUM_SHOCK = "2023-08"
-"""The first month Korea's sample data shows the August 2023 controls biting."""
+GALLIUM_SHOCK = ("2023-07", "2023-08")
+"""The month China announced the controls and the first month Korea's sample data shows them biting."""
 FIRST_WATCHLIST: tuple[tuple[str, str], ...] = (
     ("811292", "SUPPLY_CONCENTRATION"),  # gallium, germanium, indium: unwrought, powders
     ("282560", "SUPPLY_CONCENTRATION"),  # germanium oxides
@@ -98,15 +104,26 @@ def _wait_for_alert(node: NodeProcess, origin: Country, alert_id: str) -> None:
     raise EwxError(f"{node.country} did not receive {alert_id} in time")
 
 
-def _load_sample_data(nodes: dict[Country, NodeProcess]) -> None:
-    """Each node ingests its own bundled indicator data (ewx ews ingest)."""
+def _load_sample_data(nodes: dict[Country, NodeProcess], work: Path) -> None:
+    """Each node ingests its own bundled indicator data (ewx ews ingest).
+
+    Korea's own policy events leave out China's July 2023 announcement: in the
+    demo, Korea learns of it from Japan's mission (a POLICY_REPORT), and its
+    scan takes the report as the trigger.
+    """
     for country, node in nodes.items():
         config = NodeConfig.load(node.config)
         with (
             resources.as_file(resources.files("node.ews") / "data" / country) as folder,
             open_store(config) as store,
         ):
-            reports = [ingest_file(store, path) for path in sorted(Path(folder).glob("*.csv"))]
+            files = sorted(Path(folder).glob("*.csv"))
+            if country == "KR":
+                files = [
+                    _without_the_july_move(path, work) if path.name == "events.csv" else path
+                    for path in files
+                ]
+            reports = [ingest_file(store, path) for path in files]
         rows = ", ".join(
             f"{r.added} {r.kind.value}" + (" (UN Comtrade layout)" if r.layout == "comtrade" else "")
             for r in reports
@@ -114,19 +131,45 @@ def _load_sample_data(nodes: dict[Country, NodeProcess]) -> None:
         _say(f"   {country} ingests its own sample data: {rows}")
 
 
+def _without_the_july_move(events: Path, work: Path) -> Path:
+    """A copy of Korea's events.csv without the row of China's 2023-07-03 announcement."""
+    lines = events.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if f",{CHINA_JULY_2023['announced']}," not in line]
+    copy = work / "KR-events.csv"
+    copy.write_text("".join(kept), encoding="utf-8")
+    return copy
+
+
 def _detect_and_approve(nodes: dict[Country, NodeProcess]) -> str:
-    """Korea's analyst: scan, review the gallium and germanium drafts, approve them as one alert."""
+    """Korea's analyst: scan, review the gallium and germanium drafts, approve them as one alert.
+
+    The scan takes the node's policy reports and its watchlist in force first,
+    as `ewx ews scan` does (node/ews/cli.py).
+    """
     config = NodeConfig.load(nodes["KR"].config)
+    client = nodes["KR"].client
+    events, _not_events, _unreadable = reported_events(client.call("policy_list"))
     with open_store(config) as store:
-        result = scan(store, config.ews)
+        taken = take_reports(store, events, me=config.node_id)
+        watch = keep_watchlist(store, WatchView.from_current(client.call("watchlist")["current"]))
+        result = scan(store, config.ews, watch=watch)
+    _say(
+        f"   KR takes {taken.added} policy report of its peers as its own policy event, "
+        f"and watchlist version {watch.version} for its scan"
+    )
     _say(
         f"1. KR scans {result.codes} HS-6 codes over {result.months} code-months: {len(result.detections)} "
         "detections, each a draft with its evidence:"
     )
     for d in result.detections:
         _say(f"   {d.detection_id:<26} {d.severity:<8} {d.category:<15} source {d.partner}  ({d.rule})")
-    chosen = [d for d in result.detections if d.hs_code in GALLIUM_GERMANIUM and d.period == GALLIUM_SHOCK]
-    if not chosen:
+    # Per item, the most severe detection of the months the controls were announced and bit.
+    chosen = []
+    for code in GALLIUM_GERMANIUM:
+        found = [d for d in result.detections if d.hs_code == code and d.period in GALLIUM_SHOCK]
+        if found:
+            chosen.append(max(found, key=lambda d: (SEVERITIES.index(d.severity), d.period)))
+    if len(chosen) != len(GALLIUM_GERMANIUM):
         raise EwxError("the scan did not find the gallium and germanium shock in KR's sample data")
     _say(f"   the analyst reviews {', '.join(d.detection_id for d in chosen)}:")
     for line in explain(chosen[0].evidence).splitlines():
@@ -197,9 +240,9 @@ def _report_policy(nodes: dict[Country, NodeProcess]) -> str:
     return str(report)
 
 
-def _scenario(nodes: dict[Country, NodeProcess]) -> None:
+def _scenario(nodes: dict[Country, NodeProcess], work: Path) -> None:
     kr, us, jp = nodes["KR"].client, nodes["US"].client, nodes["JP"].client
-    _load_sample_data(nodes)
+    _load_sample_data(nodes, work)
     _agree_watchlist(nodes)
     _report_policy(nodes)
     alert_id = _detect_and_approve(nodes)
@@ -369,7 +412,7 @@ def run_demo(directory: Path | None) -> int:
             "   KR, US and JP nodes serving on 127.0.0.1 over mutual TLS "
             f"(ports {', '.join(NodeConfig.load(p).listen.rsplit(':', 1)[1] for p in configs.values())})"
         )
-        _scenario(nodes)
+        _scenario(nodes, root)
     finally:
         codes = {cc: node.stop() for cc, node in nodes.items()}
     _say(f"8. Nodes stopped on SIGTERM (exit codes {', '.join(f'{c} {v}' for c, v in codes.items())})")
