@@ -166,6 +166,50 @@ def atomic_output(path: Path, *, force: bool = False, mode: int = EXPORT_FILE_MO
         temporary.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def atomic_path(path: Path, *, force: bool = False, mode: int = 0o600) -> Iterator[Path]:
+    """A new empty file beside `path`, for a writer that needs a path (SQLite); it appears at `path` whole, or not at all.
+
+    As atomic_output, for writers that open the file themselves: the file is
+    made with O_EXCL and `mode` (default 0600: owner only), the caller writes
+    it through the path it is given, and on success it is fsynced and
+    renamed to `path` (without `force`, by a hard link that fails if `path`
+    appeared meanwhile). On any failure, or if the process is killed first,
+    nothing appears at `path`; only a kill leaves the hidden
+    `.NAME.*.part` file behind. OSErrors become a UsageError naming `path`.
+    """
+    check_output_target(path, force=force)
+    directory = path.parent
+    try:
+        descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc} (in {directory})") from None
+    temporary = Path(name)
+    try:
+        try:
+            try:
+                os.fchmod(descriptor, mode)
+            finally:
+                os.close(descriptor)
+            yield temporary
+            fsync_file(temporary)
+            _publish(temporary, path, force=force)
+            sync_directory(directory)
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file's bytes to disk (opened read-only: fsync needs no write access)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def _publish(temporary: Path, path: Path, *, force: bool) -> None:
     if force:
         os.replace(temporary, path)

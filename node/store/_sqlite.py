@@ -11,6 +11,7 @@ cost O(log^2 n)) and only advanced once a commit has succeeded.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -164,6 +165,9 @@ CREATE TABLE IF NOT EXISTS evidence (
 );
 """
 
+
+_TABLES: Final = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
+"""The tables of _SCHEMA: a file without one of them is not an EWX store."""
 
 _LISTING_COLUMNS: Final = (
     ("sent_us", "INTEGER"),
@@ -765,13 +769,17 @@ class Store(Reads):
     this thread and may be used anywhere.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self._owner = threading.get_ident()
+        self.path = path
+        self._in_tx = False
+        if read_only:
+            self._open_read_only(path)
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:  # data_dir names a file, or a folder that cannot be made
             raise ConfigError(f"data directory {path.parent}: {exc.strerror or exc}") from None
-        self._owner = threading.get_ident()
-        self.path = path
         try:
             # check_same_thread off: the owner check below says which thread, by name,
             # where sqlite3's own would only say "created in another thread".
@@ -785,10 +793,53 @@ class Store(Reads):
             self._conn.executescript(_LISTING_INDICES)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
+        self._load_tree()
+
+    def _load_tree(self) -> None:
         self._tree = MerkleLevels()
         for (hashed,) in self._conn.execute("SELECT leaf_hash FROM log ORDER BY idx"):
             self._tree.append(bytes(hashed))
-        self._in_tx = False
+
+    def _open_read_only(self, path: Path) -> None:
+        """Open a store file that nothing writes (a backup) to read it, never to change it.
+
+        `immutable=1`: SQLite takes no locks and makes no -wal or -shm file
+        beside it, so a backup is read as the bytes it holds. Refuses a file
+        that is not an EWX store of this schema version (StoreError).
+        """
+        if not path.is_file():
+            raise StoreError(f"cannot read store {path}: no such file")
+        try:
+            self._connection = sqlite3.connect(
+                path.resolve().as_uri() + "?mode=ro&immutable=1",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read store {path}: {exc}") from exc
+        try:
+            self._conn.execute("PRAGMA query_only=ON")
+            tables = {str(row[0]) for row in self._conn.execute("SELECT name FROM sqlite_master")}
+            missing = sorted(_TABLES - tables)
+            if missing:
+                raise StoreError(f"{path} is not an EWX store (no table {', '.join(missing)})")
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None or row[0] != str(SCHEMA_VERSION):
+                found = "none" if row is None else row[0]
+                raise StoreError(f"{path}: store schema version {found} is not {SCHEMA_VERSION}")
+            self._load_tree()
+        except sqlite3.DatabaseError as exc:
+            self._connection.close()
+            raise StoreError(f"cannot read store {path}: {exc}") from exc
+        except StoreError:
+            self._connection.close()
+            raise
+
+    def integrity_problems(self, limit: int = 10) -> list[str]:
+        """SQLite's own check of the file (`PRAGMA integrity_check`): empty if sound."""
+        rows = [str(row[0]) for row in self._conn.execute(f"PRAGMA integrity_check({int(limit)})")]
+        return [] if rows == ["ok"] else rows
 
     @property
     def _conn(self) -> sqlite3.Connection:  # type: ignore[override]
