@@ -23,6 +23,7 @@ from node.cli._alert_fields import (
     parse_recipients,
     publish_request,
 )
+from node.cli._backup import add_backup_commands
 from node.cli._common import (
     EXIT_FINDING,
     EXIT_OK,
@@ -810,6 +811,8 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     add_config(p)
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=cmd_status)
+
+    add_backup_commands(commands, add_config)
 
     node = commands.add_parser("node", help="this node's membership of the federation").add_subparsers(
         dest="node", required=True, parser_class=_Parser

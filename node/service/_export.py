@@ -10,12 +10,50 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from node.audit import export_time_line, write_bundle
+from node.audit import Bundle, export_time_line, write_bundle
 from node.config import NodeConfig
 from node.crypto import Checkpoint, sign_checkpoint
 from node.files import atomic_output, check_output_target
 from node.service._rotation import trust_with_updates
 from node.store import STORE_FILE, Store
+
+
+def export_checkpoint(config: NodeConfig, store: Store, *, exported_at: datetime) -> tuple[int, str]:
+    """The log's size now and the export checkpoint over it, signed with the node's log key.
+
+    The root is the store's own (its leaf hashes), so an audit that
+    recomputes it from the entries also checks the store against itself.
+    """
+    # The log key may have been rotated since the trust file was written.
+    signer = config.load_signers(trust_with_updates(config, config.load_trust(), store))["log"]
+    size, root = store.log_size, store.log_root()
+    checkpoint = sign_checkpoint(
+        Checkpoint(
+            origin=config.log_origin,
+            size=size,
+            root_hash=root,
+            extensions=(export_time_line(exported_at),),
+        ),
+        name=config.log_origin,
+        private_key=signer.private_key,
+    )
+    return size, checkpoint
+
+
+def store_bundle(config: NodeConfig, store: Store, *, now: datetime | None = None) -> Bundle:
+    """The bundle `export_bundle` would write of `store`, in memory (for checking a backup)."""
+    exported_at = (now or datetime.now(UTC)).astimezone(UTC)
+    size, checkpoint = export_checkpoint(config, store, exported_at=exported_at)
+    return Bundle(
+        node=config.node_id,
+        log_origin=config.log_origin,
+        exported_at=exported_at,
+        entries=[e for _, e in store.log_entries(0, size)],
+        checkpoint=checkpoint,
+        declared_size=size,
+        history=[note for cp_size, _, note in store.checkpoints() if cp_size <= size],
+        witnessed=[(node, note) for node, _, _, note in store.witnessed()],
+    )
 
 
 def export_bundle(config: NodeConfig, out: Path, *, now: datetime | None = None, force: bool = False) -> int:
@@ -29,20 +67,8 @@ def export_bundle(config: NodeConfig, out: Path, *, now: datetime | None = None,
     check_output_target(out, force=force)  # before any work
     store = Store(config.data_dir / STORE_FILE)
     try:
-        # The log key may have been rotated since the trust file was written.
-        signer = config.load_signers(trust_with_updates(config, config.load_trust(), store))["log"]
-        size, root = store.log_size, store.log_root()
         exported_at = (now or datetime.now(UTC)).astimezone(UTC)
-        checkpoint = sign_checkpoint(
-            Checkpoint(
-                origin=config.log_origin,
-                size=size,
-                root_hash=root,
-                extensions=(export_time_line(exported_at),),
-            ),
-            name=config.log_origin,
-            private_key=signer.private_key,
-        )
+        size, checkpoint = export_checkpoint(config, store, exported_at=exported_at)
         with atomic_output(out, force=force) as f:
             write_bundle(
                 f,
