@@ -3,8 +3,8 @@
 `_common` (exit codes, configuration, operator client, output), `_alert_fields`
 (the flags that shape an alert, shared with `ewx ews approve`), `_main` (the
 parser and the node, alert, log, audit, outbox and pki commands),
-`_rotation` (`ewx pki rotate/endorse/announce/revoke`), `_backup` (`ewx
-backup`, `ewx restore`); `ewx ews` is
+`_rotation` (`ewx pki rotate/endorse/announce/revoke`), `_health` (`ewx
+health`, the node's probe), `_backup` (`ewx backup`, `ewx restore`); `ewx ews` is
 node/ews/cli.py. The gateway adds `serve` and `demo` (gateway/cli.py).
 
 May import: all of node/.

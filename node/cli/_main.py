@@ -32,6 +32,7 @@ from node.cli._common import (
     operator_client,
     print_json,
 )
+from node.cli._health import add_health_command
 from node.cli._rotation import add_rotation_commands
 from node.cli._trilateral import add_trilateral_commands
 from node.errors import EwxError, RefusedOperation, UsageError
@@ -812,6 +813,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=cmd_status)
 
+    add_health_command(commands, add_config)
     add_backup_commands(commands, add_config)
 
     node = commands.add_parser("node", help="this node's membership of the federation").add_subparsers(
