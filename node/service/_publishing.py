@@ -39,6 +39,7 @@ from node.service._lifecycle import check_lifecycle
 from node.service._rejoin import Rejoining
 from node.service._views import listing_keys
 from node.store import Tx
+from node.trilateral import WATCHLIST_TYPES
 from node.trust import describe_validation_error
 from node.wire import ewx_pb2 as pb
 
@@ -192,7 +193,8 @@ class Publishing:
             recipients=list(targets),
             log_index=index,
         )
-        self.ctx.watchlist.add(self.ctx.me, dig, alert)
+        if msg_type in WATCHLIST_TYPES:  # the ledger holds watchlist messages only, as when it is loaded
+            self.ctx.watchlist.add(self.ctx.me, dig, alert)
         if self.ctx.on_outbox is not None:
             for recipient in targets:
                 self.ctx.on_outbox(recipient)

@@ -36,6 +36,7 @@ from node.errors import (
 from node.ids import Country
 from node.message import (
     Alert,
+    MsgType,
     Receipt,
     encode,
     member,
@@ -44,7 +45,7 @@ from node.message import (
 from node.service._context import ServiceContext
 from node.service._views import listing_keys
 from node.store import StoredAlert, Tx
-from node.trilateral import WATCHLIST_TYPES
+from node.trilateral import WATCHLIST_TYPES, FindingKind
 from node.wire import ewx_pb2 as pb
 
 log = structlog.get_logger("ewx.node")
@@ -295,6 +296,17 @@ class Receiving:
         proposal not held yet is not: it may have overtaken it on another link).
         """
         ledger, origin, alert = self.ctx.watchlist, v.alert.origin, v.alert
+        if alert.msg_type == MsgType.WATCHLIST_VOTE and alert.references:
+            # The ledger holds watchlist messages only (an entry per alert would cost memory
+            # per log entry); what a vote names is looked up in the store instead.
+            ref = alert.references[0]
+            named = tx.alert(ref.origin, ref.alert_id)
+            if named is not None and named.msg_type != MsgType.WATCHLIST_PROPOSAL:
+                raise WatchlistConflict(
+                    f"{FindingKind.VOTE_NOT_ON_PROPOSAL.value}: {ref.origin} {ref.alert_id} is a "
+                    f"{named.msg_type}, not a proposal",
+                    alert_id=alert.alert_id,
+                )
         findings = ledger.check(origin, v.digest, alert)
         if findings:
             raise WatchlistConflict(

@@ -159,5 +159,16 @@ def test_an_acceptance_for_another_version_is_refused_and_stores_nothing(tmp_pat
             assert taken.code == grpc.StatusCode.OK, taken
             assert [r["alert_id"] for r in us.policy_reports()] == ["KR-H-2"]
             assert us.watchlist_state().versions[0].alert_id == "KR-H-1"
+            # A vote naming a message that is no proposal (KR's report): refused, nothing stored.
+            before = stored(us)
+            on_report = pb.AlertRef(origin=pb.KR, alert_id="KR-H-2", digest=digest(report))
+            stray = trilateral_payload("JP", 2, pb.WATCHLIST_VOTE, references=[on_report], vote=_accept(1))
+            outcome = await deliver_as(fed["US"], jp, wrap(_envelope(fed["JP"], stray)))
+            assert (outcome.code, outcome.reason) == (
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "watchlist_conflict",
+            )
+            assert "vote_not_on_proposal" in outcome.details and "POLICY_REPORT" in outcome.details
+            assert stored(us) == before
 
     asyncio.run(scenario())
