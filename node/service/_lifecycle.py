@@ -11,6 +11,7 @@ alert would stall its origin's gapless sequence for good.
 - A cancelled alert takes no further UPDATE or CANCEL, whichever message of
   its history the new one names.
 - A node acknowledges a peer's alert once (later news goes in a RESPONSE).
+- A CANCEL withdraws one of the node's own POLICY_REPORTs, once.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def _check_own_followup(tx: Tx, *, me: Country, msg_type: str, alert_id: str) ->
     target = tx.alert(me, alert_id)
     if target is None:  # publish refuses an unknown reference before asking
         return
+    if msg_type == "CANCEL" and target.msg_type == "POLICY_REPORT":
+        _check_report_withdrawn_once(tx, me=me, alert_id=alert_id)
+        return
     if target.msg_type not in FOLLOWS:
         raise RefusedOperation(
             f"{msg_type} may only follow an ALERT or an UPDATE, and {alert_id} is a {target.msg_type}"
@@ -69,6 +73,12 @@ def _check_own_followup(tx: Tx, *, me: Country, msg_type: str, alert_id: str) ->
             raise RefusedOperation(
                 f"{root} was cancelled by {cancel}: a cancelled alert takes no further UPDATE or CANCEL"
             )
+
+
+def _check_report_withdrawn_once(tx: Tx, *, me: Country, alert_id: str) -> None:
+    for own_id, _type, envelope in tx.alerts_of_type(me, ("CANCEL",)):
+        if _reference_of(envelope) == (me, alert_id):
+            raise RefusedOperation(f"{me} already withdrew its report {alert_id} with {own_id}")
 
 
 def _first_alert(alert_id: str, parent: dict[str, str]) -> str:

@@ -106,6 +106,7 @@ class Trilateral:
                 continue
             out.append(
                 {
+                    "withdrawn_by": self._withdrawal(stored.origin, stored.alert_id),
                     "origin": stored.origin,
                     "alert_id": stored.alert_id,
                     "status": alert.status,
@@ -117,10 +118,19 @@ class Trilateral:
             )
         return out
 
+    def _withdrawal(self, origin: Country, alert_id: str) -> str | None:
+        """The id of the CANCEL with which `origin` withdrew its report `alert_id`, if it did."""
+        for later in self.ctx.store.followups(origin, alert_id):
+            if later.origin == origin and later.msg_type == MsgType.CANCEL:
+                return later.alert_id
+        return None
+
     def policy_events(self) -> list[PolicyEvent]:
-        """The reports as the early-warning engine's policy events: ACTUAL announcements, in log order."""
+        """The reports as the early-warning engine's policy events: ACTUAL announcements not withdrawn, in log order."""
         events = []
         for stored in self.ctx.store.alerts_by_type((MsgType.POLICY_REPORT,)):
+            if self._withdrawal(stored.origin, stored.alert_id) is not None:
+                continue
             event = policy_event(stored.origin, stored.digest, self.ctx.decode(stored))
             if event is not None:
                 events.append(event)

@@ -111,10 +111,11 @@ def report_event(report: Mapping[str, Any]) -> PolicyEvent | None:
 
     The rules of `policy_event` (an ACTUAL report that is not a rumour) over
     the JSON the node answers (origin, alert_id, status, digest in hex and the
-    `PolicyMove` fields): `ewx ews scan` reads the reports so. ValueError if
-    the row is not a report's.
+    `PolicyMove` fields): `ewx ews scan` reads the reports so. A report its
+    origin withdrew (`withdrawn_by`, a CANCEL) makes none. ValueError if the
+    row is not a report's.
     """
-    if report.get("status") != "ACTUAL":
+    if report.get("status") != "ACTUAL" or report.get("withdrawn_by"):
         return None
     move = PolicyMove.model_validate({name: report.get(name) for name in PolicyMove.model_fields})
     return event_of(
