@@ -16,7 +16,7 @@ import hashlib
 import json
 import sys
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -155,6 +155,33 @@ def vectors() -> dict[str, tuple[bytes, str]]:
         )
     )
     us = signer("US")
+    proposal = payload(
+        alert_id="KR-20230801-0003",
+        msg_type="WATCHLIST_PROPOSAL",
+        info=None,
+        watchlist={
+            "version": 1,
+            "hs_edition": "HS2022",
+            "add": [
+                {"hs_code": "282560", "country": "CN", "reason": "SUPPLY_CONCENTRATION"},
+                {"hs_code": "811292", "country": "CN", "reason": "SUPPLY_CONCENTRATION"},
+            ],
+        },
+    )
+    move = {
+        "country": "CN",
+        "measure": "EXPORT_LICENSING",
+        "hs_codes": ["282560", "811292"],
+        "hs_edition": "HS2022",
+        "stage": "ANNOUNCED",
+        "announced": date(2023, 7, 3),
+        "effective": date(2023, 8, 1),
+        "source": "MISSION_REPORT",
+    }
+    report = payload(alert_id="KR-20230801-0004", msg_type="POLICY_REPORT", info=None, policy=move)
+    # A national 10-digit tariff line, which the models refuse: built on the proto.
+    national = pb.Alert.FromString(report)
+    national.policy.hs_codes[1] = "8112920010"
     return {
         "envelope_valid.bin": (valid, "accept"),
         "envelope_bad_signature.bin": (bytes(bad_sig), "BadSignature"),
@@ -174,6 +201,25 @@ def vectors() -> dict[str, tuple[bytes, str]]:
         ),
         "envelope_oversized.bin": (encode(oversized), "TooLarge"),
         "envelope_truncated.bin": (valid[: len(valid) // 2], "Malformed"),
+        # The trilateral layer (docs/trilateral.md): the same envelope, three more bodies.
+        "watchlist_proposal_valid.bin": (envelope(proposal), "accept"),
+        "watchlist_vote_valid.bin": (
+            envelope(
+                payload(
+                    origin="JP",
+                    recipients={"KR": 1, "US": 1},
+                    alert_id="JP-20230801-0001",
+                    msg_type="WATCHLIST_VOTE",
+                    info=None,
+                    references=[{"origin": "KR", "alert_id": "KR-20230801-0003", "digest": digest(proposal)}],
+                    vote={"version": 1, "decision": "ACCEPT"},
+                ),
+                by="JP",
+            ),
+            "SenderMismatch",  # delivered by KR, signed by JP: a relay must say so
+        ),
+        "policy_report_valid.bin": (envelope(report), "accept"),
+        "policy_report_national_tariff_line.bin": (envelope(encode(national)), "SchemaViolation"),
         "receipt_valid.bin": (
             encode(
                 pb.SignedReceipt(
