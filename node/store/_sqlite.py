@@ -804,7 +804,9 @@ class Store(Reads):
         """Open a store file that nothing writes (a backup) to read it, never to change it.
 
         `immutable=1`: SQLite takes no locks and makes no -wal or -shm file
-        beside it, so a backup is read as the bytes it holds. Refuses a file
+        beside it, so a backup is read as the bytes it holds; a -wal beside
+        it is not read (`ewx backup` writes none, and a restore installs the
+        file alone, so what is checked is what is installed). Refuses a file
         that is not an EWX store of this schema version (StoreError).
         """
         if not path.is_file():
