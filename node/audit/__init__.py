@@ -35,7 +35,7 @@ from node.audit._replay import (
     render_html,
     replay,
 )
-from node.audit._verify import KINDS, Finding, Report, verify_bundles, verify_loaded
+from node.audit._verify import KINDS, AuditKind, Finding, Report, verify_bundles, verify_loaded
 
 __all__ = [
     "DEFECTS",
@@ -47,6 +47,7 @@ __all__ = [
     "MAX_PROOF_CHARS",
     "STATES",
     "VERSION_STATES",
+    "AuditKind",
     "Bundle",
     "Finding",
     "PolicyReplay",

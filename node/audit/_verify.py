@@ -137,6 +137,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, NamedTuple
@@ -207,7 +208,60 @@ __all__ = [
 
 Severity = Literal["error", "info"]
 
-KINDS: Final[dict[str, str]] = {
+
+class AuditKind(StrEnum):
+    """Every finding kind the audit reports; KINDS describes each (and docs/audit.md has more).
+
+    The watchlist kinds are node/trilateral's, prefixed (node/audit/_watchlist.py):
+    KINDS is built from both and fails at import if one lacks a member here.
+    """
+
+    NOT_APPEND_ONLY = "not_append_only"
+    CHECKPOINT_EQUIVOCATION = "checkpoint_equivocation"
+    UNPUBLISHED = "unpublished"
+    SIZE_MISMATCH = "size_mismatch"
+    ROOT_MISMATCH = "root_mismatch"
+    EXPORT_TIME_MISMATCH = "export_time_mismatch"
+    BAD_CHECKPOINT_SIGNATURE = "bad_checkpoint_signature"
+    BAD_COSIGNATURE = "bad_cosignature"
+    UNKNOWN_KEY = "unknown_key"
+    EXPIRED_KEY = "expired_key"
+    REVOKED_KEY = "revoked_key"
+    BAD_TRUST_UPDATE = "bad_trust_update"
+    MALFORMED_ENTRY = "malformed_entry"
+    BAD_ALERT_SIGNATURE = "bad_alert_signature"
+    BAD_RECEIPT_SIGNATURE = "bad_receipt_signature"
+    MISATTRIBUTED = "misattributed"
+    RECEIPT_MISMATCH = "receipt_mismatch"
+    DUPLICATE = "duplicate"
+    EQUIVOCATION = "equivocation"
+    SEQUENCE_GAP = "sequence_gap"
+    SEQUENCE_REORDER = "sequence_reorder"
+    CONTENT_MISMATCH = "content_mismatch"
+    SENT_NOT_RECEIVED = "sent_not_received"
+    UNDELIVERED = "undelivered"
+    RECEIVED_NOT_SENT = "received_not_sent"
+    WATCHLIST_PROPOSAL_BY_NON_MEMBER = "watchlist_proposal_by_non_member"
+    WATCHLIST_VOTE_BY_NON_MEMBER = "watchlist_vote_by_non_member"
+    WATCHLIST_NOT_ADDRESSED_TO_ALL = "watchlist_not_addressed_to_all"
+    WATCHLIST_UNKNOWN_PREDECESSOR = "watchlist_unknown_predecessor"
+    WATCHLIST_BAD_PREDECESSOR = "watchlist_bad_predecessor"
+    WATCHLIST_BAD_VERSION = "watchlist_bad_version"
+    WATCHLIST_EDITION_CHANGE = "watchlist_edition_change"
+    WATCHLIST_REMOVES_ABSENT = "watchlist_removes_absent"
+    WATCHLIST_ADDS_PRESENT = "watchlist_adds_present"
+    WATCHLIST_TOO_MANY_PAIRS = "watchlist_too_many_pairs"
+    WATCHLIST_VOTE_UNKNOWN_PROPOSAL = "watchlist_vote_unknown_proposal"
+    WATCHLIST_VOTE_OTHER_VERSION = "watchlist_vote_other_version"
+    WATCHLIST_VOTE_NOT_ON_PROPOSAL = "watchlist_vote_not_on_proposal"
+    WATCHLIST_VOTE_BY_PROPOSER = "watchlist_vote_by_proposer"
+    WATCHLIST_VOTE_REPEATED = "watchlist_vote_repeated"
+    WATCHLIST_PREDECESSOR_NOT_IN_FORCE = "watchlist_predecessor_not_in_force"
+    WATCHLIST_FORK = "watchlist_fork"
+    WATCHLIST_UNSIGNED_IN_FORCE = "watchlist_unsigned_in_force"
+
+
+_BASE_KINDS: Final[dict[str, str]] = {
     "not_append_only": "a signed checkpoint of the node's history is not reproduced by its entries",
     "checkpoint_equivocation": "two signed checkpoints of one log and size with different roots",
     "unpublished": "(info) the newest checkpoint lacks a peer's cosignature",
@@ -233,7 +287,10 @@ KINDS: Final[dict[str, str]] = {
     "sent_not_received": "receipted by the receiver but missing from the receiver's log",
     "undelivered": "sent but neither receipted nor in the receiver's log (in flight)",
     "received_not_sent": "received but not in the origin's log as sent",
-    **WATCHLIST_KINDS,
+}
+
+KINDS: Final[dict[AuditKind, str]] = {
+    AuditKind(kind): description for kind, description in {**_BASE_KINDS, **WATCHLIST_KINDS}.items()
 }
 """Every finding kind, with a one-line description (module docstring and docs/audit.md have more)."""
 
@@ -268,7 +325,7 @@ class Finding:
 
     node: Country
     index: int | None
-    kind: str
+    kind: AuditKind
     detail: str
     severity: Severity = "error"
 
@@ -535,7 +592,10 @@ class _Findings:
         key = (node, index, kind, detail)
         if key not in self._seen:
             self._seen.add(key)
-            self.items.append(Finding(node=node, index=index, kind=kind, detail=detail, severity=severity))
+            # AuditKind(kind): a kind nobody described is a bug, and fails here, not in a report.
+            self.items.append(
+                Finding(node=node, index=index, kind=AuditKind(kind), detail=detail, severity=severity)
+            )
 
     def sorted(self) -> list[Finding]:
         order = {c: i for i, c in enumerate(COUNTRIES)}

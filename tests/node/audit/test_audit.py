@@ -838,3 +838,15 @@ def test_a_moved_export_time_is_a_finding(fed: Fed, tmp_path: Path) -> None:
     assert errors(verify(fed, with_time(original.exported_at))) == []
     moved = verify(fed, with_time(original.exported_at + timedelta(days=400)))
     assert errors(moved) == [("KR", None, "export_time_mismatch")]
+
+
+def test_every_audit_kind_is_described_and_an_undescribed_one_is_refused() -> None:
+    from node.audit import KINDS, AuditKind
+    from node.audit._verify import _Findings
+
+    assert set(AuditKind) == set(KINDS)
+    found = _Findings()
+    found.add("KR", 3, "sequence_gap", "seq 4 skipped")
+    assert found.items[0].kind is AuditKind.SEQUENCE_GAP
+    with pytest.raises(ValueError, match="not_a_kind"):
+        found.add("KR", 3, "not_a_kind", "nobody described this")
