@@ -7,7 +7,10 @@ every refusal is logged with the peer, the reason and the message id.
 
 from __future__ import annotations
 
-from typing import ClassVar, Final
+from collections.abc import Sequence
+from typing import ClassVar, Final, Protocol
+
+from node.limits import MAX_REPORTED_PROBLEMS
 
 
 class EwxError(Exception):
@@ -58,6 +61,14 @@ class StoreFull(StoreError):
     """The disk under the store is full (SQLite: "database or disk is full"); nothing was written."""
 
     operator_kind = "store_full"
+
+
+class DecodeFailure(EwxError):
+    """Bytes that are not a valid, canonical message of the expected type (node/message decoders).
+
+    Whoever decodes says what it means: the inbound checks refuse the message
+    (Malformed, SchemaViolation), the audit reports the entry.
+    """
 
 
 # ------------------------------------------------------------------ inbound
@@ -251,3 +262,114 @@ OPERATOR_ERRORS: Final[dict[str, type[EwxError]]] = {
 def operator_error(kind: object, message: str) -> EwxError:
     """The error an operator reply of `kind` stands for, with the node's message."""
     return OPERATOR_ERRORS.get(str(kind), RefusedOperation)(message)
+
+
+# ------------------------------------------------------------------ witnessing (C2SP tlog-witness refusals, node/checks/_witness.py)
+class WitnessRejected(InboundRejected):
+    """Base of every refusal of an add-checkpoint request; nothing was cosigned."""
+
+    reason = "witness_rejected"
+
+
+class WitnessMalformed(WitnessRejected):
+    """The request body or the checkpoint in it cannot be parsed (C2SP 400)."""
+
+    reason = "witness_malformed"
+
+
+class UnknownLog(WitnessRejected):
+    """The checkpoint's origin is not the log of the authenticated peer (C2SP 404).
+
+    A node witnesses exactly one log per peer, named by
+    :func:`node.trust.log_origin`; a peer cannot get another node's log,
+    or any other log, cosigned through its own connection.
+    """
+
+    reason = "unknown_log"
+
+
+class CheckpointSignatureInvalid(WitnessRejected):
+    """No valid signature by the peer's log key under its log name (C2SP 403)."""
+
+    reason = "checkpoint_signature_invalid"
+
+
+class SizeMismatch(WitnessRejected):
+    """The request's old size is not the size this witness last cosigned (C2SP 409).
+
+    ``witness_size`` is that size (0 if it never cosigned this log), returned
+    to the log (trailer ``ewx-witness-size``) so it can retry with a proof
+    from there.
+    """
+
+    reason = "size_mismatch"
+
+    def __init__(self, message: str, *, witness_size: int) -> None:
+        """Record the witness's own size alongside the message."""
+        super().__init__(message)
+        self.witness_size = witness_size
+        self.witness_note: str | None = None
+        """The log's signed checkpoint at `witness_size` as this witness keeps it
+        (its proof of the size: the log's own signature), set by the node service."""
+
+
+class InconsistentCheckpoint(WitnessRejected):
+    """The checkpoint does not extend what this witness last cosigned.
+
+    Raised for a rollback (a checkpoint smaller than the old size), for the
+    same size with another root (C2SP 409) and for a consistency proof that
+    does not verify (C2SP 422). The checkpoint's log signature has been
+    verified by then, so the refused note is kept:
+
+    - ``evidence`` is ``(what this witness cosigned before, the new signed
+      note)`` when the pair itself proves a fork: two checkpoints of one size
+      with different roots. The first element is the stored cosigned note
+      when the caller passed it, else the checkpoint text of the state.
+      None for the other cases, which a buggy log could also cause.
+    - ``refused_note`` is the new, validly log-signed note in every case, for
+      the caller to log (C2SP: the witness MAY keep it, it might later prove
+      misbehaviour). None only if raised before the signature was checked.
+    """
+
+    reason = "inconsistent_checkpoint"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        evidence: tuple[str, str] | None = None,
+        refused_note: str | None = None,
+    ) -> None:
+        """Record the fork evidence (if any) and the refused note alongside the message."""
+        super().__init__(message)
+        self.evidence = evidence
+        self.refused_note = refused_note
+
+
+# ------------------------------------------------------------------ early-warning ingest (node/ews/ingest.py)
+class DescribedProblem(Protocol):
+    """A refused row's problem (node/ews/ingest.py RowProblem): it names itself in a file."""
+
+    def describe(self, source: str) -> str: ...
+
+
+class IngestRefused(UsageError):
+    """The file was refused whole; nothing was stored."""
+
+    def __init__(self, source: str, problems: Sequence[DescribedProblem], total: int | None = None) -> None:
+        self.source = source
+        self.problems = list(problems)
+        self.total = len(self.problems) if total is None else total
+        shown = "; ".join(p.describe(source) for p in self.problems[:MAX_REPORTED_PROBLEMS])
+        more = self.total - min(len(self.problems), MAX_REPORTED_PROBLEMS)
+        tail = f"; and {more} more problems" if more > 0 else ""
+        super().__init__(f"{shown}{tail}; nothing was stored (--skip-bad stores the good rows)")
+
+
+class FileRefused(UsageError):
+    """The file itself cannot be read as a kind of indicator data; nothing was stored."""
+
+
+# ------------------------------------------------------------------ PKI (node/pki)
+class CertificateNotValidNow(ConfigError):
+    """The node's certificate is sound but outside its validity period at the time checked."""

@@ -198,3 +198,6 @@ FEDERATION_LIMITS: dict[str, int] = {
 }
 """Limits fixed for the whole federation, by the name an operator might try in
 node.toml; node/config.py refuses each one, naming its fixed value."""
+
+MAX_REPORTED_PROBLEMS = 50
+"""An ingest's refusal names this many bad rows and counts the rest (node/errors.py IngestRefused)."""

@@ -11,13 +11,7 @@ from node.checks._inbound import Verdict, VerifiedAlert, signature_check, verify
 from node.checks._witness import (
     MAX_PROOF_LINES,
     MAX_REQUEST_BYTES,
-    CheckpointSignatureInvalid,
-    InconsistentCheckpoint,
-    SizeMismatch,
-    UnknownLog,
     Witnessed,
-    WitnessMalformed,
-    WitnessRejected,
     WitnessRequestBody,
     WitnessState,
     add_cosignature,
@@ -27,6 +21,14 @@ from node.checks._witness import (
     parse_request,
     verify_witness_cosignature,
     witness,
+)
+from node.errors import (
+    CheckpointSignatureInvalid,
+    InconsistentCheckpoint,
+    SizeMismatch,
+    UnknownLog,
+    WitnessMalformed,
+    WitnessRejected,
 )
 
 __all__ = [

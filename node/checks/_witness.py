@@ -63,7 +63,16 @@ from node.crypto import (
     verify_cosignature,
     verify_note_signature,
 )
-from node.errors import InboundRejected, MerkleProofError, NoteError
+from node.errors import (
+    CheckpointSignatureInvalid,
+    InconsistentCheckpoint,
+    MerkleProofError,
+    NoteError,
+    SizeMismatch,
+    UnknownLog,
+    WitnessMalformed,
+    WitnessRejected,
+)
 from node.ids import Country
 from node.trust import Trust, log_origin, witness_name
 
@@ -105,85 +114,6 @@ _MAX_ECHO: Final = 80
 
 
 # ------------------------------------------------------------------ refusals
-class WitnessRejected(InboundRejected):
-    """Base of every refusal of an add-checkpoint request; nothing was cosigned."""
-
-    reason = "witness_rejected"
-
-
-class WitnessMalformed(WitnessRejected):
-    """The request body or the checkpoint in it cannot be parsed (C2SP 400)."""
-
-    reason = "witness_malformed"
-
-
-class UnknownLog(WitnessRejected):
-    """The checkpoint's origin is not the log of the authenticated peer (C2SP 404).
-
-    A node witnesses exactly one log per peer, named by
-    :func:`node.trust.log_origin`; a peer cannot get another node's log,
-    or any other log, cosigned through its own connection.
-    """
-
-    reason = "unknown_log"
-
-
-class CheckpointSignatureInvalid(WitnessRejected):
-    """No valid signature by the peer's log key under its log name (C2SP 403)."""
-
-    reason = "checkpoint_signature_invalid"
-
-
-class SizeMismatch(WitnessRejected):
-    """The request's old size is not the size this witness last cosigned (C2SP 409).
-
-    ``witness_size`` is that size (0 if it never cosigned this log), returned
-    to the log (trailer ``ewx-witness-size``) so it can retry with a proof
-    from there.
-    """
-
-    reason = "size_mismatch"
-
-    def __init__(self, message: str, *, witness_size: int) -> None:
-        """Record the witness's own size alongside the message."""
-        super().__init__(message)
-        self.witness_size = witness_size
-        self.witness_note: str | None = None
-        """The log's signed checkpoint at `witness_size` as this witness keeps it
-        (its proof of the size: the log's own signature), set by the node service."""
-
-
-class InconsistentCheckpoint(WitnessRejected):
-    """The checkpoint does not extend what this witness last cosigned.
-
-    Raised for a rollback (a checkpoint smaller than the old size), for the
-    same size with another root (C2SP 409) and for a consistency proof that
-    does not verify (C2SP 422). The checkpoint's log signature has been
-    verified by then, so the refused note is kept:
-
-    - ``evidence`` is ``(what this witness cosigned before, the new signed
-      note)`` when the pair itself proves a fork: two checkpoints of one size
-      with different roots. The first element is the stored cosigned note
-      when the caller passed it, else the checkpoint text of the state.
-      None for the other cases, which a buggy log could also cause.
-    - ``refused_note`` is the new, validly log-signed note in every case, for
-      the caller to log (C2SP: the witness MAY keep it, it might later prove
-      misbehaviour). None only if raised before the signature was checked.
-    """
-
-    reason = "inconsistent_checkpoint"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        evidence: tuple[str, str] | None = None,
-        refused_note: str | None = None,
-    ) -> None:
-        """Record the fork evidence (if any) and the refused note alongside the message."""
-        super().__init__(message)
-        self.evidence = evidence
-        self.refused_note = refused_note
 
 
 def _echo(text: str) -> str:

@@ -37,13 +37,12 @@ import duckdb
 import pycountry
 
 from node.countries import VALID_CODES
-from node.errors import UsageError
+from node.errors import FileRefused, IngestRefused, UsageError
 from node.ews import codes
 from node.ews.codes import Kind
 from node.ews.store import EwsStore
+from node.limits import MAX_REPORTED_PROBLEMS
 
-MAX_REPORTED_PROBLEMS: Final = 50
-"""A refusal names this many problems and counts the rest."""
 MONTH_OF_PERIOD: Final = (
     "TRY_CAST(substr(period, 1, 4) AS INTEGER) * 12 + TRY_CAST(substr(period, 6, 2) AS INTEGER) - 1"
 )
@@ -73,23 +72,6 @@ class RowProblem:
     def to_json(self) -> dict[str, Any]:
         """As printed by `--json`."""
         return {"row": self.row, "column": self.column, "reason": self.reason}
-
-
-class IngestRefused(UsageError):
-    """The file was refused whole; nothing was stored."""
-
-    def __init__(self, source: str, problems: Sequence[RowProblem], total: int | None = None) -> None:
-        self.source = source
-        self.problems = list(problems)
-        self.total = len(self.problems) if total is None else total
-        shown = "; ".join(p.describe(source) for p in self.problems[:MAX_REPORTED_PROBLEMS])
-        more = self.total - min(len(self.problems), MAX_REPORTED_PROBLEMS)
-        tail = f"; and {more} more problems" if more > 0 else ""
-        super().__init__(f"{shown}{tail}; nothing was stored (--skip-bad stores the good rows)")
-
-
-class FileRefused(UsageError):
-    """The file itself cannot be read as a kind of indicator data; nothing was stored."""
 
 
 @dataclass(frozen=True, slots=True)

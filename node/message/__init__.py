@@ -11,8 +11,8 @@ code in node/wire/ that builds messages.
 May import: node's shared modules (errors, ids, limits, files, ...) and node/wire.
 """
 
+from node.errors import DecodeFailure  # re-exported: the decoders here raise it
 from node.message._convert import (
-    DecodeFailure,
     alert_from_bytes,
     alert_to_bytes,
     encode,

@@ -17,15 +17,12 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import ValidationError
 
+from node.errors import DecodeFailure
 from node.ids import Country
 from node.message._models import Alert, Info, PolicyMove, Receipt, WatchlistChange, WatchPair
 from node.wire import ewx_pb2 as pb
 
 M = TypeVar("M", bound=Message)
-
-
-class DecodeFailure(ValueError):
-    """Bytes that are not a valid, canonical message of the expected type."""
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

@@ -7,11 +7,11 @@ pass before the node uses it (`_pki`).
 May import: node's shared modules, node.crypto, node.trust.
 """
 
+from node.errors import CertificateNotValidNow
 from node.pki._pki import (
     MAX_NODE_CERT_DAYS,
     NODE_CERT_VALIDITY,
     PUBLIC_FILE_MODE,
-    CertificateNotValidNow,
     check_node_csr,
     check_node_tls,
     create_national_ca,

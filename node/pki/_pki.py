@@ -60,7 +60,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from node.crypto import KEY_PURPOSES, KeyPurpose, key_id_for, raw_public_key
-from node.errors import ConfigError, InboundRejected, RefusedOperation, UsageError
+from node.errors import (
+    CertificateNotValidNow,
+    ConfigError,
+    InboundRejected,
+    RefusedOperation,
+    UsageError,
+)
 from node.files import GENESIS_FILE, read_bounded
 from node.ids import COUNTRIES, Country
 from node.parsing import parse_country
@@ -851,8 +857,6 @@ def create_node_request(
 
 
 # ------------------------------------------------------- the node's own TLS
-class CertificateNotValidNow(ConfigError):
-    """The node's certificate is sound but outside its validity period at the time checked."""
 
 
 def check_node_tls(

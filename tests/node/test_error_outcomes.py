@@ -94,3 +94,27 @@ def test_every_error_exits_the_same_from_the_cli_and_through_the_operator_socket
                 await server.close()
 
     asyncio.run(scenario())
+
+
+def test_no_node_exception_is_also_a_value_error_and_all_live_in_node_errors() -> None:
+    """One error tree: a caller's `except ValueError` never swallows a node refusal by accident."""
+    import builtins
+
+    strays = [c for c in _every_error_class() if issubclass(c, ValueError)]
+    assert strays == []
+    assert {c.__module__ for c in ERRORS} == {"node.errors"}
+    # No public exception class outside it (a module's private one for its own control
+    # flow, caught where it is raised, is its business).
+    for info in pkgutil.walk_packages(node.__path__, "node."):
+        if info.name == "node.errors":
+            continue
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, BaseException)
+                and value.__module__ == info.name
+                and not value.__name__.startswith("_")
+                and not hasattr(builtins, value.__name__)
+            ):
+                raise AssertionError(f"{info.name} defines exception {value.__name__} outside node/errors.py")
