@@ -163,6 +163,18 @@ def test_node_never_imports_grpc_or_the_gateway() -> None:
     assert offending == []
 
 
+def test_only_the_message_and_the_gateway_import_the_generated_protobuf_code() -> None:
+    """node/message is the one place in node/ that knows the wire (issue 11, item 1); the rest take `pb` from it."""
+    offending = [
+        f"{p.relative_to(ROOT)}:{line}: {imported}"
+        for p in sources()
+        if p.parts[len(ROOT.parts)] == "node" and "message" not in p.parts
+        for line, imported in imports_of(p)
+        if imported == "node.wire" or imported.startswith("node.wire.")
+    ]
+    assert offending == []
+
+
 def test_a_broken_arrow_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The check itself: an audit module that imports the store is reported, naming file and line."""
     fake_root = tmp_path

@@ -28,8 +28,7 @@ from typing import BinaryIO, Final
 from node.errors import BundleError, FramingError
 from node.files import read_bounded
 from node.ids import Country
-from node.message import frame, member, records, timestamp
-from node.wire import ewx_pb2 as pb
+from node.message import frame, member, pb, records, timestamp
 
 MAGIC: Final = b"EWXBUNDLE1\n"
 FORMAT_VERSION: Final = 1

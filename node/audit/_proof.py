@@ -68,9 +68,8 @@ from node.crypto import (
 )
 from node.errors import MerkleProofError, NoteError, ProofError
 from node.ids import COUNTRIES, Country
-from node.message import Alert, DecodeFailure, alert_from_bytes, from_timestamp, member, parse_canonical
+from node.message import Alert, DecodeFailure, alert_from_bytes, from_timestamp, member, parse_canonical, pb
 from node.trust import KeyEntry, Trust, log_origin, witness_name
-from node.wire import ewx_pb2 as pb
 
 __all__ = ["DEFECTS", "HEADER", "ProofError", "ProofResult", "check_proof", "parse_proof", "prove"]
 

@@ -73,9 +73,9 @@ from node.message import (
     WatchPair,
     from_timestamp,
     parse_canonical,
+    pb,
 )
 from node.trust import Trust, summarize
-from node.wire import ewx_pb2 as pb
 
 __all__ = [
     "EVENT_KINDS",

@@ -21,10 +21,10 @@ from node.message import (
     alert_from_bytes,
     from_timestamp,
     parse_canonical,
+    pb,
     receipt_from_bytes,
 )
 from node.message import member as _member
-from node.wire import ewx_pb2 as pb
 
 __all__ = ["NODE_ORDER", "AlertEntry", "Event", "ReceiptEntry", "read_entry", "via"]
 

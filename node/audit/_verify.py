@@ -186,12 +186,12 @@ from node.message import (
     alert_from_bytes,
     from_timestamp,
     parse_canonical,
+    pb,
     receipt_from_bytes,
 )
 from node.message import member as _member
 from node.parsing import whole_number
 from node.trust import KeyEntry, Trust, peek, replay, witness_name
-from node.wire import ewx_pb2 as pb
 
 __all__ = [
     "KINDS",

@@ -44,9 +44,8 @@ from node.errors import (
     TooLarge,
 )
 from node.ids import Country, Digest, KeyId
-from node.message import Alert, DecodeFailure, Receipt, alert_from_bytes, receipt_from_bytes
+from node.message import Alert, DecodeFailure, Receipt, alert_from_bytes, pb, receipt_from_bytes
 from node.trust import Trust
-from node.wire import ewx_pb2 as pb
 
 
 @dataclass(frozen=True, slots=True)

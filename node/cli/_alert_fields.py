@@ -11,9 +11,8 @@ from typing import Any, Final
 
 from node.cli._common import operator_client
 from node.ids import Country
-from node.message import enum_names
+from node.message import enum_names, pb
 from node.parsing import cli_int, parse_country, parse_when
-from node.wire import ewx_pb2 as pb
 
 DEFAULT_EXPIRY: Final = timedelta(days=30)
 """An alert raised without --expires expires this long after it is sent."""

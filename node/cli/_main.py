@@ -39,11 +39,11 @@ from node.errors import EwxError, RefusedOperation, UsageError
 from node.ews.cli import add_ews_commands
 from node.ids import COUNTRIES, Country
 from node.limits import OPERATOR_PAGE_DEFAULT, OPERATOR_PAGE_MAX
+from node.message import pb
 from node.operator import parse_cursor
 from node.parsing import cli_days, cli_int, flag, parse_ago, parse_country
 from node.pki import MAX_NODE_CERT_DAYS, parse_countries
 from node.store import ALERT_STATES
-from node.wire import ewx_pb2 as pb
 
 Command = Callable[[argparse.Namespace], int]
 

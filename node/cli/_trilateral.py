@@ -16,8 +16,8 @@ from node.cli._alert_fields import choices, parse_recipients
 from node.cli._common import EXIT_OK, operator_client, print_json
 from node.errors import RefusedOperation, UsageError
 from node.ids import Country, as_country
+from node.message import pb
 from node.parsing import parse_country
-from node.wire import ewx_pb2 as pb
 
 _ADD_REASON = "SUPPLY_CONCENTRATION"
 """`--reason` when none is given for added pairs: the reason most pairs are watched for."""

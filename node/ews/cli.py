@@ -54,9 +54,8 @@ from node.ews.rules import explain
 from node.ews.scan import compute, scan, should_auto_publish, watch_flag
 from node.ews.thresholds import Thresholds
 from node.ews.watch import WatchView, keep_watchlist, stored_watchlist, watchlist_by_digest
-from node.message import WATCH_REASONS_FOR
+from node.message import WATCH_REASONS_FOR, pb
 from node.trilateral._policy import report_event
-from node.wire import ewx_pb2 as pb
 
 _DEFAULT_HS_EDITION = "HS2022"
 """The edition `ews propose-watch` names for watchlist version 1 (later versions keep theirs)."""

@@ -5,8 +5,9 @@ trilateral watchlist and policy-report types among them (`_models`, the headline
 grammar in `_plaintext`), the one canonical byte form of what is signed and
 the strict decoders of outside bytes (`_convert`), the record framing of
 bundles and transfers (`_framing`) and the offline outbox transfer file
-(`_transfer`). With the gateway, the only reader of the generated protobuf
-code in node/wire/ that builds messages.
+(`_transfer`). With the gateway, the only importer of the generated protobuf
+code in node/wire/: the rest of node/ takes it from here as `pb`
+(tests/test_layering.py holds it so).
 
 May import: node's shared modules (errors, ids, limits, files, ...) and node/wire.
 """
@@ -42,6 +43,7 @@ from node.message._models import (
 )
 from node.message._plaintext import not_plain
 from node.message._transfer import MAGIC, read_transfer, write_transfer
+from node.wire import ewx_pb2 as pb
 
 __all__ = [
     "MAGIC",
@@ -68,6 +70,7 @@ __all__ = [
     "member",
     "not_plain",
     "parse_canonical",
+    "pb",
     "read_transfer",
     "receipt_from_bytes",
     "receipt_to_bytes",

@@ -23,12 +23,11 @@ from node.config import NodeConfig
 from node.crypto import KeyPurpose, Signer
 from node.errors import InboundRejected
 from node.ids import Country, peers_of
-from node.message import Alert, Receipt, alert_from_bytes, encode, timestamp
+from node.message import Alert, Receipt, alert_from_bytes, encode, pb, timestamp
 from node.service._links import LinkState
 from node.store import Store, StoredAlert
 from node.trilateral import WATCHLIST_TYPES, WatchlistLedger
 from node.trust import Trust
-from node.wire import ewx_pb2 as pb
 
 log = structlog.get_logger("ewx.node")
 

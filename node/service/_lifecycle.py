@@ -20,8 +20,8 @@ from google.protobuf.message import DecodeError
 
 from node.errors import RefusedOperation
 from node.ids import Country
+from node.message import pb
 from node.store import Tx
-from node.wire import ewx_pb2 as pb
 
 FOLLOWS: frozenset[str] = frozenset({"ALERT", "UPDATE"})
 """What an UPDATE or a CANCEL may reference."""

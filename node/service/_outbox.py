@@ -25,9 +25,9 @@ from node.ids import Country
 from node.message import (
     Receipt,
     encode,
+    pb,
 )
 from node.service._context import ServiceContext
-from node.wire import ewx_pb2 as pb
 
 log = structlog.get_logger("ewx.node")
 

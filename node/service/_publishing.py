@@ -33,6 +33,7 @@ from node.message import (
     MsgType,
     alert_to_bytes,
     encode,
+    pb,
 )
 from node.service._context import ServiceContext
 from node.service._lifecycle import check_lifecycle
@@ -41,7 +42,6 @@ from node.service._views import listing_keys
 from node.store import Tx
 from node.trilateral import WATCHLIST_TYPES
 from node.trust import describe_validation_error
-from node.wire import ewx_pb2 as pb
 
 log = structlog.get_logger("ewx.node")
 

@@ -40,13 +40,13 @@ from node.message import (
     Receipt,
     encode,
     member,
+    pb,
     receipt_to_bytes,
 )
 from node.service._context import ServiceContext
 from node.service._views import listing_keys
 from node.store import StoredAlert, Tx
 from node.trilateral import WATCHLIST_TYPES, FindingKind
-from node.wire import ewx_pb2 as pb
 
 log = structlog.get_logger("ewx.node")
 

@@ -33,11 +33,10 @@ from node.clock import iso
 from node.errors import InboundRejected, RefusedOperation
 from node.files import GENESIS_FILE
 from node.ids import Country
-from node.message import encode
+from node.message import encode, pb
 from node.service._context import ServiceContext
 from node.service._views import listing_keys
 from node.store import Tx
-from node.wire import ewx_pb2 as pb
 
 log = structlog.get_logger("ewx.node")
 

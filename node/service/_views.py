@@ -12,7 +12,7 @@ from node.clock import iso
 from node.errors import RefusedOperation
 from node.ews.bands import exposure_summary
 from node.ids import Country
-from node.message import Alert, alert_from_bytes
+from node.message import Alert, alert_from_bytes, pb
 from node.service._context import ServiceContext
 from node.service._results import (
     AlertDetail,
@@ -23,7 +23,6 @@ from node.service._results import (
     PeerStatus,
 )
 from node.store import AlertFilter, ListingKeys, Reads, StoredAlert
-from node.wire import ewx_pb2 as pb
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -25,9 +25,8 @@ from typing import Any, Final
 
 from node import limits
 from node.ids import Country, as_country
-from node.message import Alert, PolicyMove, WatchPair, enum_names
+from node.message import Alert, PolicyMove, WatchPair, enum_names, pb
 from node.trilateral._watchlist import Watchlist, covers
-from node.wire import ewx_pb2 as pb
 
 EWS_MEASURE: Final[dict[str, str]] = {
     "EXPORT_LICENSING": "EXPORT_LICENSING",

@@ -61,11 +61,10 @@ from node.crypto import (
 )
 from node.errors import ConfigError, InboundRejected, TrustUpdateOutOfOrder, TrustUpdateRejected
 from node.ids import Country, KeyId
-from node.message import DecodeFailure, from_timestamp, parse_canonical, timestamp
+from node.message import DecodeFailure, from_timestamp, parse_canonical, pb, timestamp
 from node.message import member as member_of
 from node.trust._identity import ca_country as national_ca_country
 from node.trust._trust import RevocationReason, Trust
-from node.wire import ewx_pb2 as pb
 
 SCHEMA_VERSION: Final = 1
 MAX_GRANTS: Final = 8
