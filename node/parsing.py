@@ -91,14 +91,23 @@ def parse_country(value: str, *, refuse: Refuse = argparse.ArgumentTypeError) ->
         raise refuse(str(exc)) from None
 
 
-def parse_iso_time(value: str, *, alternative: str) -> datetime:
-    """An ISO 8601 time with its zone, in UTC; the error names the `alternative` form the flag also takes."""
+def parse_iso_time(
+    value: str,
+    *,
+    alternative: str | None = None,
+    field: str | None = None,
+    refuse: Refuse = argparse.ArgumentTypeError,
+) -> datetime:
+    """An ISO 8601 time with its zone, in UTC; the error names the `field` and the `alternative`
+    form the flag also takes, if any."""
+    prefix = f"{field}: " if field else ""
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time or {alternative}") from None
+        other = f" or {alternative}" if alternative else ""
+        raise refuse(f"{prefix}{value!r} is not an ISO 8601 time{other}") from None
     if parsed.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{value!r} has no time zone; give Z or +00:00")
+        raise refuse(f"{prefix}{value!r} has no time zone; give Z or +00:00")
     return parsed.astimezone(UTC)
 
 

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -38,10 +38,10 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node import limits
-from node.digits import ascii_int
 from node.errors import ConfigError, EwxError, RefusedOperation, UsageError, operator_error
 from node.ids import Country, as_country
 from node.limits import MAX_ALERT_ID_CHARS, MAX_IDEMPOTENCY_KEY_CHARS, MAX_OPERATOR_REQUEST_BYTES
+from node.parsing import parse_iso_time, whole_number
 from node.service import NodeService, micros
 from node.store import AlertFilter
 from node.trust import describe_validation_error
@@ -177,21 +177,13 @@ class PolicyReportRequest(BaseModel):
 
 def parse_cursor(value: str) -> int:
     """A listing cursor (the `next` of a page) as the log index it stands for."""
-    index = ascii_int(value)
-    if index is None or index > _MAX_CURSOR:
-        raise UsageError(f"after: {value!r} is not a cursor; give the 'next' of the page before")
-    return index
+    refusal = f"after: {value!r} is not a cursor; give the 'next' of the page before"
+    return whole_number(value, low=0, high=_MAX_CURSOR, refusal=refusal, refuse=UsageError)
 
 
 def parse_since(value: str) -> datetime:
     """An ISO 8601 time with a zone, in UTC."""
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"since: {value!r} is not an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        raise UsageError(f"since: {value!r} has no time zone; give Z or +00:00")
-    return parsed.astimezone(UTC)
+    return parse_iso_time(value, field="since", refuse=UsageError)
 
 
 class OperatorServer:
