@@ -175,6 +175,36 @@ def test_only_the_message_and_the_gateway_import_the_generated_protobuf_code() -
     assert offending == []
 
 
+CLI_SHARED = frozenset({"node.cli._common", "node.cli._alert_fields"})
+"""What a command group of `ewx` may import of the CLI: the shared modules, never another group nor the package."""
+
+
+def cli_group_imports(path: Path) -> list[str]:
+    """The imports of the CLI in `path` (a command group's module) beyond CLI_SHARED, as file:line: module."""
+    return [
+        f"{path.relative_to(ROOT)}:{line}: {imported}"
+        for line, imported in imports_of(path)
+        if (imported == "node.cli" or imported.startswith("node.cli.") or imported == "node.ews.cli")
+        and imported not in CLI_SHARED
+    ]
+
+
+def test_the_cli_command_groups_import_only_the_shared_modules() -> None:
+    """One module per command group (issue 11, item 1): node/cli/_main.py alone assembles them, so no cycle."""
+    groups = [p for p in sorted((ROOT / "node" / "cli").glob("*.py")) if p.stem not in ("__init__", "_main")]
+    assert [hit for p in [*groups, ROOT / "node" / "ews" / "cli.py"] for hit in cli_group_imports(p)] == []
+
+
+def test_a_cli_group_importing_another_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "node" / "cli").mkdir(parents=True)
+    bad = tmp_path / "node" / "cli" / "_pki.py"
+    bad.write_text(
+        "from node.cli._common import EXIT_OK\nfrom node.cli._rotation import add_rotation_commands\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert cli_group_imports(bad) == ["node/cli/_pki.py:2: node.cli._rotation"]
+
+
 def test_a_broken_arrow_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The check itself: an audit module that imports the store is reported, naming file and line."""
     fake_root = tmp_path

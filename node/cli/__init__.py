@@ -1,10 +1,14 @@
 """The `ewx` command line of the node: one module per command group.
 
-`_common` (exit codes, configuration, operator client, output), `_alert_fields`
-(the flags that shape an alert, shared with `ewx ews approve`), `_main` (the
-parser and the node, alert, log, audit, outbox and pki commands),
-`_rotation` (`ewx pki rotate/endorse/announce/revoke`), `_health` (`ewx
-health`, the node's probe), `_backup` (`ewx backup`, `ewx restore`); `ewx ews` is
+`_main` assembles the parser from the groups and runs a command; only it
+imports them. Shared by every group: `_common` (exit codes, configuration,
+operator client, output, --out/--force) and `_alert_fields` (the flags that
+shape an alert, shared with `ewx ews approve`). The groups: `_pki` (`ewx pki
+init/show/ca/csr/sign`), `_rotation` (`ewx pki rotate/endorse/announce`: keys
+rotated and revoked), `_alerts` (`ewx alert`), `_trilateral` (`ewx watchlist`, `ewx policy`), `_node`
+(`ewx status`, `ewx node rejoin/first-start`), `_health` (`ewx health`, the
+node's probe), `_backup` (`ewx backup`, `ewx restore`), `_outbox` (`ewx
+outbox`), `_audit` (`ewx log export`, `ewx audit`); `ewx ews` is
 node/ews/cli.py. The gateway adds `serve` and `demo` (gateway/cli.py).
 
 May import: all of node/.

@@ -1,7 +1,7 @@
 """What every group of `ewx` commands shares: exit codes, the node configuration, the operator client, output.
 
-Its own module so that command groups (node/cli/_main.py, node/cli/_rotation.py,
-node/ews/cli.py) import it rather than each other.
+Its own module so that the command groups (node/cli/_pki.py, _alerts.py, ...,
+node/ews/cli.py) import it rather than each other; so is node/cli/_alert_fields.py.
 """
 
 from __future__ import annotations
@@ -37,3 +37,14 @@ def operator_client(args: argparse.Namespace) -> OperatorClient:
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def add_export_out(p: argparse.ArgumentParser) -> None:
+    """--out FILE and --force, for a command that writes one new file (`ewx outbox export`, `ewx log export`)."""
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="a new file (written whole or not at all; never a device)",
+    )
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
