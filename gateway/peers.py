@@ -15,6 +15,7 @@ import binascii
 import contextlib
 import random
 import time
+from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 import grpc
@@ -231,6 +232,8 @@ class DeliveryLoop:
         self._failures = 0
         self._trust_held = 0
         """The highest of our trust updates the peer is known to hold (0: not known yet)."""
+        self.on_delivered: Callable[[Country, float], None] | None = None
+        """Set by the runtime: a delivery's receipt verified and logged, after that many seconds."""
 
     @property
     def peer(self) -> Country:
@@ -279,8 +282,11 @@ class DeliveryLoop:
                 return False
             for seq, alert_id, envelope in batch:
                 try:
+                    began = time.monotonic()
                     receipt = await self._client.deliver(envelope)
                     await service.call(service.accept_receipt, self.peer, receipt)
+                    if self.on_delivered is not None:
+                        self.on_delivered(self.peer, time.monotonic() - began)
                 except aio.AioRpcError as exc:
                     await self._fail(seq, alert_id, describe(exc))
                     return False

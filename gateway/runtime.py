@@ -21,14 +21,17 @@ import functools
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
 from typing import Any, Final, ParamSpec
 
 import structlog
 from grpc import aio
 from grpc_health.v1 import _async as health_aio  # the asyncio servicer; `health.aio` re-exports it
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from gateway import grpc_env, rpc, tls
+from gateway.metrics import NodeMetrics
 from gateway.peers import DeliveryLoop, PeerClient, check_history, get_cosigned, pull, rejoin
 from gateway.server import FederationServicer
 from node import limits
@@ -51,6 +54,8 @@ PULL_INTERVAL_SECONDS: Final = 5.0
 STOP_GRACE_SECONDS: Final = 2.0
 CONNECTION_IDLE_MS: Final = 5 * 60 * 1000
 """A peer connection with no call for this long is closed by the server."""
+PEER_HEALTH_POLL_SECONDS: Final = 1.0
+"""How often each peer's health name is brought up to date from its link."""
 TLS_POLL_SECONDS: Final = 2.0
 """How often the TLS files are looked at (stat only). A change is acted on once
 the files have stayed the same for one more poll, so a certificate and key
@@ -102,6 +107,8 @@ class NodeRuntime:
             self._lock.release()
             raise
         self.service.store_thread = self.store_thread
+        self.metrics = NodeMetrics(self.service)
+        self.service.observer = self.metrics
         try:
             # an empty store waits for a peer's word (issue 10, item 2)
             await self.service.call(self.service.check_store_at_start)
@@ -141,6 +148,8 @@ class NodeRuntime:
         try:
             await self._operator.start(self.config.operator_socket)
             await self._start_federation()
+            if self.config.metrics_listen is not None:
+                self.metrics.start(self.config.metrics_listen)
             self._operator.serving = True
         except BaseException:
             await self.stop()
@@ -168,8 +177,17 @@ class NodeRuntime:
         except RuntimeError as exc:
             problem = _bind_problem(self.config.listen, exc)
             raise ConfigError(f"cannot listen on {self.config.listen}: {problem}") from None
+        if self.config.grpc_reflection:  # off by default: a peer need not learn the schema this way
+            reflection.enable_server_reflection(
+                (
+                    rpc.SERVICE_NAME,
+                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                    reflection.SERVICE_NAME,
+                ),
+                self._server,
+            )
         await self._server.start()
-        for name in ("", rpc.SERVICE_NAME):
+        for name in ("", rpc.SERVICE_NAME, *(peer_health_name(peer) for peer in service.peers)):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._pull_wake = {peer: asyncio.Event() for peer in service.peers}
         loop = asyncio.get_running_loop()
@@ -182,12 +200,14 @@ class NodeRuntime:
             )
             self._clients.append(client)
             delivery = DeliveryLoop(service=service, client=client)
+            delivery.on_delivered = self.metrics.delivered
             self._loops[peer] = delivery
             self._tasks.append(asyncio.create_task(delivery.run(), name=f"deliver-{peer}"))
             self._tasks.append(asyncio.create_task(self._pull_forever(client), name=f"pull-{peer}"))
         service.on_outbox = _on_loop(loop, lambda peer: self._loops[peer].wake())
         await self._start_exposure_checks()
         self._tasks.append(asyncio.create_task(self._checkpoint_forever(), name="checkpoints"))
+        self._tasks.append(asyncio.create_task(self._peer_health_forever(), name="peer-health"))
         self._tasks.append(asyncio.create_task(self._watch_tls_forever(), name="tls-watch"))
 
     async def _start_exposure_checks(self) -> None:
@@ -304,6 +324,34 @@ class NodeRuntime:
                 self.reload_tls("file_change")
             seen = now
 
+    async def _peer_health_forever(self) -> None:
+        """Each peer's health name: NOT_SERVING once it has been unreachable for
+        `peer_unhealthy_after_seconds`, SERVING again once a call gets through."""
+        started = self._clock()
+        patience = timedelta(seconds=self.config.peer_unhealthy_after_seconds)
+        shown: dict[Country, bool] = {}
+        while True:
+            await asyncio.sleep(min(PEER_HEALTH_POLL_SECONDS, patience.total_seconds()))
+            now = self._clock()
+            for peer in self.service.peers:
+                link = self.service.link(peer)
+                healthy = link.reachable is not False or now - (link.last_ok or started) < patience
+                if shown.get(peer, True) != healthy:
+                    status = (
+                        health_pb2.HealthCheckResponse.SERVING
+                        if healthy
+                        else health_pb2.HealthCheckResponse.NOT_SERVING
+                    )
+                    await self._health.set(peer_health_name(peer), status)
+                    log.info(
+                        "peer_health",
+                        node=self.service.me,
+                        peer=peer,
+                        serving=healthy,
+                        last_error=link.last_error,
+                    )
+                shown[peer] = healthy
+
     async def _checkpoint_forever(self) -> None:
         """Sign a checkpoint at the configured cadence while the log grows, and
         have both peers witness it; a peer that is down catches up later."""
@@ -345,6 +393,7 @@ class NodeRuntime:
 
     async def stop(self) -> None:
         """Stop in order and close the store; safe to call once after start."""
+        self.metrics.stop()
         await self._operator.close()
         await self._server.stop(STOP_GRACE_SECONDS)
         for task in self._tasks:
@@ -367,6 +416,11 @@ def _on_loop(loop: asyncio.AbstractEventLoop, callback: Callable[P, object]) -> 
         loop.call_soon_threadsafe(functools.partial(callback, *args, **kwargs))
 
     return schedule
+
+
+def peer_health_name(peer: Country) -> str:
+    """The gRPC health service name of one peer's link: `ewx.v1.Federation/<CC>`."""
+    return f"{rpc.SERVICE_NAME}/{peer}"
 
 
 def _bind_problem(listen: str, exc: RuntimeError) -> str:

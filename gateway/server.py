@@ -152,6 +152,7 @@ class FederationServicer:
                 return await work(peer)
         except InboundRejected as exc:
             if not exc.logged:  # refused before the core saw it
+                self._service.observer.refused(peer or "unauthenticated", exc.reason)
                 log.warning(
                     "inbound_rejected",
                     node=self._service.me,

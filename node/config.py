@@ -39,6 +39,12 @@ value outside its bounds is a ConfigError naming the key.
 | `catchup_page_served` | 1000 | 1-1000 | most alerts one CatchUp call streams to a peer |
 | `catchup_page_requested` | 1000 | 1-1000 | most alerts this node asks a peer for in one CatchUp call |
 | `rpc_deadline_seconds` | 10 | 0.1-300 | deadline on every call this node makes to a peer |
+| `peer_unhealthy_after_seconds` | 30 | 0.1-86400 | how long a peer may be unreachable before its health name is NOT_SERVING |
+
+Operations: `metrics_listen` (`host:port`, unset: no metrics endpoint) serves
+Prometheus metrics over plain HTTP, so it belongs on a local or management
+address; `grpc_reflection` (default false) adds gRPC server reflection to the
+federation port for grpcurl.
 
 The federation limits (envelope 8 KiB, field sizes and counts, expiry
 window; node.limits.FEDERATION_LIMITS) are not settings: a node that
@@ -87,6 +93,7 @@ from node.limits import (
     PEER_MAX_CONCURRENT_CALLS,
     PEER_MAX_CONCURRENT_STREAMS,
     PEER_RATE_PER_SECOND,
+    PEER_UNHEALTHY_AFTER_SECONDS,
     RPC_DEADLINE_SECONDS,
     STREAM_MAX_SECONDS,
     STREAM_STALL_SECONDS,
@@ -278,6 +285,18 @@ class NodeConfig(BaseModel):
         default=RPC_DEADLINE_SECONDS, ge=MIN_DURATION_SECONDS, le=MAX_RPC_DEADLINE_SECONDS, strict=True
     )
     """Deadline on every call this node makes to a peer."""
+
+    metrics_listen: str | None = Field(default=None, min_length=1, max_length=256)
+    """`host:port` of the Prometheus metrics endpoint (HTTP, plain text); none when unset.
+    Keep it on a local or management address: it is not authenticated."""
+
+    peer_unhealthy_after_seconds: float = Field(
+        default=PEER_UNHEALTHY_AFTER_SECONDS, ge=MIN_DURATION_SECONDS, le=86400, strict=True
+    )
+    """A peer unreachable this long is NOT_SERVING under its name in the gRPC health service."""
+
+    grpc_reflection: bool = False
+    """Serve gRPC server reflection on the federation port (for grpcurl); off unless the operator asks."""
 
     ews: Thresholds = Field(default_factory=Thresholds)
     """The `[ews]` table: the early-warning rules' thresholds (node/ews/thresholds.py)."""

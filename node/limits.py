@@ -98,6 +98,9 @@ thread (NodeService.store_page): a Deliver that arrives meanwhile waits for one
 such turn, not for the page. Ten commits of 100 rows took 15 ms against 14 ms
 for one commit of 1,000 with synchronous=FULL on the development host."""
 
+PEER_UNHEALTHY_AFTER_SECONDS = 30.0
+"""Default `peer_unhealthy_after_seconds`: a peer unreachable longer is NOT_SERVING in the health service."""
+
 RPC_DEADLINE_SECONDS = 10.0
 """Default deadline the gateway sets on every call to a peer (`rpc_deadline_seconds`)."""
 

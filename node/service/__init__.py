@@ -19,6 +19,7 @@ from node.service._backup import (
     node_is_running,
     restore_store,
 )
+from node.service._context import Observer
 from node.service._export import export_bundle
 from node.service._links import LinkState
 from node.service._rejoin import HeldByPeer
@@ -30,6 +31,7 @@ __all__ = [
     "HeldByPeer",
     "LinkState",
     "NodeService",
+    "Observer",
     "Restored",
     "StoreCheck",
     "backup_store",

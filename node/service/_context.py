@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import structlog
 from cryptography import x509
@@ -30,6 +31,25 @@ from node.trilateral import WATCHLIST_TYPES, WatchlistLedger
 from node.trust import Trust
 
 log = structlog.get_logger("ewx.node")
+
+
+class Observer(Protocol):
+    """What the service tells whoever measures it (the gateway's metrics), after the fact."""
+
+    def refused(self, peer: str, reason: str) -> None:
+        """A peer's message or call was refused for `reason` (an InboundRejected reason code);
+        `peer` is the member, or "unauthenticated" for a caller no certificate names."""
+
+    def received(self, peer: Country, delay_seconds: float) -> None:
+        """A new alert from `peer` was durably stored, `delay_seconds` after its origin sent it."""
+
+
+class _Unobserved:
+    def refused(self, peer: str, reason: str) -> None:
+        return None
+
+    def received(self, peer: Country, delay_seconds: float) -> None:
+        return None
 
 
 @dataclass(slots=True)
@@ -57,6 +77,8 @@ class ServiceContext:
     links: dict[Country, LinkState] = field(default_factory=dict)
     gossip_seen: dict[Country, str] = field(default_factory=dict)
     """The last checkpoint note each peer gossiped, compared only when it changes."""
+    observer: Observer = field(default_factory=_Unobserved)
+    """Set by the gateway to count refusals and stored alerts (gateway/metrics.py)."""
     watchlist: WatchlistLedger = field(init=False)
     """The watchlist proposals and votes this node holds (node/trilateral), in log order:
     loaded from the store when the service opens, added to after each commit."""
@@ -115,6 +137,7 @@ class ServiceContext:
         the core, as too large say, has none.)
         """
         named = exc.alert_id or alert_id
+        self.observer.refused(peer, exc.reason)
         log.warning(
             "inbound_rejected",
             node=self.me,

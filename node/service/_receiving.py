@@ -275,6 +275,8 @@ class Receiving:
             received_at=iso(now),
             receipt=receipt,
         )
+        observer, delay = self.ctx.observer, (now - alert.sent).total_seconds()
+        tx.after_commit(lambda: observer.received(peer, delay))
         if self.ctx.on_peer_alert is not None and alert.info is not None:
             hook, origin, alert_id = self.ctx.on_peer_alert, alert.origin, alert.alert_id
             tx.after_commit(lambda: hook(origin, alert_id))

@@ -185,6 +185,8 @@ class NodeStatus:
     log_size: int
     log_root: str
     published_size: int
+    checkpoint_at: str | None
+    """When the newest checkpoint of this node's log was signed (None: none yet)."""
     evidence: int
     history_missing: dict[Country, str]
     history_unchecked_since: str | None
@@ -201,7 +203,12 @@ class NodeStatus:
                 "expiring_soon": self.certificate_expiring_soon,
             },
             "signing_keys": self.signing_keys,
-            "log": {"size": self.log_size, "root": self.log_root, "published_size": self.published_size},
+            "log": {
+                "size": self.log_size,
+                "root": self.log_root,
+                "published_size": self.published_size,
+                "checkpoint_at": self.checkpoint_at,
+            },
             "evidence": self.evidence,
             # A peer holds own history the store lacks: publishing is refused (issue 10, item 2).
             "history_missing": self.history_missing,

@@ -27,7 +27,7 @@ from node.config import NodeConfig
 from node.crypto import KeyPurpose, Signer
 from node.ids import Country
 from node.message import Receipt
-from node.service._context import ServiceContext
+from node.service._context import Observer, ServiceContext
 from node.service._links import LinkState
 from node.service._outbox import Outbox
 from node.service._publishing import Publishing
@@ -79,6 +79,7 @@ class NodeService:
     on_receipt: _Shared[Callable[[Country, Receipt], None] | None] = _Shared()
     on_peer_alert: _Shared[Callable[[Country, str], None] | None] = _Shared()
     certificate_in_use: _Shared[Callable[[], x509.Certificate] | None] = _Shared()
+    observer: _Shared[Observer] = _Shared()
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx

@@ -288,6 +288,7 @@ class Views:
             log_size=snap.log_size,
             log_root=snap.log_root,
             published_size=min((cosigned.get(p, 0) for p in self.ctx.peers), default=0),
+            checkpoint_at=reads.newest_checkpoint_signed_at(),
             evidence=reads.count("evidence"),
             history_missing=reads.history_missing(),
             history_unchecked_since=reads.history_unchecked(),

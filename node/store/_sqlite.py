@@ -642,6 +642,11 @@ class Reads:
             held.setdefault(peer, []).append(str(value))
         return {peer: " and ".join(texts) for peer, texts in held.items()}
 
+    def newest_checkpoint_signed_at(self) -> str | None:
+        """When this node signed its newest checkpoint (ISO 8601), if it signed one."""
+        row = self._conn.execute("SELECT signed_at FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+        return None if row is None else str(row[0])
+
     def cosigned(self) -> dict[Country, int]:
         """Per peer, the largest size of this node's log it cosigned."""
         return {peer: int(size) for peer, size in self._conn.execute("SELECT peer, size FROM cosigned")}
