@@ -31,7 +31,8 @@ def test_a_whole_page_is_complete_and_a_refusal_names_why_it_stopped(tmp_path: P
         assert (gap.stored, gap.stopped_by) == (1, "out_of_sequence")
         assert not gap.complete
 
-        forged = _page(fed, [4])[0][:-1] + b"\x00"  # the signature's last byte changed
+        genuine = _page(fed, [4])[0]
+        forged = genuine[:-1] + bytes([genuine[-1] ^ 0x01])  # the signature's last byte flipped
         bad = service.receive_many([forged, *_page(fed, [5])], peer="KR", direct=True)
         assert (bad.stored, bad.stopped_by) == (0, "bad_signature")
         assert service.last_seq("KR", "US") == 3
