@@ -365,32 +365,15 @@ class OperatorServer:
         return {"node": self._service.me, "serving": self.serving}
 
     async def _publish(self, args: dict[str, Any]) -> Any:
-        try:
-            request = PublishRequest.model_validate(args)
-        except ValidationError as exc:
-            raise UsageError(f"bad publish request: {describe_validation_error(exc)}") from None
+        request = _parsed(PublishRequest, args, "publish")
         reference = request.reference
-        service = self._service
-        published = await service.call(
-            service.publish,
-            msg_type=request.msg_type,
-            status=request.status,
-            recipients=request.recipients,
-            reference=(reference.origin, reference.alert_id) if reference else None,
-            info=request.info,
-            reason=request.reason,
-            response=request.response,
-            consult=request.consult,
-            alert_id=request.alert_id,
-            idempotency_key=request.idempotency_key,
-        )
+        fields = request.model_dump(exclude={"reference"})
+        fields["reference"] = (reference.origin, reference.alert_id) if reference else None
+        published = await self._service.call(self._service.publish, **fields)
         return published.to_json()
 
     async def _list(self, args: dict[str, Any]) -> Any:
-        try:
-            request = ListRequest.model_validate(args)
-        except ValidationError as exc:
-            raise UsageError(f"bad list request: {describe_validation_error(exc)}") from None
+        request = _parsed(ListRequest, args, "list")
         page = await self._off_loop(self._service.alert_page, request.to_filter())
         return page.to_json()
 
@@ -440,41 +423,20 @@ class OperatorServer:
         state = await self._service.call(self._service.watchlist_state)
         return state.to_json()
 
+    # Each request model's fields are the service method's keyword arguments.
     async def _propose_watch(self, args: dict[str, Any]) -> Any:
         request = _parsed(WatchlistProposeRequest, args, "propose_watch")
-        service = self._service
-        published = await service.call(
-            service.propose_watchlist,
-            add=request.add,
-            remove=request.remove,
-            hs_edition=request.hs_edition,
-            idempotency_key=request.idempotency_key,
-        )
+        published = await self._service.call(self._service.propose_watchlist, **request.model_dump())
         return published.to_json()
 
     async def _vote_watch(self, args: dict[str, Any]) -> Any:
         request = _parsed(WatchlistVoteRequest, args, "vote_watch")
-        service = self._service
-        published = await service.call(
-            service.vote_watchlist,
-            origin=request.origin,
-            alert_id=request.alert_id,
-            decision=request.decision,
-            reject_reason=request.reject_reason,
-            idempotency_key=request.idempotency_key,
-        )
+        published = await self._service.call(self._service.vote_watchlist, **request.model_dump())
         return published.to_json()
 
     async def _report_policy(self, args: dict[str, Any]) -> Any:
         request = _parsed(PolicyReportRequest, args, "report_policy")
-        service = self._service
-        published = await service.call(
-            service.report_policy,
-            request.policy,
-            status=request.status,
-            recipients=request.recipients,
-            idempotency_key=request.idempotency_key,
-        )
+        published = await self._service.call(self._service.report_policy, **request.model_dump())
         return published.to_json()
 
     async def _policy_list(self, _args: dict[str, Any]) -> Any:

@@ -82,7 +82,7 @@ class Trilateral:
 
     def report_policy(
         self,
-        move: dict[str, Any],
+        policy: dict[str, Any],
         *,
         status: str = "ACTUAL",
         recipients: Sequence[Country] | None = None,
@@ -93,7 +93,7 @@ class Trilateral:
             msg_type=MsgType.POLICY_REPORT,
             status=status,
             recipients=recipients,
-            policy=move,
+            policy=policy,
             idempotency_key=idempotency_key,
         )
 
