@@ -75,7 +75,7 @@ from node.pki import write_private_key  # noqa: E402
 from node.trust import FORMAT, KeyEntry, Member, Trust, log_origin, witness_name  # noqa: E402
 from node.wire import ewx_pb2 as pb  # noqa: E402
 from scripts.fixed_ca import fixed_ca_pem  # noqa: E402
-from tests.support.audit_factories import ThreeNodes, TickClock  # noqa: E402
+from tests.support.audit_factories import POLICY_MOVE, WATCHLIST_V1, ThreeNodes, TickClock  # noqa: E402
 
 OUT = ROOT / "tests" / "goldens"
 START = datetime(2023, 8, 1, tzinfo=UTC)
@@ -170,25 +170,6 @@ def _write_federation(root: Path) -> None:
         members[cc] = Member(ca_certificate=ca_pem, keys=tuple(keys))
     trust = Trust(format=FORMAT, federation=FEDERATION, members=members)
     (root / "federation.json").write_bytes(trust.to_json())
-
-
-WATCHLIST_V1: list[dict[str, str]] = [
-    {"hs_code": "282560", "country": "CN", "reason": "POLICY_RISK"},
-    {"hs_code": "811292", "country": "CN", "reason": "SUPPLY_CONCENTRATION"},
-]
-"""Version 1 of the watchlist: germanium oxides and gallium, from China."""
-
-POLICY_MOVE: dict[str, Any] = {
-    "country": "CN",
-    "measure": "EXPORT_LICENSING",
-    "hs_codes": ["282560", "811292"],
-    "hs_edition": "HS2022",
-    "stage": "IN_FORCE",
-    "announced": "2023-07-03",
-    "effective": "2023-08-01",
-    "source": "OFFICIAL_GAZETTE",
-}
-"""US's mission reports China's export licensing of gallium and germanium."""
 
 
 # ------------------------------------------------------------------ the scenario
