@@ -428,7 +428,7 @@ async def check_history(client: PeerClient, service: NodeService) -> bool:
     size when that differs) and our own alerts addressed to it beyond our
     last sequence there (CatchUp with ourselves as origin). Either beyond
     the store puts the node in the history-missing state (NodeService
-    .note_history_missing), in which it refuses to publish.
+    .take_history_answer), in which it refuses to publish.
     """
     peer = client.peer
     old, body = await service.call(service.history_probe, peer)
@@ -458,20 +458,11 @@ async def check_history(client: PeerClient, service: NodeService) -> bool:
     except Malformed as exc:
         log.warning("history_check_failed", node=service.me, peer=peer, step="catch_up", error=str(exc))
         return False
-    held = await service.call(_record_history_answer, service, peer, page)
+    held = await service.call(service.take_history_answer, peer, page)
     log.info(
         "history_checked", node=service.me, peer=peer, witness_old_size=old, own_alert_beyond=held is not None
     )
     return True
-
-
-def _record_history_answer(service: NodeService, peer: Country, page: list[bytes]) -> str | None:
-    """Note what the peer's page shows of our own history, in one turn of the store's thread."""
-    held = service.own_alert_beyond(peer, page)
-    if held is not None:
-        service.note_history_missing(peer, held, evidence="own_alert")
-    service.history_answered(peer)
-    return held
 
 
 async def held_by_peer(client: PeerClient, service: NodeService) -> HeldByPeer:

@@ -148,6 +148,16 @@ class Rejoining:
                 )
         return None
 
+    def take_history_answer(self, peer: Country, envelopes: Sequence[bytes]) -> str | None:
+        """`peer`'s answer to the history check (our own alerts it holds after our last sequence):
+        kept as history missing if it shows any, and the store need wait for a peer no longer.
+        Returns what it showed, as own_alert_beyond does."""
+        held = self.own_alert_beyond(peer, envelopes)
+        if held is not None:
+            self.note_history_missing(peer, held, evidence="own_alert")
+        self.history_answered(peer)
+        return held
+
     def check_store_at_start(self) -> None:
         """At `ewx serve`: a store of a new federation (GENESIS file), or an empty one that must ask first.
 

@@ -120,10 +120,8 @@ class NodeService:
         self.accept_trust_update = trust_updates.accept_trust_update
         self.trust_updates_of = trust_updates.trust_updates_of
         self.verify_own = history.verify_own
-        self.note_history_missing = history.note_history_missing
-        self.own_alert_beyond = history.own_alert_beyond
+        self.take_history_answer = history.take_history_answer
         self.check_store_at_start = history.check_store_at_start
-        self.history_answered = history.history_answered
         self.alert_scope = self.views.alert_scope
         self.record_exposure = self.views.record_exposure
 
