@@ -33,13 +33,10 @@ from node.checks import cosigned_by
 from node.config import NodeConfig
 from node.crypto import parse_checkpoint, parse_signed_note
 from node.errors import ConfigError, EwxError
-from node.ews.cli import reported_events
+from node.ews.cli import scan_synced, sync_from
 from node.ews.ingest import ingest_file
-from node.ews.reports import take_reports
 from node.ews.review import approve, open_store
 from node.ews.rules import explain
-from node.ews.scan import scan
-from node.ews.watch import WatchView, keep_watchlist
 from node.ids import Country
 from node.operator import OperatorClient
 from node.pki import init_federation, load_national_ca
@@ -148,14 +145,14 @@ def _detect_and_approve(nodes: dict[Country, NodeProcess]) -> str:
     """
     config = NodeConfig.load(nodes["KR"].config)
     client = nodes["KR"].client
-    events, _not_events, _unreadable = reported_events(client.call("policy_list"))
+    sync = sync_from(client)
+    if not sync.reachable or sync.watchlist is None:
+        raise EwxError(f"KR's node did not answer for its scan: {sync.down}")
     with open_store(config) as store:
-        taken = take_reports(store, events, me=config.node_id)
-        watch = keep_watchlist(store, WatchView.from_current(client.call("watchlist")["current"]))
-        result = scan(store, config.ews, watch=watch)
+        result, taken = scan_synced(store, sync, config.ews, me=config.node_id)
     _say(
-        f"   KR takes {taken.added} policy report of its peers as its own policy event, "
-        f"and watchlist version {watch.version} for its scan"
+        f"   KR takes {taken.added if taken else 0} policy report of its peers as its own policy event, "
+        f"and watchlist version {sync.watchlist.version} for its scan"
     )
     _say(
         f"1. KR scans {result.codes} HS-6 codes over {result.months} code-months: {len(result.detections)} "

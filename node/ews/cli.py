@@ -51,10 +51,12 @@ from node.ews.ingest import IngestReport, ingest_file, ingest_records
 from node.ews.reports import ReportedEvent, ReportsTaken, reports_of_events, take_reports
 from node.ews.review import Publisher, approve, detections, dismiss, open_store
 from node.ews.rules import explain
-from node.ews.scan import compute, scan, should_auto_publish, watch_flag
+from node.ews.scan import ScanResult, compute, scan, should_auto_publish, watch_flag
+from node.ews.store import EwsStore
 from node.ews.thresholds import Thresholds
 from node.ews.watch import WatchView, keep_watchlist, stored_watchlist, watchlist_by_digest
 from node.message import WATCH_REASONS_FOR, pb
+from node.operator import OperatorClient
 from node.trilateral._policy import report_event
 
 _DEFAULT_HS_EDITION = "HS2022"
@@ -80,7 +82,11 @@ class NodeSync:
 
 def from_node(args: argparse.Namespace) -> NodeSync:
     """The node's policy reports as policy events, and its watchlist in force; `down` if it is not running."""
-    client = operator_client(args)
+    return sync_from(operator_client(args))
+
+
+def sync_from(client: OperatorClient) -> NodeSync:
+    """What the node behind `client` holds for a scan: its reports as policy events, its watchlist."""
     try:
         rows = client.call("policy_list")
         current = client.call("watchlist")["current"]
@@ -94,6 +100,19 @@ def from_node(args: argparse.Namespace) -> NodeSync:
         not_events=not_events,
         unreadable=unreadable,
     )
+
+
+def scan_synced(
+    store: EwsStore, sync: NodeSync, thresholds: Thresholds, *, me: str, period: str | None = None
+) -> tuple[ScanResult, ReportsTaken | None]:
+    """`ewx ews scan`'s order: take the node's reports, keep its watchlist, then scan.
+
+    The reports taken are None when the node could not be asked; the scan then
+    uses the events and the last watchlist the store holds.
+    """
+    taken = take_reports(store, sync.reports, me=me) if sync.reachable else None
+    watch = keep_watchlist(store, sync.watchlist) if sync.watchlist is not None else None
+    return scan(store, thresholds, period=period, watch=watch), taken
 
 
 def reported_events(rows: list[dict[str, Any]]) -> tuple[list[ReportedEvent], int, list[str]]:
@@ -212,9 +231,7 @@ class EwsCommands:
         thresholds = config.ews
         sync = from_node(args)
         with open_store(config) as store:
-            taken = take_reports(store, sync.reports, me=config.node_id) if sync.reachable else None
-            watch = keep_watchlist(store, sync.watchlist) if sync.watchlist is not None else None
-            result = scan(store, thresholds, period=args.period, watch=watch)
+            result, taken = scan_synced(store, sync, thresholds, me=config.node_id, period=args.period)
         notes = [f"policy report {r}; not taken" for r in sync.unreadable + (taken.refused if taken else [])]
         if not sync.reachable:
             notes.insert(0, _offline_note(sync, result.watchlist))
