@@ -312,7 +312,7 @@ class AlertReplay:
         if self.errors_by:
             lines.append(f"  errors from: {', '.join(f'{n} ({r})' for n, r in self.errors_by.items())}")
         for e in self.events:
-            lines.append(f"  {iso(e.time)}  {e.where():<7} {e.kind:<9} {e.detail}")
+            lines.append(e.line(9))
         return "\n".join(lines)
 
 

@@ -157,7 +157,7 @@ class VersionReplay:
             on = f" on {self.predecessor}" if self.predecessor else ""
             lines.append(f"  {self.hs_edition}{on}: add {_pairs(self.add)}; remove {_pairs(self.remove)}")
         for e in self.events:
-            lines.append(f"  {iso(e.time)}  {e.where():<7} {e.kind:<10} {e.detail}")
+            lines.append(e.line(10))
         return "\n".join(lines)
 
     def _sort_key(self) -> tuple[int, datetime, int, str]:
@@ -229,7 +229,7 @@ class PolicyReplay:
         if self.watched:
             lines.append(f"  on the watchlist: {', '.join(self.watched)}")
         for e in self.events:
-            lines.append(f"  {iso(e.time)}  {e.where():<7} {e.kind:<10} {e.detail}")
+            lines.append(e.line(10))
         return "\n".join(lines)
 
 

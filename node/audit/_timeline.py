@@ -64,6 +64,10 @@ class Event:
         """`KR #3`, or `KR` for an event no entry records."""
         return self.node if self.index is None else f"{self.node} #{self.index}"
 
+    def line(self, kind_width: int) -> str:
+        """One line of a timeline in the text report: time, where, kind (padded), detail."""
+        return f"  {iso(self.time)}  {self.where():<7} {self.kind:<{kind_width}} {self.detail}"
+
     def to_json(self) -> dict[str, Any]:
         """The event as JSON-ready data."""
         return {
