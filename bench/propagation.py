@@ -40,11 +40,11 @@ def _time_replies(replies: dict[str, list[float]]) -> None:
     """Record when each Deliver reply arrives (bench-only instrumentation)."""
     original = PeerClient.deliver
 
-    async def deliver(self: PeerClient, envelope: bytes) -> bytes:
-        receipt = await original(self, envelope)
+    async def deliver(self: PeerClient, envelope: bytes, *, checkpoint: str) -> tuple[bytes, str]:
+        receipt, gossiped = await original(self, envelope, checkpoint=checkpoint)
         body = pb.ReceiptBody.FromString(pb.SignedReceipt.FromString(receipt).receipt)
         replies.setdefault(body.alert_id, []).append(time.perf_counter())
-        return receipt
+        return receipt, gossiped
 
     PeerClient.deliver = deliver  # type: ignore[method-assign]
 
@@ -58,10 +58,12 @@ async def measure(kr_config: Path, samples: int, warmup: int) -> tuple[list[floa
     done: dict[str, asyncio.Event] = {}
     receipts: dict[str, int] = {}
 
-    def on_receipt(_peer: str, receipt: Receipt) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_receipt(_peer: str, receipt: Receipt) -> None:  # on the store's thread, after the commit
         receipts[receipt.alert_id] = receipts.get(receipt.alert_id, 0) + 1
         if receipts[receipt.alert_id] == 2:
-            done[receipt.alert_id].set()
+            loop.call_soon_threadsafe(done[receipt.alert_id].set)
 
     service.on_receipt = on_receipt
     info = alert_info()
@@ -71,7 +73,7 @@ async def measure(kr_config: Path, samples: int, warmup: int) -> tuple[list[floa
             alert_id = f"KR-BENCH-{i:06d}"
             done[alert_id] = asyncio.Event()
             start = time.perf_counter()
-            service.publish(msg_type="ALERT", status="TEST", info=info, alert_id=alert_id)
+            await service.call(service.publish, msg_type="ALERT", status="TEST", info=info, alert_id=alert_id)
             await asyncio.wait_for(done[alert_id].wait(), timeout=10)
             if i >= warmup:
                 logged.append((time.perf_counter() - start) * 1000)

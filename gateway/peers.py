@@ -93,23 +93,21 @@ class PeerClient:
             rpc.UPDATE_TRUST, request_serializer=_identity, response_deserializer=_identity
         )
 
-    async def deliver(self, envelope: bytes) -> bytes:
-        """Deliver one envelope; returns the peer's SignedReceipt bytes.
+    async def deliver(self, envelope: bytes, *, checkpoint: str) -> tuple[bytes, str]:
+        """Deliver one envelope with our latest cosigned `checkpoint`; returns the peer's
+        SignedReceipt bytes and the checkpoint it gossips back.
 
         Both directions gossip the latest cosigned checkpoint (SPEC section 5),
-        so views of each log are compared at no extra round trip.
+        so views of each log are compared at no extra round trip. The caller
+        takes both into the store (DeliveryLoop, one turn of its thread).
         """
-        service = self._service
-        request = pb.DeliverRequest(
-            envelope=envelope, checkpoint=await service.call(service.gossip_checkpoint)
-        )
+        request = pb.DeliverRequest(envelope=envelope, checkpoint=checkpoint)
         reply = self._answer(
             pb.DeliverResponse,
             await self._deliver(request.SerializeToString(), timeout=self._deadline),
             what="deliver",
         )
-        await service.call(service.check_gossip, self.peer, reply.checkpoint)
-        return bytes(reply.receipt)
+        return bytes(reply.receipt), reply.checkpoint
 
     async def add_checkpoint(self, body: str) -> str:
         """Ask the peer to witness our log; returns its cosignature line."""
@@ -280,11 +278,13 @@ class DeliveryLoop:
                 # by one would only compete with it. Look again shortly.
                 asyncio.get_running_loop().call_later(PULL_PAUSE_CHECK_SECONDS, self.wake)
                 return False
+            # Once a batch: the checkpoint we gossip changes at the checkpoint cadence.
+            checkpoint = await service.call(service.gossip_checkpoint)
             for seq, alert_id, envelope in batch:
                 try:
                     began = time.monotonic()
-                    receipt = await self._client.deliver(envelope)
-                    await service.call(service.accept_receipt, self.peer, receipt)
+                    receipt, gossiped = await self._client.deliver(envelope, checkpoint=checkpoint)
+                    await service.call(_take_delivery, service, self.peer, receipt, gossiped)
                     if self.on_delivered is not None:
                         self.on_delivered(self.peer, time.monotonic() - began)
                 except aio.AioRpcError as exc:
@@ -334,6 +334,12 @@ class DeliveryLoop:
             error=error,
             attempt=self._failures,
         )
+
+
+def _take_delivery(service: NodeService, peer: Country, receipt: bytes, gossiped: str) -> None:
+    """A Deliver's answer in one turn of the store's thread: the peer's gossip, then its receipt."""
+    service.check_gossip(peer, gossiped)
+    service.accept_receipt(peer, receipt)
 
 
 async def pull(client: PeerClient, service: NodeService, *, origin: Country | None = None) -> int:
