@@ -99,6 +99,7 @@ from node.limits import (
     STREAM_STALL_SECONDS,
 )
 from node.pki import load_ed25519_private_key, read_private_key_pem
+from node.situation.deadlines import DEFAULT_ACK_DEADLINE_MINUTES, check_deadline_minutes
 from node.trust import Trust, describe_validation_error, log_origin
 
 BASE_DIR_CONTEXT: Final = "base_dir"
@@ -300,6 +301,15 @@ class NodeConfig(BaseModel):
 
     ews: Thresholds = Field(default_factory=Thresholds)
     """The `[ews]` table: the early-warning rules' thresholds (node/ews/thresholds.py)."""
+
+    ack_deadline_minutes: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_ACK_DEADLINE_MINUTES))
+    """The `[ack_deadline_minutes]` table: minutes a recipient has to acknowledge an alert, per
+    severity (EXTREME = 15); a severity left out has no deadline (node/situation/deadlines.py)."""
+
+    @field_validator("ack_deadline_minutes", mode="before")
+    @classmethod
+    def _check_ack_deadlines(cls, value: Any) -> Any:
+        return check_deadline_minutes(value) if isinstance(value, dict) else value
 
     # The file this config came from, for error messages (None if built in code).
     _source: Path | None = PrivateAttr(default=None)

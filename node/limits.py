@@ -133,6 +133,13 @@ to take a reply, before the node closes it."""
 MAX_EVIDENCE_LISTED = 1000
 """Newest evidence rows one `evidence` reply carries; the reply says how many there are."""
 
+SITUATION_ALERTS_MAX = 500
+"""Newest open alerts the situation board, the overdue counts of `ewx status` and a metrics
+scrape fold (each one fold over the entries naming it); the board says when more are open."""
+
+DEADLINE_WATCH_SECONDS = 15.0
+"""How often a serving node looks for acknowledgements that became overdue (one log event each)."""
+
 PEER_RATE_PER_SECOND = 2000.0
 """Default sustained calls a second one peer may make (token bucket refill)."""
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Union
@@ -74,6 +74,14 @@ from node.message import (
     from_timestamp,
     parse_canonical,
     pb,
+)
+from node.situation.state import (
+    ALERT_STATES,
+    INFO_TYPES,
+    TRILATERAL_TYPES,
+    AlertFold,
+    AlertState,
+    Delivery,
 )
 from node.trust import Trust, summarize
 
@@ -121,14 +129,14 @@ EVENT_KINDS: Final[dict[str, str]] = {
 """Event kinds (stable strings) and what each means (DELIVERED, RECEIPT and the follow-ups
 serve the watchlist messages and policy reports too)."""
 
-STATES: Final = ("active", "updated", "cancelled", "expired", "unknown")
-"""The states an alert can end up in."""
+STATES: Final = ALERT_STATES
+"""The states an alert can end up in (node.situation.state)."""
 
 Subject = Union["AlertReplay", VersionReplay, PolicyReplay]
 """What a timeline event is about: an alert, a watchlist version or a policy report."""
 
-_INFO_TYPES: Final = frozenset({"ALERT", "UPDATE"})
-_TRILATERAL_TYPES: Final = frozenset({"WATCHLIST_PROPOSAL", "WATCHLIST_VOTE", "POLICY_REPORT"})
+_INFO_TYPES: Final = INFO_TYPES
+_TRILATERAL_TYPES: Final = TRILATERAL_TYPES
 """Replayed by node/audit/_replay_trilateral.py, not as alerts."""
 _SENT: Final = pb.ALERT_SENT
 _RECEIVED: Final = pb.ALERT_RECEIVED
@@ -137,112 +145,15 @@ _RECEIPT: Final = pb.RECEIPT_RECEIVED
 
 # ------------------------------------------------------------------ results
 @dataclass
-class Delivery:
-    """What the logs prove about one recipient of an alert."""
+class AlertReplay(AlertState):
+    """One alert (an ALERT or UPDATE message): its state (node.situation.fold) and its timeline."""
 
-    recipient: Country
-    seq: int
-    """The origin's sequence number towards this recipient (signed in the alert)."""
-    received_at: datetime | None = None
-    """logged_at of the recipient's ALERT_RECEIVED, else the receipt's received_at."""
-    relayed_by: Country | None = None
-    """None when the origin handed it over itself (or when only the receipt is known)."""
-    receiver_index: int | None = None
-    """The index of the ALERT_RECEIVED in the recipient's log (or as its receipt names it)."""
-    receipt_index: int | None = None
-    """The index of the recipient's receipt in the origin's log."""
-    in_receiver_log: bool = False
-    """True iff the recipient's given log holds the alert with the sent digest."""
-
-    @property
-    def delivered(self) -> bool:
-        """True iff the recipient's log or its signed receipt proves delivery."""
-        return self.in_receiver_log or self.receipt_index is not None
-
-    def describe(self) -> str:
-        """`US seq 1 at ... direct, receipted (KR #2)`, or `US seq 1: not delivered`."""
-        if not self.delivered:
-            return f"{self.recipient} seq {self.seq}: no delivery in the logs"
-        parts = [f"{self.recipient} seq {self.seq}"]
-        if self.received_at is not None:
-            parts.append(f"at {iso(self.received_at)}")
-        if self.in_receiver_log:
-            parts.append(f"relayed by {self.relayed_by}" if self.relayed_by else "direct")
-        parts.append("receipted" if self.receipt_index is not None else "no receipt logged at origin")
-        return " ".join(parts)
-
-    def to_json(self) -> dict[str, Any]:
-        """The delivery as JSON-ready data."""
-        return {
-            "recipient": self.recipient,
-            "seq": self.seq,
-            "delivered": self.delivered,
-            "received_at": None if self.received_at is None else iso(self.received_at),
-            "direct": None if not self.in_receiver_log else self.relayed_by is None,
-            "relayed_by": self.relayed_by,
-            "receiver_index": self.receiver_index,
-            "receipt_index": self.receipt_index,
-        }
-
-
-@dataclass
-class AlertReplay:
-    """One alert (an ALERT or UPDATE message): what it said, its state and its timeline."""
-
-    origin: Country
-    alert_id: str
-    msg_type: str | None = None
-    """ALERT or UPDATE; None when the alert is only referenced by other messages."""
-    digest: bytes | None = None
-    """SHA-256 of the signed alert bytes (the origin's version when its log is given)."""
-    sent: datetime | None = None
-    status: str | None = None
-    severity: str | None = None
-    category: str | None = None
-    headline: str | None = None
-    expires: datetime | None = None
-    supersedes: str | None = None
-    """For an UPDATE: the id of the version it replaces."""
-    superseded_by: list[str] = field(default_factory=list)
-    cancelled_by: str | None = None
-    """The id of the CANCEL message."""
-    cancel_reason: str | None = None
-    expired: bool = False
-    deliveries: dict[Country, Delivery] = field(default_factory=dict)
-    acknowledged_by: dict[Country, str] = field(default_factory=dict)
-    """Acknowledging node -> reason code of its (first) ACK."""
-    responded_by: list[Country] = field(default_factory=list)
-    consulted_by: list[Country] = field(default_factory=list)
-    errors_by: dict[Country, str] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
-
-    @property
-    def key(self) -> tuple[Country, str]:
-        """(origin, alert id): ids are unique per origin only."""
-        return (self.origin, self.alert_id)
 
     @property
     def label(self) -> str:
         """How the timeline names it: its id."""
         return self.alert_id
-
-    @property
-    def state(self) -> str:
-        """cancelled, updated, expired, active or unknown (that precedence)."""
-        if self.cancelled_by is not None:
-            return "cancelled"
-        if self.superseded_by:
-            return "updated"
-        if self.msg_type is None:
-            return "unknown"
-        if self.expired:
-            return "expired"
-        return "active"
-
-    @property
-    def delivered_to(self) -> list[Country]:
-        """The recipients the logs prove received it, in federation order."""
-        return [r for r in COUNTRIES if r in self.deliveries and self.deliveries[r].delivered]
 
     def _sort_key(self) -> tuple[datetime, int, str]:
         first = self.sent or (self.events[0].time if self.events else datetime.max.replace(tzinfo=UTC))
@@ -481,61 +392,15 @@ def _read_trust_update(node: Country, index: int, data: bytes) -> TrustUpdateEve
 # ------------------------------------------------------------------ reading the logs
 # ------------------------------------------------------------------ building the replay
 class _Builder:
-    def __init__(self, as_of: datetime) -> None:
-        self.as_of = as_of
-        self.alerts: dict[tuple[Country, str], AlertReplay] = {}
-        self.messages: dict[tuple[Country, str], _AlertEntry] = {}
-        """The reference version of every message: the origin's own, else the first seen."""
+    """The timeline's events, over the fold that gives each alert its state."""
 
-    def block(self, key: tuple[Country, str]) -> AlertReplay:
-        found = self.alerts.get(key)
-        if found is None:
-            found = self.alerts[key] = AlertReplay(origin=key[0], alert_id=key[1])
-        return found
-
-    def learn(self, entries: Iterable[_AlertEntry]) -> None:
-        for e in entries:
-            key = (e.alert.origin, e.alert.alert_id)
-            known = self.messages.get(key)
-            if known is None or (e.sent and not known.sent):
-                self.messages[key] = e
-        for key, e in self.messages.items():
-            if e.alert.msg_type in _INFO_TYPES:
-                self._describe(self.block(key), e)
-
-    def _describe(self, a: AlertReplay, e: _AlertEntry) -> None:
-        alert = e.alert
-        a.msg_type = alert.msg_type
-        a.digest = e.digest
-        a.sent = alert.sent
-        a.status = alert.status
-        if alert.info is not None:
-            a.severity = alert.info.severity
-            a.category = alert.info.category
-            a.headline = alert.info.headline
-            a.expires = alert.info.expires
-            a.expired = alert.info.expires <= self.as_of
-        if alert.msg_type == "UPDATE" and alert.references:
-            a.supersedes = alert.references[0].alert_id
-        for d in alert.deliveries:
-            a.deliveries[d.recipient] = Delivery(recipient=d.recipient, seq=d.seq)
-
-    def target(self, alert: Alert) -> AlertReplay | None:
-        """The alert a follow-up message is about; follow-ups of follow-ups resolve to the root."""
-        seen: set[tuple[Country, str]] = set()
-        while alert.references:
-            ref = alert.references[0]
-            key = (ref.origin, ref.alert_id)
-            if key in seen:
-                return None
-            seen.add(key)
-            known = self.messages.get(key)
-            if known is not None and known.alert.msg_type in _TRILATERAL_TYPES:
-                return None  # about a watchlist message or a report: their replay has it
-            if known is None or known.alert.msg_type in _INFO_TYPES:
-                return self.block(key)
-            alert = known.alert
-        return None
+    def __init__(self, steps: AlertFold[AlertReplay]) -> None:
+        self.steps = steps
+        self.as_of = steps.as_of
+        self.alerts = steps.alerts
+        self.messages = steps.messages
+        self.target = steps.target
+        self.block = steps.block
 
     # -------------------------------------------------------- events
     def add(
@@ -592,12 +457,6 @@ class _Builder:
         seq = alert.seq_for(e.node)
         via = _via(alert.origin, e.peer)
         self.add(a, e, "DELIVERED", e.node, f"delivered to {e.node} (seq {seq}), {via}" + other)
-        d = a.deliveries.get(e.node)
-        if d is not None and not other and not d.in_receiver_log:
-            d.in_receiver_log = True
-            d.received_at = e.logged_at
-            d.receiver_index = e.index
-            d.relayed_by = None if e.peer == alert.origin else e.peer
 
     def _on_followup(self, a: AlertReplay, e: _AlertEntry) -> None:
         alert = e.alert
@@ -615,21 +474,6 @@ class _Builder:
         else:
             detail = f"{e.node} received {sender}'s {kind} {alert.alert_id}, {_via(sender, e.peer)}: {what}"
         self.add(a, e, kind, sender, detail + note)
-        if other_version or ref.alert_id != a.alert_id:
-            return  # about another version: moves no state
-        if kind == "ACK" and alert.reason is not None:
-            a.acknowledged_by.setdefault(sender, alert.reason)
-        elif kind == "RESPONSE" and sender not in a.responded_by:
-            a.responded_by.append(sender)
-        elif kind == "CONSULT" and sender not in a.consulted_by:
-            a.consulted_by.append(sender)
-        elif kind == "ERROR" and alert.reason is not None:
-            a.errors_by.setdefault(sender, alert.reason)
-        elif kind == "UPDATE" and sender == a.origin and alert.alert_id not in a.superseded_by:
-            a.superseded_by.append(alert.alert_id)
-        elif kind == "CANCEL" and sender == a.origin and a.cancelled_by is None:
-            a.cancelled_by = alert.alert_id
-            a.cancel_reason = alert.reason
 
     @staticmethod
     def _followup_text(alert: Alert) -> str:
@@ -676,12 +520,6 @@ class _Builder:
             if not matches:
                 detail += f" [for digest {short_hash(r.alert_digest)}, not the sent version]"
             self.add(a, e, "RECEIPT", e.peer, detail)
-            d = a.deliveries.get(e.peer)
-            if matches and d is not None and d.receipt_index is None:
-                d.receipt_index = e.index
-                if not d.in_receiver_log:
-                    d.received_at = r.received_at
-                    d.receiver_index = r.log_index
             return
         target = self.target(known.alert)
         if target is not None:
@@ -734,11 +572,14 @@ def replay(bundles: Sequence[Bundle], *, trust: Trust) -> Replay:
                 receipt_entries.append(read)
             else:
                 alert_entries.append(read)
-    builder = _Builder(as_of)
-    builder.learn(alert_entries)
+    steps: AlertFold[AlertReplay] = AlertFold(as_of=as_of, make=AlertReplay)
+    steps.learn(alert_entries)
+    builder = _Builder(steps)
     for e in alert_entries:
+        steps.on_alert(e)
         builder.on_alert(e)
     for r in receipt_entries:
+        steps.on_receipt(r)
         builder.on_receipt(r)
     # The watchlist counts only what the audit's fold counts (node/audit/_watchlist.py).
     invalid_key = {(f.node, f.index) for f in report.findings if f.kind in KEY_NOT_VALID_KINDS}

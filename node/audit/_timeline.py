@@ -12,25 +12,11 @@ from datetime import datetime
 from typing import Any, Final
 
 from node.clock import iso
-from node.crypto import digest
 from node.ids import COUNTRIES, Country
-from node.message import (
-    Alert,
-    DecodeFailure,
-    Receipt,
-    alert_from_bytes,
-    from_timestamp,
-    parse_canonical,
-    pb,
-    receipt_from_bytes,
-)
-from node.message import member as _member
+from node.situation.entries import AlertEntry, ReceiptEntry, read_entry
 
 __all__ = ["NODE_ORDER", "AlertEntry", "Event", "ReceiptEntry", "read_entry", "via"]
 
-_SENT: Final = pb.ALERT_SENT
-_RECEIVED: Final = pb.ALERT_RECEIVED
-_RECEIPT: Final = pb.RECEIPT_RECEIVED
 NODE_ORDER: Final = {c: i for i, c in enumerate(COUNTRIES)}
 """Federation order, for sorting."""
 _NODE_ORDER: Final = NODE_ORDER
@@ -79,54 +65,6 @@ class Event:
             "actor": self.actor,
             "detail": self.detail,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class AlertEntry:
-    node: Country
-    index: int
-    logged_at: datetime
-    sent: bool
-    peer: Country | None
-    alert: Alert
-    digest: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiptEntry:
-    node: Country
-    index: int
-    logged_at: datetime
-    peer: Country
-    receipt: Receipt
-
-
-def read_entry(node: Country, index: int, data: bytes) -> AlertEntry | ReceiptEntry | None:
-    """Decode one entry the audit found usable; None if it still does not decode."""
-    try:
-        entry = parse_canonical(pb.LogEntry, data, what="log entry")
-        logged_at = from_timestamp(entry.logged_at, field="logged_at")
-        peer = _member(entry.peer)
-        if entry.kind == _RECEIPT:
-            if peer is None:
-                return None
-            receipt = receipt_from_bytes(bytes(entry.receipt.receipt))
-            return ReceiptEntry(node=node, index=index, logged_at=logged_at, peer=peer, receipt=receipt)
-        if entry.kind not in (_SENT, _RECEIVED):
-            return None
-        payload = bytes(entry.alert.alert)
-        alert = alert_from_bytes(payload)
-    except DecodeFailure:
-        return None
-    return AlertEntry(
-        node=node,
-        index=index,
-        logged_at=logged_at,
-        sent=entry.kind == _SENT,
-        peer=peer,
-        alert=alert,
-        digest=digest(payload),
-    )
 
 
 def via(origin: Country, peer: Country | None) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from node.ids import Country
 from node.message import Alert
+from node.situation.deadlines import AckDue
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,16 @@ class ListedAlert:
     reason: str | None = None
     local_exposure: str | None = None
     """This node's own exposure to a received alert with info, in one line of bands (computed at home)."""
+    acks: tuple[AckDue, ...] = ()
+    """Each recipient's acknowledgement against the deadline of its severity (ALERT and UPDATE)."""
+    flags: tuple[str, ...] = ()
+    """What a duty officer should look at: `ack_after_cancel:<CC>` (an ACK signed after the CANCEL)."""
+    consultation_open: bool = False
+
+    @property
+    def overdue(self) -> tuple[Country, ...]:
+        """The recipients whose acknowledgement is overdue now."""
+        return tuple(d.recipient for d in self.acks if d.status == "overdue")
 
     @property
     def direction(self) -> str:
@@ -121,6 +132,11 @@ class ListedAlert:
             item["reason"] = self.reason
         if self.via is not None and self.severity is not None:
             item["local_exposure"] = self.local_exposure
+        if self.msg_type in ("ALERT", "UPDATE"):
+            item["acks"] = [d.to_json() for d in self.acks]
+            item["overdue"] = list(self.overdue)
+            item["flags"] = list(self.flags)
+            item["consultation_open"] = self.consultation_open
         return item
 
 

@@ -22,6 +22,9 @@ from node.service._results import (
     NodeStatus,
     PeerStatus,
 )
+from node.situation.deadlines import AckDue, ack_dues, deadlines_from_minutes
+from node.situation.entries import AlertEntry, ReceiptEntry, read_entry
+from node.situation.state import INFO_TYPES, AlertState, fold
 from node.store import AlertFilter, ListingKeys, Reads, StoredAlert
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -105,6 +108,42 @@ class Views:
                 return listed
             query = replace(query, after=int(page.next))
 
+    def folded(self, reads: Reads, row: StoredAlert, now: datetime) -> AlertState:
+        """The state of a stored ALERT or UPDATE: node.situation.fold over the entries of this
+        node's log that name it (its own, its follow-ups', its receipts), as `ewx audit
+        replay` folds the exported log."""
+        alert = self.ctx.decode(row)
+        own = row.via is None
+        receipts_for = tuple((d.recipient, d.seq) for d in alert.deliveries) if own else ()
+        read = [
+            read_entry(self.ctx.me, index, data)
+            for index, data in reads.entries_naming(row.origin, row.alert_id, receipts_for=receipts_for)
+        ]
+        alerts = [e for e in read if isinstance(e, AlertEntry)]
+        if not any(e.index == row.log_index for e in alerts):
+            # Its entry is not in this log (a store restored or re-joined without it): the
+            # stored copy of the signed alert is the same bytes, so fold that instead.
+            logged = datetime.fromisoformat(row.received_at) if row.received_at else alert.sent
+            alerts.append(
+                AlertEntry(
+                    node=self.ctx.me,
+                    index=row.log_index,
+                    logged_at=logged,
+                    sent=own,
+                    peer=row.via,
+                    alert=alert,
+                    digest=bytes(row.digest),
+                )
+            )
+            alerts.sort(key=lambda e: e.index)
+        receipts = [e for e in read if isinstance(e, ReceiptEntry)]
+        states: dict[tuple[Country, str], AlertState] = fold(alerts, receipts, as_of=now)
+        return states.get((row.origin, row.alert_id)) or AlertState(origin=row.origin, alert_id=row.alert_id)
+
+    def ack_dues(self, state: AlertState, now: datetime) -> list[AckDue]:
+        """Each recipient's acknowledgement of `state` against this node's configured deadlines."""
+        return ack_dues(state, deadlines_from_minutes(self.ctx.config.ack_deadline_minutes), now=now)
+
     def _listed(self, reads: Reads, row: StoredAlert, now: datetime) -> ListedAlert:
         alert = self.ctx.decode(row)
         follow = tuple(
@@ -113,14 +152,18 @@ class Views:
             )
             for later, decoded in ((r, self.ctx.decode(r)) for r in reads.followups(row.origin, row.alert_id))
         )
-        # The same rules as the store's state filter (node/store/_sqlite.py, _STATE_SQL).
-        state = "active"
-        if any(f.msg_type == "CANCEL" for f in follow):
-            state = "cancelled"
-        elif any(f.msg_type == "UPDATE" for f in follow):
-            state = "updated"
-        elif alert.info is not None and alert.info.expires <= now:
-            state = "expired"
+        dues: tuple[AckDue, ...] = ()
+        flags: tuple[str, ...] = ()
+        consultation_open = False
+        if alert.msg_type in INFO_TYPES:
+            folded = self.folded(reads, row, now)
+            state = folded.state
+            dues = tuple(self.ack_dues(folded, now))
+            flags = tuple(f"ack_after_cancel:{a.by}" for a in folded.acks_after_cancel)
+            consultation_open = folded.consultation_open
+        else:
+            # Not an alert of its own: the store's listing rule (node/store/_sqlite.py, _STATE_SQL).
+            state = "cancelled" if any(f.msg_type == "CANCEL" for f in follow) else "active"
         exposure = None
         if row.via is not None and alert.info is not None:
             kept = reads.exposure(row.origin, row.alert_id)
@@ -152,6 +195,9 @@ class Views:
             items=() if info is None else tuple(i.hs_code for i in info.items),
             reason=alert.reason,
             local_exposure=exposure,
+            acks=dues,
+            flags=flags,
+            consultation_open=consultation_open,
         )
 
     @staticmethod

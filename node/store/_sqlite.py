@@ -734,6 +734,49 @@ class Reads:
         ).fetchall()
         return [a for a in map(_alert_row, rows) if a is not None]
 
+    def entries_naming(
+        self, origin: Country, alert_id: str, *, receipts_for: tuple[tuple[Country, int], ...] = ()
+    ) -> list[tuple[int, bytes]]:
+        """(index, entry) of the log entries that name one alert, in log order: the alert's own,
+        every follow-up's, and the receipts of the outbox rows `receipts_for` ((recipient, seq)
+        of an own alert). What node.situation folds into its state, each found by an index."""
+        parts = [
+            "SELECT log_index FROM alerts WHERE origin = ? AND alert_id = ?",
+            "SELECT log_index FROM alerts WHERE ref_origin = ? AND ref_alert_id = ?",
+        ]
+        args: list[object] = [origin, alert_id, origin, alert_id]
+        for recipient, seq in receipts_for:
+            parts.append(
+                "SELECT receipt_log_index FROM outbox WHERE recipient = ? AND seq = ? AND alert_id = ?"
+                " AND receipt_log_index IS NOT NULL"
+            )
+            args.extend([recipient, seq, alert_id])
+        rows = self._conn.execute(
+            f"SELECT idx, entry FROM log WHERE idx IN ({' UNION '.join(parts)}) ORDER BY idx", args
+        ).fetchall()
+        return [(int(idx), bytes(entry)) for idx, entry in rows]
+
+    def open_alerts(self, *, now_us: int, limit: int) -> tuple[list[StoredAlert], bool]:
+        """The newest `limit` ALERTs and UPDATEs neither cancelled, updated nor expired at `now_us`
+        (oldest of them first), and whether there were more."""
+        rows = self._conn.execute(
+            f"SELECT {_ALERT_COLUMNS_OF_A} FROM alerts a"
+            f" WHERE a.msg_type IN ('ALERT', 'UPDATE') AND {_STATE_SQL['active']}"
+            " ORDER BY a.log_index DESC LIMIT ?",
+            (now_us, limit + 1),
+        ).fetchall()
+        page = [a for a in map(_alert_row, rows[:limit]) if a is not None]
+        return page[::-1], len(rows) > limit
+
+    def alerts_sent_between(self, low_us: int, high_us: int) -> list[StoredAlert]:
+        """The ALERTs and UPDATEs signed in (low_us, high_us], by alerts_by_sent, in sent order."""
+        rows = self._conn.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts INDEXED BY alerts_by_sent"
+            " WHERE sent_us > ? AND sent_us <= ? AND msg_type IN ('ALERT', 'UPDATE') ORDER BY sent_us, log_index",
+            (low_us, high_us),
+        ).fetchall()
+        return [a for a in map(_alert_row, rows) if a is not None]
+
     def evidence_page(self, limit: int) -> tuple[list[dict[str, object]], int]:
         """The newest `limit` rows of kept evidence (oldest of them first), and how many are kept in all."""
         cur = self._conn.execute(
