@@ -99,7 +99,7 @@ from node.limits import (
     STREAM_STALL_SECONDS,
 )
 from node.pki import load_ed25519_private_key, read_private_key_pem
-from node.situation.deadlines import DEFAULT_ACK_DEADLINE_MINUTES, check_deadline_minutes
+from node.situation.settings import DEFAULT_ACK_DEADLINE_MINUTES, check_deadline_minutes
 from node.trust import Trust, describe_validation_error, log_origin
 
 BASE_DIR_CONTEXT: Final = "base_dir"

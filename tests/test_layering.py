@@ -36,6 +36,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "pki": ("node.pki.",),
     "checks": ("node.checks.",),
     "trilateral": ("node.trilateral.",),
+    "situation-settings": ("node.situation.settings",),
+    "situation": ("node.situation.",),
     "store": ("node.store.",),
     "audit": ("node.audit.",),
     "ews-settings": ("node.ews.thresholds",),
@@ -49,8 +51,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
 """Each module in exactly one component; the most specific entry wins (node.ews.cli is the CLI's)."""
 
 _BELOW_THE_SERVICE: set[str] = {
-    "shared", "message", "crypto", "trust", "pki", "checks", "trilateral", "store", "audit", "ews-settings",
-    "config", "ews",
+    "shared", "message", "crypto", "trust", "pki", "checks", "trilateral", "situation-settings", "situation",
+    "store", "audit", "ews-settings", "config", "ews",
 }
 
 MAY_IMPORT: dict[str, set[str]] = {
@@ -61,10 +63,12 @@ MAY_IMPORT: dict[str, set[str]] = {
     "pki": {"shared", "crypto", "trust"},
     "checks": {"shared", "message", "crypto", "trust"},
     "trilateral": {"shared", "message"},
+    "situation-settings": {"shared", "message"},
+    "situation": {"shared", "message", "crypto", "trilateral", "situation-settings"},
     "store": {"shared", "crypto"},
-    "audit": {"shared", "message", "crypto", "trust", "checks", "trilateral"},
+    "audit": {"shared", "message", "crypto", "trust", "checks", "trilateral", "situation"},
     "ews-settings": {"shared"},
-    "config": {"shared", "crypto", "trust", "pki", "ews-settings"},
+    "config": {"shared", "crypto", "trust", "pki", "ews-settings", "situation-settings"},
     "ews": {"shared", "ews-settings", "config"},
     "service": _BELOW_THE_SERVICE,
     "operator": {"shared", "message", "trust", "store", "config", "service"},

@@ -22,8 +22,9 @@ from node.service._results import (
     NodeStatus,
     PeerStatus,
 )
-from node.situation.deadlines import AckDue, ack_dues, deadlines_from_minutes
+from node.situation.deadlines import AckDue, ack_dues
 from node.situation.entries import AlertEntry, ReceiptEntry, read_entry
+from node.situation.settings import deadlines_from_minutes
 from node.situation.state import INFO_TYPES, AlertState, fold
 from node.store import AlertFilter, ListingKeys, Reads, StoredAlert
 
