@@ -41,7 +41,7 @@ from node.errors import ConfigError
 from node.ews.exposure import ExposureWorker
 from node.files import DataDirLock
 from node.ids import Country
-from node.limits import MAX_GRPC_MESSAGE_BYTES
+from node.limits import DEADLINE_WATCH_SECONDS, MAX_GRPC_MESSAGE_BYTES
 from node.operator import OperatorServer
 from node.service import NodeService
 from node.store import StoreThread
@@ -85,6 +85,8 @@ class NodeRuntime:
         self.config = config
         self._clock = clock
         self._tls_poll_seconds = tls_poll_seconds
+        self.deadline_watch_seconds = DEADLINE_WATCH_SECONDS
+        """How often to look for acknowledgements that became overdue (a test shortens it)."""
         self._tasks: list[asyncio.Task[None]] = []
         self._clients: list[PeerClient] = []
         self._loops: dict[str, DeliveryLoop] = {}
@@ -209,6 +211,7 @@ class NodeRuntime:
         self._tasks.append(asyncio.create_task(self._checkpoint_forever(), name="checkpoints"))
         self._tasks.append(asyncio.create_task(self._peer_health_forever(), name="peer-health"))
         self._tasks.append(asyncio.create_task(self._watch_tls_forever(), name="tls-watch"))
+        self._tasks.append(asyncio.create_task(self._watch_deadlines_forever(), name="deadline-watch"))
 
     async def _start_exposure_checks(self) -> None:
         """Every peer ALERT and UPDATE stored is checked against this node's own data (SPEC 7)."""
@@ -323,6 +326,22 @@ class NodeRuntime:
             if now == seen and now != self._tls_files:
                 self.reload_tls("file_change")
             seen = now
+
+    async def _watch_deadlines_forever(self) -> None:
+        """Log each acknowledgement once, when it becomes overdue (node/situation/deadlines.py)."""
+        while True:
+            await asyncio.sleep(self.deadline_watch_seconds)
+            with _survive("deadline-watch", self.service.me):
+                for due in await self.service.call(self.service.watch_deadlines):
+                    log.warning(
+                        "ack_overdue",
+                        node=self.service.me,
+                        peer=due.recipient,
+                        origin=due.origin,
+                        alert_id=due.alert_id,
+                        severity=due.severity,
+                        due=due.due.isoformat(),
+                    )
 
     async def _peer_health_forever(self) -> None:
         """Each peer's health name: NOT_SERVING once it has been unreachable for

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Union
@@ -75,6 +75,8 @@ from node.message import (
     parse_canonical,
     pb,
 )
+from node.situation.deadlines import AckDue, ack_dues
+from node.situation.settings import ACK_STATUSES, DEFAULT_ACK_DEADLINE_MINUTES, deadlines_from_minutes
 from node.situation.state import (
     ALERT_STATES,
     INFO_TYPES,
@@ -244,6 +246,31 @@ class Replay:
     """Key rotations and revocations, as each log recorded them, in time order."""
     trilateral: TrilateralReplay = field(default_factory=no_trilateral)
     """The watchlist's versions and the policy reports (node/audit/_replay_trilateral.py)."""
+    deadline_minutes: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_ACK_DEADLINE_MINUTES))
+    """The acknowledgement deadlines the replay measured against, per severity."""
+    acks: list[AckDue] = field(default_factory=list)
+    """Every recipient's acknowledgement of every alert against its deadline, as of `as_of`."""
+
+    def acks_by_peer(self) -> dict[Country, dict[str, list[AckDue]]]:
+        """Per recipient: its acknowledgements by status (on_time, late, overdue, ...), federation order."""
+        out: dict[Country, dict[str, list[AckDue]]] = {}
+        for due in self.acks:
+            out.setdefault(due.recipient, {}).setdefault(due.status, []).append(due)
+        return {peer: out[peer] for peer in COUNTRIES if peer in out}
+
+    def _acks_text(self) -> list[str]:
+        deadlines = ", ".join(f"{s} {m} min" for s, m in self.deadline_minutes.items()) or "none"
+        lines = [f"Acknowledgement deadlines ({deadlines}), from the alert's signed time to the ACK's:"]
+        for peer, by_status in self.acks_by_peer().items():
+            counts = ", ".join(
+                f"{len(by_status[s])} {s.replace('_', ' ')}" for s in ACK_STATUSES if s in by_status
+            )
+            lines.append(f"  {peer}: {counts}")
+            for status in ("late", "overdue", "missed"):
+                lines.extend(f"    {d.describe()}" for d in by_status.get(status, []))
+        if not self.acks:
+            lines.append("  no alert with a deadline in these logs")
+        return lines
 
     @property
     def clean(self) -> bool:
@@ -288,6 +315,11 @@ class Replay:
             "trust_updates": [t.to_json() for t in self.trust_updates],
             "watchlist": self.trilateral.to_json(),
             "policy_reports": [p.to_json() for p in self.trilateral.policy],
+            "ack_deadline_minutes": dict(self.deadline_minutes),
+            "acknowledgements": {
+                peer: {status: [d.to_json() for d in dues] for status, dues in by_status.items()}
+                for peer, by_status in self.acks_by_peer().items()
+            },
         }
 
     def to_text(self) -> str:
@@ -315,6 +347,8 @@ class Replay:
             for p in tri.policy:
                 lines.append("")
                 lines.append(p.to_text())
+        lines.append("")
+        lines.extend(self._acks_text())
         if self.trust_updates:
             lines.append("")
             lines.append("Trust updates (key rotation and revocation):")
@@ -544,8 +578,13 @@ class _Builder:
         return sorted(self.alerts.values(), key=AlertReplay._sort_key)
 
 
-def replay(bundles: Sequence[Bundle], *, trust: Trust) -> Replay:
+def replay(
+    bundles: Sequence[Bundle], *, trust: Trust, deadline_minutes: Mapping[str, int] | None = None
+) -> Replay:
     """Audit `bundles` and rebuild every alert's timeline and state from their authentic entries.
+
+    Acknowledgements are measured against `deadline_minutes` (default: the
+    node's default deadlines, node/situation/settings.py).
 
     Raises node.audit.BundleError (from the audit) if two bundles are of one node.
     """
@@ -589,11 +628,16 @@ def replay(bundles: Sequence[Bundle], *, trust: Trust) -> Replay:
         members=tuple(trust.members),
         nodes=[b.node for b in ordered],
     )
+    minutes = dict(DEFAULT_ACK_DEADLINE_MINUTES if deadline_minutes is None else deadline_minutes)
+    alerts = builder.finish()
+    deadlines = deadlines_from_minutes(minutes)
     return Replay(
+        deadline_minutes=minutes,
+        acks=[d for a in alerts for d in ack_dues(a, deadlines, now=as_of)],
         report=report,
         as_of=as_of,
         nodes=[b.node for b in ordered],
-        alerts=builder.finish(),
+        alerts=alerts,
         left_out=left_out,
         trust_updates=sorted(trust_updates, key=lambda t: (t.logged_at, _NODE_ORDER.get(t.node, 9), t.index)),
         trilateral=trilateral,

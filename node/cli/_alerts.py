@@ -7,6 +7,9 @@ The flags that shape an alert's info are node/cli/_alert_fields.py, shared with
 from __future__ import annotations
 
 import argparse
+import re
+import sys
+from pathlib import Path
 from typing import Any
 
 from node.cli._alert_fields import (
@@ -18,6 +21,7 @@ from node.cli._alert_fields import (
 )
 from node.cli._common import EXIT_OK, load_config, operator_client, print_json
 from node.errors import RefusedOperation, UsageError
+from node.files import write_atomically
 from node.ids import Country
 from node.limits import OPERATOR_PAGE_DEFAULT, OPERATOR_PAGE_MAX
 from node.message import pb
@@ -146,21 +150,106 @@ def cmd_alert_list(args: argparse.Namespace) -> int:
     alerts = page["alerts"]
     if not alerts:
         print("no alerts")
+    else:
+        print(_LIST_HEADER)
     for a in alerts:
-        line = f"{a['alert_id']:<28} {a['origin']} {a['msg_type']:<8} {a['direction']:<8} {a['state']:<9}"
-        if a["direction"] == "sent":
-            done = [r for r, d in a["deliveries"].items() if d.get("delivered_at")]
-            line += f" delivered:{','.join(done) or '-'}"
-        line += f" acked-by:{','.join(a['acknowledged_by']) or '-'}"
-        if a.get("headline"):
-            line += f"  {a['severity']} {a['headline']}"
-        elif a["references"]:
-            line += f"  re {a['references'][0]['origin']}/{a['references'][0]['alert_id']}"
+        print(_clip(_list_row(a)))
         if a.get("local_exposure"):
-            line += f"  [{a['local_exposure']}]"
-        print(line)
+            print(_clip(f"  our exposure: {a['local_exposure']}"))
+        for note in a.get("flags", []):
+            kind, _, who = note.partition(":")
+            if kind == "ack_after_cancel":
+                print(_clip(f"  note: {who} acknowledged it after it was cancelled"))
+    if alerts:
+        print(_LIST_LEGEND)
     if page["more"]:
         print(f"more: ewx alert list --after {page['next']} (with the same filters)")
+    return EXIT_OK
+
+
+_LIST_WIDTH = 80
+"""`ewx alert list` fits an 80-column terminal; --json carries every field in full."""
+_LIST_COLUMNS = "{:<18} {:<2} {:<8} {:<9} {:<8} {:<11} {}"
+_LIST_HEADER = _LIST_COLUMNS.format("ID", "BY", "TYPE", "STATE", "SEVERITY", "PEERS", "HEADLINE OR REF")
+_LIST_LEGEND = "peers: + acknowledged  ~ late  ! ack overdue  . delivered  - not delivered yet"
+_ACK_MARK = {"on_time": "+", "late": "~", "overdue": "!", "missed": "!"}
+
+
+def _clip(text: str, width: int = _LIST_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "~"
+
+
+def _peer_marks(a: dict[str, Any]) -> str:
+    """`US+ JP!`: each recipient and what is known of it (the legend says what the marks mean)."""
+    dues = {d["recipient"]: d["status"] for d in a.get("acks", [])}
+    marks = []
+    for recipient, delivery in a["deliveries"].items():
+        mark = _ACK_MARK.get(dues.get(recipient, ""), "")
+        if not mark and recipient in a["acknowledged_by"]:
+            mark = "+"
+        if not mark and a["direction"] == "sent":
+            mark = "." if delivery.get("delivered_at") else "-"
+        marks.append(recipient + mark)
+    return " ".join(marks)
+
+
+def _list_row(a: dict[str, Any]) -> str:
+    if a.get("headline"):
+        about = a["headline"]
+    elif a["references"]:
+        ref = a["references"][0]
+        about = f"re {ref['origin']}/{ref['alert_id']}" + (f" {a['reason']}" if a.get("reason") else "")
+    else:
+        about = ""
+    return _LIST_COLUMNS.format(
+        _clip(a["alert_id"], 18),
+        a["origin"],
+        a["msg_type"][:8],
+        a["state"],
+        a.get("severity") or "",
+        _peer_marks(a),
+        about,
+    )
+
+
+_FEED_FILE = re.compile(r"^(?:KR|US|JP)-[A-Za-z0-9._-]+\.xml$")
+"""The names cap_filename gives: only these are removed from a feed directory as stale."""
+
+
+def cmd_alert_export(args: argparse.Namespace) -> int:
+    """Write one alert as CAP 1.2 to standard output, or every active alert into a feed directory."""
+    if args.all == (args.alert_id is not None):
+        raise UsageError("give an alert ID, or --all --out DIR, not both")
+    client = operator_client(args)
+    if not args.all:
+        if args.out is not None:
+            raise UsageError("--out goes with --all; one alert is written to standard output")
+        origin = args.origin or _find(args, args.alert_id, None)["origin"]
+        sys.stdout.write(client.call("cap", origin=origin, alert_id=args.alert_id)["xml"])
+        return EXIT_OK
+    if args.out is None:
+        raise UsageError("--all needs --out DIR, the feed directory")
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot make {out}: {exc.strerror}") from None
+    written: set[str] = set()
+    query: dict[str, Any] = {"state": "active", "limit": OPERATOR_PAGE_MAX}
+    while True:
+        page = client.call("list", **query)
+        for a in page["alerts"]:
+            if a["msg_type"] in ("ALERT", "UPDATE"):
+                doc = client.call("cap", origin=a["origin"], alert_id=a["alert_id"])
+                write_atomically(out / doc["filename"], doc["xml"].encode("utf-8"), mode=0o644)
+                written.add(doc["filename"])
+        if page["next"] is None:
+            break
+        query["after"] = parse_cursor(page["next"])
+    stale = [p for p in out.iterdir() if _FEED_FILE.match(p.name) and p.name not in written]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    print(f"wrote {len(written)} CAP documents to {out}; removed {len(stale)} of alerts no longer active")
     return EXIT_OK
 
 
@@ -275,3 +364,18 @@ def add_alert_commands(commands: Any, add_config: Any) -> None:
     _add_peer_ref(p)
     add_config(p)
     p.set_defaults(func=cmd_alert_show)
+    p = alert.add_parser(
+        "export",
+        help="an alert as an OASIS CAP 1.2 document, or every active alert as a CAP feed directory",
+        description="Writes one message as a CAP 1.2 XML document to standard output (ALERT, UPDATE, "
+        "CANCEL, ACK and ERROR; CAP has no form for the others), or with --all --out DIR one file "
+        "per active alert into DIR, removing the files of alerts no longer active. docs/cap.md "
+        "maps every field.",
+    )
+    p.add_argument("alert_id", metavar="ID", nargs="?", help="the alert's id (not with --all)")
+    p.add_argument("--origin", type=parse_country, help="the alert's origin (default: looked up)")
+    p.add_argument("--format", choices=("cap",), required=True, help="cap: OASIS CAP 1.2 XML")
+    p.add_argument("--all", action="store_true", help="every active ALERT and UPDATE, one file each")
+    p.add_argument("--out", metavar="DIR", help="the feed directory for --all (created if missing)")
+    add_config(p)
+    p.set_defaults(func=cmd_alert_export)

@@ -9,7 +9,8 @@ from typing import Any
 
 from node.cli._common import EXIT_FINDING, EXIT_OK, add_export_out, load_config, print_json
 from node.errors import UsageError
-from node.parsing import cli_int, parse_country
+from node.parsing import cli_int, flag, parse_country
+from node.situation.settings import DEFAULT_ACK_DEADLINE_MINUTES, parse_deadlines
 
 
 def cmd_log_export(args: argparse.Namespace) -> int:
@@ -42,7 +43,9 @@ def cmd_audit_replay(args: argparse.Namespace) -> int:
     from node.trust import Trust
 
     trust = Trust.load(Path(args.trust))
-    result = replay([read_bundle(Path(p)) for p in args.logs], trust=trust)
+    result = replay(
+        [read_bundle(Path(p)) for p in args.logs], trust=trust, deadline_minutes=args.ack_deadlines
+    )
     if args.html:
         try:
             Path(args.html).write_text(render_html(result), encoding="utf-8")
@@ -132,6 +135,15 @@ def add_audit_commands(commands: Any, add_config: Any) -> None:
     p.add_argument("--trust", required=True, metavar="federation.json", help="the federation trust file")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page with the timeline")
     p.add_argument("--json", action="store_true", help="machine report instead of text")
+    p.add_argument(
+        "--ack-deadlines",
+        type=flag(parse_deadlines, error=ValueError),
+        default=dict(DEFAULT_ACK_DEADLINE_MINUTES),
+        metavar="SEV=MIN[,...]",
+        help="minutes to acknowledge, per severity, to report late and missing ACKs against "
+        "(default " + ",".join(f"{s}={m}" for s, m in DEFAULT_ACK_DEADLINE_MINUTES.items()) + "; "
+        "`none` for no deadlines); use the nodes' [ack_deadline_minutes]",
+    )
     p.set_defaults(func=cmd_audit_replay)
     p = audit.add_parser(
         "prove",

@@ -19,6 +19,7 @@ from node.cli._alert_fields import add_config
 from node.cli._alerts import add_alert_commands
 from node.cli._audit import add_audit_commands
 from node.cli._backup import add_backup_commands
+from node.cli._board import add_board_command
 from node.cli._common import EXIT_OK, EXIT_USAGE
 from node.cli._health import add_health_command
 from node.cli._node import add_node_commands, add_status_command
@@ -54,6 +55,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     add_alert_commands(commands, add_config)
     add_trilateral_commands(commands, add_config)
     add_status_command(commands, add_config)
+    add_board_command(commands, add_config)
     add_health_command(commands, add_config)
     add_backup_commands(commands, add_config)
     add_node_commands(commands, add_config)

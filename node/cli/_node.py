@@ -54,6 +54,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             + (f" (oldest {s['oldest_undelivered_seconds']:.0f}s)" if s["backlog"] else "")
             + (f"; last error: {s['last_error']}" if s["last_error"] else "")
         )
+        if s.get("overdue_acks"):
+            print(f"    {peer} OVERDUE ACKS ({len(s['overdue_acks'])}): {', '.join(s['overdue_acks'][:5])}")
+    if status.get("overdue_acks"):
+        print(
+            f"  THIS NODE OWES ACKS ({len(status['overdue_acks'])}): {', '.join(status['overdue_acks'][:5])}"
+            " (ewx alert ack ID)"
+        )
     return EXIT_OK
 
 

@@ -222,6 +222,8 @@ class OperatorServer:
             "vote_watch": self._vote_watch,
             "report_policy": self._report_policy,
             "policy_list": self._policy_list,
+            "board": self._board,
+            "cap": self._cap,
         }
         self._ops.update(extra or {})
         self.serving = False
@@ -378,13 +380,7 @@ class OperatorServer:
         return page.to_json()
 
     async def _show(self, args: dict[str, Any]) -> Any:
-        origin, alert_id = args.get("origin"), args.get("alert_id")
-        if not isinstance(origin, str) or not isinstance(alert_id, str):
-            raise UsageError("show needs 'origin' and 'alert_id' strings")
-        try:
-            country = as_country(origin)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        country, alert_id = _alert_key(args, "show")
         detail = await self._service.call(self._service.show, country, alert_id)
         return detail.to_json()
 
@@ -416,6 +412,16 @@ class OperatorServer:
         status = await self._off_loop(self._service.status_from, snapshot)
         return status.to_json()
 
+    async def _board(self, _args: dict[str, Any]) -> Any:
+        # The watchlist and reports on the store's thread; the open alerts, folded, on a reader.
+        snapshot = await self._service.call(self._service.board_snapshot)
+        return await self._off_loop(self._service.board_from, snapshot)
+
+    async def _cap(self, args: dict[str, Any]) -> Any:
+        country, alert_id = _alert_key(args, "cap")
+        filename, document = await self._service.call(self._service.cap_document, country, alert_id)
+        return {"filename": filename, "xml": document.decode("utf-8")}
+
     async def _evidence(self, _args: dict[str, Any]) -> Any:
         return await self._off_loop(self._service.evidence)
 
@@ -444,6 +450,17 @@ class OperatorServer:
 
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _alert_key(args: dict[str, Any], op: str) -> tuple[Country, str]:
+    """The (origin, alert id) an op names; UsageError otherwise."""
+    origin, alert_id = args.get("origin"), args.get("alert_id")
+    if not isinstance(origin, str) or not isinstance(alert_id, str):
+        raise UsageError(f"{op} needs 'origin' and 'alert_id' strings")
+    try:
+        return as_country(origin), alert_id
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _parsed(model: type[M], args: dict[str, Any], op: str) -> M:

@@ -173,9 +173,12 @@ class PeerStatus:
     backlog: int
     oldest_undelivered_seconds: float | None
     last_checkpoint_cosigned: int | None
+    overdue_acks: tuple[str, ...] = ()
+    """`origin/alert_id` of every open alert this peer has not acknowledged by its deadline."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "overdue_acks": list(self.overdue_acks),
             "reachable": self.reachable,
             "last_ok": self.last_ok,
             "last_error": self.last_error,
@@ -207,6 +210,8 @@ class NodeStatus:
     history_missing: dict[Country, str]
     history_unchecked_since: str | None
     trust_updates: dict[Country, int]
+    overdue_acks: tuple[str, ...] = ()
+    """`origin/alert_id` of every open peer alert this node has not acknowledged by its deadline."""
     peers: dict[Country, PeerStatus] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -230,5 +235,6 @@ class NodeStatus:
             "history_missing": self.history_missing,
             "history_unchecked_since": self.history_unchecked_since,
             "trust_updates": self.trust_updates,
+            "overdue_acks": list(self.overdue_acks),
             "peers": {p: s.to_json() for p, s in self.peers.items()},
         }

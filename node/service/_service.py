@@ -138,6 +138,11 @@ class NodeService:
         self.status_snapshot = views.status_snapshot
         self.status = views.status
         self.status_from = views.status_from
+        self.board_snapshot = views.board_snapshot
+        self.board_from = views.board_from
+        self.cap_document = views.cap_document
+        self.newly_overdue = views.newly_overdue
+        self.watch_deadlines = views.watch_deadlines
         self.declare_first_start = history.declare_first_start
         self.rejoin = history.rejoin
         self.watchlist_state = trilateral.watchlist_state

@@ -22,11 +22,14 @@ from node.service._results import (
     NodeStatus,
     PeerStatus,
 )
+from node.situation.board import BoardAlert, PolicyNote, build_board
+from node.situation.cap import cap_filename, to_cap
 from node.situation.deadlines import AckDue, ack_dues
 from node.situation.entries import AlertEntry, ReceiptEntry, read_entry
 from node.situation.settings import deadlines_from_minutes
 from node.situation.state import INFO_TYPES, AlertState, fold
 from node.store import AlertFilter, ListingKeys, Reads, StoredAlert
+from node.trilateral import Watchlist
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -75,6 +78,15 @@ class StatusSnapshot:
     log_size: int
     log_root: str
     trust_updates: dict[Country, int]
+
+
+@dataclass(frozen=True, slots=True)
+class BoardSnapshot:
+    """The store-thread half of `ewx board`: the time, the watchlist in force, the policy reports."""
+
+    now: datetime
+    watchlist: Watchlist
+    reports: tuple[PolicyNote, ...]
 
 
 class Views:
@@ -214,6 +226,124 @@ class Views:
             outbox=True,
         )
 
+    def open_situation(self, reads: Reads, now: datetime) -> tuple[list[BoardAlert], bool]:
+        """The newest open ALERTs and UPDATEs (at most SITUATION_ALERTS_MAX), each folded with its
+        deadlines and this node's exposure; and whether more are open."""
+        rows, more = reads.open_alerts(now_us=micros(now), limit=limits.SITUATION_ALERTS_MAX)
+        out: list[BoardAlert] = []
+        for row in rows:
+            state = self.folded(reads, row, now)
+            if state.state != "active":
+                continue  # an entry the listing columns do not show (a follow-up of another digest)
+            exposure = None
+            if row.via is not None:
+                kept = reads.exposure(row.origin, row.alert_id)
+                exposure = exposure_summary(json.loads(kept) if kept else None)
+            out.append(
+                BoardAlert(
+                    state=state,
+                    dues=tuple(self.ack_dues(state, now)),
+                    received=row.via is not None,
+                    exposure=exposure,
+                )
+            )
+        return out, more
+
+    def board_snapshot(self) -> BoardSnapshot:
+        """What the board shows from the trilateral layer, taken on the store's thread."""
+        current = self.ctx.watchlist.state().current
+        notes: list[PolicyNote] = []
+        for stored in self.ctx.store.alerts_by_type(("POLICY_REPORT",)):
+            policy = self.ctx.decode(stored).policy
+            if policy is None:  # the schema requires the body
+                continue
+            withdrawn = any(
+                later.origin == stored.origin and later.msg_type == "CANCEL"
+                for later in self.ctx.store.followups(stored.origin, stored.alert_id)
+            )
+            notes.append(
+                PolicyNote(
+                    origin=stored.origin,
+                    alert_id=stored.alert_id,
+                    country=policy.country,
+                    hs_codes=tuple(policy.hs_codes),
+                    measure=policy.measure,
+                    stage=policy.stage,
+                    announced=policy.announced.isoformat(),
+                    withdrawn=withdrawn,
+                )
+            )
+        return BoardSnapshot(now=self.ctx.clock(), watchlist=current, reports=tuple(notes))
+
+    def board_from(self, snap: BoardSnapshot) -> dict[str, Any]:
+        """`ewx board`: the situation as this node sees it (node.situation.board), as JSON."""
+        with self.ctx.store.reader() as reads:
+            alerts, more = self.open_situation(reads, snap.now)
+        return build_board(
+            node=self.ctx.me,
+            now=snap.now,
+            alerts=alerts,
+            more=more,
+            watchlist=snap.watchlist.to_json(),
+            pairs=snap.watchlist.pairs,
+            reports=snap.reports,
+        )
+
+    def overdue_acks(self, reads: Reads, now: datetime) -> list[AckDue]:
+        """Every acknowledgement overdue now among the open alerts the board folds."""
+        alerts, _ = self.open_situation(reads, now)
+        return [d for a in alerts for d in a.dues if d.status == "overdue"]
+
+    def newly_overdue(self, since: datetime, now: datetime) -> list[AckDue]:
+        """The acknowledgements whose deadline fell in (since, now] and that are overdue at `now`.
+
+        Found by the signed sent time (alerts_by_sent): only alerts sent within
+        the longest deadline of `since` can have a deadline after it.
+        """
+        deadlines = deadlines_from_minutes(self.ctx.config.ack_deadline_minutes)
+        if not deadlines:
+            return []
+        longest, shortest = max(deadlines.values()), min(deadlines.values())
+        found: list[AckDue] = []
+        with self.ctx.store.reader() as reads:
+            for row in reads.alerts_sent_between(micros(since - longest), micros(now - shortest)):
+                state = self.folded(reads, row, now)
+                found.extend(
+                    d for d in ack_dues(state, deadlines, now=now) if d.status == "overdue" and since < d.due <= now
+                )
+        return found
+
+    def watch_deadlines(self) -> list[AckDue]:
+        """The acknowledgements that became overdue since the last watch, each returned once ever.
+
+        The time watched up to is kept in the store, so a restart neither
+        repeats what was logged nor skips what fell due while the node was
+        down. The first watch of a store starts from now.
+        """
+        now = self.ctx.clock()
+        kept = self.ctx.store.deadlines_watched()
+        since = now if kept is None else datetime.fromisoformat(kept)
+        found = self.newly_overdue(since, now) if since < now else []
+        with self.ctx.store.transaction() as tx:
+            tx.set_deadlines_watched(iso(now))
+        return found
+
+    def cap_document(self, origin: Country, alert_id: str) -> tuple[str, bytes]:
+        """A stored message as a CAP 1.2 document (node.situation.cap): its feed file name, its bytes.
+
+        RefusedOperation for an unknown alert or a type CAP has no form for.
+        """
+        stored = self.ctx.store.alert(origin, alert_id)
+        if stored is None:
+            raise RefusedOperation(f"no alert {alert_id} from {origin} is known to {self.ctx.me}")
+        alert = self.ctx.decode(stored)
+        referenced: dict[tuple[str, str], datetime] = {}
+        for ref in alert.references:
+            target = self.ctx.store.alert(ref.origin, ref.alert_id)
+            if target is not None:
+                referenced[(ref.origin, ref.alert_id)] = self.ctx.decode(target).sent
+        return cap_filename(alert), to_cap(alert, referenced=referenced)
+
     def evidence(self) -> dict[str, Any]:
         """The newest kept evidence (at most MAX_EVIDENCE_LISTED rows) and how much is kept in all."""
         with self.ctx.store.reader() as reads:
@@ -308,6 +438,7 @@ class Views:
         now = snap.now
         peers: dict[Country, PeerStatus] = {}
         cosigned = reads.cosigned()
+        overdue = self.overdue_acks(reads, now)
         for peer, (reachable, last_ok, last_error) in snap.links.items():
             backlog = reads.backlog(peer)
             oldest = None
@@ -323,6 +454,7 @@ class Views:
                 backlog=backlog.waiting,
                 oldest_undelivered_seconds=oldest,
                 last_checkpoint_cosigned=cosigned.get(peer),
+                overdue_acks=tuple(f"{d.origin}/{d.alert_id}" for d in overdue if d.recipient == peer),
             )
         days_left = (snap.certificate_not_after - now).total_seconds() / 86400
         return NodeStatus(
@@ -340,5 +472,6 @@ class Views:
             history_missing=reads.history_missing(),
             history_unchecked_since=reads.history_unchecked(),
             trust_updates=snap.trust_updates,
+            overdue_acks=tuple(f"{d.origin}/{d.alert_id}" for d in overdue if d.recipient == self.ctx.me),
             peers=peers,
         )

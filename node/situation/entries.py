@@ -82,5 +82,3 @@ def read_entry(node: Country, index: int, data: bytes) -> AlertEntry | ReceiptEn
         alert=alert,
         digest=digest(payload),
     )
-
-

@@ -340,7 +340,11 @@ class AlertFold(Generic[S]):
         if ref.alert_id != a.alert_id or (a.digest is not None and ref.digest != a.digest):
             return  # about another version, or a follow-up of a follow-up: moves no state
         answer = Answer(
-            by=alert.origin, alert_id=alert.alert_id, msg_type=alert.msg_type, sent=alert.sent, reason=alert.reason
+            by=alert.origin,
+            alert_id=alert.alert_id,
+            msg_type=alert.msg_type,
+            sent=alert.sent,
+            reason=alert.reason,
         )
         kind, sender = alert.msg_type, alert.origin
         if kind == "ACK" and alert.reason is not None:

@@ -34,6 +34,8 @@ _HISTORY_UNCHECKED: Final = "history_unchecked"
 """Meta key, present while a store started empty has had no peer's word on its history."""
 _GENESIS: Final = "genesis"
 """Meta key: when this store took in its GENESIS file (the first start of a new federation)."""
+_DEADLINES_WATCHED: Final = "deadlines_watched_until"
+"""Meta key: the time up to which the overdue acknowledgements were looked for and logged."""
 _OLD_LOG_SIZE: Final = "old_log_size:"
 """Prefix of the meta keys with a peer's witnessed size of the log lost before a re-join."""
 
@@ -407,6 +409,13 @@ class Tx:
             (_HISTORY_UNCHECKED, at),
         )
 
+    def set_deadlines_watched(self, until: str) -> None:
+        """Every acknowledgement that became overdue up to `until` has been logged (once)."""
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (_DEADLINES_WATCHED, until),
+        )
+
     def clear_history_unchecked(self) -> None:
         """A peer answered what it holds of this node, or the operator declared a first start."""
         self._conn.execute("DELETE FROM meta WHERE key = ?", (_HISTORY_UNCHECKED,))
@@ -617,6 +626,11 @@ class Reads:
     def history_unchecked(self) -> str | None:
         """When this store started empty, if no peer has answered about its history since."""
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_HISTORY_UNCHECKED,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def deadlines_watched(self) -> str | None:
+        """Up to when overdue acknowledgements were logged (Tx.set_deadlines_watched); None: never."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_DEADLINES_WATCHED,)).fetchone()
         return None if row is None else str(row[0])
 
     def genesis(self) -> str | None:

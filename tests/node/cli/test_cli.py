@@ -263,7 +263,13 @@ def test_alert_list_pages_and_filters_and_bad_flags_exit_2(federation: dict[str,
     config = str(federation["KR"])
 
     def rows(*flags: str) -> list[str]:
-        return ewx("alert", "list", "--config", config, *flags).stdout.splitlines()
+        lines = ewx("alert", "list", "--config", config, *flags).stdout.splitlines()
+        if lines and lines[0] != "no alerts":
+            assert lines[0].split()[:3] == ["ID", "BY", "TYPE"]
+            assert sum(line.startswith("peers: + acknowledged") for line in lines) == 1  # the legend
+            assert all(len(line) <= 80 for line in lines)  # fits an 80-column terminal
+            lines = [line for line in lines[1:] if not line.startswith("peers: ")]
+        return lines
 
     async def scenario() -> None:
         async with running(federation["KR"]) as nodes:
