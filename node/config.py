@@ -302,7 +302,7 @@ class NodeConfig(BaseModel):
     ews: Thresholds = Field(default_factory=Thresholds)
     """The `[ews]` table: the early-warning rules' thresholds (node/ews/thresholds.py)."""
 
-    ack_deadline_minutes: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_ACK_DEADLINE_MINUTES))
+    ack_deadline_minutes: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_ACK_DEADLINE_MINUTES))
     """The `[ack_deadline_minutes]` table: minutes a recipient has to acknowledge an alert, per
     severity (EXTREME = 15); a severity left out has no deadline (node/situation/deadlines.py)."""
 

@@ -246,7 +246,7 @@ class Replay:
     """Key rotations and revocations, as each log recorded them, in time order."""
     trilateral: TrilateralReplay = field(default_factory=no_trilateral)
     """The watchlist's versions and the policy reports (node/audit/_replay_trilateral.py)."""
-    deadline_minutes: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_ACK_DEADLINE_MINUTES))
+    deadline_minutes: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ACK_DEADLINE_MINUTES))
     """The acknowledgement deadlines the replay measured against, per severity."""
     acks: list[AckDue] = field(default_factory=list)
     """Every recipient's acknowledgement of every alert against its deadline, as of `as_of`."""
@@ -579,7 +579,7 @@ class _Builder:
 
 
 def replay(
-    bundles: Sequence[Bundle], *, trust: Trust, deadline_minutes: Mapping[str, int] | None = None
+    bundles: Sequence[Bundle], *, trust: Trust, deadline_minutes: Mapping[str, float] | None = None
 ) -> Replay:
     """Audit `bundles` and rebuild every alert's timeline and state from their authentic entries.
 
