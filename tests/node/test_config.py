@@ -63,6 +63,7 @@ def test_defaults(pristine: Path) -> None:
     assert config.max_clock_skew_seconds == MAX_CLOCK_SKEW.total_seconds()
     assert config.outbox_retry_max_seconds == 30.0
     assert config.peer_countries == ("US", "JP")
+    assert config.ack_deadline_minutes == {"EXTREME": 15, "SEVERE": 60, "MODERATE": 1440}
 
 
 def test_relative_paths_resolve_against_the_toml_folder(
@@ -156,6 +157,10 @@ def test_missing_key_is_refused(fed: Path) -> None:
         ("outbox_retry_max_seconds", lambda d: d.update(outbox_retry_max_seconds=-1.0)),
         ("log_origin", lambda d: d.update(log_origin="example.org/ewx-kr")),  # no longer a setting
         ("operator_socket", lambda d: d.update(operator_socket=False)),
+        ("ack_deadline_minutes", lambda d: d.update(ack_deadline_minutes={"URGENT": 5})),
+        ("ack_deadline_minutes", lambda d: d.update(ack_deadline_minutes={"EXTREME": 0})),
+        ("ack_deadline_minutes", lambda d: d.update(ack_deadline_minutes={"EXTREME": "15"})),
+        ("ack_deadline_minutes", lambda d: d.update(ack_deadline_minutes=15)),
     ],
 )
 def test_wrong_type_or_value_is_refused_naming_the_field(
