@@ -259,7 +259,7 @@ class Replay:
         return {peer: out[peer] for peer in COUNTRIES if peer in out}
 
     def _acks_text(self) -> list[str]:
-        deadlines = ", ".join(f"{s} {m} min" for s, m in self.deadline_minutes.items()) or "none"
+        deadlines = ", ".join(f"{s} {m:g} min" for s, m in self.deadline_minutes.items()) or "none"
         lines = [f"Acknowledgement deadlines ({deadlines}), from the alert's signed time to the ACK's:"]
         for peer, by_status in self.acks_by_peer().items():
             counts = ", ".join(
@@ -824,6 +824,27 @@ def _timeline_table(r: Replay) -> list[str]:
     return out
 
 
+def _acks_html(r: Replay) -> list[str]:
+    """Per peer: how many acknowledgements on time, late, overdue or missed, and each unmet one."""
+    deadlines = ", ".join(f"{s} {m:g} min" for s, m in r.deadline_minutes.items()) or "none"
+    out = [f"<p>Deadlines: {_e(deadlines)}, from the alert's signed time to the ACK's.</p>"]
+    by_peer = r.acks_by_peer()
+    if not by_peer:
+        return [*out, "<p>No alert with a deadline in these logs.</p>"]
+    out.append(
+        "<table><thead><tr><th>peer</th>"
+        + "".join(f"<th>{_e(s)}</th>" for s in ACK_STATUSES)
+        + "</tr></thead><tbody>"
+    )
+    for peer, by_status in by_peer.items():
+        cells = "".join(f"<td>{len(by_status.get(s, []))}</td>" for s in ACK_STATUSES)
+        out.append(f"<tr><td>{_e(peer)}</td>{cells}</tr>")
+    out.append("</tbody></table><ul>")
+    out.extend(f"<li>{_e(d.describe())}</li>" for d in r.acks if d.unmet)
+    out.append("</ul>")
+    return out
+
+
 def render_html(r: Replay) -> str:
     """One self-contained page: verdict, alerts, the watchlist's versions and the policy
     reports (when the logs hold any), timeline (a column per node), findings.
@@ -858,6 +879,7 @@ def render_html(r: Replay) -> str:
         "<h2>Alerts</h2>",
         *_alerts_table(r),
     ]
+    parts += ["<h2>Acknowledgement deadlines</h2>", *_acks_html(r)]
     if r.trilateral.versions:
         parts += ["<h2>Watchlist</h2>", *_watchlist_html(r)]
     if r.trilateral.policy:

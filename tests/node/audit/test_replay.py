@@ -588,3 +588,40 @@ def test_trilateral_text_json_and_html(tri: Replay, tri_scn: Scenario) -> None:
     timeline = [e.kind for _, e in tri.timeline()]
     assert {"PROPOSED", "IN_FORCE", "POLICY"} <= set(timeline)
     assert set(timeline) <= set(EVENT_KINDS)
+
+
+# ---------------------------------------------------------------- acknowledgement deadlines (issue 13)
+def _statuses(rep: Replay) -> dict[tuple[str, str], str]:
+    return {(d.recipient, d.alert_id): d.status for d in rep.acks}
+
+
+def test_replay_reports_per_peer_acknowledgements_late_or_never(scn: Scenario, rep: Replay) -> None:
+    statuses = _statuses(rep)  # default deadlines: SEVERE 60 minutes, EXTREME 15
+    assert statuses[("US", "KR-A1")] == statuses[("JP", "KR-A1")] == "on_time"
+    assert statuses[("KR", "US-B1")] == "overdue"  # addressed to KR only; never acknowledged, still open
+    assert statuses[("US", "KR-A2")] == "not_due"  # cancelled seconds after, before its deadline
+    assert statuses[("US", "KR-E1")] == "not_due"  # expired before its deadline
+    assert [d.alert_id for d in rep.acks_by_peer()["KR"]["overdue"]] == ["US-B1"]
+    text = rep.to_text()
+    assert "Acknowledgement deadlines (EXTREME 15 min, SEVERE 60 min, MODERATE 1440 min)" in text
+    assert "KR never acknowledged US/US-B1" in text
+    data = rep.to_json()
+    assert [d["alert_id"] for d in data["acknowledgements"]["KR"]["overdue"]] == ["US-B1"]
+    assert "<h2>Acknowledgement deadlines</h2>" in render_html(rep)
+    # A deadline of 0.01 minute: the scenario's acknowledgements, seconds after the alert, are late.
+    strict = replay([scn.bundles[cc] for cc in COUNTRIES], trust=scn.trust, deadline_minutes={"SEVERE": 0.01})
+    (late,) = [d for d in strict.acks if (d.recipient, d.alert_id) == ("US", "KR-A1")]
+    assert late.status == "late" and late.late_by is not None and late.late_by.total_seconds() > 0
+    assert f"US acknowledged KR/KR-A1 late by {late.late_by}" in strict.to_text()
+    assert not replay([scn.bundles[cc] for cc in COUNTRIES], trust=scn.trust, deadline_minutes={}).acks
+
+
+def test_replay_cli_takes_the_deadlines_and_refuses_bad_ones(scn: Scenario) -> None:
+    logs = [str(scn.paths[cc]) for cc in COUNTRIES]
+    done = ewx(
+        "audit", "replay", *logs, "--trust", str(scn.trust_path), "--json", "--ack-deadlines", "SEVERE=0.01"
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["acknowledgements"]["US"]["late"][0]["alert_id"] == "KR-A1"
+    bad = ewx("audit", "replay", *logs, "--trust", str(scn.trust_path), "--ack-deadlines", "SEVERE=-1")
+    assert bad.returncode == 2 and "argument --ack-deadlines" in bad.stderr and bad.stdout == ""
