@@ -66,7 +66,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "situation-settings": {"shared", "message"},
     "situation": {"shared", "message", "crypto", "trilateral", "situation-settings"},
     "store": {"shared", "crypto"},
-    "audit": {"shared", "message", "crypto", "trust", "checks", "trilateral", "situation"},
+    "audit": {"shared", "message", "crypto", "trust", "checks", "trilateral", "situation", "situation-settings"},
     "ews-settings": {"shared"},
     "config": {"shared", "crypto", "trust", "pki", "ews-settings", "situation-settings"},
     "ews": {"shared", "ews-settings", "config"},
