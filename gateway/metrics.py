@@ -34,6 +34,7 @@ METRICS: Final[dict[str, str]] = {
     "ewx_propagation_seconds": "from an alert's sent time at its origin to its durable commit here",
     "ewx_outbox_backlog": "own alerts waiting for a peer's receipt",
     "ewx_peer_reachable": "1 if the last call to the peer got through, 0 if not (absent before the first)",
+    "ewx_acks_overdue": "open alerts whose acknowledgement by this recipient is past its deadline",
     "ewx_log_size": "entries in this node's exchange log",
     "ewx_checkpoint_age_seconds": "age of this node's newest signed checkpoint",
     "ewx_cosignature_lag_entries": "entries of this node's log beyond what each peer has cosigned",
@@ -150,12 +151,18 @@ class _StatusCollector(Collector):
         lag = GaugeMetricFamily(
             "ewx_cosignature_lag_entries", METRICS["ewx_cosignature_lag_entries"], labels=peer_labels
         )
+        overdue = GaugeMetricFamily(
+            "ewx_acks_overdue", METRICS["ewx_acks_overdue"], labels=["node", "recipient"]
+        )
+        overdue.add_metric([me, me], len(status.overdue_acks))
         for peer, state in status.peers.items():
+            overdue.add_metric([me, peer], len(state.overdue_acks))
             backlog.add_metric([me, peer], state.backlog)
             if state.reachable is not None:
                 reachable.add_metric([me, peer], 1.0 if state.reachable else 0.0)
             lag.add_metric([me, peer], status.log_size - (state.last_checkpoint_cosigned or 0))
         yield backlog
+        yield overdue
         yield reachable
         yield lag
         yield _family("ewx_log_size", me, status.log_size)
