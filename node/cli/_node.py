@@ -9,6 +9,42 @@ from node.cli._common import EXIT_OK, operator_client, print_json
 from node.errors import UsageError
 
 
+def _hhmm(when: str) -> str:
+    """`10:35Z`, or `2026-12-01 10:35Z` when not today (UTC) beside `now`."""
+    return when[11:16] + "Z"
+
+
+def _peer_line(peer: str, s: dict[str, Any], now: str) -> str:
+    """`JP: UNREACHABLE since 10:35Z: connection refused; sent 4 ...`, in plain words."""
+    if s["reachable"] is False:
+        since = s.get("down_since")
+        when = "" if since is None else f" since {_hhmm(since) if since[:10] == now[:10] else since[:16] + 'Z'}"
+        reach = f"UNREACHABLE{when}" + (f": {s['problem']}" if s.get("problem") else "")
+    else:
+        reach = {True: "reachable", None: "not yet tried"}[s["reachable"]]
+    line = (
+        f"  {peer}: {reach}; sent {s['last_seq_sent']} delivered {s['last_seq_delivered']} "
+        f"received {s['last_seq_received']}; backlog {s['backlog']}"
+    )
+    if s["backlog"] and s["oldest_undelivered_seconds"] is not None:
+        line += f" (oldest {s['oldest_undelivered_seconds']:.0f}s)"
+    if s["reachable"] is not False and s.get("problem"):
+        line += f"; last problem: {s['problem']}"
+    return line
+
+
+def _witness_line(peer: str, s: dict[str, Any]) -> str:
+    """What each side cosigned of the other's log (SPEC section 8): split-view protection at a glance."""
+    ours, theirs = s.get("our_log_cosigned"), s.get("their_log_cosigned")
+    mine = f"{peer} cosigned our log up to {ours['size']}" if ours else f"{peer} has cosigned none of our log"
+    yours = (
+        f"we cosigned {peer}'s up to {theirs['size']} (root {theirs['root'][:12]})"
+        if theirs
+        else f"we have cosigned none of {peer}'s"
+    )
+    return f"{mine}; {yours}"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Each peer link: reachable, sequences, backlog."""
     status = operator_client(args).call("status")
@@ -47,13 +83,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             warning = "  EXPIRING SOON: rotate it (ewx pki rotate)"
         print(f"  {purpose} key {key['key_id']} valid until {key['valid_until']}{warning}")
     for peer, s in status["peers"].items():
-        reach = {True: "reachable", False: "UNREACHABLE", None: "not yet tried"}[s["reachable"]]
-        print(
-            f"  {peer}: {reach}; sent {s['last_seq_sent']} delivered {s['last_seq_delivered']} "
-            f"received {s['last_seq_received']}; backlog {s['backlog']}"
-            + (f" (oldest {s['oldest_undelivered_seconds']:.0f}s)" if s["backlog"] else "")
-            + (f"; last error: {s['last_error']}" if s["last_error"] else "")
-        )
+        print(_peer_line(peer, s, status["time"]))
+        print(f"    {_witness_line(peer, s)}")
         if s.get("overdue_acks"):
             print(f"    {peer} OVERDUE ACKS ({len(s['overdue_acks'])}): {', '.join(s['overdue_acks'][:5])}")
     if status.get("overdue_acks"):

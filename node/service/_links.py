@@ -19,6 +19,8 @@ class LinkState:
     last_ok: datetime | None = None
     last_attempt: datetime | None = None
     last_error: str | None = None
+    down_since: datetime | None = None
+    """When the calls started failing (the first failure since the last success)."""
     pulling_until: float = 0.0
     """Monotonic time until which the peer is taken to be pulling our alerts (catch-up)."""
 
@@ -27,6 +29,7 @@ class LinkState:
         self.reachable = True
         self.last_ok = self.last_attempt = at
         self.last_error = None
+        self.down_since = None
 
     def note_pulling(self, now: float, window: float) -> None:
         """The peer just asked us for a catch-up page of our own alerts."""
@@ -38,6 +41,49 @@ class LinkState:
 
     def failed(self, at: datetime, error: str) -> None:
         """A call to the peer failed; `error` is safe to show the operator."""
+        if self.reachable is not False or self.down_since is None:
+            self.down_since = at
         self.reachable = False
         self.last_attempt = at
         self.last_error = error
+
+
+_PLAIN: tuple[tuple[str, str], ...] = (
+    ("connection refused", "connection refused"),
+    ("deadline exceeded", "no answer in time"),
+    ("deadline_exceeded", "no answer in time"),
+    ("certificate", "TLS certificate refused"),
+    ("handshake", "TLS handshake failed"),
+    ("ssl", "TLS handshake failed"),
+    ("name or service not known", "host name not found"),
+    ("dns resolution failed", "host name not found"),
+    ("no route to host", "no route to host"),
+    ("network is unreachable", "network unreachable"),
+    ("connection reset", "connection reset"),
+    ("socket closed", "connection closed"),
+    ("timed out", "connection timed out"),
+)
+"""Phrases of gRPC's and the OS's error texts, most telling first, and what an operator calls them."""
+
+
+def plain_error(error: str | None) -> str | None:
+    """A failed call's text (gateway/peers.py `describe`: `CODE (reason): details`) in plain words.
+
+    A refusal the peer gave with a reason keeps the reason ("refused: trust_update_stale");
+    a transport failure becomes what it is ("connection refused", "no answer in time").
+    The raw text stays in `ewx status --json` (last_error).
+    """
+    if not error:
+        return None
+    code, _, rest = error.partition(": ")
+    if code.endswith(")") and " (" in code:  # the peer answered, with a coded reason
+        return f"refused: {code[code.index(' (') + 2 : -1]}"
+    lowered = error.lower()
+    for phrase, words in _PLAIN:
+        if phrase in lowered:
+            return words
+    if code == "UNAVAILABLE":
+        return "unreachable"
+    if code in {"UNAUTHENTICATED", "PERMISSION_DENIED"}:
+        return "not let in (certificate or identity refused)"
+    return (rest or error)[:120]

@@ -175,9 +175,21 @@ class PeerStatus:
     last_checkpoint_cosigned: int | None
     overdue_acks: tuple[str, ...] = ()
     """`origin/alert_id` of every open alert this peer has not acknowledged by its deadline."""
+    down_since: str | None = None
+    """When calls to the peer started failing, while they still do."""
+    problem: str | None = None
+    """last_error in plain words (node/service/_links.py plain_error)."""
+    our_log_cosigned: dict[str, Any] | None = None
+    """The newest checkpoint of this node's log the peer cosigned: size, at."""
+    their_log_cosigned: dict[str, Any] | None = None
+    """The newest checkpoint of the peer's log this node cosigned: size, root."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "down_since": self.down_since,
+            "problem": self.problem,
+            "our_log_cosigned": self.our_log_cosigned,
+            "their_log_cosigned": self.their_log_cosigned,
             "overdue_acks": list(self.overdue_acks),
             "reachable": self.reachable,
             "last_ok": self.last_ok,

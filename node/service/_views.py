@@ -14,6 +14,7 @@ from node.ews.bands import exposure_summary
 from node.ids import Country
 from node.message import Alert, alert_from_bytes, pb
 from node.service._context import ServiceContext
+from node.service._links import plain_error
 from node.service._results import (
     AlertDetail,
     DeliveryState,
@@ -72,7 +73,7 @@ class StatusSnapshot:
     """The in-memory half of `ewx status`, taken on the store's thread (Views.status_snapshot)."""
 
     now: datetime
-    links: dict[Country, tuple[bool | None, datetime | None, str | None]]
+    links: dict[Country, tuple[bool | None, datetime | None, str | None, datetime | None]]
     certificate_not_after: datetime
     signing_keys: dict[str, Any]
     log_size: int
@@ -87,6 +88,16 @@ class BoardSnapshot:
     now: datetime
     watchlist: Watchlist
     reports: tuple[PolicyNote, ...]
+
+
+def _our_log(cosigned: tuple[int, str] | None) -> dict[str, Any] | None:
+    """The newest checkpoint of this node's log a peer cosigned: its size and when the cosignature came."""
+    return None if cosigned is None else {"size": cosigned[0], "at": cosigned[1]}
+
+
+def _their_log(state: tuple[str, int, bytes, str] | None) -> dict[str, Any] | None:
+    """The newest checkpoint of a peer's log this node cosigned: its size and root."""
+    return None if state is None else {"size": state[1], "root": state[2].hex()}
 
 
 class Views:
@@ -416,7 +427,7 @@ class Views:
         return StatusSnapshot(
             now=now,
             links={
-                peer: (link.reachable, link.last_ok, link.last_error)
+                peer: (link.reachable, link.last_ok, link.last_error, link.down_since)
                 for peer, link in ((p, self.ctx.links[p]) for p in self.ctx.peers)
             },
             certificate_not_after=certificate.not_valid_after_utc,
@@ -438,8 +449,9 @@ class Views:
         now = snap.now
         peers: dict[Country, PeerStatus] = {}
         cosigned = reads.cosigned()
+        cosigned_at = reads.cosigned_at()
         overdue = self.overdue_acks(reads, now)
-        for peer, (reachable, last_ok, last_error) in snap.links.items():
+        for peer, (reachable, last_ok, last_error, down_since) in snap.links.items():
             backlog = reads.backlog(peer)
             oldest = None
             if backlog.oldest is not None:
@@ -455,6 +467,10 @@ class Views:
                 oldest_undelivered_seconds=oldest,
                 last_checkpoint_cosigned=cosigned.get(peer),
                 overdue_acks=tuple(f"{d.origin}/{d.alert_id}" for d in overdue if d.recipient == peer),
+                down_since=iso(down_since) if down_since and reachable is False else None,
+                problem=plain_error(last_error or (backlog.oldest.last_error if backlog.oldest else None)),
+                our_log_cosigned=_our_log(cosigned_at.get(peer)),
+                their_log_cosigned=_their_log(reads.witness_state(peer)),
             )
         days_left = (snap.certificate_not_after - now).total_seconds() / 86400
         return NodeStatus(

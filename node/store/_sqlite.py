@@ -665,6 +665,18 @@ class Reads:
         """Per peer, the largest size of this node's log it cosigned."""
         return {peer: int(size) for peer, size in self._conn.execute("SELECT peer, size FROM cosigned")}
 
+    def witness_state(self, log_node: Country) -> tuple[str, int, bytes, str] | None:
+        """(origin, size, root, note) this node last cosigned of `log_node`'s log."""
+        row = self._conn.execute(
+            "SELECT origin, size, root, note FROM witness_state WHERE log_node = ?", (log_node,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]), bytes(row[2]), str(row[3]))
+
+    def cosigned_at(self) -> dict[Country, tuple[int, str]]:
+        """Per peer, (the largest size of this node's log it cosigned, when that cosignature came)."""
+        rows = self._conn.execute("SELECT peer, size, at FROM cosigned")
+        return {peer: (int(size), str(at)) for peer, size, at in rows}
+
     def exposure(self, origin: Country, alert_id: str) -> str | None:
         """One kept exposure as JSON text, if computed."""
         row = self._conn.execute(
@@ -1111,13 +1123,6 @@ class Store(Reads):
         """Root and note of the own checkpoint at `size`, if one was signed."""
         row = self._conn.execute("SELECT root, note FROM checkpoints WHERE size = ?", (size,)).fetchone()
         return None if row is None else (bytes(row[0]), str(row[1]))
-
-    def witness_state(self, log_node: Country) -> tuple[str, int, bytes, str] | None:
-        """(origin, size, root, note) this node last cosigned of `log_node`'s log."""
-        row = self._conn.execute(
-            "SELECT origin, size, root, note FROM witness_state WHERE log_node = ?", (log_node,)
-        ).fetchone()
-        return None if row is None else (str(row[0]), int(row[1]), bytes(row[2]), str(row[3]))
 
     def witnessed(self) -> list[tuple[Country, int, bytes, str]]:
         """(log node, size, root, note) of every peer checkpoint this node cosigned, in order."""
