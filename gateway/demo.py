@@ -8,8 +8,11 @@ report as the trigger of its scan over its own (bundled, illustrative) import
 data, finds the gallium and germanium shock, and publishes an alert; the US and Japan receive and acknowledge it, the US
 responds, Japan asks for a consultation; Korea rotates its alert key (a trust
 update endorsed by its national CA, taken by the peers without a restart)
-and updates the alert under the new key. Then the nodes stop,
-their logs are exported, and the audit verifies them across all three.
+and updates the alert under the new key, and the US and Japan acknowledge the
+new version. Then the nodes stop, their logs are exported, the audit verifies
+them across all three, and the demo ends with Korea's situation board (`ewx
+board`, taken as the scenario ended): the open update with its peers'
+acknowledgements, and the watchlist with the reported policy move.
 
 Detection is the real engine (node/ews/): each node ingests its own bundled
 sample data (node/ews/data/<CC>/), Korea's node scans it, and the analyst's
@@ -41,6 +44,7 @@ from node.ids import Country
 from node.operator import OperatorClient
 from node.pki import init_federation, load_national_ca
 from node.service import export_bundle, prepare_rotation
+from node.situation.board import render_text
 from node.trilateral import SEVERITIES
 from node.trust import Trust, endorse_update
 
@@ -237,7 +241,8 @@ def _report_policy(nodes: dict[Country, NodeProcess]) -> str:
     return str(report)
 
 
-def _scenario(nodes: dict[Country, NodeProcess], work: Path) -> None:
+def _scenario(nodes: dict[Country, NodeProcess], work: Path) -> dict[str, Any]:
+    """The scenario; returns Korea's situation board (the `board` reply) as it ends."""
     kr, us, jp = nodes["KR"].client, nodes["US"].client, nodes["JP"].client
     _load_sample_data(nodes, work)
     _agree_watchlist(nodes)
@@ -313,6 +318,17 @@ def _scenario(nodes: dict[Country, NodeProcess], work: Path) -> None:
     _say(
         f"6. KR updates the alert: expected duration 180 days (UPDATE {update['alert_id']}), signed with its new key"
     )
+    new_ref = {"origin": "KR", "alert_id": update["alert_id"]}
+    acks = []
+    for name, client in (("US", us), ("JP", jp)):
+        _wait_for_alert(nodes[name], "KR", update["alert_id"])  # type: ignore[index]
+        acks.append(
+            client.call("publish", msg_type="ACK", status="EXERCISE", reference=new_ref, reason="RECEIVED")
+        )
+    _say(
+        f"   US and JP verify the new version under KR's new key and acknowledge it: "
+        f"ACK {acks[0]['alert_id']}, ACK {acks[1]['alert_id']}"
+    )
     _settle(nodes)
     _say("7. Every message delivered, every receipt back, every log's checkpoint cosigned by both peers:")
     for name, node in nodes.items():
@@ -334,6 +350,7 @@ def _scenario(nodes: dict[Country, NodeProcess], work: Path) -> None:
                 f"   {a['alert_id']} state={a['state']} acknowledged by {', '.join(a['acknowledged_by'])}; "
                 f"follow-ups: {', '.join(f['origin'] + ' ' + f['msg_type'] for f in a['responses'])}"
             )
+    return dict(kr.call("board"))
 
 
 def _wait_for_exposure(client: OperatorClient, alert_id: str) -> dict[str, Any]:
@@ -400,6 +417,7 @@ def run_demo(directory: Path | None) -> int:
         "trust file federation.json"
     )
     nodes: dict[Country, NodeProcess] = {}
+    board: dict[str, Any] = {}
     try:
         for cc, path in configs.items():
             nodes[cc] = NodeProcess.start(cc, path)
@@ -409,7 +427,7 @@ def run_demo(directory: Path | None) -> int:
             "   KR, US and JP nodes serving on 127.0.0.1 over mutual TLS "
             f"(ports {', '.join(NodeConfig.load(p).listen.rsplit(':', 1)[1] for p in configs.values())})"
         )
-        _scenario(nodes, root)
+        board = _scenario(nodes, root)
     finally:
         codes = {cc: node.stop() for cc, node in nodes.items()}
     _say(f"8. Nodes stopped on SIGTERM (exit codes {', '.join(f'{c} {v}' for c, v in codes.items())})")
@@ -439,6 +457,11 @@ def run_demo(directory: Path | None) -> int:
             f"{', '.join(sorted(alert.delivered_to)) or 'nobody'}; acknowledged by {acked}"
         )
     _say(f"   timeline page: {page}")
+    _say()
+    _say("== Korea's situation board (ewx board at KR, as the scenario ended, before the nodes stopped)")
+    _say()
+    for line in render_text(board).splitlines():
+        _say(line)
     _say()
     _say(
         f"Done in {time.monotonic() - started:.1f}s. Try: ewx audit replay {' '.join(map(str, logs))} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,19 @@ def test_the_demo_detects_publishes_and_audits_clean(tmp_path: Path) -> None:
     assert "US's own exposure on HS 811292" in out and "JP's own exposure on HS 282560" in out
     assert "shares its own exposure as a band" in out
     assert "VERDICT: clean (3 logs" in out
+    # The peers acknowledge the update too; Korea's board ends the demo with it, the one open alert.
+    alert = re.search(r"KR publishes ALERT (KR-\S+) ", out)
+    update = re.search(r"\(UPDATE (KR-\S+)\)", out)
+    assert alert and update, out
+    assert f"UPDATE {update[1]} from KR: active; delivered to JP, US; acknowledged by JP, US" in out
+    assert "== Korea's situation board" in out
+    board = out.split("== Korea's situation board", 1)[1]
+    assert "EWX situation at KR" in board
+    assert "open alerts 1 (KR 1, US 0, JP 0); overdue acks 0" in board
+    assert f"KR/{update[1]}" in board and "EXTREME" in board and "US ack; JP ack" in board
+    assert f"KR/{alert[1]}" not in board  # superseded by the update: no longer open
+    assert "811292 from CN" in board and "282560 from CN" in board
+    assert "Watchlist version 1" in board and "EXPORT_LICENSING ANNOUNCED 2023-07-03" in board
     for country in ("KR", "US", "JP"):
         assert (tmp_path / "demo" / f"{country}.ewxlog").is_file()
     assert (tmp_path / "demo" / "replay.html").is_file()
