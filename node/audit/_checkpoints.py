@@ -86,10 +86,45 @@ def _claimed_witnesses(signed: SignedNote, trust: Trust) -> dict[Country, bool]:
     return claimed
 
 
+@dataclass(frozen=True, slots=True)
+class Witnessing:
+    """What one log's own checkpoint history shows was witnessed: split-view protection in figures."""
+
+    newest_size: int | None = None
+    """The newest checkpoint in the history with a valid log signature (None: none)."""
+    newest_root: str | None = None
+    cosigned_up_to: dict[Country, int] | None = None
+    """Per peer, the largest checkpoint size it validly cosigned (0: none)."""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "newest_checkpoint": None
+            if self.newest_size is None
+            else {"size": self.newest_size, "root": self.newest_root},
+            "cosigned_up_to": dict(self.cosigned_up_to or {}),
+        }
+
+    def line(self, node: Country) -> str:
+        """`KR's newest checkpoint: size 40, root 1a2b...; cosigned by US up to 40, JP up to 38`."""
+        if self.newest_size is None or self.newest_root is None:
+            return f"{node}'s log carries no signed checkpoint history: nothing was witnessed"
+        by = ", ".join(
+            f"{peer} up to {size}" if size else f"not by {peer}"
+            for peer, size in (self.cosigned_up_to or {}).items()
+        )
+        return f"{node}'s newest checkpoint: size {self.newest_size}, root {self.newest_root[:16]}; cosigned by {by}"
+
+
 def history_findings(bundle: Bundle, *, trust: Trust) -> list[CheckpointFinding]:
     """Check one bundle's own checkpoint history against its entries."""
+    return history_check(bundle, trust=trust)[0]
+
+
+def history_check(bundle: Bundle, *, trust: Trust) -> tuple[list[CheckpointFinding], Witnessing]:
+    """history_findings, and what the history shows was witnessed (the report's per-log summary)."""
     node = bundle.node
     findings: list[CheckpointFinding] = []
+    cosigned: dict[Country, int] = dict.fromkeys(peers_of(node), 0)
     opened: list[tuple[Checkpoint, SignedNote, str]] = []
     for i, note in enumerate(bundle.history):
         result = open_log_checkpoint(note, node=node, trust=trust)
@@ -143,6 +178,7 @@ def history_findings(bundle: Bundle, *, trust: Trust) -> list[CheckpointFinding]
                         )
                     )
                 continue
+            cosigned[peer] = max(cosigned[peer], cp.size)
             if when < last_time.get(peer, 0):
                 findings.append(
                     CheckpointFinding(
@@ -168,7 +204,8 @@ def history_findings(bundle: Bundle, *, trust: Trust) -> list[CheckpointFinding]
                     severity="info",
                 )
             )
-    return findings
+        return findings, Witnessing(newest.size, newest.root_hash.hex(), cosigned)
+    return findings, Witnessing(cosigned_up_to=cosigned)
 
 
 def witnessed_findings(bundles: Sequence[Bundle], *, trust: Trust) -> list[CheckpointFinding]:

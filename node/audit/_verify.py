@@ -126,6 +126,7 @@ does) or export all logs at about the same time.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import gc
 import hashlib
 import os
@@ -143,7 +144,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, NamedTuple
 
 from node.audit._bundle import Bundle, read_bundle, signed_export_time
-from node.audit._checkpoints import history_findings, witnessed_findings
+from node.audit._checkpoints import Witnessing, history_check, witnessed_findings
 from node.audit._text import short_hash
 from node.audit._watchlist import (
     KEY_NOT_VALID_KINDS,
@@ -358,6 +359,8 @@ class LogSummary:
     exported_at: datetime
     checkpoint_verified: bool
     """True iff a log key of the node in the trust file validly signed the checkpoint."""
+    witnessing: Witnessing = field(default_factory=Witnessing)
+    """The newest checkpoint of its own history and how far each peer cosigned it."""
 
 
 @dataclass
@@ -396,6 +399,7 @@ class Report:
                     root=log.root,
                     exported_at=iso(log.exported_at),
                     checkpoint_verified=log.checkpoint_verified,
+                    witnessed=log.witnessing.to_json(),
                 )
             per_node[node] = summary
         return {
@@ -410,8 +414,10 @@ class Report:
         }
 
     def to_text(self) -> str:
-        """The human report: one line per finding, then the verdict line."""
-        lines = [f.line() for f in self.findings]
+        """The human report: what each log's checkpoints show was witnessed, one line per
+        finding, then the verdict line."""
+        lines = [s.witnessing.line(s.node) for s in self.logs]
+        lines += [f.line() for f in self.findings]
         errors = len(self.errors)
         if errors == 0:
             logs = len(self.nodes)
@@ -695,7 +701,11 @@ def _audit(bundles: Sequence[Bundle], *, trust: Trust, workers: int | None, min_
         if logs:
             _finish_log(logs[-1], verifier, findings)
     # Checkpoint histories, and what each node witnessed of the others (SPEC section 5).
-    checkpoint_findings = [f for log in logs for f in history_findings(log.bundle, trust=trust)]
+    checkpoint_findings = []
+    for i, log in enumerate(logs):
+        found, witnessing = history_check(log.bundle, trust=trust)
+        checkpoint_findings += found
+        summaries[i] = dataclasses.replace(summaries[i], witnessing=witnessing)
     checkpoint_findings += witnessed_findings([log.bundle for log in logs], trust=trust)
     for cf in checkpoint_findings:
         findings.add(cf.node, None, cf.kind, cf.detail, cf.severity)

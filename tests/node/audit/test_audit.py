@@ -248,7 +248,10 @@ def test_each_intact_log_alone_is_clean(fed: Fed) -> None:
         assert report.clean
         assert report.nodes == [cc]
         n = len(fed.bundles[cc].entries)
-        assert report.to_text() == f"VERDICT: clean (1 log, {n} entries)"
+        assert report.to_text().splitlines() == [
+            f"{cc}'s log carries no signed checkpoint history: nothing was witnessed",
+            f"VERDICT: clean (1 log, {n} entries)",
+        ]
 
 
 @pytest.mark.parametrize("pair", [("KR", "US"), ("US", "JP"), ("JP", "KR")])
@@ -273,7 +276,8 @@ def test_three_intact_logs_are_clean_with_one_alert_in_flight(fed: Fed) -> None:
     a4 = fed.find("KR", pb.ALERT_SENT, "KR-A4")
     assert infos(report) == [("KR", a4, "undelivered")]
     text = report.to_text().splitlines()
-    assert text[0].startswith(f"KR #{a4} undelivered (info): KR-A4 seq 4 to JP")
+    assert [line.split("'")[0] for line in text[:3]] == ["KR", "US", "JP"]  # what was witnessed, per log
+    assert text[3].startswith(f"KR #{a4} undelivered (info): KR-A4 seq 4 to JP")
     assert text[-1] == f"VERDICT: clean (3 logs, {total} entries)"
     doc = report.to_json()
     assert doc["verdict"] == "clean"
@@ -536,7 +540,7 @@ def test_swapped_entries(fed: Fed, tmp_path: Path) -> None:
     assert errors(report) == [("KR", a3, "sequence_reorder")] * 2
     details = sorted(f.detail for f in report.findings)
     assert details == ["KR->JP seq 2 logged after seq 3", "KR->US seq 2 logged after seq 3"]
-    line = report.to_text().splitlines()[0]
+    line = report.to_text().splitlines()[1]  # after the log's witnessing line
     assert line == f"KR #{a3} sequence_reorder: KR->US seq 2 logged after seq 3"
 
 

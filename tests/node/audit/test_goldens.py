@@ -118,6 +118,19 @@ def test_intact_set_is_clean() -> None:
     assert report.clean
     assert report.nodes == list(COUNTRIES)
     assert all(log.checkpoint_verified for log in report.logs)
+    # What was witnessed, in the report: each log's newest checkpoint, cosigned by both peers.
+    text = report.to_text().splitlines()
+    for log, line in zip(report.logs, text, strict=False):
+        w = log.witnessing
+        assert w.newest_size is not None and w.newest_root is not None
+        assert w.cosigned_up_to == dict.fromkeys((c for c in COUNTRIES if c != log.node), w.newest_size)
+        peers = ", ".join(f"{c} up to {w.newest_size}" for c in COUNTRIES if c != log.node)
+        assert (
+            line
+            == f"{log.node}'s newest checkpoint: size {w.newest_size}, root {w.newest_root[:16]}; cosigned by {peers}"
+        )
+        json_view = report.to_json()["nodes"][log.node]["witnessed"]
+        assert json_view["newest_checkpoint"] == {"size": w.newest_size, "root": w.newest_root}
     for path in _logs("intact"):
         assert _audit(path).findings == [], path.name
 
