@@ -137,6 +137,9 @@ SITUATION_ALERTS_MAX = 500
 """Newest open alerts the situation board, the overdue counts of `ewx status` and a metrics
 scrape fold (each one fold over the entries naming it); the board says when more are open."""
 
+MAX_VERSIONS_SHOWN = 32
+"""Earlier versions of an updated alert the board folds for its consultations and responses."""
+
 DEADLINE_WATCH_SECONDS = 15.0
 """How often a serving node looks for acknowledgements that became overdue (one log event each)."""
 

@@ -256,9 +256,25 @@ class Views:
                     dues=tuple(self.ack_dues(state, now)),
                     received=row.via is not None,
                     exposure=exposure,
+                    earlier=self._earlier_versions(reads, state, now),
                 )
             )
         return out, more
+
+    def _earlier_versions(self, reads: Reads, state: AlertState, now: datetime) -> tuple[AlertState, ...]:
+        """The versions an UPDATE supersedes, newest first (at most limits.MAX_VERSIONS_SHOWN)."""
+        earlier: list[AlertState] = []
+        seen = {state.alert_id}
+        ref = state.supersedes
+        while ref is not None and ref not in seen and len(earlier) < limits.MAX_VERSIONS_SHOWN:
+            seen.add(ref)
+            row = reads.alert(state.origin, ref)
+            if row is None:
+                break
+            version = self.folded(reads, row, now)
+            earlier.append(version)
+            ref = version.supersedes
+        return tuple(earlier)
 
     def board_snapshot(self) -> BoardSnapshot:
         """What the board shows from the trilateral layer, taken on the store's thread."""
@@ -320,7 +336,9 @@ class Views:
             for row in reads.alerts_sent_between(micros(since - longest), micros(now - shortest)):
                 state = self.folded(reads, row, now)
                 found.extend(
-                    d for d in ack_dues(state, deadlines, now=now) if d.status == "overdue" and since < d.due <= now
+                    d
+                    for d in ack_dues(state, deadlines, now=now)
+                    if d.status == "overdue" and since < d.due <= now
                 )
         return found
 
@@ -334,6 +352,8 @@ class Views:
         now = self.ctx.clock()
         kept = self.ctx.store.deadlines_watched()
         since = now if kept is None else datetime.fromisoformat(kept)
+        if since >= now and kept is not None:
+            return []  # the clock stepped back (or stood still): what is up to `since` was logged
         found = self.newly_overdue(since, now) if since < now else []
         with self.ctx.store.transaction() as tx:
             tx.set_deadlines_watched(iso(now))

@@ -48,6 +48,14 @@ class BoardAlert:
     """A peer's alert (else this node's own)."""
     exposure: str | None = None
     """This node's own exposure to a peer alert, one line of bands (node.ews.bands.exposure_summary)."""
+    earlier: tuple[AlertState, ...] = ()
+    """The versions this one supersedes, newest first: their consultations and responses are
+    about the same situation and stay on the board."""
+
+    @property
+    def chain(self) -> tuple[AlertState, ...]:
+        """This version, then the ones it supersedes."""
+        return (self.state, *self.earlier)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +129,7 @@ def build_board(
             a.state.alert_id,
         ),
     )
-    rows = [_alert_json(a, now) for a in ranked]
+    rows = [_alert_json(a, now, node) for a in ranked]
     groups: dict[tuple[str, str], list[str]] = {}
     for a in ranked:
         sources = a.state.source_countries or ("ZZ",)
@@ -130,14 +138,16 @@ def build_board(
                 groups.setdefault((item, country), []).append(f"{a.state.origin}/{a.state.alert_id}")
     overdue = [d.to_json() for a in ranked for d in a.dues if d.status == "overdue"]
     consultations = [
-        {"about": f"{a.state.origin}/{a.state.alert_id}", **c.to_json()}
+        {"about": f"{v.origin}/{v.alert_id}", **c.to_json()}
         for a in ranked
-        for c in a.state.consults
+        for v in a.chain
+        for c in v.consults
     ]
     responses = [
-        {"about": f"{a.state.origin}/{a.state.alert_id}", **r.to_json()}
+        {"about": f"{v.origin}/{v.alert_id}", **r.to_json()}
         for a in ranked
-        for r in a.state.responses
+        for v in a.chain
+        for r in v.responses
     ]
     watch = []
     for pair in pairs:
@@ -177,7 +187,7 @@ def build_board(
     }
 
 
-def _alert_json(a: BoardAlert, now: datetime) -> dict[str, Any]:
+def _alert_json(a: BoardAlert, now: datetime, me: Country) -> dict[str, Any]:
     s = a.state
     peers: dict[str, Any] = {}
     dues = {d.recipient: d for d in a.dues}
@@ -186,7 +196,8 @@ def _alert_json(a: BoardAlert, now: datetime) -> dict[str, Any]:
         ack = s.acks.get(recipient)
         due = dues.get(recipient)
         peers[recipient] = {
-            "delivered": delivery.delivered,
+            # Only the origin (by receipts) and the recipient itself can know; elsewhere: null.
+            "delivered": delivery.delivered if me in (s.origin, recipient) else None,
             "acknowledged": None if ack is None else ack.reason,
             "ack_status": None if due is None else due.status,
             "due": None if due is None else iso(due.due),
@@ -210,7 +221,8 @@ def _alert_json(a: BoardAlert, now: datetime) -> dict[str, Any]:
         "expires": None if s.expires is None else iso(s.expires),
         "supersedes": s.supersedes,
         "recipients": peers,
-        "consultation_open": s.consultation_open,
+        "consultation_open": s.state == "active" and any(v.consults for v in a.chain),
+        "earlier_versions": [v.alert_id for v in a.earlier],
         "acks_after_cancel": [x.by for x in s.acks_after_cancel],
         "local_exposure": a.exposure,
     }
@@ -229,6 +241,8 @@ def _peer_cell(me: str, recipient: str, p: Mapping[str, Any], now: datetime) -> 
         return f"{who} ACK OVERDUE {_age(now, datetime.fromisoformat(p['due']))}"
     if status == "waiting" and p["due"]:
         return f"{who} ack due in {_span(datetime.fromisoformat(p['due']) - now)}"
+    if p["delivered"] is None:
+        return f"{who} no ack seen"  # delivered or not, only that recipient and the origin can tell
     return f"{who} {'delivered' if p['delivered'] else 'not delivered'}"
 
 
@@ -275,15 +289,20 @@ def render_text(board: Mapping[str, Any]) -> str:
         for d in board["overdue"]:
             due = datetime.fromisoformat(d["due"])
             lines.append(
-                f"  {d['recipient']:<3} {d['origin']}/{d['alert_id']:<18} {d['severity']:<8} "
-                f"due {d['due'][11:16]}Z, overdue {_age(now, due)}"
+                _clip(
+                    f"  {d['recipient']:<3} {d['severity']:<8} due {d['due'][11:16]}Z, overdue "
+                    f"{_age(now, due):<6} {d['origin']}/{d['alert_id']}",
+                    TEXT_WIDTH,
+                )
             )
     if board["consultations"] or board["responses"]:
         lines += ["", "Consultations and responses"]
         for c in board["consultations"]:
-            lines.append(f"  {c['by']:<3} asked to consult on {c['about']} ({c['alert_id']})")
+            lines.append(
+                _clip(f"  {c['by']:<3} asked to consult on {c['about']} ({c['alert_id']})", TEXT_WIDTH)
+            )
         for r in board["responses"]:
-            lines.append(f"  {r['by']:<3} responded to {r['about']} ({r['alert_id']})")
+            lines.append(_clip(f"  {r['by']:<3} responded to {r['about']} ({r['alert_id']})", TEXT_WIDTH))
     w = board["watchlist"]
     lines += [
         "",
