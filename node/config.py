@@ -59,10 +59,13 @@ members). Every problem is a ConfigError naming the file and the key.
 
 from __future__ import annotations
 
+import json
+import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, get_args
 
 from cryptography import x509
 from pydantic import (
@@ -76,6 +79,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from node.crypto import KEY_PURPOSES, KeyPurpose, Signer
 from node.errors import ConfigError
@@ -106,6 +110,11 @@ BASE_DIR_CONTEXT: Final = "base_dir"
 """Validation context key: the folder relative paths are resolved against."""
 SOURCE_CONTEXT: Final = "source"
 """Validation context key: the file the config came from, for messages."""
+
+ENV_PREFIX: Final = "EWX_"
+"""Environment variables `EWX_<FIELD>` override node.toml's fields (`EWX_TLS__CERTIFICATE`: a
+nested key; `EWX_CONFIG` names the file itself and is no field)."""
+ENV_NESTED_DELIMITER: Final = "__"
 
 MAX_CONFIG_FILE_BYTES: Final = 1024 * 1024
 MAX_CERTIFICATE_FILE_BYTES: Final = 256 * 1024
@@ -373,8 +382,10 @@ class NodeConfig(BaseModel):
 
     # ------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: Path) -> NodeConfig:
-        """Read and validate a node.toml; relative paths resolve against its folder.
+    def load(cls, path: Path, *, environ: Mapping[str, str] | None = None) -> NodeConfig:
+        """Read and validate a node.toml, with `EWX_` variables of `environ` (default: the
+        process's environment) overriding its fields; relative paths, from the file or the
+        environment, resolve against the file's folder.
 
         Raises ConfigError naming the file and the offending key on any problem:
         missing or unreadable file, bad TOML, unknown keys, wrong types, bad values.
@@ -386,12 +397,19 @@ class NodeConfig(BaseModel):
             raise ConfigError(f"config file {path}: not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: not valid TOML: {exc}") from None
+        if not isinstance(document, dict):  # tomllib gives a table; kept for the type checker
+            raise ConfigError(f"config file {path}: not a TOML table")
+        environ = os.environ if environ is None else environ
+        overrides = environment_overrides(environ)
         try:
             config = cls.model_validate(
-                document, context={BASE_DIR_CONTEXT: path.absolute().parent, SOURCE_CONTEXT: path}
+                _merged(document, overrides),
+                context={BASE_DIR_CONTEXT: path.absolute().parent, SOURCE_CONTEXT: path},
             )
         except ValidationError as exc:
-            raise ConfigError(f"config file {path}: {describe_validation_error(exc)}") from None
+            raise ConfigError(
+                f"config file {path}: {describe_validation_error(exc)}{_from_environment(exc, environ)}"
+            ) from None
         return config
 
     @property
@@ -472,3 +490,93 @@ class NodeConfig(BaseModel):
         return TlsCredentials(
             certificate_chain=certificate, private_key=read_private_key_pem(self.tls.private_key)
         )
+
+
+# ---------------------------------------------------------------- environment overrides
+_env_model: type[BaseSettings] | None = None
+
+
+def _environment_model() -> type[BaseSettings]:
+    """NodeConfig's fields as a pydantic-settings model, for its environment source only.
+
+    pydantic-settings finds `EWX_<FIELD>` and `EWX_<TABLE>__<KEY>` and decodes JSON for
+    tables; NodeConfig itself then validates the merged document, so a value from the
+    environment meets exactly the checks a value in the file does.
+    """
+    global _env_model  # noqa: PLW0603 - built once, on first use
+    if _env_model is None:
+        from pydantic import create_model
+
+        fields: dict[str, Any] = {name: (f.annotation, None) for name, f in NodeConfig.model_fields.items()}
+        model = create_model("NodeEnvironment", __base__=BaseSettings, **fields)
+        model.model_config.update(
+            SettingsConfigDict(
+                env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER, extra="ignore"
+            )
+        )
+        _env_model = model
+    return _env_model
+
+
+class _EnvironmentSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (tests give theirs)."""
+
+    def __init__(self, model: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._given = {key.lower(): value for key, value in environ.items()}  # not case-sensitive
+        super().__init__(model)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return self._given
+
+
+def environment_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The node.toml fields that `EWX_` variables set, as a document to lay over the file's.
+
+    A scalar's text is read as JSON when it parses (`2000`, `1.5`, `true`), else kept as
+    text (paths, addresses); tables are JSON or `__`-nested keys. Country keys of
+    `peers` are upper-cased (environment names are not case-sensitive).
+    """
+    source = _EnvironmentSource(_environment_model(), os.environ if environ is None else environ)
+    found: dict[str, Any] = dict(source())
+    for name, value in list(found.items()):
+        if isinstance(value, str) and not _takes_text(NodeConfig.model_fields[name].annotation):
+            try:
+                decoded = json.loads(value)
+            except ValueError:
+                continue
+            if not isinstance(decoded, str):
+                found[name] = decoded
+    if isinstance(found.get("peers"), dict):
+        found["peers"] = {str(k).upper(): v for k, v in found["peers"].items()}
+    return found
+
+
+def _takes_text(annotation: Any) -> bool:
+    """Whether a field's type admits text (str, a path): then an environment value stays text."""
+    if annotation in (str, Path):
+        return True
+    return any(_takes_text(arg) for arg in get_args(annotation))
+
+
+def _merged(document: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`document` with `overrides` laid over it, table by table."""
+    merged = dict(document)
+    for key, value in overrides.items():
+        below = merged.get(key)
+        merged[key] = _merged(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+    return merged
+
+
+def _from_environment(exc: ValidationError, environ: Mapping[str, str]) -> str:
+    """Which failing fields the environment set, with the text given there (short: numbers,
+    paths and addresses, no key material, live in node.toml)."""
+    given = {key.upper(): value for key, value in environ.items() if key.upper().startswith(ENV_PREFIX)}
+    named = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = [str(part) for part in error["loc"] if part != "[key]"]
+        for end in range(len(loc), 0, -1):
+            variable = ENV_PREFIX + ENV_NESTED_DELIMITER.join(loc[:end]).upper()
+            if variable in given:
+                named.append(f"{variable}={given[variable][:80]!r}")
+                break
+    return f" (set by the environment: {', '.join(dict.fromkeys(named))})" if named else ""

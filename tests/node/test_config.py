@@ -243,3 +243,56 @@ def test_split_address_refuses(address: str) -> None:
 
 def test_port_zero_only_for_listen() -> None:
     assert split_address("127.0.0.1:0", allow_port_zero=True) == ("127.0.0.1", 0)
+
+
+# ---------------------------------------------------------------- EWX_ environment overrides (issue 14, item 4)
+def test_environment_variables_override_the_file(fed: Path) -> None:
+    path = fed / "KR" / "node.toml"
+    environ = {
+        "EWX_PEER_RATE_PER_SECOND": "12.5",
+        "EWX_GRPC_REFLECTION": "true",
+        "EWX_TLS__CERTIFICATE": "tls/other.pem",  # relative: against the file's folder, as in the file
+        "EWX_PEERS__US__ADDRESS": "127.0.0.1:7999",
+        "EWX_ACK_DEADLINE_MINUTES": '{"EXTREME": 5}',
+        "EWX_METRICS_LISTEN": "127.0.0.1:9100",
+        "EWX_CONFIG": str(path),  # names the file, not a field: ignored here
+        "EWX_AUDIT_WORKERS": "2",
+    }
+    config = NodeConfig.load(path, environ=environ)
+    plain = NodeConfig.load(path, environ={})
+    assert config.peer_rate_per_second == 12.5 and plain.peer_rate_per_second != 12.5
+    assert config.grpc_reflection is True
+    assert config.tls.certificate == (fed / "KR" / "tls" / "other.pem").resolve()
+    assert {k: v for k, v in dict(config.tls).items() if k != "certificate"} == {
+        k: v for k, v in dict(plain.tls).items() if k != "certificate"
+    }  # the rest of the table stays the file's
+    assert config.peers["US"].address == "127.0.0.1:7999" and config.peers["JP"] == plain.peers["JP"]
+    assert config.ack_deadline_minutes == {"EXTREME": 5}
+    assert config.metrics_listen == "127.0.0.1:9100"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field"),
+    [
+        ("EWX_PEER_RATE_PER_SECOND", "fast", "peer_rate_per_second"),
+        ("EWX_NODE_ID", "CN", "node_id"),
+        ("EWX_PEERS__US__ADDRESS", "127.0.0.1:http", "peers.US.address"),
+        ("EWX_ACK_DEADLINE_MINUTES", '{"URGENT": 5}', "ack_deadline_minutes"),
+        ("EWX_CHECKPOINT_INTERVAL_SECONDS", "0", "checkpoint_interval_seconds"),
+    ],
+)
+def test_a_bad_environment_value_is_refused_naming_the_file_the_field_and_the_value(
+    fed: Path, variable: str, value: str, field: str
+) -> None:
+    path = fed / "KR" / "node.toml"
+    with pytest.raises(ConfigError) as caught:
+        NodeConfig.load(path, environ={variable: value})
+    message = str(caught.value)
+    assert message.startswith(f"config file {path}: {field}"), message
+    assert "set by the environment: " + variable in message, message
+    assert f"{variable}={value!r}" in message, message
+
+
+def test_the_process_environment_is_read_by_default(fed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EWX_OUTBOX_RETRY_MAX_SECONDS", "7.5")
+    assert NodeConfig.load(fed / "KR" / "node.toml").outbox_retry_max_seconds == 7.5
