@@ -453,18 +453,19 @@ class NodeConfig(BaseModel):
         """
         if trust is None:
             trust = self.load_trust()
-        signers: dict[KeyPurpose, Signer] = {}
-        for purpose in KEY_PURPOSES:
-            path = self.keys.path_for(purpose)
-            signer = Signer.of(self.node_id, purpose, load_ed25519_private_key(path))
-            entry = trust.key(signer.key_id)
-            if entry is None or entry.owner != self.node_id or entry.purpose != purpose:
-                raise ConfigError(
-                    f"key file {path}: its public key ({signer.key_id}) is not listed as the {purpose} key "
-                    f"of {self.node_id} in trust file {self.trust_file}"
-                )
-            signers[purpose] = signer
-        return signers
+        return {purpose: self.load_signer(purpose, trust) for purpose in KEY_PURPOSES}
+
+    def load_signer(self, purpose: KeyPurpose, trust: Trust) -> Signer:
+        """One signing key, checked to be this node's key for `purpose` in `trust` (ConfigError if not)."""
+        path = self.keys.path_for(purpose)
+        signer = Signer.of(self.node_id, purpose, load_ed25519_private_key(path))
+        entry = trust.key(signer.key_id)
+        if entry is None or entry.owner != self.node_id or entry.purpose != purpose:
+            raise ConfigError(
+                f"key file {path}: its public key ({signer.key_id}) is not listed as the {purpose} key "
+                f"of {self.node_id} in trust file {self.trust_file}"
+            )
+        return signer
 
     def tls_certificate(self) -> x509.Certificate:
         """The node's own TLS certificate (for its expiry in `ewx status`)."""

@@ -21,6 +21,7 @@ from node.cli._audit import add_audit_commands
 from node.cli._backup import add_backup_commands
 from node.cli._board import add_board_command
 from node.cli._common import EXIT_OK, EXIT_USAGE
+from node.cli._config import add_config_commands
 from node.cli._health import add_health_command
 from node.cli._node import add_node_commands, add_status_command
 from node.cli._outbox import add_outbox_commands
@@ -56,6 +57,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     add_trilateral_commands(commands, add_config)
     add_status_command(commands, add_config)
     add_board_command(commands, add_config)
+    add_config_commands(commands, add_config)
     add_health_command(commands, add_config)
     add_backup_commands(commands, add_config)
     add_node_commands(commands, add_config)
