@@ -36,7 +36,7 @@ from node.service._rejoin import Rejoining
 from node.service._rotation import install_pending_keys, trust_with_updates
 from node.service._trilateral import Trilateral
 from node.service._trust import TrustUpdating
-from node.service._views import Views, listing_keys_of
+from node.service._views import BoardSnapshot, Views, listing_keys_of
 from node.service._witnessing import Witnessing
 from node.store import STORE_FILE, Store, StoreThread
 from node.trust import Trust
@@ -125,6 +125,10 @@ class NodeService:
         self.alert_scope = self.views.alert_scope
         self.record_exposure = self.views.record_exposure
 
+    def board_snapshot(self) -> BoardSnapshot:
+        """The store-thread half of `ewx board`: the watchlist in force and the policy reports."""
+        return self.views.board_snapshot(self.trilateral.policy_reports())
+
     def _answer_for_the_operator(self) -> None:
         """What the operator API and the CLI call, each the part's own method."""
         views, history, trilateral = self.views, self.history, self.trilateral
@@ -138,7 +142,6 @@ class NodeService:
         self.status_snapshot = views.status_snapshot
         self.status = views.status
         self.status_from = views.status_from
-        self.board_snapshot = views.board_snapshot
         self.board_from = views.board_from
         self.cap_document = views.cap_document
         self.newly_overdue = views.newly_overdue

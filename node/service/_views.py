@@ -276,31 +276,23 @@ class Views:
             ref = version.supersedes
         return tuple(earlier)
 
-    def board_snapshot(self) -> BoardSnapshot:
-        """What the board shows from the trilateral layer, taken on the store's thread."""
-        current = self.ctx.watchlist.state().current
-        notes: list[PolicyNote] = []
-        for stored in self.ctx.store.alerts_by_type(("POLICY_REPORT",)):
-            policy = self.ctx.decode(stored).policy
-            if policy is None:  # the schema requires the body
-                continue
-            withdrawn = any(
-                later.origin == stored.origin and later.msg_type == "CANCEL"
-                for later in self.ctx.store.followups(stored.origin, stored.alert_id)
+    def board_snapshot(self, reports: list[dict[str, Any]]) -> BoardSnapshot:
+        """What the board shows from the trilateral layer, taken on the store's thread; `reports`
+        are the policy reports as Trilateral.policy_reports gives them."""
+        notes = tuple(
+            PolicyNote(
+                origin=r["origin"],
+                alert_id=r["alert_id"],
+                country=r["country"],
+                hs_codes=tuple(r["hs_codes"]),
+                measure=r["measure"],
+                stage=r["stage"],
+                announced=r["announced"],
+                withdrawn=r["withdrawn_by"] is not None,
             )
-            notes.append(
-                PolicyNote(
-                    origin=stored.origin,
-                    alert_id=stored.alert_id,
-                    country=policy.country,
-                    hs_codes=tuple(policy.hs_codes),
-                    measure=policy.measure,
-                    stage=policy.stage,
-                    announced=policy.announced.isoformat(),
-                    withdrawn=withdrawn,
-                )
-            )
-        return BoardSnapshot(now=self.ctx.clock(), watchlist=current, reports=tuple(notes))
+            for r in reports
+        )
+        return BoardSnapshot(now=self.ctx.clock(), watchlist=self.ctx.watchlist.state().current, reports=notes)
 
     def board_from(self, snap: BoardSnapshot) -> dict[str, Any]:
         """`ewx board`: the situation as this node sees it (node.situation.board), as JSON."""

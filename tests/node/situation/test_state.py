@@ -22,19 +22,10 @@ from node.situation.deadlines import ack_dues
 from node.situation.entries import AlertEntry, ReceiptEntry
 from node.situation.settings import deadlines_from_minutes, parse_deadlines
 from node.situation.state import AlertState, fold
+from tests.support.audit_factories import INFO
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 DEADLINES = deadlines_from_minutes({"EXTREME": 15, "SEVERE": 60, "MODERATE": 1440})
-INFO: dict[str, Any] = {
-    "category": "EXPORT_CONTROL",
-    "urgency": "IMMEDIATE",
-    "severity": "SEVERE",
-    "certainty": "OBSERVED",
-    "headline": "China export licensing on gallium",
-    "items": [{"hs_code": "811292", "hs_edition": "HS2022"}],
-    "source_countries": ["CN"],
-    "supply_impact": "ABOVE_60",
-}
 
 
 def at(minutes: float) -> datetime:
