@@ -221,3 +221,21 @@ def test_the_histories_reach_every_deadline_status(pristine: Path, tmp_path: Pat
         view = _view(nodes, "KR")
         assert _replayed(result, set(view)) == view
     assert deadlines_from_minutes(MINUTES)["SEVERE"] == timedelta(hours=1)
+
+
+def test_the_publisher_refuses_an_update_by_a_non_origin_and_a_cancel_of_an_unknown_alert(
+    pristine: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "fed"
+    shutil.copytree(pristine, root)
+    with ThreeNodes(root, clock=SteppingClock()) as nodes:
+        info = {**INFO, "expires": START + timedelta(days=2)}
+        us_alert = nodes.svc["US"].publish(msg_type="ALERT", info=info).alert.alert_id
+        nodes.deliver("US", "KR")
+        with pytest.raises(UsageError, match="may only reference the origin's own alerts"):
+            nodes.svc["KR"].publish(msg_type="UPDATE", reference=("US", us_alert), info=info)
+        with pytest.raises(UsageError, match="may only reference the origin's own alerts"):
+            nodes.svc["KR"].publish(msg_type="CANCEL", reference=("US", us_alert), reason="ISSUED_IN_ERROR")
+        with pytest.raises(RefusedOperation, match="no alert KR-NOPE from KR is known to KR"):
+            nodes.svc["KR"].publish(msg_type="CANCEL", reference=("KR", "KR-NOPE"), reason="ISSUED_IN_ERROR")
+        assert [a.msg_type for a in nodes.svc["KR"].list_alerts()] == ["ALERT"]  # nothing stored for them
