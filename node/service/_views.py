@@ -237,15 +237,25 @@ class Views:
             outbox=True,
         )
 
-    def open_situation(self, reads: Reads, now: datetime) -> tuple[list[BoardAlert], bool]:
+    def open_situation(
+        self, reads: Reads, now: datetime, *, deadlines_only: bool = False
+    ) -> tuple[list[BoardAlert], bool]:
         """The newest open ALERTs and UPDATEs (at most SITUATION_ALERTS_MAX), each folded with its
-        deadlines and this node's exposure; and whether more are open."""
+        deadlines and (unless `deadlines_only`) this node's exposure and its earlier versions;
+        and whether more are open."""
         rows, more = reads.open_alerts(now_us=micros(now), limit=limits.SITUATION_ALERTS_MAX)
         out: list[BoardAlert] = []
         for row in rows:
             state = self.folded(reads, row, now)
             if state.state != "active":
-                continue  # an entry the listing columns do not show (a follow-up of another digest)
+                continue  # the listing columns found it open; the fold of its entries has the last word
+            if deadlines_only:
+                out.append(
+                    BoardAlert(
+                        state=state, dues=tuple(self.ack_dues(state, now)), received=row.via is not None
+                    )
+                )
+                continue
             exposure = None
             if row.via is not None:
                 kept = reads.exposure(row.origin, row.alert_id)
@@ -292,7 +302,9 @@ class Views:
             )
             for r in reports
         )
-        return BoardSnapshot(now=self.ctx.clock(), watchlist=self.ctx.watchlist.state().current, reports=notes)
+        return BoardSnapshot(
+            now=self.ctx.clock(), watchlist=self.ctx.watchlist.state().current, reports=notes
+        )
 
     def board_from(self, snap: BoardSnapshot) -> dict[str, Any]:
         """`ewx board`: the situation as this node sees it (node.situation.board), as JSON."""
@@ -310,7 +322,7 @@ class Views:
 
     def overdue_acks(self, reads: Reads, now: datetime) -> list[AckDue]:
         """Every acknowledgement overdue now among the open alerts the board folds."""
-        alerts, _ = self.open_situation(reads, now)
+        alerts, _ = self.open_situation(reads, now, deadlines_only=True)
         return [d for a in alerts for d in a.dues if d.status == "overdue"]
 
     def newly_overdue(self, since: datetime, now: datetime) -> list[AckDue]:
