@@ -312,7 +312,7 @@ def render_text(board: Mapping[str, Any]) -> str:
     for p in w["pairs"]:
         move = p["latest_move"]
         latest = (
-            f"{move['measure']} {move['stage']} {move['announced']} ({move['origin']} report)"
+            f"{move['measure']} {move['stage']} {move['announced']} ({move['origin']})"
             if move
             else "no reported move"
         )

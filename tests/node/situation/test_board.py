@@ -393,8 +393,8 @@ def test_each_watched_pair_shows_its_latest_move_by_announced_date_and_not_a_wit
     assert "no open alerts" in text.splitlines()
     assert lines_after(text, "Watchlist version 3, in force since 2024-02-01") == [
         "  250410 CN  STRATEGIC_ITEM       no reported move",
-        "  282560 CN  POLICY_RISK          EXPORT_BAN RUMOURED 2024-01-02 (US report)",
-        "  8112   CN  SUPPLY_CONCENTRATION EXPORT_QUOTA ANNOUNCED 2023-09-01 (JP report)",
+        "  282560 CN  POLICY_RISK          EXPORT_BAN RUMOURED 2024-01-02 (US)",
+        "  8112   CN  SUPPLY_CONCENTRATION EXPORT_QUOTA ANNOUNCED 2023-09-01 (JP)",
     ]
     assert "EXPORT_QUOTA ANNOUNCED 2023-09-01 (JP report)" in render_html(b)
 
