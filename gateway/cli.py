@@ -14,6 +14,8 @@ from pathlib import Path
 
 from node.cli import EXIT_OK, load_config
 from node.cli import _main as node_cli
+from node.cli._health import Check
+from node.config import NodeConfig
 from node.logs import configure
 
 
@@ -33,7 +35,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.dir) if args.dir else None)
 
 
+def _grpc_health(config: NodeConfig, *, timeout: float) -> Check:
+    """`ewx health`'s third check, imported when run (grpc loads slowly; `--help` stays fast)."""
+    from gateway.health_check import check_health_service
+
+    return check_health_service(config, timeout=timeout)
+
+
 def _add_gateway_commands(commands: node_cli.Subcommands) -> None:
+    commands.choices["health"].set_defaults(extra_checks=[_grpc_health])
     p = commands.add_parser("serve", help="run a node until SIGTERM, then stop cleanly")
     p.add_argument("--config", metavar="FILE", help="node configuration (default: $EWX_CONFIG)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import errno
 import functools
+import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
@@ -85,6 +86,7 @@ class NodeRuntime:
         self.config = config
         self._clock = clock
         self._tls_poll_seconds = tls_poll_seconds
+        self._local_health: aio.Server | None = None
         self.deadline_watch_seconds = DEADLINE_WATCH_SECONDS
         """How often to look for acknowledgements that became overdue (a test shortens it)."""
         self._tasks: list[asyncio.Task[None]] = []
@@ -189,6 +191,7 @@ class NodeRuntime:
                 self._server,
             )
         await self._server.start()
+        await self._start_local_health()
         for name in ("", rpc.SERVICE_NAME, *(peer_health_name(peer) for peer in service.peers)):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._pull_wake = {peer: asyncio.Event() for peer in service.peers}
@@ -212,6 +215,27 @@ class NodeRuntime:
         self._tasks.append(asyncio.create_task(self._peer_health_forever(), name="peer-health"))
         self._tasks.append(asyncio.create_task(self._watch_tls_forever(), name="tls-watch"))
         self._tasks.append(asyncio.create_task(self._watch_deadlines_forever(), name="deadline-watch"))
+
+    async def _start_local_health(self) -> None:
+        """The same health service on a local unix socket (0600) and nothing else there.
+
+        On the federation port it answers peers only, whose certificates come
+        from their CAs; the node's own host (a container HEALTHCHECK, `ewx
+        health`, a load balancer's agent) holds none, so it asks here.
+        """
+        path = self.config.health_socket
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # left by a node that died: the data directory's lock says none runs
+        server = aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        old = os.umask(0o177)
+        try:
+            server.add_insecure_port(f"unix:{path}")
+            await server.start()
+        finally:
+            os.umask(old)
+        path.chmod(0o600)
+        self._local_health = server
 
     async def _start_exposure_checks(self) -> None:
         """Every peer ALERT and UPDATE stored is checked against this node's own data (SPEC 7)."""
@@ -415,6 +439,10 @@ class NodeRuntime:
         self.metrics.stop()
         await self._operator.close()
         await self._server.stop(STOP_GRACE_SECONDS)
+        if self._local_health is not None:
+            await self._local_health.stop(None)
+            with contextlib.suppress(FileNotFoundError):
+                self.config.health_socket.unlink()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -413,6 +413,12 @@ class NodeConfig(BaseModel):
         return config
 
     @property
+    def health_socket(self) -> Path:
+        """The unix socket (0600, beside the operator socket) where the gRPC health service is
+        served locally, for `ewx health` and a container HEALTHCHECK that hold no peer certificate."""
+        return self.operator_socket.parent / "health.sock"
+
+    @property
     def peer_countries(self) -> tuple[Country, ...]:
         """The configured peers, in the federation's fixed order."""
         return tuple(country for country in COUNTRIES if country in self.peers)

@@ -1,6 +1,6 @@
 """`ewx health`: is this node up and serving? For a container's HEALTHCHECK or a service monitor.
 
-Two checks, both from the node's own host, neither needing a private key:
+Three checks, all from the node's own host, none needing a private key:
 
 1. **operator API**: the node answers `ping` on its unix socket and says it
    is serving, which it does only once its store is open and its
@@ -11,14 +11,15 @@ Two checks, both from the node's own host, neither needing a private key:
    (`<cc>.node.ewx`) and be valid now, and the server must offer HTTP/2
    (gRPC). Then the probe, which presents no client certificate, must be
    shut out: a port that served a client without one would not be
-   enforcing mutual TLS.
-
-Why not `grpc.health.v1.Health/Check` on the federation port: the node
-serves it there, but only to callers whose client certificate comes from a
-peer's national CA (each node trusts exactly its peers' CAs; the node's own
-certificate is refused in the handshake). A probe on the node's own host
-holds no such certificate, so it checks what it can see: the handshake.
-A peer, which holds one, can call the health service itself.
+   enforcing mutual TLS;
+3. **gRPC health** (added by gateway/cli.py, since node/ never imports
+   gRPC): `grpc.health.v1.Health/Check` on the node's local health socket,
+   a unix socket (0600) beside the operator socket where the runtime serves
+   the same health service and nothing else. On the federation port that
+   service answers only callers whose client certificate comes from a peer's
+   national CA; a probe on the node's own host holds none. Healthy when the
+   node as a whole is SERVING; a peer NOT_SERVING is reported, not failed,
+   since restarting this node would not bring that peer back.
 
 Exit 0 healthy, 1 unhealthy (each failed check says why on standard output).
 """
@@ -140,6 +141,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     checks = [
         check_operator(config, timeout=args.timeout),
         check_federation_port(config, timeout=args.timeout),
+        *(check(config, timeout=args.timeout) for check in args.extra_checks),
     ]
     healthy = all(c.ok for c in checks)
     if args.json:
@@ -171,8 +173,9 @@ def add_health_command(commands: Any, add_config: Any) -> None:
         description="Check the node from its own host, for a container HEALTHCHECK or a monitor: "
         "(1) the operator API answers and the node is serving; (2) the federation port completes a "
         "TLS 1.3 handshake with HTTP/2 as this node (certificate from this node's national CA in the "
-        "trust file, valid now) and refuses a client without a certificate. The gRPC health service "
-        "on that port answers peers only (their CAs' certificates), so it is not called from here. "
+        "trust file, valid now) and refuses a client without a certificate; (3) the standard gRPC "
+        "health service (grpc.health.v1) answers SERVING on the node's local health socket (beside "
+        "the operator socket; on the federation port it answers peers only), with each peer's status. "
         "Needs read access to the config, the trust file and the operator socket; no private key. "
         "Exit 0 healthy, 1 unhealthy, 2 bad configuration.",
     )
@@ -185,4 +188,5 @@ def add_health_command(commands: Any, add_config: Any) -> None:
         help=f"for each check (default {DEFAULT_TIMEOUT_SECONDS:g})",
     )
     p.add_argument("--json", action="store_true", help="machine output")
-    p.set_defaults(func=cmd_health)
+    # The gateway adds the gRPC health service's check (gateway/cli.py): node/ never imports gRPC.
+    p.set_defaults(func=cmd_health, extra_checks=[])

@@ -44,10 +44,15 @@ def test_healthy_node_then_stopped_then_the_wrong_certificate(fed: dict[str, Pat
         ok = ewx("health", "--config", str(fed["KR"]))
         assert "ok   operator" in ok.stdout and "ok   federation" in ok.stdout
         assert "TLS 1.3 as kr.node.ewx, client certificate required" in ok.stdout
+        # The standard grpc.health.v1 service, on the local health socket (0600), with each peer's link.
+        socket_path = NodeConfig.load(fed["KR"]).health_socket
+        assert f"ok   grpc-health: unix:{socket_path}: node SERVING; peers: US " in ok.stdout, ok.stdout
+        assert socket_path.stat().st_mode & 0o777 == 0o600
         report = json.loads(ewx("health", "--json", env={"EWX_CONFIG": str(fed["KR"])}).stdout)
         assert report["healthy"] is True and [c["check"] for c in report["checks"]] == [
             "operator",
             "federation",
+            "grpc-health",
         ]
 
         # KR's config, but the port is US's: the server there is not KR.
@@ -62,6 +67,8 @@ def test_healthy_node_then_stopped_then_the_wrong_certificate(fed: dict[str, Pat
     down = ewx("health", "--config", str(fed["KR"]), "--timeout", "2", check=False)
     assert down.returncode == 1 and "UNHEALTHY" in down.stdout
     assert "FAIL operator: node is not running" in down.stdout and "FAIL federation" in down.stdout
+    assert "FAIL grpc-health: unix:" in down.stdout
+    assert not NodeConfig.load(fed["KR"]).health_socket.exists()  # removed at a clean stop
 
 
 def test_bad_timeout_is_a_usage_error(fed: dict[str, Path]) -> None:
