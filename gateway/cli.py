@@ -46,7 +46,12 @@ def _add_gateway_commands(commands: node_cli.Subcommands) -> None:
     commands.choices["health"].set_defaults(extra_checks=[_grpc_health])
     p = commands.add_parser("serve", help="run a node until SIGTERM, then stop cleanly")
     p.add_argument("--config", metavar="FILE", help="node configuration (default: $EWX_CONFIG)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="the least severe log events written (JSON lines on standard error; default info)",
+    )
     p.set_defaults(func=cmd_serve)
     p = commands.add_parser(
         "demo",

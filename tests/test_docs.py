@@ -49,28 +49,6 @@ KNOWN_WITHOUT_HELP = frozenset(
     {
         # Options and arguments that have no help text yet (their choices or metavar show in the
         # usage line). The CLI's owners are filling them in; this list may only shrink.
-        "ewx pki init --out",
-        "ewx pki init --countries",
-        "ewx alert raise --category",
-        "ewx alert raise --severity",
-        "ewx alert update alert_id",
-        "ewx alert update --category",
-        "ewx alert update --severity",
-        "ewx alert cancel alert_id",
-        "ewx alert cancel --reason",
-        "ewx alert ack --reason",
-        "ewx alert error --reason",
-        "ewx alert respond --measure",
-        "ewx alert respond --assistance",
-        "ewx alert respond --assistance-measure",
-        "ewx alert respond --duration-days",
-        "ewx alert consult --impact",
-        "ewx alert consult --cause",
-        "ewx alert consult --sector",
-        "ewx alert consult --measure-taken",
-        "ewx alert consult --assistance-wanted",
-        "ewx alert consult --duration-days",
-        "ewx outbox import file",
         "ewx audit verify logs",
         "ewx audit verify --trust",
         "ewx ews ingest files",
@@ -79,12 +57,9 @@ KNOWN_WITHOUT_HELP = frozenset(
         "ewx ews event add --stage",
         "ewx ews explain detection_id",
         "ewx ews approve detection_ids",
-        "ewx ews approve --category",
-        "ewx ews approve --severity",
         "ewx ews dismiss detection_id",
         "ewx ews dismiss --reason",
         "ewx ews propose-watch detection_ids",
-        "ewx serve --log-level",
     }
 )
 

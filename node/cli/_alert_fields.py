@@ -114,8 +114,15 @@ def add_alert_info(p: argparse.ArgumentParser, *, required: bool) -> None:
         help="HS codes at 4 or 6 digits, with edition (default edition HS2022); repeatable",
     )
     p.add_argument("--hs-edition", choices=choices(pb.HsEdition), help="edition for every --hs code")
-    p.add_argument("--category", choices=choices(pb.Category), required=required)
-    p.add_argument("--severity", choices=choices(pb.Severity), required=required)
+    p.add_argument(
+        "--category", choices=choices(pb.Category), required=required, help="what kind of disruption"
+    )
+    p.add_argument(
+        "--severity",
+        choices=choices(pb.Severity),
+        required=required,
+        help="CAP severity; it sets the acknowledgement deadline ([ack_deadline_minutes])",
+    )
     p.add_argument("--urgency", choices=choices(pb.Urgency), help=default(RAISE_DEFAULTS["urgency"]))
     p.add_argument("--certainty", choices=choices(pb.Certainty), help=default(RAISE_DEFAULTS["certainty"]))
     p.add_argument(

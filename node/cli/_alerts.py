@@ -286,23 +286,33 @@ def add_alert_commands(commands: Any, add_config: Any) -> None:
     add_alert_info(p, required=True)
     p.set_defaults(func=cmd_alert_raise)
     p = alert.add_parser("update", help="publish an UPDATE of an own alert; prints its id")
-    p.add_argument("alert_id", metavar="ID")
+    p.add_argument(
+        "alert_id",
+        metavar="ID",
+        help="the own ALERT or UPDATE this one replaces (fields not given carry over)",
+    )
     _add_common_publish(p, add_config)
     add_alert_info(p, required=False)
     p.set_defaults(func=cmd_alert_update)
     p = alert.add_parser("cancel", help="publish a CANCEL of an own alert; prints its id")
-    p.add_argument("alert_id", metavar="ID")
+    p.add_argument("alert_id", metavar="ID", help="the own ALERT or UPDATE (or policy report) to cancel")
     _add_common_publish(p, add_config)
     p.add_argument(
         "--reason",
         choices=["ISSUED_IN_ERROR", "SITUATION_RESOLVED", "SUPERSEDED"],
         default="SITUATION_RESOLVED",
+        help="why it is cancelled (default SITUATION_RESOLVED)",
     )
     p.set_defaults(func=cmd_alert_cancel)
     p = alert.add_parser("ack", help="acknowledge a peer's alert; prints the ACK's id")
     _add_peer_ref(p)
     _add_common_publish(p, add_config)
-    p.add_argument("--reason", choices=["RECEIVED", "UNDER_REVIEW", "ACTION_TAKEN"], default="RECEIVED")
+    p.add_argument(
+        "--reason",
+        choices=["RECEIVED", "UNDER_REVIEW", "ACTION_TAKEN"],
+        default="RECEIVED",
+        help="what the acknowledgement says (default RECEIVED); a node acknowledges an alert once",
+    )
     p.set_defaults(func=cmd_alert_ack)
     p = alert.add_parser("error", help="report a problem with a peer's alert; prints the ERROR's id")
     _add_peer_ref(p)
@@ -311,15 +321,34 @@ def add_alert_commands(commands: Any, add_config: Any) -> None:
         "--reason",
         choices=["UNKNOWN_REFERENCE", "NOT_UNDERSTOOD", "POLICY_REFUSED"],
         default="NOT_UNDERSTOOD",
+        help="the problem (default NOT_UNDERSTOOD)",
     )
     p.set_defaults(func=cmd_alert_error)
     p = alert.add_parser("respond", help="publish a RESPONSE to an alert; prints its id")
     _add_peer_ref(p)
     _add_common_publish(p, add_config)
-    p.add_argument("--measure", action="append", choices=choices(pb.Measure), required=True)
-    p.add_argument("--assistance", choices=choices(pb.Assistance), default="NONE")
-    p.add_argument("--assistance-measure", action="append", choices=choices(pb.Measure))
-    p.add_argument("--duration-days", type=cli_int(), default=0)
+    p.add_argument(
+        "--measure",
+        action="append",
+        choices=choices(pb.Measure),
+        required=True,
+        help="a measure taken (repeat for several)",
+    )
+    p.add_argument(
+        "--assistance",
+        choices=choices(pb.Assistance),
+        default="NONE",
+        help="assistance offered or requested (default NONE)",
+    )
+    p.add_argument(
+        "--assistance-measure",
+        action="append",
+        choices=choices(pb.Measure),
+        help="what the assistance is (repeat for several)",
+    )
+    p.add_argument(
+        "--duration-days", type=cli_int(), default=0, help="expected duration in days (default 0: not known)"
+    )
     p.add_argument(
         "--with-exposure",
         action="store_true",
@@ -329,12 +358,32 @@ def add_alert_commands(commands: Any, add_config: Any) -> None:
     p = alert.add_parser("consult", help="request a consultation on a SEVERE or EXTREME alert")
     _add_peer_ref(p)
     _add_common_publish(p, add_config)
-    p.add_argument("--impact", choices=choices(pb.ImpactBand), required=True)
-    p.add_argument("--cause", choices=choices(pb.Category), required=True)
-    p.add_argument("--sector", action="append", choices=choices(pb.Sector), required=True)
-    p.add_argument("--measure-taken", action="append", choices=choices(pb.Measure))
-    p.add_argument("--assistance-wanted", action="append", choices=choices(pb.Measure))
-    p.add_argument("--duration-days", type=cli_int(), default=0)
+    p.add_argument(
+        "--impact", choices=choices(pb.ImpactBand), required=True, help="the supply impact, as a band"
+    )
+    p.add_argument("--cause", choices=choices(pb.Category), required=True, help="the cause, as a category")
+    p.add_argument(
+        "--sector",
+        action="append",
+        choices=choices(pb.Sector),
+        required=True,
+        help="a sector affected (repeat for several)",
+    )
+    p.add_argument(
+        "--measure-taken",
+        action="append",
+        choices=choices(pb.Measure),
+        help="a measure already taken (repeat for several)",
+    )
+    p.add_argument(
+        "--assistance-wanted",
+        action="append",
+        choices=choices(pb.Measure),
+        help="assistance wanted from the peers (repeat for several)",
+    )
+    p.add_argument(
+        "--duration-days", type=cli_int(), default=0, help="expected duration in days (default 0: not known)"
+    )
     p.set_defaults(func=cmd_alert_consult)
     p = alert.add_parser(
         "list",

@@ -79,6 +79,6 @@ def add_outbox_commands(commands: Any, add_config: Any) -> None:
     p = outbox.add_parser(
         "import", help="hand a transfer file to the running node (same checks as the network)"
     )
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="the .ewxoutbox file `ewx outbox export` wrote at the origin")
     add_config(p)
     p.set_defaults(func=cmd_outbox_import)

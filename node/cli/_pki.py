@@ -190,8 +190,19 @@ def add_pki_commands(commands: Any, add_config: Any, rotation: Any) -> None:
     p: argparse.ArgumentParser = pki.add_parser(
         "init", help="create a development federation (CAs, certificates, keys, configs)"
     )
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--countries", type=_pki_countries, default=COUNTRIES, metavar="KR,US,JP")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="the folder to write into; refused if it already holds federation.json or a CC folder",
+    )
+    p.add_argument(
+        "--countries",
+        type=_pki_countries,
+        default=COUNTRIES,
+        metavar="KR,US,JP",
+        help="the members (default KR,US,JP)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address the nodes listen on (default 127.0.0.1)")
     p.add_argument("--base-port", type=cli_int(), default=7401, help="first node's port (default 7401)")
     p.set_defaults(func=cmd_pki_init)
