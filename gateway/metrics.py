@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -42,6 +42,9 @@ METRICS: Final[dict[str, str]] = {
     "ewx_certificate_days_left": "days until this node's TLS certificate expires",
     "ewx_signing_key_days_left": "days until each signing key of this node expires",
     "ewx_evidence_kept": "equivocation and split-view evidence kept",
+    "ewx_ews_scans_total": "early-warning scans run against this node's data (`ewx ews scan` reports each)",
+    "ewx_ews_scan_seconds": "how long the latest early-warning scan took",
+    "ewx_ews_detections": "detections the latest early-warning scan made, by severity",
 }
 """Every metric the node exports, with its help text (histograms and counters add the usual suffixes)."""
 
@@ -91,6 +94,15 @@ class NodeMetrics:
             "ewx_propagation_seconds", METRICS["ewx_propagation_seconds"], labels, buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )  # fmt: skip
+        self._scans = Counter(
+            "ewx_ews_scans", METRICS["ewx_ews_scans_total"], ["node"], registry=self.registry
+        )
+        self._scan_seconds = Gauge(
+            "ewx_ews_scan_seconds", METRICS["ewx_ews_scan_seconds"], ["node"], registry=self.registry
+        )
+        self._detections = Gauge(
+            "ewx_ews_detections", METRICS["ewx_ews_detections"], ["node", "severity"], registry=self.registry
+        )
         self.registry.register(_StatusCollector(service))
         self._server: object | None = None
 
@@ -107,6 +119,14 @@ class NodeMetrics:
         """A Deliver call to `peer` came back with a receipt that verified, after `seconds`."""
         self._delivered.labels(self._service.me, peer).inc()
         self._delivery.labels(self._service.me, peer).observe(seconds)
+
+    def scanned(self, seconds: float, detections: dict[str, int]) -> None:
+        """`ewx ews scan` ran (in its own process, on this node's data) and took `seconds`."""
+        me = self._service.me
+        self._scans.labels(me).inc()
+        self._scan_seconds.labels(me).set(seconds)
+        for severity in ("MINOR", "MODERATE", "SEVERE", "EXTREME"):
+            self._detections.labels(me, severity).set(detections.get(severity, 0))
 
     def start(self, listen: str) -> None:
         """Serve /metrics on `listen` (host:port) from a thread of its own."""

@@ -38,7 +38,7 @@ from gateway.server import FederationServicer
 from node import limits
 from node.clock import Clock, utc_now
 from node.config import NodeConfig
-from node.errors import ConfigError
+from node.errors import ConfigError, UsageError
 from node.ews.exposure import ExposureWorker
 from node.files import DataDirLock
 from node.ids import Country
@@ -125,6 +125,7 @@ class NodeRuntime:
             self.service,
             extra={
                 "recheck_exposure": self._recheck_exposure,
+                "ews_scanned": self._ews_scanned,
                 "rejoin": self._rejoin,
                 "first_start": self._first_start,
             },
@@ -258,6 +259,22 @@ class NodeRuntime:
         self._tasks.append(
             asyncio.create_task(self._survive_forever("exposure", worker.run), name="exposure")
         )
+
+    async def _ews_scanned(self, args: dict[str, Any]) -> dict[str, bool]:
+        """`ewx ews scan` says what it found, for the metrics (the scan runs in its own process)."""
+        seconds, detections = args.get("seconds"), args.get("detections")
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not 0 <= seconds < 86400
+            or not isinstance(detections, dict)
+            or not all(
+                isinstance(k, str) and type(v) is int and 0 <= v < 10**9 for k, v in detections.items()
+            )
+        ):
+            raise UsageError("ews_scanned needs 'seconds' (0 to 86400) and 'detections' {severity: count}")
+        self.metrics.scanned(float(seconds), detections)
+        return {"recorded": True}
 
     async def _recheck_exposure(self, _args: dict[str, Any]) -> dict[str, int]:
         """After new early-warning data: check every stored peer ALERT and UPDATE again."""

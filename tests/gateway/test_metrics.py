@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+import pytest
 import yaml
 from grpc import aio
 from grpc_health.v1 import health_pb2
@@ -15,8 +16,11 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 from gateway.metrics import METRICS
 from gateway.runtime import peer_health_name
+from node.config import NodeConfig
+from node.errors import UsageError
 from node.ids import Country
 from node.message import pb
+from node.operator import OperatorClient
 from tests.federation.test_hostile_matrix import deliver_as, identity_of, wrap
 from tests.support.factories import alert_info, make_federation, peer_channel, running
 
@@ -66,6 +70,19 @@ def test_a_running_node_is_scraped_over_http(tmp_path: Path) -> None:
             assert _value(scraped, "ewx_outbox_backlog", node="KR", peer="US") == 0.0
             assert _value(scraped, "ewx_log_size", node="KR") == kr.service.log_size
             assert (_value(scraped, "ewx_certificate_days_left", node="KR") or 0) > 300
+
+            # An early-warning scan (its own process) reports to the node over the operator socket.
+            operator = OperatorClient(NodeConfig.load(fed["KR"]).operator_socket)
+            await asyncio.to_thread(
+                operator.call, "ews_scanned", seconds=2.5, detections={"EXTREME": 2, "SEVERE": 1}
+            )
+            text = await asyncio.to_thread(_scrape, kr_port)
+            assert _value(text, "ewx_ews_scans_total", node="KR") == 1.0
+            assert _value(text, "ewx_ews_scan_seconds", node="KR") == 2.5
+            assert _value(text, "ewx_ews_detections", node="KR", severity="EXTREME") == 2.0
+            assert _value(text, "ewx_ews_detections", node="KR", severity="MINOR") == 0.0
+            with pytest.raises(UsageError, match="ews_scanned needs"):
+                await asyncio.to_thread(operator.call, "ews_scanned", seconds=-1, detections={})
 
             # The receiver counts the alert, how long it took, and a refusal by its reason.
             outcome = await deliver_as(fed["US"], identity_of(fed["KR"]), wrap(b"\xff not an envelope"))
