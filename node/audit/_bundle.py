@@ -19,7 +19,7 @@ signatures, and the checkpoint pins the whole log.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,8 @@ MAX_BUNDLE_BYTES: Final = 4 << 30
 wrong path (a pipe, a device) is refused instead of filling memory."""
 MAX_RECORD_BYTES: Final = 64 * 1024
 """No legal record comes near this; a larger length prefix means corruption."""
+PROGRESS_EVERY: Final = 4096
+"""Records read between two calls of read_bundle's `progress`, at most."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +128,18 @@ def _records(data: bytes) -> Iterator[tuple[int, pb.BundleRecord]]:
         raise BundleError(str(exc)) from None
 
 
-def read_bundle(path: Path) -> Bundle:
+def read_bundle(path: Path, *, progress: Callable[[int], None] | None = None) -> Bundle:
     """Read a bundle; BundleError names what is wrong with its framing.
 
     Entry contents are not judged here: a damaged entry is an audit finding,
     not an unreadable file.
+
+    `progress`, if given, is called with how many bytes of the file were read
+    since its last call, every `PROGRESS_EVERY` records and at the end: the
+    calls sum to the file's size when it reads whole.
     """
     data = read_bounded(path, MAX_BUNDLE_BYTES, what="log bundle", error=BundleError, magic=MAGIC)
+    told = 0
     header: pb.BundleHeader | None = None
     entries: list[bytes] = []
     history: list[str] = []
@@ -142,7 +149,10 @@ def read_bundle(path: Path) -> Bundle:
     # follow the kinds before it, and nothing follows the final checkpoint.
     order = {"header": 0, "entry": 1, "history": 2, "witnessed": 3, "checkpoint": 4}
     last = -1
-    for pos, record in _records(data):
+    for count, (pos, record) in enumerate(_records(data), start=1):
+        if progress is not None and not count % PROGRESS_EVERY:
+            progress(pos - told)
+            told = pos
         kind = record.WhichOneof("record")
         rank = order.get(kind or "", -1)
         if (
@@ -167,6 +177,8 @@ def read_bundle(path: Path) -> Bundle:
             witnessed.append((log_node, record.witnessed.note))
         else:
             checkpoint = record.checkpoint
+    if progress is not None:
+        progress(len(data) - told)
     if header is None or checkpoint is None:
         raise BundleError(f"{path}: missing {'header' if header is None else 'checkpoint'}")
     if header.format_version != FORMAT_VERSION:

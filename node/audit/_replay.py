@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Union
@@ -62,7 +62,7 @@ from node.audit._timeline import Event
 from node.audit._timeline import ReceiptEntry as _ReceiptEntry
 from node.audit._timeline import read_entry as _read_entry
 from node.audit._timeline import via as _via
-from node.audit._verify import Report, verify_loaded
+from node.audit._verify import PROGRESS_EVERY, Report, verify_loaded
 from node.audit._watchlist import KEY_NOT_VALID_KINDS
 from node.clock import iso
 from node.errors import TrustUpdateRejected
@@ -579,16 +579,26 @@ class _Builder:
 
 
 def replay(
-    bundles: Sequence[Bundle], *, trust: Trust, deadline_minutes: Mapping[str, float] | None = None
+    bundles: Sequence[Bundle],
+    *,
+    trust: Trust,
+    deadline_minutes: Mapping[str, float] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Replay:
     """Audit `bundles` and rebuild every alert's timeline and state from their authentic entries.
 
     Acknowledgements are measured against `deadline_minutes` (default: the
     node's default deadlines, node/situation/settings.py).
 
+    `progress`, if given, is called with how many entries were done since its
+    last call: first as the audit verifies them (verify_loaded's `progress`),
+    then again as the replay reads them, log after log in the federation's
+    order, every `PROGRESS_EVERY` entries and at the end of each log; the calls
+    sum to twice the number of entries.
+
     Raises node.audit.BundleError (from the audit) if two bundles are of one node.
     """
-    report = verify_loaded(bundles, trust=trust)
+    report = verify_loaded(bundles, trust=trust, progress=progress)
     unusable = {
         (f.node, f.index) for f in report.findings if f.index is not None and f.kind in UNUSABLE_KINDS
     }
@@ -600,6 +610,8 @@ def replay(
     trust_updates: list[TrustUpdateEvent] = []
     for b in ordered:
         for index, data in enumerate(b.entries):
+            if progress is not None and index and not index % PROGRESS_EVERY:
+                progress(PROGRESS_EVERY)
             read = None if (b.node, index) in unusable else _read_entry(b.node, index, data)
             if read is None:
                 update = None if (b.node, index) in unusable else _read_trust_update(b.node, index, data)
@@ -611,6 +623,8 @@ def replay(
                 receipt_entries.append(read)
             else:
                 alert_entries.append(read)
+        if progress is not None and b.entries:
+            progress((len(b.entries) - 1) % PROGRESS_EVERY + 1)
     steps: AlertFold[AlertReplay] = AlertFold(as_of=as_of, make=AlertReplay)
     steps.learn(alert_entries)
     builder = _Builder(steps)

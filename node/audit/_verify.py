@@ -132,8 +132,8 @@ import hashlib
 import os
 import warnings
 from array import array
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -311,6 +311,10 @@ pipe are noise, while the last task leaves little idle time."""
 _IN_FLIGHT: Final = 16
 """Most chunks queued for the pool (about 2 MB each): enough that the pool stays
 busy while the auditor hashes the trees and interprets the first logs."""
+
+PROGRESS_EVERY: Final = 1024
+"""Entries between two calls of a `progress` callback, at most (the last entries of
+a log are told at its end): some microseconds of work per thousand entries."""
 
 _SENT: Final = pb.ALERT_SENT
 _RECEIVED: Final = pb.ALERT_RECEIVED
@@ -617,16 +621,21 @@ def verify_bundles(
     trust: Trust,
     workers: int | None = None,
     min_parallel: int = MIN_PARALLEL_CHECKS,
+    progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Read and audit the bundles at `paths`.
 
     Raises node.audit.BundleError for an unreadable file, bad framing, or two
     bundles of the same node (the CLI's exit code 2); everything else is a
-    finding in the report. `workers` and `min_parallel` are as for
+    finding in the report. `workers`, `min_parallel` and `progress` are as for
     `verify_loaded`.
     """
     return verify_loaded(
-        [read_bundle(path) for path in paths], trust=trust, workers=workers, min_parallel=min_parallel
+        [read_bundle(path) for path in paths],
+        trust=trust,
+        workers=workers,
+        min_parallel=min_parallel,
+        progress=progress,
     )
 
 
@@ -636,6 +645,7 @@ def verify_loaded(
     trust: Trust,
     workers: int | None = None,
     min_parallel: int = MIN_PARALLEL_CHECKS,
+    progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Audit bundles already read: the pure core of `verify_bundles`.
 
@@ -644,6 +654,13 @@ def verify_loaded(
     `min_parallel` checks, else in-process; the report is the same either way.
     Raises BundleError only if two bundles are of the same node, UsageError if
     $EWX_AUDIT_WORKERS is not a positive number.
+
+    `progress`, if given, is called with how many entries were verified since
+    its last call (decoded, and every signature check up to theirs done), every
+    `PROGRESS_EVERY` entries or so and at the end of each log: the calls sum to
+    the number of entries. The logs are verified one after the other in the
+    federation's order (node.ids.COUNTRIES: KR, US, JP). The checkpoints and
+    cross-log checks that follow the last entry are not counted.
     """
     # The audit builds millions of small objects and no reference cycles; the
     # cyclic collector would walk them all again and again (a fifth of the
@@ -651,13 +668,56 @@ def verify_loaded(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _audit(bundles, trust=trust, workers=workers, min_parallel=min_parallel)
+        return _audit(bundles, trust=trust, workers=workers, min_parallel=min_parallel, progress=progress)
     finally:
         if collecting:
             gc.enable()
 
 
-def _audit(bundles: Sequence[Bundle], *, trust: Trust, workers: int | None, min_parallel: int) -> Report:
+class _Progress:
+    """verify_loaded's `progress`: entries told done once pass 1 has decoded them and
+    pass 2 has the outcome of every check added up to them (their own included)."""
+
+    __slots__ = ("_before", "_marks", "_ready", "_tell", "_told")
+
+    def __init__(self, tell: Callable[[int], None]) -> None:
+        self._tell = tell
+        self._marks: deque[tuple[int, int]] = deque()
+        """(entries decoded so far, over all logs; checks added by then), oldest first."""
+        self._before = 0
+        """Entries of the logs before the one being decoded."""
+        self._ready = 0
+        self._told = 0
+
+    def mark(self, entries: int, checks: int) -> None:
+        """The first `entries` entries of this log are decoded, and done once `checks` outcomes are ready."""
+        self._marks.append((self._before + entries, checks))
+        self.ready(self._ready)
+
+    def log_done(self, entries: int, checks: int) -> None:
+        """All `entries` entries of this log are decoded; the next ones are the next log's."""
+        self.mark(entries, checks)
+        self._before += entries
+
+    def ready(self, outcomes: int) -> None:
+        """Pass 2 has the first `outcomes` outcomes (ChunkedRunner's `on_ready`)."""
+        self._ready = outcomes
+        done = self._told
+        while self._marks and self._marks[0][1] <= outcomes:
+            done = self._marks.popleft()[0]
+        if done > self._told:
+            self._tell(done - self._told)
+            self._told = done
+
+
+def _audit(
+    bundles: Sequence[Bundle],
+    *,
+    trust: Trust,
+    workers: int | None,
+    min_parallel: int,
+    progress: Callable[[int], None] | None,
+) -> Report:
     seen: set[Country] = set()
     for bundle in bundles:
         if bundle.node in seen:
@@ -671,13 +731,18 @@ def _audit(bundles: Sequence[Bundle], *, trust: Trust, workers: int | None, min_
     trust = _trust_from_logs(logs, trust, findings)
     workers = _default_workers() if workers is None else max(1, workers)
     total = sum(len(log.bundle.entries) for log in logs)
-    with _Verifier(workers=workers, min_parallel=min_parallel, total=total) as verifier:
+    told = _Progress(progress) if progress is not None else None
+    with _Verifier(
+        workers=workers, min_parallel=min_parallel, total=total, on_ready=told.ready if told else None
+    ) as verifier:
         # Pass 1: decode every entry once, collect the signature checks; pass 2
         # runs on them meanwhile, in chunks, when it runs in a pool.
         keys = _Keys(trust)
         shared: dict[bytes, int] = {}
         for i, log in enumerate(logs):
             for index, data in enumerate(log.bundle.entries):
+                if told is not None and not index % PROGRESS_EVERY:
+                    told.mark(index, verifier.added)
                 decoded = _decode_entry(log.node, index, data, keys, findings)
                 if decoded is None:
                     continue
@@ -691,6 +756,8 @@ def _audit(bundles: Sequence[Bundle], *, trust: Trust, workers: int | None, min_
                     position = shared[identity] = verifier.add(check)
                 log.pending.add(signed, position)
             log.checks = verifier.added
+            if told is not None:
+                told.log_done(len(log.bundle.entries), verifier.added)
             if i > 0:
                 # The previous log's checks are done by now, or nearly: pass 3 on
                 # it overlaps with the pool's work on this one's.
@@ -1188,7 +1255,9 @@ class _Verifier(ChunkedRunner[SignatureCheck, _Outcome]):
     rest is verified in this process, with a warning.
     """
 
-    def __init__(self, *, workers: int, min_parallel: int, total: int) -> None:
+    def __init__(
+        self, *, workers: int, min_parallel: int, total: int, on_ready: Callable[[int], None] | None = None
+    ) -> None:
         def start() -> ProcessPoolExecutor:
             return ProcessPoolExecutor(
                 max_workers=workers,
@@ -1203,6 +1272,7 @@ class _Verifier(ChunkedRunner[SignatureCheck, _Outcome]):
             chunk=max(64, min(_MAX_CHUNK, total // (4 * workers) or 1)),
             in_flight=_IN_FLIGHT,
             on_broken=_warn_broken,
+            on_ready=on_ready,
         )
 
     def __enter__(self) -> _Verifier:

@@ -4,13 +4,42 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.cli._common import EXIT_FINDING, EXIT_OK, add_export_out, load_config, print_json
+from node.cli._progress import add_quiet, progress_bar
 from node.errors import UsageError
+from node.ids import COUNTRIES
 from node.parsing import cli_int, flag, parse_country
 from node.situation.settings import DEFAULT_ACK_DEADLINE_MINUTES, parse_deadlines
+
+if TYPE_CHECKING:
+    from node.audit import Bundle
+
+
+def read_bundles(args: argparse.Namespace, paths: Sequence[Path]) -> list[Bundle]:
+    """The bundles at `paths`, read with a progress bar (bytes, file by file)."""
+    from node.audit import read_bundle
+
+    stages = [(f"read {path.name}", _size(path)) for path in paths]
+    with progress_bar(args, total=sum(n for _, n in stages), unit="B", in_bytes=True, stages=stages) as bar:
+        return [read_bundle(path, progress=bar) for path in paths]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # read_bundle says what is wrong
+        return 0
+
+
+def log_stages(verb: str, bundles: Sequence[Bundle]) -> list[tuple[str, int]]:
+    """The progress bar's stages for `bundles`: one per log, in the order the audit takes them."""
+    order = {c: i for i, c in enumerate(COUNTRIES)}
+    ordered = sorted(bundles, key=lambda b: order.get(b.node, len(order)))
+    return [(f"{verb} {b.node}", len(b.entries)) for b in ordered]
 
 
 def cmd_log_export(args: argparse.Namespace) -> int:
@@ -18,18 +47,30 @@ def cmd_log_export(args: argparse.Namespace) -> int:
     from node.service import export_bundle
 
     config = load_config(args)
-    size = export_bundle(config, Path(args.out), force=args.force)
+    with progress_bar(args, total=None, unit=" entries", label="export") as bar:
+        size = export_bundle(
+            config,
+            Path(args.out),
+            force=args.force,
+            progress=bar,
+            size_known=bar.set_total if bar else None,
+        )
     print(f"exported {size} entries to {args.out}")
     return EXIT_OK
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Verify exported logs offline against the trust file."""
-    from node.audit import verify_bundles
+    from node.audit import verify_loaded
     from node.trust import Trust
 
     trust = Trust.load(Path(args.trust))
-    report = verify_bundles([Path(p) for p in args.logs], trust=trust)
+    bundles = read_bundles(args, [Path(p) for p in args.logs])
+    stages = log_stages("audit", bundles)
+    with progress_bar(
+        args, total=sum(n for _, n in stages), unit=" entries", stages=stages, finishing="cross-check"
+    ) as bar:
+        report = verify_loaded(bundles, trust=trust, progress=bar)
     if args.json:
         print_json(report.to_json())
     else:
@@ -39,13 +80,16 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 def cmd_audit_replay(args: argparse.Namespace) -> int:
     """Rebuild every alert's timeline and state from exported logs; optionally an HTML page."""
-    from node.audit import read_bundle, render_html, replay
+    from node.audit import render_html, replay
     from node.trust import Trust
 
     trust = Trust.load(Path(args.trust))
-    result = replay(
-        [read_bundle(Path(p)) for p in args.logs], trust=trust, deadline_minutes=args.ack_deadlines
-    )
+    bundles = read_bundles(args, [Path(p) for p in args.logs])
+    stages = log_stages("audit", bundles) + log_stages("replay", bundles)
+    with progress_bar(
+        args, total=sum(n for _, n in stages), unit=" entries", stages=stages, finishing="timelines"
+    ) as bar:
+        result = replay(bundles, trust=trust, deadline_minutes=args.ack_deadlines, progress=bar)
     if args.html:
         try:
             Path(args.html).write_text(render_html(result), encoding="utf-8")
@@ -114,6 +158,7 @@ def add_audit_commands(commands: Any, add_config: Any) -> None:
     p = logp.add_parser("export", help="write the portable log bundle (works with the node up or down)")
     add_config(p)
     add_export_out(p)
+    add_quiet(p)
     p.set_defaults(func=cmd_log_export)
 
     group = commands.add_parser("audit", help="offline verification of exported logs")
@@ -122,6 +167,7 @@ def add_audit_commands(commands: Any, add_config: Any) -> None:
     p.add_argument("logs", nargs="+", metavar="LOG")
     p.add_argument("--trust", required=True, metavar="federation.json")
     p.add_argument("--json", action="store_true", help="machine report")
+    add_quiet(p)
     p.set_defaults(func=cmd_audit_verify)
     p = audit.add_parser(
         "replay",
@@ -144,6 +190,7 @@ def add_audit_commands(commands: Any, add_config: Any) -> None:
         "(default " + ",".join(f"{s}={m}" for s, m in DEFAULT_ACK_DEADLINE_MINUTES.items()) + "; "
         "`none` for no deadlines); use the nodes' [ack_deadline_minutes]",
     )
+    add_quiet(p)
     p.set_defaults(func=cmd_audit_replay)
     p = audit.add_parser(
         "prove",

@@ -145,6 +145,9 @@ class ChunkedRunner(Generic[In, Out]):
     `steal`: while the caller waits for the oldest chunk, it runs the newest
     ones the pool has not begun itself (for a caller that has nothing else to
     do then, on a machine where the pool has fewer processes than cores).
+    `on_ready`: told how many outcomes are ready, each time more are (a
+    progress report; in-process, the items then run a chunk at a time, and
+    with no pool to come, as each chunk fills).
     """
 
     def __init__(
@@ -158,6 +161,7 @@ class ChunkedRunner(Generic[In, Out]):
         on_broken: Callable[[BrokenProcessPool], None],
         owned: bool = True,
         steal: bool = False,
+        on_ready: Callable[[int], None] | None = None,
     ) -> None:
         self._work = work
         self._start = start
@@ -168,6 +172,7 @@ class ChunkedRunner(Generic[In, Out]):
         self._on_broken = on_broken
         self._owned = owned
         self._steal = steal
+        self._on_ready = on_ready
         self._waiting: list[In] = []
         self.added = 0
         """How many items were added."""
@@ -190,6 +195,15 @@ class ChunkedRunner(Generic[In, Out]):
                 start, self._start = self._start, None
                 self._pool = start()
                 self._submit()
+            elif (
+                self._start is None
+                and self._on_ready is not None
+                and not self._in_flight
+                and len(self._waiting) >= self._chunk
+            ):
+                self._outcomes.extend(self._work(self._waiting))
+                self._waiting = []
+                self._on_ready(len(self._outcomes))
         elif len(self._waiting) >= self._chunk:
             self._submit()
         return self.added - 1
@@ -216,6 +230,8 @@ class ChunkedRunner(Generic[In, Out]):
         except BrokenProcessPool as exc:
             self._broken(exc)
             self._outcomes.extend(self._work(chunk))
+        if self._on_ready is not None:
+            self._on_ready(len(self._outcomes))
 
     def _run_newest_while_waiting(self) -> None:
         oldest = self._in_flight[0][1]
@@ -243,7 +259,12 @@ class ChunkedRunner(Generic[In, Out]):
         while len(self._outcomes) < needed and self._in_flight:
             self._collect()
         if len(self._outcomes) < needed:
-            self._outcomes.extend(self._work(self._waiting))
+            if self._on_ready is None:
+                self._outcomes.extend(self._work(self._waiting))
+            else:
+                for start in range(0, len(self._waiting), self._chunk):
+                    self._outcomes.extend(self._work(self._waiting[start : start + self._chunk]))
+                    self._on_ready(len(self._outcomes))
             self._waiting = []
         return self._outcomes
 

@@ -1,6 +1,6 @@
 """`ewx ews`: the analyst's commands (SPEC section 7).
 
-    ewx ews ingest FILE... [--kind flows|prices|events|shares] [--skip-bad]
+    ewx ews ingest FILE... [--kind flows|prices|events|shares] [--skip-bad] [--quiet]
     ewx ews event add --country CN --hs 811292,282560 --measure EXPORT_LICENSING \\
         --announced 2023-07-03 --effective 2023-08-01 --stage IN_FORCE
     ewx ews event list
@@ -45,6 +45,7 @@ from node.cli._alert_fields import (
     publish_request,
 )
 from node.cli._common import EXIT_OK, load_config, operator_client, print_json
+from node.cli._progress import add_quiet, progress_bar
 from node.errors import ConfigError, RefusedOperation, UsageError
 from node.ews.codes import PERIOD_PATTERN, DetectionState, DismissReason, Kind, Measure, Stage
 from node.ews.ingest import IngestReport, ingest_file, ingest_records
@@ -145,6 +146,14 @@ def reported_events(rows: list[dict[str, Any]]) -> tuple[list[ReportedEvent], in
     return reports, not_events, unreadable
 
 
+def _size(path: Path) -> int | None:
+    """The file's size for the progress bar (None if unknown: ingest_file says what is wrong)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
 class EwsCommands:
     """The command functions of `ewx ews`."""
 
@@ -159,7 +168,16 @@ class EwsCommands:
         reports: list[IngestReport] = []
         with open_store(config) as store:
             for name in args.files:
-                reports.append(ingest_file(store, Path(name), kind=kind, skip_bad=args.skip_bad))
+                path = Path(name)
+                with progress_bar(
+                    args,
+                    total=_size(path),
+                    unit="B",
+                    in_bytes=True,
+                    label=f"read {path.name}",
+                    finishing=f"check and store {path.name}",
+                ) as bar:
+                    reports.append(ingest_file(store, path, kind=kind, skip_bad=args.skip_bad, progress=bar))
         rechecked = None
         if any(r.added or r.replaced for r in reports):
             # The running node checks its peers' alerts against the new data (if it runs).
@@ -547,6 +565,7 @@ def add_ews_commands(commands: Any) -> None:
     )
     p.add_argument("--skip-bad", action="store_true", help="store the good rows and report each skipped one")
     p.add_argument("--json", action="store_true", help="machine output")
+    add_quiet(p)
     p.set_defaults(func=c.ingest)
 
     event = sub.add_parser("event", help="policy moves reported by a mission").add_subparsers(

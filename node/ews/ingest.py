@@ -16,6 +16,11 @@ values replaces it, the old and new values kept in `replacements`.
 
 Row numbers count data records from 1 (the header is not a record), so in a
 CSV without quoted line breaks row N is on line N + 1.
+
+Progress (`ingest_file`'s `progress`) is told in bytes of the file: the
+validating pass reads it once, DuckDB's scan of a CSV (its query progress,
+polled from a thread) or the parse of JSON lines; the checks and the storing
+that follow are not counted.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +62,12 @@ EVENT_ID_SQL: Final = "'EV-' || substr(sha256(country || '|' || measure || '|' |
 
 AfterStore = Callable[[EwsStore, int], None]
 """Run inside an ingest's transaction once its rows are stored, with the batch number."""
+Progress = Callable[[int], None]
+"""Told how many bytes of the file were read since its last call (module docstring)."""
+PROGRESS_POLL_SECONDS: Final = 0.2
+"""How often DuckDB's progress through a CSV is read, while it reads one."""
+PROGRESS_EVERY_LINES: Final = 4096
+"""JSON lines parsed between two calls of `progress`, at most."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,10 +441,10 @@ class _Raw:
         )
 
 
-def _load_raw(db: duckdb.DuckDBPyConnection, path: Path) -> _Raw:
+def _load_raw(db: duckdb.DuckDBPyConnection, path: Path, progress: Progress | None = None) -> _Raw:
     """The file's records as text columns: a CSV as it is, JSON lines through `_ews_raw`."""
     if _is_json_lines(path):
-        return _Raw(_load_json_lines(db, path))
+        return _Raw(_load_json_lines(db, path, progress))
     header = _csv_header(path)
     return _Raw(header, path, dict.fromkeys(header, "VARCHAR"))
 
@@ -480,12 +493,20 @@ def _raw_table(db: duckdb.DuckDBPyConnection, raw: _Raw, *, skipped: bool) -> No
     db.execute(f"CREATE TEMP VIEW _ews_raw AS {_numbered('_ews_raw_read', skipped)}")
 
 
-def _load_json_lines(db: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+def _load_json_lines(
+    db: duckdb.DuckDBPyConnection, path: Path, progress: Progress | None = None
+) -> list[str]:
     """JSON lines: one object per line; values may be strings or numbers."""
     records: list[dict[str, Any]] = []
     names: dict[str, None] = {}
+    read = 0  # bytes not yet told to `progress`
     with path.open("rb") as stream:
         for number, line in enumerate(stream, start=1):
+            if progress is not None:
+                read += len(line)
+                if not number % PROGRESS_EVERY_LINES:
+                    progress(read)
+                    read = 0
             if not line.strip():
                 raise FileRefused(f"{path}: row {number}: empty line (one JSON object per line)")
             try:
@@ -501,6 +522,8 @@ def _load_json_lines(db: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
                     raise FileRefused(f"{path}: more than 256 distinct keys")
                 names.setdefault(key, None)
             records.append(value)
+    if progress is not None and read:
+        progress(read)
     if not records:
         raise FileRefused(f"{path}: empty file (one JSON object per line is needed)")
     header = list(names)
@@ -537,6 +560,45 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
+@contextmanager
+def _reading(db: duckdb.DuckDBPyConnection, size: int, progress: Progress | None) -> Iterator[None]:
+    """While the block's statement reads the whole file: its bytes read, told to `progress`.
+
+    DuckDB's query progress (a percentage, -1 while no statement runs) is
+    polled from a thread, the rest told when the statement has finished.
+    """
+    if progress is None:
+        yield
+        return
+    told = 0
+
+    def tell_up_to(done: int) -> None:
+        nonlocal told
+        if done > told:
+            progress(done - told)
+            told = done
+
+    def poll() -> None:
+        while not stop.wait(PROGRESS_POLL_SECONDS):
+            percent = db.query_progress()
+            if percent > 0:
+                tell_up_to(min(size, int(size * percent / 100)))
+
+    db.execute("SET enable_progress_bar = true")  # query_progress counts only with it set
+    db.execute("SET enable_progress_bar_print = false")
+    stop = threading.Event()
+    poller = threading.Thread(target=poll, name="ingest-progress", daemon=True)
+    poller.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        poller.join()
+        db.execute("RESET enable_progress_bar")
+        db.execute("RESET enable_progress_bar_print")
+    tell_up_to(size)
+
+
 # ------------------------------------------------------------------ validating and storing
 def ingest_file(
     store: EwsStore,
@@ -545,16 +607,31 @@ def ingest_file(
     kind: Kind | None = None,
     skip_bad: bool = False,
     now: datetime | None = None,
+    progress: Progress | None = None,
 ) -> IngestReport:
-    """Validate `path` whole and store it in one transaction; IngestRefused or FileRefused otherwise."""
-    _check_file(path)
+    """Validate `path` whole and store it in one transaction; IngestRefused or FileRefused otherwise.
+
+    `progress`, if given, is called with how many bytes of the file were read
+    since its last call (module docstring); once the file is read the calls
+    have summed to its size.
+    """
+    size = _check_file(path)
     source = path.name
     db = store.db
     _reference_tables(db)
-    raw = _load_raw(db, path)
+    raw = _load_raw(db, path, progress)
     plan = _plan(raw.header, kind, str(path))
     try:
-        return _ingest(store, plan, raw, source=source, sha256=_sha256(path), skip_bad=skip_bad, now=now)
+        return _ingest(
+            store,
+            plan,
+            raw,
+            source=source,
+            sha256=_sha256(path),
+            skip_bad=skip_bad,
+            now=now,
+            progress=(size, progress) if progress is not None and raw.csv is not None else None,
+        )
     finally:
         store.drop_work()
 
@@ -618,7 +695,9 @@ def _ingest(
     skip_bad: bool,
     now: datetime | None,
     then: AfterStore | None = None,
+    progress: tuple[int, Progress] | None = None,
 ) -> IngestReport:
+    """`progress`: the CSV's size, and what to tell the bytes its scan reads."""
     db = store.db
     fields = _FIELDS[plan.kind]
     rejected: list[tuple[int, str, str]] = []
@@ -658,11 +737,12 @@ def _ingest(
             db.execute("DROP TABLE IF EXISTS _ews_canon")
             _drop_rejects(db, "_ews_rejects")
             try:
-                db.execute(
-                    f"CREATE OR REPLACE TEMP TABLE _ews_canon_read AS {outer}"
-                    f"(SELECT {inner} FROM {raw.read_sql('_ews_rejects')}))",
-                    [str(raw.csv), raw.columns],
-                )
+                with _reading(db, *(progress or (0, None))):
+                    db.execute(
+                        f"CREATE OR REPLACE TEMP TABLE _ews_canon_read AS {outer}"
+                        f"(SELECT {inner} FROM {raw.read_sql('_ews_rejects')}))",
+                        [str(raw.csv), raw.columns],
+                    )
             except duckdb.Error as exc:
                 raise FileRefused(f"{raw.csv}: not readable as CSV: {_first_line(exc)}") from None
             rejected = _csv_rejects(db, "_ews_rejects")

@@ -7,8 +7,10 @@ node/audit/_bundle.py, which the offline auditor loads without the node's storag
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 from node.audit import Bundle, export_time_line, write_bundle
 from node.config import NodeConfig
@@ -16,6 +18,9 @@ from node.crypto import Checkpoint, sign_checkpoint
 from node.files import atomic_output, check_output_target
 from node.service._rotation import trust_with_updates
 from node.store import STORE_FILE, Store
+
+PROGRESS_EVERY: Final = 1024
+"""Entries written between two calls of export_bundle's `progress`, at most."""
 
 
 def export_checkpoint(config: NodeConfig, store: Store, *, exported_at: datetime) -> tuple[int, str]:
@@ -56,25 +61,43 @@ def store_bundle(config: NodeConfig, store: Store, *, now: datetime | None = Non
     )
 
 
-def export_bundle(config: NodeConfig, out: Path, *, now: datetime | None = None, force: bool = False) -> int:
+def export_bundle(
+    config: NodeConfig,
+    out: Path,
+    *,
+    now: datetime | None = None,
+    force: bool = False,
+    progress: Callable[[int], None] | None = None,
+    size_known: Callable[[int], None] | None = None,
+) -> int:
     """Export the node's whole log to `out` (atomically, node/files.atomic_output); returns its size.
 
     An existing file at `out` is replaced only with `force`.
 
     Reads the store directly, so it works with the node running (SQLite WAL
     gives a consistent snapshot) or stopped.
+
+    `size_known`, if given, is told the number of entries the bundle will hold
+    before the first is written; `progress` is called with how many entries
+    were written since its last call, every `PROGRESS_EVERY` entries and after
+    the last: the calls sum to that number.
     """
     check_output_target(out, force=force)  # before any work
     store = Store(config.data_dir / STORE_FILE)
     try:
         exported_at = (now or datetime.now(UTC)).astimezone(UTC)
         size, checkpoint = export_checkpoint(config, store, exported_at=exported_at)
+        if size_known is not None:
+            size_known(size)
+        entries: Iterator[bytes] = (e for _, e in store.log_entries(0, size))
+        if progress is not None:
+            entries = _told(entries, progress)
         with atomic_output(out, force=force) as f:
             write_bundle(
                 f,
                 node=config.node_id,
                 log_origin=config.log_origin,
-                entries=(e for _, e in store.log_entries(0, size)),
+                entries=entries,
                 size=size,
                 checkpoint=checkpoint,
                 exported_at=exported_at,
@@ -84,3 +107,16 @@ def export_bundle(config: NodeConfig, out: Path, *, now: datetime | None = None,
     finally:
         store.close()
     return size
+
+
+def _told(entries: Iterable[bytes], progress: Callable[[int], None]) -> Iterator[bytes]:
+    """`entries`, telling `progress` every PROGRESS_EVERY of them and after the last."""
+    count = 0
+    for entry in entries:
+        yield entry
+        count += 1
+        if count == PROGRESS_EVERY:
+            progress(count)
+            count = 0
+    if count:
+        progress(count)
