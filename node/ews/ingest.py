@@ -410,7 +410,10 @@ def _csv_header(path: Path) -> list[str]:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise FileRefused(f"{path}: the header row is not UTF-8 text") from None
-    header = next(csv.reader(io.StringIO(text)), [])
+    try:
+        header = next(csv.reader(io.StringIO(text)), [])
+    except csv.Error as exc:  # a lone carriage return, say
+        raise FileRefused(f"{path}: the header row is not CSV: {exc}") from None
     names = [h.strip() for h in header]
     if not names or any(not n for n in names) or len(set(map(str.lower, names))) != len(names):
         raise FileRefused(f"{path}: the header row must name every column once, got {text[:200]!r}")
