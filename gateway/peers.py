@@ -357,6 +357,16 @@ async def pull(client: PeerClient, service: NodeService, *, origin: Country | No
     peer = client.peer
     source = origin or peer
     direct = source == peer
+    try:
+        return await _pull_pages(client, service, source=source, direct=direct)
+    finally:
+        if direct:
+            service.link(peer).catching_up = None
+
+
+async def _pull_pages(client: PeerClient, service: NodeService, *, source: Country, direct: bool) -> int:
+    """pull's loop over the pages (see pull)."""
+    peer = client.peer
     stored = 0
     try:
         while True:
@@ -374,8 +384,11 @@ async def pull(client: PeerClient, service: NodeService, *, origin: Country | No
             stored += await service.store_page(page, peer=peer, direct=direct)
             # Pushes from the origin may have stored part of this page meanwhile;
             # what counts is progress. None at all means a refusal: stop, not spin.
-            if await service.call(service.last_seq, source, service.me) <= after:
+            reached = await service.call(service.last_seq, source, service.me)
+            if reached <= after:
                 break
+            if direct:
+                service.link(peer).caught_up_to(after + 1, reached)  # shown by `ewx status`
     except aio.AioRpcError as exc:
         if direct:
             service.link(peer).failed(service.clock(), describe(exc))

@@ -230,7 +230,9 @@ class FederationServicer:
                 # A full page: the peer is far behind on our alerts and catching
                 # up by pages, so hold our one-by-one pushes for a moment. (A
                 # short page is the usual race with a push; pushes go on.)
-                self._service.link(peer).note_pulling(time.monotonic(), PULL_PAUSE_SECONDS)
+                self._service.link(peer).note_pulling(
+                    time.monotonic(), PULL_PAUSE_SECONDS, to_seq=req.after_seq + len(page)
+                )
             for envelope in page:
                 await self._write(context, pb.CatchUpItem(envelope=envelope).SerializeToString(), deadline)
 

@@ -18,7 +18,9 @@ def _peer_line(peer: str, s: dict[str, Any], now: str) -> str:
     """`JP: UNREACHABLE since 10:35Z: connection refused; sent 4 ...`, in plain words."""
     if s["reachable"] is False:
         since = s.get("down_since")
-        when = "" if since is None else f" since {_hhmm(since) if since[:10] == now[:10] else since[:16] + 'Z'}"
+        when = (
+            "" if since is None else f" since {_hhmm(since) if since[:10] == now[:10] else since[:16] + 'Z'}"
+        )
         reach = f"UNREACHABLE{when}" + (f": {s['problem']}" if s.get("problem") else "")
     else:
         reach = {True: "reachable", None: "not yet tried"}[s["reachable"]]
@@ -43,6 +45,18 @@ def _witness_line(peer: str, s: dict[str, Any]) -> str:
         else f"we have cosigned none of {peer}'s"
     )
     return f"{mine}; {yours}"
+
+
+def _catch_up_line(peer: str, catch_up: dict[str, Any]) -> str:
+    """`catching up from US: seq 2,000 stored (from 1)`; `US catching up from us: seq 3,000 of 20,000 (15%)`."""
+    parts = []
+    ours, theirs = catch_up.get("from_peer"), catch_up.get("peer_from_us")
+    if ours:
+        parts.append(f"catching up from {peer}: seq {ours['at_seq']:,} stored (from {ours['first_seq']:,})")
+    if theirs:
+        share = f" ({100 * theirs['at_seq'] // theirs['of']}%)" if theirs["of"] else ""
+        parts.append(f"{peer} catching up from us: seq {theirs['at_seq']:,} of {theirs['of']:,}{share}")
+    return "; ".join(parts)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -85,6 +99,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for peer, s in status["peers"].items():
         print(_peer_line(peer, s, status["time"]))
         print(f"    {_witness_line(peer, s)}")
+        if s.get("catch_up"):
+            print(f"    {_catch_up_line(peer, s['catch_up'])}")
         if s.get("overdue_acks"):
             print(f"    {peer} OVERDUE ACKS ({len(s['overdue_acks'])}): {', '.join(s['overdue_acks'][:5])}")
     if status.get("overdue_acks"):

@@ -23,6 +23,11 @@ class LinkState:
     """When the calls started failing (the first failure since the last success)."""
     pulling_until: float = 0.0
     """Monotonic time until which the peer is taken to be pulling our alerts (catch-up)."""
+    pulled_to: int = 0
+    """The last of our sequence numbers towards the peer that its latest full catch-up page held."""
+    catching_up: tuple[int, int] | None = None
+    """While this node pulls the peer's alerts by pages: (the first seq stored in this catch-up,
+    the latest); None otherwise. The peer sends no total, so how far is left shows at the peer."""
 
     def succeeded(self, at: datetime) -> None:
         """A call to the peer completed."""
@@ -31,9 +36,14 @@ class LinkState:
         self.last_error = None
         self.down_since = None
 
-    def note_pulling(self, now: float, window: float) -> None:
-        """The peer just asked us for a catch-up page of our own alerts."""
+    def note_pulling(self, now: float, window: float, *, to_seq: int = 0) -> None:
+        """The peer just asked us for a full catch-up page of our own alerts, up to `to_seq`."""
         self.pulling_until = now + window
+        self.pulled_to = max(self.pulled_to, to_seq)
+
+    def caught_up_to(self, first: int, latest: int) -> None:
+        """This node stored a catch-up page from the peer, up to its seq `latest`."""
+        self.catching_up = (first if self.catching_up is None else self.catching_up[0], latest)
 
     def is_pulling(self, now: float) -> bool:
         """While the peer pulls pages, pushing the same alerts one by one only competes."""

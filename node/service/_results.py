@@ -183,9 +183,13 @@ class PeerStatus:
     """The newest checkpoint of this node's log the peer cosigned: size, at."""
     their_log_cosigned: dict[str, Any] | None = None
     """The newest checkpoint of the peer's log this node cosigned: size, root."""
+    catch_up: dict[str, Any] | None = None
+    """A catch-up in progress: from_peer (this node pulling: first_seq, at_seq) and
+    peer_from_us (the peer pulling our alerts: at_seq of all we sent it)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "catch_up": self.catch_up,
             "down_since": self.down_since,
             "problem": self.problem,
             "our_log_cosigned": self.our_log_cosigned,

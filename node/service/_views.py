@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -79,6 +80,8 @@ class StatusSnapshot:
     log_size: int
     log_root: str
     trust_updates: dict[Country, int]
+    catch_up: dict[Country, tuple[tuple[int, int] | None, int | None]] = field(default_factory=dict)
+    """Per peer: (this node's pull from it: first and latest seq, the peer's pull from us: up to seq)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,17 @@ def _our_log(cosigned: tuple[int, str] | None) -> dict[str, Any] | None:
 def _their_log(state: tuple[str, int, bytes, str] | None) -> dict[str, Any] | None:
     """The newest checkpoint of a peer's log this node cosigned: its size and root."""
     return None if state is None else {"size": state[1], "root": state[2].hex()}
+
+
+def _catch_up(state: tuple[tuple[int, int] | None, int | None] | None, sent: int) -> dict[str, Any] | None:
+    """`ewx status`'s catch-up in progress with one peer, either way; None when there is none."""
+    if state is None or state == (None, None):
+        return None
+    ours, theirs = state
+    return {
+        "from_peer": None if ours is None else {"first_seq": ours[0], "at_seq": ours[1]},
+        "peer_from_us": None if theirs is None else {"at_seq": theirs, "of": sent},
+    }
 
 
 class Views:
@@ -459,6 +473,10 @@ class Views:
             log_size=self.ctx.store.log_size,
             log_root=self.ctx.store.log_root().hex(),
             trust_updates={member: self.ctx.trust.serial_of(member) for member in self.ctx.trust.countries},
+            catch_up={
+                peer: (link.catching_up, link.pulled_to if link.is_pulling(time.monotonic()) else None)
+                for peer, link in ((p, self.ctx.links[p]) for p in self.ctx.peers)
+            },
         )
 
     def status(self) -> NodeStatus:
@@ -495,6 +513,7 @@ class Views:
                 problem=plain_error(last_error or (backlog.oldest.last_error if backlog.oldest else None)),
                 our_log_cosigned=_our_log(cosigned_at.get(peer)),
                 their_log_cosigned=_their_log(reads.witness_state(peer)),
+                catch_up=_catch_up(snap.catch_up.get(peer), reads.last_seq(self.ctx.me, peer)),
             )
         days_left = (snap.certificate_not_after - now).total_seconds() / 86400
         return NodeStatus(

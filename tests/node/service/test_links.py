@@ -61,3 +61,13 @@ def test_link_errors_in_plain_words() -> None:
     assert plain_error("PERMISSION_DENIED: no") == "not let in (certificate or identity refused)"
     assert plain_error("INTERNAL: a strange thing") == "a strange thing"
     assert plain_error(None) is None and plain_error("") is None
+
+
+def test_a_catch_up_in_progress_is_kept_both_ways() -> None:
+    link = LinkState()
+    link.caught_up_to(1, 1000)
+    link.caught_up_to(1001, 2000)  # the next page: the first seq of this catch-up stays
+    assert link.catching_up == (1, 2000)
+    link.note_pulling(100.0, 1.0, to_seq=3000)
+    link.note_pulling(100.5, 1.0, to_seq=2000)  # a page from an earlier request: never backwards
+    assert link.pulled_to == 3000 and link.is_pulling(101.0)
