@@ -52,5 +52,28 @@ def test_status_names_a_down_peer_in_plain_words_and_the_cosigned_checkpoints(
                 "peers"
             ]
             assert peers["JP"]["their_log_cosigned"]["size"] >= 1 and peers["JP"]["down_since"] is None
+            assert peers["US"]["catch_up"] is None  # none in progress
+
+            # A peer catching up from us, as the CatchUp server notes it for a full page. (This
+            # node's own pull is cleared when each pull ends, and the link's probe pulls every few
+            # seconds: its line is checked below, without the race.)
+            def noting() -> None:
+                nodes["KR"].runtime.service.link("JP").note_pulling(time.monotonic(), 30.0, to_seq=1)
+
+            await asyncio.to_thread(nodes["KR"].runtime.store_thread.wait_for, noting)
+            text = (await asyncio.to_thread(ewx, "status", "--config", kr)).stdout
+            assert "    JP catching up from us: seq 1 of 1 (100%)" in text, text
 
     asyncio.run(scenario())
+
+
+def test_the_catch_up_line_says_what_each_side_knows() -> None:
+    from node.cli._node import _catch_up_line
+
+    both = {"from_peer": {"first_seq": 1, "at_seq": 2000}, "peer_from_us": {"at_seq": 3000, "of": 20000}}
+    assert _catch_up_line("US", both) == (
+        "catching up from US: seq 2,000 stored (from 1); US catching up from us: seq 3,000 of 20,000 (15%)"
+    )
+    assert _catch_up_line("US", {"from_peer": None, "peer_from_us": {"at_seq": 0, "of": 0}}) == (
+        "US catching up from us: seq 0 of 0"
+    )
