@@ -32,6 +32,8 @@ import argparse
 import contextlib
 import re
 import sys
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,7 @@ from node.cli._alert_fields import (
 )
 from node.cli._common import EXIT_OK, load_config, operator_client, print_json
 from node.cli._progress import add_quiet, progress_bar
-from node.errors import ConfigError, RefusedOperation, UsageError
+from node.errors import ConfigError, EwxError, RefusedOperation, UsageError
 from node.ews.codes import PERIOD_PATTERN, DetectionState, DismissReason, Kind, Measure, Stage
 from node.ews.ingest import IngestReport, ingest_file, ingest_records
 from node.ews.reports import ReportedEvent, ReportsTaken, reports_of_events, take_reports
@@ -101,6 +103,16 @@ def sync_from(client: OperatorClient) -> NodeSync:
         not_events=not_events,
         unreadable=unreadable,
     )
+
+
+def _report_scan(args: argparse.Namespace, seconds: float, result: ScanResult) -> None:
+    """Tell the node what the scan took and found, for its metrics (gateway/metrics.py); a node that
+    cannot take it (stopped since, or older) costs the scan nothing."""
+    counts = Counter(d.severity for d in result.detections)
+    try:
+        operator_client(args).call("ews_scanned", seconds=round(seconds, 3), detections=dict(counts))
+    except EwxError as exc:
+        print(f"note: the node did not take the scan's figures for its metrics: {exc}", file=sys.stderr)
 
 
 def scan_synced(
@@ -248,8 +260,11 @@ class EwsCommands:
         config = load_config(args)
         thresholds = config.ews
         sync = from_node(args)
+        started = time.monotonic()
         with open_store(config) as store:
             result, taken = scan_synced(store, sync, thresholds, me=config.node_id, period=args.period)
+        if sync.reachable:
+            _report_scan(args, time.monotonic() - started, result)
         notes = [f"policy report {r}; not taken" for r in sync.unreadable + (taken.refused if taken else [])]
         if not sync.reachable:
             notes.insert(0, _offline_note(sync, result.watchlist))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import urllib.request
 from pathlib import Path
@@ -22,6 +23,7 @@ from node.ids import Country
 from node.message import pb
 from node.operator import OperatorClient
 from tests.federation.test_hostile_matrix import deliver_as, identity_of, wrap
+from tests.node.cli.test_cli import ewx
 from tests.support.factories import alert_info, make_federation, peer_channel, running
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,6 +85,12 @@ def test_a_running_node_is_scraped_over_http(tmp_path: Path) -> None:
             assert _value(text, "ewx_ews_detections", node="KR", severity="MINOR") == 0.0
             with pytest.raises(UsageError, match="ews_scanned needs"):
                 await asyncio.to_thread(operator.call, "ews_scanned", seconds=-1, detections={})
+            # `ewx ews scan` itself reports (an empty early-warning store: no detections).
+            done = await asyncio.to_thread(ewx, "ews", "scan", "--config", str(fed["KR"]), "--json")
+            assert json.loads(done.stdout)["detections"] == []
+            text = await asyncio.to_thread(_scrape, kr_port)
+            assert _value(text, "ewx_ews_scans_total", node="KR") == 2.0
+            assert _value(text, "ewx_ews_detections", node="KR", severity="EXTREME") == 0.0
 
             # The receiver counts the alert, how long it took, and a refusal by its reason.
             outcome = await deliver_as(fed["US"], identity_of(fed["KR"]), wrap(b"\xff not an envelope"))
