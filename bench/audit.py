@@ -446,6 +446,110 @@ def run_audit(generated: Generated, *, workers: int) -> Audit:
 
 
 # ------------------------------------------------------------------ the report
+def run(
+    entries: int = 1_000_000,
+    workers: int | None = None,
+    seed: int = 1,
+    raw_seconds: float = 3.0,
+    keep: Path | None = None,
+) -> dict[str, float]:
+    """Generate, measure the raw rates, audit, measure them again; the figures:
+    entries, alerts, signatures (distinct), bundle_mib, generate_seconds, cores,
+    raw_one and raw_all (raw verify rates, mean of before and after), wall (audit
+    seconds), checks_rate and verify_rate (per second), ratio (checks_rate / raw_all),
+    per_million (seconds), exit_code, maxrss_mib (auditor), worker_peak_mib,
+    worker_count, cpu and worker_cpu (seconds), bench_maxrss_mib (this process)."""
+    workers = workers or len(os.sched_getaffinity(0))
+    cores = len(os.sched_getaffinity(0))
+
+    with tempfile.TemporaryDirectory(prefix="ewx-bench-audit-") as tmp:
+        out = keep or Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"generating {entries:,} entries (seed {seed}) in {out} ...", flush=True)
+        gen = generate(out, entries=entries, seed=seed, workers=workers)
+        total = sum(gen.entries.values())
+        size = sum(p.stat().st_size for p in gen.bundles)
+        print(
+            f"  {gen.alerts:,} alerts, {total:,} entries "
+            f"({', '.join(f'{cc} {n:,}' for cc, n in gen.entries.items())}), "
+            f"{gen.signatures:,} distinct signatures, {size / 2**20:.0f} MiB of bundles, "
+            f"in {gen.seconds:.1f} s",
+            flush=True,
+        )
+
+        print(f"raw Ed25519 verify rate ({raw_seconds:g} s loops) ...", flush=True)
+        one_before, all_before = raw_rates(gen.sample, workers=cores, seconds=raw_seconds)
+        print(f"  before: 1 core {one_before:,.0f}/s, {cores} cores {all_before:,.0f}/s", flush=True)
+
+        print(f"ewx audit verify, {workers} worker processes ...", flush=True)
+        audit = run_audit(gen, workers=workers)
+        print(f"  {audit.verdict} (exit code {audit.exit_code})", flush=True)
+
+        one_after, all_after = raw_rates(gen.sample, workers=cores, seconds=raw_seconds)
+        print(f"  after:  1 core {one_after:,.0f}/s, {cores} cores {all_after:,.0f}/s", flush=True)
+
+    raw = (all_before + all_after) / 2
+    checks_rate = total / audit.wall
+    return {
+        "entries": total,
+        "alerts": gen.alerts,
+        "signatures": gen.signatures,
+        "bundle_mib": size / 2**20,
+        "generate_seconds": gen.seconds,
+        "cores": cores,
+        "raw_one": (one_before + one_after) / 2,
+        "raw_all": raw,
+        "wall": audit.wall,
+        "checks_rate": checks_rate,
+        "verify_rate": gen.signatures / audit.wall,
+        "ratio": checks_rate / raw,
+        "per_million": audit.wall * 1_000_000 / total,
+        "exit_code": audit.exit_code,
+        "maxrss_mib": audit.maxrss_kib / 1024,
+        "worker_peak_mib": max((rss for rss, _ in audit.workers.values()), default=0) / 1024,
+        "worker_count": len(audit.workers),
+        "cpu": audit.cpu,
+        "worker_cpu": sum(cpu for _, cpu in audit.workers.values()),
+        "bench_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def report(figures: dict[str, float]) -> None:
+    one, raw, cores = figures["raw_one"], figures["raw_all"], int(figures["cores"])
+    wall, total, ratio = figures["wall"], int(figures["entries"]), figures["ratio"]
+    checks_rate, verify_rate, per_million = (
+        figures["checks_rate"],
+        figures["verify_rate"],
+        figures["per_million"],
+    )
+    print()
+    print(f"raw verify rate, 1 core:          {one:,.0f}/s")
+    print(f"raw verify rate, {cores} cores:         {raw:,.0f}/s  ({raw / one:.2f}x one core)")
+    print(f"audit wall time:                  {wall:.1f} s for {total:,} entries")
+    print(f"audit entries/s:                  {checks_rate:,.0f}")
+    print(f"audit signature checks/s:         {checks_rate:,.0f}  (every entry carries one signature)")
+    print(
+        f"  Ed25519 verifications computed: {int(figures['signatures']):,} ({verify_rate:,.0f}/s, "
+        f"{verify_rate / raw:.2f} of raw): an alert's check is identical in all three logs"
+    )
+    verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
+    print(f"ratio to raw all-core rate:       {ratio:.2f}  ({verdict} the {TARGET_RATIO} target)")
+    verdict = "meets" if per_million < TARGET_SECONDS_PER_MILLION else "MISSES"
+    print(
+        f"time per 1,000,000 entries:       {per_million:.1f} s  "
+        f"({verdict} the {TARGET_SECONDS_PER_MILLION:.0f} s target)"
+    )
+    print(
+        f"peak RSS:                         auditor {figures['maxrss_mib']:.0f} MiB, largest worker "
+        f"{figures['worker_peak_mib']:.0f} MiB ({int(figures['worker_count'])} workers)"
+    )
+    print(
+        f"CPU:                              auditor {figures['cpu']:.1f} s, workers {figures['worker_cpu']:.1f} s, "
+        f"sum {figures['cpu'] + figures['worker_cpu']:.1f} s over {wall:.1f} s wall"
+    )
+    print(f"bench peak RSS (this process):    {figures['bench_maxrss_mib']:.0f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -461,70 +565,7 @@ def main() -> None:
     parser.add_argument("--raw-seconds", type=float, default=3.0, help="length of each raw-rate loop")
     parser.add_argument("--keep", type=Path, help="write the federation and bundles here and keep them")
     args = parser.parse_args()
-    cores = len(os.sched_getaffinity(0))
-
-    with tempfile.TemporaryDirectory(prefix="ewx-bench-audit-") as tmp:
-        out = args.keep or Path(tmp)
-        out.mkdir(parents=True, exist_ok=True)
-        print(f"generating {args.entries:,} entries (seed {args.seed}) in {out} ...", flush=True)
-        gen = generate(out, entries=args.entries, seed=args.seed, workers=args.workers)
-        total = sum(gen.entries.values())
-        size = sum(p.stat().st_size for p in gen.bundles)
-        print(
-            f"  {gen.alerts:,} alerts, {total:,} entries "
-            f"({', '.join(f'{cc} {n:,}' for cc, n in gen.entries.items())}), "
-            f"{gen.signatures:,} distinct signatures, {size / 2**20:.0f} MiB of bundles, "
-            f"in {gen.seconds:.1f} s",
-            flush=True,
-        )
-
-        print(f"raw Ed25519 verify rate ({args.raw_seconds:g} s loops) ...", flush=True)
-        one_before, all_before = raw_rates(gen.sample, workers=cores, seconds=args.raw_seconds)
-        print(f"  before: 1 core {one_before:,.0f}/s, {cores} cores {all_before:,.0f}/s", flush=True)
-
-        print(f"ewx audit verify, {args.workers} worker processes ...", flush=True)
-        audit = run_audit(gen, workers=args.workers)
-        print(f"  {audit.verdict} (exit code {audit.exit_code})", flush=True)
-
-        one_after, all_after = raw_rates(gen.sample, workers=cores, seconds=args.raw_seconds)
-        print(f"  after:  1 core {one_after:,.0f}/s, {cores} cores {all_after:,.0f}/s", flush=True)
-
-    one = (one_before + one_after) / 2
-    raw = (all_before + all_after) / 2
-    checks_rate = total / audit.wall
-    verify_rate = gen.signatures / audit.wall
-    ratio = checks_rate / raw
-    per_million = audit.wall * 1_000_000 / total
-    worker_cpu = sum(cpu for _, cpu in audit.workers.values())
-    peak_workers = max((rss for rss, _ in audit.workers.values()), default=0)
-    print()
-    print(f"raw verify rate, 1 core:          {one:,.0f}/s")
-    print(f"raw verify rate, {cores} cores:         {raw:,.0f}/s  ({raw / one:.2f}x one core)")
-    print(f"audit wall time:                  {audit.wall:.1f} s for {total:,} entries")
-    print(f"audit entries/s:                  {checks_rate:,.0f}")
-    print(f"audit signature checks/s:         {checks_rate:,.0f}  (every entry carries one signature)")
-    print(
-        f"  Ed25519 verifications computed: {gen.signatures:,} ({verify_rate:,.0f}/s, "
-        f"{verify_rate / raw:.2f} of raw): an alert's check is identical in all three logs"
-    )
-    verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
-    print(f"ratio to raw all-core rate:       {ratio:.2f}  ({verdict} the {TARGET_RATIO} target)")
-    verdict = "meets" if per_million < TARGET_SECONDS_PER_MILLION else "MISSES"
-    print(
-        f"time per 1,000,000 entries:       {per_million:.1f} s  "
-        f"({verdict} the {TARGET_SECONDS_PER_MILLION:.0f} s target)"
-    )
-    print(
-        f"peak RSS:                         auditor {audit.maxrss_kib / 1024:.0f} MiB, largest worker "
-        f"{peak_workers / 1024:.0f} MiB ({len(audit.workers)} workers)"
-    )
-    print(
-        f"CPU:                              auditor {audit.cpu:.1f} s, workers {worker_cpu:.1f} s, "
-        f"sum {audit.cpu + worker_cpu:.1f} s over {audit.wall:.1f} s wall"
-    )
-    print(
-        f"bench peak RSS (this process):    {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
-    )
+    report(run(args.entries, args.workers, args.seed, args.raw_seconds, args.keep))
 
 
 if __name__ == "__main__":

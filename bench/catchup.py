@@ -104,18 +104,18 @@ def receive_rate(envelopes: list[bytes], jp_config: Path, data_dir: Path) -> flo
     return len(envelopes) / elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--alerts", type=int, default=100_000)
-    args = parser.parse_args()
-    configure(level="error")
+def run(alerts: int = 100_000) -> dict[str, float]:
+    """Measure with `alerts` alerts; the figures: published (alerts/s at KR, one commit
+    each), catch_up_seconds, catch_up_rate (alerts/s), inbound (receive_many alerts/s,
+    with the pool unless the caller set $EWX_INBOUND_WORKERS), alone (in one process)
+    and raw (this bench's own raw Ed25519 verify rate on one core)."""
     tmp = Path(tempfile.mkdtemp(prefix="ewx-catchup-"))
     try:
         init_federation(tmp / "fed")
         configs = assign_free_ports(tmp / "fed", outbox_retry_max_seconds=1.0)
-        print(f"publishing {args.alerts} alerts at KR for JP (JP offline) ...", flush=True)
-        published = publish(configs["KR"], args.alerts)
-        envelopes = sent_to_jp(configs["KR"], min(args.alerts, 20_000))
+        print(f"publishing {alerts} alerts at KR for JP (JP offline) ...", flush=True)
+        published = publish(configs["KR"], alerts)
+        envelopes = sent_to_jp(configs["KR"], min(alerts, 20_000))
         # Before the catch-up starts this process's pool (and with none started).
         # The caller's own setting (EWX_INBOUND_WORKERS=0: catch-up without the
         # pool) is put back for what follows.
@@ -129,17 +129,32 @@ def main() -> None:
         kr = NodeProcess.start("KR", configs["KR"])
         try:
             kr.wait_ready()
-            took = asyncio.run(catch_up(configs["JP"], args.alerts))
+            took = asyncio.run(catch_up(configs["JP"], alerts))
         finally:
             kr.stop()
         raw = raw_verify_rate()
         inbound = receive_rate(envelopes, configs["JP"], tmp / "jp-pool")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"publish at KR:            {published:,.0f} alerts/s (one durable commit each)")
+    return {
+        "alerts": alerts,
+        "published": published,
+        "catch_up_seconds": took,
+        "catch_up_rate": alerts / took,
+        "inbound": inbound,
+        "alone": alone,
+        "raw": raw,
+    }
+
+
+def report(figures: dict[str, float]) -> None:
+    callers = os.environ.get(INBOUND_WORKERS_ENV)
+    alerts, took, raw = int(figures["alerts"]), figures["catch_up_seconds"], figures["raw"]
+    inbound, alone = figures["inbound"], figures["alone"]
+    print(f"publish at KR:            {figures['published']:,.0f} alerts/s (one durable commit each)")
     print(
-        f"catch-up of {args.alerts:,} alerts: {took:.1f} s from JP's start (target: under 30 s for 100,000)"
-        f" = {args.alerts / took:,.0f} alerts/s"
+        f"catch-up of {alerts:,} alerts: {took:.1f} s from JP's start (target: under 30 s for 100,000)"
+        f" = {alerts / took:,.0f} alerts/s"
     )
     print(
         f"inbound receive_many:     {inbound:,.0f} alerts/s with full verification and durable logging"
@@ -154,6 +169,14 @@ def main() -> None:
         f"raw Ed25519 verify:       {raw:,.0f}/s on one core; inbound/raw = {inbound / raw:.2f},"
         f" in one process {alone / raw:.2f} (target: at least 5,000/s and over 0.5)"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=100_000)
+    args = parser.parse_args()
+    configure(level="error")
+    report(run(args.alerts))
 
 
 if __name__ == "__main__":

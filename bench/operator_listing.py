@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import sys
 import tempfile
@@ -75,38 +76,64 @@ async def delivers(fed: dict[str, Path], first_seq: int, n: int) -> list[float]:
     return took
 
 
-def summary(name: str, seconds: list[float]) -> str:
+def stats(seconds: list[float]) -> dict[str, float]:
+    """n, p50, p99 and max, in milliseconds."""
     ms = sorted(s * 1000 for s in seconds)
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
-    return f"{name}: n={len(ms)} p50={statistics.median(ms):.2f} ms p99={p99:.2f} ms max={ms[-1]:.2f} ms"
+    return {"n": len(ms), "p50": statistics.median(ms), "p99": p99, "max": ms[-1]}
 
 
-async def run(alerts: int, n: int, page_size: int) -> None:
-    fed = make_federation(Path(tempfile.mkdtemp()) / "fed")
-    start = time.perf_counter()
-    fill(fed["KR"], alerts)
-    print(f"published {alerts} alerts at KR in {time.perf_counter() - start:.1f} s")
-    runtime = NodeRuntime(NodeConfig.load(fed["KR"]))
-    await runtime.start()
+def summary(name: str, figures: dict[str, float], prefix: str) -> str:
+    n, p50, p99, top = (figures[f"{prefix}_{k}"] for k in ("n", "p50", "p99", "max"))
+    return f"{name}: n={n:.0f} p50={p50:.2f} ms p99={p99:.2f} ms max={top:.2f} ms"
+
+
+async def measure(alerts: int, n: int, page_size: int) -> dict[str, float]:
+    root = Path(tempfile.mkdtemp())
     try:
-        print(summary("Deliver, nothing else running", await delivers(fed, 1, n)))
-        stop, timings = threading.Event(), list[tuple[float, int]]()
-        lister = threading.Thread(
-            target=pages, args=(runtime.config.operator_socket, page_size, stop, timings)
-        )
-        lister.start()
+        fed = make_federation(root / "fed")
+        start = time.perf_counter()
+        fill(fed["KR"], alerts)
+        print(f"published {alerts} alerts at KR in {time.perf_counter() - start:.1f} s", flush=True)
+        runtime = NodeRuntime(NodeConfig.load(fed["KR"]))
+        await runtime.start()
         try:
-            while not timings:  # noqa: ASYNC110 - the lister has begun its first page
-                await asyncio.sleep(0.01)
-            during = await delivers(fed, n + 1, n)
+            alone = await delivers(fed, 1, n)
+            stop, timings = threading.Event(), list[tuple[float, int]]()
+            lister = threading.Thread(
+                target=pages, args=(runtime.config.operator_socket, page_size, stop, timings)
+            )
+            lister.start()
+            try:
+                while not timings:  # noqa: ASYNC110 - the lister has begun its first page
+                    await asyncio.sleep(0.01)
+                during = await delivers(fed, n + 1, n)
+            finally:
+                stop.set()
+                await asyncio.to_thread(lister.join)
         finally:
-            stop.set()
-            await asyncio.to_thread(lister.join)
-        print(summary(f"Deliver, while pages of {page_size} were read", during))
-        print(summary("one page over the operator socket", [t for t, _ in timings]))
-        print(f"pages read meanwhile: {len(timings)} ({sum(c for _, c in timings)} alerts)")
+            await runtime.stop()
     finally:
-        await runtime.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    figures: dict[str, float] = {"page_size": page_size}
+    for prefix, values in (("alone", alone), ("during", during), ("page", [t for t, _ in timings])):
+        figures.update({f"{prefix}_{k}": v for k, v in stats(values).items()})
+    figures.update(pages=len(timings), paged_alerts=sum(c for _, c in timings))
+    return figures
+
+
+def run(alerts: int = 20_000, delivers: int = 300, page: int = limits.OPERATOR_PAGE_MAX) -> dict[str, float]:
+    """Measure at these sizes; the figures (milliseconds): alone_* (a Deliver with
+    nothing else running: n, p50, p99, max), during_* (while pages are read), page_*
+    (one page over the operator socket), and pages and paged_alerts read meanwhile."""
+    return asyncio.run(measure(alerts, delivers, page))
+
+
+def report(figures: dict[str, float]) -> None:
+    print(summary("Deliver, nothing else running", figures, "alone"))
+    print(summary(f"Deliver, while pages of {figures['page_size']:.0f} were read", figures, "during"))
+    print(summary("one page over the operator socket", figures, "page"))
+    print(f"pages read meanwhile: {figures['pages']:.0f} ({figures['paged_alerts']:.0f} alerts)")
 
 
 def main() -> None:
@@ -123,7 +150,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     configure(level="warning")
-    asyncio.run(run(args.alerts, args.delivers, args.page))
+    report(run(args.alerts, args.delivers, args.page))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,621 @@
+"""Every benchmark in one run, each figure beside the machine's floor measured in the same run.
+
+    python bench/run.py [--size quick|full] [--json FILE] [--check BASELINE.json]
+    python -m bench ...                        (the same, from the repository's root)
+
+Runs bench/propagation.py, catchup.py, audit.py, scan.py and
+operator_listing.py at the sizes of --size (full: the sizes the README's
+table uses, about 11 minutes on 2 cores; quick: small ones, 60-90 s), each
+in a child process of its own (their peak-memory figures are per process,
+and the benches patch classes and environment variables), and the floors
+of bench/floors.py in child processes just before and just after the
+benches that stand on them (the mean of both readings is used, since other
+load on the machine moves them). Prints a Markdown table (figure, target,
+measured, floor, ratio of measured to floor) and, with --json, writes every
+figure, floor and ratio with the machine, the date and the size.
+
+--check BASELINE.json compares each guarded ratio with the baseline's and
+exits 1 when one is worse by more than --factor in this run and again when
+its bench is run once more (never absolute times: a ratio to a floor
+measured in the same run carries over between machines and between loads,
+a time does not), or when a bench fails. --combine makes a baseline from
+several runs' JSON, each ratio their median. bench/README.md says what each
+figure and ratio means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # bench.*, run as a script
+
+SIZES: dict[str, dict[str, dict[str, Any]]] = {
+    "quick": {
+        "propagation": {"samples": 200, "warmup": 20},
+        "catchup": {"alerts": 3000},
+        "audit": {"entries": 30_000, "raw_seconds": 1.0},
+        "scan": {"codes": 800, "partners": 30, "months": 36},
+        "operator_listing": {"alerts": 2000, "delivers": 100},
+    },
+    "full": {
+        "propagation": {"samples": 1000, "warmup": 50},
+        "catchup": {"alerts": 100_000},
+        "audit": {"entries": 1_000_000, "raw_seconds": 3.0},
+        "scan": {"codes": 4000, "partners": 30, "months": 60},
+        "operator_listing": {"alerts": 20_000, "delivers": 300},
+    },
+}
+BENCHES = tuple(SIZES["full"])
+FLOOR_SECONDS = {"quick": 1.0, "full": 2.0}
+"""How long each floor's timed loop runs."""
+
+
+def floors_of(bench: str, size: str) -> tuple[str, dict[str, Any]] | None:
+    """The floors (child name and arguments) a bench's ratios stand on; None: it measures its own."""
+    seconds = FLOOR_SECONDS[size]
+    if bench in ("propagation", "catchup"):
+        return "floors", {"seconds": seconds, "calls": 300 if size == "quick" else 1000}
+    if bench == "scan":
+        return "duckdb_floors", {**SIZES[size]["scan"], "seconds": seconds}
+    return None
+
+
+CHILD_TIMEOUT = {"quick": 300.0, "full": 3600.0}
+"""Seconds a bench may take before it is stopped and the run fails."""
+FACTOR = 2.5
+"""--check's default: how much worse than the baseline a ratio may be before the run fails (bench/README.md)."""
+
+
+# ------------------------------------------------------------------ child processes
+def child(name: str, params: dict[str, Any], out: Path) -> None:
+    """In a child process: run one bench (or the floors) and write its figures to `out`."""
+    from node.logs import configure
+
+    configure(level="error")
+    if name == "floors":
+        from bench import floors
+
+        one, every = floors.verify_rates(params["seconds"])
+        figures = {
+            "verify_one": one,
+            "verify_all": every,
+            "commit_rate": floors.sqlite_commit_rate(params["seconds"]),
+            "rtt_ms": floors.grpc_round_trip(params["calls"]) * 1000,
+        }
+    elif name == "duckdb_floors":
+        from bench import floors
+
+        load, group = floors.duckdb_rates(**params)
+        figures = {"load_floor": load, "groupby_floor": group}
+    else:
+        figures = importlib.import_module(f"bench.{name}").run(**params)
+    out.write_text(json.dumps(figures))
+
+
+def in_child(name: str, params: dict[str, Any], *, timeout: float) -> dict[str, float]:
+    """Run `child` in a fresh interpreter; its output goes to stderr, indented."""
+    with tempfile.TemporaryDirectory(prefix="ewx-bench-run-") as tmp:
+        out = Path(tmp) / "figures.json"
+        argv = [sys.executable, str(Path(__file__).resolve()), "--child", name, json.dumps(params), str(out)]
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        timed_out = threading.Event()
+
+        def stop() -> None:  # the bench and the nodes it started: its own process group
+            if proc.poll() is None:
+                timed_out.set()
+                os.killpg(proc.pid, signal.SIGKILL)
+
+        watchdog = threading.Timer(timeout, stop)
+        watchdog.start()
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                print(f"    | {line.rstrip()}", file=sys.stderr, flush=True)
+            code = proc.wait()
+        except BaseException:  # interrupted: leave nothing running
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        finally:
+            watchdog.cancel()
+        if code != 0 or not out.exists():
+            why = f"stopped after {timeout:.0f} s" if timed_out.is_set() else f"exit code {code}"
+            raise BenchFailed(f"{name} failed ({why})")
+        figures: dict[str, float] = json.loads(out.read_text())
+        return figures
+
+
+class BenchFailed(Exception):
+    """A bench exited with an error or ran out of time."""
+
+
+# ------------------------------------------------------------------ the table
+@dataclass
+class Row:
+    """One line of the table."""
+
+    key: str
+    figure: str
+    target: str
+    measured: float
+    shown: str
+    """The measured value as the table prints it."""
+    floor: str = ""
+    """What the ratio divides by, with its value, as the table prints it."""
+    floor_value: float | None = None
+    ratio: float | None = None
+    better: str = "higher"
+    """Which way the ratio improves: "higher" (a rate) or "lower" (a time)."""
+    guard: bool = True
+    """Whether --check compares this ratio."""
+    bench: str = ""
+    """The bench that measured it."""
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}/s"
+
+
+def mean(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    return {k: (a[k] + b[k]) / 2 for k in a}
+
+
+def rows_for(name: str, f: dict[str, float], floors: dict[str, float] | None) -> list[Row]:
+    """The table's rows for one bench's figures `f` and the floors around it."""
+    cores = len(os.sched_getaffinity(0))
+    if name == "propagation":
+        assert floors is not None
+        hop = floors["rtt_ms"] + 2000 / floors["commit_rate"] + 1000 / floors["verify_one"]
+        floor = f"RTT + 2 commits + 1 verify: {hop:.2f} ms"
+        n = f"{f['samples']:.0f} samples"
+        return [
+            Row(
+                "propagation.p50",
+                f"one-hop propagation p50, KR → stored at US and JP ({n})",
+                "≤ 3 ms (SPEC); 2 ms (issue 15)",
+                f["stored_p50"],
+                f"{f['stored_p50']:.2f} ms",
+                floor,
+                hop,
+                f["stored_p50"] / hop,
+                "lower",
+            ),
+            Row(
+                "propagation.p99",
+                f"one-hop propagation p99 ({n})",
+                "≤ 15 ms (SPEC); 8 ms (issue 15)",
+                f["stored_p99"],
+                f"{f['stored_p99']:.2f} ms",
+                floor,
+                hop,
+                f["stored_p99"] / hop,
+                "lower",
+                guard=False,
+            ),
+        ]
+    if name == "catchup":
+        assert floors is not None
+        one, every, commit = floors["verify_one"], floors["verify_all"], floors["commit_rate"]
+        return [
+            Row(
+                "catchup.publish",
+                "publish at the origin, sustained, one durable commit each",
+                "10,000/s (issue 15)",
+                f["published"],
+                _rate(f["published"]),
+                f"SQLite durable commits: {_rate(commit)}",
+                commit,
+                f["published"] / commit,
+            ),
+            Row(
+                "catchup.catch_up",
+                f"catch-up of {f['alerts']:,.0f} alerts after restart",
+                "100,000 in < 30 s (SPEC); 10 s (issue 15)",
+                f["catch_up_rate"],
+                f"{f['catch_up_seconds']:.1f} s = {_rate(f['catch_up_rate'])}",
+                f"raw verify, {cores} cores: {_rate(every)}",
+                every,
+                f["catch_up_rate"] / every,
+            ),
+            Row(
+                "catchup.inbound",
+                "inbound receive_many, full verification, durable (verifying pool)",
+                "≥ 5,000/s and > 0.5 × raw 1 core (SPEC); 0.7 × raw all cores (issue 15)",
+                f["inbound"],
+                _rate(f["inbound"]),
+                f"raw verify, {cores} cores: {_rate(every)}",
+                every,
+                f["inbound"] / every,
+            ),
+            Row(
+                "catchup.inbound_alone",
+                "inbound receive_many in one process (EWX_INBOUND_WORKERS=0)",
+                "> 0.5 × raw 1 core (SPEC)",
+                f["alone"],
+                _rate(f["alone"]),
+                f"raw verify, 1 core: {_rate(one)}",
+                one,
+                f["alone"] / one,
+            ),
+        ]
+    if name == "audit":
+        raw = f["raw_all"]
+        floor = f"raw verify, {f['cores']:.0f} cores: {_rate(raw)}"
+        ideal = 1_000_000 / raw
+        n = f"{f['entries']:,.0f} entries"
+        return [
+            Row(
+                "audit.checks",
+                f"audit signature checks ({n}, exit code {f['exit_code']:.0f})",
+                "≥ 0.8 × raw all cores (SPEC)",
+                f["checks_rate"],
+                _rate(f["checks_rate"]),
+                floor,
+                raw,
+                f["checks_rate"] / raw,
+            ),
+            Row(
+                "audit.verifications",
+                f"audit Ed25519 verifications computed ({f['signatures']:,.0f})",
+                "0.8 × raw all cores (issue 15)",
+                f["verify_rate"],
+                _rate(f["verify_rate"]),
+                floor,
+                raw,
+                f["verify_rate"] / raw,
+            ),
+            Row(
+                "audit.per_million",
+                f"audit time per 1,000,000 entries (from {n})",
+                "< 120 s on 2 cores (SPEC); 40 s (issue 15)",
+                f["per_million"],
+                f"{f['per_million']:.1f} s",
+                f"1,000,000 raw verifications on {f['cores']:.0f} cores: {ideal:.1f} s",
+                ideal,
+                f["per_million"] / ideal,
+                "lower",
+                guard=False,  # the inverse of audit.checks
+            ),
+            Row(
+                "audit.memory",
+                f"auditor peak memory ({n})",
+                "400 MiB at 1,000,000 entries (issue 15)",
+                f["maxrss_mib"],
+                f"{f['maxrss_mib']:.0f} MiB (largest worker {f['worker_peak_mib']:.0f} MiB)",
+                guard=False,
+            ),
+        ]
+    if name == "scan":
+        assert floors is not None
+        f = {**f, **floors}
+        n = f"{f['rows']:,.0f} flow rows"
+        return [
+            Row(
+                "scan.ingest",
+                f"early-warning ingest, every row validated and stored ({n})",
+                "ingest + scan < 10 s at 7.2M rows (issue 9)",
+                f["ingest_rate"],
+                f"{f['ingest_seconds']:.2f} s = {_rate(f['ingest_rate'])}",
+                f"DuckDB CSV load into a table: {_rate(f['load_floor'])}",
+                f["load_floor"],
+                f["ingest_rate"] / f["load_floor"],
+            ),
+            Row(
+                "scan.scan",
+                f"early-warning full scan ({n}, {f['detections']:.0f} detections)",
+                "< 30 s at 7.2M rows (SPEC)",
+                f["scan_rate"],
+                f"{f['scan_seconds']:.2f} s = {_rate(f['scan_rate'])}",
+                f"DuckDB GROUP BY code, month: {_rate(f['groupby_floor'])}",
+                f["groupby_floor"],
+                f["scan_rate"] / f["groupby_floor"],
+            ),
+            Row(
+                "scan.total",
+                "early-warning ingest + scan",
+                "< 10 s at 7.2M rows (issue 9)",
+                f["ingest_seconds"] + f["scan_seconds"],
+                f"{f['ingest_seconds'] + f['scan_seconds']:.2f} s",
+                guard=False,
+            ),
+            Row(
+                "scan.memory",
+                "early-warning peak resident memory (whole process)",
+                "< 1 GB (issue 9)",
+                f["peak_mb"],
+                f"{f['peak_mb']:.0f} MB",
+                guard=False,
+            ),
+        ]
+    if name == "operator_listing":
+        return [
+            Row(
+                "operator.deliver",
+                f"a peer's Deliver p50 while pages of {f['page_size']:.0f} are listed",
+                "no operator request holds the loop (issue 10, item 7)",
+                f["during_p50"],
+                f"{f['during_p50']:.2f} ms (p99 {f['during_p99']:.1f} ms)",
+                f"Deliver p50, nothing else running: {f['alone_p50']:.2f} ms",
+                f["alone_p50"],
+                f["during_p50"] / f["alone_p50"],
+                "lower",
+            ),
+            Row(
+                "operator.page",
+                f"one page of {f['page_size']:.0f} alerts over the operator socket, p50",
+                "-",
+                f["page_p50"],
+                f"{f['page_p50']:.0f} ms",
+                guard=False,
+            ),
+        ]
+    raise ValueError(name)
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| figure | target | measured | floor | ratio |", "|---|---|---|---|---|"]
+    for r in rows:
+        ratio = "-" if r.ratio is None else f"{r.ratio:.3g}"
+        lines.append(f"| {r.figure} | {r.target} | {r.shown} | {r.floor or '-'} | {ratio} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ the check
+def check(result: dict[str, Any], baseline: dict[str, Any], factor: float) -> dict[str, str]:
+    """The guarded ratios worse than the baseline's by more than `factor`: key -> description."""
+    before = {r["key"]: r for r in baseline["rows"]}
+    regressed = {}
+    print(f"\nratios against {baseline_name(baseline)}, failing beyond x{factor:g} worse:")
+    for row in result["rows"]:
+        old = before.get(row["key"])
+        if not row["guard"] or row["ratio"] is None:
+            continue
+        if old is None or old["ratio"] is None:
+            print(f"  {row['key']:<24} {row['ratio']:.3g}   (not in the baseline)")
+            continue
+        # >1: worse than the baseline by that factor, whichever way the ratio improves.
+        worse = old["ratio"] / row["ratio"] if row["better"] == "higher" else row["ratio"] / old["ratio"]
+        verdict = "REGRESSED" if worse > factor else "ok"
+        print(
+            f"  {row['key']:<24} {row['ratio']:.3g} against {old['ratio']:.3g}"
+            f"  ({f'{worse:.2f}x worse' if worse > 1 else f'{1 / worse:.2f}x better'})  {verdict}"
+        )
+        if worse > factor:
+            regressed[row["key"]] = (
+                f"{row['key']}: ratio {row['ratio']:.3g} against {old['ratio']:.3g} in the baseline"
+                f" ({worse:.2f}x worse, more than x{factor:g}): {row['figure']}"
+            )
+    return regressed
+
+
+def baseline_name(baseline: dict[str, Any]) -> str:
+    runs = baseline.get("combined_from")
+    if runs:
+        return f"the baseline ({baseline['size']}, median of {len(runs)} runs, {runs[0]} to {runs[-1]})"
+    return f"the baseline ({baseline['size']}, {baseline['date']})"
+
+
+def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result whose every ratio is the median of those of `results` (a baseline)."""
+    if len({r["size"] for r in results}) != 1:
+        raise SystemExit("bench/run.py: --combine takes runs of one size")
+    combined = dict(results[-1])
+    combined["combined_from"] = [r["date"] for r in results]
+    rows = []
+    for last in results[-1]["rows"]:
+        ratios = [r["ratio"] for res in results for r in res["rows"] if r["key"] == last["key"]]
+        if last["ratio"] is None:
+            rows.append(last)
+        else:
+            rows.append({**last, "ratio": statistics.median(ratios), "ratios": ratios})
+    combined["rows"] = rows
+    return combined
+
+
+# ------------------------------------------------------------------ the run
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "",
+        )
+    return {
+        "cores": len(os.sched_getaffinity(0)),
+        "cpu_count": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip()
+
+
+def run_all(size: str, benches: list[str], say: Callable[[str], None]) -> dict[str, Any]:
+    """Every bench in `benches` at `size`, with the floors around those that need them."""
+    timeout = CHILD_TIMEOUT[size]
+    result: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "size": size,
+        "commit": commit(),
+        "machine": machine(),
+        "sizes": {name: SIZES[size][name] for name in benches},
+        "floor_readings": [],
+        "figures": {},
+        "floors": {},
+        "seconds": {},
+        "rows": [],
+        "failed": {},
+    }
+    started = time.perf_counter()
+    last: tuple[str, dict[str, float]] | None = None
+    """The floors read after the previous bench: (their child name, the reading)."""
+
+    def read(kind: str, params: dict[str, Any]) -> dict[str, float]:
+        say(f"== {kind} {json.dumps(params)}")
+        reading = in_child(kind, params, timeout=timeout)
+        result["floor_readings"].append({"kind": kind, **reading})
+        return reading
+
+    for name in benches:
+        needs = floors_of(name, size)
+        try:
+            before = None
+            if needs is not None:
+                before = last[1] if last is not None and last[0] == needs[0] else read(*needs)
+            say(f"== {name} {json.dumps(SIZES[size][name])}")
+            t0 = time.perf_counter()
+            figures = in_child(name, SIZES[size][name], timeout=timeout)
+            result["seconds"][name] = time.perf_counter() - t0
+            result["figures"][name] = figures
+            used, last = None, None
+            if needs is not None and before is not None:
+                after = read(*needs)
+                last = (needs[0], after)
+                used = result["floors"][name] = mean(before, after)
+        except BenchFailed as exc:
+            say(f"bench/run.py: {exc}")
+            result["failed"][name] = str(exc)
+            last = None
+            continue
+        rows = rows_for(name, figures, used)
+        for row in rows:
+            row.bench = name
+        result["rows"] += [asdict(r) for r in rows]
+        say(table(rows).split("\n", 2)[2])
+    result["seconds"]["total"] = time.perf_counter() - started
+    result["machine"]["load_average_at_end"] = os.getloadavg()
+    return result
+
+
+def print_result(result: dict[str, Any]) -> None:
+    machine_ = result["machine"]
+    print(
+        f"\n{result['size']} size, {result['date']}, {result['commit']}; {machine_['cores']} cores"
+        f" ({machine_['cpu']}), Python {machine_['python']}; load average"
+        f" {machine_['load_average_at_start'][0]:.1f} at the start, {machine_['load_average_at_end'][0]:.1f}"
+        f" at the end; {result['seconds']['total']:.0f} s"
+        + (
+            f"; ratio: the median of {len(result['combined_from'])} runs, measured: the last run"
+            if "combined_from" in result
+            else ""
+        )
+        + "\n"
+    )
+    print(table([Row(**{k: v for k, v in r.items() if k != "ratios"}) for r in result["rows"]]))
+
+
+def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        child(sys.argv[2], json.loads(sys.argv[3]), Path(sys.argv[4]))
+        return
+    parser = argparse.ArgumentParser(
+        prog="bench/run.py",
+        description=__doc__.split("\n\n")[0],
+        epilog="bench/README.md says what each figure and ratio means.",
+    )
+    parser.add_argument("--size", choices=tuple(SIZES), default="full", help="quick (CI) or full (default)")
+    parser.add_argument("--json", type=Path, help="write the figures, floors and ratios here")
+    parser.add_argument(
+        "--check",
+        type=Path,
+        metavar="BASELINE",
+        help="exit 1 when a ratio is worse than the baseline's by more than --factor, twice running",
+    )
+    parser.add_argument(
+        "--factor",
+        type=float,
+        default=FACTOR,
+        help=f"how much worse --check lets a ratio be (default {FACTOR})",
+    )
+    parser.add_argument(
+        "--bench", action="append", choices=BENCHES, help="run only this bench (repeatable; default all)"
+    )
+    parser.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        metavar="RUN",
+        help="run nothing: print (and with --json write) these runs' JSON with each ratio their median",
+    )
+    args = parser.parse_args()
+    if args.combine:
+        result = combine([json.loads(path.read_text()) for path in args.combine])
+        print_result(result)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+            print(f"\nwrote {args.json}")
+        return
+    baseline = json.loads(args.check.read_text()) if args.check else None
+    if baseline is not None and baseline["size"] != args.size:
+        parser.error(f"{args.check} was measured at size {baseline['size']}, this run is {args.size}")
+    benches = [b for b in BENCHES if b in (args.bench or BENCHES)]
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    result = run_all(args.size, benches, say)
+    print_result(result)
+    regressed = check(result, baseline, args.factor) if baseline is not None else {}
+    if regressed and baseline is not None:
+        # One load spike on a shared machine must not fail CI: a bench with a
+        # regressed ratio runs again, and only a regression seen twice counts.
+        again = sorted({r["bench"] for r in result["rows"] if r["key"] in regressed}, key=BENCHES.index)
+        say(f"\n== measuring {', '.join(again)} again, to confirm")
+        confirmation = result["confirmation"] = run_all(args.size, again, say)
+        print_result(confirmation)
+        regressed = {k: v for k, v in check(confirmation, baseline, args.factor).items() if k in regressed}
+        result["failed"].update(confirmation["failed"])
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+        print(f"\nwrote {args.json}")
+    if result["failed"]:
+        print("\nbench failed:\n  " + "\n  ".join(f"{k}: {v}" for k, v in result["failed"].items()))
+    if regressed:
+        print("\nbenchmark regression, measured twice:\n  " + "\n  ".join(regressed.values()))
+    elif baseline is not None:
+        print("\nno ratio regressed")
+    if regressed or result["failed"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
