@@ -16,3 +16,5 @@ echo "== mypy"
 .venv/bin/mypy node gateway
 echo "== pytest"
 .venv/bin/python -m pytest "$@"
+echo "== benchmark regression guard (ratios, quick size)"
+.venv/bin/python bench/run.py --size quick --check bench/baseline-quick.json
