@@ -272,6 +272,12 @@ def _add_common_publish(p: argparse.ArgumentParser, add_config: Any) -> None:
     )
 
 
+def _add_duration(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--duration-days", type=cli_int(), default=0, help="expected duration in days (default 0: not known)"
+    )
+
+
 def _add_peer_ref(p: argparse.ArgumentParser) -> None:
     p.add_argument("alert_id", metavar="ID", help="the peer's alert id")
     p.add_argument("--origin", type=parse_country, help="the alert's origin (default: looked up)")
@@ -346,9 +352,7 @@ def add_alert_commands(commands: Any, add_config: Any) -> None:
         choices=choices(pb.Measure),
         help="what the assistance is (repeat for several)",
     )
-    p.add_argument(
-        "--duration-days", type=cli_int(), default=0, help="expected duration in days (default 0: not known)"
-    )
+    _add_duration(p)
     p.add_argument(
         "--with-exposure",
         action="store_true",
@@ -381,9 +385,7 @@ def add_alert_commands(commands: Any, add_config: Any) -> None:
         choices=choices(pb.Measure),
         help="assistance wanted from the peers (repeat for several)",
     )
-    p.add_argument(
-        "--duration-days", type=cli_int(), default=0, help="expected duration in days (default 0: not known)"
-    )
+    _add_duration(p)
     p.set_defaults(func=cmd_alert_consult)
     p = alert.add_parser(
         "list",
