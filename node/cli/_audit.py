@@ -164,8 +164,10 @@ def add_audit_commands(commands: Any, add_config: Any) -> None:
     group = commands.add_parser("audit", help="offline verification of exported logs")
     audit = group.add_subparsers(dest="audit", required=True, parser_class=type(group))
     p = audit.add_parser("verify", help="verify one or more exported logs; exit 1 on findings")
-    p.add_argument("logs", nargs="+", metavar="LOG")
-    p.add_argument("--trust", required=True, metavar="federation.json")
+    p.add_argument(
+        "logs", nargs="+", metavar="LOG", help="exported log bundles (ewx log export), at most one per node"
+    )
+    p.add_argument("--trust", required=True, metavar="federation.json", help="the federation trust file")
     p.add_argument("--json", action="store_true", help="machine report")
     add_quiet(p)
     p.set_defaults(func=cmd_audit_verify)

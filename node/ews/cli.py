@@ -573,7 +573,12 @@ def add_ews_commands(commands: Any) -> None:
         "the file, row, column and reason, unless --skip-bad. The same rows again change nothing; a "
         "corrected row replaces the stored one, and both are kept in the store's replacements.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="CSV or JSON-lines files of flows, prices, events or supply shares, or a UN Comtrade export",
+    )
     add_config(p)
     p.add_argument(
         "--kind", choices=[k.value for k in Kind], help="the kind of data (default: from the header)"
@@ -598,10 +603,17 @@ def add_ews_commands(commands: Any) -> None:
         "--country", required=True, metavar="CC", help="the country taking the measure (ISO alpha-2)"
     )
     p.add_argument("--hs", required=True, metavar="CODE[,CODE]", help="HS codes of 4 or 6 digits")
-    p.add_argument("--measure", required=True, choices=[m.value for m in Measure])
-    p.add_argument("--announced", required=True, metavar="YYYY-MM-DD")
+    p.add_argument(
+        "--measure", required=True, choices=[m.value for m in Measure], help="what kind of measure"
+    )
+    p.add_argument("--announced", required=True, metavar="YYYY-MM-DD", help="the day it was announced")
     p.add_argument("--effective", metavar="YYYY-MM-DD", help="default: the announcement date")
-    p.add_argument("--stage", choices=[s.value for s in Stage], default=Stage.ANNOUNCED.value)
+    p.add_argument(
+        "--stage",
+        choices=[s.value for s in Stage],
+        default=Stage.ANNOUNCED.value,
+        help=f"where it stands (default {Stage.ANNOUNCED.value})",
+    )
     p.set_defaults(func=c.event_add)
     p = event.add_parser("list", help="every policy move on record")
     add_config(p)
@@ -635,7 +647,7 @@ def add_ews_commands(commands: Any) -> None:
     p.set_defaults(func=c.review)
 
     p = sub.add_parser("explain", help="reproduce one detection from the data and explain it")
-    p.add_argument("detection_id", metavar="ID")
+    p.add_argument("detection_id", metavar="ID", help="a detection's id, as ewx ews review lists it")
     add_config(p)
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(func=c.explain)
@@ -647,7 +659,9 @@ def add_ews_commands(commands: Any) -> None:
         "category, a supply-impact band; never a figure), apply any edits given, and publish it through "
         "the running node. Retrying the same approval publishes nothing new and prints the same id.",
     )
-    p.add_argument("detection_ids", nargs="+", metavar="ID")
+    p.add_argument(
+        "detection_ids", nargs="+", metavar="ID", help="detection ids, as ewx ews review lists them"
+    )
     add_config(p)
     p.add_argument("--status", choices=choices(pb.Status), default="ACTUAL", help="default: ACTUAL")
     p.add_argument("--to", type=parse_recipients, metavar="CC[,CC]", help="recipients (default: both peers)")
@@ -655,9 +669,11 @@ def add_ews_commands(commands: Any) -> None:
     p.set_defaults(func=c.approve)
 
     p = sub.add_parser("dismiss", help="set a draft aside with a coded reason")
-    p.add_argument("detection_id", metavar="ID")
+    p.add_argument("detection_id", metavar="ID", help="the draft's detection id")
     add_config(p)
-    p.add_argument("--reason", required=True, choices=[r.value for r in DismissReason])
+    p.add_argument(
+        "--reason", required=True, choices=[r.value for r in DismissReason], help="why it is set aside"
+    )
     p.set_defaults(func=c.dismiss)
 
     p = sub.add_parser(
@@ -671,7 +687,9 @@ def add_ews_commands(commands: Any) -> None:
         "detections on the same version in force proposes nothing new and prints the same id, as does "
         "running it again while this node's own proposal of those pairs is pending.",
     )
-    p.add_argument("detection_ids", nargs="+", metavar="ID")
+    p.add_argument(
+        "detection_ids", nargs="+", metavar="ID", help="detection ids, as ewx ews review lists them"
+    )
     add_config(p)
     p.add_argument(
         "--reason",
