@@ -41,7 +41,7 @@ from cryptography import x509
 
 from node.config import NodeConfig, TlsCredentials
 from node.ids import Country
-from node.pki import CertificateNotValidNow, check_node_tls
+from node.pki import CertificateNotValidNow
 from node.trust import Trust, node_dns_name
 
 if TYPE_CHECKING:
@@ -97,14 +97,7 @@ def read_identity(config: NodeConfig, trust: Trust, *, at: datetime) -> TlsIdent
     """
     credentials = config.read_tls_credentials()  # refuses a TLS key others can read
     try:
-        certificate = check_node_tls(
-            credentials.certificate_chain,
-            credentials.private_key,
-            node_id=config.node_id,
-            trust=trust,
-            at=at,
-            where=f"tls.certificate {config.tls.certificate}",
-        )
+        certificate = config.check_tls(credentials, trust, at=at)
     except CertificateNotValidNow as exc:
         certificate = x509.load_pem_x509_certificate(credentials.certificate_chain)
         raise _TimeInvalid(str(exc), TlsIdentity(credentials, certificate)) from None

@@ -64,6 +64,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Final, get_args
 
@@ -102,7 +103,7 @@ from node.limits import (
     STREAM_MAX_SECONDS,
     STREAM_STALL_SECONDS,
 )
-from node.pki import load_ed25519_private_key, read_private_key_pem
+from node.pki import check_node_tls, load_ed25519_private_key, read_private_key_pem
 from node.situation.settings import DEFAULT_ACK_DEADLINE_MINUTES, check_deadline_minutes
 from node.trust import Trust, describe_validation_error, log_origin
 
@@ -484,6 +485,18 @@ class NodeConfig(BaseModel):
             raise ConfigError(
                 f"{self._where()}: cannot read tls.certificate {self.tls.certificate}: {exc}"
             ) from None
+
+    def check_tls(self, credentials: TlsCredentials, trust: Trust, *, at: datetime) -> x509.Certificate:
+        """node.pki.check_node_tls of this node's TLS files, as `ewx serve` and `ewx config check`
+        run it: ConfigError naming tls.certificate (CertificateNotValidNow for the time alone)."""
+        return check_node_tls(
+            credentials.certificate_chain,
+            credentials.private_key,
+            node_id=self.node_id,
+            trust=trust,
+            at=at,
+            where=f"tls.certificate {self.tls.certificate}",
+        )
 
     def read_tls_credentials(self) -> TlsCredentials:
         """The TLS certificate and key bytes for gRPC; the key file's mode is checked.

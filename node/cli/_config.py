@@ -23,7 +23,6 @@ from node.cli._common import EXIT_OK, EXIT_USAGE, print_json
 from node.config import NodeConfig
 from node.crypto import KEY_PURPOSES
 from node.errors import ConfigError, EwxError
-from node.pki import check_node_tls
 from node.trust import Trust
 
 
@@ -52,14 +51,7 @@ def check_config(
                 problems.append(str(exc))
         try:
             credentials = config.read_tls_credentials()
-            certificate = check_node_tls(
-                credentials.certificate_chain,
-                credentials.private_key,
-                node_id=config.node_id,
-                trust=trust,
-                at=at,
-                where=f"tls.certificate {config.tls.certificate}",
-            )
+            certificate = config.check_tls(credentials, trust, at=at)
             sound.append(
                 f"tls.certificate {config.tls.certificate}: matches its key, valid until "
                 f"{certificate.not_valid_after_utc:%Y-%m-%d}"

@@ -72,11 +72,9 @@ class PolicyNote:
     withdrawn: bool = False
 
 
-def _age(now: datetime, then: datetime | None) -> str:
-    """`2d03h`, `1h05m`, `12m`, `40s`: how long ago, short."""
-    if then is None:
-        return "?"
-    seconds = max(0, int((now - then).total_seconds()))
+def _span(delta: timedelta) -> str:
+    """`2d03h`, `1h05m`, `12m`, `40s`: a duration, short (a negative one as 0s)."""
+    seconds = max(0, int(delta.total_seconds()))
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
@@ -89,8 +87,9 @@ def _age(now: datetime, then: datetime | None) -> str:
     return f"{secs}s"
 
 
-def _span(delta: timedelta) -> str:
-    return _age(datetime.min + delta, datetime.min) if delta >= timedelta(0) else "-" + _span(-delta)
+def _age(now: datetime, then: datetime | None) -> str:
+    """How long ago `then` was, as _span writes it; `?` when not known."""
+    return "?" if then is None else _span(now - then)
 
 
 def _latest_move(pair: WatchPair, notes: Sequence[PolicyNote]) -> PolicyNote | None:
