@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -28,7 +29,13 @@ class StoreThread:
     """A single worker thread; `run` calls a function there and awaits its result."""
 
     def __init__(self, name: str) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ewx-store-{name}")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"ewx-store-{name}", initializer=self._note_thread
+        )
+        self._ident: int | None = None
+
+    def _note_thread(self) -> None:
+        self._ident = threading.get_ident()
 
     async def run(self, work: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """`work(*args, **kwargs)` on the store's thread, after every call handed over before it."""
@@ -40,7 +47,12 @@ class StoreThread:
 
         For code that may block, off the loop or in a test on it (a test's
         call waits as a call on the loop used to); the node itself awaits `run`.
+        Called from the store's own thread (a function handed over that itself
+        waits for the store), it runs at once: handing it to the one worker
+        that is busy with the caller would wait forever.
         """
+        if threading.get_ident() == self._ident:
+            return work(*args, **kwargs)
         return self._executor.submit(work, *args, **kwargs).result()
 
     def close(self) -> None:

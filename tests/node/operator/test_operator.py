@@ -262,7 +262,9 @@ def test_alert_list_pages_by_a_stable_cursor_and_filters_in_the_store(
 
             # Expiry is the node's clock's: ninety-one days on, every alert with an info
             # block (the UPDATE too) that was not cancelled or updated has expired.
-            real_clock = service.clock
+            # The real clock function, not the store-thread wrapper a read through
+            # `service` returns: the node calls its clock on the store's thread.
+            real_clock = service.unwrapped.clock
             service.clock = lambda: real_clock() + timedelta(days=91)
             expired = await asyncio.to_thread(listing, state="expired")
             assert [a["alert_id"] for a in expired["alerts"]] == [

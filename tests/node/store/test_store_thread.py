@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from node.crypto import PAYLOAD_ALERT
 from node.errors import StoreError
 from node.ids import Country
 from node.message import encode
+from node.store import StoreThread
 from node.wire import ewx_pb2 as pb
 from tests.support.factories import alert_payload, make_federation, peer_channel, running, wait_for
 
@@ -89,3 +92,30 @@ def test_a_running_nodes_store_refuses_a_call_from_another_thread(federation: di
             assert await service.call(service.store.last_seq, "KR", "US") == 0
 
     asyncio.run(scenario())
+
+
+def test_waiting_for_the_store_from_its_own_thread_runs_at_once() -> None:
+    # A clock patched by a test to read the real one through the store thread
+    # (tests/support/factories.py's OnStoreThread) was called on that thread by
+    # the deadline watch: the one worker waited for itself and the node hung.
+    thread = StoreThread("test")
+
+    def inner() -> str:
+        return threading.current_thread().name
+
+    def outer() -> str:
+        return thread.wait_for(inner)
+
+    caller = concurrent.futures.ThreadPoolExecutor(1)
+    done = caller.submit(thread.wait_for, outer)
+    try:
+        assert done.result(timeout=10).startswith("ewx-store-test")
+        # And from any other thread it still runs on the store's thread, in turn.
+        assert thread.wait_for(inner).startswith("ewx-store-test")
+    finally:
+        if not done.done():
+            # Unblock the deadlocked worker (its inner call is still queued) so
+            # the failure is reported instead of hanging the run at exit.
+            thread._executor.shutdown(wait=False, cancel_futures=True)
+        caller.shutdown(wait=True)
+        thread.close()
