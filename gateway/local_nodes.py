@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -36,10 +37,18 @@ def _free_port() -> int:
 
 
 def assign_free_ports(
-    root: Path, countries: tuple[Country, ...] = COUNTRIES, **settings: float
+    root: Path,
+    countries: tuple[Country, ...] = COUNTRIES,
+    *,
+    port_source: Callable[[], int] = _free_port,
+    **settings: float | str,
 ) -> dict[Country, Path]:
-    """Rewrite each node.toml under `root` to use ports free right now (and any `settings`)."""
-    ports = {cc: _free_port() for cc in countries}
+    """Rewrite each node.toml under `root` to use ports free right now (and any `settings`).
+
+    `port_source` gives each port; the default asks the kernel for one free now
+    (tests running in parallel pass their own, tests/support/ports.py).
+    """
+    ports = {cc: port_source() for cc in countries}
     paths: dict[Country, Path] = {}
     for cc in countries:
         path = root / cc / "node.toml"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import tomllib
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import tomli_w
 from node.ids import Country
 from node.wire import ewx_pb2 as pb
 from tests.support.factories import alert_info, running, wait_for
+from tests.support.ports import next_port
 
 
 def holds(service, alert_ids: list[str]) -> bool:  # type: ignore[no-untyped-def]
@@ -46,9 +46,7 @@ def test_relay_through_the_third_node_while_the_origin_is_down(federation: dict[
 def _unreachable(config: Path, peer: Country) -> None:
     """Point `config`'s node at a closed port for `peer`: it can no longer push there."""
     document = tomllib.loads(config.read_text())
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]
+    closed = next_port()  # nothing listens there, and no other test will
     document["peers"][peer]["address"] = f"127.0.0.1:{closed}"
     config.write_text(tomli_w.dumps(document))
 

@@ -25,7 +25,9 @@ def make_federation(root: Path, **overrides: Any) -> dict[Country, Path]:
     from gateway.local_nodes import assign_free_ports
 
     init_federation(root)
-    return assign_free_ports(root, **overrides)
+    from tests.support.ports import next_port
+
+    return assign_free_ports(root, port_source=next_port, **overrides)
 
 
 def alert_info(**overrides: Any) -> dict[str, Any]:

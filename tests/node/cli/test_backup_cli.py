@@ -28,6 +28,7 @@ from node.errors import EwxError
 from node.store import STORE_FILE
 from tests.node.cli.test_cli import ewx, wait_until
 from tests.support.factories import alert_info
+from tests.support.ports import next_port
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +81,7 @@ def _status(config: Path) -> dict:  # type: ignore[type-arg]
 @pytest.fixture
 def fed(tmp_path: Path) -> dict[str, Path]:
     ewx("pki", "init", "--out", str(tmp_path / "fed"))
-    return dict(assign_free_ports(tmp_path / "fed", outbox_retry_max_seconds=0.5))
+    return dict(assign_free_ports(tmp_path / "fed", port_source=next_port, outbox_retry_max_seconds=0.5))
 
 
 @pytest.fixture

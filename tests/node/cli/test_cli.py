@@ -18,6 +18,7 @@ import pytest
 
 from gateway.local_nodes import NodeProcess, assign_free_ports
 from node.audit import MAGIC
+from tests.support.ports import next_port
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +43,7 @@ def cli_cluster(tmp_path: Path, **settings: Any) -> Iterator[dict[str, Path]]:
     """Three `ewx serve` processes on a federation made by `ewx pki init`; `settings` go into each node.toml."""
     fed = tmp_path / "fed"
     ewx("pki", "init", "--out", str(fed))
-    configs = assign_free_ports(fed, **settings)
+    configs = assign_free_ports(fed, port_source=next_port, **settings)
     nodes = {cc: NodeProcess.start(cc, path) for cc, path in configs.items()}
     try:
         for node in nodes.values():
@@ -175,7 +176,7 @@ def test_usage_errors_exit_2_and_refusals_exit_1(cluster: dict[str, Path]) -> No
 def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     fed = tmp_path / "fed"
     ewx("pki", "init", "--out", str(fed), "--countries", "KR,US,JP")
-    configs = assign_free_ports(fed)
+    configs = assign_free_ports(fed, port_source=next_port)
     node = NodeProcess.start("KR", configs["KR"])
     node.wait_ready()
     node.process.send_signal(signal.SIGTERM)

@@ -18,6 +18,7 @@ from node.cli._health import check_federation_port, probe_address
 from node.config import NodeConfig
 from node.pki import init_federation
 from tests.node.cli.test_cli import ewx
+from tests.support.ports import next_port
 
 
 def _variant(config: Path, name: str, **changes: str) -> Path:
@@ -32,7 +33,7 @@ def _variant(config: Path, name: str, **changes: str) -> Path:
 @pytest.fixture
 def fed(tmp_path: Path) -> dict[str, Path]:
     init_federation(tmp_path / "fed")
-    return dict(assign_free_ports(tmp_path / "fed"))
+    return dict(assign_free_ports(tmp_path / "fed", port_source=next_port))
 
 
 @pytest.mark.slow
