@@ -102,6 +102,7 @@ from node.limits import (
     RPC_DEADLINE_SECONDS,
     STREAM_MAX_SECONDS,
     STREAM_STALL_SECONDS,
+    UNIX_SOCKET_PATH_MAX,
 )
 from node.pki import check_node_tls, load_ed25519_private_key, read_private_key_pem
 from node.situation.settings import DEFAULT_ACK_DEADLINE_MINUTES, check_deadline_minutes
@@ -375,6 +376,13 @@ class NodeConfig(BaseModel):
                 f"peer_max_concurrent_streams: {self.peer_max_concurrent_streams} is more than "
                 f"peer_max_concurrent_calls ({self.peer_max_concurrent_calls}); every stream is also a call"
             )
+        for what, path in (("operator_socket", self.operator_socket), ("health socket", self.health_socket)):
+            if len(os.fsencode(path)) > UNIX_SOCKET_PATH_MAX:
+                raise ValueError(
+                    f"{what}: {path} is {len(os.fsencode(path))} bytes long; a unix socket's path holds "
+                    f"at most {UNIX_SOCKET_PATH_MAX}: set operator_socket to a shorter path "
+                    "(or move data_dir)"
+                )
         if isinstance(info.context, dict):
             source = info.context.get(SOURCE_CONTEXT)
             if isinstance(source, Path):

@@ -214,3 +214,7 @@ node.toml; node/config.py refuses each one, naming its fixed value."""
 
 MAX_REPORTED_PROBLEMS = 50
 """An ingest's refusal names this many bad rows and counts the rest (node/errors.py IngestRefused)."""
+
+UNIX_SOCKET_PATH_MAX = 107
+"""Bytes in a unix socket's path (Linux's sun_path holds 108 with the closing NUL):
+node/config.py refuses a longer operator socket, or a data folder that makes one, at load."""

@@ -4,6 +4,9 @@ and the fixtures shared by tests that run real nodes."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,3 +27,15 @@ def federation(tmp_path: Path) -> dict[Country, Path]:
     from tests.support.factories import make_federation  # here, so grpc loads after the setting above
 
     return make_federation(tmp_path / "fed", outbox_retry_max_seconds=0.5)
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A temporary folder straight under the system's temp folder, for a test whose nodes sit
+    deep inside it: under pytest-xdist, tmp_path's own depth leaves too little of a unix
+    socket's 107 bytes (node/limits.py UNIX_SOCKET_PATH_MAX) for the demo's operator sockets."""
+    path = Path(tempfile.mkdtemp(prefix="ewx-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

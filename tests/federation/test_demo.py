@@ -12,8 +12,8 @@ from tests.node.cli.test_cli import ewx
 pytestmark = pytest.mark.slow
 
 
-def test_the_demo_detects_publishes_and_audits_clean(tmp_path: Path) -> None:
-    run = ewx("demo", "--dir", str(tmp_path / "demo"))
+def test_the_demo_detects_publishes_and_audits_clean(short_tmp: Path) -> None:
+    run = ewx("demo", "--dir", str(short_tmp / "demo"))
     out = run.stdout
     assert "stand-in" not in out
     assert "version 1 is in force at all three nodes, signed by KR, US and JP" in out
@@ -53,5 +53,5 @@ def test_the_demo_detects_publishes_and_audits_clean(tmp_path: Path) -> None:
     assert "811292 from CN" in board and "282560 from CN" in board
     assert "Watchlist version 1" in board and "EXPORT_LICENSING ANNOUNCED 2023-07-03" in board
     for country in ("KR", "US", "JP"):
-        assert (tmp_path / "demo" / f"{country}.ewxlog").is_file()
-    assert (tmp_path / "demo" / "replay.html").is_file()
+        assert (short_tmp / "demo" / f"{country}.ewxlog").is_file()
+    assert (short_tmp / "demo" / "replay.html").is_file()

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node.config import NodeConfig, split_address
 from node.errors import ConfigError
-from node.limits import MAX_CLOCK_SKEW
+from node.limits import MAX_CLOCK_SKEW, UNIX_SOCKET_PATH_MAX
 from node.pki import init_federation, write_private_key
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
@@ -167,6 +167,20 @@ def test_wrong_type_or_value_is_refused_naming_the_field(
     fed: Path, field: str, change: Callable[[Document], object]
 ) -> None:
     _refused(_edit(fed, change), f"{field}:")
+
+
+def test_a_socket_path_longer_than_a_unix_socket_holds_is_refused_at_load(fed: Path) -> None:
+    # Found when pytest-xdist's longer temp folders made the demo's data_dir
+    # too deep: the node started, then died at bind with "AF_UNIX path too long".
+    deep = "d" * (UNIX_SOCKET_PATH_MAX - len("/operator.sock") + 1)
+    _refused(
+        _edit(fed, lambda d: d.update(data_dir=f"/tmp/{deep}")),
+        f"operator_socket: /tmp/{deep}/operator.sock is",
+    )
+    _refused(_edit(fed, lambda d: d.update(operator_socket=f"/{'s' * UNIX_SOCKET_PATH_MAX}")), "at most 107")
+    fits = "/" + "s" * (UNIX_SOCKET_PATH_MAX - 1)
+    assert len(fits) == UNIX_SOCKET_PATH_MAX
+    NodeConfig.load(_edit(fed, lambda d: d.update(operator_socket=fits, data_dir="/tmp/short")))
 
 
 def test_node_cannot_be_its_own_peer(fed: Path) -> None:
