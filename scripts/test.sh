@@ -14,7 +14,7 @@ echo "== ruff"
 .venv/bin/ruff check node gateway tests bench scripts
 echo "== mypy"
 .venv/bin/mypy node gateway
-echo "== pytest"
-.venv/bin/python -m pytest "$@"
+echo "== pytest (one worker per core: pytest-xdist)"
+.venv/bin/python -m pytest -n auto "$@"
 echo "== benchmark regression guard (ratios, quick size)"
 .venv/bin/python bench/run.py --size quick --check bench/baseline-quick.json
