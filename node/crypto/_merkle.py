@@ -19,7 +19,7 @@ one-leaf tree.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from node.errors import MerkleProofError
 
@@ -28,10 +28,15 @@ __all__ = [
     "HASH_SIZE",
     "CompactRange",
     "MerkleProofError",
+    "SubtreeRoot",
     "consistency_proof",
+    "frontier_subtrees",
     "inclusion_proof",
+    "interior_count",
     "leaf_hash",
+    "levels_consistency_proof",
     "node_hash",
+    "range_root",
     "root_from_inclusion",
     "root_from_leaf_hashes",
     "verify_consistency",
@@ -160,18 +165,27 @@ class CompactRange:
         """Roots of the perfect subtrees covering the leaves, leftmost first."""
         return tuple(self._nodes)
 
-    def append(self, leaf_hash: bytes) -> None:
-        """Append one leaf hash (not the entry: hash it with :func:`leaf_hash`)."""
+    def append(self, leaf_hash: bytes) -> list[tuple[int, int, bytes]]:
+        """Append one leaf hash (not the entry: hash it with :func:`leaf_hash`).
+
+        Returns the perfect subtrees this leaf completed, as (height, index,
+        root) with height 1 or more (see :data:`SubtreeRoot`), for a caller
+        that keeps them (the node's store).
+        """
         _require_hash("leaf hash", leaf_hash)
         node = bytes(leaf_hash)
+        completed: list[tuple[int, int, bytes]] = []
         # Each trailing one bit of the old size is a perfect subtree of the
         # same height as ``node`` waiting for its right sibling: merge them.
-        n = self._size
+        n, height, new_size = self._size, 0, self._size + 1
         while n & 1:
             node = node_hash(self._nodes.pop(), node)
             n >>= 1
+            height += 1
+            completed.append((height, (new_size >> height) - 1, node))
         self._nodes.append(node)
-        self._size += 1
+        self._size = new_size
+        return completed
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
         """Append each of ``leaf_hashes`` in order."""
@@ -440,13 +454,78 @@ def verify_consistency(
         raise MerkleProofError(f"consistency proof does not reproduce the new root at size {new_size}")
 
 
-class MerkleLevels:
-    """Every leaf hash plus the root of every completed, aligned perfect subtree.
+SubtreeRoot = Callable[[int, int], bytes]
+"""``subtree_root(height, index)``: the root of the aligned perfect subtree of
+``2**height`` leaves starting at leaf ``index * 2**height`` (height 0: the leaf
+hash itself). What :func:`range_root` and :func:`levels_consistency_proof`
+stand on, so the node's store can answer from its tables and
+:class:`MerkleLevels` from memory with one implementation of the RFC's splits."""
 
-    A node must produce consistency proofs for its own growing log at a
-    steady cadence. Recomputing subtree roots from the leaves costs O(n) per
-    proof; keeping each completed perfect subtree's root (2n hashes in all,
-    packed 32 bytes each) makes any RFC 6962 range root O(log n) lookups.
+
+def range_root(subtree_root: SubtreeRoot, start: int, end: int) -> bytes:
+    """RFC 6962 MTH of leaves [start, end), as split by the RFC, in O(log n) lookups."""
+    n = end - start
+    if n == 0:
+        return EMPTY_ROOT
+    if n & (n - 1) == 0 and start % n == 0:
+        return subtree_root(n.bit_length() - 1, start // n)
+    k = _largest_power_of_two_below(n)
+    return node_hash(range_root(subtree_root, start, start + k), range_root(subtree_root, start + k, end))
+
+
+def levels_consistency_proof(subtree_root: SubtreeRoot, old_size: int, new_size: int) -> list[bytes]:
+    """RFC 9162 PROOF(old_size, D[new_size]), as :func:`consistency_proof`, in O(log^2 n)
+    lookups; the caller checks ``0 <= old_size <= new_size <= size``."""
+    if old_size in (0, new_size):
+        return []
+    collected: list[bytes] = []
+    m, lo, hi = old_size, 0, new_size
+    whole_old_tree = True
+    while True:
+        if m == hi - lo:
+            if not whole_old_tree:
+                collected.append(range_root(subtree_root, lo, hi))
+            break
+        k = _largest_power_of_two_below(hi - lo)
+        if m <= k:
+            collected.append(range_root(subtree_root, lo + k, hi))
+            hi = lo + k
+        else:
+            collected.append(range_root(subtree_root, lo, lo + k))
+            lo += k
+            m -= k
+            whole_old_tree = False
+    collected.reverse()
+    return collected
+
+
+def frontier_subtrees(size: int) -> list[tuple[int, int]]:
+    """(height, index) of the perfect subtrees that make up a tree of ``size``
+    leaves, leftmost (largest) first: the nodes of its :class:`CompactRange`."""
+    out: list[tuple[int, int]] = []
+    offset = 0
+    for height in range(size.bit_length() - 1, -1, -1):
+        if size >> height & 1:
+            out.append((height, offset >> height))
+            offset += 1 << height
+    return out
+
+
+def interior_count(size: int) -> int:
+    """How many completed perfect subtrees of height 1 or more a tree of ``size`` leaves has
+    (``size // 2 + size // 4 + ...``, which is ``size - popcount(size)``)."""
+    return size - size.bit_count()
+
+
+class MerkleLevels:
+    """Every leaf hash plus the root of every completed, aligned perfect subtree, in memory.
+
+    Recomputing subtree roots from the leaves costs O(n) per proof; keeping
+    each completed perfect subtree's root (2n hashes in all, packed 32 bytes
+    each) makes any RFC 6962 range root O(log n) lookups. A running node keeps
+    the same levels in its store instead (node/store, table `merkle`), since
+    64 bytes per entry in memory is what a long-lived node must not hold;
+    these are for a store read whose file predates that table, and for tests.
     """
 
     def __init__(self) -> None:
@@ -470,27 +549,22 @@ class MerkleLevels:
             self._levels[height + 1] += node
             height, count = height + 1, count // 2
 
+    def subtree_root(self, height: int, index: int) -> bytes:
+        """The root of the aligned perfect subtree (see :data:`SubtreeRoot`)."""
+        level = self._levels[height]
+        return bytes(level[index * HASH_SIZE : (index + 1) * HASH_SIZE])
+
     def leaf(self, index: int) -> bytes:
         """The leaf hash at `index`."""
         if not 0 <= index < self.size:
             raise IndexError(index)
-        return bytes(self._levels[0][index * HASH_SIZE : (index + 1) * HASH_SIZE])
+        return self.subtree_root(0, index)
 
     def range_root(self, start: int, end: int) -> bytes:
         """RFC 6962 MTH of leaves [start, end), as split by the RFC from `start`."""
         if not 0 <= start <= end <= self.size:
             raise ValueError(f"range [{start}, {end}) is outside the {self.size} leaves")
-        n = end - start
-        if n == 0:
-            return EMPTY_ROOT
-        if n & (n - 1) == 0 and start % n == 0:
-            height = n.bit_length() - 1
-            i = start // n
-            return bytes(self._levels[height][i * HASH_SIZE : (i + 1) * HASH_SIZE])
-        if n == 1:
-            return self.leaf(start)
-        k = _largest_power_of_two_below(n)
-        return node_hash(self.range_root(start, start + k), self.range_root(start + k, end))
+        return range_root(self.subtree_root, start, end)
 
     def root(self, size: int | None = None) -> bytes:
         """Root of the first `size` leaves (default all)."""
@@ -501,24 +575,4 @@ class MerkleLevels:
         n = self.size if new_size is None else new_size
         if not 0 <= old_size <= n <= self.size:
             raise ValueError(f"old size {old_size} is outside [0, {n}]")
-        if old_size in (0, n):
-            return []
-        collected: list[bytes] = []
-        m, lo, hi = old_size, 0, n
-        whole_old_tree = True
-        while True:
-            if m == hi - lo:
-                if not whole_old_tree:
-                    collected.append(self.range_root(lo, hi))
-                break
-            k = _largest_power_of_two_below(hi - lo)
-            if m <= k:
-                collected.append(self.range_root(lo + k, hi))
-                hi = lo + k
-            else:
-                collected.append(self.range_root(lo, lo + k))
-                lo += k
-                m -= k
-                whole_old_tree = False
-        collected.reverse()
-        return collected
+        return levels_consistency_proof(self.subtree_root, old_size, n)

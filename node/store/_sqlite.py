@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
-from node.crypto import MerkleLevels, leaf_hash
+from node.crypto import (
+    CompactRange,
+    MerkleLevels,
+    frontier_subtrees,
+    interior_count,
+    leaf_hash,
+    levels_consistency_proof,
+)
 from node.errors import ConfigError, StoreError, StoreFull
 from node.ids import COUNTRIES, Country, Digest, as_country
 
@@ -171,6 +178,24 @@ CREATE TABLE IF NOT EXISTS evidence (
 _TABLES: Final = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
 """The tables of _SCHEMA: a file without one of them is not an EWX store."""
 
+_MERKLE_SCHEMA: Final = """
+-- The roots of the log's completed perfect subtrees of height 1 or more
+-- (height 0 is log.leaf_hash), each written in the transaction that completes
+-- it: a consistency proof reads O(log^2 n) of them and the node holds only the
+-- log's frontier in memory, not 64 bytes per entry. Derived from the log: a
+-- store written before this table has it filled once when opened (a backup
+-- read without writing computes it in memory instead), so it is not in _TABLES.
+CREATE TABLE IF NOT EXISTS merkle (
+    height INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (height, idx)
+) WITHOUT ROWID;
+"""
+
+_MERKLE_FILL_BATCH: Final = 10_000
+"""Subtree roots inserted per statement while filling the table for an older store."""
+
 _LISTING_COLUMNS: Final = (
     ("sent_us", "INTEGER"),
     ("expires_us", "INTEGER"),
@@ -257,9 +282,10 @@ class Backlog:
 class Tx:
     """Writes within one open transaction; only Store.transaction() makes one."""
 
-    def __init__(self, conn: sqlite3.Connection, log_size: int) -> None:
+    def __init__(self, conn: sqlite3.Connection, frontier: CompactRange) -> None:
         self._conn = conn
-        self._next_index = log_size
+        self.frontier = frontier
+        """The log's frontier with this transaction's entries; the store's own once it commits."""
         self.appended: list[bytes] = []
         self._last_seq: dict[tuple[Country, Country], int] = {}
         """last_seq's answers, kept up to date by insert_alert (the only writer of
@@ -284,11 +310,13 @@ class Tx:
 
     def append_log(self, entry: bytes) -> int:
         """Append one entry; returns its index (valid once the commit succeeds)."""
-        index = self._next_index
+        index = self.frontier.size
         hashed = leaf_hash(entry)
         self._conn.execute("INSERT INTO log (idx, entry, leaf_hash) VALUES (?, ?, ?)", (index, entry, hashed))
+        completed = self.frontier.append(hashed)
+        if completed:
+            self._conn.executemany("INSERT INTO merkle (height, idx, hash) VALUES (?, ?, ?)", completed)
         self.appended.append(hashed)
-        self._next_index += 1
         return index
 
     def last_seq(self, origin: Country, recipient: Country) -> int:
@@ -862,6 +890,7 @@ class Store(Reads):
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(_SCHEMA)
+            self._conn.executescript(_MERKLE_SCHEMA)
             self._check_version()
             self._add_listing_columns()
             self._conn.executescript(_LISTING_INDICES)
@@ -869,10 +898,69 @@ class Store(Reads):
             raise StoreError(f"cannot open store {path}: {exc}") from exc
         self._load_tree()
 
-    def _load_tree(self) -> None:
-        self._tree = MerkleLevels()
-        for (hashed,) in self._conn.execute("SELECT leaf_hash FROM log ORDER BY idx"):
-            self._tree.append(bytes(hashed))
+    def _load_tree(self, *, writable: bool = True) -> None:
+        """The log's frontier, read from the stored subtree roots (O(log n) rows).
+
+        A store whose `merkle` table does not cover its log (written before the
+        table existed) has it filled here in one transaction; a backup opened
+        read-only keeps its levels in memory for as long as it is open.
+        """
+        (last,) = self._conn.execute("SELECT MAX(idx) FROM log").fetchone()
+        size = 0 if last is None else int(last) + 1
+        self._levels_in_memory: MerkleLevels | None = None
+        if not self._levels_cover(size):
+            if writable:
+                self._fill_levels()
+            else:
+                levels = MerkleLevels()
+                for (hashed,) in self._conn.execute("SELECT leaf_hash FROM log ORDER BY idx"):
+                    levels.append(bytes(hashed))
+                self._levels_in_memory = levels
+        self._frontier = CompactRange.from_nodes(
+            size, [self._subtree_root(height, index) for height, index in frontier_subtrees(size)]
+        )
+
+    def _levels_cover(self, size: int) -> bool:
+        has_table = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'merkle'"
+        ).fetchone()
+        if has_table is None:
+            return False
+        (count,) = self._conn.execute("SELECT COUNT(*) FROM merkle").fetchone()
+        return int(count) == interior_count(size)
+
+    def _fill_levels(self) -> None:
+        frontier = CompactRange()
+        pending: list[tuple[int, int, bytes]] = []
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("DELETE FROM merkle")
+            leaves = self._conn.cursor()  # read while the other statement writes: another table
+            for (hashed,) in leaves.execute("SELECT leaf_hash FROM log ORDER BY idx"):
+                pending += frontier.append(bytes(hashed))
+                if len(pending) >= _MERKLE_FILL_BATCH:
+                    self._conn.executemany("INSERT INTO merkle (height, idx, hash) VALUES (?, ?, ?)", pending)
+                    pending.clear()
+            self._conn.executemany("INSERT INTO merkle (height, idx, hash) VALUES (?, ?, ?)", pending)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+    def _subtree_root(self, height: int, index: int) -> bytes:
+        """The root of an aligned perfect subtree of the log (node.crypto SubtreeRoot)."""
+        if self._levels_in_memory is not None:
+            return self._levels_in_memory.subtree_root(height, index)
+        if height == 0:
+            row = self._conn.execute("SELECT leaf_hash FROM log WHERE idx = ?", (index,)).fetchone()
+        else:
+            row = self._conn.execute(
+                "SELECT hash FROM merkle WHERE height = ? AND idx = ?", (height, index)
+            ).fetchone()
+        if row is None:
+            raise StoreError(f"store {self.path}: the log's subtree ({height}, {index}) is missing")
+        return bytes(row[0])
 
     def _open_read_only(self, path: Path) -> None:
         """Open a store file that nothing writes (a backup) to read it, never to change it.
@@ -904,7 +992,7 @@ class Store(Reads):
             if row is None or row[0] != str(SCHEMA_VERSION):
                 found = "none" if row is None else row[0]
                 raise StoreError(f"{path}: store schema version {found} is not {SCHEMA_VERSION}")
-            self._load_tree()
+            self._load_tree(writable=False)
         except sqlite3.DatabaseError as exc:
             self._connection.close()
             raise StoreError(f"cannot read store {path}: {exc}") from exc
@@ -995,7 +1083,7 @@ class Store(Reads):
         self._in_tx = True
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-            tx = Tx(self._conn, self._tree.size)
+            tx = Tx(self._conn, self._frontier.copy())
             try:
                 yield tx
             except BaseException:
@@ -1004,8 +1092,7 @@ class Store(Reads):
                 raise
             else:
                 self._conn.execute("COMMIT")
-                for hashed in tx.appended:
-                    self._tree.append(hashed)
+                self._frontier = tx.frontier
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
                 raise
@@ -1023,11 +1110,11 @@ class Store(Reads):
     @property
     def log_size(self) -> int:
         """Number of committed log entries."""
-        return self._tree.size
+        return self._frontier.size
 
     def log_root(self) -> bytes:
         """RFC 6962 root hash of the committed log."""
-        return self._tree.root()
+        return self._frontier.root()
 
     def log_entries(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
         """(index, entry bytes) in order, from `start` up to `end` (exclusive)."""
@@ -1039,7 +1126,9 @@ class Store(Reads):
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         """RFC 9162 consistency proof between two sizes of the committed log."""
-        return self._tree.consistency_proof(old_size, new_size)
+        if not 0 <= old_size <= new_size <= self.log_size:
+            raise ValueError(f"sizes {old_size}, {new_size} are outside the log's [0, {self.log_size}]")
+        return levels_consistency_proof(self._subtree_root, old_size, new_size)
 
     # ------------------------------------------------------------ reads
     def trust_updates(
