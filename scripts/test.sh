@@ -15,6 +15,14 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy node gateway
 echo "== pytest (one worker per core: pytest-xdist)"
-.venv/bin/python -m pytest -n auto "$@"
+# A whole-run cap well past the suite's 6 minutes: a test that leaves a thread
+# nothing will end (once, a deadlocked store worker after pytest-timeout failed
+# its test) makes the interpreter wait forever at exit; fail then, with a word.
+status=0
+timeout --kill-after=30 1800 .venv/bin/python -m pytest -n auto "$@" || status=$?
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    echo "pytest did not end within 30 minutes: a test or a thread it left behind hangs" >&2
+fi
+[ "$status" -eq 0 ] || exit "$status"
 echo "== benchmark regression guard (ratios, quick size)"
 .venv/bin/python bench/run.py --size quick --check bench/baseline-quick.json
