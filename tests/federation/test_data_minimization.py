@@ -207,7 +207,7 @@ def _operator(service_config: NodeConfig, op: str, **args: Any) -> Any:
 
 
 @pytest.mark.timeout(60)
-def test_nothing_the_node_keeps_for_itself_leaves_it(tmp_path: Path) -> None:
+def test_nothing_the_node_keeps_for_itself_leaves_it(short_tmp: Path) -> None:
     markers = {
         "config folder": marker(),
         "operator socket path": marker(),
@@ -219,7 +219,7 @@ def test_nothing_the_node_keeps_for_itself_leaves_it(tmp_path: Path) -> None:
         "operator: reference to no alert": marker(),
         "operator: show of no alert": marker(),
     }
-    fed = make_federation(tmp_path / f"fed-{markers['config folder']}", checkpoint_interval_seconds=0.2)
+    fed = make_federation(short_tmp / f"fed-{markers['config folder']}", checkpoint_interval_seconds=0.2)
     us_path, kr_path, jp_path = fed["US"], fed["KR"], fed["JP"]
     document = tomllib.loads(us_path.read_text())
     socket_dir = Path(tempfile.mkdtemp(prefix=f"{markers['operator socket path']}-"))
