@@ -18,9 +18,10 @@ resources.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeVar
@@ -34,11 +35,18 @@ from grpc import aio
 from gateway import rpc
 from gateway.admission import PeerAdmission, StreamStalled, StreamTooLong
 from gateway.status_map import REASON_TRAILER, STORE_FULL, status_for, trailers_for
+from node.checks import Verdict
 from node.errors import InboundRejected, Malformed, StoreFull, TooLarge, UnauthenticatedPeer
 from node.ids import Country
-from node.limits import MAX_CATCHUP_TRUST_UPDATES, MAX_ENVELOPE_BYTES, MAX_TRUST_UPDATE_BYTES
+from node.limits import (
+    MAX_CATCHUP_TRUST_UPDATES,
+    MAX_DELIVERY_WINDOW,
+    MAX_ENVELOPE_BYTES,
+    MAX_TRUST_UPDATE_BYTES,
+    STORE_TURN_ALERTS,
+)
 from node.message import member
-from node.service import NodeService
+from node.service import NodeService, StreamTurn
 from node.trust import Trust, node_id_from_certificate
 from node.wire import ewx_pb2 as pb
 
@@ -183,15 +191,91 @@ class FederationServicer:
         """Deliver: verify, durably store, then answer with the signed receipt."""
 
         async def work(peer: Country) -> bytes:
-            # Step 2 starts here: never parse a request that cannot hold a legal envelope.
-            if len(request) > MAX_ENVELOPE_BYTES + _WRAPPER_OVERHEAD:
-                raise TooLarge(
-                    f"deliver request is {len(request)} bytes, at most {MAX_ENVELOPE_BYTES} for the envelope"
-                )
-            parsed = _parse(pb.DeliverRequest, request, what="deliver request")
+            parsed = _deliver_request(request)
             return await self._service.call(_receive_delivery, self._service, parsed, peer)
 
         return await self._guarded(context, "Deliver", work)
+
+    async def deliver_stream(
+        self, requests: AsyncIterator[bytes], context: aio.ServicerContext[Any, Any]
+    ) -> None:
+        """DeliverStream: many Delivers in flight, checked, stored and answered in order.
+
+        Requests are read ahead (at most MAX_DELIVERY_WINDOW waiting) while the
+        ones already here are stored in turns of the store's thread, each turn
+        all that had arrived (up to STORE_TURN_ALERTS) in one commit; each is
+        answered after that commit. The first refusal ends the stream with a
+        Deliver's status and trailers, after the answers of what came before
+        it. The stream holds one of the peer's stream slots and lives at most
+        `stream_max_seconds`.
+        """
+
+        async def work(peer: Country) -> None:
+            deadline = asyncio.get_running_loop().time() + self._service.config.stream_max_seconds
+            arrived: asyncio.Queue[bytes] = asyncio.Queue(maxsize=MAX_DELIVERY_WINDOW)
+            reader = asyncio.create_task(_read_into(requests, arrived))
+            try:
+                while (raw := await self._next_request(arrived, reader, deadline)) is not None:
+                    turn: list[pb.DeliverRequest] = []
+                    refusal: InboundRejected | None = None
+                    while True:
+                        try:
+                            turn.append(_deliver_request(raw))
+                        except InboundRejected as exc:  # the ones before it are still taken
+                            refusal = exc
+                            break
+                        if len(turn) >= STORE_TURN_ALERTS or arrived.empty():
+                            break
+                        raw = arrived.get_nowait()
+                    if turn:
+                        answers, stopped_by = await self._store_turn(turn, peer)
+                        for answer in answers:
+                            await self._write(context, answer, deadline)
+                        refusal = stopped_by or refusal
+                    if refusal is not None:
+                        raise refusal
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader  # a client that went away ends its reads with an error: nothing to answer
+
+        await self._guarded(context, "DeliverStream", work, stream=True)
+
+    async def _next_request(
+        self, arrived: asyncio.Queue[bytes], reader: asyncio.Task[None], deadline: float
+    ) -> bytes | None:
+        """The next request of a delivery stream; None once the client has sent its last."""
+        if not arrived.empty():
+            return arrived.get_nowait()
+        if reader.done():
+            return None
+        getter = asyncio.ensure_future(arrived.get())
+        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+        done, _ = await asyncio.wait({getter, reader}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        if reader in done:
+            return arrived.get_nowait() if not arrived.empty() else None
+        raise StreamTooLong(
+            f"stream open longer than {self._service.config.stream_max_seconds:g} s, this node's limit"
+        )
+
+    async def _store_turn(
+        self, turn: list[pb.DeliverRequest], peer: Country
+    ) -> tuple[list[bytes], InboundRejected | None]:
+        """One turn of a delivery stream: the DeliverResponses of what was taken, and the refusal
+        that stopped it (None when all were)."""
+        service = self._service
+        envelopes = [request.envelope for request in turn]
+        verdict = await asyncio.to_thread(service.verdicts_ahead, envelopes)
+        taken, gossip = await service.call(
+            _receive_turn, service, envelopes, turn[-1].checkpoint, peer, verdict
+        )
+        answers = [
+            pb.DeliverResponse(receipt=r, checkpoint=gossip).SerializeToString() for r in taken.receipts
+        ]
+        return answers, taken.refusal
 
     async def catch_up(self, request: bytes, context: aio.ServicerContext[Any, Any]) -> None:
         """CatchUp: the origin's alerts addressed to the caller, in sequence order.
@@ -292,11 +376,40 @@ class FederationServicer:
             rpc.SERVICE_NAME,
             {
                 "Deliver": grpc.unary_unary_rpc_method_handler(self.deliver),
+                "DeliverStream": grpc.stream_stream_rpc_method_handler(self.deliver_stream),
                 "CatchUp": grpc.unary_stream_rpc_method_handler(self.catch_up),
                 "AddCheckpoint": grpc.unary_unary_rpc_method_handler(self.add_checkpoint),
                 "UpdateTrust": grpc.unary_unary_rpc_method_handler(self.update_trust),
             },
         )
+
+
+def _receive_turn(
+    service: NodeService,
+    envelopes: list[bytes],
+    checkpoint: str,
+    peer: Country,
+    verdict: Callable[[int], Verdict | None] | None,
+) -> tuple[StreamTurn, str]:
+    """A delivery stream's turn on the store's thread: the envelopes stored in one commit,
+    the peer's gossip compared, and ours to send back."""
+    taken = service.receive_in_order(envelopes, peer=peer, verdict=verdict)
+    if taken.receipts:
+        service.check_gossip(peer, checkpoint)
+    return taken, service.gossip_checkpoint()
+
+
+async def _read_into(requests: AsyncIterator[bytes], arrived: asyncio.Queue[bytes]) -> None:
+    """Read a delivery stream's requests ahead; waits while MAX_DELIVERY_WINDOW of them wait."""
+    async for raw in requests:
+        await arrived.put(raw)
+
+
+def _deliver_request(raw: bytes) -> pb.DeliverRequest:
+    """Step 2 starts here: never parse a request that cannot hold a legal envelope."""
+    if len(raw) > MAX_ENVELOPE_BYTES + _WRAPPER_OVERHEAD:
+        raise TooLarge(f"deliver request is {len(raw)} bytes, at most {MAX_ENVELOPE_BYTES} for the envelope")
+    return _parse(pb.DeliverRequest, raw, what="deliver request")
 
 
 def _receive_delivery(service: NodeService, request: pb.DeliverRequest, peer: Country) -> bytes:

@@ -39,6 +39,7 @@ value outside its bounds is a ConfigError naming the key.
 | `catchup_page_served` | 1000 | 1-1000 | most alerts one CatchUp call streams to a peer |
 | `catchup_page_requested` | 1000 | 1-1000 | most alerts this node asks a peer for in one CatchUp call |
 | `rpc_deadline_seconds` | 10 | 0.1-300 | deadline on every call this node makes to a peer |
+| `delivery_window` | 512 | 1-4096 | own alerts in flight to one peer on a DeliverStream; 1: one Deliver at a time |
 | `peer_unhealthy_after_seconds` | 30 | 0.1-86400 | how long a peer may be unreachable before its health name is NOT_SERVING |
 
 Operations: `metrics_listen` (`host:port`, unset: no metrics endpoint) serves
@@ -88,9 +89,11 @@ from node.ews.thresholds import Thresholds
 from node.files import read_bounded
 from node.ids import COUNTRIES, Country
 from node.limits import (
+    DELIVERY_WINDOW,
     FEDERATION_LIMITS,
     MAX_CATCHUP_PAGE,
     MAX_CLOCK_SKEW,
+    MAX_DELIVERY_WINDOW,
     MAX_RPC_DEADLINE_SECONDS,
     MAX_STREAM_SECONDS,
     MIN_DURATION_SECONDS,
@@ -297,6 +300,10 @@ class NodeConfig(BaseModel):
         default=RPC_DEADLINE_SECONDS, ge=MIN_DURATION_SECONDS, le=MAX_RPC_DEADLINE_SECONDS, strict=True
     )
     """Deadline on every call this node makes to a peer."""
+
+    delivery_window: int = Field(default=DELIVERY_WINDOW, ge=1, le=MAX_DELIVERY_WINDOW, strict=True)
+    """Own alerts kept in flight to one peer on a DeliverStream before waiting for their
+    receipts; 1 sends one Deliver at a time (as a node did before DeliverStream)."""
 
     metrics_listen: str | None = Field(default=None, min_length=1, max_length=256)
     """`host:port` of the Prometheus metrics endpoint (HTTP, plain text); none when unset.

@@ -218,3 +218,13 @@ MAX_REPORTED_PROBLEMS = 50
 UNIX_SOCKET_PATH_MAX = 107
 """Bytes in a unix socket's path (Linux's sun_path holds 108 with the closing NUL):
 node/config.py refuses a longer operator socket, or a data folder that makes one, at load."""
+
+DELIVERY_WINDOW = 512
+"""Default of `delivery_window`: alerts a sender keeps in flight on one
+DeliverStream before it waits for their receipts (gateway/delivery_window.py):
+over a 150 ms round trip, 512 in flight allow about 3,400 alerts/s, one in
+flight about 7. A receiver reads no further ahead than MAX_DELIVERY_WINDOW
+(gateway/server.py): beyond it gRPC's flow control holds the sender back."""
+
+MAX_DELIVERY_WINDOW = 4096
+"""Ceiling of `delivery_window`, and how far a receiver reads a DeliverStream ahead."""

@@ -22,6 +22,7 @@ from node.service._backup import (
 from node.service._context import Observer
 from node.service._export import export_bundle
 from node.service._links import LinkState
+from node.service._receiving import StreamTurn
 from node.service._rejoin import HeldByPeer
 from node.service._rotation import next_key_path, node_trust, prepare_rotation
 from node.service._service import NodeService
@@ -34,6 +35,7 @@ __all__ = [
     "Observer",
     "Restored",
     "StoreCheck",
+    "StreamTurn",
     "backup_store",
     "check_backup",
     "check_store_file",

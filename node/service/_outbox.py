@@ -40,38 +40,54 @@ class Outbox:
 
     def accept_receipt(self, peer: Country, envelope: bytes) -> Receipt:
         """Verify and log `peer`'s receipt for one of our alerts; idempotent."""
-        now = self.ctx.clock()
-        verified = verify_receipt(envelope, trust=self.ctx.trust, receiver=peer, origin=self.ctx.me, now=now)
-        receipt = verified.receipt
-        with self.ctx.store.transaction() as tx:
-            row = tx.outbox_row(peer, receipt.seq)
-            own = tx.alert(self.ctx.me, receipt.alert_id)
-            if row is None or own is None or row.alert_id != receipt.alert_id:
-                raise SchemaViolation(
-                    f"receipt from {peer} names {receipt.alert_id} at sequence "
-                    f"{receipt.seq}, which {self.ctx.me} never sent there"
-                )
-            if own.digest != receipt.alert_digest:
-                raise SchemaViolation(f"receipt from {peer} for {receipt.alert_id} has another digest")
-            if row.delivered_at is not None:
-                return receipt
-            index = tx.append_log(self.ctx.entry("RECEIPT_RECEIVED", now, peer=peer, receipt=envelope))
-            tx.mark_delivered(recipient=peer, seq=receipt.seq, receipt=envelope, log_index=index, at=iso(now))
-        log.info(
-            "receipt_logged",
-            node=self.ctx.me,
-            peer=peer,
-            alert_id=receipt.alert_id,
-            seq=receipt.seq,
-            log_index=index,
-        )
-        if self.ctx.on_receipt is not None:
-            self.ctx.on_receipt(peer, receipt)
-        return receipt
+        return self.accept_receipts(peer, [envelope])[0]
 
-    def pending(self, peer: Country, limit: int = 100) -> list[tuple[int, str, bytes]]:
-        """(seq, alert id, envelope) of own alerts `peer` has not receipted yet."""
-        rows = self.ctx.store.pending(self.ctx.me, peer, limit)
+    def accept_receipts(self, peer: Country, envelopes: Sequence[bytes]) -> list[Receipt]:
+        """Verify and log `peer`'s receipts for our alerts, in one commit; idempotent.
+
+        All or nothing: a receipt that fails its checks refuses the whole call
+        (SchemaViolation or the verification's refusal) and logs none of them.
+        """
+        now = self.ctx.clock()
+        receipts = [
+            verify_receipt(envelope, trust=self.ctx.trust, receiver=peer, origin=self.ctx.me, now=now).receipt
+            for envelope in envelopes
+        ]
+        logged: list[tuple[Receipt, int]] = []
+        with self.ctx.store.transaction() as tx:
+            for receipt, envelope in zip(receipts, envelopes, strict=True):
+                row = tx.outbox_row(peer, receipt.seq)
+                own = tx.alert(self.ctx.me, receipt.alert_id)
+                if row is None or own is None or row.alert_id != receipt.alert_id:
+                    raise SchemaViolation(
+                        f"receipt from {peer} names {receipt.alert_id} at sequence "
+                        f"{receipt.seq}, which {self.ctx.me} never sent there"
+                    )
+                if own.digest != receipt.alert_digest:
+                    raise SchemaViolation(f"receipt from {peer} for {receipt.alert_id} has another digest")
+                if row.delivered_at is not None:
+                    continue
+                index = tx.append_log(self.ctx.entry("RECEIPT_RECEIVED", now, peer=peer, receipt=envelope))
+                tx.mark_delivered(
+                    recipient=peer, seq=receipt.seq, receipt=envelope, log_index=index, at=iso(now)
+                )
+                logged.append((receipt, index))
+        for receipt, index in logged:
+            log.info(
+                "receipt_logged",
+                node=self.ctx.me,
+                peer=peer,
+                alert_id=receipt.alert_id,
+                seq=receipt.seq,
+                log_index=index,
+            )
+            if self.ctx.on_receipt is not None:
+                self.ctx.on_receipt(peer, receipt)
+        return receipts
+
+    def pending(self, peer: Country, limit: int = 100, *, after_seq: int = 0) -> list[tuple[int, str, bytes]]:
+        """(seq, alert id, envelope) of own alerts `peer` has not receipted yet, above `after_seq`."""
+        rows = self.ctx.store.pending(self.ctx.me, peer, limit, after_seq=after_seq)
         envelopes = self._deliverable([(alert_id, env) for _, alert_id, env in rows])
         return [(seq, alert_id, env) for (seq, alert_id, _), env in zip(rows, envelopes, strict=True)]
 

@@ -62,6 +62,16 @@ class _Conflict:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamTurn:
+    """What receive_in_order made of a delivery stream's turn."""
+
+    receipts: list[bytes]
+    """SignedReceipt bytes of the envelopes taken, in order, after their commit."""
+    refusal: InboundRejected | None
+    """The refusal of the envelope after them, already logged; None when all were taken."""
+
+
+@dataclass(frozen=True, slots=True)
 class PageStored:
     """What receive_many made of a page."""
 
@@ -162,6 +172,55 @@ class Receiving:
         if conflict is not None:
             self._equivocation(conflict, peer=peer, now=now)
         return PageStored(stored=stored, stopped_by=stopped_by)
+
+    def receive_in_order(
+        self,
+        envelopes: Sequence[bytes],
+        *,
+        peer: Country,
+        verdict: Callable[[int], Verdict | None] | None = None,
+    ) -> StreamTurn:
+        """A delivery stream's turn: each envelope checked and stored as `receive` does, in
+        order, in one commit, up to the first refusal.
+
+        Returns the receipts of those stored (or held already), given only
+        after the commit, and the refusal that stopped the turn (logged, and
+        for an equivocation its evidence kept) for the caller to answer with;
+        nothing of the refused envelope is stored. `verdict(i)`: signature
+        verdicts started ahead, off the store's thread (verdicts_ahead).
+        """
+        now = self.ctx.clock()
+        receipts: list[bytes] = []
+        refusal: InboundRejected | None = None
+        conflict: _Conflict | None = None
+        gap_from: Country | None = None
+        with self.ctx.store.transaction() as tx:
+            for i, envelope in enumerate(envelopes):
+                try:
+                    known = verdict(i) if verdict is not None else None
+                    v = self._verify(envelope, peer=peer, direct=True, now=now, known=known)
+                except InboundRejected as exc:  # _verify logged it
+                    refusal = exc
+                    break
+                try:
+                    outcome = self._store_inbound(tx, v, peer=peer, now=now)
+                except (WatchlistConflict, OutOfSequence) as exc:
+                    self.ctx.refused(exc, peer=peer, alert_id=v.alert.alert_id)
+                    if isinstance(exc, OutOfSequence) and exc.expected < (v.alert.seq_for(self.ctx.me) or 0):
+                        gap_from = v.alert.origin
+                    refusal = exc
+                    break
+                if isinstance(outcome, _Conflict):
+                    conflict = outcome
+                    break
+                if outcome is None:  # with_receipt: a receipt always comes back, so this is a bug
+                    raise RuntimeError(f"storing {v.alert.alert_id} from {peer} gave no receipt")
+                receipts.append(outcome)
+        if conflict is not None:
+            refusal = self._equivocation(conflict, peer=peer, now=now)
+        if gap_from is not None and self.ctx.on_gap is not None:
+            self.ctx.on_gap(gap_from)
+        return StreamTurn(receipts=receipts, refusal=refusal)
 
     def verdicts_ahead(self, envelopes: Sequence[bytes]) -> Callable[[int], Verdict | None] | None:
         """For a big page: its signatures verified in other processes while this one

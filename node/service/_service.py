@@ -103,7 +103,10 @@ class NodeService:
         trust_updates, history = self.trust_updates, self.history
         self.receive = receiving.receive
         self.receive_many = receiving.receive_many
+        self.receive_in_order = receiving.receive_in_order
+        self.verdicts_ahead = receiving.verdicts_ahead
         self.accept_receipt = outbox.accept_receipt
+        self.accept_receipts = outbox.accept_receipts
         self.pending = outbox.pending
         self.record_failure = outbox.record_failure
         self.undelivered = outbox.undelivered

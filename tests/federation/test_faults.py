@@ -11,6 +11,7 @@ of the three exported logs has no error finding (Cluster.check_nothing_lost).
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,6 +92,43 @@ def test_slow_lossy_trans_pacific_link(cluster: Cluster, tmp_path: Path) -> None
     resets = sum(cluster.links[k].stats.resets for k in (("KR", "US"), ("US", "KR")))
     assert resets > 0, "the lossy link never reset a connection"
     cluster.check_nothing_lost(tmp_path / "logs")
+
+
+def test_a_trans_pacific_link_dropped_mid_window_loses_and_reorders_nothing(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """(c2) KR->US at a 150 ms round trip and 1% of chunks reset, a window of alerts in flight
+    (DeliverStream) when the link is cut; restored, still slow, mid-burst."""
+    slow = (cluster.links[("KR", "US")], cluster.links[("US", "KR")])
+    for link in slow:
+        link.delay(0.075)
+        link.reset_every(probability=0.01)
+    cluster.start()
+    backlog_at_cut: list[int] = []
+
+    def cut() -> None:
+        backlog_at_cut.append(cluster.client("KR").call("status")["peers"]["US"]["backlog"])
+        for link in slow:
+            link.cut()
+
+    def restore() -> None:
+        for link in slow:
+            link.restore()
+
+    cluster.burst(["KR"] * 300, at={150: cut, 220: restore})
+    assert backlog_at_cut[0] > 1, "no window was in flight when the link was cut"
+    cluster.settle(timeout=90)
+    us = cluster.client("US").call("status")["peers"]["KR"]
+    assert us["last_seq_received"] == 300
+    cluster.check_nothing_lost(tmp_path / "logs")
+    windows = [
+        event
+        for line in (cluster.configs["KR"].parent / "node.log").read_text().splitlines()
+        if line.startswith("{") and (event := json.loads(line))["event"] == "delivery_window"
+    ]
+    to_us = [w for w in windows if w["peer"] == "US"]
+    assert max(w["answered"] for w in to_us) > 1, "the alerts went one by one, not in a window"
+    assert any(w["unanswered"] > 0 for w in to_us), "the cut caught no window with alerts in flight"
 
 
 def test_isolated_node_catches_up_after_heal(cluster: Cluster, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from node.ids import Country
 from node.wire import ewx_pb2 as pb
 from tests.support.factories import peer_channel, running
 
-FEDERATION_METHODS = {"Deliver", "CatchUp", "AddCheckpoint", "UpdateTrust"}
+FEDERATION_METHODS = {"Deliver", "DeliverStream", "CatchUp", "AddCheckpoint", "UpdateTrust"}
 
 
 def test_the_wire_contract_declares_only_the_federation_methods() -> None:

@@ -161,6 +161,9 @@ def test_missing_key_is_refused(fed: Path) -> None:
         ("ack_deadline_minutes", lambda d: d.update(ack_deadline_minutes={"EXTREME": 0})),
         ("ack_deadline_minutes", lambda d: d.update(ack_deadline_minutes={"EXTREME": "15"})),
         ("ack_deadline_minutes", lambda d: d.update(ack_deadline_minutes=15)),
+        ("delivery_window", lambda d: d.update(delivery_window=0)),
+        ("delivery_window", lambda d: d.update(delivery_window=4097)),
+        ("delivery_window", lambda d: d.update(delivery_window="512")),
     ],
 )
 def test_wrong_type_or_value_is_refused_naming_the_field(
