@@ -26,7 +26,7 @@ import structlog
 
 from node.errors import EwxError
 from node.ews import bands
-from node.ews.store import EwsStore
+from node.ews.store import EWS_FILE, EwsStore
 
 log = structlog.get_logger("ewx.ews")
 
@@ -42,7 +42,10 @@ def local_exposure(
     """This node's own exposure to `sources` on `hs_codes`, with figures and bands."""
     items = []
     no_data = []
-    codes = [c for c in dict.fromkeys(hs_codes) if c.isascii() and c.isdigit() and len(c) in (4, 6)]
+    codes = _checkable(hs_codes)
+    if store.db.execute("SELECT NOT EXISTS (SELECT 1 FROM flows)").fetchone() == (True,):
+        # No trade data at all: every code has none, without a query per code.
+        return no_data_exposure(hs_codes=codes, sources=sources, now=now, data_version=store.data_version())
     for code in codes:
         row = store.db.execute(
             f"""
@@ -84,10 +87,38 @@ def local_exposure(
                 "trend": bands.trend_band(change),
             }
         )
+    return _exposure(items, no_data, sources=sources, now=now, data_version=store.data_version())
+
+
+def no_data_exposure(
+    *, hs_codes: list[str], sources: list[str], now: datetime | None = None, data_version: int = 0
+) -> dict[str, Any]:
+    """What `local_exposure` finds on a node without trade data: no figures for any code.
+
+    The worker gives it without opening DuckDB when the node has no
+    early-warning file: an in-memory store and two queries per code cost
+    138 ms of CPU per peer alert to find nothing (docs/performance.md).
+    """
+    return _exposure([], _checkable(hs_codes), sources=sources, now=now, data_version=data_version)
+
+
+def _checkable(hs_codes: list[str]) -> list[str]:
+    """The codes an exposure is computed for: HS-4 and HS-6 digit codes, each once, in order."""
+    return [c for c in dict.fromkeys(hs_codes) if c.isascii() and c.isdigit() and len(c) in (4, 6)]
+
+
+def _exposure(
+    items: list[dict[str, Any]],
+    no_data: list[str],
+    *,
+    sources: list[str],
+    now: datetime | None,
+    data_version: int,
+) -> dict[str, Any]:
     return {
         "sources": sources,
         "computed_at": (now or datetime.now(UTC)).isoformat(),
-        "data_version": store.data_version(),
+        "data_version": data_version,
         "items": items,
         "no_data": no_data,
         "share_band": bands.widest([i["share_band"] for i in items], bands.SHARE_ORDER),
@@ -173,6 +204,11 @@ class ExposureWorker:
     def _compute(
         self, wanted: dict[tuple[str, str], tuple[list[str], list[str]]]
     ) -> dict[tuple[str, str], dict[str, Any]]:
+        if not (self._data_dir / EWS_FILE).exists():
+            return {
+                key: no_data_exposure(hs_codes=codes, sources=sources)
+                for key, (codes, sources) in wanted.items()
+            }
         with EwsStore.open(self._data_dir, read_only=True) as store:
             results = {}
             for key, (codes, sources) in wanted.items():

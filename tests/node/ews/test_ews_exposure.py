@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from node.ews import bands
-from node.ews.exposure import local_exposure
+from node.ews.exposure import ExposureWorker, local_exposure, no_data_exposure
 from node.ews.ingest import ingest_file
+from node.ews.store import EWS_FILE, EwsStore
 from tests.support.ews_factories import FLOW_HEADER, flow_rows, open_store, write_csv
 
 
@@ -42,3 +44,28 @@ def test_bands_cut_where_documented() -> None:
     assert [bands.hhi_band(x) for x in (0.1, 0.15, 0.25)] == ["LOW", "MODERATE", "HIGH"]
     assert [bands.trend_band(x) for x in (None, -0.2, 0.0, 0.2)] == ["NO_DATA", "FALLING", "STABLE", "RISING"]
     assert bands.exposure_summary(None) == "exposure pending"
+
+
+def test_a_node_without_trade_data_finds_none_without_opening_duckdb(tmp_path: Path) -> None:
+    # The shortcut (docs/performance.md: 138 ms of CPU per peer alert to find nothing)
+    # must give what the queries give on an empty store, for every code kind.
+    codes = ["811292", "2504", "811292", "12345", "８１１２９２", "28"]
+    now = datetime(2026, 12, 4, tzinfo=UTC)
+    empty = EwsStore.in_memory()
+    try:
+        queried = local_exposure(empty, hs_codes=codes, sources=["CN", "RU"], now=now)
+    finally:
+        empty.close()
+    assert queried["no_data"] == ["811292", "2504"] and queried["items"] == []
+    assert no_data_exposure(hs_codes=codes, sources=["CN", "RU"], now=now) == queried
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    worker = ExposureWorker(data_dir=data_dir, months=12, lookup=_never, record=_never, node="KR")
+    found = worker._compute({("US", "US-1"): (codes, ["CN"])})
+    assert found[("US", "US-1")]["no_data"] == ["811292", "2504"]
+    assert not (data_dir / EWS_FILE).exists()  # nothing opened, nothing created
+
+
+async def _never(*_args: object) -> None:
+    raise AssertionError("not called by _compute")
