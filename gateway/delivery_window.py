@@ -15,7 +15,6 @@ peer stores a repeated alert once and answers with the same receipt.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import structlog
 from grpc import aio
 
+from gateway.tasks import cancel_and_wait
 from node.ids import Country
 from node.service import LinkState, NodeService
 from node.wire import ewx_pb2 as pb
@@ -106,19 +106,17 @@ class DeliveryWindow:
                 ended = None in taken
             await sender  # its failure (a write refused) is the call's, raised here
         finally:
-            log.info(
-                "delivery_window",
-                node=self._service.me,
-                peer=self.peer,
-                answered=self.answered,
-                unanswered=len(self._in_flight),
-                seconds=round(time.monotonic() - began, 3),
-            )
+            if self.answered:  # a window that got nowhere is the delivery_failed event's to tell
+                log.info(
+                    "delivery_window",
+                    node=self._service.me,
+                    peer=self.peer,
+                    answered=self.answered,
+                    unanswered=len(self._in_flight),
+                    seconds=round(time.monotonic() - began, 3),
+                )
             call.cancel()
-            for task in (sender, reader):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(sender, reader)
 
     async def _send(self, call: aio.StreamStreamCall[bytes, bytes], checkpoint: str) -> None:
         """Pending alerts in sequence order while there is room in the window.

@@ -18,7 +18,6 @@ resources.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,6 +34,7 @@ from grpc import aio
 from gateway import rpc
 from gateway.admission import PeerAdmission, StreamStalled, StreamTooLong
 from gateway.status_map import REASON_TRAILER, STORE_FULL, status_for, trailers_for
+from gateway.tasks import cancel_and_wait
 from node.checks import Verdict
 from node.errors import InboundRejected, Malformed, StoreFull, TooLarge, UnauthenticatedPeer
 from node.ids import Country
@@ -235,9 +235,7 @@ class FederationServicer:
                     if refusal is not None:
                         raise refusal
             finally:
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await reader  # a client that went away ends its reads with an error: nothing to answer
+                await cancel_and_wait(reader)  # a client gone ends its reads with an error: nothing to answer
 
         await self._guarded(context, "DeliverStream", work, stream=True)
 

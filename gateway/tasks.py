@@ -1,0 +1,25 @@
+"""Ending helper tasks without swallowing the caller's own cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> None:
+    """Cancel `tasks` and wait until each has ended; their outcomes are dropped.
+
+    `with suppress(CancelledError): await task` also swallows the
+    CancelledError meant for the caller when the caller is cancelled during
+    that wait: a delivery loop cancelled by the node's stop while its window
+    was ending its tasks went on delivering, and the stop waited for it
+    forever. asyncio.wait raises the caller's cancellation and none of the
+    tasks' own outcomes.
+    """
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure of theirs was taken, or is moot, where they ran
