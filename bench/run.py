@@ -3,16 +3,17 @@
     python bench/run.py [--size quick|full] [--json FILE] [--check BASELINE.json]
     python -m bench ...                        (the same, from the repository's root)
 
-Runs bench/propagation.py, catchup.py, audit.py, scan.py and
-operator_listing.py at the sizes of --size (full: the sizes the README's
-table uses, about 11 minutes on 2 cores; quick: small ones, 60-90 s), each
-in a child process of its own (their peak-memory figures are per process,
-and the benches patch classes and environment variables), and the floors
-of bench/floors.py in child processes just before and just after the
-benches that stand on them (the mean of both readings is used, since other
-load on the machine moves them). Prints a Markdown table (figure, target,
-measured, floor, ratio of measured to floor) and, with --json, writes every
-figure, floor and ratio with the machine, the date and the size.
+Runs bench/propagation.py, catchup.py, audit.py, scan.py,
+operator_listing.py and node_memory.py at the sizes of --size (full: the
+sizes the README's table uses, about 16 minutes on 2 cores; quick: small
+ones, 80-110 s), each in a child process of its own (their peak-memory
+figures are per process, and the benches patch classes and environment
+variables), and the floors of bench/floors.py in child processes just
+before and just after the benches that stand on them (the mean of both
+readings is used, since other load on the machine moves them). Prints a
+Markdown table (figure, target, measured, floor, ratio of measured to
+floor) and, with --json, writes every figure, floor and ratio with the
+machine, the date and the size.
 
 --check BASELINE.json compares each guarded ratio with the baseline's and
 exits 1 when one is worse by more than --factor in this run and again when
@@ -54,6 +55,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "audit": {"entries": 30_000, "raw_seconds": 1.0},
         "scan": {"codes": 800, "partners": 30, "months": 36},
         "operator_listing": {"alerts": 2000, "delivers": 100},
+        "node_memory": {"entries": 20_000, "seconds": 3.0},
     },
     "full": {
         "propagation": {"samples": 1000, "warmup": 50},
@@ -61,6 +63,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "audit": {"entries": 1_000_000, "raw_seconds": 3.0},
         "scan": {"codes": 4000, "partners": 30, "months": 60},
         "operator_listing": {"alerts": 20_000, "delivers": 300},
+        "node_memory": {"entries": 1_000_000, "seconds": 10.0},
     },
 }
 BENCHES = tuple(SIZES["full"])
@@ -366,6 +369,67 @@ def rows_for(name: str, f: dict[str, float], floors: dict[str, float] | None) ->
                 "-",
                 f["page_p50"],
                 f"{f['page_p50']:.0f} ms",
+                guard=False,
+            ),
+        ]
+    if name == "node_memory":
+        n = f"{f['entries']:,.0f} log entries"
+        small = f"a node with {f['baseline_entries']:,.0f} entries"
+        target = "< 200 MB at 1,000,000 entries (SPEC)"
+        return [
+            Row(
+                "node.peak",
+                f"node peak resident memory (VmHWM), start-up and serving ({n})",
+                target,
+                f["peak_mb"],
+                f"{f['peak_mb']:.0f} MB",
+                f"{small}: {f['baseline_peak_mb']:.0f} MB",
+                f["baseline_peak_mb"],
+                f["peak_mb"] / f["baseline_peak_mb"],
+                "lower",
+                guard=False,
+            ),
+            Row(
+                "node.steady",
+                f"node resident memory while serving, median VmRSS ({n})",
+                target,
+                f["steady_mb"],
+                f"{f['steady_mb']:.0f} MB ({f['per_entry_bytes']:.0f} bytes/entry over the small node)",
+                f"{small}: {f['baseline_steady_mb']:.0f} MB",
+                f["baseline_steady_mb"],
+                f["steady_mb"] / f["baseline_steady_mb"],
+                "lower",
+                guard=False,
+            ),
+            *(
+                [
+                    Row(
+                        "node.pending",
+                        f"node resident memory while serving, {f['pending_exposures']:,.0f} peer alerts'"
+                        f" exposure checks pending at start ({n})",
+                        target,
+                        f["pending_steady_mb"],
+                        f"{f['pending_steady_mb']:.0f} MB (peak {f['pending_peak_mb']:.0f} MB)",
+                        f"{small}: {f['baseline_steady_mb']:.0f} MB",
+                        f["baseline_steady_mb"],
+                        f["pending_steady_mb"] / f["baseline_steady_mb"],
+                        "lower",
+                        guard=False,
+                    )
+                ]
+                if "pending_exposures" in f
+                else []
+            ),
+            Row(
+                "node.start",
+                f"node start-up until it serves its peers ({n}; filled in {f['fill_seconds']:.0f} s)",
+                "-",
+                f["start_seconds"],
+                f"{f['start_seconds']:.1f} s",
+                f"{small}: {f['baseline_start_seconds']:.1f} s",
+                f["baseline_start_seconds"],
+                f["start_seconds"] / f["baseline_start_seconds"],
+                "lower",
                 guard=False,
             ),
         ]
