@@ -248,14 +248,17 @@ class NodeRuntime:
             record=lambda origin, alert_id, text: service.call(
                 service.record_exposure, origin, alert_id, text
             ),
+            unchecked=lambda after, limit: service.call(
+                service.peer_alerts, without_exposure=True, after_index=after, limit=limit
+            ),
+            everything=lambda after, limit: service.call(
+                service.peer_alerts, without_exposure=False, after_index=after, limit=limit
+            ),
             node=service.me,
         )
         self._exposure = worker
         loop = asyncio.get_running_loop()
         service.on_peer_alert = _on_loop(loop, worker.submit)
-        # stored before a restart
-        for origin, alert_id in await service.call(service.peer_alerts, without_exposure=True):
-            worker.submit(origin, alert_id)
         self._tasks.append(
             asyncio.create_task(self._survive_forever("exposure", worker.run), name="exposure")
         )
@@ -278,10 +281,9 @@ class NodeRuntime:
 
     async def _recheck_exposure(self, _args: dict[str, Any]) -> dict[str, int]:
         """After new early-warning data: check every stored peer ALERT and UPDATE again."""
-        alerts = await self.service.call(self.service.peer_alerts, without_exposure=False)
-        for origin, alert_id in alerts:
-            self._exposure.submit(origin, alert_id)
-        return {"queued": len(alerts)}
+        queued = await self.service.call(self.service.count_peer_alerts)
+        self._exposure.recheck_all()
+        return {"queued": queued}
 
     async def _rejoin(self, _args: dict[str, Any]) -> dict[str, Any]:
         """`ewx node rejoin`: recover this node's own alerts from its peers (gateway/peers.py)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -34,6 +34,8 @@ TREND_MONTHS: Final = 3
 RETRY_SECONDS: Final = 30.0
 MAX_BATCH: Final = 1000
 """Most peer alerts checked in one opening of the early-warning store."""
+MAX_QUEUED: Final = 1000
+"""Peer alerts just stored that wait in memory for their check; beyond, the store is swept."""
 
 
 def local_exposure(
@@ -130,13 +132,24 @@ def _month(index: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
+Sweep = Callable[[int, int], Awaitable[Sequence[tuple[str, str, int]]]]
+"""`sweep(after_index, limit)`: the next page of stored peer alerts to check, as (origin,
+id, log index) in log order (Store.peer_alerts)."""
+
+
 class ExposureWorker:
-    """Checks each stored peer alert against the node's own data, one at a time, off the loop.
+    """Checks each stored peer alert against the node's own data, in batches, off the loop.
 
     `lookup(origin, alert_id)` gives the alert's HS codes and source countries
     (None if it has no info); `record(origin, alert_id, json_text)` keeps the
     result in the node's store (both awaited on the store's own thread). A store
     held by a long ingest is waited for in the worker thread, never on the loop.
+
+    What waits to be checked is in the store, not in memory: alerts just
+    stored are queued (at most MAX_QUEUED); beyond that, and at start, the
+    worker sweeps the store page by page (`unchecked`: peer alerts without an
+    exposure row; `everything`: all of them, for a recheck). A catch-up of a
+    million alerts once held a million queued ids, 270 bytes each.
     """
 
     def __init__(
@@ -146,22 +159,38 @@ class ExposureWorker:
         months: int,
         lookup: Callable[[str, str], Awaitable[tuple[list[str], list[str]] | None]],
         record: Callable[[str, str, str], Awaitable[None]],
+        unchecked: Sweep,
+        everything: Sweep,
         node: str,
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         self._data_dir = data_dir
         self._months = months
         self._lookup = lookup
         self._record = record
+        self._sweeps = {"unchecked": unchecked, "everything": everything}
         self._node = node
+        self._max_queued = max_queued
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._sweep_due: str | None = "unchecked"  # what was stored before this start
+        self._woken = asyncio.Event()
         self._stopping = threading.Event()
 
     def submit(self, origin: str, alert_id: str) -> None:
-        """Queue one alert (called from the loop, after its commit)."""
-        self._queue.put_nowait((origin, alert_id))
+        """Queue one alert (called from the loop, after its commit); past MAX_QUEUED, a sweep."""
+        if self._queue.qsize() >= self._max_queued:
+            self._sweep_due = self._sweep_due or "unchecked"
+        else:
+            self._queue.put_nowait((origin, alert_id))
+        self._woken.set()
+
+    def recheck_all(self) -> None:
+        """Check every stored peer alert again (after new early-warning data), by a sweep."""
+        self._sweep_due = "everything"
+        self._woken.set()
 
     async def run(self) -> None:
-        """Work the queue until cancelled: whatever is queued, in one opening of the store.
+        """Work the queue and the sweeps until cancelled, a batch per opening of the store.
 
         A catch-up stores a thousand peer alerts in one commit; they are checked
         together, not with a thousand openings of the early-warning file.
@@ -173,33 +202,54 @@ class ExposureWorker:
 
     async def _work(self) -> None:
         while True:
-            batch = [await self._queue.get()]
+            if self._sweep_due is not None:
+                kind, self._sweep_due = self._sweep_due, None
+                await self._sweep(self._sweeps[kind])
+                continue
+            if self._queue.empty():
+                self._woken.clear()
+                await self._woken.wait()
+                continue
+            batch = [self._queue.get_nowait()]
             while not self._queue.empty() and len(batch) < MAX_BATCH:
                 batch.append(self._queue.get_nowait())
-            wanted = {}
-            for origin, alert_id in dict.fromkeys(batch):
-                scope = await self._lookup(origin, alert_id)
-                if scope is not None:
-                    wanted[(origin, alert_id)] = scope
-            if not wanted:
-                continue
-            try:
-                results = await asyncio.to_thread(self._compute, wanted)
-            except EwxError as exc:
-                log.warning("exposure_deferred", node=self._node, alerts=len(wanted), error=str(exc))
-                for origin, alert_id in wanted:
-                    asyncio.get_running_loop().call_later(RETRY_SECONDS, self.submit, origin, alert_id)
-                continue
-            for (origin, alert_id), result in results.items():
-                await self._record(origin, alert_id, json.dumps(result, sort_keys=True))
-                log.info(
-                    "exposure_checked",
-                    node=self._node,
-                    origin=origin,
-                    alert_id=alert_id,
-                    share_band=result["share_band"],
-                    hhi_band=result["hhi_band"],
-                )
+            await self._check(batch)
+
+    async def _sweep(self, page: Sweep) -> None:
+        after = -1
+        while rows := await page(after, MAX_BATCH):
+            await self._check([(origin, alert_id) for origin, alert_id, _ in rows])
+            after = rows[-1][2]
+
+    async def _check(self, batch: list[tuple[str, str]]) -> None:
+        wanted = {}
+        for origin, alert_id in dict.fromkeys(batch):
+            scope = await self._lookup(origin, alert_id)
+            if scope is not None:
+                wanted[(origin, alert_id)] = scope
+        if not wanted:
+            return
+        try:
+            results = await asyncio.to_thread(self._compute, wanted)
+        except EwxError as exc:
+            log.warning("exposure_deferred", node=self._node, alerts=len(wanted), error=str(exc))
+            asyncio.get_running_loop().call_later(RETRY_SECONDS, self._retry)
+            return
+        for (origin, alert_id), result in results.items():
+            await self._record(origin, alert_id, json.dumps(result, sort_keys=True))
+            log.info(
+                "exposure_checked",
+                node=self._node,
+                origin=origin,
+                alert_id=alert_id,
+                share_band=result["share_band"],
+                hhi_band=result["hhi_band"],
+            )
+
+    def _retry(self) -> None:
+        """After a deferral: what is still unchecked is in the store; sweep it."""
+        self._sweep_due = self._sweep_due or "unchecked"
+        self._woken.set()
 
     def _compute(
         self, wanted: dict[tuple[str, str], tuple[list[str], list[str]]]

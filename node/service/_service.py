@@ -238,6 +238,14 @@ class NodeService:
         """What is known of the link to `peer`: the gateway records each call's outcome there."""
         return self.ctx.links[peer]
 
-    def peer_alerts(self, *, without_exposure: bool) -> list[tuple[Country, str]]:
-        """Peers' ALERTs and UPDATEs by origin and id, in log order (see Store.peer_alerts)."""
-        return self.ctx.store.peer_alerts(without_exposure=without_exposure)
+    def peer_alerts(
+        self, *, without_exposure: bool, after_index: int = -1, limit: int = 1000
+    ) -> list[tuple[Country, str, int]]:
+        """A page of peers' ALERTs and UPDATEs, in log order (see Store.peer_alerts)."""
+        return self.ctx.store.peer_alerts(
+            without_exposure=without_exposure, after_index=after_index, limit=limit
+        )
+
+    def count_peer_alerts(self) -> int:
+        """How many peers' ALERTs and UPDATEs are stored."""
+        return self.ctx.store.count_peer_alerts()

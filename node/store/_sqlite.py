@@ -1243,19 +1243,30 @@ class Store(Reads):
         rows = self._conn.execute("SELECT origin, alert_id, body FROM exposures")
         return {(str(o), str(a)): str(b) for o, a, b in rows}
 
-    def peer_alerts(self, *, without_exposure: bool) -> list[tuple[Country, str]]:
-        """Received ALERTs and UPDATEs (only those whose exposure is not computed yet:
-        a restart's sweep), by origin and id, in log order."""
+    def peer_alerts(
+        self, *, without_exposure: bool, after_index: int = -1, limit: int = 1000
+    ) -> list[tuple[Country, str, int]]:
+        """Received ALERTs and UPDATEs logged after `after_index` (only those whose exposure
+        is not computed yet, with `without_exposure`), as (origin, id, log index), in log
+        order, at most `limit`: the exposure worker's sweep reads them page by page."""
         missing = (
             " AND NOT EXISTS (SELECT 1 FROM exposures e WHERE e.origin = a.origin AND e.alert_id = a.alert_id)"
             if without_exposure
             else ""
         )
         rows = self._conn.execute(
-            "SELECT a.origin, a.alert_id FROM alerts a WHERE a.via IS NOT NULL "
-            f"AND a.msg_type IN ('ALERT', 'UPDATE'){missing} ORDER BY a.log_index"
+            "SELECT a.origin, a.alert_id, a.log_index FROM alerts a WHERE a.via IS NOT NULL "
+            f"AND a.msg_type IN ('ALERT', 'UPDATE') AND a.log_index > ?{missing} ORDER BY a.log_index LIMIT ?",
+            (after_index, limit),
         )
-        return [(cast(Country, o), str(a)) for o, a in rows]
+        return [(cast(Country, o), str(a), int(i)) for o, a, i in rows]
+
+    def count_peer_alerts(self) -> int:
+        """How many received ALERTs and UPDATEs the store holds (what a recheck checks)."""
+        (count,) = self._conn.execute(
+            "SELECT count(*) FROM alerts WHERE via IS NOT NULL AND msg_type IN ('ALERT', 'UPDATE')"
+        ).fetchone()
+        return int(count)
 
     def add_evidence(self, **fields: Any) -> None:
         """Keep evidence in its own small transaction (see Tx.add_evidence)."""

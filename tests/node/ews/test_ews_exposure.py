@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from node.ews import bands
 from node.ews.exposure import ExposureWorker, local_exposure, no_data_exposure
@@ -61,11 +63,82 @@ def test_a_node_without_trade_data_finds_none_without_opening_duckdb(tmp_path: P
 
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    worker = ExposureWorker(data_dir=data_dir, months=12, lookup=_never, record=_never, node="KR")
+    worker = ExposureWorker(
+        data_dir=data_dir,
+        months=12,
+        lookup=_never,
+        record=_never,
+        unchecked=_never,
+        everything=_never,
+        node="KR",
+    )
     found = worker._compute({("US", "US-1"): (codes, ["CN"])})
     assert found[("US", "US-1")]["no_data"] == ["811292", "2504"]
     assert not (data_dir / EWS_FILE).exists()  # nothing opened, nothing created
 
 
-async def _never(*_args: object) -> None:
+async def _never(*_args: object) -> Any:
     raise AssertionError("not called by _compute")
+
+
+def test_the_worker_holds_a_bounded_queue_and_sweeps_the_store_for_the_rest(tmp_path: Path) -> None:
+    # 2,500 peer alerts stored, 40 of them before the start; the queue holds at most 100:
+    # every one is checked once, from the queue or by the sweeps, and a recheck checks all again.
+    stored: list[tuple[str, str, int]] = []
+    checked: list[tuple[str, str]] = []
+    queued_most = 0
+
+    async def page(after: int, limit: int, *, unchecked_only: bool) -> list[tuple[str, str, int]]:
+        done = set(checked)
+        return [r for r in stored if r[2] > after and not (unchecked_only and r[:2] in done)][:limit]
+
+    async def scope(_origin: str, _alert_id: str) -> tuple[list[str], list[str]]:
+        return ["811292"], ["CN"]
+
+    async def record(origin: str, alert_id: str, _text: str) -> None:
+        checked.append((origin, alert_id))
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    worker = ExposureWorker(
+        data_dir=data_dir,
+        months=12,
+        lookup=scope,
+        record=record,
+        unchecked=lambda a, n: page(a, n, unchecked_only=True),
+        everything=lambda a, n: page(a, n, unchecked_only=False),
+        node="KR",
+        max_queued=100,
+    )
+
+    async def scenario() -> None:
+        nonlocal queued_most
+        stored.extend(("US", f"US-{i}", i) for i in range(40))  # before the start
+        task = asyncio.create_task(worker.run())
+        for i in range(40, 2500):
+            stored.append(("US", f"US-{i}", i))
+            worker.submit("US", f"US-{i}")
+            queued_most = max(queued_most, worker._queue.qsize())
+            if i % 500 == 0:
+                await asyncio.sleep(0)
+        for _ in range(500):
+            if len(set(checked)) == 2500 and worker._queue.empty():
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(set(checked)) == sorted(r[:2] for r in stored)
+        first_round = len(checked)
+        assert first_round < 2500 + 200  # a few checked twice (queued and swept), not all
+        await asyncio.sleep(0.05)
+        settled = len(checked)
+        worker.recheck_all()
+        for _ in range(500):
+            if len(checked) >= settled + 2500:
+                break
+            await asyncio.sleep(0.01)
+        assert len(checked) == settled + 2500
+        assert sorted(checked[settled:]) == sorted(r[:2] for r in stored)
+        task.cancel()
+        await asyncio.wait([task])
+
+    asyncio.run(scenario())
+    assert queued_most <= 100
