@@ -4,7 +4,7 @@
     python -m bench ...                        (the same, from the repository's root)
 
 Runs bench/propagation.py, catchup.py, audit.py, scan.py,
-operator_listing.py and node_memory.py at the sizes of --size (full: the
+operator_listing.py, node_memory.py and slow_link.py at the sizes of --size (full: the
 sizes the README's table uses, about 16 minutes on 2 cores; quick: small
 ones, 80-110 s), each in a child process of its own (their peak-memory
 figures are per process, and the benches patch classes and environment
@@ -56,6 +56,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "scan": {"codes": 800, "partners": 30, "months": 36},
         "operator_listing": {"alerts": 2000, "delivers": 100},
         "node_memory": {"entries": 20_000, "seconds": 3.0},
+        "slow_link": {"alerts": 1000, "one_by_one": 10, "loss": 0.01},
     },
     "full": {
         "propagation": {"samples": 1000, "warmup": 50},
@@ -64,6 +65,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "scan": {"codes": 4000, "partners": 30, "months": 60},
         "operator_listing": {"alerts": 20_000, "delivers": 300},
         "node_memory": {"entries": 1_000_000, "seconds": 10.0},
+        "slow_link": {"alerts": 20_000, "one_by_one": 40, "loss": 0.01},
     },
 }
 BENCHES = tuple(SIZES["full"])
@@ -430,6 +432,35 @@ def rows_for(name: str, f: dict[str, float], floors: dict[str, float] | None) ->
                 f["baseline_start_seconds"],
                 f["start_seconds"] / f["baseline_start_seconds"],
                 "lower",
+                guard=False,
+            ),
+        ]
+    if name == "slow_link":
+        rtt = f["rtt_ms"]
+        one = 1000 / rtt
+        link = f"over a {rtt:.0f} ms round trip, {f['loss']:.0%} loss"
+        floor = f"1/RTT (one in flight): {one:.1f}/s"
+        return [
+            Row(
+                "slowlink.window",
+                f"delivery KR → US {link}, {f['window']:.0f} in flight ({f['alerts']:,.0f} alerts)",
+                "1,000/s, nothing lost, order kept (issue 15)",
+                f["windowed"],
+                _rate(f["windowed"]),
+                floor,
+                one,
+                f["windowed"] / one,
+                guard=False,
+            ),
+            Row(
+                "slowlink.single",
+                f"delivery KR → US {link}, one Deliver at a time ({f['one_by_one_alerts']:.0f} alerts)",
+                "-",
+                f["one_by_one"],
+                f"{f['one_by_one']:.1f}/s",
+                floor,
+                one,
+                f["one_by_one"] / one,
                 guard=False,
             ),
         ]

@@ -11,6 +11,11 @@ connection to one target port. While a test runs it can:
 - `restore()`: forward normally again;
 - `delay(seconds)` or `delay(up=..., down=...)`: add latency to each
   direction (0.06 is a trans-Pacific hop), preserving byte order;
+- `lose(p, resend_after=0.2)`: each chunk is lost with probability `p` and
+  arrives `resend_after` seconds late, the later ones waiting behind it: what
+  TCP makes of a lost segment (resent after its retransmission timeout, 200 ms
+  at least on Linux, and delivered in order), where a reset would be a far
+  harsher fault than packet loss;
 - `reset_every(n_bytes)` or `reset_every(probability=p)`: reset a connection
   after it carried `n_bytes` (both directions counted), or after any chunk
   with probability `p`, so resets land at arbitrary points of a call:
@@ -71,6 +76,8 @@ class ProxyStats:
     bytes_up: int = 0
     bytes_down: int = 0
     dropped_bytes: int = 0
+    lost: int = 0
+    """Chunks lost and resent late by lose()."""
 
 
 class _Connection:
@@ -124,7 +131,9 @@ class LinkProxy:
         self._delay: dict[Direction, float] = {UP: 0.0, DOWN: 0.0}
         self._reset_bytes: int | None = None
         self._reset_probability = 0.0
-        self._rng = random.Random(seed)  # reproducible reset points
+        self._loss = (0.0, 0.0)
+        """(probability a chunk is lost, seconds until it is resent)."""
+        self._rng = random.Random(seed)  # reproducible reset and loss points
         self._connections: set[_Connection] = set()
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -190,6 +199,10 @@ class LinkProxy:
             self._delay[UP] = max(0.0, up)
         if down is not None:
             self._delay[DOWN] = max(0.0, down)
+
+    def lose(self, probability: float, *, resend_after: float = 0.2) -> None:
+        """Lose each chunk with `probability`: it arrives `resend_after` s late, in order."""
+        self._loss = (probability, max(0.0, resend_after))
 
     def reset_every(self, n_bytes: int | None = None, *, probability: float = 0.0) -> None:
         """Reset a connection once it carried `n_bytes`, or after each chunk with `probability`.
@@ -284,7 +297,12 @@ class LinkProxy:
                     conn.dropped = True
                     self.stats.dropped_bytes += len(data)
                 else:
-                    queue.put_nowait((loop.time() + self._delay[direction], data))
+                    due = loop.time() + self._delay[direction]
+                    probability, resend_after = self._loss
+                    if probability and self._rng.random() < probability:
+                        self.stats.lost += 1
+                        due += resend_after  # the writer keeps order: later chunks wait behind it
+                    queue.put_nowait((due, data))
             queue.put_nowait((loop.time() + self._delay[direction], b""))
             await writer
         except OSError:
