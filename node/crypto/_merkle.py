@@ -261,32 +261,9 @@ def consistency_proof(old_size: int, hashes: Sequence[bytes]) -> list[bytes]:
         raise ValueError(f"old size {old_size} is outside [0, {n}]")
     for i, h in enumerate(hashes):
         _require_hash(f"leaf hash {i}", h)
-    if old_size in (0, n):
-        return []
-    # SUBPROOF appends one subtree root after each recursive call, so the
-    # roots collected top-down are emitted in reverse, with the base case
-    # (if any) ending up first.
-    collected: list[bytes] = []
-    m, lo, hi = old_size, 0, n
-    whole_old_tree = True  # SUBPROOF's flag b: is this subtree the whole old tree?
-    while True:
-        if m == hi - lo:
-            if not whole_old_tree:
-                # The verifier knows the old root only when it is this very
-                # subtree, otherwise it needs this subtree's hash as a seed.
-                collected.append(_root_of_range(hashes, lo, hi))
-            break
-        k = _largest_power_of_two_below(hi - lo)
-        if m <= k:
-            collected.append(_root_of_range(hashes, lo + k, hi))
-            hi = lo + k
-        else:
-            collected.append(_root_of_range(hashes, lo, lo + k))
-            lo += k
-            m -= k
-            whole_old_tree = False
-    collected.reverse()
-    return collected
+    return levels_consistency_proof(
+        lambda height, index: _root_of_range(hashes, index << height, (index + 1) << height), old_size, n
+    )
 
 
 def _inclusion_proof_length(index: int, size: int) -> int:
@@ -478,12 +455,17 @@ def levels_consistency_proof(subtree_root: SubtreeRoot, old_size: int, new_size:
     lookups; the caller checks ``0 <= old_size <= new_size <= size``."""
     if old_size in (0, new_size):
         return []
+    # SUBPROOF appends one subtree root after each recursive call, so the
+    # roots collected top-down are emitted in reverse, with the base case
+    # (if any) ending up first.
     collected: list[bytes] = []
     m, lo, hi = old_size, 0, new_size
-    whole_old_tree = True
+    whole_old_tree = True  # SUBPROOF's flag b: is this subtree the whole old tree?
     while True:
         if m == hi - lo:
             if not whole_old_tree:
+                # The verifier knows the old root only when it is this very
+                # subtree, otherwise it needs this subtree's hash as a seed.
                 collected.append(range_root(subtree_root, lo, hi))
             break
         k = _largest_power_of_two_below(hi - lo)
