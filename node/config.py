@@ -33,7 +33,7 @@ value outside its bounds is a ConfigError naming the key.
 | `peer_rate_per_second` | 2000 | >0-1e6 | sustained calls a second per peer (RESOURCE_EXHAUSTED beyond) |
 | `peer_burst` | 4000 | 1-10^7 | calls a peer may make at once after a quiet spell |
 | `peer_max_concurrent_calls` | 64 | 1-10000 | calls (unary or stream) one peer may have in flight |
-| `peer_max_concurrent_streams` | 4 | 1-1000, <= calls | CatchUp streams one peer may hold open |
+| `peer_max_concurrent_streams` | 4 | 1-1000, <= calls | CatchUp and DeliverStream streams one peer may hold open |
 | `stream_max_seconds` | 30 | 0.1-3600 | longest a CatchUp stream may stay open; then cancelled |
 | `stream_stall_seconds` | 10 | 0.1-3600 | longest one streamed message may wait for the client to read it |
 | `catchup_page_served` | 1000 | 1-1000 | most alerts one CatchUp call streams to a peer |
