@@ -31,6 +31,7 @@ from gateway.status_map import (
     WITNESS_CHECKPOINT_TRAILER,
     WITNESS_SIZE_TRAILER,
 )
+from gateway.tasks import cancel_and_wait
 from gateway.tls import channel_credentials, channel_options
 from node.digits import ascii_int
 from node.errors import InboundRejected, Malformed, RefusedOperation, TrustUpdateRejected
@@ -396,8 +397,9 @@ async def pull(client: PeerClient, service: NodeService, *, origin: Country | No
     down; it doubles as the link's liveness probe. With another origin it is
     relay: the third node serves only signed alerts addressed to us, each
     verified against its origin's signature like any other (SPEC section 4).
-    Pages of at most MAX_CATCHUP_PAGE are stored one commit per page, and the
-    next page is asked for only once the last is stored (backpressure).
+    Pages of at most MAX_CATCHUP_PAGE are stored in turns of the store's
+    thread, and the next page is asked for while one is stored; no more than
+    that is asked ahead (backpressure).
     Returns how many new alerts were stored.
     """
     peer = client.peer
@@ -411,22 +413,41 @@ async def pull(client: PeerClient, service: NodeService, *, origin: Country | No
 
 
 async def _pull_pages(client: PeerClient, service: NodeService, *, source: Country, direct: bool) -> int:
-    """pull's loop over the pages (see pull)."""
+    """pull's loop over the pages (see pull).
+
+    The next page is asked for while this one is stored: a page's alerts run
+    from `after` + 1 in sequence order, so the next one starts after them.
+    Should the store end elsewhere (a refusal, or pushes that stored part of
+    the page meanwhile) that request is dropped and the next asked from
+    where the store is. At most two pages are held: one stored, one coming.
+    """
     peer = client.peer
     stored = 0
-    try:
-        while True:
-            after = await service.call(service.last_seq, source, service.me)
-            updates, page = await client.catch_up(
+
+    def fetch(after: int) -> asyncio.Task[tuple[list[bytes], list[bytes]]]:
+        return asyncio.create_task(
+            client.catch_up(
                 origin=source,
                 after_seq=after,
                 max_count=service.config.catchup_page_requested,
                 trust_after=service.trust.serial_of(source),
-            )
+            ),
+            name=f"catch-up-page-{peer}-{source}",
+        )
+
+    coming: asyncio.Task[tuple[list[bytes], list[bytes]]] | None = None
+    try:
+        after = await service.call(service.last_seq, source, service.me)
+        coming = fetch(after)
+        while True:
+            updates, page = await coming
+            coming = None
             for update in updates:
                 await service.call(service.accept_trust_update, peer, update, relayed=not direct)
             if not page:
                 break
+            expected = after + len(page)
+            coming = fetch(expected)  # trust updates taken first: it asks from the serial now held
             stored += await service.store_page(page, peer=peer, direct=direct)
             # Pushes from the origin may have stored part of this page meanwhile;
             # what counts is progress. None at all means a refusal: stop, not spin.
@@ -435,6 +456,10 @@ async def _pull_pages(client: PeerClient, service: NodeService, *, source: Count
                 break
             if direct:
                 service.link(peer).caught_up_to(after + 1, reached)  # shown by `ewx status`
+            if reached != expected:
+                await cancel_and_wait(coming)
+                coming = fetch(reached)
+            after = reached
     except aio.AioRpcError as exc:
         if direct:
             service.link(peer).failed(service.clock(), describe(exc))
@@ -446,6 +471,9 @@ async def _pull_pages(client: PeerClient, service: NodeService, *, source: Count
         if direct:
             service.link(peer).failed(service.clock(), str(exc))
         return stored
+    finally:
+        if coming is not None:
+            await cancel_and_wait(coming)
     if direct:
         service.link(peer).succeeded(service.clock())
     if stored:
