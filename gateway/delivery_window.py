@@ -86,8 +86,8 @@ class DeliveryWindow:
 
     async def run(self) -> None:
         """Send, and take the answers, until every alert sent is answered."""
-        call = self._client.open_delivery_stream()
         checkpoint = await self._service.call(self._service.gossip_checkpoint)
+        call = self._client.open_delivery_stream()
         began, self.answered = time.monotonic(), 0
         sender = asyncio.create_task(self._send(call, checkpoint), name=f"deliver-window-{self.peer}")
         reader = asyncio.create_task(self._read(call), name=f"deliver-answers-{self.peer}")
