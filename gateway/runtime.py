@@ -35,6 +35,7 @@ from gateway import grpc_env, rpc, tls
 from gateway.metrics import NodeMetrics
 from gateway.peers import DeliveryLoop, PeerClient, check_history, get_cosigned, pull, rejoin
 from gateway.server import FederationServicer
+from gateway.tasks import cancel_and_wait
 from node import limits
 from node.clock import Clock, utc_now
 from node.config import NodeConfig
@@ -462,11 +463,10 @@ class NodeRuntime:
             await self._local_health.stop(None)
             with contextlib.suppress(FileNotFoundError):
                 self.config.health_socket.unlink()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # A stop that is itself cancelled meanwhile stays cancelled; a loop that had
+        # ended in a failure is told, and the store is closed all the same.
+        for task, exc in await cancel_and_wait(*self._tasks):
+            log.error("task_failed", node=self.service.me, task=task.get_name(), error=repr(exc))
         for client in self._clients:
             await client.close()
         await self.service.call(self.service.close)

@@ -6,8 +6,9 @@ import asyncio
 from typing import Any
 
 
-async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> None:
-    """Cancel `tasks` and wait until each has ended; their outcomes are dropped.
+async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> list[tuple[asyncio.Task[Any], BaseException]]:
+    """Cancel `tasks` and wait until each has ended; returns those that had failed, with
+    their exceptions (raised by none of them here), for a caller that logs them.
 
     `with suppress(CancelledError): await task` also swallows the
     CancelledError meant for the caller when the caller is cancelled during
@@ -20,6 +21,4 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> None:
         task.cancel()
     if tasks:
         await asyncio.wait(tasks)
-    for task in tasks:
-        if not task.cancelled():
-            task.exception()  # retrieved: a failure of theirs was taken, or is moot, where they ran
+    return [(task, exc) for task in tasks if not task.cancelled() and (exc := task.exception()) is not None]

@@ -58,8 +58,9 @@ def test_the_helpers_end_and_their_failures_are_not_raised() -> None:
         done = asyncio.create_task(fails())
         await asyncio.sleep(0)
         pending = asyncio.create_task(asyncio.sleep(3600))
-        await cancel_and_wait(done, pending)
+        failed = await cancel_and_wait(done, pending)
         assert done.done() and pending.cancelled()
+        assert [(task, str(exc)) for task, exc in failed] == [(done, "a helper's own failure")]
         await cancel_and_wait()  # nothing to end
 
     asyncio.run(scenario())
