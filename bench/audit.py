@@ -57,9 +57,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.procs, run as a script
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from bench.procs import descendants
 from node.audit import write_bundle
 from node.config import NodeConfig
 from node.crypto import (
@@ -379,25 +382,6 @@ class Audit:
     """Each worker process: (peak RSS KiB, CPU seconds), as last sampled."""
 
 
-def _grandchildren_of(root: int) -> set[int]:
-    """Live descendants of `root` below its children, from /proc: the audit's
-    workers, which the forkserver (a child of the auditor) forks."""
-    parent: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parent[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found: set[int] = set()
-    frontier = {pid for pid, ppid in parent.items() if ppid == root}
-    while frontier:
-        frontier = {pid for pid, ppid in parent.items() if ppid in frontier} - found
-        found |= frontier
-    return found
-
-
 def _sample(pid: int) -> tuple[int, float] | None:
     """(VmHWM KiB, CPU seconds) of a live process."""
     try:
@@ -421,7 +405,7 @@ def run_audit(generated: Generated, *, workers: int) -> Audit:
 
     def watch() -> None:
         while not stop.wait(0.25):
-            for pid in _grandchildren_of(proc.pid):
+            for pid in descendants(proc.pid, below_children=True):
                 sample = _sample(pid)
                 if sample is not None:
                     seen[pid] = sample

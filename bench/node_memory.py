@@ -99,6 +99,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from bench.procs import descendants
 from gateway.local_nodes import NodeProcess, assign_free_ports
 from node import limits
 from node.config import NodeConfig
@@ -418,23 +419,6 @@ def _kib(status: str, field: str) -> int:
     return next((int(line.split()[1]) for line in status.splitlines() if line.startswith(field)), 0)
 
 
-def _descendants(root: int) -> set[int]:
-    parent: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parent[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found: set[int] = set()
-    frontier = {root}
-    while frontier:
-        frontier = {pid for pid, ppid in parent.items() if ppid in frontier} - found
-        found |= frontier
-    return found
-
-
 class Sampler:
     """VmRSS of a process (and the sum of its descendants') every SAMPLE_SECONDS, in a thread."""
 
@@ -457,7 +441,7 @@ class Sampler:
         except OSError:
             return None
         children = 0
-        for pid in _descendants(self.pid):
+        for pid in descendants(self.pid):
             try:
                 children += _kib(Path(f"/proc/{pid}/status").read_text(), "VmRSS:")
             except OSError:
