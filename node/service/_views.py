@@ -339,11 +339,16 @@ class Views:
         alerts, _ = self.open_situation(reads, now, deadlines_only=True)
         return [d for a in alerts for d in a.dues if d.status == "overdue"]
 
-    def newly_overdue(self, since: datetime, now: datetime) -> list[AckDue]:
-        """The acknowledgements whose deadline fell in (since, now] and that are overdue at `now`.
+    def newly_overdue(
+        self, since: datetime, now: datetime, *, logged_from: int | None = None
+    ) -> list[AckDue]:
+        """The acknowledgements whose deadline fell in (since, now] and that are overdue at `now`,
+        and those of alerts logged at `logged_from` or after that were overdue on arrival.
 
         Found by the signed sent time (alerts_by_sent): only alerts sent within
-        the longest deadline of `since` can have a deadline after it.
+        the longest deadline of `since` can have a deadline after it. An alert
+        that reached this node after its deadline (held up on the way) has its
+        deadline before `since`: it is found by its place in the log instead.
         """
         deadlines = deadlines_from_minutes(self.ctx.config.ack_deadline_minutes)
         if not deadlines:
@@ -358,21 +363,31 @@ class Views:
                     for d in ack_dues(state, deadlines, now=now)
                     if d.status == "overdue" and since < d.due <= now
                 )
+            if logged_from is not None:
+                for row in reads.alerts_logged_from(logged_from):
+                    state = self.folded(reads, row, now)
+                    found.extend(
+                        d
+                        for d in ack_dues(state, deadlines, now=now)
+                        if d.status == "overdue" and d.due <= since
+                    )
         return found
 
     def watch_deadlines(self) -> list[AckDue]:
         """The acknowledgements that became overdue since the last watch, each returned once ever.
 
-        The time watched up to is kept in the store, so a restart neither
-        repeats what was logged nor skips what fell due while the node was
-        down. The first watch of a store starts from now.
+        The time watched up to, and the log's size then, are kept in the
+        store, so a restart neither repeats what was logged nor skips what
+        fell due while the node was down, or what arrived already overdue.
+        The first watch of a store starts from now.
         """
         now = self.ctx.clock()
         kept = self.ctx.store.deadlines_watched()
         since = now if kept is None else datetime.fromisoformat(kept)
         if since >= now and kept is not None:
             return []  # the clock stepped back (or stood still): what is up to `since` was logged
-        found = self.newly_overdue(since, now) if since < now else []
+        logged_from = None if kept is None else self.ctx.store.deadlines_watched_log_size()
+        found = self.newly_overdue(since, now, logged_from=logged_from) if since < now else []
         with self.ctx.store.transaction() as tx:
             tx.set_deadlines_watched(iso(now))
         return found

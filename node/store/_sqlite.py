@@ -43,6 +43,8 @@ _GENESIS: Final = "genesis"
 """Meta key: when this store took in its GENESIS file (the first start of a new federation)."""
 _DEADLINES_WATCHED: Final = "deadlines_watched_until"
 """Meta key: the time up to which the overdue acknowledgements were looked for and logged."""
+_DEADLINES_WATCHED_LOG: Final = "deadlines_watched_log_size"
+"""Meta key: the log's size at that watch (alerts logged after it are looked at whatever their time)."""
 _OLD_LOG_SIZE: Final = "old_log_size:"
 """Prefix of the meta keys with a peer's witnessed size of the log lost before a re-join."""
 
@@ -437,12 +439,16 @@ class Tx:
             (_HISTORY_UNCHECKED, at),
         )
 
-    def set_deadlines_watched(self, until: str) -> None:
-        """Every acknowledgement that became overdue up to `until` has been logged (once)."""
-        self._conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (_DEADLINES_WATCHED, until),
-        )
+    def set_deadlines_watched(self, until: str, *, log_size: int | None = None) -> None:
+        """Every acknowledgement that became overdue up to `until`, of the alerts the log held
+        at `log_size` (default: all it holds), has been logged (once)."""
+        size = self.frontier.size if log_size is None else log_size  # this transaction's appends included
+        for key, value in ((_DEADLINES_WATCHED, until), (_DEADLINES_WATCHED_LOG, str(size))):
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     def clear_history_unchecked(self) -> None:
         """A peer answered what it holds of this node, or the operator declared a first start."""
@@ -660,6 +666,20 @@ class Reads:
         """Up to when overdue acknowledgements were logged (Tx.set_deadlines_watched); None: never."""
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_DEADLINES_WATCHED,)).fetchone()
         return None if row is None else str(row[0])
+
+    def deadlines_watched_log_size(self) -> int | None:
+        """The log's size at that watch; None for a store watched before it was kept."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_DEADLINES_WATCHED_LOG,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def alerts_logged_from(self, log_index: int) -> list[StoredAlert]:
+        """The ALERTs and UPDATEs logged at `log_index` or after, by alerts_by_log, in log order."""
+        rows = self._conn.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts INDEXED BY alerts_by_log"
+            " WHERE log_index >= ? AND msg_type IN ('ALERT', 'UPDATE') ORDER BY log_index",
+            (log_index,),
+        ).fetchall()
+        return [a for a in map(_alert_row, rows) if a is not None]
 
     def genesis(self) -> str | None:
         """When this store took in its GENESIS file, if it did (see Tx.set_genesis)."""

@@ -23,7 +23,7 @@ from node.config import NodeConfig
 from node.pki import init_federation
 from node.service import NodeService
 from tests.node.cli.test_cli import ewx
-from tests.support.factories import alert_info, make_federation, running, wait_for
+from tests.support.factories import alert_info, alert_payload, envelope, make_federation, running, wait_for
 
 XSD = Path(__file__).parents[1] / "situation" / "data" / "CAP-v1.2.xsd"
 SCHEMA = xmlschema.XMLSchema10(str(XSD), allow="local")  # never the network
@@ -389,5 +389,40 @@ def test_watch_deadlines_does_not_repeat_after_the_clock_steps_back(tmp_path: Pa
         assert service.watch_deadlines() == []
         clock.now = start + timedelta(minutes=17)
         assert service.watch_deadlines() == []  # "each returned once ever"
+    finally:
+        service.close()
+
+
+def test_a_peer_alert_that_arrives_after_its_deadline_is_reported_overdue_once(tmp_path: Path) -> None:
+    """Held up on the way, it reaches KR when KR's ACK is already late: the watch that
+    follows reports it, though its deadline is older than that watch's window."""
+    init_federation(tmp_path / "fed")
+    config = NodeConfig.load(tmp_path / "fed" / "KR" / "node.toml")
+    start = datetime.now(UTC).replace(microsecond=0)
+    clock = Clock(start)
+    payload = alert_payload(
+        "US",
+        {"KR": 1},
+        sent=start,
+        alert_id="US-LATE-1",
+        info=alert_info(severity="EXTREME", expires=start + timedelta(days=30), effective=None),
+    )
+    held_up = envelope(tmp_path / "fed" / "US" / "node.toml", payload)
+    service = NodeService.open(config, clock=clock)
+    try:
+        assert service.watch_deadlines() == []
+        clock.now = start + timedelta(minutes=10)
+        assert service.watch_deadlines() == []
+        clock.now = start + timedelta(minutes=20)  # KR's ACK was due at 15 minutes
+        assert service.watch_deadlines() == []
+        clock.now = start + timedelta(minutes=30)
+        service.receive(held_up, peer="US", direct=True)
+        clock.now = start + timedelta(minutes=31)
+        found = service.watch_deadlines()
+        assert [(d.alert_id, d.recipient, d.status, d.due) for d in found] == [
+            ("US-LATE-1", "KR", "overdue", start + timedelta(minutes=15))
+        ]
+        clock.now = start + timedelta(minutes=32)
+        assert service.watch_deadlines() == []  # once
     finally:
         service.close()
