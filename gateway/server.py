@@ -255,9 +255,11 @@ class FederationServicer:
         getter.cancel()
         if reader in done:
             return arrived.get_nowait() if not arrived.empty() else None
-        raise StreamTooLong(
-            f"stream open longer than {self._service.config.stream_max_seconds:g} s, this node's limit"
-        )
+        raise self._too_long()
+
+    def _too_long(self) -> StreamTooLong:
+        seconds = self._service.config.stream_max_seconds
+        return StreamTooLong(f"stream open longer than {seconds:g} s, this node's limit")
 
     async def _store_turn(
         self, turn: list[pb.DeliverRequest], peer: Country
@@ -335,9 +337,7 @@ class FederationServicer:
                 await context.write(message)
         except TimeoutError:
             if remaining <= stall:
-                raise StreamTooLong(
-                    f"stream open longer than {config.stream_max_seconds:g} s, this node's limit"
-                ) from None
+                raise self._too_long() from None
             raise StreamStalled(f"client read nothing for {stall:g} s; stream cancelled") from None
 
     async def add_checkpoint(self, request: bytes, context: aio.ServicerContext[Any, Any]) -> bytes:

@@ -102,24 +102,10 @@ class Receiving:
         Raises an InboundRejected subclass, having stored nothing (except
         equivocation evidence), and logs the refusal.
         """
-        now = self.ctx.clock()
-        verified = self._verify(envelope, peer=peer, direct=direct, now=now)
-        try:
-            with self.ctx.store.transaction() as tx:
-                outcome = self._store_inbound(tx, verified, peer=peer, now=now)
-        except WatchlistConflict as exc:
-            self.ctx.refused(exc, peer=peer, alert_id=verified.alert.alert_id)
-            raise
-        except OutOfSequence as exc:
-            self.ctx.refused(exc, peer=peer, alert_id=verified.alert.alert_id)
-            if exc.expected < (verified.alert.seq_for(self.ctx.me) or 0) and self.ctx.on_gap is not None:
-                self.ctx.on_gap(verified.alert.origin)
-            raise
-        if isinstance(outcome, _Conflict):
-            raise self._equivocation(outcome, peer=peer, now=now)
-        if outcome is None:  # with_receipt: a receipt always comes back, so this is a bug
-            raise RuntimeError(f"storing {verified.alert.alert_id} from {peer} gave no receipt")
-        return outcome
+        turn = self.receive_in_order([envelope], peer=peer, direct=direct)
+        if turn.refusal is not None:
+            raise turn.refusal
+        return turn.receipts[0]
 
     def receive_many(
         self,
@@ -178,10 +164,11 @@ class Receiving:
         envelopes: Sequence[bytes],
         *,
         peer: Country,
+        direct: bool = True,
         verdict: Callable[[int], Verdict | None] | None = None,
     ) -> StreamTurn:
-        """A delivery stream's turn: each envelope checked and stored as `receive` does, in
-        order, in one commit, up to the first refusal.
+        """Envelopes checked, stored and receipted in order, in one commit, up to the first
+        refusal: a delivery stream's turn, and `receive` (a turn of one).
 
         Returns the receipts of those stored (or held already), given only
         after the commit, and the refusal that stopped the turn (logged, and
@@ -198,7 +185,7 @@ class Receiving:
             for i, envelope in enumerate(envelopes):
                 try:
                     known = verdict(i) if verdict is not None else None
-                    v = self._verify(envelope, peer=peer, direct=True, now=now, known=known)
+                    v = self._verify(envelope, peer=peer, direct=direct, now=now, known=known)
                 except InboundRejected as exc:  # _verify logged it
                     refusal = exc
                     break

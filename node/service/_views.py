@@ -356,20 +356,17 @@ class Views:
         longest, shortest = max(deadlines.values()), min(deadlines.values())
         found: list[AckDue] = []
         with self.ctx.store.reader() as reads:
-            for row in reads.alerts_sent_between(micros(since - longest), micros(now - shortest)):
-                state = self.folded(reads, row, now)
-                found.extend(
-                    d
-                    for d in ack_dues(state, deadlines, now=now)
-                    if d.status == "overdue" and since < d.due <= now
-                )
+            # Fell due in the window; or, logged since the last watch, due before it.
+            # The two are disjoint by `due`, so nothing is returned twice.
+            looked_at = [(reads.alerts_sent_between(micros(since - longest), micros(now - shortest)), False)]
             if logged_from is not None:
-                for row in reads.alerts_logged_from(logged_from):
-                    state = self.folded(reads, row, now)
+                looked_at.append((reads.alerts_logged_from(logged_from), True))
+            for rows, arrived_late in looked_at:
+                for row in rows:
                     found.extend(
                         d
-                        for d in ack_dues(state, deadlines, now=now)
-                        if d.status == "overdue" and d.due <= since
+                        for d in ack_dues(self.folded(reads, row, now), deadlines, now=now)
+                        if d.status == "overdue" and (d.due <= since if arrived_late else since < d.due <= now)
                     )
         return found
 

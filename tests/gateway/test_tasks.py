@@ -61,6 +61,6 @@ def test_the_helpers_end_and_their_failures_are_not_raised() -> None:
         failed = await cancel_and_wait(done, pending)
         assert done.done() and pending.cancelled()
         assert [(task, str(exc)) for task, exc in failed] == [(done, "a helper's own failure")]
-        await cancel_and_wait()  # nothing to end
+        assert await cancel_and_wait() == []  # nothing to end
 
     asyncio.run(scenario())
