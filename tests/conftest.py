@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support import postgres, stores
+
 if TYPE_CHECKING:
+    from collections.abc import Generator
+
     from node.ids import Country
 
 # A test starts a process as another user (tests/node/operator/test_operator.py)
@@ -39,3 +43,62 @@ def short_tmp() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+# The store of the run (tests/support/stores.py): EWX_TEST_STORE=postgresql puts the nodes of
+# make_federation on this process's PostgreSQL test server (tests/support/postgres.py).
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        stores.run_store()
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"store: {stores.run_store()} ({stores.ENV})"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not stores.on_postgresql():
+        return
+    for item in items:
+        mark = item.get_closest_marker("sqlite_only")
+        if mark is not None:
+            why = mark.args[0] if mark.args else "reads or changes the SQLite store file itself"
+            item.add_marker(pytest.mark.skip(reason=f"sqlite_only: {why}; this run is on PostgreSQL"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object]) -> Generator[None]:
+    """A database made while a module- or session-scoped fixture is set up outlives the test."""
+    if fixturedef.scope == "function":
+        yield
+        return
+    with postgres.long_lived():
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None]:
+    """After a test and its fixtures: drop the PostgreSQL databases made for it."""
+    yield
+    if postgres.started():
+        left = postgres.drop_test_databases()
+        if left:
+            item.warn(pytest.PytestWarning(f"could not drop test databases {left} (still in use?)"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    postgres.stop()
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    """A fresh empty database on this process's PostgreSQL test server, as a libpq URL (whatever
+    EWX_TEST_STORE says); the test fails, not skips, if the server cannot start."""
+    try:
+        return postgres.fresh_database(request.node.name)
+    except postgres.PostgresUnavailable as error:
+        pytest.fail(str(error), pytrace=False)

@@ -206,6 +206,7 @@ def _operator(service_config: NodeConfig, op: str, **args: Any) -> Any:
         return str(exc)
 
 
+@pytest.mark.sqlite_only("dumps ewx.sqlite3 and writes a local note into it with sqlite3")
 @pytest.mark.timeout(60)
 def test_nothing_the_node_keeps_for_itself_leaves_it(short_tmp: Path) -> None:
     markers = {

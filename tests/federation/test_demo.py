@@ -9,7 +9,7 @@ import pytest
 
 from tests.node.cli.test_cli import ewx
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only("`ewx demo` makes its own federation, on SQLite")]
 
 
 def test_the_demo_detects_publishes_and_audits_clean(short_tmp: Path) -> None:

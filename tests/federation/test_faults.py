@@ -155,6 +155,7 @@ def test_isolated_node_catches_up_after_heal(cluster: Cluster, tmp_path: Path) -
     cluster.check_nothing_lost(tmp_path / "logs")
 
 
+@pytest.mark.sqlite_only("reads KR's envelopes and outbox from its ewx.sqlite3")
 def test_duplicate_and_reordered_delivery(cluster: Cluster, tmp_path: Path) -> None:
     """(e) KR's own signed alerts delivered to US by hand, repeated and out of order."""
     cluster.start("KR")

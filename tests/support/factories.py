@@ -20,14 +20,19 @@ from node.store import Store, StoreThread
 def make_federation(root: Path, **overrides: Any) -> dict[Country, Path]:
     """A development federation under `root` with free ports; returns config paths.
 
-    `overrides` are written into every node.toml (e.g. outbox_retry_max_seconds).
+    `overrides` are written into every node.toml (e.g. outbox_retry_max_seconds). Under
+    EWX_TEST_STORE=postgresql each node gets a fresh PostgreSQL database as its `[store]`
+    (tests/support/stores.py).
     """
     from gateway.local_nodes import assign_free_ports
 
     init_federation(root)
     from tests.support.ports import next_port
+    from tests.support.stores import put_on_test_store
 
-    return assign_free_ports(root, port_source=next_port, **overrides)
+    paths = assign_free_ports(root, port_source=next_port, **overrides)
+    put_on_test_store(paths, label=root.name)
+    return paths
 
 
 def alert_info(**overrides: Any) -> dict[str, Any]:

@@ -8,6 +8,8 @@ import pytest
 
 from node.store import ALERT_STATES, AlertFilter, Store
 
+pytestmark = pytest.mark.sqlite_only("SQLite's own query plans, of a SQLite store file")
+
 FILTERS = [
     AlertFilter(limit=100),
     AlertFilter(limit=100, after=41),

@@ -45,6 +45,7 @@ def _assert_matches_leaves(store: Store, leaves: list[bytes]) -> None:
         assert store.consistency_proof(1, n - 1) == consistency_proof(1, leaves[: n - 1])
 
 
+@pytest.mark.sqlite_only("opens a SQLite store file by path")
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     batches=st.lists(st.tuples(st.integers(min_value=0, max_value=40), st.booleans()), min_size=1, max_size=8)
@@ -88,6 +89,7 @@ def test_the_subtrees_a_leaf_completes_are_the_in_memory_levels_own() -> None:
         assert len(completed) == ((i + 1) & -(i + 1)).bit_length() - 1  # trailing zeros of the new size
 
 
+@pytest.mark.sqlite_only("removes the merkle table from a SQLite store file with sqlite3")
 def test_a_store_written_before_the_table_gets_it_filled_and_a_backup_of_one_reads_without_it(
     tmp_path: Path,
 ) -> None:
@@ -123,6 +125,7 @@ def test_a_store_written_before_the_table_gets_it_filled_and_a_backup_of_one_rea
     assert count == 1001 - (1001).bit_count()
 
 
+@pytest.mark.sqlite_only("deletes a merkle row from a SQLite store file with sqlite3")
 def test_a_missing_subtree_row_is_a_store_error_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "torn.sqlite3"
     store = Store(path)
@@ -142,6 +145,7 @@ def test_a_missing_subtree_row_is_a_store_error_naming_it(tmp_path: Path) -> Non
         torn.close()
 
 
+@pytest.mark.sqlite_only("opens a SQLite store file by path")
 def test_the_store_holds_no_per_entry_state_in_memory(tmp_path: Path) -> None:
     store = Store(tmp_path / "big.sqlite3")
     try:

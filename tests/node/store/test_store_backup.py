@@ -12,6 +12,8 @@ from node.crypto import leaf_hash
 from node.errors import StoreError
 from node.store import STORE_FILE, Store, copy_online, make_self_contained
 
+pytestmark = pytest.mark.sqlite_only("SQLite's online copy, read-only opening and WAL of ewx.sqlite3")
+
 
 def _fill(store: Store, count: int) -> None:
     for i in range(count):
