@@ -109,6 +109,7 @@ from node.limits import (
 )
 from node.pki import check_node_tls, load_ed25519_private_key, read_private_key_pem
 from node.situation.settings import DEFAULT_ACK_DEADLINE_MINUTES, check_deadline_minutes
+from node.store import STORE_FILE, Store, check_postgres_url, read_password
 from node.trust import Trust, describe_validation_error, log_origin
 
 BASE_DIR_CONTEXT: Final = "base_dir"
@@ -217,6 +218,33 @@ class PeerConfig(BaseModel):
         return value
 
 
+class StoreConfig(BaseModel):
+    """The `[store]` table: the node's store on a PostgreSQL server instead of the SQLite
+    file in `data_dir` (the default when the table is absent)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2048)
+    """libpq URL of the node's own database, `postgresql://USER@HOST:PORT/DB` (a unix socket:
+    `?host=/run/postgresql`); never with a password in it (refused)."""
+
+    password_file: ConfigPath | None = None
+    """File whose first line is the password; else EWX_STORE_PASSWORD, else libpq's own
+    (~/.pgpass, PGPASSFILE, peer authentication)."""
+
+    lease_poll_seconds: float = Field(default=1.0, ge=0.05, le=60, strict=True)
+    """How often a standby asks for the store's lease, and how often the active checks it still
+    holds it (a lost lease stops the node: another process may be writing now)."""
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        try:
+            return check_postgres_url(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+
 @dataclass(frozen=True, slots=True)
 class TlsCredentials:
     """The node's TLS certificate chain and private key, as PEM bytes for gRPC."""
@@ -316,6 +344,9 @@ class NodeConfig(BaseModel):
 
     grpc_reflection: bool = False
     """Serve gRPC server reflection on the federation port (for grpcurl); off unless the operator asks."""
+
+    store: StoreConfig | None = None
+    """The `[store]` table: PostgreSQL instead of the SQLite file `data_dir/ewx.sqlite3`."""
 
     ews: Thresholds = Field(default_factory=Thresholds)
     """The `[ews]` table: the early-warning rules' thresholds (node/ews/thresholds.py)."""
@@ -427,6 +458,33 @@ class NodeConfig(BaseModel):
                 f"config file {path}: {describe_validation_error(exc)}{_from_environment(exc, environ)}"
             ) from None
         return config
+
+    def open_store(self) -> Store:
+        """The node's store, opened for writing: the SQLite file in data_dir, or the
+        PostgreSQL database of `[store]` with its lease held (StoreInUse if another
+        process holds it)."""
+        if self.store is None:
+            return Store(self.data_dir / STORE_FILE)
+        return Store.postgresql(self.store.url, password=read_password(self.store.password_file))
+
+    def read_store(self) -> Store:
+        """The node's store, opened beside the running node to read it (export, trust):
+        the SQLite file (WAL: one consistent snapshot), or the PostgreSQL database
+        without its lease."""
+        if self.store is None:
+            return Store(self.data_dir / STORE_FILE)
+        return Store.postgresql(
+            self.store.url, password=read_password(self.store.password_file), lease=False
+        )
+
+    def has_store(self) -> bool:
+        """Whether the node has a store yet (a PostgreSQL one is taken to exist: its database does)."""
+        return self.store is not None or (self.data_dir / STORE_FILE).exists()
+
+    @property
+    def store_place(self) -> str:
+        """Where the store is, for messages: the SQLite file's path, or the PostgreSQL URL."""
+        return str(self.data_dir / STORE_FILE) if self.store is None else self.store.url
 
     @property
     def health_socket(self) -> Path:

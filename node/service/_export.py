@@ -17,7 +17,7 @@ from node.config import NodeConfig
 from node.crypto import Checkpoint, sign_checkpoint
 from node.files import atomic_output, check_output_target
 from node.service._rotation import trust_with_updates
-from node.store import STORE_FILE, Store
+from node.store import Store
 
 PROGRESS_EVERY: Final = 1024
 """Entries written between two calls of export_bundle's `progress`, at most."""
@@ -83,7 +83,7 @@ def export_bundle(
     the last: the calls sum to that number.
     """
     check_output_target(out, force=force)  # before any work
-    store = Store(config.data_dir / STORE_FILE)
+    store = config.read_store()
     try:
         exported_at = (now or datetime.now(UTC)).astimezone(UTC)
         size, checkpoint = export_checkpoint(config, store, exported_at=exported_at)

@@ -1,7 +1,7 @@
 """The node service's part for receiving: verify, durably store and receipt the peers' messages.
 
 Pure verification lives in node/checks/_inbound.py and storage primitives in
-node/store/_sqlite.py; this part composes them into transactions, one alert
+node/store/_store.py; this part composes them into transactions, one alert
 (a Deliver, answered with a receipt only after its commit) or a page of them
 (catch-up and relay, one commit per page), and keeps equivocation evidence.
 """

@@ -27,7 +27,7 @@ from node.crypto import KEY_PURPOSES, KeyPurpose, Signer
 from node.errors import ConfigError, RefusedOperation, UsageError
 from node.files import sync_directory
 from node.pki import load_ed25519_private_key, write_private_key
-from node.store import STORE_FILE, Store
+from node.store import Store
 from node.trust import CertificateRevocation, Grant, KeyRevocation, Trust, build_update, replay, sign_update
 
 log = structlog.get_logger("ewx.node")
@@ -60,10 +60,9 @@ def trust_with_updates(config: NodeConfig, trust: Trust, store: Store) -> Trust:
 def node_trust(config: NodeConfig) -> Trust:
     """The trust a node works with, read beside it (running or not) without creating a store."""
     trust = config.load_trust()
-    path = config.data_dir / STORE_FILE
-    if not path.exists():
+    if not config.has_store():
         return trust
-    store = Store(path)
+    store = config.read_store()
     try:
         return trust_with_updates(config, trust, store)
     finally:

@@ -38,7 +38,7 @@ from node.service._trilateral import Trilateral
 from node.service._trust import TrustUpdating
 from node.service._views import BoardSnapshot, Views, listing_keys_of
 from node.service._witnessing import Witnessing
-from node.store import STORE_FILE, Store, StoreThread
+from node.store import Store, StoreThread
 from node.trust import Trust
 
 P = ParamSpec("P")
@@ -161,7 +161,7 @@ class NodeService:
     @classmethod
     def open(cls, config: NodeConfig, *, clock: Clock = utc_now) -> NodeService:
         """Load trust and keys, open the store in the data directory."""
-        store = Store(config.data_dir / STORE_FILE)
+        store = config.open_store()
         try:
             store.fill_listing_keys(listing_keys_of)  # a store from before the listing columns
             # The trust file, amended by the members' updates this node holds

@@ -200,7 +200,7 @@ class Views:
             flags = tuple(f"ack_after_cancel:{a.by}" for a in folded.acks_after_cancel)
             consultation_open = folded.consultation_open
         else:
-            # Not an alert of its own: the store's listing rule (node/store/_sqlite.py, _STATE_SQL).
+            # Not an alert of its own: the store's listing rule (node/store/_store.py, _STATE_SQL).
             state = "cancelled" if any(f.msg_type == "CANCEL" for f in follow) else "active"
         exposure = None
         if row.via is not None and alert.info is not None:

@@ -1,15 +1,17 @@
-"""The node's store: SQLite in WAL mode, the exchange log and everything the node keeps.
+"""The node's store: the exchange log and everything the node keeps, in SQLite or PostgreSQL.
 
-Owns the schema, transactions (`Tx`), reads (`Reads`, read-only connections
-for operator threads, read-only opening of a backup) and the in-memory Merkle
-levels of the log (`_sqlite`); the one thread a running node's store is used
+Owns the schema and its migrations (`_schema`), the two databases and how they
+differ, the PostgreSQL lease among them (`_database`), transactions (`Tx`), reads
+(`Reads`, read-only connections for operator threads, read-only opening of a
+backup) and the log's Merkle frontier (`_store`); the one thread a running node's store is used
 from (`_thread`); the online copy of a running node's store (`_backup`).
 
 May import: node's shared modules, node.crypto.
 """
 
 from node.store._backup import SIDE_FILE_SUFFIXES, copy_online, make_self_contained
-from node.store._sqlite import (
+from node.store._database import PASSWORD_ENV, StoreInUse, StoreUnavailable, check_postgres_url, read_password
+from node.store._store import (
     ALERT_STATES,
     STORE_FILE,
     AlertFilter,
@@ -23,15 +25,20 @@ from node.store._thread import StoreThread
 
 __all__ = [
     "ALERT_STATES",
+    "PASSWORD_ENV",
     "SIDE_FILE_SUFFIXES",
     "STORE_FILE",
     "AlertFilter",
     "ListingKeys",
     "Reads",
     "Store",
+    "StoreInUse",
     "StoreThread",
+    "StoreUnavailable",
     "StoredAlert",
     "Tx",
+    "check_postgres_url",
     "copy_online",
     "make_self_contained",
+    "read_password",
 ]

@@ -477,7 +477,7 @@ def test_a_store_from_before_the_listing_columns_is_listed_and_filtered_after_a_
 
     from node.config import NodeConfig
     from node.store import STORE_FILE
-    from node.store._sqlite import _LISTING_COLUMNS
+    from node.store._schema import LISTING_COLUMNS as _LISTING_COLUMNS
 
     async def publish() -> list[str]:
         async with running(federation["KR"]) as nodes:

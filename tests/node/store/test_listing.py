@@ -27,9 +27,9 @@ def test_every_listing_query_searches_an_index_and_never_scans_the_table(
 ) -> None:
     store = Store(tmp_path / "ewx.sqlite3")
     statements: list[str] = []
-    store._conn.set_trace_callback(statements.append)  # the statements exactly as SQLite ran them
+    store._conn.raw.set_trace_callback(statements.append)  # the statements exactly as SQLite ran them
     store.alert_page(query, now_us=1_800_000_000_000_000)
-    store._conn.set_trace_callback(None)
+    store._conn.raw.set_trace_callback(None)
     assert statements
     for statement in statements:
         plan = [str(row[3]) for row in store._conn.execute("EXPLAIN QUERY PLAN " + statement)]

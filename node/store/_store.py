@@ -1,4 +1,6 @@
-"""The node's own store: SQLite in WAL mode with synchronous=FULL, in its data dir.
+"""The node's own store: the exchange log and everything the node keeps, in SQLite (the
+embedded default: a file in its data dir, WAL mode, synchronous=FULL) or PostgreSQL
+(node/store/_database.py says how the two differ; nothing here does).
 
 Primitives only; node/service/_service.py holds the logic. Everything that belongs
 together (a log entry, the alert it records, its sequence positions, its
@@ -11,7 +13,6 @@ cost O(log^2 n)) and only advanced once a commit has succeeded.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -28,10 +29,11 @@ from node.crypto import (
     leaf_hash,
     levels_consistency_proof,
 )
-from node.errors import ConfigError, StoreError, StoreFull
+from node.errors import ConfigError, StoreError
 from node.ids import COUNTRIES, Country, Digest, as_country
+from node.store._database import Database, PostgresDatabase, SqliteDatabase
+from node.store._schema import LISTING_COLUMNS, MIGRATIONS, SCHEMA_VERSION, TABLES, statements
 
-SCHEMA_VERSION: Final = 1
 STORE_FILE: Final = "ewx.sqlite3"
 """The store's file name inside the node's data directory."""
 
@@ -48,173 +50,10 @@ _DEADLINES_WATCHED_LOG: Final = "deadlines_watched_log_size"
 _OLD_LOG_SIZE: Final = "old_log_size:"
 """Prefix of the meta keys with a peer's witnessed size of the log lost before a re-join."""
 
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
--- The exchange log: entry bytes exactly as hashed into the Merkle tree.
-CREATE TABLE IF NOT EXISTS log (
-    idx INTEGER PRIMARY KEY,
-    entry BLOB NOT NULL,
-    leaf_hash BLOB NOT NULL
-);
--- Every signed alert this node holds, own or received, stored verbatim.
-CREATE TABLE IF NOT EXISTS alerts (
-    origin TEXT NOT NULL,
-    alert_id TEXT NOT NULL,
-    digest BLOB NOT NULL,
-    envelope BLOB NOT NULL,
-    msg_type TEXT NOT NULL,
-    sent TEXT NOT NULL,
-    log_index INTEGER NOT NULL,
-    via TEXT,              -- the peer that handed it over; NULL for own alerts
-    received_at TEXT,
-    receipt BLOB,          -- the receipt this node gave for it
-    -- What `ewx alert list` filters on, copied out of the signed alert at insert
-    -- (see _LISTING_COLUMNS): times in microseconds since the epoch, and the
-    -- one alert it refers to (MAX_REFERENCES is 1).
-    sent_us INTEGER,
-    expires_us INTEGER,
-    ref_origin TEXT,
-    ref_alert_id TEXT,
-    PRIMARY KEY (origin, alert_id)
-);
-CREATE INDEX IF NOT EXISTS alerts_by_type ON alerts (origin, msg_type);
-CREATE INDEX IF NOT EXISTS alerts_by_kind_in_log ON alerts (msg_type, log_index);
--- Every (origin, recipient, seq) position named by a stored alert.
-CREATE TABLE IF NOT EXISTS positions (
-    origin TEXT NOT NULL,
-    recipient TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    alert_id TEXT NOT NULL,
-    digest BLOB NOT NULL,
-    PRIMARY KEY (origin, recipient, seq)
-);
--- Own alerts still to deliver, and the receipts of those delivered.
-CREATE TABLE IF NOT EXISTS outbox (
-    recipient TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    alert_id TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    delivered_at TEXT,
-    receipt BLOB,
-    receipt_log_index INTEGER,
-    PRIMARY KEY (recipient, seq)
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (recipient, seq) WHERE delivered_at IS NULL;
--- This node's signed checkpoints; `note` gains the peers' cosignature lines.
-CREATE TABLE IF NOT EXISTS checkpoints (
-    size INTEGER PRIMARY KEY,
-    root BLOB NOT NULL,
-    note TEXT NOT NULL,
-    signed_at TEXT NOT NULL
-);
--- Per peer: the largest size of this node's log that the peer cosigned.
-CREATE TABLE IF NOT EXISTS cosigned (
-    peer TEXT PRIMARY KEY,
-    size INTEGER NOT NULL,
-    at TEXT NOT NULL
-);
--- This node as a witness: the latest checkpoint it cosigned of each peer's
--- log, and every one it cosigned (kept for the audit bundle).
-CREATE TABLE IF NOT EXISTS witness_state (
-    log_node TEXT PRIMARY KEY,
-    origin TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    root BLOB NOT NULL,
-    note TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS witnessed (
-    id INTEGER PRIMARY KEY,
-    log_node TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    root BLOB NOT NULL,
-    note TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS witnessed_by_size ON witnessed (log_node, size);
--- Every member's trust updates this node holds (its own and its peers'),
--- verbatim, in each member's serial order; see node/trust/_updates.py.
-CREATE TABLE IF NOT EXISTS trust_updates (
-    member TEXT NOT NULL,
-    serial INTEGER NOT NULL,
-    envelope BLOB NOT NULL,
-    log_index INTEGER NOT NULL,
-    at TEXT NOT NULL,
-    PRIMARY KEY (member, serial)
-);
--- `alert raise --idempotency-key` and `ews approve`: a retried request gets the
--- alert its first attempt published, never a second one.
-CREATE TABLE IF NOT EXISTS idempotency (
-    key TEXT PRIMARY KEY,
-    alert_id TEXT NOT NULL,
-    at TEXT NOT NULL
-);
--- This node's own exposure to each peer alert's items and source countries
--- (node/ews/exposure.py); kept at home, never sent.
-CREATE TABLE IF NOT EXISTS exposures (
-    origin TEXT NOT NULL,
-    alert_id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    computed_at TEXT NOT NULL,
-    PRIMARY KEY (origin, alert_id)
-);
--- What was refused but must be kept: equivocation evidence (SPEC section 4).
-CREATE TABLE IF NOT EXISTS evidence (
-    id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    peer TEXT,
-    origin TEXT,
-    alert_id TEXT,
-    detail TEXT NOT NULL,
-    kept TEXT NOT NULL,
-    conflicting BLOB NOT NULL,
-    at TEXT NOT NULL
-);
-"""
-
-
-_TABLES: Final = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
-"""The tables of _SCHEMA: a file without one of them is not an EWX store."""
-
-_MERKLE_SCHEMA: Final = """
--- The roots of the log's completed perfect subtrees of height 1 or more
--- (height 0 is log.leaf_hash), each written in the transaction that completes
--- it: a consistency proof reads O(log^2 n) of them and the node holds only the
--- log's frontier in memory, not 64 bytes per entry. Derived from the log: a
--- store written before this table has it filled once when opened (a backup
--- read without writing computes it in memory instead), so it is not in _TABLES.
-CREATE TABLE IF NOT EXISTS merkle (
-    height INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    hash BLOB NOT NULL,
-    PRIMARY KEY (height, idx)
-) WITHOUT ROWID;
-"""
-
 _MERKLE_FILL_BATCH: Final = 10_000
 """Subtree roots inserted per statement while filling the table for an older store."""
-
-_LISTING_COLUMNS: Final = (
-    ("sent_us", "INTEGER"),
-    ("expires_us", "INTEGER"),
-    ("ref_origin", "TEXT"),
-    ("ref_alert_id", "TEXT"),
-)
-"""Columns added after the alerts table's first version; a store made before
-them gains them at open (Store._add_listing_columns)."""
-
-_LISTING_INDICES: Final = """
--- Keyset pagination of `ewx alert list` in log order, whole or by origin, and
--- its `since` filter; the follow-ups of an alert (its state) by reference.
-CREATE INDEX IF NOT EXISTS alerts_by_log ON alerts (log_index);
-CREATE INDEX IF NOT EXISTS alerts_by_origin_log ON alerts (origin, log_index);
-CREATE INDEX IF NOT EXISTS alerts_by_sent ON alerts (sent_us, log_index);
-CREATE INDEX IF NOT EXISTS alerts_by_reference ON alerts (ref_origin, ref_alert_id, msg_type);
-"""
+_LOG_PAGE: Final = 10_000
+"""Log entries read per query by log_entries (a whole log is never one result in memory)."""
 
 ALERT_STATES: Final = ("active", "updated", "cancelled", "expired")
 """An alert's state in a listing: cancelled or updated by a follow-up stored
@@ -284,7 +123,7 @@ class Backlog:
 class Tx:
     """Writes within one open transaction; only Store.transaction() makes one."""
 
-    def __init__(self, conn: sqlite3.Connection, frontier: CompactRange) -> None:
+    def __init__(self, conn: Database, frontier: CompactRange) -> None:
         self._conn = conn
         self.frontier = frontier
         """The log's frontier with this transaction's entries; the store's own once it commits."""
@@ -456,7 +295,7 @@ class Tx:
 
     def clear_history_missing(self) -> None:
         """Forget every peer's note of missing history (after a re-join recovered it)."""
-        self._conn.execute("DELETE FROM meta WHERE key GLOB ?", (_HISTORY_MISSING + "*",))
+        self._conn.execute(_with_prefix("DELETE FROM meta", _HISTORY_MISSING), (_HISTORY_MISSING,))
 
     def set_receipt(self, origin: Country, alert_id: str, receipt: bytes) -> None:
         """Keep the receipt signed later for an alert stored by catch-up."""
@@ -607,7 +446,7 @@ class Reads:
     it read a consistent snapshot while the loop keeps committing).
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self._conn = conn
 
     def alert(self, origin: Country, alert_id: str) -> StoredAlert | None:
@@ -689,14 +528,14 @@ class Reads:
     def rejoined(self) -> bool:
         """Whether a re-join took note of a peer's size of a lost log (see Tx.set_old_log_size)."""
         row = self._conn.execute(
-            "SELECT 1 FROM meta WHERE key GLOB ? LIMIT 1", (_OLD_LOG_SIZE + "*",)
+            _with_prefix("SELECT 1 FROM meta", _OLD_LOG_SIZE) + " LIMIT 1", (_OLD_LOG_SIZE,)
         ).fetchone()
         return row is not None
 
     def history_missing(self) -> dict[Country, str]:
         """Per peer, what it holds of this node's own history beyond the store (see Tx.set_history_missing)."""
         rows = self._conn.execute(
-            "SELECT key, value FROM meta WHERE key GLOB ? ORDER BY key", (_HISTORY_MISSING + "*",)
+            _with_prefix("SELECT key, value FROM meta", _HISTORY_MISSING) + " ORDER BY key", (_HISTORY_MISSING,)
         )
         held: dict[Country, list[str]] = {}
         for key, value in rows:
@@ -855,12 +694,18 @@ class Reads:
         """The newest `limit` rows of kept evidence (oldest of them first), and how many are kept in all."""
         cur = self._conn.execute(
             "SELECT id, kind, peer, origin, alert_id, detail, at FROM"
-            " (SELECT * FROM evidence ORDER BY id DESC LIMIT ?) ORDER BY id",
+            " (SELECT * FROM evidence ORDER BY id DESC LIMIT ?) AS newest ORDER BY id",
             (limit,),
         )
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         return rows, self.count("evidence")
+
+
+def _with_prefix(statement: str, prefix: str) -> str:
+    """`statement` over the meta keys that start with `prefix` (its one parameter): a
+    comparison both databases make alike (SQLite's GLOB and LIKE's wildcards differ)."""
+    return f"{statement} WHERE substr(key, 1, {len(prefix)}) = ?"
 
 
 def _followup_exists(msg_type: str) -> str:
@@ -882,19 +727,21 @@ same rules as Views._state, which names the state of each alert shown."""
 
 
 class Store(Reads):
-    """One node's SQLite store, used from one thread: the one that opened it.
+    """One node's store, used from one thread: the one that opened it.
 
-    A running node opens it on its StoreThread (node/store/_thread.py) and
-    the event loop awaits every call there; a call from any other thread is
-    refused (StoreError) instead of racing a transaction on the same
-    connection. `log_size`, `log_root` and `reader()` need no connection of
-    this thread and may be used anywhere.
+    `Store(path)` opens (or makes) the SQLite file; `Store.postgresql(url)` the
+    database on an agency's PostgreSQL server, holding its lease. A running node
+    opens it on its StoreThread (node/store/_thread.py) and the event loop awaits
+    every call there; a call from any other thread is refused (StoreError)
+    instead of racing a transaction on the same connection. `log_size`,
+    `log_root` and `reader()` need no connection of this thread and may be used
+    anywhere.
     """
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
-        self._owner = threading.get_ident()
-        self.path = path
-        self._in_tx = False
+        self.path: Path | None = path
+        self.where = str(path)
+        self._password: str | None = None
         if read_only:
             self._open_read_only(path)
             return
@@ -903,20 +750,89 @@ class Store(Reads):
         except OSError as exc:  # data_dir names a file, or a folder that cannot be made
             raise ConfigError(f"data directory {path.parent}: {exc.strerror or exc}") from None
         try:
-            # check_same_thread off: the owner check below says which thread, by name,
-            # where sqlite3's own would only say "created in another thread".
-            self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_SCHEMA)
-            self._conn.executescript(_MERKLE_SCHEMA)
-            self._check_version()
-            self._add_listing_columns()
-            self._conn.executescript(_LISTING_INDICES)
+            database = SqliteDatabase.open(path)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
-        self._load_tree()
+        self._open(database)
+
+    @classmethod
+    def postgresql(cls, url: str, *, password: str | None = None, lease: bool = True) -> Store:
+        """The store in a PostgreSQL database, with its lease held (StoreInUse if another
+        process holds it: a second node on the same database, or the active of a pair).
+
+        Without `lease`, to read beside the running node (`ewx export`): nothing is
+        migrated, and the store must be at this code's schema version.
+        """
+        store = cls.__new__(cls)
+        store.path = None
+        store.where = url
+        store._password = password
+        if lease:
+            store._open(PostgresDatabase.open_leased(url, password=password))
+        else:
+            store._open(PostgresDatabase.connect(url, password=password), migrate=False)
+        return store
+
+    def _open(self, database: Database, *, migrate: bool = True) -> None:
+        self._owner = threading.get_ident()
+        self._in_tx = False
+        self._database = database
+        try:
+            if migrate:
+                self._migrate()
+            elif "meta" not in database.tables() or self._schema_version() != SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {self.where} is not at schema version {SCHEMA_VERSION}: start the node"
+                    " once, which migrates it"
+                )
+            self._load_tree(writable=migrate)
+        except database.errors as exc:
+            database.close()
+            raise StoreError(f"cannot open store {self.where}: {exc}") from exc
+        except BaseException:
+            database.close()
+            raise
+
+    @property
+    def kind(self) -> str:
+        """The database the store is in: "sqlite" or "postgresql"."""
+        return self._database.kind
+
+    def _migrate(self) -> None:
+        """Bring the store to SCHEMA_VERSION, a migration a transaction (node/store/_schema.py)."""
+        db = self._conn
+        tables = db.tables()
+        if "alerts" in tables:  # a SQLite store from before the listing columns
+            have = db.columns("alerts")
+            for name, kind in LISTING_COLUMNS:
+                if name not in have:
+                    db.execute_ddl(f"ALTER TABLE alerts ADD COLUMN {name} {kind}")
+        version = self._schema_version() if "meta" in tables else 0
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            db.begin_write()
+            try:
+                for statement in statements(MIGRATIONS[number - 1]):
+                    db.execute_ddl(statement)
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(number),),
+                )
+                db.commit()
+            except BaseException:
+                db.rollback()
+                raise
+
+    def _schema_version(self) -> int:
+        """The version the store is at (0: none recorded); StoreError if newer than this code's."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.where} is at schema version {version}, newer than this build's"
+                f" {SCHEMA_VERSION}: it was written by a newer ewx; run that one"
+            )
+        return version
 
     def _load_tree(self, *, writable: bool = True) -> None:
         """The log's frontier, read from the stored subtree roots (O(log n) rows).
@@ -941,10 +857,7 @@ class Store(Reads):
         )
 
     def _levels_cover(self, size: int) -> bool:
-        has_table = self._conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'merkle'"
-        ).fetchone()
-        if has_table is None:
+        if "merkle" not in self._conn.tables():
             return False
         (count,) = self._conn.execute("SELECT COUNT(*) FROM merkle").fetchone()
         return int(count) == interior_count(size)
@@ -952,20 +865,20 @@ class Store(Reads):
     def _fill_levels(self) -> None:
         frontier = CompactRange()
         pending: list[tuple[int, int, bytes]] = []
-        self._conn.execute("BEGIN IMMEDIATE")
+        db = self._conn
+        db.begin_write()
         try:
-            self._conn.execute("DELETE FROM merkle")
-            leaves = self._conn.cursor()  # read while the other statement writes: another table
+            db.execute("DELETE FROM merkle")
+            leaves = db.cursor()  # read while the other statement writes: another table
             for (hashed,) in leaves.execute("SELECT leaf_hash FROM log ORDER BY idx"):
                 pending += frontier.append(bytes(hashed))
                 if len(pending) >= _MERKLE_FILL_BATCH:
-                    self._conn.executemany("INSERT INTO merkle (height, idx, hash) VALUES (?, ?, ?)", pending)
+                    db.executemany("INSERT INTO merkle (height, idx, hash) VALUES (?, ?, ?)", pending)
                     pending.clear()
-            self._conn.executemany("INSERT INTO merkle (height, idx, hash) VALUES (?, ?, ?)", pending)
-            self._conn.execute("COMMIT")
+            db.executemany("INSERT INTO merkle (height, idx, hash) VALUES (?, ?, ?)", pending)
+            db.commit()
         except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+            db.rollback()
             raise
 
     def _subtree_root(self, height: int, index: int) -> bytes:
@@ -979,7 +892,7 @@ class Store(Reads):
                 "SELECT hash FROM merkle WHERE height = ? AND idx = ?", (height, index)
             ).fetchone()
         if row is None:
-            raise StoreError(f"store {self.path}: the log's subtree ({height}, {index}) is missing")
+            raise StoreError(f"store {self.where}: the log's subtree ({height}, {index}) is missing")
         return bytes(row[0])
 
     def _open_read_only(self, path: Path) -> None:
@@ -989,66 +902,44 @@ class Store(Reads):
         beside it, so a backup is read as the bytes it holds; a -wal beside
         it is not read (`ewx backup` writes none, and a restore installs the
         file alone, so what is checked is what is installed). Refuses a file
-        that is not an EWX store of this schema version (StoreError).
+        that is not an EWX store, or one of a newer schema version (StoreError);
+        an older one is read as it is (its migrations run when a node opens it).
         """
+        self._owner = threading.get_ident()
+        self._in_tx = False
         if not path.is_file():
             raise StoreError(f"cannot read store {path}: no such file")
         try:
-            self._connection = sqlite3.connect(
-                path.resolve().as_uri() + "?mode=ro&immutable=1",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-            )
+            self._database = SqliteDatabase.open_read_only(path, immutable=True)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot read store {path}: {exc}") from exc
         try:
-            self._conn.execute("PRAGMA query_only=ON")
-            tables = {str(row[0]) for row in self._conn.execute("SELECT name FROM sqlite_master")}
-            missing = sorted(_TABLES - tables)
+            missing = sorted(TABLES - self._conn.tables())
             if missing:
                 raise StoreError(f"{path} is not an EWX store (no table {', '.join(missing)})")
-            row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None or row[0] != str(SCHEMA_VERSION):
-                found = "none" if row is None else row[0]
-                raise StoreError(f"{path}: store schema version {found} is not {SCHEMA_VERSION}")
+            if self._conn.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone() is None:
+                raise StoreError(f"{path}: store has no schema version")
+            self._schema_version()
             self._load_tree(writable=False)
         except sqlite3.DatabaseError as exc:
-            self._connection.close()
+            self._database.close()
             raise StoreError(f"cannot read store {path}: {exc}") from exc
         except StoreError:
-            self._connection.close()
+            self._database.close()
             raise
 
     def integrity_problems(self, limit: int = 10) -> list[str]:
-        """SQLite's own check of the file (`PRAGMA integrity_check`): empty if sound."""
-        rows = [str(row[0]) for row in self._conn.execute(f"PRAGMA integrity_check({int(limit)})")]
-        return [] if rows == ["ok"] else rows
+        """The database's own check of what it holds (SQLite: `PRAGMA integrity_check`): empty if sound."""
+        return self._conn.integrity_problems(limit)
 
     @property
-    def _conn(self) -> sqlite3.Connection:  # type: ignore[override]
+    def _conn(self) -> Database:  # type: ignore[override]
         if threading.get_ident() != self._owner:
             raise StoreError(
-                f"store {self.path} used from thread {threading.current_thread().name!r}, not the one"
+                f"store {self.where} used from thread {threading.current_thread().name!r}, not the one"
                 " that opened it: a running node's store calls go through its StoreThread"
             )
-        return self._connection
-
-    def _check_version(self) -> None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            self._conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-        elif int(row[0]) != SCHEMA_VERSION:
-            raise StoreError(f"store schema version {row[0]} is not {SCHEMA_VERSION}")
-
-    def _add_listing_columns(self) -> None:
-        """Give a store made before _LISTING_COLUMNS those columns; fill_listing_keys fills them."""
-        have = {str(row[1]) for row in self._conn.execute("PRAGMA table_info(alerts)")}
-        for name, kind in _LISTING_COLUMNS:
-            if name not in have:
-                self._conn.execute(f"ALTER TABLE alerts ADD COLUMN {name} {kind}")
+        return self._database
 
     def fill_listing_keys(self, keys_of: Callable[[bytes], ListingKeys]) -> int:
         """Fill the listing columns of alerts stored before they existed (`keys_of` reads an envelope).
@@ -1076,51 +967,63 @@ class Store(Reads):
         """A read-only connection of its own, for one worker thread, over one snapshot.
 
         The operator's listings run on it off the event loop (issue 10, item 7),
-        so the loop that answers peers never waits on a large read. WAL mode lets
-        it read while the loop commits; `mode=ro` and query_only keep it from
-        ever writing. Open, use and close it in the same thread.
+        so the loop that answers peers never waits on a large read. SQLite's WAL
+        mode, like PostgreSQL's REPEATABLE READ, lets it read one committed state
+        while the loop commits; it is opened read-only, so it never writes. Open,
+        use and close it in the same thread.
         """
+        database: Database
         try:
-            conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+            if self.path is not None:
+                database = SqliteDatabase.open_read_only(self.path, immutable=False)
+            else:
+                database = PostgresDatabase.connect(self.where, password=self._password)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot read store {self.path}: {exc}") from exc
+            raise StoreError(f"cannot read store {self.where}: {exc}") from exc
         try:
-            conn.execute("PRAGMA query_only=ON")
-            conn.execute("BEGIN")  # every query of this reader sees the same committed state
-            yield Reads(conn)
+            database.begin_read()  # every query of this reader sees the same committed state
+            yield Reads(database)
         finally:
-            conn.close()
+            database.close()
 
     def close(self) -> None:
-        """Close the database; the object is unusable afterwards."""
+        """Close the database (a PostgreSQL store's lease with it); the object is unusable afterwards."""
         self._conn.close()
+
+    def alive(self) -> bool:
+        """Whether the store's database is still there: for PostgreSQL, that this process still
+        holds the lease (a round trip on the store's connection); a file is always there."""
+        database = self._conn
+        return database.alive() if isinstance(database, PostgresDatabase) else True
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        """BEGIN IMMEDIATE ... COMMIT; rolled back entirely on any exception."""
+        """BEGIN ... COMMIT; rolled back entirely on any exception.
+
+        A full disk is StoreFull, a PostgreSQL server gone StoreUnavailable, and
+        nothing of the transaction was written in either case.
+        """
         if self._in_tx:
             raise StoreError("nested transaction")
         self._in_tx = True
+        db = self._conn
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            tx = Tx(self._conn, self._frontier.copy())
+            db.begin_write()
+            tx = Tx(db, self._frontier.copy())
             try:
                 yield tx
             except BaseException:
-                if self._conn.in_transaction:  # SQLite itself rolls back on some errors (SQLITE_FULL)
-                    self._conn.execute("ROLLBACK")
+                db.rollback()
                 raise
             else:
-                self._conn.execute("COMMIT")
+                db.commit()
                 self._frontier = tx.frontier
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+        except db.errors as exc:
+            problem = db.problem(exc)
+            if problem is None:
                 raise
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise StoreFull(
-                f"store is full ({self.path}: {exc}); nothing was written; free disk space"
-            ) from None
+            db.rollback()
+            raise problem from None
         finally:
             self._in_tx = False
         for callback in tx.committed:
@@ -1139,10 +1042,16 @@ class Store(Reads):
     def log_entries(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
         """(index, entry bytes) in order, from `start` up to `end` (exclusive)."""
         stop = self.log_size if end is None else end
-        for idx, entry in self._conn.execute(
-            "SELECT idx, entry FROM log WHERE idx >= ? AND idx < ? ORDER BY idx", (start, stop)
-        ):
-            yield int(idx), bytes(entry)
+        while start < stop:
+            rows = self._conn.execute(
+                "SELECT idx, entry FROM log WHERE idx >= ? AND idx < ? ORDER BY idx LIMIT ?",
+                (start, stop, _LOG_PAGE),
+            ).fetchall()
+            if not rows:
+                return
+            for idx, entry in rows:
+                yield int(idx), bytes(entry)
+            start = int(rows[-1][0]) + 1
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         """RFC 9162 consistency proof between two sizes of the committed log."""
@@ -1254,7 +1163,8 @@ class Store(Reads):
         """Keep this node's exposure to a peer alert (replacing an older computation)."""
         with self.transaction():
             self._conn.execute(
-                "INSERT OR REPLACE INTO exposures (origin, alert_id, body, computed_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO exposures (origin, alert_id, body, computed_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (origin, alert_id) DO UPDATE SET body = excluded.body, computed_at = excluded.computed_at",
                 (origin, alert_id, body, at),
             )
 

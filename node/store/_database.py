@@ -1,0 +1,401 @@
+"""The two databases a store can live in, behind one connection: SQLite (the embedded
+default, a file in the data directory) and PostgreSQL (the agency's own server).
+
+The store's SQL is written once, in the dialect both understand (`?` parameters,
+`INSERT ... ON CONFLICT`, standard types); what differs is said here and nowhere
+else: PostgreSQL's parameter marks and column types, SQLite's index hints, how a
+write transaction begins, how a full disk and a lost server show themselves, and
+how the catalogue is read. The service sees neither (node/store/_store.py).
+
+A PostgreSQL store is held by one process at a time through a lease: a
+session-level advisory lock taken by the store's own connection. Every write
+goes through that connection, so a process whose connection is gone (its host
+died, the server dropped it) has lost its lease and can write nothing more; the
+standby that takes the lease next is the only writer (SPEC section 4: one log,
+gapless sequences).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Protocol
+from urllib.parse import parse_qsl, urlsplit
+
+from node.errors import ConfigError, StoreError, StoreFull
+
+if TYPE_CHECKING:
+    import psycopg
+
+POSTGRES_SCHEMES: Final = ("postgresql", "postgres")
+"""URL schemes of a PostgreSQL store (libpq's)."""
+
+PASSWORD_ENV: Final = "EWX_STORE_PASSWORD"  # noqa: S105 - a variable's name, not a password
+"""The environment variable that may hold the PostgreSQL password (else `password_file`)."""
+
+LEASE_KEY: Final = int.from_bytes(b"EWXLEASE", "big") - (1 << 63)
+"""The advisory lock that is a PostgreSQL store's lease (a signed 64-bit key; one
+database holds one node's store, and advisory locks are per database)."""
+
+CONNECT_TIMEOUT_SECONDS: Final = 10
+"""How long a connection to the PostgreSQL server may take to open."""
+
+
+class StoreInUse(StoreError):
+    """Another process holds this store (its lease, or the data directory's lock)."""
+
+    operator_kind = "store_in_use"
+
+
+class StoreUnavailable(StoreError):
+    """The store's database went away under a running node (a PostgreSQL connection lost)."""
+
+    operator_kind = "store_unavailable"
+
+
+class Cursor(Protocol):
+    """What the store reads from a query (both drivers' cursors have it)."""
+
+    @property
+    def description(self) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Any: ...
+
+
+class Database(Protocol):
+    """One connection to the store's database, in the store's dialect."""
+
+    kind: str
+    """"sqlite" or "postgresql"."""
+    errors: tuple[type[Exception], ...]
+    """The driver's errors."""
+    where: str
+    """The store's place for messages and logs: a path, or the URL (it never holds a password)."""
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    def execute_ddl(self, statement: str) -> None: ...
+
+    def cursor(self) -> Any: ...
+
+    def begin_write(self) -> None: ...
+
+    def begin_read(self) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def tables(self) -> set[str]: ...
+
+    def columns(self, table: str) -> set[str]: ...
+
+    def problem(self, exc: BaseException) -> StoreError | None:
+        """What a driver error means for the store: full, gone, else None (a bug: raise it)."""
+        ...
+
+    def integrity_problems(self, limit: int) -> list[str]: ...
+
+
+# ---------------------------------------------------------------- SQLite
+class SqliteDatabase:
+    """The embedded default: a file in WAL mode, synchronous=FULL (durable at COMMIT)."""
+
+    kind = "sqlite"
+    errors: tuple[type[Exception], ...] = (sqlite3.DatabaseError,)
+
+    def __init__(self, connection: sqlite3.Connection, where: Path) -> None:
+        self._connection = connection
+        self.raw = connection
+        """sqlite3's connection itself, for what only SQLite has (tests trace and plan queries)."""
+        self.where = str(where)
+
+    @classmethod
+    def open(cls, path: Path) -> SqliteDatabase:
+        # check_same_thread off: the store's owner check says which thread, by name,
+        # where sqlite3's own would only say "created in another thread".
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        return cls(connection, path)
+
+    @classmethod
+    def open_read_only(cls, path: Path, *, immutable: bool) -> SqliteDatabase:
+        flags = "?mode=ro&immutable=1" if immutable else "?mode=ro"
+        connection = sqlite3.connect(
+            path.resolve().as_uri() + flags, uri=True, isolation_level=None, check_same_thread=False
+        )
+        connection.execute("PRAGMA query_only=ON")
+        return cls(connection, path)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._connection.in_transaction
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
+        return self._connection.execute(sql, args)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._connection.executemany(sql, rows)
+
+    def execute_ddl(self, statement: str) -> None:
+        self._connection.execute(statement)
+
+    def cursor(self) -> Any:
+        return _SqliteCursor(self._connection.cursor())
+
+    def begin_write(self) -> None:
+        self._connection.execute("BEGIN IMMEDIATE")  # the write lock now, not at the first write
+
+    def begin_read(self) -> None:
+        self._connection.execute("BEGIN")  # WAL: every query after sees one committed state
+
+    def commit(self) -> None:
+        self._connection.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._connection.in_transaction:  # SQLite itself rolls back on some errors (SQLITE_FULL)
+            self._connection.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def tables(self) -> set[str]:
+        return {str(row[0]) for row in self.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def columns(self, table: str) -> set[str]:
+        return {str(row[1]) for row in self.execute(f"PRAGMA table_info({table})")}
+
+    def problem(self, exc: BaseException) -> StoreError | None:
+        if isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode == sqlite3.SQLITE_FULL:
+            return StoreFull(f"store is full ({self.where}: {exc}); nothing was written; free disk space")
+        return None
+
+    def integrity_problems(self, limit: int) -> list[str]:
+        """SQLite's own check of the file (`PRAGMA integrity_check`): empty if sound."""
+        rows = [str(row[0]) for row in self.execute(f"PRAGMA integrity_check({int(limit)})")]
+        return [] if rows == ["ok"] else rows
+
+
+class _SqliteCursor:
+    """A second cursor, to read one table while the connection writes another."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self._cursor.execute(sql, args)
+
+
+# ---------------------------------------------------------------- PostgreSQL
+_PARAMETER: Final = re.compile(r"\?")
+_INDEX_HINT: Final = re.compile(r"\s+INDEXED BY \w+")
+_DDL_TYPES: Final = (
+    (re.compile(r"\bid INTEGER PRIMARY KEY\b"), "id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),  # microseconds since the epoch do not fit in 32 bits
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+    (re.compile(r"\)\s*WITHOUT ROWID"), ")"),
+)
+
+
+@functools.lru_cache(maxsize=512)
+def postgres_sql(sql: str) -> str:
+    """A statement of the store's SQL in PostgreSQL's: `%s` parameters, no SQLite index hints.
+
+    The store's statements hold no `?`, `%` or quoted text that could be
+    mistaken for them (tests/node/store: every statement is translated and run).
+    """
+    if "%" in sql:
+        raise ValueError(f"store SQL may not contain '%': {sql[:80]!r}")
+    return _PARAMETER.sub("%s", _INDEX_HINT.sub("", sql))
+
+
+def postgres_ddl(statement: str) -> str:
+    """A statement of the store's schema in PostgreSQL's column types."""
+    for pattern, replacement in _DDL_TYPES:
+        statement = pattern.sub(replacement, statement)
+    return statement
+
+
+def check_postgres_url(url: str) -> str:
+    """Refuse a store URL that is not PostgreSQL's or that holds a password (ConfigError)."""
+    parts = urlsplit(url)
+    if parts.scheme not in POSTGRES_SCHEMES:
+        raise ConfigError(f"store url {redact(url)!r}: not a postgresql:// URL")
+    if parts.password is not None or any(key == "password" for key, _ in parse_qsl(parts.query)):
+        raise ConfigError(
+            "store url holds a password: give it in [store] password_file or the"
+            f" {PASSWORD_ENV} environment variable, never in node.toml"
+        )
+    return url
+
+
+def redact(url: str) -> str:
+    """`url` without any password (for messages about a URL that was refused)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        netloc = parts.netloc
+    else:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = "&".join(
+        f"{key}=***" if key == "password" else f"{key}={value}" for key, value in parse_qsl(parts.query)
+    )
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
+def read_password(password_file: Path | None, environ: dict[str, str] | None = None) -> str | None:
+    """The PostgreSQL password: the file's first line, else EWX_STORE_PASSWORD, else None (libpq's own)."""
+    if password_file is not None:
+        try:
+            text = password_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"store password_file {password_file}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"store password_file {password_file}: not UTF-8 text") from None
+        return text.splitlines()[0] if text else ""
+    return (os.environ if environ is None else environ).get(PASSWORD_ENV)
+
+
+class PostgresDatabase:
+    """A PostgreSQL connection in autocommit mode; transactions begin and end explicitly."""
+
+    kind = "postgresql"
+
+    def __init__(self, connection: psycopg.Connection[Any], url: str) -> None:
+        self._connection = connection
+        self.where = url
+        import psycopg
+
+        self.errors: tuple[type[Exception], ...] = (psycopg.Error,)
+        self._psycopg = psycopg
+
+    @classmethod
+    def connect(cls, url: str, *, password: str | None) -> PostgresDatabase:
+        """A connection, or StoreError naming the URL and what the server or libpq said."""
+        import psycopg
+
+        extra: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        if password is not None:
+            extra["password"] = password
+        try:
+            connection = psycopg.connect(url, autocommit=True, **extra)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open store {url}: {_first_line(exc)}") from None
+        return cls(connection, url)
+
+    @classmethod
+    def open_leased(cls, url: str, *, password: str | None) -> PostgresDatabase:
+        """A connection that holds the store's lease, or StoreInUse if another process holds it."""
+        database = cls.connect(url, password=password)
+        try:
+            (held,) = database.execute("SELECT pg_try_advisory_lock(?)", (LEASE_KEY,)).fetchone()
+        except BaseException:
+            database.close()
+            raise
+        if not held:
+            database.close()
+            raise StoreInUse(f"store {url} is in use: another ewx process holds its lease")
+        return database
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self._connection.info.transaction_status != TransactionStatus.IDLE
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
+        return self._connection.execute(postgres_sql(sql), args)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._connection.cursor() as cursor:
+            cursor.executemany(postgres_sql(sql), rows)
+
+    def execute_ddl(self, statement: str) -> None:
+        self._connection.execute(postgres_ddl(statement))
+
+    def cursor(self) -> Any:
+        return _PostgresCursor(self._connection.cursor())
+
+    def begin_write(self) -> None:
+        self._connection.execute("BEGIN")
+
+    def begin_read(self) -> None:
+        self._connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def commit(self) -> None:
+        self._connection.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.in_transaction and not self._connection.broken:
+            self._connection.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def tables(self) -> set[str]:
+        rows = self.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        return {str(row[0]) for row in rows}
+
+    def columns(self, table: str) -> set[str]:
+        rows = self.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = ?",
+            (table,),
+        )
+        return {str(row[0]) for row in rows}
+
+    def alive(self) -> bool:
+        """Whether the connection, and so the lease, is still there (a round trip to the server)."""
+        if self._connection.broken or self._connection.closed:
+            return False
+        try:
+            self._connection.execute("SELECT 1")
+        except self._psycopg.Error:
+            return False
+        return True
+
+    def problem(self, exc: BaseException) -> StoreError | None:
+        errors = self._psycopg.errors
+        if isinstance(exc, errors.DiskFull):
+            return StoreFull(f"store is full ({self.where}: {_first_line(exc)}); nothing was written")
+        if isinstance(exc, self._psycopg.OperationalError) and (
+            self._connection.broken or self._connection.closed
+        ):
+            return StoreUnavailable(
+                f"store {self.where}: the connection to the server is lost ({_first_line(exc)});"
+                " this process no longer holds the store's lease"
+            )
+        return None
+
+    def integrity_problems(self, limit: int) -> list[str]:
+        """None to report: PostgreSQL checks its pages itself (data checksums, amcheck)."""
+        return []
+
+
+class _PostgresCursor:
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self._cursor.execute(postgres_sql(sql), args)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
