@@ -46,7 +46,7 @@ from node.ids import Country
 from node.limits import DEADLINE_WATCH_SECONDS, MAX_GRPC_MESSAGE_BYTES
 from node.operator import OperatorServer
 from node.service import NodeService
-from node.store import StoreThread
+from node.store import StoreInUse, StoreThread, StoreUnavailable
 
 P = ParamSpec("P")
 
@@ -94,6 +94,8 @@ class NodeRuntime:
         self._clients: list[PeerClient] = []
         self._loops: dict[str, DeliveryLoop] = {}
         self.port: int | None = None
+        self.lease_lost = asyncio.Event()
+        """Set when a PostgreSQL store's lease is gone: the node must stop (`serve` does)."""
 
     async def start(self) -> None:
         """Open the store and start serving; returns once everything listens.
@@ -106,7 +108,7 @@ class NodeRuntime:
         self._lock = DataDirLock.acquire(self.config.data_dir)
         self.store_thread = StoreThread(self.config.node_id)
         try:
-            self.service = await self.store_thread.run(NodeService.open, self.config, clock=self._clock)
+            self.service = await self._open_service()
         except BaseException:
             self.store_thread.close()
             self._lock.release()
@@ -172,6 +174,59 @@ class NodeRuntime:
             tls13_only=grpc_env.TLS13_ONLY,
         )
 
+    async def _open_service(self) -> NodeService:
+        """Open the store, and with it the service; a PostgreSQL store whose lease another
+        process holds (the active of an active/standby pair) is waited for: this process
+        is the standby, serving nothing, until the lease is free (issue 16, item 3)."""
+        waiting_since: float | None = None
+        while True:
+            try:
+                service = await self.store_thread.run(NodeService.open, self.config, clock=self._clock)
+            except StoreInUse as exc:
+                if self.config.store is None:
+                    raise
+                if waiting_since is None:
+                    waiting_since = asyncio.get_running_loop().time()
+                    log.info(
+                        "store_lease_waiting",
+                        node=self.config.node_id,
+                        store=self.config.store_place,
+                        reason=str(exc),
+                    )
+                await asyncio.sleep(self.config.store.lease_poll_seconds)
+                continue
+            if waiting_since is not None:
+                log.warning(
+                    "store_lease_taken",
+                    node=self.config.node_id,
+                    store=self.config.store_place,
+                    waited_seconds=round(asyncio.get_running_loop().time() - waiting_since, 3),
+                )
+            return service
+
+    async def _watch_lease_forever(self) -> None:
+        """Stop serving as soon as the PostgreSQL store's lease is gone.
+
+        The lease is the store connection's own advisory lock, so a process
+        without it can no longer write; but it would still answer peers and its
+        operator from what it last knew while another process has become the
+        active. Checked every `lease_poll_seconds` by a round trip on that
+        connection; `serve` then stops the node and exits non-zero, and the
+        supervisor's restart makes it the standby.
+        """
+        assert self.config.store is not None
+        while True:
+            await asyncio.sleep(self.config.store.lease_poll_seconds)
+            if not await self.service.call(self.service.store.alive):
+                log.error(
+                    "store_lease_lost",
+                    node=self.service.me,
+                    store=self.config.store_place,
+                    reason="the connection to the store's database is gone",
+                )
+                self.lease_lost.set()
+                return
+
     async def _start_federation(self) -> None:
         service = self.service
         self._server.add_generic_rpc_handlers([FederationServicer(service).handler()])
@@ -217,6 +272,8 @@ class NodeRuntime:
         self._tasks.append(asyncio.create_task(self._peer_health_forever(), name="peer-health"))
         self._tasks.append(asyncio.create_task(self._watch_tls_forever(), name="tls-watch"))
         self._tasks.append(asyncio.create_task(self._watch_deadlines_forever(), name="deadline-watch"))
+        if self.config.store is not None:
+            self._tasks.append(asyncio.create_task(self._watch_lease_forever(), name="lease-watch"))
 
     async def _start_local_health(self) -> None:
         """The same health service on a local unix socket (0600) and nothing else there.
@@ -519,9 +576,25 @@ async def serve(config: NodeConfig) -> None:
             runtime.reload_tls("SIGHUP")
 
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
-    await runtime.start()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    await stopping.wait()
+    # A standby waits in start() for its store's lease, for as long as the active lives:
+    # SIGTERM must end that wait too.
+    starting = asyncio.create_task(runtime.start(), name="start")
+    asked_to_stop = asyncio.create_task(stopping.wait(), name="stop-signal")
+    await asyncio.wait((starting, asked_to_stop), return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        await cancel_and_wait(starting)
+        log.info("node_stopped", node=config.node_id, before="serving")
+        return
+    starting.result()  # a start that failed raises here
+    lease_lost = asyncio.create_task(runtime.lease_lost.wait(), name="lease-lost")
+    await asyncio.wait((asked_to_stop, lease_lost), return_when=asyncio.FIRST_COMPLETED)
+    await cancel_and_wait(asked_to_stop, lease_lost)
     await runtime.stop()
+    if runtime.lease_lost.is_set():
+        raise StoreUnavailable(
+            f"{config.node_id} lost the lease of its store {config.store_place} and stopped serving"
+            " (another process may hold it now); start it again to wait as the standby"
+        )

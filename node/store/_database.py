@@ -45,6 +45,20 @@ CONNECT_TIMEOUT_SECONDS: Final = 10
 """How long a connection to the PostgreSQL server may take to open."""
 
 
+
+CONNECTION_DEFAULTS: Final = {
+    "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 20_000,
+}
+"""libpq settings a store URL may override: over TCP, a server (or the path to it) that
+vanished without a word is known gone within about 20 s, and so is the lease
+(on a unix socket the kernel tells at once)."""
+
+
 class StoreInUse(StoreError):
     """Another process holds this store (its lease, or the data directory's lock)."""
 
@@ -290,7 +304,8 @@ class PostgresDatabase:
         """A connection, or StoreError naming the URL and what the server or libpq said."""
         import psycopg
 
-        extra: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        given = {key for key, _ in parse_qsl(urlsplit(url).query)}
+        extra: dict[str, Any] = {k: v for k, v in CONNECTION_DEFAULTS.items() if k not in given}
         if password is not None:
             extra["password"] = password
         try:
