@@ -109,7 +109,7 @@ from node.limits import (
 )
 from node.pki import check_node_tls, load_ed25519_private_key, read_private_key_pem
 from node.situation.settings import DEFAULT_ACK_DEADLINE_MINUTES, check_deadline_minutes
-from node.store import STORE_FILE, Store, check_postgres_url, read_password
+from node.store import STORE_FILE, Store, check_postgres_url, read_password, redact
 from node.trust import Trust, describe_validation_error, log_origin
 
 BASE_DIR_CONTEXT: Final = "base_dir"
@@ -670,6 +670,8 @@ def _from_environment(exc: ValidationError, environ: Mapping[str, str]) -> str:
         for end in range(len(loc), 0, -1):
             variable = ENV_PREFIX + ENV_NESTED_DELIMITER.join(loc[:end]).upper()
             if variable in given:
-                named.append(f"{variable}={given[variable][:80]!r}")
+                # a store URL refused for holding a password must not echo it
+                shown = redact(given[variable]) if loc[0] == "store" else given[variable]
+                named.append(f"{variable}={shown[:80]!r}")
                 break
     return f" (set by the environment: {', '.join(dict.fromkeys(named))})" if named else ""

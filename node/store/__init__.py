@@ -10,7 +10,14 @@ May import: node's shared modules, node.crypto.
 """
 
 from node.store._backup import SIDE_FILE_SUFFIXES, copy_online, make_self_contained
-from node.store._database import PASSWORD_ENV, StoreInUse, StoreUnavailable, check_postgres_url, read_password
+from node.store._database import (
+    PASSWORD_ENV,
+    StoreInUse,
+    StoreUnavailable,
+    check_postgres_url,
+    read_password,
+    redact,
+)
 from node.store._store import (
     ALERT_STATES,
     STORE_FILE,
@@ -41,4 +48,5 @@ __all__ = [
     "copy_online",
     "make_self_contained",
     "read_password",
+    "redact",
 ]
