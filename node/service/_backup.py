@@ -152,6 +152,17 @@ def _cosigners(config: NodeConfig, store: Store, note: str) -> tuple[Country, ..
 
 
 # ------------------------------------------------------------------ backup
+def _refuse_postgresql(config: NodeConfig, what: str) -> None:
+    """`ewx backup` and `ewx restore` copy the SQLite file; a store on PostgreSQL is the
+    agency's database, backed up and restored with the server's own tools."""
+    if config.store is not None:
+        raise RefusedOperation(
+            f"{what}: this node's store is on PostgreSQL ({config.store_place}), not a file: back it up"
+            " and restore it with PostgreSQL's own tools (pg_dump / pg_restore, base backups), or copy"
+            " it to or from an EWX store file with `ewx store migrate`"
+        )
+
+
 def backup_store(config: NodeConfig, out: Path, *, force: bool = False) -> StoreCheck:
     """Write a checked, consistent copy of the node's store to `out`; works with the node running.
 
@@ -160,6 +171,7 @@ def backup_store(config: NodeConfig, out: Path, *, force: bool = False) -> Store
     only a copy that passes is renamed to `out`. RefusedOperation if the node
     has no store yet or the copy does not verify (then nothing is at `out`).
     """
+    _refuse_postgresql(config, "backup")
     source = config.data_dir / STORE_FILE
     if not source.is_file():
         raise RefusedOperation(f"no store to back up: {source} does not exist (has the node ever run?)")
@@ -205,6 +217,7 @@ def restore_store(config: NodeConfig, backup: Path) -> Restored:
     not verify; in either case nothing in the data directory is changed
     but for a hidden temporary file that is removed again.
     """
+    _refuse_postgresql(config, "restore")
     if not backup.is_file():
         raise UsageError(f"backup {backup}: no such file")
     data_dir = config.data_dir

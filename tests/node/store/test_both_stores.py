@@ -387,3 +387,19 @@ def test_the_password_comes_from_its_file_else_the_environment(tmp_path: Path) -
     assert read_password(None, {}) is None
     with pytest.raises(ConfigError, match="store password_file"):
         read_password(tmp_path / "absent", {})
+
+
+def test_backup_and_restore_refuse_a_store_on_postgresql_naming_the_tools_to_use(
+    federation: dict[str, Path], postgres_url: str, tmp_path: Path
+) -> None:
+    from node.errors import RefusedOperation
+    from node.service import backup_store, restore_store
+
+    config = NodeConfig.load(federation["KR"], environ={"EWX_STORE__URL": postgres_url})
+    for attempt in (
+        lambda: backup_store(config, tmp_path / "kr.bak"),
+        lambda: restore_store(config, tmp_path / "x"),
+    ):
+        with pytest.raises(RefusedOperation, match=r"on PostgreSQL .*pg_dump.*ewx store migrate"):
+            attempt()
+    assert not (tmp_path / "kr.bak").exists()
