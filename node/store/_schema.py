@@ -180,16 +180,47 @@ CREATE TABLE IF NOT EXISTS merkle (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: Final = (_BASE + _LISTING_INDICES, _MERKLE)
+_APPEND_ONLY: Final = {
+    # What the Merkle tree and the checkpoints prove after the fact, the database
+    # enforces as it happens: no statement of this code, of a tool or of a person
+    # at a SQL prompt changes or removes an entry of the exchange log. (Whoever
+    # can drop the triggers can also rewrite the file; the audit catches that.)
+    "sqlite": """
+CREATE TRIGGER IF NOT EXISTS log_append_only_update BEFORE UPDATE ON log
+BEGIN SELECT RAISE(ABORT, 'the exchange log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS log_append_only_delete BEFORE DELETE ON log
+BEGIN SELECT RAISE(ABORT, 'the exchange log is append-only'); END;
+""",
+    "postgresql": """
+CREATE OR REPLACE FUNCTION ewx_log_append_only() RETURNS trigger LANGUAGE plpgsql
+AS $$ BEGIN RAISE EXCEPTION 'the exchange log is append-only'; END $$;
+DROP TRIGGER IF EXISTS log_append_only ON log;
+CREATE TRIGGER log_append_only BEFORE UPDATE OR DELETE ON log
+FOR EACH ROW EXECUTE FUNCTION ewx_log_append_only();
+DROP TRIGGER IF EXISTS log_no_truncate ON log;
+CREATE TRIGGER log_no_truncate BEFORE TRUNCATE ON log
+FOR EACH STATEMENT EXECUTE FUNCTION ewx_log_append_only();
+""",
+}
+
+Migration = str | dict[str, str]
+"""A migration's SQL: one text for both databases, or one per database (kind: "sqlite",
+"postgresql") where they have no statement in common (triggers)."""
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_BASE + _LISTING_INDICES, _MERKLE, _APPEND_ONLY)
 """Migration k (from 1) takes a store from version k - 1 to k; each is idempotent
 (IF NOT EXISTS), so a store that gained a table before versions were counted
 takes its migration unharmed."""
 
-def statements(script: str) -> list[str]:
-    """A migration's statements, one by one (so that each runs inside its transaction:
-    sqlite3's executescript would commit first), comments left out."""
+
+def statements(migration: Migration, kind: str) -> list[str]:
+    """A migration's statements for one database, one by one (so that each runs inside
+    its transaction: sqlite3's executescript would commit first), comments left out.
+    A statement ends with a semicolon at the end of its line (a trigger's body holds
+    others, inside its line)."""
+    script = migration if isinstance(migration, str) else migration[kind]
     text = re.sub(r"--[^\n]*", "", script)
-    return [part.strip() for part in text.split(";") if part.strip()]
+    return [part.strip() for part in re.split(r";[ \t]*(?:\n|$)", text) if part.strip()]
 
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

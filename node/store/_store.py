@@ -811,7 +811,7 @@ class Store(Reads):
         for number in range(version + 1, SCHEMA_VERSION + 1):
             db.begin_write()
             try:
-                for statement in statements(MIGRATIONS[number - 1]):
+                for statement in statements(MIGRATIONS[number - 1], db.kind):
                     db.execute_ddl(statement)
                 db.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"

@@ -26,6 +26,7 @@ from node.errors import ConfigError, StoreError
 from node.ids import Digest
 from node.store import AlertFilter, ListingKeys, Store, StoreInUse, StoreUnavailable, read_password
 from node.store._database import postgres_sql
+from node.store._schema import SCHEMA_VERSION
 from tests.support import postgres
 
 STORES = ("sqlite", "postgresql")
@@ -283,6 +284,22 @@ def test_the_root_is_the_rfc_6962_root_of_the_committed_entries_only(
         reopened.close()
 
 
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE log SET entry = ? WHERE idx = 0", "DELETE FROM log WHERE idx = 0", "DELETE FROM log"],
+)
+def test_no_statement_changes_or_removes_a_log_entry(store: Store, statement: str) -> None:
+    with store.transaction() as tx:
+        tx.append_log(b"entry")
+    args = (b"forged",) if "?" in statement else ()
+    with pytest.raises(store._conn.errors, match="the exchange log is append-only"):
+        store._conn.execute(statement, args)
+    store._conn.rollback()
+    assert list(store.log_entries()) == [(0, b"entry")]
+    with store.transaction() as tx:
+        assert tx.append_log(b"next") == 1  # appending is what stays allowed
+
+
 # ------------------------------------------------------------------ schema versions
 def test_a_store_of_a_newer_schema_is_refused_naming_both_versions(store: Store) -> None:
     with store.transaction() as tx:
@@ -291,7 +308,7 @@ def test_a_store_of_a_newer_schema_is_refused_naming_both_versions(store: Store)
     where = store.where
     kind = store.kind
     store.close()
-    with pytest.raises(StoreError, match=r"schema version 99, newer than this build's 2"):
+    with pytest.raises(StoreError, match=rf"schema version 99, newer than this build's {SCHEMA_VERSION}"):
         Store(Path(where)) if kind == "sqlite" else Store.postgresql(where)
     # the fixture's close of the closed store must not fail the test
     store._database = _Closed()
