@@ -214,10 +214,11 @@ class NodeRuntime:
         connection; `serve` then stops the node and exits non-zero, and the
         supervisor's restart makes it the standby.
         """
-        assert self.config.store is not None
+        if self.config.store is None:
+            return  # a SQLite file has no lease
         while True:
             await asyncio.sleep(self.config.store.lease_poll_seconds)
-            if not await self.service.call(self.service.store.alive):
+            if not await self.service.call(self.service.holds_store):
                 log.error(
                     "store_lease_lost",
                     node=self.service.me,

@@ -109,7 +109,7 @@ from node.limits import (
 )
 from node.pki import check_node_tls, load_ed25519_private_key, read_private_key_pem
 from node.situation.settings import DEFAULT_ACK_DEADLINE_MINUTES, check_deadline_minutes
-from node.store import STORE_FILE, Store, check_postgres_url, read_password, redact
+from node.store.settings import STORE_FILE, check_postgres_url, redact
 from node.trust import Trust, describe_validation_error, log_origin
 
 BASE_DIR_CONTEXT: Final = "base_dir"
@@ -458,28 +458,6 @@ class NodeConfig(BaseModel):
                 f"config file {path}: {describe_validation_error(exc)}{_from_environment(exc, environ)}"
             ) from None
         return config
-
-    def open_store(self) -> Store:
-        """The node's store, opened for writing: the SQLite file in data_dir, or the
-        PostgreSQL database of `[store]` with its lease held (StoreInUse if another
-        process holds it)."""
-        if self.store is None:
-            return Store(self.data_dir / STORE_FILE)
-        return Store.postgresql(self.store.url, password=read_password(self.store.password_file))
-
-    def read_store(self) -> Store:
-        """The node's store, opened beside the running node to read it (export, trust):
-        the SQLite file (WAL: one consistent snapshot), or the PostgreSQL database
-        without its lease."""
-        if self.store is None:
-            return Store(self.data_dir / STORE_FILE)
-        return Store.postgresql(
-            self.store.url, password=read_password(self.store.password_file), lease=False
-        )
-
-    def has_store(self) -> bool:
-        """Whether the node has a store yet (a PostgreSQL one is taken to exist: its database does)."""
-        return self.store is not None or (self.data_dir / STORE_FILE).exists()
 
     @property
     def store_place(self) -> str:

@@ -38,6 +38,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "trilateral": ("node.trilateral.",),
     "situation-settings": ("node.situation.settings",),
     "situation": ("node.situation.",),
+    "store-settings": ("node.store.settings",),
     "store": ("node.store.",),
     "audit": ("node.audit.",),
     "ews-settings": ("node.ews.thresholds",),
@@ -52,7 +53,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
 
 _BELOW_THE_SERVICE: set[str] = {
     "shared", "message", "crypto", "trust", "pki", "checks", "trilateral", "situation-settings", "situation",
-    "store", "audit", "ews-settings", "config", "ews",
+    "store-settings", "store", "audit", "ews-settings", "config", "ews",
 }
 
 MAY_IMPORT: dict[str, set[str]] = {
@@ -65,13 +66,14 @@ MAY_IMPORT: dict[str, set[str]] = {
     "trilateral": {"shared", "message"},
     "situation-settings": {"shared", "message"},
     "situation": {"shared", "message", "crypto", "trilateral", "situation-settings"},
-    "store": {"shared", "crypto"},
+    "store-settings": {"shared"},
+    "store": {"shared", "crypto", "store-settings"},
     "audit": {"shared", "message", "crypto", "trust", "checks", "trilateral", "situation", "situation-settings"},
     "ews-settings": {"shared"},
-    "config": {"shared", "crypto", "trust", "pki", "ews-settings", "situation-settings"},
+    "config": {"shared", "crypto", "trust", "pki", "ews-settings", "situation-settings", "store-settings"},
     "ews": {"shared", "ews-settings", "config"},
     "service": _BELOW_THE_SERVICE,
-    "operator": {"shared", "message", "trust", "store", "config", "service"},
+    "operator": {"shared", "message", "trust", "store-settings", "store", "config", "service"},
     "cli": _BELOW_THE_SERVICE | {"service", "operator"},
     "gateway": set(LAYERS) - {"gateway"},
 }

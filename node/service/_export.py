@@ -17,6 +17,7 @@ from node.config import NodeConfig
 from node.crypto import Checkpoint, sign_checkpoint
 from node.files import atomic_output, check_output_target
 from node.service._rotation import trust_with_updates
+from node.service._stores import read_node_store
 from node.store import Store
 
 PROGRESS_EVERY: Final = 1024
@@ -83,7 +84,7 @@ def export_bundle(
     the last: the calls sum to that number.
     """
     check_output_target(out, force=force)  # before any work
-    store = config.read_store()
+    store = read_node_store(config)
     try:
         exported_at = (now or datetime.now(UTC)).astimezone(UTC)
         size, checkpoint = export_checkpoint(config, store, exported_at=exported_at)

@@ -27,6 +27,7 @@ from node.crypto import KEY_PURPOSES, KeyPurpose, Signer
 from node.errors import ConfigError, RefusedOperation, UsageError
 from node.files import sync_directory
 from node.pki import load_ed25519_private_key, write_private_key
+from node.service._stores import has_node_store, read_node_store
 from node.store import Store
 from node.trust import CertificateRevocation, Grant, KeyRevocation, Trust, build_update, replay, sign_update
 
@@ -60,9 +61,9 @@ def trust_with_updates(config: NodeConfig, trust: Trust, store: Store) -> Trust:
 def node_trust(config: NodeConfig) -> Trust:
     """The trust a node works with, read beside it (running or not) without creating a store."""
     trust = config.load_trust()
-    if not config.has_store():
+    if not has_node_store(config):
         return trust
-    store = config.read_store()
+    store = read_node_store(config)
     try:
         return trust_with_updates(config, trust, store)
     finally:

@@ -34,6 +34,7 @@ from node.service._publishing import Publishing
 from node.service._receiving import Receiving
 from node.service._rejoin import Rejoining
 from node.service._rotation import install_pending_keys, trust_with_updates
+from node.service._stores import open_node_store
 from node.service._trilateral import Trilateral
 from node.service._trust import TrustUpdating
 from node.service._views import BoardSnapshot, Views, listing_keys_of
@@ -161,7 +162,7 @@ class NodeService:
     @classmethod
     def open(cls, config: NodeConfig, *, clock: Clock = utc_now) -> NodeService:
         """Load trust and keys, open the store in the data directory."""
-        store = config.open_store()
+        store = open_node_store(config)
         try:
             store.fill_listing_keys(listing_keys_of)  # a store from before the listing columns
             # The trust file, amended by the members' updates this node holds
@@ -178,6 +179,11 @@ class NodeService:
     def close(self) -> None:
         """Close the store."""
         self.ctx.store.close()
+
+    def holds_store(self) -> bool:
+        """Whether this process still holds its store: a PostgreSQL store's lease (a round trip
+        on the store's connection; gone with the connection); a SQLite file is always held."""
+        return self.ctx.store.alive()
 
     async def call(self, work: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """`work(*args, **kwargs)` on the store's thread, awaited; directly if it has none.

@@ -10,17 +10,9 @@ May import: node's shared modules, node.crypto.
 """
 
 from node.store._backup import SIDE_FILE_SUFFIXES, copy_online, make_self_contained
-from node.store._database import (
-    PASSWORD_ENV,
-    StoreInUse,
-    StoreUnavailable,
-    check_postgres_url,
-    read_password,
-    redact,
-)
+from node.store._database import StoreInUse, StoreUnavailable
 from node.store._store import (
     ALERT_STATES,
-    STORE_FILE,
     AlertFilter,
     ListingKeys,
     Reads,
@@ -29,6 +21,7 @@ from node.store._store import (
     Tx,
 )
 from node.store._thread import StoreThread
+from node.store.settings import PASSWORD_ENV, STORE_FILE, check_postgres_url, read_password, redact
 
 __all__ = [
     "ALERT_STATES",

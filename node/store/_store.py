@@ -34,9 +34,6 @@ from node.ids import COUNTRIES, Country, Digest, as_country
 from node.store._database import Database, PostgresDatabase, SqliteDatabase
 from node.store._schema import LISTING_COLUMNS, MIGRATIONS, SCHEMA_VERSION, TABLES, statements
 
-STORE_FILE: Final = "ewx.sqlite3"
-"""The store's file name inside the node's data directory."""
-
 _HISTORY_MISSING: Final = "history_missing:"
 """Prefix of the meta keys naming a peer that holds own history the store lacks."""
 _HISTORY_UNCHECKED: Final = "history_unchecked"
