@@ -31,7 +31,7 @@ from gateway.status_map import (
     WITNESS_CHECKPOINT_TRAILER,
     WITNESS_SIZE_TRAILER,
 )
-from gateway.tasks import cancel_and_wait
+from gateway.tasks import being_cancelled, cancel_and_wait
 from gateway.tls import channel_credentials, channel_options
 from node.digits import ascii_int
 from node.errors import InboundRejected, Malformed, RefusedOperation, TrustUpdateRejected
@@ -271,6 +271,15 @@ class DeliveryLoop:
             self._wake.clear()
             try:
                 await self.drain()
+            except asyncio.CancelledError:
+                if being_cancelled():
+                    raise  # the node stops
+                # A call was cancelled under the loop, not the loop itself: a failed
+                # round like any other, or the outbox to this peer would wait for a restart.
+                self._failures += 1
+                log.error(
+                    "delivery_round_failed", node=self._service.me, peer=self.peer, error="a call was cancelled"
+                )
             except Exception:
                 # A bug or a peer's answer nobody foresaw: the outbox is durable,
                 # so log it and try again after a backoff rather than stop delivering.

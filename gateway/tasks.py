@@ -22,3 +22,12 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> list[tuple[asyncio.Task[
     if tasks:
         await asyncio.wait(tasks)
     return [(task, exc) for task in tasks if not task.cancelled() and (exc := task.exception()) is not None]
+
+
+def being_cancelled() -> bool:
+    """Whether the running task itself was asked to stop (Task.cancel), as against a
+    CancelledError raised out of something it awaited: grpc.aio raises CancelledError from
+    a call that was cancelled under the task, and a loop that let that end it would stop
+    without a word while its node runs on."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -195,3 +195,38 @@ def test_a_peer_without_the_stream_gets_delivers_one_by_one(
             assert {(e["alert_id"], e["seq"]) for e in failed} <= {(ids[0], 1)}
 
     asyncio.run(scenario())
+
+
+def test_a_cancelled_call_under_the_delivery_loop_is_a_failed_round_not_its_end(
+    federation: dict[Country, Path],
+) -> None:
+    """grpc.aio raises CancelledError out of a call cancelled under the awaiting task; the
+    loop took it for its own stop and ended without a word, and KR's outbox to US waited
+    for a restart (seen once: US held every alert by its pull, KR had no receipt)."""
+
+    async def scenario() -> None:
+        async with running(federation["KR"], federation["US"]) as nodes:
+            loop = nodes["KR"]._loops["US"]
+            real_drain = loop.drain
+            rounds: list[str] = []
+
+            async def drain_once_cancelled() -> bool:
+                if not rounds:
+                    rounds.append("cancelled")
+                    raise asyncio.CancelledError  # as from a call cancelled under the loop
+                rounds.append("drained")
+                return await real_drain()
+
+            loop.drain = drain_once_cancelled
+            kr = nodes["KR"].service
+            with capture_logs() as events:
+                alert_id = kr.publish(msg_type="ALERT", info=alert_info()).alert.alert_id
+                await wait_for(lambda: all(r.delivered_at for r in kr.store.outbox("US")), timeout=20)
+            assert rounds[0] == "cancelled" and "drained" in rounds
+            assert nodes["US"].service.store.alert("KR", alert_id) is not None
+            failed = [e for e in events if e["event"] == "delivery_round_failed"]
+            assert [e.get("error") for e in failed].count("a call was cancelled") == 1, failed
+            deliver_task = next(t for t in nodes["KR"]._tasks if t.get_name() == "deliver-US")
+            assert not deliver_task.done()
+
+    asyncio.run(scenario())
