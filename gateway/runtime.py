@@ -35,7 +35,7 @@ from gateway import grpc_env, rpc, tls
 from gateway.metrics import NodeMetrics
 from gateway.peers import DeliveryLoop, PeerClient, check_history, get_cosigned, pull, rejoin
 from gateway.server import FederationServicer
-from gateway.tasks import cancel_and_wait
+from gateway.tasks import being_cancelled, cancel_and_wait
 from node import limits
 from node.clock import Clock, utc_now
 from node.config import NodeConfig
@@ -70,10 +70,15 @@ def _survive(task: str, node: str) -> Iterator[None]:
 
     A loop that died would stop delivery or witnessing silently until a
     restart; the round is logged with its traceback and the loop goes on at
-    its next turn. Cancellation still ends it.
+    its next turn. Its own cancellation still ends it; a CancelledError out of a
+    call cancelled under it (grpc.aio raises one) is a failed round too.
     """
     try:
         yield
+    except asyncio.CancelledError:
+        if being_cancelled():
+            raise
+        log.error("background_round_failed", node=node, task=task, error="a call was cancelled")
     except Exception:
         log.exception("background_round_failed", node=node, task=task)
 

@@ -64,3 +64,31 @@ def test_the_helpers_end_and_their_failures_are_not_raised() -> None:
         assert await cancel_and_wait() == []  # nothing to end
 
     asyncio.run(scenario())
+
+
+def test_a_background_round_survives_a_cancelled_call_but_not_its_own_cancellation() -> None:
+    from gateway.runtime import _survive
+
+    async def scenario() -> None:
+        rounds: list[int] = []
+        third = asyncio.Event()
+
+        async def loop() -> None:
+            while True:
+                with _survive("test", "KR"):
+                    rounds.append(len(rounds))
+                    if len(rounds) == 1:
+                        raise asyncio.CancelledError  # out of a call cancelled under the loop
+                    if len(rounds) == 3:
+                        third.set()
+                    await asyncio.sleep(0.01)
+
+        task = asyncio.create_task(loop())
+        await asyncio.wait_for(third.wait(), timeout=5)
+        assert not task.done()  # the first round's CancelledError did not end it
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert task.cancelled()  # its own cancellation did
+
+    asyncio.run(scenario())
