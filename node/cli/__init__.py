@@ -7,9 +7,9 @@ shape an alert, shared with `ewx ews approve`). The groups: `_pki` (`ewx pki
 init/show/ca/csr/sign`), `_rotation` (`ewx pki rotate/endorse/announce`: keys
 rotated and revoked), `_alerts` (`ewx alert`), `_trilateral` (`ewx watchlist`, `ewx policy`), `_node`
 (`ewx status`, `ewx node rejoin/first-start`), `_health` (`ewx health`, the
-node's probe), `_backup` (`ewx backup`, `ewx restore`), `_outbox` (`ewx
-outbox`), `_audit` (`ewx log export`, `ewx audit`); `ewx ews` is
-node/ews/cli.py. The gateway adds `serve` and `demo` (gateway/cli.py).
+node's probe), `_backup` (`ewx backup`, `ewx restore`), `_store` (`ewx store
+migrate`), `_outbox` (`ewx outbox`), `_audit` (`ewx log export`, `ewx audit`);
+`ewx ews` is node/ews/cli.py. The gateway adds `serve` and `demo` (gateway/cli.py).
 
 May import: all of node/.
 """

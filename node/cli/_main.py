@@ -27,6 +27,7 @@ from node.cli._node import add_node_commands, add_status_command
 from node.cli._outbox import add_outbox_commands
 from node.cli._pki import add_pki_commands
 from node.cli._rotation import add_rotation_commands
+from node.cli._store import add_store_commands
 from node.cli._trilateral import add_trilateral_commands
 from node.errors import EwxError
 from node.ews.cli import add_ews_commands
@@ -60,6 +61,7 @@ def build_parser(extend: Callable[[Subcommands], None] | None = None) -> argpars
     add_config_commands(commands, add_config)
     add_health_command(commands, add_config)
     add_backup_commands(commands, add_config)
+    add_store_commands(commands, add_config)
     add_node_commands(commands, add_config)
     add_outbox_commands(commands, add_config)
     add_audit_commands(commands, add_config)
