@@ -92,6 +92,10 @@ MAX_CATCHUP_PAGE = 1000
 default and the ceiling of `catchup_page_served` and `catchup_page_requested`
 (a page is built in memory: at most 1000 x 8 KiB per open stream)."""
 
+PUBLISH_GROUP_MAX = 200
+"""Most publishes that wait together taken into one transaction and one durable commit
+(node/service/_group.py); their own store turn is about as long as STORE_TURN_ALERTS'."""
+
 STORE_TURN_ALERTS = 100
 """Most alerts of a catch-up page stored in one commit, one turn of the store's
 thread (NodeService.store_page): a Deliver that arrives meanwhile waits for one

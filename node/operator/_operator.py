@@ -371,7 +371,7 @@ class OperatorServer:
         reference = request.reference
         fields = request.model_dump(exclude={"reference"})
         fields["reference"] = (reference.origin, reference.alert_id) if reference else None
-        published = await self._service.call(self._service.publish, **fields)
+        published = await self._service.publish_grouped(**fields)
         return published.to_json()
 
     async def _list(self, args: dict[str, Any]) -> Any:

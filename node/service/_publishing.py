@@ -7,6 +7,7 @@ together. The lifecycle rules are node/service/_lifecycle.py.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -185,20 +186,25 @@ class Publishing:
                 tx.queue(recipient=d.recipient, seq=d.seq, alert_id=alert_id, created_at=iso(now))
             if idempotency_key is not None:
                 tx.remember(idempotency_key, alert_id, iso(now))
+            # Told once it is durable: in a group (publish_grouped) that is at the
+            # group's commit, after the others of the group, not when this part ends.
+            tx.after_commit(functools.partial(self._published, alert, dig, index, targets))
+        return Published(alert=alert, digest=dig, log_index=index)
+
+    def _published(self, alert: Alert, dig: Digest, index: int, targets: tuple[Country, ...]) -> None:
         log.info(
             "alert_published",
             node=self.ctx.me,
-            alert_id=alert_id,
-            msg_type=msg_type,
+            alert_id=alert.alert_id,
+            msg_type=alert.msg_type,
             recipients=list(targets),
             log_index=index,
         )
-        if msg_type in WATCHLIST_TYPES:  # the ledger holds watchlist messages only, as when it is loaded
+        if alert.msg_type in WATCHLIST_TYPES:  # the ledger holds watchlist messages only, as when it is loaded
             self.ctx.watchlist.add(self.ctx.me, dig, alert)
         if self.ctx.on_outbox is not None:
             for recipient in targets:
                 self.ctx.on_outbox(recipient)
-        return Published(alert=alert, digest=dig, log_index=index)
 
     def _published_under(self, key: str) -> Published | None:
         alert_id = self.ctx.store.idempotent(key)

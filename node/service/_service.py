@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Sequence
-from typing import Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from cryptography import x509
 
@@ -28,9 +28,10 @@ from node.crypto import KeyPurpose, Signer
 from node.ids import Country
 from node.message import Receipt
 from node.service._context import Observer, ServiceContext
+from node.service._group import PublishGroups
 from node.service._links import LinkState
 from node.service._outbox import Outbox
-from node.service._publishing import Publishing
+from node.service._publishing import Published, Publishing
 from node.service._receiving import Receiving
 from node.service._rejoin import Rejoining
 from node.service._rotation import install_pending_keys, trust_with_updates
@@ -137,6 +138,7 @@ class NodeService:
         """What the operator API and the CLI call, each the part's own method."""
         views, history, trilateral = self.views, self.history, self.trilateral
         self.publish = self.publishing.publish
+        self._groups = PublishGroups(store=self.ctx.store, publish=self.publishing.publish, on_store_thread=self.call)
         self.import_transfer = self.receiving.import_transfer
         self.announce_trust_update = self.trust_updates.announce_trust_update
         self.alert_page = views.alert_page
@@ -194,6 +196,12 @@ class NodeService:
         if self.store_thread is None:
             return work(*args, **kwargs)
         return await self.store_thread.run(work, *args, **kwargs)
+
+    async def publish_grouped(self, **fields: Any) -> Published:
+        """`publish` from the event loop, in a group with the publishes waiting beside it: one
+        durable commit for all of them (node/service/_group.py), each answered after it."""
+        published: Published = await self._groups.publish(fields)
+        return published
 
     async def store_page(self, envelopes: Sequence[bytes], *, peer: Country, direct: bool) -> int:
         """Catch-up from the event loop: a page stored in turns of the store's thread.

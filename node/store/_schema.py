@@ -154,9 +154,9 @@ LISTING_COLUMNS: Final = (
     ("ref_alert_id", "TEXT"),
 )
 """Columns added to the alerts table of a SQLite store from before they existed (in
-_BASE now); Store.fill_listing_keys fills them from the signed alerts."""
+_BASE now), with LISTING_INDICES; Store.fill_listing_keys fills them from the signed alerts."""
 
-_LISTING_INDICES: Final = """
+LISTING_INDICES: Final = """
 -- Keyset pagination of `ewx alert list` in log order, whole or by origin, and
 -- its `since` filter; the follow-ups of an alert (its state) by reference.
 CREATE INDEX IF NOT EXISTS alerts_by_log ON alerts (log_index);
@@ -207,7 +207,7 @@ Migration = str | dict[str, str]
 """A migration's SQL: one text for both databases, or one per database (kind: "sqlite",
 "postgresql") where they have no statement in common (triggers)."""
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_BASE + _LISTING_INDICES, _MERKLE, _APPEND_ONLY)
+MIGRATIONS: Final[tuple[Migration, ...]] = (_BASE + LISTING_INDICES, _MERKLE, _APPEND_ONLY)
 """Migration k (from 1) takes a store from version k - 1 to k; each is idempotent
 (IF NOT EXISTS), so a store that gained a table before versions were counted
 takes its migration unharmed."""

@@ -32,7 +32,14 @@ from node.crypto import (
 from node.errors import ConfigError, StoreError
 from node.ids import COUNTRIES, Country, Digest, as_country
 from node.store._database import Database, PostgresDatabase, SqliteDatabase
-from node.store._schema import LISTING_COLUMNS, MIGRATIONS, SCHEMA_VERSION, TABLES, statements
+from node.store._schema import (
+    LISTING_COLUMNS,
+    LISTING_INDICES,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TABLES,
+    statements,
+)
 
 _HISTORY_MISSING: Final = "history_missing:"
 """Prefix of the meta keys naming a peer that holds own history the store lacks."""
@@ -134,6 +141,17 @@ class Tx:
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once this transaction's commit succeeded."""
         self.committed.append(callback)
+
+    def _mark(self) -> tuple[CompactRange, int, dict[tuple[Country, Country], int], int]:
+        """What a savepoint must put back if the part after it is rolled back."""
+        return self.frontier.copy(), len(self.appended), dict(self._last_seq), len(self.committed)
+
+    def _restore(self, mark: tuple[CompactRange, int, dict[tuple[Country, Country], int], int]) -> None:
+        frontier, appended, last_seq, committed = mark
+        self.frontier = frontier
+        del self.appended[appended:]
+        self._last_seq = last_seq
+        del self.committed[committed:]
 
     def remember(self, key: str, alert_id: str, at: str) -> None:
         """Bind an idempotency key to the alert published under it."""
@@ -773,6 +791,9 @@ class Store(Reads):
     def _open(self, database: Database, *, migrate: bool = True) -> None:
         self._owner = threading.get_ident()
         self._in_tx = False
+        self._group: Tx | None = None
+        self._group_lost: BaseException | None = None
+        self._savepoints = 0
         self._database = database
         try:
             if migrate:
@@ -799,12 +820,14 @@ class Store(Reads):
         """Bring the store to SCHEMA_VERSION, a migration a transaction (node/store/_schema.py)."""
         db = self._conn
         tables = db.tables()
-        if "alerts" in tables:  # a SQLite store from before the listing columns
+        version = self._schema_version() if "meta" in tables else 0
+        if "alerts" in tables and version <= 1:  # a SQLite store from before the listing columns
             have = db.columns("alerts")
             for name, kind in LISTING_COLUMNS:
                 if name not in have:
                     db.execute_ddl(f"ALTER TABLE alerts ADD COLUMN {name} {kind}")
-        version = self._schema_version() if "meta" in tables else 0
+            for statement in statements(LISTING_INDICES, db.kind):
+                db.execute_ddl(statement)
         for number in range(version + 1, SCHEMA_VERSION + 1):
             db.begin_write()
             try:
@@ -904,6 +927,9 @@ class Store(Reads):
         """
         self._owner = threading.get_ident()
         self._in_tx = False
+        self._group = None
+        self._group_lost = None
+        self._savepoints = 0
         if not path.is_file():
             raise StoreError(f"cannot read store {path}: no such file")
         try:
@@ -1000,8 +1026,39 @@ class Store(Reads):
         A full disk is StoreFull, a PostgreSQL server gone StoreUnavailable, and
         nothing of the transaction was written in either case.
         """
+        if self._group is not None:
+            with self._savepoint(self._group) as tx:
+                yield tx
+            return
         if self._in_tx:
             raise StoreError("nested transaction")
+        with self._outermost() as tx:
+            yield tx
+
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        """One transaction, one durable commit, for many: each transaction() opened inside
+        it is a savepoint of it, undone alone if it fails, while the others stand.
+
+        Group commit (issue 15): concurrent publishes share one fsync. What each
+        registered with after_commit runs once the group has committed, and the
+        caller acknowledges none of them before this block has ended without an
+        exception; if the commit itself fails, none of them was written.
+        """
+        if self._in_tx:
+            raise StoreError("nested transaction")
+        with self._outermost() as tx:
+            self._group, self._group_lost = tx, None
+            try:
+                yield
+                if self._group_lost is not None:  # then nothing of the group is written: say so
+                    raise self._group_lost
+            finally:
+                self._group = self._group_lost = None
+
+    @contextmanager
+    def _outermost(self) -> Iterator[Tx]:
+        """BEGIN ... COMMIT, then the after-commit callbacks; rolled back entirely on any exception."""
         self._in_tx = True
         db = self._conn
         try:
@@ -1025,6 +1082,32 @@ class Store(Reads):
             self._in_tx = False
         for callback in tx.committed:
             callback()
+
+    @contextmanager
+    def _savepoint(self, tx: Tx) -> Iterator[Tx]:
+        """One part of a group: rolled back to where it began on any exception, the group's
+        frontier, appends and callbacks with it."""
+        db = self._conn
+        if self._group_lost is not None:
+            raise StoreError(f"store {self.where}: this group's transaction is lost: {self._group_lost}")
+        self._savepoints += 1
+        name = f"part_{self._savepoints}"
+        mark = tx._mark()
+        db.execute(f"SAVEPOINT {name}")
+        try:
+            yield tx
+        except BaseException as exc:
+            if not db.in_transaction:  # SQLite drops the whole transaction on a full disk
+                self._group_lost = exc
+            else:
+                db.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                db.execute(f"RELEASE SAVEPOINT {name}")
+                tx._restore(mark)
+            if isinstance(exc, db.errors) and (problem := db.problem(exc)) is not None:
+                raise problem from None
+            raise
+        else:
+            db.execute(f"RELEASE SAVEPOINT {name}")
 
     # ------------------------------------------------------------ the log
     @property

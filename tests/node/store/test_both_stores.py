@@ -238,6 +238,37 @@ def test_a_transaction_that_fails_leaves_nothing_and_the_log_as_it_was(store: St
         assert tx.append_log(b"next") == 1  # the index after the kept entry, not after the lost ones
 
 
+def test_a_group_commits_its_parts_once_and_a_failed_part_leaves_nothing(store: Store) -> None:
+    told: list[str] = []
+    with store.group():
+        with store.transaction() as tx:
+            tx.append_log(b"first")
+            tx.after_commit(lambda: told.append("first"))
+        with pytest.raises(RuntimeError, match="refused"), store.transaction() as tx:
+            tx.append_log(b"undone")
+            tx.queue(recipient=JP, seq=1, alert_id="KR-1", created_at="t")
+            assert tx.next_number("alerts") == 1
+            tx.after_commit(lambda: told.append("undone"))
+            raise RuntimeError("refused")
+        with store.transaction() as tx:
+            assert tx.append_log(b"second") == 1  # the undone part's index is free again
+            assert tx.next_number("alerts") == 1  # and so is its number
+            tx.after_commit(lambda: told.append("second"))
+        assert told == []  # nothing is told before the one commit
+    assert told == ["first", "second"]
+    assert list(store.log_entries()) == [(0, b"first"), (1, b"second")]
+    levels = MerkleLevels()
+    for entry in (b"first", b"second"):
+        levels.append(leaf_hash(entry))
+    assert store.log_root() == levels.root() and store.outbox() == []
+    with pytest.raises(RuntimeError, match="whole"), store.group():
+        with store.transaction() as tx:
+            tx.append_log(b"in a group that fails")
+        raise RuntimeError("the whole group")
+    assert (store.log_size, store.log_root()) == (2, levels.root())
+    assert told == ["first", "second"]
+
+
 class _Dropped(Exception):
     pass
 
