@@ -114,6 +114,9 @@ def _second_node_on_the_same_port(config: Path) -> Path:
     return second
 
 
+@pytest.mark.sqlite_only(
+    "its second node copies KR's node.toml: on PostgreSQL the same database, so it waits as KR's standby"
+)
 def test_a_second_node_on_a_port_in_use_refuses_to_start(federation: Fed) -> None:
     from gateway.runtime import NodeRuntime
     from node.config import NodeConfig
@@ -283,6 +286,7 @@ def _cap_pages(store: Any, pages: int | None = None) -> None:
     conn.execute(f"PRAGMA max_page_count = {limit}")
 
 
+@pytest.mark.sqlite_only("fakes a full disk with SQLite's PRAGMA max_page_count")
 def test_a_full_store_reads_as_store_is_full_at_the_operator(federation: Fed) -> None:
     from node.errors import StoreFull
 
@@ -299,6 +303,7 @@ def test_a_full_store_reads_as_store_is_full_at_the_operator(federation: Fed) ->
     asyncio.run(scenario())
 
 
+@pytest.mark.sqlite_only("fakes a full disk with SQLite's PRAGMA max_page_count")
 def test_a_full_store_answers_a_peer_unavailable_store_full_and_takes_the_retry(federation: Fed) -> None:
     """A peer's Deliver to a full store: nothing written or acknowledged, a status the
     sender retries (not INTERNAL with a correlation id), and the retry stored once space is back."""

@@ -15,6 +15,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from gateway.runtime import NodeRuntime
 from node.config import NodeConfig
 from node.files import GENESIS_FILE
@@ -50,6 +52,7 @@ async def _publish_and_wipe(fed: Fed, nodes: dict[Country, NodeRuntime], count: 
     shutil.rmtree(NodeConfig.load(fed["KR"]).data_dir)
 
 
+@pytest.mark.sqlite_only("wipes KR's data directory, and its SQLite store with it")
 def test_a_node_on_a_wiped_data_directory_refuses_to_publish_naming_the_peer(tmp_path: Path) -> None:
     fed = _federation(tmp_path)
 
@@ -95,6 +98,7 @@ def test_a_node_on_a_wiped_data_directory_refuses_to_publish_naming_the_peer(tmp
     asyncio.run(scenario())
 
 
+@pytest.mark.sqlite_only("wipes KR's data directory, and its SQLite store with it")
 def test_the_peers_cosigned_size_alone_is_enough(tmp_path: Path) -> None:
     """A node whose alerts went to one peer only still learns from the other's witnessed size."""
     fed = _federation(tmp_path)
@@ -138,6 +142,7 @@ def _own_ids(service: NodeService) -> set[str]:
     return {a.alert_id for a in service.store.alerts() if a.origin == "KR"}
 
 
+@pytest.mark.sqlite_only("wipes KR's data directory, and its SQLite store with it")
 def test_rejoin_recovers_own_alerts_and_continues_after_them(tmp_path: Path) -> None:
     fed = _federation(tmp_path)
     trust = str(fed["KR"].parent.parent / "federation.json")

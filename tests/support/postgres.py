@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 USER: Final = "postgres"
 """The superuser pgserver's initdb makes; trust authentication on the socket, no password."""
@@ -184,6 +184,18 @@ def fresh_database(label: str) -> str:
         if _long_lived_depth == 0:
             _per_test.append(name)
         return running.url(name)
+
+
+def recreate_database(url: str) -> None:
+    """Drop the database of `url` (a URL fresh_database gave) and make it again, empty: a lost
+    store, as deleting a SQLite file is (the URL stays the same)."""
+    name = unquote(urlsplit(url).path.lstrip("/"))
+    with _lock:
+        running = server()
+        if not name.startswith("t_") or running.url(name) != url:
+            raise ValueError(f"{url} is not a database of this process's test server")
+        running.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        running.execute(f'CREATE DATABASE "{name}"')
 
 
 @contextlib.contextmanager

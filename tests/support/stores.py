@@ -11,6 +11,7 @@ skipped on PostgreSQL (tests/conftest.py).
 from __future__ import annotations
 
 import os
+import shutil
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,3 +52,16 @@ def put_on_test_store(configs: Mapping[Country, Path], label: str) -> None:
         data = tomllib.loads(path.read_text())
         data["store"] = {"url": fresh_database(f"{label}_{country}")}
         path.write_text(tomli_w.dumps(data))
+
+
+def wipe_node_store(config: Path) -> None:
+    """Lose the store of the node of `config`, as a dead disk would: its data directory removed
+    and, on PostgreSQL, its database dropped and made again, empty."""
+    from node.config import NodeConfig
+
+    loaded = NodeConfig.load(config)
+    shutil.rmtree(loaded.data_dir)
+    if loaded.store is not None:
+        from tests.support.postgres import recreate_database
+
+        recreate_database(loaded.store.url)
