@@ -118,6 +118,10 @@ class Database(Protocol):
 
     def integrity_problems(self, limit: int) -> list[str]: ...
 
+    def continue_identity(self, table: str, column: str) -> None:
+        """Make the next row's generated `column` follow the largest one present (after a copy)."""
+        ...
+
 
 # ---------------------------------------------------------------- SQLite
 class SqliteDatabase:
@@ -193,6 +197,9 @@ class SqliteDatabase:
         if isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode == sqlite3.SQLITE_FULL:
             return StoreFull(f"store is full ({self.where}: {exc}); nothing was written; free disk space")
         return None
+
+    def continue_identity(self, table: str, column: str) -> None:
+        """Nothing to do: an INTEGER PRIMARY KEY takes the largest + 1 by itself."""
 
     def integrity_problems(self, limit: int) -> list[str]:
         """SQLite's own check of the file (`PRAGMA integrity_check`): empty if sound."""
@@ -351,6 +358,11 @@ class PostgresDatabase:
                 " this process no longer holds the store's lease"
             )
         return None
+
+    def continue_identity(self, table: str, column: str) -> None:
+        """Set the identity's sequence to the largest id (a sequence is not rolled back: call
+        it last, just before the commit)."""
+        self.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), MAX({column})) FROM {table}")
 
     def integrity_problems(self, limit: int) -> list[str]:
         """None to report: PostgreSQL checks its pages itself (data checksums, amcheck)."""

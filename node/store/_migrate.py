@@ -471,15 +471,9 @@ def _continue_identities(db: Database) -> None:
 
     After the checks, just before the commit: a sequence is not rolled back.
     """
-    if db.kind != "postgresql":
-        return
     for table in COPIED_TABLES:
         if table.identity is not None:
-            column = table.identity
-            db.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table.name}', '{column}'), MAX({column}))"
-                f" FROM {table.name}"
-            )
+            db.continue_identity(table.name, table.identity)
 
 
 # ------------------------------------------------------------------ the checks
