@@ -45,6 +45,7 @@ POSTGRESQL_SUITES=(
     tests/federation/test_hostile_matrix.py
     tests/federation/test_faults.py
     tests/federation/test_relay.py
+    tests/federation/test_rejoin.py
     tests/federation/test_transfer.py
     tests/federation/test_witnessing.py
     tests/gateway/test_delivery_stream.py

@@ -25,7 +25,7 @@ def cmd_outbox_export(args: argparse.Namespace) -> int:
     if args.peer not in config.peers:
         raise UsageError(f"{args.peer} is not a peer of {config.node_id}")
     check_output_target(Path(args.out), force=args.force)  # before any work
-    service = NodeService.open(config)
+    service = NodeService.open(config, beside_the_node=True)  # the node may be running
     try:
         envelopes = service.undelivered(args.peer)
     finally:

@@ -26,6 +26,7 @@ from node.service._receiving import StreamTurn
 from node.service._rejoin import HeldByPeer
 from node.service._rotation import next_key_path, node_trust, prepare_rotation
 from node.service._service import NodeService
+from node.service._stores import open_node_store, read_node_store
 from node.service._views import micros
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "next_key_path",
     "node_is_running",
     "node_trust",
+    "open_node_store",
     "prepare_rotation",
+    "read_node_store",
     "restore_store",
 ]

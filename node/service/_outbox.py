@@ -133,7 +133,7 @@ class Outbox:
                 new_key=signer.key_id,
                 reason="revoked" if entry.revoked_at(now()) else "expired",
             )
-        if renewed:
+        if renewed and self.ctx.store.writable:  # else the node keeps them when it delivers
             with self.ctx.store.transaction() as tx:
                 for alert_id, fresh in renewed:
                     tx.replace_envelope(self.ctx.me, alert_id, fresh)

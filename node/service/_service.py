@@ -35,7 +35,7 @@ from node.service._publishing import Published, Publishing
 from node.service._receiving import Receiving
 from node.service._rejoin import Rejoining
 from node.service._rotation import install_pending_keys, trust_with_updates
-from node.service._stores import open_node_store
+from node.service._stores import open_node_store, read_node_store
 from node.service._trilateral import Trilateral
 from node.service._trust import TrustUpdating
 from node.service._views import BoardSnapshot, Views, listing_keys_of
@@ -162,16 +162,23 @@ class NodeService:
         self.policy_events = trilateral.policy_events
 
     @classmethod
-    def open(cls, config: NodeConfig, *, clock: Clock = utc_now) -> NodeService:
-        """Load trust and keys, open the store in the data directory."""
-        store = open_node_store(config)
+    def open(cls, config: NodeConfig, *, clock: Clock = utc_now, beside_the_node: bool = False) -> NodeService:
+        """Load trust and keys, open the node's store.
+
+        `beside_the_node`: for a command that reads while the node may run (`ewx
+        outbox export`): the store is opened as read_node_store opens it (on
+        PostgreSQL without the lease, read-only), and nothing is installed.
+        """
+        store = read_node_store(config) if beside_the_node else open_node_store(config)
         try:
-            store.fill_listing_keys(listing_keys_of)  # a store from before the listing columns
+            if not beside_the_node:
+                store.fill_listing_keys(listing_keys_of)  # a store from before the listing columns
             # The trust file, amended by the members' updates this node holds
             # (node/service/_rotation.py); keys rotated since the file was written are
             # only known from those.
             trust = trust_with_updates(config, config.load_trust(), store)
-            install_pending_keys(config, trust)
+            if not beside_the_node:
+                install_pending_keys(config, trust)
             signers = config.load_signers(trust)
         except BaseException:
             store.close()

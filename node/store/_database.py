@@ -261,14 +261,20 @@ class PostgresDatabase:
         self._psycopg = psycopg
 
     @classmethod
-    def connect(cls, url: str, *, password: str | None) -> PostgresDatabase:
-        """A connection, or StoreError naming the URL and what the server or libpq said."""
+    def connect(cls, url: str, *, password: str | None, read_only: bool = False) -> PostgresDatabase:
+        """A connection, or StoreError naming the URL and what the server or libpq said.
+
+        `read_only`: every transaction of the session is READ ONLY, so the server
+        itself refuses a write from a process that does not hold the lease.
+        """
         import psycopg
 
-        given = {key for key, _ in parse_qsl(urlsplit(url).query)}
+        given = dict(parse_qsl(urlsplit(url).query))
         extra: dict[str, Any] = {k: v for k, v in CONNECTION_DEFAULTS.items() if k not in given}
         if password is not None:
             extra["password"] = password
+        if read_only:
+            extra["options"] = (given.get("options", "") + " -c default_transaction_read_only=on").strip()
         try:
             connection = psycopg.connect(url, autocommit=True, **extra)
         except psycopg.Error as exc:
@@ -348,6 +354,11 @@ class PostgresDatabase:
 
     def problem(self, exc: BaseException) -> StoreError | None:
         errors = self._psycopg.errors
+        if isinstance(exc, errors.ReadOnlySqlTransaction):
+            return StoreError(
+                f"store {self.where} is opened read-only here (without its lease): only the process"
+                " that holds the lease writes; nothing was written"
+            )
         if isinstance(exc, errors.DiskFull):
             return StoreFull(f"store is full ({self.where}: {_first_line(exc)}); nothing was written")
         if isinstance(exc, self._psycopg.OperationalError) and (

@@ -757,6 +757,8 @@ class Store(Reads):
         self.path: Path | None = path
         self.where = str(path)
         self._password: str | None = None
+        self.writable = not read_only
+        """False for a store opened only to read (a backup; PostgreSQL beside the running node)."""
         if read_only:
             self._open_read_only(path)
             return
@@ -775,17 +777,20 @@ class Store(Reads):
         """The store in a PostgreSQL database, with its lease held (StoreInUse if another
         process holds it: a second node on the same database, or the active of a pair).
 
-        Without `lease`, to read beside the running node (`ewx export`): nothing is
-        migrated, and the store must be at this code's schema version.
+        Without `lease`, to read beside the running node (`ewx export`): the
+        connection is read-only (PostgreSQL refuses its writes: only the lease
+        holder writes), nothing is migrated, and the store must be at this code's
+        schema version.
         """
         store = cls.__new__(cls)
         store.path = None
         store.where = url
         store._password = password
+        store.writable = lease  # without the lease, the connection may not write (read_only)
         if lease:
             store._open(PostgresDatabase.open_leased(url, password=password))
         else:
-            store._open(PostgresDatabase.connect(url, password=password), migrate=False)
+            store._open(PostgresDatabase.connect(url, password=password, read_only=True), migrate=False)
         return store
 
     def _open(self, database: Database, *, migrate: bool = True) -> None:

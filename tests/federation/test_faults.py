@@ -21,7 +21,7 @@ import pytest
 
 from node.config import NodeConfig
 from node.ids import Country
-from node.store import Store
+from node.service import read_node_store
 from node.wire import ewx_pb2 as pb
 from tests.federation.cluster import Cluster, Outcome, deliver_as, log_alerts, proxied_federation, wait_until
 from tests.support.proxy import ProxyThread
@@ -155,14 +155,13 @@ def test_isolated_node_catches_up_after_heal(cluster: Cluster, tmp_path: Path) -
     cluster.check_nothing_lost(tmp_path / "logs")
 
 
-@pytest.mark.sqlite_only("reads KR's envelopes and outbox from its ewx.sqlite3")
 def test_duplicate_and_reordered_delivery(cluster: Cluster, tmp_path: Path) -> None:
     """(e) KR's own signed alerts delivered to US by hand, repeated and out of order."""
     cluster.start("KR")
     for _ in range(5):
         cluster.publish("KR")
     cluster.stop("KR")
-    store = Store(NodeConfig.load(cluster.configs["KR"]).data_dir / "ewx.sqlite3")
+    store = read_node_store(NodeConfig.load(cluster.configs["KR"]))
     try:
         own = {a.alert_id: a.envelope for a in store.alerts() if a.via is None}
     finally:
@@ -214,7 +213,7 @@ def test_duplicate_and_reordered_delivery(cluster: Cluster, tmp_path: Path) -> N
     cluster.check_nothing_lost(tmp_path / "logs")
     us_log = log_alerts(tmp_path / "logs" / "US.ewxlog")
     assert [e.deliveries["US"] for e in us_log if e.kind == pb.ALERT_RECEIVED] == [1, 2, 3, 4, 5]
-    store = Store(NodeConfig.load(cluster.configs["KR"]).data_dir / "ewx.sqlite3")
+    store = read_node_store(NodeConfig.load(cluster.configs["KR"]))
     try:
         kept = {row.seq: row.receipt for row in store.outbox("US")}
     finally:

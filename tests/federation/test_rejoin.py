@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from pathlib import Path
-
-import pytest
 
 from gateway.runtime import NodeRuntime
 from node.config import NodeConfig
@@ -24,6 +21,7 @@ from node.ids import Country
 from node.service import NodeService
 from tests.federation.test_hardening_cli import ewx_async, raise_args
 from tests.support.factories import make_federation, running, wait_for
+from tests.support.stores import wipe_node_store
 
 Fed = dict[Country, Path]
 
@@ -49,10 +47,9 @@ async def _publish_and_wipe(fed: Fed, nodes: dict[Country, NodeRuntime], count: 
             ),
             timeout=30,
         )
-    shutil.rmtree(NodeConfig.load(fed["KR"]).data_dir)
+    wipe_node_store(fed["KR"])
 
 
-@pytest.mark.sqlite_only("wipes KR's data directory, and its SQLite store with it")
 def test_a_node_on_a_wiped_data_directory_refuses_to_publish_naming_the_peer(tmp_path: Path) -> None:
     fed = _federation(tmp_path)
 
@@ -98,7 +95,6 @@ def test_a_node_on_a_wiped_data_directory_refuses_to_publish_naming_the_peer(tmp
     asyncio.run(scenario())
 
 
-@pytest.mark.sqlite_only("wipes KR's data directory, and its SQLite store with it")
 def test_the_peers_cosigned_size_alone_is_enough(tmp_path: Path) -> None:
     """A node whose alerts went to one peer only still learns from the other's witnessed size."""
     fed = _federation(tmp_path)
@@ -111,7 +107,7 @@ def test_the_peers_cosigned_size_alone_is_enough(tmp_path: Path) -> None:
                 assert done.returncode == 0, done.stderr
                 await wait_for(lambda: nodes["JP"].service.store.last_seq("KR", "JP") == 1, timeout=30)
                 await wait_for(lambda: kr.store.cosigned().get("US", 0) > 0, timeout=30)
-            shutil.rmtree(NodeConfig.load(fed["KR"]).data_dir)
+            wipe_node_store(fed["KR"])
             async with running(fed["KR"]) as kr_nodes:
                 kr = kr_nodes["KR"].service
                 await wait_for(lambda: "US" in kr.store.history_missing(), timeout=30)
@@ -142,7 +138,6 @@ def _own_ids(service: NodeService) -> set[str]:
     return {a.alert_id for a in service.store.alerts() if a.origin == "KR"}
 
 
-@pytest.mark.sqlite_only("wipes KR's data directory, and its SQLite store with it")
 def test_rejoin_recovers_own_alerts_and_continues_after_them(tmp_path: Path) -> None:
     fed = _federation(tmp_path)
     trust = str(fed["KR"].parent.parent / "federation.json")

@@ -361,8 +361,12 @@ def test_the_lease_admits_one_writer_and_readers_beside_it(postgres_url: str) ->
         beside = Store.postgresql(postgres_url, lease=False)  # ewx export while the node runs
         try:
             assert (beside.log_size, beside.log_root()) == (1, active.log_root())
+            assert not beside.writable
+            with pytest.raises(StoreError, match="read-only"), beside.transaction() as tx:
+                tx.append_log(b"a second writer")  # the server refuses it: only the lease holder writes
         finally:
             beside.close()
+        assert active.log_size == 1 and active.count("log") == 1
     finally:
         active.close()
     taken_over = Store.postgresql(postgres_url)  # the lease went with the connection
