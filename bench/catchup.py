@@ -16,7 +16,11 @@
 Targets: catch-up of 100,000 alerts within 30 s of restart; at least 5,000
 alerts/s inbound, i.e. over half the single-core raw verify rate.
 
-Usage: python bench/catchup.py [--alerts N]
+On PostgreSQL (--store postgresql) each node, and each fresh store of the
+receive_many measurements, is a database of its own on the benches' server
+(bench/postgres.py, durable defaults).
+
+Usage: python bench/catchup.py [--alerts N] [--store sqlite|postgresql]
        EWX_INBOUND_WORKERS=0 python bench/catchup.py   (catch-up without the verifying pool)
 """
 
@@ -35,9 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench.postgres import STORES, fresh_store_table, put_on_store
 from gateway.local_nodes import NodeProcess, assign_free_ports
 from gateway.runtime import NodeRuntime
-from node.config import NodeConfig
+from node.config import NodeConfig, StoreConfig
 from node.crypto import INBOUND_WORKERS_ENV, available_cpus
 from node.logs import configure
 from node.pki import init_federation
@@ -93,8 +98,11 @@ def sent_to_jp(kr_config: Path, n: int) -> list[bytes]:
     return envelopes[:n]
 
 
-def receive_rate(envelopes: list[bytes], jp_config: Path, data_dir: Path) -> float:
-    fresh = NodeConfig.load(jp_config).model_copy(update={"data_dir": data_dir})
+def receive_rate(envelopes: list[bytes], jp_config: Path, data_dir: Path, store: str = "sqlite") -> float:
+    table = fresh_store_table(store, f"catchup_{data_dir.name}")
+    fresh = NodeConfig.load(jp_config).model_copy(
+        update={"data_dir": data_dir, "store": None if table is None else StoreConfig(url=table["url"])}
+    )
     jp = NodeService.open(fresh)
     start = time.perf_counter()
     for i in range(0, len(envelopes), 1000):
@@ -104,8 +112,8 @@ def receive_rate(envelopes: list[bytes], jp_config: Path, data_dir: Path) -> flo
     return len(envelopes) / elapsed
 
 
-def run(alerts: int = 100_000) -> dict[str, float]:
-    """Measure with `alerts` alerts; the figures: published (alerts/s at KR, one commit
+def run(alerts: int = 100_000, store: str = "sqlite") -> dict[str, float]:
+    """Measure with `alerts` alerts, the nodes on `store`; the figures: published (alerts/s at KR, one commit
     each), catch_up_seconds, catch_up_rate (alerts/s), inbound (receive_many alerts/s,
     with the pool unless the caller set $EWX_INBOUND_WORKERS), alone (in one process)
     and raw (this bench's own raw Ed25519 verify rate on one core)."""
@@ -113,6 +121,7 @@ def run(alerts: int = 100_000) -> dict[str, float]:
     try:
         init_federation(tmp / "fed")
         configs = assign_free_ports(tmp / "fed", outbox_retry_max_seconds=1.0)
+        put_on_store(configs, store, "catchup")
         print(f"publishing {alerts} alerts at KR for JP (JP offline) ...", flush=True)
         published = publish(configs["KR"], alerts)
         envelopes = sent_to_jp(configs["KR"], min(alerts, 20_000))
@@ -121,7 +130,7 @@ def run(alerts: int = 100_000) -> dict[str, float]:
         # pool) is put back for what follows.
         callers = os.environ.get(INBOUND_WORKERS_ENV)
         os.environ[INBOUND_WORKERS_ENV] = "0"
-        alone = receive_rate(envelopes, configs["JP"], tmp / "jp-alone")
+        alone = receive_rate(envelopes, configs["JP"], tmp / "jp-alone", store)
         if callers is None:
             del os.environ[INBOUND_WORKERS_ENV]
         else:
@@ -133,7 +142,7 @@ def run(alerts: int = 100_000) -> dict[str, float]:
         finally:
             kr.stop()
         raw = raw_verify_rate()
-        inbound = receive_rate(envelopes, configs["JP"], tmp / "jp-pool")
+        inbound = receive_rate(envelopes, configs["JP"], tmp / "jp-pool", store)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {
@@ -174,9 +183,10 @@ def report(figures: dict[str, float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=100_000)
+    parser.add_argument("--store", choices=STORES, default="sqlite", help="the nodes' store (default sqlite)")
     args = parser.parse_args()
     configure(level="error")
-    report(run(args.alerts))
+    report(run(args.alerts, args.store))
 
 
 if __name__ == "__main__":

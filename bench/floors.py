@@ -13,6 +13,11 @@ what the machine allows, whatever the machine and whatever else it runs:
   a COMMIT of about an alert's size in a loop, SQLite in WAL mode with
   synchronous=FULL (the node's settings) in a temporary directory beside the
   benches' own data directories;
+- `postgres_commit_rate`: the same loop on the benches' PostgreSQL server
+  (bench/postgres.py: its durable defaults, fsync and synchronous_commit on),
+  over its unix socket with psycopg in autocommit mode and an explicit BEGIN
+  and COMMIT, as the node's PostgreSQL store writes: three round trips and
+  one WAL flush a commit;
 - `grpc_round_trip`: the median time of a unary gRPC call over loopback with
   the federation's real mTLS (TLS 1.3, client certificate required) carrying
   an alert-sized request and a receipt-sized reply, client and server in
@@ -22,7 +27,7 @@ what the machine allows, whatever the machine and whatever else it runs:
   threads and memory limit: `CREATE TABLE AS SELECT * FROM read_csv` into a
   fresh file, and one GROUP BY code and month over every row of that table.
 
-Run alone it prints them: python bench/floors.py [--seconds S]
+Run alone it prints them: python bench/floors.py [--seconds S] [--postgresql]
 """
 
 from __future__ import annotations
@@ -89,6 +94,29 @@ def sqlite_commit_rate(seconds: float = 1.0, folder: Path | None = None) -> floa
             now = time.perf_counter()
             if now - start >= seconds:
                 db.close()
+                return count / (now - start)
+
+
+def postgres_commit_rate(seconds: float = 1.0) -> float:
+    """Durable single-row commits per second on the benches' PostgreSQL server (a fresh database)."""
+    from bench import postgres
+
+    url = postgres.server().fresh_database("floor")
+    with postgres.connect(url) as db:
+        db.execute("CREATE TABLE t (id BIGSERIAL PRIMARY KEY, body BYTEA NOT NULL)")
+        body = os.urandom(ALERT_BYTES)
+        for _ in range(20):  # warm up: the statements are prepared, the table has pages
+            db.execute("BEGIN")
+            db.execute("INSERT INTO t (body) VALUES (%s)", (body,))
+            db.execute("COMMIT")
+        count, start = 0, time.perf_counter()
+        while True:
+            db.execute("BEGIN")
+            db.execute("INSERT INTO t (body) VALUES (%s)", (body,))
+            db.execute("COMMIT")
+            count += 1
+            now = time.perf_counter()
+            if now - start >= seconds:
                 return count / (now - start)
 
 
@@ -202,6 +230,9 @@ def duckdb_rates(codes: int, partners: int, months: int, seconds: float = 1.0) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each timed loop")
+    parser.add_argument(
+        "--postgresql", action="store_true", help="also PostgreSQL's durable commit (starts a server)"
+    )
     args = parser.parse_args()
     one, every = verify_rates(args.seconds)
     print(
@@ -210,6 +241,11 @@ def main() -> None:
     print(
         f"SQLite durable commit: {sqlite_commit_rate(args.seconds):,.0f}/s (WAL, synchronous=FULL, one row each)"
     )
+    if args.postgresql:
+        print(
+            f"PostgreSQL durable commit: {postgres_commit_rate(args.seconds):,.0f}/s"
+            " (fsync and synchronous_commit on, unix socket, BEGIN + INSERT + COMMIT)"
+        )
     print(f"gRPC unary mTLS loopback round trip: {grpc_round_trip() * 1000:.3f} ms (median)")
     load, group = duckdb_rates(4000, 30, 60, args.seconds)
     print(f"DuckDB on bench/scan.py's 7.2M flows: CSV load {load:,.0f} rows/s, GROUP BY {group:,.0f} rows/s")

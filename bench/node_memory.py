@@ -26,7 +26,8 @@ entries (issue 15, item 4). In one run this:
      per story; the rows are inserted a chunk at a time on a second
      connection (SQL, the store's own statement).
    Durability is off while filling (PRAGMA synchronous=OFF on the filling
-   connections; the node serves with its own FULL). The fill is the node's
+   connections, on PostgreSQL synchronous_commit=off; the node serves with
+   its own durable commits). The fill is the node's
    receive path, about 200 us of one core an alert (decoding and checking
    with the models, storing), so 1,000,000 entries take about 4 minutes on
    the shared 2-core machine (237 s with it mostly quiet, 365 s beside a
@@ -66,11 +67,17 @@ an entry, start 4.1-4.6 s. With its 832,785 exposure checks pending: peak
 334 MB, steady 330 MB at start (about 270 bytes a pending check: the
 start's list of them and the exposure worker's queue).
 
+With --store postgresql KR's store (and every node's) is a database on the
+benches' PostgreSQL server (bench/postgres.py, durable defaults): the node's
+memory is then the node process's alone, the server's own processes (its
+shared buffers, its backends) are not in it, and `store_mb` is the
+database's size (pg_database_size).
+
 MB are 10^6 bytes (/proc reports KiB). It prints its figures and asserts
 nothing.
 
 Usage: python bench/node_memory.py [--entries N] [--seconds S] [--baseline-entries N]
-                                   [--no-pending] [--audit]
+                                   [--no-pending] [--audit] [--store sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -99,6 +106,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from bench import postgres
 from bench.procs import descendants
 from gateway.local_nodes import NodeProcess, assign_free_ports
 from node import limits
@@ -352,11 +360,14 @@ def fill(configs: dict[str, Path], entries: int, *, made: datetime, seed: int = 
             ahead.append(generator.submit(make_chunk, k, min(2 * PAGE, received - 2 * PAGE * k), seed))
 
     service = NodeService.open(kr_config)
-    exposures = sqlite3.connect(kr_config.data_dir / STORE_FILE, isolation_level=None)
+    exposures = _exposures_connection(kr_config)
     receive_seconds, stored, published, exposed = 0.0, 0, 0, 0
     try:
-        service.store._conn.execute("PRAGMA synchronous=OFF")  # bench-only: durability off while filling
-        exposures.execute("PRAGMA synchronous=OFF")
+        # bench-only: durability off while filling
+        if kr_config.store is None:
+            service.store._conn.execute("PRAGMA synchronous=OFF")
+        else:
+            service.store._conn.execute("SET synchronous_commit = off")
         for k in range(3):
             submit(k)
         for k in range(chunks):
@@ -372,12 +383,23 @@ def fill(configs: dict[str, Path], entries: int, *, made: datetime, seed: int = 
                     )
                 stored += result.stored
             receive_seconds += time.perf_counter() - t0
-            exposures.execute("BEGIN IMMEDIATE")
-            exposures.executemany(
-                "INSERT OR REPLACE INTO exposures (origin, alert_id, body, computed_at) VALUES (?, ?, ?, ?)",
-                [(o, a, bodies[s], datetime.now(UTC).isoformat()) for o, a, s in chunk.scopes],
-            )
-            exposures.execute("COMMIT")
+            rows = [(o, a, bodies[s], datetime.now(UTC).isoformat()) for o, a, s in chunk.scopes]
+            if kr_config.store is None:
+                exposures.execute("BEGIN IMMEDIATE")
+                exposures.executemany(
+                    "INSERT OR REPLACE INTO exposures (origin, alert_id, body, computed_at) VALUES (?, ?, ?, ?)",
+                    rows,
+                )
+                exposures.execute("COMMIT")
+            else:
+                exposures.execute("BEGIN")
+                exposures.cursor().executemany(
+                    "INSERT INTO exposures (origin, alert_id, body, computed_at) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT (origin, alert_id) DO UPDATE SET body = excluded.body,"
+                    " computed_at = excluded.computed_at",
+                    rows,
+                )
+                exposures.execute("COMMIT")
             exposed += len(chunk.scopes)
             # KR's own alerts, spread through the log, each receipted by both peers.
             while published < own_alerts * (k + 1) // chunks:
@@ -402,7 +424,6 @@ def fill(configs: dict[str, Path], entries: int, *, made: datetime, seed: int = 
         generator.shutdown(cancel_futures=True)
     if size != entries:
         raise RuntimeError(f"filled {size} entries, not {entries}")
-    store = kr_config.data_dir / STORE_FILE
     return Filled(
         entries=size,
         received=stored,
@@ -410,8 +431,25 @@ def fill(configs: dict[str, Path], entries: int, *, made: datetime, seed: int = 
         exposures=exposed,
         seconds=time.perf_counter() - started,
         receive_seconds=receive_seconds,
-        store_mb=sum(p.stat().st_size for p in store.parent.glob(store.name + "*")) / 1e6,
+        store_mb=_store_mb(kr_config),
     )
+
+
+def _exposures_connection(config: NodeConfig) -> Any:
+    """A second connection to the node's store, for the exposure rows, durability off."""
+    if config.store is None:
+        exposures = sqlite3.connect(config.data_dir / STORE_FILE, isolation_level=None)
+        exposures.execute("PRAGMA synchronous=OFF")
+        return exposures
+    return postgres.connect(config.store.url, durable=False)
+
+
+def _store_mb(config: NodeConfig) -> float:
+    """The store's size on disk: the SQLite file and its side files, or the PostgreSQL database."""
+    if config.store is not None:
+        return postgres.database_mb(config.store.url)
+    store = config.data_dir / STORE_FILE
+    return sum(p.stat().st_size for p in store.parent.glob(store.name + "*")) / 1e6
 
 
 # ------------------------------------------------------------------ the node's memory
@@ -502,10 +540,12 @@ def measure_node(configs: dict[str, Path], seconds: float) -> dict[str, float]:
     }
 
 
-def _federation(root: Path) -> tuple[dict[str, Path], datetime]:
+def _federation(root: Path, store: str) -> tuple[dict[str, Path], datetime]:
     made = (datetime.now(UTC) - HISTORY).replace(microsecond=0)
     init_federation(root, now=made)
-    return dict(assign_free_ports(root, outbox_retry_max_seconds=5.0)), made
+    configs = dict(assign_free_ports(root, outbox_retry_max_seconds=5.0))
+    postgres.put_on_store(configs, store, f"memory_{root.name}")
+    return configs, made
 
 
 def _audit(configs: dict[str, Path], root: Path) -> dict[str, float]:
@@ -534,7 +574,11 @@ def _audit(configs: dict[str, Path], root: Path) -> dict[str, float]:
 # ------------------------------------------------------------------ the run
 def _forget_exposures(config: Path) -> int:
     """Delete KR's exposure rows: every peer ALERT and UPDATE waits for its check again."""
-    db = sqlite3.connect(NodeConfig.load(config).data_dir / STORE_FILE)
+    node = NodeConfig.load(config)
+    if node.store is not None:
+        with postgres.connect(node.store.url) as pg:
+            return int(pg.execute("DELETE FROM exposures").rowcount)
+    db = sqlite3.connect(node.data_dir / STORE_FILE)
     try:
         with db:
             return db.execute("DELETE FROM exposures").rowcount
@@ -548,8 +592,9 @@ def run(
     baseline_entries: int = 1000,
     pending: bool = True,
     audit: bool = False,
+    store: str = "sqlite",
 ) -> dict[str, float]:
-    """Fill, start, serve and measure, then (`pending`) again with every exposure check
+    """Fill, start, serve and measure (the nodes on `store`), then (`pending`) again with every exposure check
     pending, then the same at `baseline_entries`; the figures: entries, fill_seconds,
     receive_seconds, received, own_alerts, exposures, store_mb, start_seconds, ready_mb,
     peak_mb, steady_mb (median VmRSS while serving), steady_min_mb, steady_max_mb,
@@ -560,7 +605,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="ewx-bench-memory-") as tmp:
         for prefix, n in (("", entries), ("baseline_", baseline_entries)):
             root = Path(tmp) / f"fed-{n}"
-            configs, made = _federation(root)
+            configs, made = _federation(root, store)
             print(f"filling KR's log to {n:,} entries ...", flush=True)
             filled = fill(configs, n, made=made)
             print(
@@ -660,9 +705,14 @@ def main() -> None:
         "--no-pending", action="store_true", help="skip the start with every exposure check pending"
     )
     parser.add_argument("--audit", action="store_true", help="also export KR's log and audit it")
+    parser.add_argument(
+        "--store", choices=postgres.STORES, default="sqlite", help="the nodes' store (default sqlite)"
+    )
     args = parser.parse_args()
     configure(level="error")
-    report(run(args.entries, args.seconds, args.baseline_entries, not args.no_pending, args.audit))
+    report(
+        run(args.entries, args.seconds, args.baseline_entries, not args.no_pending, args.audit, args.store)
+    )
 
 
 if __name__ == "__main__":

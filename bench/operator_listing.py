@@ -13,6 +13,9 @@ this:
    operator socket, again and again, at --page alerts a page (default the
    largest, OPERATOR_PAGE_MAX), and reports each page's time and size as the CLI receives it.
 
+With --store postgresql KR's store is a database on the benches' PostgreSQL
+server (bench/postgres.py, durable defaults) instead of its SQLite file.
+
 It prints the figures; it asserts nothing.
 """
 
@@ -30,15 +33,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support, run as a script
 
+from bench.postgres import STORES, put_on_store
 from gateway import rpc
+from gateway.local_nodes import assign_free_ports
 from gateway.runtime import NodeRuntime
 from node import limits
 from node.config import NodeConfig
 from node.logs import configure
 from node.operator import OperatorClient
+from node.pki import init_federation
 from node.service import NodeService
 from node.wire import ewx_pb2 as pb
-from tests.support.factories import alert_info, alert_payload, envelope, make_federation, peer_channel
+from tests.support.factories import alert_info, alert_payload, envelope, peer_channel
 
 
 def fill(config: Path, n: int) -> None:
@@ -88,10 +94,12 @@ def summary(name: str, figures: dict[str, float], prefix: str) -> str:
     return f"{name}: n={n:.0f} p50={p50:.2f} ms p99={p99:.2f} ms max={top:.2f} ms"
 
 
-async def measure(alerts: int, n: int, page_size: int) -> dict[str, float]:
+async def measure(alerts: int, n: int, page_size: int, store: str = "sqlite") -> dict[str, float]:
     root = Path(tempfile.mkdtemp())
     try:
-        fed = make_federation(root / "fed")
+        init_federation(root / "fed")
+        fed = assign_free_ports(root / "fed")
+        put_on_store(fed, store, "operator")
         start = time.perf_counter()
         fill(fed["KR"], alerts)
         print(f"published {alerts} alerts at KR in {time.perf_counter() - start:.1f} s", flush=True)
@@ -122,11 +130,13 @@ async def measure(alerts: int, n: int, page_size: int) -> dict[str, float]:
     return figures
 
 
-def run(alerts: int = 20_000, delivers: int = 300, page: int = limits.OPERATOR_PAGE_MAX) -> dict[str, float]:
-    """Measure at these sizes; the figures (milliseconds): alone_* (a Deliver with
+def run(
+    alerts: int = 20_000, delivers: int = 300, page: int = limits.OPERATOR_PAGE_MAX, store: str = "sqlite"
+) -> dict[str, float]:
+    """Measure at these sizes, the nodes on `store`; the figures (milliseconds): alone_* (a Deliver with
     nothing else running: n, p50, p99, max), during_* (while pages are read), page_*
     (one page over the operator socket), and pages and paged_alerts read meanwhile."""
-    return asyncio.run(measure(alerts, delivers, page))
+    return asyncio.run(measure(alerts, delivers, page, store))
 
 
 def report(figures: dict[str, float]) -> None:
@@ -148,9 +158,10 @@ def main() -> None:
         default=limits.OPERATOR_PAGE_MAX,
         help="alerts a page (default: the largest allowed)",
     )
+    parser.add_argument("--store", choices=STORES, default="sqlite", help="the nodes' store (default sqlite)")
     args = parser.parse_args()
     configure(level="warning")
-    report(run(args.alerts, args.delivers, args.page))
+    report(run(args.alerts, args.delivers, args.page, args.store))
 
 
 if __name__ == "__main__":

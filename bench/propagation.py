@@ -1,7 +1,9 @@
 """One-hop propagation across three nodes (SPEC section 9): p50 and p99.
 
 KR runs in this process; US and JP run as separate `ewx serve` processes, all
-on 127.0.0.1 with real mTLS and durable SQLite (WAL, synchronous=FULL). Each
+on 127.0.0.1 with real mTLS and a durable store: SQLite (WAL,
+synchronous=FULL), or with --store postgresql a database each on the
+benches' PostgreSQL server (bench/postgres.py, durable defaults). Each
 sample publishes one ALERT at KR and takes two readings:
 
 - stored: when the second peer's Deliver reply reaches KR. A peer replies
@@ -10,7 +12,7 @@ sample publishes one ALERT at KR and takes two readings:
   (SPEC section 9) that only adds the reply's trip back over loopback;
 - logged: when KR has also verified and durably logged both receipts.
 
-Usage: python bench/propagation.py [--samples N] [--warmup N]
+Usage: python bench/propagation.py [--samples N] [--warmup N] [--store sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support, run as a script
 
+from bench.postgres import STORES, put_on_store
 from gateway.local_nodes import NodeProcess, assign_free_ports
 from gateway.peers import PeerClient
 from gateway.runtime import NodeRuntime
@@ -89,12 +92,13 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": statistics.median(values), "p99": values[int(len(values) * 0.99) - 1], "max": values[-1]}
 
 
-def run(samples: int = 1000, warmup: int = 50) -> dict[str, float]:
-    """Measure at these sizes; the figures in milliseconds: stored_p50, stored_p99,
+def run(samples: int = 1000, warmup: int = 50, store: str = "sqlite") -> dict[str, float]:
+    """Measure at these sizes, the nodes on `store`; the figures in milliseconds: stored_p50, stored_p99,
     stored_max (the second peer's reply at KR) and logged_* (both receipts logged at KR)."""
     root = Path(tempfile.mkdtemp(prefix="ewx-bench-"))
     init_federation(root / "fed")
     configs = assign_free_ports(root / "fed")
+    put_on_store(configs, store, "propagation")
     peers = [NodeProcess.start(cc, configs[cc]) for cc in ("US", "JP")]
     try:
         for peer in peers:
@@ -125,9 +129,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--store", choices=STORES, default="sqlite", help="the nodes' store (default sqlite)")
     args = parser.parse_args()
     configure(level="warning")
-    report(run(args.samples, args.warmup))
+    report(run(args.samples, args.warmup, args.store))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,36 @@
 """Every benchmark in one run, each figure beside the machine's floor measured in the same run.
 
-    python bench/run.py [--size quick|full] [--json FILE] [--check BASELINE.json]
+    python bench/run.py [--size quick|medium|full] [--store sqlite|postgresql|both] [--json FILE]
+                        [--check BASELINE.json]
     python -m bench ...                        (the same, from the repository's root)
 
 Runs bench/propagation.py, catchup.py, audit.py, scan.py,
-operator_listing.py, node_memory.py and slow_link.py at the sizes of --size (full: the
-sizes the README's table uses, about 16 minutes on 2 cores; quick: small
-ones, 80-110 s), each in a child process of its own (their peak-memory
-figures are per process, and the benches patch classes and environment
-variables), and the floors of bench/floors.py in child processes just
-before and just after the benches that stand on them (the mean of both
-readings is used, since other load on the machine moves them). Prints a
+operator_listing.py, node_memory.py and slow_link.py at the sizes of --size
+(full: the sizes of the README's full-size table, 11-16 minutes on 2 cores
+on SQLite; medium: its two-store table, 7-9 minutes with both stores;
+quick: small ones, 70-110 s on SQLite, 3-4 minutes with both), each in a
+child process of its own (their peak-memory figures are per process, and
+the benches patch classes and environment variables), and the floors of
+bench/floors.py in child processes just before and just after the benches
+that stand on them (the mean of both readings is used, since other load on
+the machine moves them). Prints a
 Markdown table (figure, target, measured, floor, ratio of measured to
 floor) and, with --json, writes every figure, floor and ratio with the
-machine, the date and the size.
+machine, the date, the size and the store.
+
+--store says which node store the benches that run nodes or open their
+store use (STORE_BENCHES: propagation, catch-up, operator listing, node
+memory, slow link): SQLite (data_dir/ewx.sqlite3), PostgreSQL (a fresh
+database per node on a server this run starts from the pgserver wheel,
+bench/postgres.py, with PostgreSQL's durable defaults), or both, each such
+bench run once on each, one after the other. The audit and the scan use no
+node store: they run once, and the table marks them store-independent.
+With both, the table has a SQLite and a PostgreSQL column. Default: sqlite
+at the quick size (the CI guard's baseline is SQLite's, and it stays
+fast); both at medium (the README's two-store table); sqlite at full (the
+README's full-size table: at the rates measured at medium, PostgreSQL's
+catch-up of 100,000 and its fill of 1,000,000 log entries alone would take
+most of an hour, an estimate; `--size full --store both` asks for it).
 
 --check BASELINE.json compares each guarded ratio with the baseline's and
 exits 1 when one is worse by more than --factor in this run and again when
@@ -58,6 +75,15 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "node_memory": {"entries": 20_000, "seconds": 3.0},
         "slow_link": {"alerts": 1000, "one_by_one": 10, "loss": 0.01},
     },
+    "medium": {
+        "propagation": {"samples": 500, "warmup": 50},
+        "catchup": {"alerts": 10_000},
+        "audit": {"entries": 200_000, "raw_seconds": 2.0},
+        "scan": {"codes": 2000, "partners": 30, "months": 48},
+        "operator_listing": {"alerts": 5000, "delivers": 200},
+        "node_memory": {"entries": 50_000, "seconds": 5.0},
+        "slow_link": {"alerts": 5000, "one_by_one": 20, "loss": 0.01},
+    },
     "full": {
         "propagation": {"samples": 1000, "warmup": 50},
         "catchup": {"alerts": 100_000},
@@ -69,21 +95,48 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 BENCHES = tuple(SIZES["full"])
-FLOOR_SECONDS = {"quick": 1.0, "full": 2.0}
+STORE_BENCHES = ("propagation", "catchup", "operator_listing", "node_memory", "slow_link")
+"""The benches that run nodes or open a node's store: run on each store of --store."""
+SQLITE, POSTGRESQL, ANY_STORE = "sqlite", "postgresql", "-"
+"""A row's `store`: ANY_STORE for the benches that use no node store (audit, scan)."""
+STORE_NAMES = {SQLITE: "SQLite", POSTGRESQL: "PostgreSQL"}
+STORE_DEFAULT = {"quick": SQLITE, "medium": "both", "full": SQLITE}
+"""--store's default per size (the module's docstring says why)."""
+FLOOR_SECONDS = {"quick": 1.0, "medium": 2.0, "full": 2.0}
 """How long each floor's timed loop runs."""
 
 
-def floors_of(bench: str, size: str) -> tuple[str, dict[str, Any]] | None:
-    """The floors (child name and arguments) a bench's ratios stand on; None: it measures its own."""
+def stores_of(choice: str) -> tuple[str, ...]:
+    """The stores --store names."""
+    return (SQLITE, POSTGRESQL) if choice == "both" else (choice,)
+
+
+def runs_of(benches: list[str], stores: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(bench, store) in the order they run: a store bench on each store in turn, the others once."""
+    return [(b, s) for b in benches for s in (stores if b in STORE_BENCHES else (ANY_STORE,))]
+
+
+def run_id(bench: str, store: str) -> str:
+    """A run's key in the JSON's figures, floors and seconds: the bench's name on SQLite (and for
+    the store-independent benches), `name@postgresql` on PostgreSQL."""
+    return bench if store in (SQLITE, ANY_STORE) else f"{bench}@{store}"
+
+
+def floors_of(bench: str, size: str, postgresql: bool = False) -> tuple[str, dict[str, Any]] | None:
+    """The floors (child name and arguments) a bench's ratios stand on; None: it measures its own.
+    With `postgresql` (a run with the PostgreSQL store) they include its durable commit rate."""
     seconds = FLOOR_SECONDS[size]
     if bench in ("propagation", "catchup"):
-        return "floors", {"seconds": seconds, "calls": 300 if size == "quick" else 1000}
+        params: dict[str, Any] = {"seconds": seconds, "calls": 300 if size == "quick" else 1000}
+        if postgresql:
+            params["postgresql"] = True
+        return "floors", params
     if bench == "scan":
         return "duckdb_floors", {**SIZES[size]["scan"], "seconds": seconds}
     return None
 
 
-CHILD_TIMEOUT = {"quick": 300.0, "full": 3600.0}
+CHILD_TIMEOUT = {"quick": 300.0, "medium": 1200.0, "full": 3600.0}
 """Seconds a bench may take before it is stopped and the run fails."""
 FACTOR = 2.5
 """--check's default: how much worse than the baseline a ratio may be before the run fails (bench/README.md)."""
@@ -105,6 +158,8 @@ def child(name: str, params: dict[str, Any], out: Path) -> None:
             "commit_rate": floors.sqlite_commit_rate(params["seconds"]),
             "rtt_ms": floors.grpc_round_trip(params["calls"]) * 1000,
         }
+        if params.get("postgresql"):
+            figures["pg_commit_rate"] = floors.postgres_commit_rate(params["seconds"])
     elif name == "duckdb_floors":
         from bench import floors
 
@@ -175,6 +230,8 @@ class Row:
     """Whether --check compares this ratio."""
     bench: str = ""
     """The bench that measured it."""
+    store: str = ANY_STORE
+    """The node store it was measured on (SQLITE, POSTGRESQL), ANY_STORE if its bench uses none."""
 
 
 def _rate(value: float) -> str:
@@ -185,13 +242,18 @@ def mean(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
     return {k: (a[k] + b[k]) / 2 for k in a}
 
 
-def rows_for(name: str, f: dict[str, float], floors: dict[str, float] | None) -> list[Row]:
-    """The table's rows for one bench's figures `f` and the floors around it."""
+def rows_for(
+    name: str, f: dict[str, float], floors: dict[str, float] | None, store: str = SQLITE
+) -> list[Row]:
+    """The table's rows for one bench's figures `f` (measured on `store`) and the floors around it.
+    On PostgreSQL the commits in a floor are PostgreSQL's durable commits."""
     cores = len(os.sched_getaffinity(0))
+    on_pg = store == POSTGRESQL
     if name == "propagation":
         assert floors is not None
-        hop = floors["rtt_ms"] + 2000 / floors["commit_rate"] + 1000 / floors["verify_one"]
-        floor = f"RTT + 2 commits + 1 verify: {hop:.2f} ms"
+        commit = floors["pg_commit_rate"] if on_pg else floors["commit_rate"]
+        hop = floors["rtt_ms"] + 2000 / commit + 1000 / floors["verify_one"]
+        floor = f"RTT + 2 {'PostgreSQL ' if on_pg else ''}commits + 1 verify: {hop:.2f} ms"
         n = f"{f['samples']:.0f} samples"
         return [
             Row(
@@ -220,7 +282,8 @@ def rows_for(name: str, f: dict[str, float], floors: dict[str, float] | None) ->
         ]
     if name == "catchup":
         assert floors is not None
-        one, every, commit = floors["verify_one"], floors["verify_all"], floors["commit_rate"]
+        one, every = floors["verify_one"], floors["verify_all"]
+        commit = floors["pg_commit_rate"] if on_pg else floors["commit_rate"]
         return [
             Row(
                 "catchup.publish",
@@ -228,7 +291,7 @@ def rows_for(name: str, f: dict[str, float], floors: dict[str, float] | None) ->
                 "10,000/s (issue 15)",
                 f["published"],
                 _rate(f["published"]),
-                f"SQLite durable commits: {_rate(commit)}",
+                f"{STORE_NAMES[store]} durable commits: {_rate(commit)}",
                 commit,
                 f["published"] / commit,
             ),
@@ -424,10 +487,10 @@ def rows_for(name: str, f: dict[str, float], floors: dict[str, float] | None) ->
             ),
             Row(
                 "node.start",
-                f"node start-up until it serves its peers ({n}; filled in {f['fill_seconds']:.0f} s)",
+                f"node start-up until it serves its peers ({n})",
                 "-",
                 f["start_seconds"],
-                f"{f['start_seconds']:.1f} s",
+                f"{f['start_seconds']:.1f} s (log filled in {f['fill_seconds']:.0f} s)",
                 f"{small}: {f['baseline_start_seconds']:.1f} s",
                 f["baseline_start_seconds"],
                 f["start_seconds"] / f["baseline_start_seconds"],
@@ -467,37 +530,80 @@ def rows_for(name: str, f: dict[str, float], floors: dict[str, float] | None) ->
     raise ValueError(name)
 
 
+def _cells(r: Row) -> str:
+    ratio = "-" if r.ratio is None else f"{r.ratio:.3g}"
+    return f"{r.shown} | {r.floor or '-'} | {ratio}"
+
+
 def table(rows: list[Row]) -> str:
+    """The rows of one store (and the store-independent ones): figure, target, measured, floor, ratio."""
     lines = ["| figure | target | measured | floor | ratio |", "|---|---|---|---|---|"]
     for r in rows:
-        ratio = "-" if r.ratio is None else f"{r.ratio:.3g}"
-        lines.append(f"| {r.figure} | {r.target} | {r.shown} | {r.floor or '-'} | {ratio} |")
+        lines.append(f"| {r.figure} | {r.target} | {_cells(r)} |")
     return "\n".join(lines)
+
+
+INDEPENDENT = "store-independent"
+"""The PostgreSQL column's measured cell of a row whose bench uses no node store."""
+
+
+def table_both(rows: list[Row]) -> str:
+    """SQLite's and PostgreSQL's rows side by side: measured, floor and ratio on each store; a
+    store-independent row's figures in the SQLite column, `store-independent` in the other."""
+    on_pg = {r.key: r for r in rows if r.store == POSTGRESQL}
+    lines = [
+        "| figure | target | SQLite | floor | ratio | PostgreSQL | floor | ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    shown = set()
+    for r in rows:
+        if r.store == POSTGRESQL:
+            continue
+        pg = on_pg.get(r.key)
+        other = INDEPENDENT + " | - | -" if r.store == ANY_STORE else (_cells(pg) if pg else "- | - | -")
+        lines.append(f"| {r.figure} | {r.target} | {_cells(r)} | {other} |")
+        shown.add(r.key)
+    for r in rows:  # measured on PostgreSQL only
+        if r.store == POSTGRESQL and r.key not in shown:
+            lines.append(f"| {r.figure} | {r.target} | - | - | - | {_cells(r)} |")
+    return "\n".join(lines)
+
+
+def row_store(row: dict[str, Any]) -> str:
+    """A JSON row's store; rows written before the store was recorded were measured on SQLite."""
+    if "store" in row:
+        return str(row["store"])
+    return SQLITE if row.get("bench") in STORE_BENCHES else ANY_STORE
+
+
+def row_id(row: dict[str, Any]) -> str:
+    return run_id(row["key"], row_store(row))
 
 
 # ------------------------------------------------------------------ the check
 def check(result: dict[str, Any], baseline: dict[str, Any], factor: float) -> dict[str, str]:
     """The guarded ratios worse than the baseline's by more than `factor`: key -> description."""
-    before = {r["key"]: r for r in baseline["rows"]}
+    before = {row_id(r): r for r in baseline["rows"]}
     regressed = {}
     print(f"\nratios against {baseline_name(baseline)}, failing beyond x{factor:g} worse:")
     for row in result["rows"]:
-        old = before.get(row["key"])
+        key = row_id(row)
+        old = before.get(key)
         if not row["guard"] or row["ratio"] is None:
             continue
         if old is None or old["ratio"] is None:
-            print(f"  {row['key']:<24} {row['ratio']:.3g}   (not in the baseline)")
+            print(f"  {key:<34} {row['ratio']:.3g}   (not in the baseline)")
             continue
         # >1: worse than the baseline by that factor, whichever way the ratio improves.
         worse = old["ratio"] / row["ratio"] if row["better"] == "higher" else row["ratio"] / old["ratio"]
         verdict = "REGRESSED" if worse > factor else "ok"
         print(
-            f"  {row['key']:<24} {row['ratio']:.3g} against {old['ratio']:.3g}"
+            f"  {key:<34} {row['ratio']:.3g} against {old['ratio']:.3g}"
             f"  ({f'{worse:.2f}x worse' if worse > 1 else f'{1 / worse:.2f}x better'})  {verdict}"
         )
         if worse > factor:
-            regressed[row["key"]] = (
-                f"{row['key']}: ratio {row['ratio']:.3g} against {old['ratio']:.3g} in the baseline"
+            regressed[key] = (
+                f"{key}: ratio {row['ratio']:.3g} against {old['ratio']:.3g} in the baseline"
                 f" ({worse:.2f}x worse, more than x{factor:g}): {row['figure']}"
             )
     return regressed
@@ -518,7 +624,7 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
     combined["combined_from"] = [r["date"] for r in results]
     rows = []
     for last in results[-1]["rows"]:
-        ratios = [r["ratio"] for res in results for r in res["rows"] if r["key"] == last["key"]]
+        ratios = [r["ratio"] for res in results for r in res["rows"] if row_id(r) == row_id(last)]
         if last["ratio"] is None:
             rows.append(last)
         else:
@@ -563,12 +669,22 @@ def commit() -> str:
     return out.stdout.strip()
 
 
-def run_all(size: str, benches: list[str], say: Callable[[str], None]) -> dict[str, Any]:
-    """Every bench in `benches` at `size`, with the floors around those that need them."""
+def run_all(
+    size: str,
+    runs: list[tuple[str, str]],
+    say: Callable[[str], None],
+    *,
+    postgresql: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Every (bench, store) of `runs` at `size`, with the floors around those that need them;
+    `postgresql`: the server's settings, when a run is on PostgreSQL (its server is up)."""
     timeout = CHILD_TIMEOUT[size]
+    benches = list(dict.fromkeys(name for name, _ in runs))
+    on_pg = any(store == POSTGRESQL for _, store in runs)
     result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "size": size,
+        "stores": [s for s in (SQLITE, POSTGRESQL) if any(store == s for _, store in runs)],
         "commit": commit(),
         "machine": machine(),
         "sizes": {name: SIZES[size][name] for name in benches},
@@ -579,9 +695,11 @@ def run_all(size: str, benches: list[str], say: Callable[[str], None]) -> dict[s
         "rows": [],
         "failed": {},
     }
+    if postgresql is not None:
+        result["postgresql"] = postgresql
     started = time.perf_counter()
-    last: tuple[str, dict[str, float]] | None = None
-    """The floors read after the previous bench: (their child name, the reading)."""
+    last: tuple[tuple[str, dict[str, Any]], dict[str, float]] | None = None
+    """The floors read after the previous bench: (their child name and arguments, the reading)."""
 
     def read(kind: str, params: dict[str, Any]) -> dict[str, float]:
         say(f"== {kind} {json.dumps(params)}")
@@ -589,30 +707,34 @@ def run_all(size: str, benches: list[str], say: Callable[[str], None]) -> dict[s
         result["floor_readings"].append({"kind": kind, **reading})
         return reading
 
-    for name in benches:
-        needs = floors_of(name, size)
+    for name, store in runs:
+        needs = floors_of(name, size, postgresql=on_pg)
+        key = run_id(name, store)
+        params = dict(SIZES[size][name])
+        if store != ANY_STORE:
+            params["store"] = store
         try:
             before = None
             if needs is not None:
-                before = last[1] if last is not None and last[0] == needs[0] else read(*needs)
-            say(f"== {name} {json.dumps(SIZES[size][name])}")
+                before = last[1] if last is not None and last[0] == needs else read(*needs)
+            say(f"== {name} {json.dumps(params)}")
             t0 = time.perf_counter()
-            figures = in_child(name, SIZES[size][name], timeout=timeout)
-            result["seconds"][name] = time.perf_counter() - t0
-            result["figures"][name] = figures
+            figures = in_child(name, params, timeout=timeout)
+            result["seconds"][key] = time.perf_counter() - t0
+            result["figures"][key] = figures
             used, last = None, None
             if needs is not None and before is not None:
                 after = read(*needs)
-                last = (needs[0], after)
-                used = result["floors"][name] = mean(before, after)
+                last = (needs, after)
+                used = result["floors"][key] = mean(before, after)
         except BenchFailed as exc:
             say(f"bench/run.py: {exc}")
-            result["failed"][name] = str(exc)
+            result["failed"][key] = str(exc)
             last = None
             continue
-        rows = rows_for(name, figures, used)
+        rows = rows_for(name, figures, used, store)
         for row in rows:
-            row.bench = name
+            row.bench, row.store = name, store
         result["rows"] += [asdict(r) for r in rows]
         say(table(rows).split("\n", 2)[2])
     result["seconds"]["total"] = time.perf_counter() - started
@@ -634,7 +756,24 @@ def print_result(result: dict[str, Any]) -> None:
         )
         + "\n"
     )
-    print(table([Row(**{k: v for k, v in r.items() if k != "ratios"}) for r in result["rows"]]))
+    rows = [Row(**{k: v for k, v in r.items() if k != "ratios"}) for r in result["rows"]]
+    for r, raw in zip(rows, result["rows"], strict=True):
+        r.store = row_store(raw)
+    stores = result.get("stores") or [SQLITE]
+    pg = result.get("postgresql")
+    if pg:
+        print(
+            f"PostgreSQL: {pg.get('server_version', '?')} from the pgserver wheel, over a unix socket, fsync"
+            f" {pg.get('fsync', '?')}, synchronous_commit {pg.get('synchronous_commit', '?')},"
+            f" full_page_writes {pg.get('full_page_writes', '?')}, wal_sync_method"
+            f" {pg.get('wal_sync_method', '?')}, shared_buffers {pg.get('shared_buffers', '?')}"
+            " (bench/postgres.py)\n"
+        )
+    if len(stores) > 1:
+        print(table_both(rows))
+    else:
+        print(f"node store: {STORE_NAMES[stores[0]]} (the audit's and the scan's rows: {INDEPENDENT})\n")
+        print(table(rows))
 
 
 def main() -> None:
@@ -646,7 +785,14 @@ def main() -> None:
         description=__doc__.split("\n\n")[0],
         epilog="bench/README.md says what each figure and ratio means.",
     )
-    parser.add_argument("--size", choices=tuple(SIZES), default="full", help="quick (CI) or full (default)")
+    parser.add_argument(
+        "--size", choices=tuple(SIZES), default="full", help="quick (CI), medium, or full (default)"
+    )
+    parser.add_argument(
+        "--store",
+        choices=(SQLITE, POSTGRESQL, "both"),
+        help="the node store of the benches that run nodes (default: both at medium, else sqlite)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures, floors and ratios here")
     parser.add_argument(
         "--check",
@@ -682,22 +828,40 @@ def main() -> None:
     if baseline is not None and baseline["size"] != args.size:
         parser.error(f"{args.check} was measured at size {baseline['size']}, this run is {args.size}")
     benches = [b for b in BENCHES if b in (args.bench or BENCHES)]
+    runs = runs_of(benches, stores_of(args.store or STORE_DEFAULT[args.size]))
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    result = run_all(args.size, benches, say)
-    print_result(result)
-    regressed = check(result, baseline, args.factor) if baseline is not None else {}
-    if regressed and baseline is not None:
-        # One load spike on a shared machine must not fail CI: a bench with a
-        # regressed ratio runs again, and only a regression seen twice counts.
-        again = sorted({r["bench"] for r in result["rows"] if r["key"] in regressed}, key=BENCHES.index)
-        say(f"\n== measuring {', '.join(again)} again, to confirm")
-        confirmation = result["confirmation"] = run_all(args.size, again, say)
-        print_result(confirmation)
-        regressed = {k: v for k, v in check(confirmation, baseline, args.factor).items() if k in regressed}
-        result["failed"].update(confirmation["failed"])
+    with contextlib.ExitStack() as stack:
+        settings = None
+        if any(store == POSTGRESQL for _, store in runs):
+            from bench import postgres
+
+            say("== starting the benches' PostgreSQL server (bench/postgres.py)")
+            stack.callback(postgres.stop)
+            settings = postgres.start_for_children().settings()
+        result = run_all(args.size, runs, say, postgresql=settings)
+        print_result(result)
+        regressed = check(result, baseline, args.factor) if baseline is not None else {}
+        if regressed and baseline is not None:
+            # One load spike on a shared machine must not fail CI: a bench with a
+            # regressed ratio runs again, and only a regression seen twice counts.
+            again = [
+                run
+                for run in runs
+                if any(
+                    r["bench"] == run[0] and row_store(r) == run[1] and row_id(r) in regressed
+                    for r in result["rows"]
+                )
+            ]
+            say(f"\n== measuring {', '.join(run_id(*run) for run in again)} again, to confirm")
+            confirmation = result["confirmation"] = run_all(args.size, again, say, postgresql=settings)
+            print_result(confirmation)
+            regressed = {
+                k: v for k, v in check(confirmation, baseline, args.factor).items() if k in regressed
+            }
+            result["failed"].update(confirmation["failed"])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")

@@ -16,7 +16,11 @@ before the window), on fewer alerts since that one is slow.
 Target: 1,000 alerts/s over the 150 ms link, nothing lost, order kept;
 one in flight gives about 1/RTT, 7 alerts/s.
 
+With --store postgresql each node's store is a database on the benches'
+PostgreSQL server (bench/postgres.py, durable defaults).
+
 Usage: python bench/slow_link.py [--alerts N] [--one-by-one N] [--loss P] [--resets P]
+                                 [--store sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import tomli_w
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support, run as a script
 
+from bench.postgres import STORES, put_on_store
 from gateway.local_nodes import NodeProcess, assign_free_ports
 from node.config import NodeConfig
 from node.limits import DELIVERY_WINDOW
@@ -71,12 +76,13 @@ def _queue(config: Path, n: int) -> None:
         service.close()
 
 
-def measure(alerts: int, *, window: int, loss: float, resets: float = 0.0) -> float:
+def measure(alerts: int, *, window: int, loss: float, resets: float = 0.0, store: str = "sqlite") -> float:
     """Alerts/s from KR to US over the slow link with KR's `delivery_window` = `window`."""
     tmp = Path(tempfile.mkdtemp(prefix="ewx-slowlink-"))
     try:
         init_federation(tmp / "fed")
         configs = assign_free_ports(tmp / "fed", outbox_retry_max_seconds=0.5)
+        put_on_store(configs, store, f"slowlink_{window}")
         data = tomllib.loads(configs["KR"].read_text())
         data["delivery_window"] = window
         configs["KR"].write_text(tomli_w.dumps(data))
@@ -108,12 +114,12 @@ def measure(alerts: int, *, window: int, loss: float, resets: float = 0.0) -> fl
 
 
 def run(
-    alerts: int = 20_000, one_by_one: int = 40, loss: float = 0.01, resets: float = 0.0
+    alerts: int = 20_000, one_by_one: int = 40, loss: float = 0.01, resets: float = 0.0, store: str = "sqlite"
 ) -> dict[str, float]:
     """The figures: windowed (alerts/s with the default window), one_by_one (alerts/s with
     a window of 1), rtt_ms, loss, resets, and the sizes."""
-    windowed = measure(alerts, window=DELIVERY_WINDOW, loss=loss, resets=resets)
-    single = measure(one_by_one, window=1, loss=loss, resets=resets)
+    windowed = measure(alerts, window=DELIVERY_WINDOW, loss=loss, resets=resets, store=store)
+    single = measure(one_by_one, window=1, loss=loss, resets=resets, store=store)
     return {
         "alerts": alerts,
         "one_by_one_alerts": one_by_one,
@@ -148,9 +154,10 @@ def main() -> None:
         "--loss", type=float, default=0.01, help="probability a chunk is lost (resent 200 ms late)"
     )
     parser.add_argument("--resets", type=float, default=0.0, help="probability of a reset after each chunk")
+    parser.add_argument("--store", choices=STORES, default="sqlite", help="the nodes' store (default sqlite)")
     args = parser.parse_args()
     configure(level="error")
-    report(run(args.alerts, args.one_by_one, args.loss, args.resets))
+    report(run(args.alerts, args.one_by_one, args.loss, args.resets, args.store))
 
 
 if __name__ == "__main__":
