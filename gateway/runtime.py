@@ -39,14 +39,14 @@ from gateway.tasks import being_cancelled, cancel_and_wait
 from node import limits
 from node.clock import Clock, utc_now
 from node.config import NodeConfig
-from node.errors import ConfigError, UsageError
+from node.errors import ConfigError, StoreInUse, StoreUnavailable, UsageError
 from node.ews.exposure import ExposureWorker
 from node.files import DataDirLock
 from node.ids import Country
 from node.limits import DEADLINE_WATCH_SECONDS, MAX_GRPC_MESSAGE_BYTES
 from node.operator import OperatorServer
 from node.service import NodeService
-from node.store import StoreInUse, StoreThread, StoreUnavailable
+from node.store import StoreThread
 
 P = ParamSpec("P")
 

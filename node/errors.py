@@ -57,6 +57,23 @@ class StoreError(EwxError):
     operator_kind = "store"
 
 
+class StoreInUse(StoreError):
+    """Another process holds this store: a PostgreSQL store's lease (node/store/_database.py)."""
+
+    operator_kind = "store_in_use"
+
+
+class StoreUnavailable(StoreError):
+    """The store's database went away under a running node (a PostgreSQL connection lost,
+    and the lease with it)."""
+
+    operator_kind = "store_unavailable"
+
+
+class MigrationRefused(RefusedOperation):
+    """`ewx store migrate`: the copy did not verify; the destination was rolled back (nothing written)."""
+
+
 class StoreFull(StoreError):
     """The disk under the store is full (SQLite: "database or disk is full"); nothing was written."""
 
@@ -254,7 +271,8 @@ class TransferError(FramingError):
 
 # ------------------------------------------------------------------ outcomes
 OPERATOR_ERRORS: Final[dict[str, type[EwxError]]] = {
-    cls.operator_kind: cls for cls in (UsageError, ConfigError, RefusedOperation, StoreError, StoreFull)
+    cls.operator_kind: cls
+    for cls in (UsageError, ConfigError, RefusedOperation, StoreError, StoreFull, StoreInUse, StoreUnavailable)
 }
 """The class an operator client raises for each error kind a reply names (else RefusedOperation)."""
 

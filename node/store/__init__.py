@@ -11,12 +11,10 @@ May import: node's shared modules, node.crypto.
 """
 
 from node.store._backup import SIDE_FILE_SUFFIXES, copy_online, make_self_contained
-from node.store._database import StoreInUse, StoreUnavailable
 from node.store._migrate import (
     COPIED_TABLES,
     CheckpointCheck,
     Migrated,
-    MigrationRefused,
     StorePlace,
     copy_store,
     migrate_store,
@@ -43,13 +41,10 @@ __all__ = [
     "CheckpointCheck",
     "ListingKeys",
     "Migrated",
-    "MigrationRefused",
     "Reads",
     "Store",
-    "StoreInUse",
     "StorePlace",
     "StoreThread",
-    "StoreUnavailable",
     "StoredAlert",
     "Tx",
     "check_postgres_url",

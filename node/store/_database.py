@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from node.errors import StoreError, StoreFull
+from node.errors import StoreError, StoreFull, StoreInUse, StoreUnavailable
 
 if TYPE_CHECKING:
     import psycopg
@@ -50,18 +50,6 @@ CONNECTION_DEFAULTS: Final = {
 """libpq settings a store URL may override: over TCP, a server (or the path to it) that
 vanished without a word is known gone within about 20 s, and so is the lease
 (on a unix socket the kernel tells at once)."""
-
-
-class StoreInUse(StoreError):
-    """Another process holds this store (its lease, or the data directory's lock)."""
-
-    operator_kind = "store_in_use"
-
-
-class StoreUnavailable(StoreError):
-    """The store's database went away under a running node (a PostgreSQL connection lost)."""
-
-    operator_kind = "store_unavailable"
 
 
 class Cursor(Protocol):

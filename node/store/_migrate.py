@@ -42,10 +42,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from node.crypto import EMPTY_ROOT, CompactRange, leaf_hash
-from node.errors import ConfigError, RefusedOperation, StoreError, UsageError
+from node.errors import ConfigError, MigrationRefused, RefusedOperation, StoreError, StoreInUse, UsageError
 from node.files import DataDirLock, atomic_path
 from node.store._backup import SIDE_FILE_SUFFIXES, make_self_contained
-from node.store._database import Database, PostgresDatabase, SqliteDatabase, StoreInUse
+from node.store._database import Database, PostgresDatabase, SqliteDatabase
 from node.store._schema import MIGRATIONS, TABLES
 from node.store._store import Store
 from node.store.settings import PASSWORD_ENV, POSTGRES_SCHEMES, STORE_FILE, check_postgres_url, redact
@@ -57,10 +57,6 @@ CheckpointCheck = Callable[[int, bytes, str], str | None]
 """Judges one stored checkpoint (size, root, signed note): a sentence saying what is wrong, or None."""
 
 SQLITE_PREFIX: Final = "sqlite:"
-
-
-class MigrationRefused(RefusedOperation):
-    """The copy did not verify; the destination was rolled back (nothing written)."""
 
 
 # ------------------------------------------------------------------ the tables

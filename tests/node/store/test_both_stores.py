@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from node.config import NodeConfig
 from node.crypto import MerkleLevels, leaf_hash
-from node.errors import ConfigError, StoreError
+from node.errors import ConfigError, StoreError, StoreInUse, StoreUnavailable
 from node.ids import Digest
-from node.store import AlertFilter, ListingKeys, Store, StoreInUse, StoreUnavailable, read_password
+from node.store import AlertFilter, ListingKeys, Store, read_password
 from node.store._database import postgres_sql
 from node.store._schema import SCHEMA_VERSION
 from tests.support import postgres

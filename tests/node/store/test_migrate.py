@@ -19,15 +19,13 @@ import psycopg
 import pytest
 
 from node.crypto import EMPTY_ROOT, leaf_hash
-from node.errors import RefusedOperation, UsageError
+from node.errors import MigrationRefused, RefusedOperation, StoreInUse, UsageError
 from node.files import DataDirLock
 from node.store import (
     COPIED_TABLES,
     STORE_FILE,
     ListingKeys,
-    MigrationRefused,
     Store,
-    StoreInUse,
     StorePlace,
     copy_store,
     migrate_store,
