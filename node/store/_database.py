@@ -39,6 +39,12 @@ CONNECT_TIMEOUT_SECONDS: Final = 10
 
 
 
+PLAN_PER_CALL: Final = "-c plan_cache_mode=force_custom_plan"
+"""psycopg prepares a statement on its 5th use, and PostgreSQL then keeps one generic plan,
+chosen while the store was nearly empty: the alert lookup went on scanning by origin, 30
+times slower after 4,000 alerts (bench/store_calls.py). A plan for each call's values keeps
+the prepared statement's saving of the parse and never a stale plan."""
+
 CONNECTION_DEFAULTS: Final = {
     "connect_timeout": CONNECT_TIMEOUT_SECONDS,
     "keepalives": 1,
@@ -105,6 +111,10 @@ class Database(Protocol):
         ...
 
     def integrity_problems(self, limit: int) -> list[str]: ...
+
+    def analyze(self) -> None:
+        """Fresh statistics for the query planner, once at open."""
+        ...
 
     def continue_identity(self, table: str, column: str) -> None:
         """Make the next row's generated `column` follow the largest one present (after a copy)."""
@@ -189,6 +199,9 @@ class SqliteDatabase:
     def continue_identity(self, table: str, column: str) -> None:
         """Nothing to do: an INTEGER PRIMARY KEY takes the largest + 1 by itself."""
 
+    def analyze(self) -> None:
+        """Nothing: SQLite's planner needs no statistics for these queries (each names its index)."""
+
     def integrity_problems(self, limit: int) -> list[str]:
         """SQLite's own check of the file (`PRAGMA integrity_check`): empty if sound."""
         rows = [str(row[0]) for row in self.execute(f"PRAGMA integrity_check({int(limit)})")]
@@ -261,8 +274,10 @@ class PostgresDatabase:
         extra: dict[str, Any] = {k: v for k, v in CONNECTION_DEFAULTS.items() if k not in given}
         if password is not None:
             extra["password"] = password
+        options = [given.get("options", ""), PLAN_PER_CALL]
         if read_only:
-            extra["options"] = (given.get("options", "") + " -c default_transaction_read_only=on").strip()
+            options.append("-c default_transaction_read_only=on")
+        extra["options"] = " ".join(o for o in options if o)
         try:
             connection = psycopg.connect(url, autocommit=True, **extra)
         except psycopg.Error as exc:
@@ -357,6 +372,11 @@ class PostgresDatabase:
                 " this process no longer holds the store's lease"
             )
         return None
+
+    def analyze(self) -> None:
+        """ANALYZE: a store opened with tables grown since the last autovacuum gets plans for its
+        sizes (ANALYZE samples; seconds at most on a large store)."""
+        self._connection.execute("ANALYZE")
 
     def continue_identity(self, table: str, column: str) -> None:
         """Set the identity's sequence to the largest id (a sequence is not rolled back: call

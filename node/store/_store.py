@@ -54,6 +54,11 @@ _DEADLINES_WATCHED_LOG: Final = "deadlines_watched_log_size"
 _OLD_LOG_SIZE: Final = "old_log_size:"
 """Prefix of the meta keys with a peer's witnessed size of the log lost before a re-join."""
 
+_LAST_SEQ: Final = "SELECT seq FROM positions WHERE origin = ? AND recipient = ? ORDER BY seq DESC LIMIT 1"
+"""The highest position from an origin towards a recipient: the primary key's last entry for
+the pair, read backwards (PostgreSQL's MAX() read every position of the pair until the table
+had statistics)."""
+
 _MERKLE_FILL_BATCH: Final = 10_000
 """Subtree roots inserted per statement while filling the table for an older store."""
 _LOG_PAGE: Final = 10_000
@@ -180,10 +185,8 @@ class Tx:
         known = self._last_seq.get((origin, recipient))
         if known is not None:
             return known
-        row = self._conn.execute(
-            "SELECT MAX(seq) FROM positions WHERE origin = ? AND recipient = ?", (origin, recipient)
-        ).fetchone()
-        highest = self._last_seq[(origin, recipient)] = int(row[0] or 0)
+        row = self._conn.execute(_LAST_SEQ, (origin, recipient)).fetchone()
+        highest = self._last_seq[(origin, recipient)] = 0 if row is None else int(row[0])
         return highest
 
     def position(self, origin: Country, recipient: Country, seq: int) -> tuple[str, Digest] | None:
@@ -482,10 +485,8 @@ class Reads:
 
     def last_seq(self, origin: Country, recipient: Country) -> int:
         """Highest sequence position known from `origin` towards `recipient`, 0 if none."""
-        row = self._conn.execute(
-            "SELECT MAX(seq) FROM positions WHERE origin = ? AND recipient = ?", (origin, recipient)
-        ).fetchone()
-        return int(row[0] or 0)
+        row = self._conn.execute(_LAST_SEQ, (origin, recipient)).fetchone()
+        return 0 if row is None else int(row[0])
 
     def backlog(self, recipient: Country) -> Backlog:
         """Count and oldest of the undelivered rows, and the last delivered seq, by index."""
@@ -803,6 +804,7 @@ class Store(Reads):
         try:
             if migrate:
                 self._migrate()
+                database.analyze()
             elif "meta" not in database.tables() or self._schema_version() != SCHEMA_VERSION:
                 raise StoreError(
                     f"store {self.where} is not at schema version {SCHEMA_VERSION}: start the node"
