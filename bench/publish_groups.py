@@ -8,7 +8,11 @@ transaction, one durable commit for all of it, each answered after the commit.
 Printed beside it: the same alerts published one at a time (one commit each),
 and the store's bare commit rate, measured in the same run.
 
-Usage: python bench/publish_groups.py [--alerts N] [--publishers P]
+On PostgreSQL (--store postgresql) KR's store is a database of the benches'
+server (bench/postgres.py, durable defaults), and the bare commit rate is that
+server's (bench/floors.py).
+
+Usage: python bench/publish_groups.py [--alerts N] [--publishers P] [--store sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.postgres import STORES, put_on_store
 from gateway.local_nodes import assign_free_ports
 from gateway.runtime import NodeRuntime
 from node.config import NodeConfig
@@ -87,14 +92,17 @@ async def publish_rates(config: Path, alerts: int, publishers: int) -> dict[str,
         await runtime.stop()
 
 
-def measure(alerts: int, publishers: int) -> dict[str, Any]:
-    configure(level="warning", stream=sys.stderr)
+def run(alerts: int = 5000, publishers: int = 64, store: str = "sqlite") -> dict[str, Any]:
+    """Measure with `alerts` alerts each way; the figures: serial and grouped (alerts/s),
+    mean_group, groups (commits of the grouped run), and, on SQLite, commits (bare commits/s)."""
     root = Path(tempfile.mkdtemp(prefix="ewx-bench-groups-"))
     try:
         init_federation(root / "fed")
         configs = assign_free_ports(root / "fed", outbox_retry_max_seconds=30.0)
+        put_on_store(configs, store, "publish_groups")
         figures = asyncio.run(publish_rates(configs["KR"], alerts, publishers))
-        figures["commits"] = commit_rate(root)
+        if store == "sqlite":
+            figures["commits"] = commit_rate(root)
         figures["publishers"] = publishers
         return figures
     finally:
@@ -105,9 +113,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--alerts", type=int, default=5000)
     parser.add_argument("--publishers", type=int, default=64)
+    parser.add_argument("--store", choices=STORES, default="sqlite", help="KR's store (default sqlite)")
     args = parser.parse_args()
-    f = measure(args.alerts, args.publishers)
-    print(f"bare commits:               {f['commits']:,.0f}/s")
+    configure(level="warning", stream=sys.stderr)
+    f = run(args.alerts, args.publishers, args.store)
+    if "commits" in f:
+        print(f"bare commits:               {f['commits']:,.0f}/s")
     print(f"publish, one at a time:     {f['serial']:,.0f} alerts/s (one commit each)")
     print(
         f"publish, {f['publishers']} at once, grouped: {f['grouped']:,.0f} alerts/s"

@@ -4,7 +4,7 @@
                         [--check BASELINE.json]
     python -m bench ...                        (the same, from the repository's root)
 
-Runs bench/propagation.py, catchup.py, audit.py, scan.py,
+Runs bench/propagation.py, catchup.py, publish_groups.py, audit.py, scan.py,
 operator_listing.py, node_memory.py and slow_link.py at the sizes of --size
 (full: the sizes of the README's full-size table, 11-16 minutes on 2 cores
 on SQLite; medium: its two-store table, 7-9 minutes with both stores;
@@ -69,6 +69,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
         "propagation": {"samples": 200, "warmup": 20},
         "catchup": {"alerts": 3000},
+        "publish_groups": {"alerts": 2000, "publishers": 64},
         "audit": {"entries": 30_000, "raw_seconds": 1.0},
         "scan": {"codes": 800, "partners": 30, "months": 36},
         "operator_listing": {"alerts": 2000, "delivers": 100},
@@ -78,6 +79,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "medium": {
         "propagation": {"samples": 500, "warmup": 50},
         "catchup": {"alerts": 10_000},
+        "publish_groups": {"alerts": 5000, "publishers": 64},
         "audit": {"entries": 200_000, "raw_seconds": 2.0},
         "scan": {"codes": 2000, "partners": 30, "months": 48},
         "operator_listing": {"alerts": 5000, "delivers": 200},
@@ -87,6 +89,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
         "propagation": {"samples": 1000, "warmup": 50},
         "catchup": {"alerts": 100_000},
+        "publish_groups": {"alerts": 20_000, "publishers": 64},
         "audit": {"entries": 1_000_000, "raw_seconds": 3.0},
         "scan": {"codes": 4000, "partners": 30, "months": 60},
         "operator_listing": {"alerts": 20_000, "delivers": 300},
@@ -95,7 +98,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 BENCHES = tuple(SIZES["full"])
-STORE_BENCHES = ("propagation", "catchup", "operator_listing", "node_memory", "slow_link")
+STORE_BENCHES = ("propagation", "catchup", "publish_groups", "operator_listing", "node_memory", "slow_link")
 """The benches that run nodes or open a node's store: run on each store of --store."""
 SQLITE, POSTGRESQL, ANY_STORE = "sqlite", "postgresql", "-"
 """A row's `store`: ANY_STORE for the benches that use no node store (audit, scan)."""
@@ -126,7 +129,7 @@ def floors_of(bench: str, size: str, postgresql: bool = False) -> tuple[str, dic
     """The floors (child name and arguments) a bench's ratios stand on; None: it measures its own.
     With `postgresql` (a run with the PostgreSQL store) they include its durable commit rate."""
     seconds = FLOOR_SECONDS[size]
-    if bench in ("propagation", "catchup"):
+    if bench in ("propagation", "catchup", "publish_groups"):
         params: dict[str, Any] = {"seconds": seconds, "calls": 300 if size == "quick" else 1000}
         if postgresql:
             params["postgresql"] = True
@@ -278,6 +281,23 @@ def rows_for(
                 f["stored_p99"] / hop,
                 "lower",
                 guard=False,
+            ),
+        ]
+    if name == "publish_groups":
+        assert floors is not None
+        commit = floors["pg_commit_rate"] if on_pg else floors["commit_rate"]
+        return [
+            Row(
+                "publish.grouped",
+                f"publish at the origin, {f['publishers']:.0f} publishers at once, group commit"
+                f" ({f['mean_group']:.0f} a commit)",
+                "10,000/s (issue 15)",
+                f["grouped"],
+                _rate(f["grouped"]),
+                f"{STORE_NAMES[store]} durable commits: {_rate(commit)}",
+                commit,
+                f["grouped"] / commit,
+                guard=False,  # new: guarded once a baseline holds it
             ),
         ]
     if name == "catchup":
