@@ -296,6 +296,12 @@ class PostgresDatabase:
         if not held:
             database.close()
             raise StoreInUse(f"store {url} is in use: another ewx process holds its lease")
+        (commit_mode,) = database.execute("SHOW synchronous_commit").fetchone()
+        if commit_mode == "off":
+            # A receipt is given after COMMIT returns (SPEC section 4): with the server's
+            # synchronous_commit off, that would be before the commit is on disk. A stronger
+            # setting of the agency's (remote_write, remote_apply: a replica too) is kept.
+            database.execute("SET synchronous_commit = on")
         return database
 
     @property

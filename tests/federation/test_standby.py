@@ -133,3 +133,38 @@ def test_a_second_node_on_a_held_store_waits_and_sigterm_ends_the_wait(
         assert _serving(cluster.nodes["KR"]), "the active stopped serving"
     finally:
         cluster.stop()
+
+
+def test_an_active_whose_lease_is_gone_stops_and_exits_non_zero_and_the_standby_takes_over(
+    short_tmp: Path, postgres_url: str
+) -> None:
+    """The database dropped the active's connection (a network cut, a DBA's
+    pg_terminate_backend): it holds no lease and may not go on answering; it logs
+    store_lease_lost and exits 1, for its supervisor to restart it as the standby."""
+    from tests.support import postgres
+
+    configs = make_federation(short_tmp / "fed", **FAST)
+    standby_config = _pair(configs["KR"], postgres_url)
+    cluster = Cluster(short_tmp / "fed", configs)
+    standby: NodeProcess | None = None
+    try:
+        cluster.start("KR")
+        standby = NodeProcess.start("KR", standby_config)
+        log = cluster.node_log("KR")
+        wait_until(lambda: _events(log, "store_lease_waiting"), timeout=20, what="the standby waiting")
+        database = postgres_url.split("?", 1)[0].rsplit("/", 1)[1]
+        ended = postgres.server().execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks"
+            " WHERE locktype = 'advisory' AND granted AND database ="
+            f" (SELECT oid FROM pg_database WHERE datname = '{database}')"
+        ).fetchall()
+        assert ended and all(row[0] for row in ended), "no backend held the lease"
+        active = cluster.nodes["KR"]
+        code = active.process.wait(20)
+        assert code == 1, f"the active exited with {code}"
+        assert _events(log, "store_lease_lost"), "the active did not say why it stopped"
+        wait_until(lambda: _serving(standby), timeout=20, what="the standby serving")
+    finally:
+        cluster.stop()
+        if standby is not None and not standby.log_file.closed:
+            standby.stop()

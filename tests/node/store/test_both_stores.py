@@ -376,6 +376,17 @@ def test_the_lease_admits_one_writer_and_readers_beside_it(postgres_url: str) ->
         taken_over.close()
 
 
+def test_a_store_commits_durably_even_where_the_server_says_otherwise(postgres_url: str) -> None:
+    (server_default,) = postgres.server().execute("SHOW synchronous_commit").fetchone()
+    assert server_default == "off"  # the test server's own setting (tests/support/postgres.py)
+    store = Store.postgresql(postgres_url)
+    try:
+        (mode,) = store._conn.execute("SHOW synchronous_commit").fetchone()
+        assert mode == "on"  # a receipt follows a commit that is on disk
+    finally:
+        store.close()
+
+
 def test_a_store_whose_server_dropped_it_has_lost_its_lease_and_writes_nothing(postgres_url: str) -> None:
     active = Store.postgresql(postgres_url)
     try:
