@@ -17,6 +17,7 @@ gapless sequences).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import sqlite3
@@ -93,6 +94,8 @@ class Database(Protocol):
     def cursor(self) -> Any: ...
 
     def begin_write(self) -> None: ...
+
+    def sync(self) -> None: ...
 
     def begin_read(self) -> None: ...
 
@@ -171,6 +174,9 @@ class SqliteDatabase:
 
     def begin_write(self) -> None:
         self._connection.execute("BEGIN IMMEDIATE")  # the write lock now, not at the first write
+
+    def sync(self) -> None:
+        """Nothing to wait for: each statement has run when execute returns."""
 
     def begin_read(self) -> None:
         self._connection.execute("BEGIN")  # WAL: every query after sees one committed state
@@ -260,6 +266,12 @@ class PostgresDatabase:
 
         self.errors: tuple[type[Exception], ...] = (psycopg.Error,)
         self._psycopg = psycopg
+        self._pipeline: Any = None
+        self._pipeline_block: Any = None
+        self._leased = False
+        """While a write transaction is open: psycopg's pipeline, which sends each statement
+        without waiting for its answer until one is needed (a SELECT's rows, sync, COMMIT):
+        a publish's INSERTs cost no round trip each (~0.1 ms apiece over a unix socket)."""
 
     @classmethod
     def connect(cls, url: str, *, password: str | None, read_only: bool = False) -> PostgresDatabase:
@@ -296,6 +308,7 @@ class PostgresDatabase:
         if not held:
             database.close()
             raise StoreInUse(f"store {url} is in use: another ewx process holds its lease")
+        database._leased = True
         (commit_mode,) = database.execute("SHOW synchronous_commit").fetchone()
         if commit_mode == "off":
             # A receipt is given after COMMIT returns (SPEC section 4): with the server's
@@ -324,19 +337,44 @@ class PostgresDatabase:
         return _PostgresCursor(self._connection.cursor())
 
     def begin_write(self) -> None:
+        self._pipeline_block = self._connection.pipeline()
+        self._pipeline = self._pipeline_block.__enter__()
         self._connection.execute("BEGIN")
+
+    def sync(self) -> None:
+        """Wait for the answers to every statement sent so far: a refused one raises here, so
+        a part of a group (Store._savepoint) is charged with its own error, not the next's."""
+        if self._pipeline is not None:
+            self._pipeline.sync()
 
     def begin_read(self) -> None:
         self._connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     def commit(self) -> None:
         self._connection.execute("COMMIT")
+        block, self._pipeline_block, self._pipeline = self._pipeline_block, None, None
+        if block is not None:
+            block.__exit__(None, None, None)  # waits for COMMIT's answer; raises any error
 
     def rollback(self) -> None:
+        block, self._pipeline_block, self._pipeline = self._pipeline_block, None, None
+        if block is not None:
+            # Leaving the pipeline with an exception given: an error still pending in it
+            # (the one being handled, most often) is logged by psycopg, not raised again.
+            ending = RuntimeError("rolling back")
+            with contextlib.suppress(RuntimeError):
+                block.__exit__(type(ending), ending, None)
         if self.in_transaction and not self._connection.broken:
             self._connection.execute("ROLLBACK")
 
     def close(self) -> None:
+        if self._leased and not self._connection.broken and not self._connection.closed:
+            # Given back before the connection goes: the server frees a closed session's
+            # locks only once its backend has ended, and a restart (or the test that reopens
+            # the store) at once would find its own lease still held.
+            with contextlib.suppress(self._psycopg.Error):
+                self._connection.execute("SELECT pg_advisory_unlock(%s)", (LEASE_KEY,))
+        self._leased = False
         self._connection.close()
 
     def tables(self) -> set[str]:

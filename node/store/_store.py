@@ -1080,10 +1080,10 @@ class Store(Reads):
                 db.commit()
                 self._frontier = tx.frontier
         except db.errors as exc:
+            db.rollback()  # a COMMIT refused (PostgreSQL's pipeline answers at it) ends nothing itself
             problem = db.problem(exc)
             if problem is None:
                 raise
-            db.rollback()
             raise problem from None
         finally:
             self._in_tx = False
@@ -1103,6 +1103,7 @@ class Store(Reads):
         db.execute(f"SAVEPOINT {name}")
         try:
             yield tx
+            db.sync()  # this part's own refusal is raised here, while it is undone alone
         except BaseException as exc:
             if not db.in_transaction:  # SQLite drops the whole transaction on a full disk
                 self._group_lost = exc
