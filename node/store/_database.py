@@ -39,7 +39,6 @@ CONNECT_TIMEOUT_SECONDS: Final = 10
 """How long a connection to the PostgreSQL server may take to open."""
 
 
-
 PLAN_PER_CALL: Final = "-c plan_cache_mode=force_custom_plan"
 """psycopg prepares a statement on its 5th use, and PostgreSQL then keeps one generic plan,
 chosen while the store was nearly empty: the alert lookup went on scanning by origin, 30
@@ -425,7 +424,9 @@ class PostgresDatabase:
     def continue_identity(self, table: str, column: str) -> None:
         """Set the identity's sequence to the largest id (a sequence is not rolled back: call
         it last, just before the commit)."""
-        self.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), MAX({column})) FROM {table}")
+        self.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), MAX({column})) FROM {table}"
+        )
 
     def integrity_problems(self, limit: int) -> list[str]:
         """None to report: PostgreSQL checks its pages itself (data checksums, amcheck)."""

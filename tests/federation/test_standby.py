@@ -126,9 +126,7 @@ def test_a_second_node_on_a_held_store_waits_and_sigterm_ends_the_wait(
     try:
         cluster.start("KR")
         standby = NodeProcess.start("KR", standby_config)
-        wait_until(
-            lambda: _events(cluster.node_log("KR"), "store_lease_waiting"), timeout=20, what="waiting"
-        )
+        wait_until(lambda: _events(cluster.node_log("KR"), "store_lease_waiting"), timeout=20, what="waiting")
         assert standby.stop() == 0, "a waiting standby did not stop cleanly on SIGTERM"
         assert _serving(cluster.nodes["KR"]), "the active stopped serving"
     finally:
@@ -153,11 +151,15 @@ def test_an_active_whose_lease_is_gone_stops_and_exits_non_zero_and_the_standby_
         log = cluster.node_log("KR")
         wait_until(lambda: _events(log, "store_lease_waiting"), timeout=20, what="the standby waiting")
         database = postgres_url.split("?", 1)[0].rsplit("/", 1)[1]
-        ended = postgres.server().execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_locks"
-            " WHERE locktype = 'advisory' AND granted AND database ="
-            f" (SELECT oid FROM pg_database WHERE datname = '{database}')"
-        ).fetchall()
+        ended = (
+            postgres.server()
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks"
+                " WHERE locktype = 'advisory' AND granted AND database ="
+                f" (SELECT oid FROM pg_database WHERE datname = '{database}')"
+            )
+            .fetchall()
+        )
         assert ended and all(row[0] for row in ended), "no backend held the lease"
         active = cluster.nodes["KR"]
         code = active.process.wait(20)
