@@ -539,10 +539,16 @@ class NodeRuntime:
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop, callback: Callable[P, object]) -> Callable[P, None]:
-    """`callback`, made safe to call from the store's thread: it runs on `loop`, soon after."""
+    """`callback`, made safe to call from the store's thread: it runs on `loop`, soon after.
+
+    It runs after a commit (Tx.after_commit): once the loop is closed (the node stops)
+    there is nothing left to wake, and raising there would fail a committed publish, or
+    every publish of its group, to its caller.
+    """
 
     def schedule(*args: P.args, **kwargs: P.kwargs) -> None:
-        loop.call_soon_threadsafe(functools.partial(callback, *args, **kwargs))
+        with contextlib.suppress(RuntimeError):  # "Event loop is closed"
+            loop.call_soon_threadsafe(functools.partial(callback, *args, **kwargs))
 
     return schedule
 

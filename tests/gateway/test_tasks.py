@@ -92,3 +92,17 @@ def test_a_background_round_survives_a_cancelled_call_but_not_its_own_cancellati
         assert task.cancelled()  # its own cancellation did
 
     asyncio.run(scenario())
+
+
+def test_a_wake_scheduled_from_the_store_thread_after_the_loop_closed_is_dropped_not_raised() -> None:
+    from gateway.runtime import _on_loop
+
+    loop = asyncio.new_event_loop()
+    woken: list[str] = []
+    wake = _on_loop(loop, woken.append)
+    wake("US")
+    loop.run_until_complete(asyncio.sleep(0))
+    assert woken == ["US"]
+    loop.close()
+    wake("JP")  # after a commit, while the node stops: nothing to wake, no error for the publisher
+    assert woken == ["US"]
