@@ -209,20 +209,18 @@ class NodeRuntime:
                 )
             return service
 
-    async def _watch_lease_forever(self) -> None:
+    async def _watch_lease_forever(self, poll_seconds: float) -> None:
         """Stop serving as soon as the PostgreSQL store's lease is gone.
 
         The lease is the store connection's own advisory lock, so a process
         without it can no longer write; but it would still answer peers and its
         operator from what it last knew while another process has become the
-        active. Checked every `lease_poll_seconds` by a round trip on that
+        active. Checked every `poll_seconds` ([store] lease_poll_seconds) by a round trip on that
         connection; `serve` then stops the node and exits non-zero, and the
         supervisor's restart makes it the standby.
         """
-        if self.config.store is None:
-            return  # a SQLite file has no lease
         while True:
-            await asyncio.sleep(self.config.store.lease_poll_seconds)
+            await asyncio.sleep(poll_seconds)
             if not await self.service.call(self.service.holds_store):
                 log.error(
                     "store_lease_lost",
@@ -278,8 +276,9 @@ class NodeRuntime:
         self._tasks.append(asyncio.create_task(self._peer_health_forever(), name="peer-health"))
         self._tasks.append(asyncio.create_task(self._watch_tls_forever(), name="tls-watch"))
         self._tasks.append(asyncio.create_task(self._watch_deadlines_forever(), name="deadline-watch"))
-        if self.config.store is not None:
-            self._tasks.append(asyncio.create_task(self._watch_lease_forever(), name="lease-watch"))
+        if self.config.store is not None:  # a SQLite file has no lease
+            watch = self._watch_lease_forever(self.config.store.lease_poll_seconds)
+            self._tasks.append(asyncio.create_task(watch, name="lease-watch"))
 
     async def _start_local_health(self) -> None:
         """The same health service on a local unix socket (0600) and nothing else there.

@@ -54,15 +54,17 @@ class PublishGroups:
             del self._waiting[: self._limit]
             try:
                 outcomes = await self._on_store_thread(self._run, [fields for fields, _ in group])
-            except BaseException as exc:  # the commit failed, or the node stops: none was written
+            except asyncio.CancelledError:
+                # The node stops. The group runs on to its end in the store's thread, so
+                # whether it committed is unknown here, as for any call cancelled: cancel.
+                for _, future in (*group, *self._waiting):
+                    future.cancel()
+                self._waiting.clear()
+                raise
+            except BaseException as exc:  # the commit failed: none of the group was written
                 for _, future in group:
                     if not future.done():
                         future.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    for _, future in self._waiting:
-                        future.cancel()
-                    self._waiting.clear()
-                    raise
                 continue
             self.sizes.append(len(group))
             del self.sizes[:-1000]

@@ -114,6 +114,10 @@ class Database(Protocol):
 
     def integrity_problems(self, limit: int) -> list[str]: ...
 
+    def alive(self) -> bool:
+        """Whether the database is still there for this process (PostgreSQL: its lease)."""
+        ...
+
     def analyze(self) -> None:
         """Fresh statistics for the query planner, once at open."""
         ...
@@ -203,6 +207,10 @@ class SqliteDatabase:
 
     def continue_identity(self, table: str, column: str) -> None:
         """Nothing to do: an INTEGER PRIMARY KEY takes the largest + 1 by itself."""
+
+    def alive(self) -> bool:
+        """A file in the data directory is always there (its lock is the data directory's)."""
+        return True
 
     def analyze(self) -> None:
         """Nothing: SQLite's planner needs no statistics for these queries (each names its index)."""

@@ -1023,8 +1023,7 @@ class Store(Reads):
     def alive(self) -> bool:
         """Whether the store's database is still there: for PostgreSQL, that this process still
         holds the lease (a round trip on the store's connection); a file is always there."""
-        database = self._conn
-        return database.alive() if isinstance(database, PostgresDatabase) else True
+        return self._conn.alive()
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
