@@ -31,15 +31,14 @@ LOCK_FILE: Final = "node.lock"
 """In the data directory: held (flock, exclusive) by the one node that runs on it."""
 
 
-def read_bounded(
+@contextlib.contextmanager
+def open_bounded(
     path: Path, limit: int, *, what: str, error: type[EwxError], magic: bytes | None = None
-) -> bytes:
-    """The bytes of `path`, at most `limit`; `error` naming `what` and the path otherwise.
+) -> Iterator[tuple[BinaryIO, os.stat_result]]:
+    """`path` open for reading, positioned after `magic`, with its stat; judged as `read_bounded` judges it.
 
-    Judged before the bytes are read: the path must be a regular file (a device
-    such as /dev/zero, a FIFO that would block, or a folder is refused), no
-    larger than `limit` by its size, and begin with `magic` when one is given, so
-    a wrong path costs one stat and a few bytes, never a read of gigabytes.
+    For a reader that takes the file a part at a time (a log bundle): what it
+    reads past `limit` is its own check, the stat's size is judged here.
     """
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
@@ -57,6 +56,23 @@ def read_bounded(
         try:
             if magic is not None and stream.read(len(magic)) != magic:
                 raise error(f"{path} is not an EWX {what} (bad magic)")
+        except OSError as exc:
+            raise error(f"{what} {path}: cannot read it: {exc.strerror or exc}") from None
+        yield stream, info
+
+
+def read_bounded(
+    path: Path, limit: int, *, what: str, error: type[EwxError], magic: bytes | None = None
+) -> bytes:
+    """The bytes of `path`, at most `limit`; `error` naming `what` and the path otherwise.
+
+    Judged before the bytes are read: the path must be a regular file (a device
+    such as /dev/zero, a FIFO that would block, or a folder is refused), no
+    larger than `limit` by its size, and begin with `magic` when one is given, so
+    a wrong path costs one stat and a few bytes, never a read of gigabytes.
+    """
+    with open_bounded(path, limit, what=what, error=error, magic=magic) as (stream, _):
+        try:
             # One byte past the limit: a file that grew since the stat is still caught.
             data = (magic or b"") + stream.read(limit + 1 - len(magic or b""))
         except OSError as exc:

@@ -19,22 +19,26 @@ signatures, and the checkpoint pins the whole log.
 
 from __future__ import annotations
 
+import mmap
+import os
+import weakref
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, overload
 
 from node.errors import BundleError, FramingError
-from node.files import read_bounded
+from node.files import open_bounded
 from node.ids import Country
-from node.message import frame, member, pb, records, timestamp
+from node.message import frame, member, pb, read_varint, records, timestamp, varint
 
 MAGIC: Final = b"EWXBUNDLE1\n"
 FORMAT_VERSION: Final = 1
 MAX_BUNDLE_BYTES: Final = 4 << 30
-"""A bundle is read whole; a log of a million alerts is well under this, and a
-wrong path (a pipe, a device) is refused instead of filling memory."""
+"""A log of a million alerts is well under this; a wrong path (a pipe, a
+device) is refused before anything is read."""
 MAX_RECORD_BYTES: Final = 64 * 1024
 """No legal record comes near this; a larger length prefix means corruption."""
 PROGRESS_EVERY: Final = 4096
@@ -48,7 +52,8 @@ class Bundle:
     node: Country
     log_origin: str
     exported_at: datetime
-    entries: list[bytes]
+    entries: Sequence[bytes]
+    """The entries in log order: a list when built in memory, BundleEntries when read from a file."""
     checkpoint: str
     declared_size: int
     history: list[str] = field(default_factory=list)
@@ -121,7 +126,119 @@ def signed_export_time(extensions: tuple[str, ...]) -> datetime | str | None:
         return f"the checkpoint's export time line {lines[0][:80]!r} is not a UTC time"
 
 
-def _records(data: bytes) -> Iterator[tuple[int, pb.BundleRecord]]:
+_ENTRY_TAG: Final = bytes([2 << 3 | 2])
+"""BundleRecord's `entry` field (number 2, length-delimited) as it opens a record."""
+
+
+_READ_AHEAD: Final = 1 << 20
+"""Bytes read from the file at once while the entries are iterated."""
+
+
+class BundleEntries(Sequence[bytes]):
+    """A bundle file's entries, read from the file when they are asked for.
+
+    Only where each entry lies is held, 12 bytes an entry: an audit of a
+    million entries would otherwise hold the quarter of a gigabyte they fill,
+    three times over with Python's object overhead. The file stays open, so
+    what is read is the file read_bundle framed even if it is renamed or
+    removed since; each read checks its size and modification time, so an
+    audit never mixes two versions of a file rewritten in place (a BundleError
+    naming it).
+    """
+
+    __slots__ = ("__weakref__", "_descriptor", "_held", "_lengths", "_path", "_stamp", "_starts")
+
+    def __init__(self, path: Path, descriptor: int) -> None:
+        self._path = path
+        self._descriptor = descriptor
+        self._stamp = _stamp(os.fstat(descriptor))
+        self._starts = array("q")
+        self._lengths = array("I")
+        self._held: dict[int, bytes] = {}
+        """Entries whose record holds more than the entry field (not as write_bundle writes
+        them, but legal protobuf): kept in memory rather than located in the file."""
+        weakref.finalize(self, os.close, descriptor)
+
+    def _add(self, start: int, length: int) -> None:
+        self._starts.append(start)
+        self._lengths.append(length)
+
+    def _hold(self, entry: bytes) -> None:
+        self._held[len(self._starts)] = entry
+        self._add(-1, 0)
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("bundle entry index out of range")
+        self._check_unchanged()
+        held = self._held.get(index)
+        if held is not None:
+            return held
+        return self._pread(self._starts[index], self._lengths[index], index)
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._check_unchanged()
+        chunk, chunk_start = b"", 0
+        for index, (start, length) in enumerate(zip(self._starts, self._lengths, strict=True)):
+            held = self._held.get(index)
+            if held is not None:
+                yield held
+                continue
+            offset = start - chunk_start
+            if offset < 0 or offset + length > len(chunk):
+                # Entries lie one after the other: one read serves the next thousands.
+                chunk, chunk_start, offset = self._pread(start, max(length, _READ_AHEAD), index), start, 0
+                if length > len(chunk):
+                    self._changed(f"entry {index} is cut short")
+            yield chunk[offset : offset + length]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=False))
+
+    __hash__ = None  # type: ignore[assignment]  # a sequence compared by its items, as a list is
+
+    def __repr__(self) -> str:
+        return f"BundleEntries({str(self._path)!r}, {len(self)} entries)"
+
+    def _pread(self, start: int, length: int, index: int) -> bytes:
+        try:
+            data = os.pread(self._descriptor, length, start)
+        except OSError as exc:
+            raise BundleError(
+                f"log bundle {self._path}: cannot read it again: {exc.strerror or exc}"
+            ) from None
+        if len(data) < self._lengths[index]:
+            self._changed(f"entry {index} is cut short")
+        return data
+
+    def _check_unchanged(self) -> None:
+        if _stamp(os.fstat(self._descriptor)) != self._stamp:
+            self._changed("its size or modification time is not what it was")
+
+    def _changed(self, why: str) -> None:
+        raise BundleError(f"{self._path} changed since it was read ({why}); read it again")
+
+
+def _stamp(info: os.stat_result) -> tuple[int, ...]:
+    return (info.st_size, info.st_mtime_ns)
+
+
+def _records(data: bytes | mmap.mmap) -> Iterator[tuple[int, pb.BundleRecord]]:
     try:
         yield from records(data, len(MAGIC), pb.BundleRecord, max_bytes=MAX_RECORD_BYTES)
     except FramingError as exc:
@@ -138,10 +255,23 @@ def read_bundle(path: Path, *, progress: Callable[[int], None] | None = None) ->
     since its last call, every `PROGRESS_EVERY` records and at the end: the
     calls sum to the file's size when it reads whole.
     """
-    data = read_bounded(path, MAX_BUNDLE_BYTES, what="log bundle", error=BundleError, magic=MAGIC)
+    with (
+        open_bounded(path, MAX_BUNDLE_BYTES, what="log bundle", error=BundleError, magic=MAGIC) as (
+            stream,
+            info,
+        ),
+        mmap.mmap(stream.fileno(), info.st_size, access=mmap.ACCESS_READ) as data,
+    ):
+        # The entries read from a descriptor of their own, open for as long as they are used.
+        entries = BundleEntries(path, os.dup(stream.fileno()))
+        return _read_records(path, data, entries, progress)
+
+
+def _read_records(
+    path: Path, data: mmap.mmap, entries: BundleEntries, progress: Callable[[int], None] | None
+) -> Bundle:
     told = 0
     header: pb.BundleHeader | None = None
-    entries: list[bytes] = []
     history: list[str] = []
     witnessed: list[tuple[Country, str]] = []
     checkpoint: str | None = None
@@ -167,7 +297,13 @@ def read_bundle(path: Path, *, progress: Callable[[int], None] | None = None) ->
         if kind == "header":
             header = record.header
         elif kind == "entry":
-            entries.append(bytes(record.entry))
+            entry = record.entry
+            length, begin = read_varint(data, pos)
+            if length == len(_ENTRY_TAG) + len(varint(len(entry))) + len(entry):
+                # The record is the entry field and nothing else: the entry is its tail.
+                entries._add(begin + length - len(entry), len(entry))
+            else:
+                entries._hold(bytes(entry))
         elif kind == "history":
             history.append(record.history)
         elif kind == "witnessed":

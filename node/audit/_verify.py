@@ -163,6 +163,7 @@ from node.crypto import (
     SIGNATURE_BYTES,
     Checkpoint,
     ChunkedRunner,
+    CompactRange,
     SignatureCheck,
     SignedNote,
     available_cpus,
@@ -173,7 +174,6 @@ from node.crypto import (
     parse_checkpoint,
     parse_signed_note,
     pool_context,
-    root_from_leaf_hashes,
     verify_cosignature,
     verify_note_signature,
     verify_signatures,
@@ -845,7 +845,8 @@ def _check_tree(bundle: Bundle, trust: Trust, findings: _Findings) -> LogSummary
             "size_mismatch",
             f"header declares {bundle.declared_size} entries, the bundle holds {size}",
         )
-    root = root_from_leaf_hashes([leaf_hash(entry) for entry in bundle.entries])
+    # A frontier, not a list of every leaf hash: 32 bytes a level, not 65 an entry.
+    root = CompactRange(leaf_hash(entry) for entry in bundle.entries).root()
     summary = LogSummary(
         node=node,
         log_origin=origin,

@@ -24,7 +24,7 @@ from node.message._convert import (
     receipt_to_bytes,
     timestamp,
 )
-from node.message._framing import frame, records
+from node.message._framing import frame, read_varint, records, varint
 from node.message._models import (
     SEVERE_OR_WORSE,
     WATCH_REASONS_FOR,
@@ -72,9 +72,11 @@ __all__ = [
     "parse_canonical",
     "pb",
     "read_transfer",
+    "read_varint",
     "receipt_from_bytes",
     "receipt_to_bytes",
     "records",
     "timestamp",
+    "varint",
     "write_transfer",
 ]

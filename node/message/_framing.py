@@ -7,6 +7,7 @@ serialized message. Readers bound every length before allocating.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
 from typing import TypeVar
 
@@ -28,7 +29,7 @@ def varint(value: int) -> bytes:
             return bytes(out)
 
 
-def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+def read_varint(data: bytes | mmap.mmap, pos: int) -> tuple[int, int]:
     """(value, next position); a length prefix here is at most 4 bytes."""
     value = 0
     for shift in range(0, 28, 7):
@@ -48,8 +49,10 @@ def frame(message: Message) -> bytes:
     return varint(len(data)) + data
 
 
-def records(data: bytes, start: int, message_type: type[M], *, max_bytes: int) -> Iterator[tuple[int, M]]:
-    """(byte offset, message) for each record of `data` from `start`."""
+def records(
+    data: bytes | mmap.mmap, start: int, message_type: type[M], *, max_bytes: int
+) -> Iterator[tuple[int, M]]:
+    """(byte offset, message) for each record of `data` from `start` (a file's bytes, or its map)."""
     pos = start
     name = message_type.DESCRIPTOR.name
     while pos < len(data):
