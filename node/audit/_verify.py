@@ -485,7 +485,11 @@ class _AlertFacts(NamedTuple):
 
     origin: Country
     alert_id: str
-    deliveries: tuple[_Delivery, ...]
+    recipients: tuple[Country, ...]
+    """Shared by every alert to the same recipients (see `of`)."""
+    seqs: tuple[int, ...]
+    """The sequence number towards each of `recipients`: two flat tuples, not a _Delivery
+    each, because a million of these are held (280 bytes of deliveries an alert, now ~60)."""
     digest: Digest
     """SHA-256 of the signed bytes."""
     msg_type: str
@@ -495,18 +499,32 @@ class _AlertFacts(NamedTuple):
 
     @classmethod
     def of(cls, alert: Alert, payload: bytes) -> _AlertFacts:
-        deliveries = tuple(_Delivery(d.recipient, d.seq) for d in alert.deliveries)
+        recipients = tuple(d.recipient for d in alert.deliveries)
+        # One tuple object per set of recipients, so pickling a chunk of outcomes
+        # (its memo) sends, and the auditor holds, one per chunk rather than one an alert.
+        recipients = _RECIPIENTS.setdefault(recipients, recipients)
         body = alert if is_watchlist(alert.msg_type) else None
         return cls(
-            alert.origin, alert.alert_id, deliveries, digest(payload), alert.msg_type, alert.status, body
+            alert.origin,
+            alert.alert_id,
+            recipients,
+            tuple(d.seq for d in alert.deliveries),
+            digest(payload),
+            alert.msg_type,
+            alert.status,
+            body,
         )
 
     @property
-    def recipients(self) -> tuple[Country, ...]:
-        return tuple(d.recipient for d in self.deliveries)
+    def deliveries(self) -> tuple[_Delivery, ...]:
+        return tuple(map(_Delivery, self.recipients, self.seqs))
 
     def seq_for(self, recipient: Country) -> int | None:
-        return next((d.seq for d in self.deliveries if d.recipient == recipient), None)
+        return next((seq for r, seq in zip(self.recipients, self.seqs, strict=True) if r == recipient), None)
+
+
+_RECIPIENTS: dict[tuple[Country, ...], tuple[Country, ...]] = {}
+"""The recipient tuples seen in this process (a handful: the members' subsets)."""
 
 
 class _ReceiptFacts(NamedTuple):
@@ -540,9 +558,12 @@ class _AlertRec:
     sent: bool
     peer: Country | None
     alert: _AlertFacts
-    digest: Digest
     equivocal: bool = False
     """Already reported as equivocation within its own log."""
+
+    @property
+    def digest(self) -> Digest:
+        return self.alert.digest
 
     @property
     def id_key(self) -> tuple[Country, str]:
@@ -576,13 +597,19 @@ class _Log:
     """Usable alert entries that are not duplicates, in log order."""
     receipts: list[_ReceiptRec] = field(default_factory=list)
     """Usable receipt entries that are not duplicates, in log order."""
-    at_index: dict[int, _AlertRec] = field(default_factory=dict)
-    """Every usable alert entry by its index (duplicates included)."""
-    versions: dict[tuple[Country, str], list[_AlertRec]] = field(default_factory=dict)
+    at_index: list[_AlertRec | None] = field(default_factory=list)
+    """Every usable alert entry at its index (duplicates included), None at the others:
+    a slot an entry, where a dict took several times that."""
+    versions: dict[tuple[Country, str], tuple[_AlertRec, ...]] = field(default_factory=dict)
     """The distinct versions (digests) of each (origin, alert id), first occurrences.
-    All ALERT_SENT in the origin's log, all ALERT_RECEIVED in any other."""
-    receipts_for: dict[tuple[Country, str], list[_ReceiptRec]] = field(default_factory=dict)
+    All ALERT_SENT in the origin's log, all ALERT_RECEIVED in any other. Tuples: nearly
+    every id has one version, and a tuple of one is half the size of a list of one."""
+    receipts_for: dict[tuple[Country, str], tuple[_ReceiptRec, ...]] = field(default_factory=dict)
     """Usable receipts by (receiver, alert id)."""
+
+    def alert_at(self, index: int) -> _AlertRec | None:
+        """The usable alert entry at `index`, if that is one."""
+        return self.at_index[index] if 0 <= index < len(self.at_index) else None
 
     @property
     def node(self) -> Country:
@@ -1328,7 +1355,7 @@ def _interpret_alert(node: Country, s: _Signed, alert: _Outcome) -> _AlertRec:
             "misattributed",
             f"{origin} alert {alert.alert_id} is addressed to {', '.join(alert.recipients)}, not {node}",
         )
-    return _AlertRec(node=node, index=s.index, sent=sent, peer=s.peer, alert=alert, digest=alert.digest)
+    return _AlertRec(node=node, index=s.index, sent=sent, peer=s.peer, alert=alert)
 
 
 def _interpret_receipt(node: Country, s: _Signed, receipt: _Outcome) -> _ReceiptRec:
@@ -1354,6 +1381,7 @@ def _interpret_receipt(node: Country, s: _Signed, receipt: _Outcome) -> _Receipt
 # ------------------------------------------------------------------ per-log checks
 def _check_log(log: _Log, usable: Sequence[_AlertRec | _ReceiptRec], findings: _Findings) -> None:
     node = log.node
+    log.at_index = [None] * len(log.bundle.entries)
     held: dict[tuple[Country, Country, int], _AlertRec] = {}
     seen_receipts: dict[tuple[Country, str], _ReceiptRec] = {}
     for rec in usable:
@@ -1370,10 +1398,11 @@ def _check_log(log: _Log, usable: Sequence[_AlertRec | _ReceiptRec], findings: _
                 continue
             seen_receipts[key] = rec
             log.receipts.append(rec)
-            log.receipts_for.setdefault(key, []).append(rec)
+            log.receipts_for[key] = (*log.receipts_for.get(key, ()), rec)
             continue
         log.at_index[rec.index] = rec
-        versions = log.versions.setdefault(rec.id_key, [])
+        id_key = rec.id_key
+        versions = log.versions.get(id_key, ())
         same = next((v for v in versions if v.digest == rec.digest), None)
         if same is not None:
             findings.add(node, rec.index, "duplicate", f"{rec.describe()} already logged at #{same.index}")
@@ -1400,7 +1429,7 @@ def _check_log(log: _Log, usable: Sequence[_AlertRec | _ReceiptRec], findings: _
                         f"#{other.index} ({other.alert.alert_id}) already holds",
                     )
                     break
-        versions.append(rec)
+        log.versions[id_key] = (*versions, rec)
         for d in rec.alert.deliveries:
             held.setdefault((rec.alert.origin, d.recipient, d.seq), rec)
         log.alerts.append(rec)
@@ -1453,7 +1482,7 @@ def _check_receipts(log: _Log, findings: _Findings) -> None:
     node = log.node
     for rec in log.receipts:
         r = rec.receipt
-        sent = log.versions.get((node, r.alert_id), [])
+        sent = log.versions.get((node, r.alert_id), ())
         if not sent:
             findings.add(
                 node,
@@ -1583,7 +1612,7 @@ def _sent_arrived(log: _Log, rec: _AlertRec, logs: dict[Country, _Log], findings
             continue  # the same digest, or a content_mismatch already reported
         receipts = [
             r
-            for r in log.receipts_for.get((d.recipient, rec.alert.alert_id), [])
+            for r in log.receipts_for.get((d.recipient, rec.alert.alert_id), ())
             if r.receipt.alert_digest == rec.digest
         ]
         if receipts:
@@ -1614,7 +1643,7 @@ def _cross_receipts(logs: dict[Country, _Log], findings: _Findings) -> None:
                 continue
             r = rec.receipt
             key = (log.node, r.alert_id)
-            target = receiver.at_index.get(r.log_index)
+            target = receiver.alert_at(r.log_index)
             if target is not None and not target.sent and target.id_key == key:
                 continue  # digest differences are content_mismatch findings
             where = receiver.versions.get(key)
