@@ -584,6 +584,64 @@ class _ReceiptRec:
     receipt: _ReceiptFacts
 
 
+class _Receipts:
+    """A log's usable receipts, the first per (receiver, alert id), in log order: in columns.
+
+    Two in five entries of a log are receipts, and a receipt as objects (its
+    record, its facts tuple, id, digest and ints, a key tuple and a slot in
+    two dicts) held ~600 bytes; here ~150. Iterating gives back the records
+    the checks read, rebuilt (receiver and origin are the peer and the log's
+    node: `_interpret_receipt` refused any other).
+    """
+
+    __slots__ = ("_by_peer", "alert_ids", "digests", "index", "log_index", "node", "peer", "seq")
+
+    def __init__(self, node: Country) -> None:
+        self.node = node
+        self.index = array("q")
+        self.peer = bytearray()
+        self.seq = array("Q")
+        self.log_index = array("Q")
+        self.digests = bytearray()
+        """The receipted alert digests, 32 bytes each."""
+        self.alert_ids: list[str] = []
+        self._by_peer: dict[Country, dict[str, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def add(self, rec: _ReceiptRec) -> None:
+        r = rec.receipt
+        self._by_peer.setdefault(rec.peer, {})[r.alert_id] = len(self.index)
+        self.index.append(rec.index)
+        self.peer.append(_MEMBER_NUMBERS[rec.peer])
+        self.seq.append(r.seq)
+        self.log_index.append(r.log_index)
+        self.digests += r.alert_digest
+        self.alert_ids.append(r.alert_id)
+
+    def first(self, peer: Country, alert_id: str) -> _ReceiptRec | None:
+        """The receipt by `peer` for `alert_id`, if this log holds one."""
+        at = self._by_peer.get(peer, {}).get(alert_id)
+        return None if at is None else self._rec(at)
+
+    def __iter__(self) -> Iterator[_ReceiptRec]:
+        return map(self._rec, range(len(self.index)))
+
+    def _rec(self, at: int) -> _ReceiptRec:
+        peer = _member(self.peer[at])
+        assert peer is not None  # add() stored a member's number
+        receipt = _ReceiptFacts(
+            receiver=peer,
+            origin=self.node,
+            alert_id=self.alert_ids[at],
+            seq=self.seq[at],
+            alert_digest=bytes(self.digests[32 * at : 32 * at + 32]),
+            log_index=self.log_index[at],
+        )
+        return _ReceiptRec(node=self.node, index=self.index[at], peer=peer, receipt=receipt)
+
+
 @dataclass
 class _Log:
     """One bundle being audited, and what its entries turned out to be."""
@@ -595,7 +653,7 @@ class _Log:
     """How many checks pass 2 must have done before pass 3 can take this log."""
     alerts: list[_AlertRec] = field(default_factory=list)
     """Usable alert entries that are not duplicates, in log order."""
-    receipts: list[_ReceiptRec] = field(default_factory=list)
+    receipts: _Receipts = field(init=False)
     """Usable receipt entries that are not duplicates, in log order."""
     at_index: list[_AlertRec | None] = field(default_factory=list)
     """Every usable alert entry at its index (duplicates included), None at the others:
@@ -604,8 +662,9 @@ class _Log:
     """The distinct versions (digests) of each (origin, alert id), first occurrences.
     All ALERT_SENT in the origin's log, all ALERT_RECEIVED in any other. Tuples: nearly
     every id has one version, and a tuple of one is half the size of a list of one."""
-    receipts_for: dict[tuple[Country, str], tuple[_ReceiptRec, ...]] = field(default_factory=dict)
-    """Usable receipts by (receiver, alert id)."""
+
+    def __post_init__(self) -> None:
+        self.receipts = _Receipts(self.bundle.node)
 
     def alert_at(self, index: int) -> _AlertRec | None:
         """The usable alert entry at `index`, if that is one."""
@@ -823,6 +882,10 @@ def _finish_log(log: _Log, verifier: _Verifier, findings: _Findings) -> None:
     usable: list[_AlertRec | _ReceiptRec] = []
     for signed, position in log.pending:
         rec = _interpret(log.node, signed, outcomes[position], findings)
+        if signed.kind == _RECEIPT:
+            # No other entry shares a receipt's check: its facts live on in
+            # log.receipts' columns only, not as objects for the rest of the audit.
+            outcomes[position] = None
         if rec is not None:
             usable.append(rec)
     log.pending = _Pending()
@@ -1383,11 +1446,9 @@ def _check_log(log: _Log, usable: Sequence[_AlertRec | _ReceiptRec], findings: _
     node = log.node
     log.at_index = [None] * len(log.bundle.entries)
     held: dict[tuple[Country, Country, int], _AlertRec] = {}
-    seen_receipts: dict[tuple[Country, str], _ReceiptRec] = {}
     for rec in usable:
         if isinstance(rec, _ReceiptRec):
-            key = (rec.peer, rec.receipt.alert_id)
-            earlier = seen_receipts.get(key)
+            earlier = log.receipts.first(rec.peer, rec.receipt.alert_id)
             if earlier is not None:
                 findings.add(
                     node,
@@ -1396,9 +1457,7 @@ def _check_log(log: _Log, usable: Sequence[_AlertRec | _ReceiptRec], findings: _
                     f"second receipt by {rec.peer} for {rec.receipt.alert_id} (first at #{earlier.index})",
                 )
                 continue
-            seen_receipts[key] = rec
-            log.receipts.append(rec)
-            log.receipts_for[key] = (*log.receipts_for.get(key, ()), rec)
+            log.receipts.add(rec)
             continue
         log.at_index[rec.index] = rec
         id_key = rec.id_key
@@ -1610,13 +1669,8 @@ def _sent_arrived(log: _Log, rec: _AlertRec, logs: dict[Country, _Log], findings
             continue
         if receiver.versions.get(rec.id_key):
             continue  # the same digest, or a content_mismatch already reported
-        receipts = [
-            r
-            for r in log.receipts_for.get((d.recipient, rec.alert.alert_id), ())
-            if r.receipt.alert_digest == rec.digest
-        ]
-        if receipts:
-            first = receipts[0]
+        first = log.receipts.first(d.recipient, rec.alert.alert_id)
+        if first is not None and first.receipt.alert_digest == rec.digest:
             findings.add(
                 log.node,
                 rec.index,
