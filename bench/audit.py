@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import multiprocessing as mp
 import os
 import random
@@ -393,38 +394,65 @@ def _sample(pid: int) -> tuple[int, float] | None:
     return hwm, (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_audit(generated: Generated, *, workers: int) -> Audit:
-    """`ewx audit verify` on the generated bundles, as a child process, watched from /proc."""
+_LAUNCHER = """
+import json, os, subprocess, sys
+argv, env = json.loads(sys.stdin.readline())
+proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+print(json.dumps({"pid": proc.pid}), flush=True)
+output = proc.stdout.read()
+_, status, usage = os.wait4(proc.pid, 0)
+print(json.dumps({"status": status, "maxrss": usage.ru_maxrss,
+                  "cpu": usage.ru_utime + usage.ru_stime, "output": output}), flush=True)
+"""
+
+
+def start_launcher() -> subprocess.Popen[str]:
+    """A small process that will start the auditor: started before the bundles are generated.
+
+    A child's peak RSS (ru_maxrss) counts the memory of the process it was
+    forked from, up to its exec: started from this process after generating a
+    million entries (641 MiB), the auditor's figure would be at least that. The
+    launcher is forked while this process is small, and forks the auditor itself.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-c", _LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+
+
+def run_audit(generated: Generated, *, workers: int, launcher: subprocess.Popen[str]) -> Audit:
+    """`ewx audit verify` on the generated bundles, a child of `launcher`, watched from /proc."""
     argv = [sys.executable, "-m", "gateway", "audit", "verify", "--trust", str(generated.trust)]
     argv += [str(p) for p in generated.bundles]
     env = {**os.environ, "EWX_AUDIT_WORKERS": str(workers)}
     seen: dict[int, tuple[int, float]] = {}
+    assert launcher.stdin is not None and launcher.stdout is not None
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    launcher.stdin.write(json.dumps([argv, env]) + "\n")
+    launcher.stdin.flush()
+    pid = json.loads(launcher.stdout.readline())["pid"]
     stop = threading.Event()
 
     def watch() -> None:
         while not stop.wait(0.25):
-            for pid in descendants(proc.pid, below_children=True):
-                sample = _sample(pid)
+            for child in descendants(pid, below_children=True):
+                sample = _sample(child)
                 if sample is not None:
-                    seen[pid] = sample
+                    seen[child] = sample
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    done = json.loads(launcher.stdout.readline())
     wall = time.perf_counter() - start
     stop.set()
     watcher.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    launcher.wait()
+    output = done["output"]
     return Audit(
         wall=wall,
-        exit_code=proc.returncode,
+        exit_code=os.waitstatus_to_exitcode(done["status"]),
         verdict=(output.strip().splitlines() or ["(no output)"])[-1],
-        maxrss_kib=usage.ru_maxrss,
-        cpu=usage.ru_utime + usage.ru_stime,
+        maxrss_kib=done["maxrss"],
+        cpu=done["cpu"],
         workers=seen,
     )
 
@@ -446,6 +474,7 @@ def run(
     workers = workers or len(os.sched_getaffinity(0))
     cores = len(os.sched_getaffinity(0))
 
+    launcher = start_launcher()
     with tempfile.TemporaryDirectory(prefix="ewx-bench-audit-") as tmp:
         out = keep or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
@@ -466,7 +495,7 @@ def run(
         print(f"  before: 1 core {one_before:,.0f}/s, {cores} cores {all_before:,.0f}/s", flush=True)
 
         print(f"ewx audit verify, {workers} worker processes ...", flush=True)
-        audit = run_audit(gen, workers=workers)
+        audit = run_audit(gen, workers=workers, launcher=launcher)
         print(f"  {audit.verdict} (exit code {audit.exit_code})", flush=True)
 
         one_after, all_after = raw_rates(gen.sample, workers=cores, seconds=raw_seconds)
