@@ -139,7 +139,8 @@ class BundleEntries(Sequence[bytes]):
 
     Only where each entry lies is held, 12 bytes an entry: an audit of a
     million entries would otherwise hold the quarter of a gigabyte they fill,
-    three times over with Python's object overhead. The file stays open, so
+    and half as much again in Python's per-object overhead (405 bytes an entry
+    held, measured, for 257 on disk). The file stays open, so
     what is read is the file read_bundle framed even if it is renamed or
     removed since; each read checks its size and modification time, so an
     audit never mixes two versions of a file rewritten in place (a BundleError
