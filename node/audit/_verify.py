@@ -631,7 +631,8 @@ class _Receipts:
 
     def _rec(self, at: int) -> _ReceiptRec:
         peer = _member(self.peer[at])
-        assert peer is not None  # add() stored a member's number
+        if peer is None:  # add() stores a member's number; anything else is a bug here
+            raise RuntimeError(f"receipt column {at} holds no member's number")
         receipt = _ReceiptFacts(
             receiver=peer,
             origin=self.node,
