@@ -23,8 +23,9 @@ In one run it:
    CLI: start-up, reading and reporting count), with EWX_AUDIT_WORKERS set
    from --workers, and reports its wall time, entries/s, signature checks/s,
    their ratio to the raw all-core rate, and the peak RSS of the auditor
-   (os.wait4's rusage) and of each of its worker processes (VmHWM, sampled
-   from /proc while the audit runs), with the CPU time each used;
+   (os.wait4's rusage, in a launcher started before the bundles are
+   generated) and of each of its worker processes (VmHWM, sampled from
+   /proc while the audit runs), with the CPU time each used;
 4. measures the raw rates again; the ratio uses the mean of both readings,
    since other load on the machine moves them.
 
@@ -376,7 +377,7 @@ class Audit:
     exit_code: int
     verdict: str
     maxrss_kib: int
-    """Peak RSS of the auditor process (os.wait4)."""
+    """Peak RSS of the auditor process (os.wait4 in the launcher)."""
     cpu: float
     """User + system CPU seconds of the auditor process."""
     workers: dict[int, tuple[int, float]]

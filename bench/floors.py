@@ -80,21 +80,10 @@ def sqlite_commit_rate(seconds: float = 1.0, folder: Path | None = None) -> floa
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
-        body = os.urandom(ALERT_BYTES)
-        for _ in range(20):  # warm up: the WAL file exists and has grown once
-            db.execute("BEGIN")
-            db.execute("INSERT INTO t (body) VALUES (?)", (body,))
-            db.execute("COMMIT")
-        count, start = 0, time.perf_counter()
-        while True:
-            db.execute("BEGIN")
-            db.execute("INSERT INTO t (body) VALUES (?)", (body,))
-            db.execute("COMMIT")
-            count += 1
-            now = time.perf_counter()
-            if now - start >= seconds:
-                db.close()
-                return count / (now - start)
+        # warm up: the WAL file exists and has grown once
+        rate = _commit_rate(db.execute, "INSERT INTO t (body) VALUES (?)", seconds)
+        db.close()
+        return rate
 
 
 def postgres_commit_rate(seconds: float = 1.0) -> float:
@@ -104,20 +93,28 @@ def postgres_commit_rate(seconds: float = 1.0) -> float:
     url = postgres.server().fresh_database("floor")
     with postgres.connect(url) as db:
         db.execute("CREATE TABLE t (id BIGSERIAL PRIMARY KEY, body BYTEA NOT NULL)")
-        body = os.urandom(ALERT_BYTES)
-        for _ in range(20):  # warm up: the statements are prepared, the table has pages
-            db.execute("BEGIN")
-            db.execute("INSERT INTO t (body) VALUES (%s)", (body,))
-            db.execute("COMMIT")
-        count, start = 0, time.perf_counter()
-        while True:
-            db.execute("BEGIN")
-            db.execute("INSERT INTO t (body) VALUES (%s)", (body,))
-            db.execute("COMMIT")
-            count += 1
-            now = time.perf_counter()
-            if now - start >= seconds:
-                return count / (now - start)
+        # warm up: the statements are prepared, the table has pages
+        return _commit_rate(db.execute, "INSERT INTO t (body) VALUES (%s)", seconds)
+
+
+def _commit_rate(execute: Callable[..., object], insert: str, seconds: float) -> float:
+    """One row of an alert's size a transaction, committed, for `seconds`, after 20 to warm up."""
+    body = os.urandom(ALERT_BYTES)
+
+    def commit_one() -> None:
+        execute("BEGIN")
+        execute(insert, (body,))
+        execute("COMMIT")
+
+    for _ in range(20):
+        commit_one()
+    count, start = 0, time.perf_counter()
+    while True:
+        commit_one()
+        count += 1
+        now = time.perf_counter()
+        if now - start >= seconds:
+            return count / (now - start)
 
 
 async def _round_trips(calls: int) -> list[float]:

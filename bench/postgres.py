@@ -30,13 +30,14 @@ import shutil
 import tempfile
 import threading
 import tomllib
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
 import tomli_w
+
+from tests.support.postgres import pgserver_module, sweep_orphans
 
 ENV: Final = "EWX_BENCH_POSTGRES"
 """The socket folder of a server bench/run.py started for its children."""
@@ -62,15 +63,6 @@ SHOWN: Final = (
 """The settings `settings()` reports."""
 
 
-def _pgserver() -> Any:
-    with warnings.catch_warnings():  # platformdirs: XDG_RUNTIME_DIR unset, a folder under /tmp is used
-        warnings.simplefilter("ignore")
-        import pgserver
-        import pgserver._commands
-        import pgserver.utils
-    return pgserver
-
-
 class Server:
     """A PostgreSQL server with its durable defaults, or one started by another process (`socket_dir`)."""
 
@@ -85,8 +77,8 @@ class Server:
     @classmethod
     def start(cls) -> Server:
         """Start a server in a fresh folder under the temp folder."""
-        _sweep_orphans()
-        pgserver = _pgserver()
+        sweep_orphans(DIR_PREFIX, OWNER_FILE)
+        pgserver = pgserver_module()
         folder = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
         try:
             handle = pgserver.get_server(folder, cleanup_mode="stop")
@@ -225,34 +217,3 @@ def database_mb(url: str) -> float:
     with connect(url) as db:
         (size,) = db.execute("SELECT pg_database_size(current_database())").fetchone()
     return float(size) / 1e6
-
-
-def _sweep_orphans() -> None:
-    """Stop and remove the servers of earlier bench processes that died without stopping them."""
-    root = Path(tempfile.gettempdir())
-    for folder in root.glob(f"{DIR_PREFIX}*"):
-        try:
-            pid = int((folder / OWNER_FILE).read_text())
-        except (OSError, ValueError):
-            continue  # starting, or not ours
-        if pid == os.getpid() or _alive(pid):
-            continue
-        pgserver = _pgserver()
-        with contextlib.suppress(Exception):
-            info = pgserver.utils.PostmasterInfo.read_from_pgdata(folder)
-            if info is not None and info.is_running():
-                user = "pgserver" if os.geteuid() == 0 else None  # as pgserver runs it as root
-                pgserver._commands.pg_ctl(
-                    ["-w", "-m", "immediate", "stop"], pgdata=folder, user=user, timeout=20
-                )
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -61,7 +61,7 @@ class _Server:
     """A started pgserver handle, its folder and socket, and an admin connection."""
 
     def __init__(self) -> None:
-        pgserver = _pgserver()
+        pgserver = pgserver_module()
         self._admin: Any = None
         try:
             self.folder = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
@@ -123,7 +123,7 @@ class _Server:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _pgserver() -> Any:
+def pgserver_module() -> Any:
     """The pgserver package, imported without its platformdirs warning (XDG_RUNTIME_DIR unset:
     it falls back to a folder under /tmp for its lock file, which is fine)."""
     with warnings.catch_warnings():
@@ -157,7 +157,7 @@ def server() -> _Server:
             return _server
         if _failure is not None:
             raise _failure
-        _sweep_orphans()
+        sweep_orphans()
         try:
             _server = _Server()
         except PostgresUnavailable as error:
@@ -236,12 +236,14 @@ def stop() -> None:
             _server = None
 
 
-def _sweep_orphans() -> None:
-    """Stop and remove the servers of earlier test processes that died without stopping them
-    (killed by the test command's timeout, say): folders of ours whose owner pid is gone."""
+def sweep_orphans(prefix: str = DIR_PREFIX, owner_file: str = OWNER_FILE) -> None:
+    """Stop and remove the servers of earlier processes that died without stopping them (killed
+    by the test command's timeout, say): folders `prefix*` in the temporary folder whose
+    `owner_file` names a pid that is gone. The benches' servers (bench/postgres.py) are swept
+    with their own prefix and owner file."""
     root = Path(tempfile.gettempdir())
-    for folder in root.glob(f"{DIR_PREFIX}*"):
-        owner = folder / OWNER_FILE
+    for folder in root.glob(f"{prefix}*"):
+        owner = folder / owner_file
         try:
             pid = int(owner.read_text())
         except (OSError, ValueError):
@@ -262,7 +264,7 @@ def _alive(pid: int) -> bool:
 
 
 def _stop_orphan(folder: Path) -> None:
-    pgserver = _pgserver()
+    pgserver = pgserver_module()
     with contextlib.suppress(Exception):
         info = pgserver.utils.PostmasterInfo.read_from_pgdata(folder)
         if info is not None and info.is_running():
