@@ -129,6 +129,7 @@ import bisect
 import dataclasses
 import gc
 import hashlib
+import itertools
 import os
 import warnings
 from array import array
@@ -474,22 +475,17 @@ class _Pending:
             yield _Signed(index=index, kind=kind, peer=_member(peer), key=key), check
 
 
-class _Delivery(NamedTuple):
-    recipient: Country
-    seq: int
-
-
 class _AlertFacts(NamedTuple):
-    """What the checks need of a validated alert (a pydantic Alert is ~5 KB; this is kept,
-    one shared by every entry that holds the same signed alert)."""
+    """What the checks need of a validated alert, as a worker sends it back (a pydantic
+    Alert is ~5 KB). The auditor keeps none of these: `_Versions.add` takes each into
+    its columns as it arrives, and pass 3 reads the version number it gave."""
 
     origin: Country
     alert_id: str
     recipients: tuple[Country, ...]
     """Shared by every alert to the same recipients (see `of`)."""
     seqs: tuple[int, ...]
-    """The sequence number towards each of `recipients`: two flat tuples, not a _Delivery
-    each, because a million of these are held (280 bytes of deliveries an alert, now ~60)."""
+    """The sequence number towards each of `recipients`."""
     digest: Digest
     """SHA-256 of the signed bytes."""
     msg_type: str
@@ -501,7 +497,7 @@ class _AlertFacts(NamedTuple):
     def of(cls, alert: Alert, payload: bytes) -> _AlertFacts:
         recipients = tuple(d.recipient for d in alert.deliveries)
         # One tuple object per set of recipients, so pickling a chunk of outcomes
-        # (its memo) sends, and the auditor holds, one per chunk rather than one an alert.
+        # (its memo) sends one per chunk rather than one an alert.
         recipients = _RECIPIENTS.setdefault(recipients, recipients)
         body = alert if is_watchlist(alert.msg_type) else None
         return cls(
@@ -515,16 +511,12 @@ class _AlertFacts(NamedTuple):
             body,
         )
 
-    @property
-    def deliveries(self) -> tuple[_Delivery, ...]:
-        return tuple(map(_Delivery, self.recipients, self.seqs))
-
-    def seq_for(self, recipient: Country) -> int | None:
-        return next((seq for r, seq in zip(self.recipients, self.seqs, strict=True) if r == recipient), None)
-
 
 _RECIPIENTS: dict[tuple[Country, ...], tuple[Country, ...]] = {}
 """The recipient tuples seen in this process (a handful: the members' subsets)."""
+
+_MOST_RECIPIENTS: Final = len(COUNTRIES) - 1
+"""An alert's deliveries, at most: one per member but its origin (node/message validates it)."""
 
 
 class _ReceiptFacts(NamedTuple):
@@ -549,99 +541,287 @@ class _ReceiptFacts(NamedTuple):
         )
 
 
-@dataclass(slots=True)
-class _AlertRec:
-    """An authentic, decoded ALERT_SENT or ALERT_RECEIVED entry."""
+class _Versions:
+    """Every alert id and every distinct signed alert (a version: one origin, alert id and
+    digest) the audit met, numbered once across all the logs: in columns.
 
-    node: Country
-    index: int
-    sent: bool
-    peer: Country | None
-    alert: _AlertFacts
-    equivocal: bool = False
-    """Already reported as equivocation within its own log."""
+    The logs then hold version numbers, not objects. A signed alert sits in
+    three logs and a million-entry audit meets some 200,000 of them; as
+    objects (their facts, records, and a versions index per log keyed by
+    tuples) they were most of the auditor's memory, about 450 bytes an entry;
+    here a version costs about 60 bytes beside its id's string. Two entries
+    hold the same version exactly when their alerts have the same digest,
+    so comparing digests is comparing numbers.
+    """
 
-    @property
-    def digest(self) -> Digest:
-        return self.alert.digest
+    __slots__ = (
+        "_first",
+        "_id_numbers",
+        "_more",
+        "_name_numbers",
+        "_names",
+        "_set_numbers",
+        "_sets",
+        "bodies",
+        "digests",
+        "id_origin",
+        "id_text",
+        "msg_type",
+        "recipients",
+        "seqs",
+        "status",
+        "version_id",
+    )
 
-    @property
-    def id_key(self) -> tuple[Country, str]:
-        return (self.alert.origin, self.alert.alert_id)
+    def __init__(self) -> None:
+        self._id_numbers: dict[Country, dict[str, int]] = {c: {} for c in COUNTRIES}
+        self.id_text: list[str] = []
+        self.id_origin = bytearray()
+        """Per id: its origin's proto number."""
+        self._first = array("i")
+        """Per id: its first version, -1 for an id only a receipt named."""
+        self._more: dict[int, list[int]] = {}
+        """Per id with more than one version (an equivocation): the later ones."""
+        self.version_id = array("I")
+        """Per version: its id."""
+        self.digests = bytearray()
+        """Per version: its 32-byte digest."""
+        self.recipients = bytearray()
+        """Per version: its set of recipients, a number into `_sets`."""
+        self.seqs = array("q")
+        """Per version, `_MOST_RECIPIENTS` slots: the seq towards each recipient of its set."""
+        self.msg_type = bytearray()
+        self.status = bytearray()
+        """Per version: a number into `_names` each."""
+        self.bodies: dict[int, Alert] = {}
+        """The watchlist proposals and votes, whole (see `_AlertFacts.body`)."""
+        self._sets: list[tuple[Country, ...]] = []
+        self._set_numbers: dict[tuple[Country, ...], int] = {}
+        self._names: list[str] = []
+        self._name_numbers: dict[str, int] = {}
 
-    def describe(self) -> str:
-        what = "ALERT_SENT" if self.sent else "ALERT_RECEIVED"
-        return f"{what} of {self.alert.origin} {self.alert.alert_id} (digest {short_hash(self.digest)})"
+    def __len__(self) -> int:
+        return len(self.version_id)
+
+    # ids
+    def id_number(self, origin: Country, alert_id: str) -> int:
+        """The number of (origin, alert id), given it now if it has none yet."""
+        numbers = self._id_numbers[origin]
+        number = numbers.get(alert_id)
+        if number is None:
+            number = numbers[alert_id] = len(self.id_text)
+            self.id_text.append(alert_id)
+            self.id_origin.append(_MEMBER_NUMBERS[origin])
+            self._first.append(-1)
+        return number
+
+    def ids(self) -> int:
+        return len(self.id_text)
+
+    def versions_of(self, id_number: int) -> list[int]:
+        """The versions of one id, in the order they were met."""
+        first = self._first[id_number]
+        return [] if first < 0 else [first, *self._more.get(id_number, ())]
+
+    def contested_ids(self) -> list[int]:
+        """The ids with more than one version."""
+        return sorted(self._more)
+
+    # versions
+    def add(self, facts: _AlertFacts) -> int:
+        """The number of the version `facts` describe, given it now if it is new."""
+        id_number = self.id_number(facts.origin, facts.alert_id)
+        known = self.find(id_number, facts.digest)
+        if known >= 0:
+            return known
+        if len(facts.recipients) > _MOST_RECIPIENTS or len(facts.seqs) != len(facts.recipients):
+            raise RuntimeError(f"alert {facts.alert_id} has deliveries node/message does not admit")
+        version = len(self.version_id)
+        if self._first[id_number] < 0:
+            self._first[id_number] = version
+        else:
+            self._more.setdefault(id_number, []).append(version)
+        self.version_id.append(id_number)
+        self.digests += facts.digest
+        self.recipients.append(self._number(facts.recipients, self._sets, self._set_numbers))
+        self.seqs.extend(facts.seqs)
+        self.seqs.extend([0] * (_MOST_RECIPIENTS - len(facts.seqs)))
+        self.msg_type.append(self._number(facts.msg_type, self._names, self._name_numbers))
+        self.status.append(self._number(facts.status, self._names, self._name_numbers))
+        if facts.body is not None:
+            self.bodies[version] = facts.body
+        return version
+
+    @staticmethod
+    def _number(value: Any, values: list[Any], numbers: dict[Any, int]) -> int:
+        number = numbers.get(value)
+        if number is None:
+            if len(values) > 255:  # validated enums and the members' subsets: a few dozen
+                raise RuntimeError(f"more than 256 distinct values in an audit's table: {value!r}")
+            number = numbers[value] = len(values)
+            values.append(value)
+        return number
+
+    def find(self, id_number: int, alert_digest: bytes) -> int:
+        """The version of `id_number` with that digest, -1 if none."""
+        return next((v for v in self.versions_of(id_number) if self.digest(v) == alert_digest), -1)
+
+    def digest(self, version: int) -> bytes:
+        return bytes(self.digests[32 * version : 32 * version + 32])
+
+    def origin(self, version: int) -> Country:
+        return _member_at(self.id_origin, self.version_id[version])
+
+    def alert_id(self, version: int) -> str:
+        return self.id_text[self.version_id[version]]
+
+    def recipients_of(self, version: int) -> tuple[Country, ...]:
+        return self._sets[self.recipients[version]]
+
+    def deliveries(self, version: int) -> Iterator[tuple[Country, int]]:
+        """(recipient, seq) of each of the version's deliveries, in the alert's order."""
+        slot = _MOST_RECIPIENTS * version
+        return zip(self.recipients_of(version), self.seqs[slot : slot + _MOST_RECIPIENTS], strict=False)
+
+    def seq_for(self, version: int, recipient: Country) -> int | None:
+        return next((seq for r, seq in self.deliveries(version) if r == recipient), None)
+
+    def msg_type_of(self, version: int) -> str:
+        return self._names[self.msg_type[version]]
+
+    def status_of(self, version: int) -> str:
+        return self._names[self.status[version]]
+
+    def describe(self, version: int, sent: bool) -> str:
+        what = "ALERT_SENT" if sent else "ALERT_RECEIVED"
+        return (
+            f"{what} of {self.origin(version)} {self.alert_id(version)} "
+            f"(digest {short_hash(self.digest(version))})"
+        )
+
+
+def _member_at(column: bytearray, at: int) -> Country:
+    member = _member(column[at])
+    if member is None:  # the columns hold members' numbers only; anything else is a bug here
+        raise RuntimeError(f"column slot {at} holds no member's number")
+    return member
 
 
 @dataclass(slots=True)
 class _ReceiptRec:
-    """An authentic, decoded RECEIPT_RECEIVED entry."""
+    """An authentic, decoded RECEIPT_RECEIVED entry, on its way into a log's `_Receipts`."""
 
-    node: Country
     index: int
     peer: Country
     receipt: _ReceiptFacts
 
 
+class _LogAlerts:
+    """A log's usable alert entries that are not duplicates, in log order: in columns.
+
+    Per entry its index, version and two flags; per id the position here of
+    its first version (an array over every id number, grown as ids are met),
+    and of later ones for the rare id that has several.
+    """
+
+    __slots__ = ("_first", "_more", "equivocal", "index", "sent", "version")
+
+    def __init__(self) -> None:
+        self.index = array("q")
+        self.version = array("I")
+        self.sent = bytearray()
+        """1 for ALERT_SENT, 0 for ALERT_RECEIVED."""
+        self.equivocal = bytearray()
+        """1 if already reported as equivocation within its own log."""
+        self._first = array("i")
+        self._more: dict[int, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def add(self, index: int, version: int, sent: bool, equivocal: bool, id_number: int) -> int:
+        """Append one entry; returns its position here."""
+        position = len(self.index)
+        self.index.append(index)
+        self.version.append(version)
+        self.sent.append(sent)
+        self.equivocal.append(equivocal)
+        if id_number >= len(self._first):
+            self._first.extend([-1] * (id_number + 1 - len(self._first)))
+        if self._first[id_number] < 0:
+            self._first[id_number] = position
+        else:
+            self._more.setdefault(id_number, []).append(position)
+        return position
+
+    def of_id(self, id_number: int) -> list[int]:
+        """The positions of the versions of one id here (first occurrences), in log order."""
+        first = self._first[id_number] if id_number < len(self._first) else -1
+        return [] if first < 0 else [first, *self._more.get(id_number, ())]
+
+    def holds(self, id_number: int) -> bool:
+        return id_number < len(self._first) and self._first[id_number] >= 0
+
+
 class _Receipts:
     """A log's usable receipts, the first per (receiver, alert id), in log order: in columns.
 
-    Two in five entries of a log are receipts, and a receipt as objects (its
-    record, its facts tuple, id, digest and ints, a key tuple and a slot in
-    two dicts) held ~600 bytes (estimate from tracemalloc's counts); here
-    about a quarter of that. Iterating gives back the records
-    the checks read, rebuilt (receiver and origin are the peer and the log's
-    node: `_interpret_receipt` refused any other).
+    Two in five entries of a log are receipts. Each keeps its index, peer,
+    seq and log index, its alert's id number, and the version of that id its
+    digest names (-1 if none the audit met when the receipt was taken in: its
+    digest is then kept aside, for the finding). The receiver and origin are
+    the peer and the log's node (`_interpret_receipt` refused any other).
     """
 
-    __slots__ = ("_by_peer", "alert_ids", "digests", "index", "log_index", "node", "peer", "seq")
+    __slots__ = ("_first", "_odd", "id", "index", "log_index", "node", "peer", "seq", "version")
 
     def __init__(self, node: Country) -> None:
         self.node = node
         self.index = array("q")
         self.peer = bytearray()
-        self.seq = array("Q")
-        self.log_index = array("Q")
-        self.digests = bytearray()
-        """The receipted alert digests, 32 bytes each."""
-        self.alert_ids: list[str] = []
-        self._by_peer: dict[Country, dict[str, int]] = {}
+        self.seq = array("q")
+        self.log_index = array("q")
+        self.id = array("I")
+        self.version = array("i")
+        self._odd: dict[int, bytes] = {}
+        """The digests of receipts whose digest names no known version, by position."""
+        self._first: dict[Country, array[int]] = {}
+        """Per receiver, per id number: the position of its receipt, -1 for none."""
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def add(self, rec: _ReceiptRec) -> None:
+    def add(self, rec: _ReceiptRec, versions: _Versions) -> None:
         r = rec.receipt
-        self._by_peer.setdefault(rec.peer, {})[r.alert_id] = len(self.index)
+        id_number = versions.id_number(r.origin, r.alert_id)
+        version = versions.find(id_number, r.alert_digest)
+        position = len(self.index)
+        first = self._first.setdefault(rec.peer, array("i"))
+        if id_number >= len(first):
+            first.extend([-1] * (id_number + 1 - len(first)))
+        first[id_number] = position
         self.index.append(rec.index)
         self.peer.append(_MEMBER_NUMBERS[rec.peer])
         self.seq.append(r.seq)
         self.log_index.append(r.log_index)
-        self.digests += r.alert_digest
-        self.alert_ids.append(r.alert_id)
+        self.id.append(id_number)
+        self.version.append(version)
+        if version < 0:
+            self._odd[position] = r.alert_digest
 
-    def first(self, peer: Country, alert_id: str) -> _ReceiptRec | None:
-        """The receipt by `peer` for `alert_id`, if this log holds one."""
-        at = self._by_peer.get(peer, {}).get(alert_id)
-        return None if at is None else self._rec(at)
+    def first(self, peer: Country, id_number: int) -> int | None:
+        """The position of the receipt by `peer` for that id, if this log holds one."""
+        first = self._first.get(peer)
+        if first is None or id_number >= len(first) or first[id_number] < 0:
+            return None
+        return first[id_number]
 
-    def __iter__(self) -> Iterator[_ReceiptRec]:
-        return map(self._rec, range(len(self.index)))
+    def peer_at(self, position: int) -> Country:
+        return _member_at(self.peer, position)
 
-    def _rec(self, at: int) -> _ReceiptRec:
-        peer = _member(self.peer[at])
-        if peer is None:  # add() stores a member's number; anything else is a bug here
-            raise RuntimeError(f"receipt column {at} holds no member's number")
-        receipt = _ReceiptFacts(
-            receiver=peer,
-            origin=self.node,
-            alert_id=self.alert_ids[at],
-            seq=self.seq[at],
-            alert_digest=bytes(self.digests[32 * at : 32 * at + 32]),
-            log_index=self.log_index[at],
-        )
-        return _ReceiptRec(node=self.node, index=self.index[at], peer=peer, receipt=receipt)
+    def digest(self, position: int, versions: _Versions) -> bytes:
+        version = self.version[position]
+        return self._odd[position] if version < 0 else versions.digest(version)
 
 
 @dataclass
@@ -653,24 +833,21 @@ class _Log:
     """Pass 1's output, until pass 3 takes it."""
     checks: int = 0
     """How many checks pass 2 must have done before pass 3 can take this log."""
-    alerts: list[_AlertRec] = field(default_factory=list)
+    alerts: _LogAlerts = field(default_factory=_LogAlerts)
     """Usable alert entries that are not duplicates, in log order."""
     receipts: _Receipts = field(init=False)
     """Usable receipt entries that are not duplicates, in log order."""
-    at_index: list[_AlertRec | None] = field(default_factory=list)
-    """Every usable alert entry at its index (duplicates included), None at the others:
-    a slot an entry, where a dict took several times that."""
-    versions: dict[tuple[Country, str], tuple[_AlertRec, ...]] = field(default_factory=dict)
-    """The distinct versions (digests) of each (origin, alert id), first occurrences.
-    All ALERT_SENT in the origin's log, all ALERT_RECEIVED in any other. Tuples: nearly
-    every id has one version, and a tuple of one is half the size of a list of one."""
+    at_index: array[int] = field(default_factory=lambda: array("i"))
+    """Per entry: 2 x version + 1 if sent of the usable alert entry there (duplicates
+    included), -1 at any other."""
 
     def __post_init__(self) -> None:
         self.receipts = _Receipts(self.bundle.node)
 
-    def alert_at(self, index: int) -> _AlertRec | None:
-        """The usable alert entry at `index`, if that is one."""
-        return self.at_index[index] if 0 <= index < len(self.at_index) else None
+    def alert_at(self, index: int) -> tuple[int, bool] | None:
+        """(version, sent) of the usable alert entry at `index`, if that is one."""
+        code = self.at_index[index] if 0 <= index < len(self.at_index) else -1
+        return None if code < 0 else (code >> 1, bool(code & 1))
 
     @property
     def node(self) -> Country:
@@ -814,6 +991,7 @@ def _audit(
     order = {c: i for i, c in enumerate(COUNTRIES)}
     logs = [_Log(bundle=b) for b in sorted(bundles, key=lambda b: order.get(b.node, len(order)))]
     findings = _Findings()
+    versions = _Versions()
     # Keys rotated or revoked after the trust file was written are known from
     # the trust updates the logs carry; everything below checks against them.
     trust = _trust_from_logs(logs, trust, findings)
@@ -821,7 +999,11 @@ def _audit(
     total = sum(len(log.bundle.entries) for log in logs)
     told = _Progress(progress) if progress is not None else None
     with _Verifier(
-        workers=workers, min_parallel=min_parallel, total=total, on_ready=told.ready if told else None
+        versions,
+        workers=workers,
+        min_parallel=min_parallel,
+        total=total,
+        on_ready=told.ready if told else None,
     ) as verifier:
         # Pass 1: decode every entry once, collect the signature checks; pass 2
         # runs on them meanwhile, in chunks, when it runs in a pool.
@@ -849,12 +1031,12 @@ def _audit(
             if i > 0:
                 # The previous log's checks are done by now, or nearly: pass 3 on
                 # it overlaps with the pool's work on this one's.
-                _finish_log(logs[i - 1], verifier, findings)
+                _finish_log(logs[i - 1], verifier, versions, findings)
         shared.clear()
         # The trees need no signature: hashed while the pool works.
         summaries = [_check_tree(log.bundle, trust, findings) for log in logs]
         if logs:
-            _finish_log(logs[-1], verifier, findings)
+            _finish_log(logs[-1], verifier, versions, findings)
     # Checkpoint histories, and what each node witnessed of the others (SPEC section 5).
     checkpoint_findings = []
     for i, log in enumerate(logs):
@@ -866,10 +1048,10 @@ def _audit(
         findings.add(cf.node, None, cf.kind, cf.detail, cf.severity)
     if len(logs) > 1:
         by_node = {log.node: log for log in logs}
-        _cross_conflicts(logs, findings)
-        _cross_presence(by_node, findings)
-        _cross_receipts(by_node, findings)
-    _check_watchlist(logs, trust, findings)
+        _cross_conflicts(logs, versions, findings)
+        _cross_presence(by_node, versions, findings)
+        _cross_receipts(by_node, versions, findings)
+    _check_watchlist(logs, versions, trust, findings)
     return Report(
         findings=findings.sorted(),
         nodes=[log.node for log in logs],
@@ -878,47 +1060,55 @@ def _audit(
     )
 
 
-def _finish_log(log: _Log, verifier: _Verifier, findings: _Findings) -> None:
+def _finish_log(log: _Log, verifier: _Verifier, versions: _Versions, findings: _Findings) -> None:
     """Pass 3 on one log: interpret its entries once their checks are done, then check it."""
     outcomes = verifier.outcomes(log.checks)
-    usable: list[_AlertRec | _ReceiptRec] = []
+    node = log.node
+    log.at_index = array("i", [-1]) * len(log.bundle.entries)
+    held = _Held()
     for signed, position in log.pending:
-        rec = _interpret(log.node, signed, outcomes[position], findings)
-        if signed.kind == _RECEIPT:
-            # No other entry shares a receipt's check: its facts live on in
-            # log.receipts' columns only, not as objects for the rest of the audit.
-            outcomes[position] = None
-        if rec is not None:
-            usable.append(rec)
+        outcome = outcomes[position]
+        try:
+            if signed.kind == _RECEIPT:
+                # No other entry shares a receipt's check: its facts live on in
+                # log.receipts' columns only, not as objects for the rest of the audit.
+                outcomes[position] = None
+                _take_receipt(log, _interpret_receipt(node, signed, outcome), versions, findings)
+            else:
+                version = _interpret_alert(node, signed, outcome, versions)
+                _take_alert(log, signed, version, versions=versions, held=held, findings=findings)
+        except _Reject as exc:
+            findings.add(node, signed.index, exc.kind, exc.detail)
     log.pending = _Pending()
-    _check_log(log, usable, findings)
+    _check_sequences(log, versions, findings)
+    _check_receipts(log, versions, findings)
 
 
 # ------------------------------------------------------------------ the watchlist chain
-def _check_watchlist(logs: Sequence[_Log], trust: Trust, findings: _Findings) -> None:
+def _check_watchlist(logs: Sequence[_Log], versions: _Versions, trust: Trust, findings: _Findings) -> None:
     """node/audit/_watchlist.py over the usable alert entries: the union fold and each
     member's own claims. Nothing to do, and nothing built, when no log holds a
     watchlist message."""
-    bodies = [rec.alert.body for log in logs for rec in log.alerts if rec.alert.body is not None]
-    if not bodies:
+    bodies = versions.bodies
+    if not any(v in bodies for log in logs for v in log.alerts.version):
         return
-    wanted = referenced(bodies)
+    wanted = referenced(bodies[v] for log in logs for v in log.alerts.version if v in bodies)
+    shown = {v for v in range(len(versions)) if v in bodies or versions.digest(v) in wanted}
     invalid_key = {(f.node, f.index) for f in findings.items if f.kind in KEY_NOT_VALID_KINDS}
     messages = {
         log.node: [
             Logged(
-                log_index=rec.index,
-                sent=rec.sent,
-                origin=rec.alert.origin,
-                alert_id=rec.alert.alert_id,
-                msg_type=rec.alert.msg_type,
-                status=rec.alert.status,
-                digest=rec.digest,
-                body=rec.alert.body,
+                log_index=index,
+                sent=bool(sent),
+                origin=versions.origin(v),
+                alert_id=versions.alert_id(v),
+                msg_type=versions.msg_type_of(v),
+                status=versions.status_of(v),
+                digest=versions.digest(v),
+                body=bodies.get(v),
             )
-            for rec in log.alerts
-            if (rec.alert.body is not None or rec.digest in wanted)
-            and (log.node, rec.index) not in invalid_key
+            for index, v, sent in zip(log.alerts.index, log.alerts.version, log.alerts.sent, strict=True)
+            if v in shown and (log.node, index) not in invalid_key
         ]
         for log in logs
     }
@@ -1305,9 +1495,11 @@ def _identity(check: SignatureCheck) -> bytes | None:
 
 
 # ------------------------------------------------------------------ pass 2: verify and decode
-_Outcome = _AlertFacts | _ReceiptFacts | str | None
+_Outcome = _AlertFacts | _ReceiptFacts | int | str | None
 """A check's outcome: None if the signature does not verify (the bytes are then
-not decoded), else what the signed bytes decode to, or the DecodeFailure message."""
+not decoded), else what the signed bytes decode to, or the DecodeFailure message.
+An alert's facts, as they arrive from pass 2, become the number of their
+version (`_Verifier._keep`)."""
 
 
 def _check_and_decode(checks: Sequence[SignatureCheck]) -> list[_Outcome]:
@@ -1349,8 +1541,16 @@ class _Verifier(ChunkedRunner[SignatureCheck, _Outcome]):
     """
 
     def __init__(
-        self, *, workers: int, min_parallel: int, total: int, on_ready: Callable[[int], None] | None = None
+        self,
+        versions: _Versions,
+        *,
+        workers: int,
+        min_parallel: int,
+        total: int,
+        on_ready: Callable[[int], None] | None = None,
     ) -> None:
+        self._versions = versions
+
         def start() -> ProcessPoolExecutor:
             return ProcessPoolExecutor(
                 max_workers=workers,
@@ -1366,7 +1566,14 @@ class _Verifier(ChunkedRunner[SignatureCheck, _Outcome]):
             in_flight=_IN_FLIGHT,
             on_broken=_warn_broken,
             on_ready=on_ready,
+            keep=self._keep,
         )
+
+    def _keep(self, outcomes: list[_Outcome]) -> list[_Outcome]:
+        """Each alert's facts into the versions' columns, as a chunk's outcomes arrive: the
+        auditor then holds a number per check, not a tuple, strings and ints per alert."""
+        add = self._versions.add
+        return [add(o) if isinstance(o, _AlertFacts) else o for o in outcomes]
 
     def __enter__(self) -> _Verifier:
         return self
@@ -1386,41 +1593,29 @@ def _warn_broken(exc: BrokenProcessPool) -> None:
 
 
 # ------------------------------------------------------------------ pass 3: interpret
-def _interpret(
-    node: Country, s: _Signed, outcome: _Outcome, findings: _Findings
-) -> _AlertRec | _ReceiptRec | None:
-    try:
-        if s.kind == _RECEIPT:
-            return _interpret_receipt(node, s, outcome)
-        return _interpret_alert(node, s, outcome)
-    except _Reject as exc:
-        findings.add(node, s.index, exc.kind, exc.detail)
-        return None
-
-
-def _interpret_alert(node: Country, s: _Signed, alert: _Outcome) -> _AlertRec:
+def _interpret_alert(node: Country, s: _Signed, alert: _Outcome, versions: _Versions) -> int:
+    """The version an authentic alert entry holds, or _Reject."""
     if alert is None:
         raise _Reject("bad_alert_signature", f"alert signature by {s.key.key_id} does not verify")
-    if not isinstance(alert, _AlertFacts):
+    if not isinstance(alert, int):
         raise _Reject("malformed_entry", f"signed alert does not decode: {alert}")
-    origin = alert.origin
+    origin, alert_id = versions.origin(alert), versions.alert_id(alert)
     if origin != s.key.owner:
         raise _Reject(
             "bad_alert_signature",
-            f"alert {alert.alert_id} claims origin {origin} but is signed by {s.key.owner}'s "
-            f"key {s.key.key_id}",
+            f"alert {alert_id} claims origin {origin} but is signed by {s.key.owner}'s key {s.key.key_id}",
         )
     sent = s.kind == _SENT
     if sent and origin != node:
-        raise _Reject("misattributed", f"ALERT_SENT of {origin}'s alert {alert.alert_id}")
+        raise _Reject("misattributed", f"ALERT_SENT of {origin}'s alert {alert_id}")
     if not sent and origin == node:
-        raise _Reject("misattributed", f"ALERT_RECEIVED of {node}'s own alert {alert.alert_id}")
-    if not sent and node not in alert.recipients:
+        raise _Reject("misattributed", f"ALERT_RECEIVED of {node}'s own alert {alert_id}")
+    recipients = versions.recipients_of(alert)
+    if not sent and node not in recipients:
         raise _Reject(
-            "misattributed",
-            f"{origin} alert {alert.alert_id} is addressed to {', '.join(alert.recipients)}, not {node}",
+            "misattributed", f"{origin} alert {alert_id} is addressed to {', '.join(recipients)}, not {node}"
         )
-    return _AlertRec(node=node, index=s.index, sent=sent, peer=s.peer, alert=alert)
+    return alert
 
 
 def _interpret_receipt(node: Country, s: _Signed, receipt: _Outcome) -> _ReceiptRec:
@@ -1440,90 +1635,161 @@ def _interpret_receipt(node: Country, s: _Signed, receipt: _Outcome) -> _Receipt
             f"receipt names receiver {receipt.receiver} and origin {receipt.origin}, "
             f"expected {peer} and {node}",
         )
-    return _ReceiptRec(node=node, index=s.index, peer=peer, receipt=receipt)
+    return _ReceiptRec(index=s.index, peer=peer, receipt=receipt)
 
 
 # ------------------------------------------------------------------ per-log checks
-def _check_log(log: _Log, usable: Sequence[_AlertRec | _ReceiptRec], findings: _Findings) -> None:
-    node = log.node
-    log.at_index = [None] * len(log.bundle.entries)
-    held: dict[tuple[Country, Country, int], _AlertRec] = {}
-    for rec in usable:
-        if isinstance(rec, _ReceiptRec):
-            earlier = log.receipts.first(rec.peer, rec.receipt.alert_id)
-            if earlier is not None:
+class _Claims:
+    """Which entry first claimed each sequence number of one stream (origin, recipient).
+
+    Sorted arrays while the claims come in rising order, as in every log a
+    node writes; a dict from the first claim that does not, so a log that
+    reorders costs what it costs and no more.
+    """
+
+    __slots__ = ("_by_seq", "holders", "seqs")
+
+    def __init__(self) -> None:
+        self.seqs = array("q")
+        self.holders = array("q")
+        self._by_seq: dict[int, int] | None = None
+
+    def holder(self, seq: int) -> int | None:
+        if self._by_seq is not None:
+            return self._by_seq.get(seq)
+        at = bisect.bisect_left(self.seqs, seq)
+        return self.holders[at] if at < len(self.seqs) and self.seqs[at] == seq else None
+
+    def claim(self, seq: int, holder: int) -> None:
+        """`holder` claims `seq`, unless an earlier claim holds it."""
+        if self._by_seq is None:
+            if not self.seqs or seq > self.seqs[-1]:
+                self.seqs.append(seq)
+                self.holders.append(holder)
+                return
+            if self.holder(seq) is not None:
+                return
+            self._by_seq = dict(zip(self.seqs, self.holders, strict=True))
+            self.seqs, self.holders = array("q"), array("q")
+        self._by_seq.setdefault(seq, holder)
+
+
+class _Held(defaultdict[tuple[Country, Country], _Claims]):
+    """A log's claims, per stream (origin, recipient), of the positions of its alerts."""
+
+    def __init__(self) -> None:
+        super().__init__(_Claims)
+
+
+def _take_receipt(log: _Log, rec: _ReceiptRec, versions: _Versions, findings: _Findings) -> None:
+    node, r = log.node, rec.receipt
+    earlier = log.receipts.first(rec.peer, versions.id_number(node, r.alert_id))
+    if earlier is not None:
+        findings.add(
+            node,
+            rec.index,
+            "duplicate",
+            f"second receipt by {rec.peer} for {r.alert_id} (first at #{log.receipts.index[earlier]})",
+        )
+        return
+    log.receipts.add(rec, versions)
+
+
+def _take_alert(
+    log: _Log, s: _Signed, version: int, *, versions: _Versions, held: _Held, findings: _Findings
+) -> None:
+    node, alerts = log.node, log.alerts
+    sent = s.kind == _SENT
+    log.at_index[s.index] = 2 * version + sent
+    id_number = versions.version_id[version]
+    earlier = alerts.of_id(id_number)
+    same = next((p for p in earlier if alerts.version[p] == version), None)
+    if same is not None:
+        findings.add(
+            node,
+            s.index,
+            "duplicate",
+            f"{versions.describe(version, sent)} already logged at #{alerts.index[same]}",
+        )
+        return
+    origin = versions.origin(version)
+    equivocal = False
+    if earlier:
+        equivocal = True
+        findings.add(
+            node,
+            s.index,
+            "equivocation",
+            f"{versions.describe(version, sent)}, but #{alerts.index[earlier[0]]} holds another alert "
+            f"with that id (digest {short_hash(versions.digest(alerts.version[earlier[0]]))})",
+        )
+    else:
+        for recipient, seq in versions.deliveries(version):
+            other = held[(origin, recipient)].holder(seq)
+            if other is not None and alerts.version[other] != version:
+                equivocal = True
                 findings.add(
                     node,
-                    rec.index,
-                    "duplicate",
-                    f"second receipt by {rec.peer} for {rec.receipt.alert_id} (first at #{earlier.index})",
+                    s.index,
+                    "equivocation",
+                    f"{versions.describe(version, sent)} has seq {seq} towards {recipient}, which "
+                    f"#{alerts.index[other]} ({versions.alert_id(alerts.version[other])}) already holds",
                 )
-                continue
-            log.receipts.add(rec)
-            continue
-        log.at_index[rec.index] = rec
-        id_key = rec.id_key
-        versions = log.versions.get(id_key, ())
-        same = next((v for v in versions if v.digest == rec.digest), None)
-        if same is not None:
-            findings.add(node, rec.index, "duplicate", f"{rec.describe()} already logged at #{same.index}")
-            continue
-        if versions:
-            rec.equivocal = True
-            findings.add(
-                node,
-                rec.index,
-                "equivocation",
-                f"{rec.describe()}, but #{versions[0].index} holds another alert with that id "
-                f"(digest {short_hash(versions[0].digest)})",
-            )
-        else:
-            for d in rec.alert.deliveries:
-                other = held.get((rec.alert.origin, d.recipient, d.seq))
-                if other is not None and other.digest != rec.digest:
-                    rec.equivocal = True
-                    findings.add(
-                        node,
-                        rec.index,
-                        "equivocation",
-                        f"{rec.describe()} has seq {d.seq} towards {d.recipient}, which "
-                        f"#{other.index} ({other.alert.alert_id}) already holds",
-                    )
-                    break
-        log.versions[id_key] = (*versions, rec)
-        for d in rec.alert.deliveries:
-            held.setdefault((rec.alert.origin, d.recipient, d.seq), rec)
-        log.alerts.append(rec)
-    _check_sequences(log, findings)
-    _check_receipts(log, findings)
+                break
+    position = alerts.add(s.index, version, sent, equivocal, id_number)
+    for recipient, seq in versions.deliveries(version):
+        held[(origin, recipient)].claim(seq, position)
 
 
-def _check_sequences(log: _Log, findings: _Findings) -> None:
+def _check_sequences(log: _Log, versions: _Versions, findings: _Findings) -> None:
     node = log.node
-    streams: dict[tuple[Country, Country], list[tuple[int, int]]] = defaultdict(list)
-    for rec in log.alerts:
-        if rec.sent:
-            for d in rec.alert.deliveries:
-                streams[(node, d.recipient)].append((rec.index, d.seq))
+    streams: dict[tuple[Country, Country], tuple[array[int], array[int]]] = {}
+
+    def stream(origin: Country, recipient: Country) -> tuple[array[int], array[int]]:
+        found = streams.get((origin, recipient))
+        if found is None:
+            found = streams[(origin, recipient)] = (array("q"), array("q"))
+        return found
+
+    alerts = log.alerts
+    for index, version, sent in zip(alerts.index, alerts.version, alerts.sent, strict=True):
+        if sent:
+            for recipient, seq in versions.deliveries(version):
+                indexes, seqs = stream(node, recipient)
+                indexes.append(index)
+                seqs.append(seq)
         else:
-            seq = rec.alert.seq_for(node)
-            if seq is not None:
-                streams[(rec.alert.origin, node)].append((rec.index, seq))
-    for (origin, recipient), items in streams.items():
-        _check_stream(node, f"{origin}->{recipient}", items, findings)
+            towards_node = versions.seq_for(version, node)
+            if towards_node is not None:
+                indexes, seqs = stream(versions.origin(version), node)
+                indexes.append(index)
+                seqs.append(towards_node)
+    for (origin, recipient), (indexes, seqs) in streams.items():
+        _check_stream(node, f"{origin}->{recipient}", indexes, seqs, findings)
 
 
-def _check_stream(node: Country, name: str, items: Sequence[tuple[int, int]], findings: _Findings) -> None:
+def _rising(seqs: Sequence[int]) -> bool:
+    return all(a < b for a, b in itertools.pairwise(seqs))
+
+
+def _check_stream(
+    node: Country, name: str, indexes: Sequence[int], seqs: Sequence[int], findings: _Findings
+) -> None:
     """Sequences in log order must run 1, 2, 3, ...; a position seen again is skipped
     (reported as duplicate or equivocation)."""
-    present = sorted({seq for _, seq in items})
+    rising = _rising(seqs)
+    # Rising (every log a node writes): nothing is seen again or lower, and no
+    # seq lies between two that follow each other, so only the gaps remain.
+    present: Sequence[int] = seqs if rising else sorted(set(seqs))
     taken: set[int] = set()
     highest = 0
-    for index, seq in items:
-        if seq in taken:
+    for index, seq in zip(indexes, seqs, strict=True):
+        if not rising and seq in taken:
             continue
         if seq > highest + 1:
-            between = bisect.bisect_left(present, seq) - bisect.bisect_right(present, highest)
+            between = (
+                0 if rising else bisect.bisect_left(present, seq) - bisect.bisect_right(present, highest)
+            )
             missing = seq - highest - 1 - between
             if missing > 0:
                 findings.add(
@@ -1535,75 +1801,148 @@ def _check_stream(node: Country, name: str, items: Sequence[tuple[int, int]], fi
                 )
         elif seq < highest:
             findings.add(node, index, "sequence_reorder", f"{name} seq {seq} logged after seq {highest}")
-        taken.add(seq)
+        if not rising:
+            taken.add(seq)
         highest = max(highest, seq)
 
 
-def _check_receipts(log: _Log, findings: _Findings) -> None:
-    node = log.node
-    for rec in log.receipts:
-        r = rec.receipt
-        sent = log.versions.get((node, r.alert_id), ())
+def _check_receipts(log: _Log, versions: _Versions, findings: _Findings) -> None:
+    node, receipts, alerts = log.node, log.receipts, log.alerts
+    for at in range(len(receipts)):
+        peer, index, alert_id = receipts.peer_at(at), receipts.index[at], versions.id_text[receipts.id[at]]
+        sent = alerts.of_id(receipts.id[at])
         if not sent:
             findings.add(
                 node,
-                rec.index,
+                index,
                 "receipt_mismatch",
-                f"receipt by {rec.peer} for {r.alert_id}, which this log never sent",
+                f"receipt by {peer} for {alert_id}, which this log never sent",
             )
             continue
-        if not any(a.digest == r.alert_digest for a in sent):
+        version = receipts.version[at]
+        match = next((p for p in sent if alerts.version[p] == version), None)
+        if match is None:
             findings.add(
                 node,
-                rec.index,
+                index,
                 "receipt_mismatch",
-                f"receipt by {rec.peer} for {r.alert_id} has digest {short_hash(r.alert_digest)}, "
-                f"#{sent[0].index} sent {short_hash(sent[0].digest)}",
+                f"receipt by {peer} for {alert_id} has digest {short_hash(receipts.digest(at, versions))}, "
+                f"#{alerts.index[sent[0]]} sent {short_hash(versions.digest(alerts.version[sent[0]]))}",
             )
             continue
-        alert = next(a for a in sent if a.digest == r.alert_digest)
-        seq = alert.alert.seq_for(rec.peer)
-        if seq != r.seq:
+        seq = versions.seq_for(version, peer)
+        if seq != receipts.seq[at]:
             towards = f"seq {seq}" if seq is not None else "nothing"
             findings.add(
                 node,
-                rec.index,
+                index,
                 "receipt_mismatch",
-                f"receipt by {rec.peer} for {r.alert_id} says seq {r.seq}, #{alert.index} "
-                f"sent {towards} to {rec.peer}",
+                f"receipt by {peer} for {alert_id} says seq {receipts.seq[at]}, #{alerts.index[match]} "
+                f"sent {towards} to {peer}",
             )
 
 
 # ------------------------------------------------------------------ cross-log checks
-def _reference(recs: Sequence[_AlertRec]) -> _AlertRec:
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One usable alert entry of one log, for the rare checks that compare them one by one."""
+
+    node: Country
+    index: int
+    sent: bool
+    version: int
+    equivocal: bool
+
+
+def _entries(log: _Log, positions: Iterable[int]) -> list[_Entry]:
+    alerts = log.alerts
+    return [
+        _Entry(log.node, alerts.index[p], bool(alerts.sent[p]), alerts.version[p], bool(alerts.equivocal[p]))
+        for p in positions
+    ]
+
+
+def _reference(recs: Sequence[_Entry]) -> _Entry:
     """The version others are compared with: the origin's own, else the first seen."""
     return next((r for r in recs if r.sent), recs[0])
 
 
-def _cross_conflicts(logs: Iterable[_Log], findings: _Findings) -> None:
-    by_id: dict[tuple[Country, str], list[_AlertRec]] = defaultdict(list)
-    by_pos: dict[tuple[Country, Country, int], list[_AlertRec]] = defaultdict(list)
-    for log in logs:
-        for rec in log.alerts:
-            by_id[rec.id_key].append(rec)
-            for d in rec.alert.deliveries:
-                by_pos[(rec.alert.origin, d.recipient, d.seq)].append(rec)
-    flagged: set[tuple[Country, int]] = set()
-    for recs in by_id.values():
-        _id_conflicts(recs, flagged, findings)
-    for (_, recipient, seq), recs in by_pos.items():
-        _position_conflicts(recs, recipient, seq, flagged, findings)
-
-
-def _differing(recs: Sequence[_AlertRec]) -> tuple[_AlertRec, list[_AlertRec]]:
+def _differing(recs: Sequence[_Entry]) -> tuple[_Entry, list[_Entry]]:
     """The reference version and the versions in other logs that differ from it."""
     ref = _reference(recs)
-    return ref, [r for r in recs if r.node != ref.node and r.digest != ref.digest]
+    return ref, [r for r in recs if r.node != ref.node and r.version != ref.version]
 
 
-def _id_conflicts(recs: Sequence[_AlertRec], flagged: set[tuple[Country, int]], findings: _Findings) -> None:
+def _cross_conflicts(logs: Sequence[_Log], versions: _Versions, findings: _Findings) -> None:
+    """Two versions of one id, or at one (origin, recipient, seq), in different logs.
+
+    Only where the audit met more than one version of an id, or more than
+    one version at a position, can two logs differ; the entries are looked
+    at only there.
+    """
+    flagged: set[tuple[Country, int]] = set()
+    for id_number in versions.contested_ids():
+        recs = [e for log in logs for e in _entries(log, log.alerts.of_id(id_number))]
+        if recs:
+            _id_conflicts(recs, versions, flagged, findings)
+    # In the order the entries first claim each position (log, entry, delivery),
+    # as an earlier finding on an entry leaves it out of the later ones.
+    rank = {log.node: i for i, log in enumerate(logs)}
+    positions: list[tuple[tuple[int, int, int], Country, int, list[_Entry]]] = []
+    for (_, recipient, seq), claimants in _contested_positions(versions).items():
+        first: tuple[int, int, int] | None = None
+        recs = []
+        for log in logs:
+            held = sorted(
+                p
+                for v in claimants
+                for p in log.alerts.of_id(versions.version_id[v])
+                if log.alerts.version[p] == v
+            )
+            for p in held:
+                slot = next(
+                    k
+                    for k, (r, s) in enumerate(versions.deliveries(log.alerts.version[p]))
+                    if r == recipient and s == seq
+                )
+                first = min(first or (rank[log.node], p, slot), (rank[log.node], p, slot))
+            recs += _entries(log, held)
+        if first is not None:
+            positions.append((first, recipient, seq, recs))
+    positions.sort(key=lambda item: item[0])
+    for _, recipient, seq, recs in positions:
+        _position_conflicts(recs, recipient, seq, versions=versions, flagged=flagged, findings=findings)
+
+
+def _contested_positions(versions: _Versions) -> dict[tuple[Country, Country, int], set[int]]:
+    """The positions (origin, recipient, seq) of more than one version, with those versions."""
+    streams: dict[tuple[Country, Country], tuple[array[int], array[int]]] = {}
+    for version in range(len(versions)):
+        origin = versions.origin(version)
+        for recipient, seq in versions.deliveries(version):
+            found = streams.get((origin, recipient))
+            if found is None:
+                found = streams[(origin, recipient)] = (array("q"), array("q"))
+            found[0].append(seq)
+            found[1].append(version)
+    contested: dict[tuple[Country, Country, int], set[int]] = {}
+    for (origin, recipient), (seqs, held_by) in streams.items():
+        if _rising(seqs):
+            continue  # as in every federation that does not equivocate: no seq twice
+        ordered = sorted(seqs)
+        again = {a for a, b in itertools.pairwise(ordered) if a == b}
+        for seq, version in zip(seqs, held_by, strict=True):
+            if seq in again:
+                contested.setdefault((origin, recipient, seq), set()).add(version)
+    return {position: vs for position, vs in contested.items() if len(vs) > 1}
+
+
+def _id_conflicts(
+    recs: Sequence[_Entry], versions: _Versions, flagged: set[tuple[Country, int]], findings: _Findings
+) -> None:
     ref, others = _differing(recs)
-    origin, alert_id = ref.id_key
+    origin, alert_id = versions.origin(ref.version), versions.alert_id(ref.version)
+    ref_digest = short_hash(versions.digest(ref.version))
     for r in others:
         flagged.add((r.node, r.index))
         if ref.sent:
@@ -1611,110 +1950,123 @@ def _id_conflicts(recs: Sequence[_AlertRec], flagged: set[tuple[Country, int]], 
                 r.node,
                 r.index,
                 "content_mismatch",
-                f"{origin} alert {alert_id} has digest {short_hash(r.digest)} here, but {ref.node} "
-                f"#{ref.index} sent it with digest {short_hash(ref.digest)}",
+                f"{origin} alert {alert_id} has digest {short_hash(versions.digest(r.version))} here, but "
+                f"{ref.node} #{ref.index} sent it with digest {ref_digest}",
             )
         elif not r.equivocal:
             findings.add(
                 r.node,
                 r.index,
                 "equivocation",
-                f"{origin} alert {alert_id} has digest {short_hash(r.digest)} here, but "
-                f"{ref.node} #{ref.index} holds digest {short_hash(ref.digest)}",
+                f"{origin} alert {alert_id} has digest {short_hash(versions.digest(r.version))} here, but "
+                f"{ref.node} #{ref.index} holds digest {ref_digest}",
             )
 
 
 def _position_conflicts(
-    recs: Sequence[_AlertRec],
+    recs: Sequence[_Entry],
     recipient: Country,
     seq: int,
+    *,
+    versions: _Versions,
     flagged: set[tuple[Country, int]],
     findings: _Findings,
 ) -> None:
     ref, others = _differing(recs)
+    ref_id = versions.version_id[ref.version]
     for r in others:
         # The same id with another digest is the id check's finding.
-        if r.alert.alert_id == ref.alert.alert_id or r.equivocal or (r.node, r.index) in flagged:
+        if versions.version_id[r.version] == ref_id or r.equivocal or (r.node, r.index) in flagged:
             continue
         flagged.add((r.node, r.index))
         findings.add(
             r.node,
             r.index,
             "equivocation",
-            f"{r.alert.origin} alert {r.alert.alert_id} has seq {seq} towards {recipient}, but "
-            f"{ref.node} #{ref.index} holds {ref.alert.alert_id} at that position",
+            f"{versions.origin(r.version)} alert {versions.alert_id(r.version)} has seq {seq} towards "
+            f"{recipient}, but {ref.node} #{ref.index} holds {versions.alert_id(ref.version)} at that position",
         )
 
 
-def _cross_presence(logs: dict[Country, _Log], findings: _Findings) -> None:
+def _cross_presence(logs: dict[Country, _Log], versions: _Versions, findings: _Findings) -> None:
     for log in logs.values():
-        for rec in log.alerts:
-            if rec.sent:
-                _sent_arrived(log, rec, logs, findings)
+        alerts = log.alerts
+        for at, (index, version, sent) in enumerate(
+            zip(alerts.index, alerts.version, alerts.sent, strict=True)
+        ):
+            if sent:
+                _sent_arrived(log, at, logs, versions, findings)
                 continue
-            origin_log = logs.get(rec.alert.origin)
+            origin = versions.origin(version)
+            origin_log = logs.get(origin)
             if origin_log is None:
                 continue
-            if not origin_log.versions.get(rec.id_key):
+            if not origin_log.alerts.holds(versions.version_id[version]):
                 findings.add(
                     log.node,
-                    rec.index,
+                    index,
                     "received_not_sent",
-                    f"{rec.describe()}, which {rec.alert.origin}'s log does not hold as sent",
+                    f"{versions.describe(version, False)}, which {origin}'s log does not hold as sent",
                 )
 
 
-def _sent_arrived(log: _Log, rec: _AlertRec, logs: dict[Country, _Log], findings: _Findings) -> None:
-    for d in rec.alert.deliveries:
-        receiver = logs.get(d.recipient)
+def _sent_arrived(
+    log: _Log, at: int, logs: dict[Country, _Log], versions: _Versions, findings: _Findings
+) -> None:
+    index, version = log.alerts.index[at], log.alerts.version[at]
+    id_number = versions.version_id[version]
+    for recipient, seq in versions.deliveries(version):
+        receiver = logs.get(recipient)
         if receiver is None:
             continue
-        if receiver.versions.get(rec.id_key):
+        if receiver.alerts.holds(id_number):
             continue  # the same digest, or a content_mismatch already reported
-        first = log.receipts.first(d.recipient, rec.alert.alert_id)
-        if first is not None and first.receipt.alert_digest == rec.digest:
+        alert_id = versions.id_text[id_number]
+        first = log.receipts.first(recipient, id_number)
+        if first is not None and log.receipts.version[first] == version:
             findings.add(
                 log.node,
-                rec.index,
+                index,
                 "sent_not_received",
-                f"{rec.alert.alert_id} seq {d.seq} to {d.recipient} was receipted (#{first.index}, "
-                f"{d.recipient} #{first.receipt.log_index}) but {d.recipient}'s log lacks it",
+                f"{alert_id} seq {seq} to {recipient} was receipted (#{log.receipts.index[first]}, "
+                f"{recipient} #{log.receipts.log_index[first]}) but {recipient}'s log lacks it",
             )
         else:
             findings.add(
                 log.node,
-                rec.index,
+                index,
                 "undelivered",
-                f"{rec.alert.alert_id} seq {d.seq} to {d.recipient}: no receipt and not in "
-                f"{d.recipient}'s log (in flight at export)",
+                f"{alert_id} seq {seq} to {recipient}: no receipt and not in "
+                f"{recipient}'s log (in flight at export)",
                 severity="info",
             )
 
 
-def _cross_receipts(logs: dict[Country, _Log], findings: _Findings) -> None:
+def _cross_receipts(logs: dict[Country, _Log], versions: _Versions, findings: _Findings) -> None:
     for log in logs.values():
-        for rec in log.receipts:
-            receiver = logs.get(rec.peer)
+        receipts = log.receipts
+        for at in range(len(receipts)):
+            peer = receipts.peer_at(at)
+            receiver = logs.get(peer)
             if receiver is None:
                 continue
-            r = rec.receipt
-            key = (log.node, r.alert_id)
-            target = receiver.alert_at(r.log_index)
-            if target is not None and not target.sent and target.id_key == key:
+            id_number, log_index = receipts.id[at], receipts.log_index[at]
+            target = receiver.alert_at(log_index)
+            if target is not None and not target[1] and versions.version_id[target[0]] == id_number:
                 continue  # digest differences are content_mismatch findings
-            where = receiver.versions.get(key)
+            where = receiver.alerts.of_id(id_number)
             if not where:
                 continue  # not in the receiver's log at all: sent_not_received says so
-            if r.log_index >= len(receiver.bundle.entries):
+            if log_index >= len(receiver.bundle.entries):
                 holds = f"its log has only {len(receiver.bundle.entries)} entries"
             elif target is None:
-                holds = f"#{r.log_index} is no usable alert entry"
+                holds = f"#{log_index} is no usable alert entry"
             else:
-                holds = f"#{r.log_index} is {target.describe()}"
+                holds = f"#{log_index} is {versions.describe(*target)}"
             findings.add(
                 log.node,
-                rec.index,
+                receipts.index[at],
                 "receipt_mismatch",
-                f"receipt by {rec.peer} for {r.alert_id} names {rec.peer} #{r.log_index}, but "
-                f"{holds}; {rec.peer} logged it at #{where[0].index}",
+                f"receipt by {peer} for {versions.id_text[id_number]} names {peer} #{log_index}, but "
+                f"{holds}; {peer} logged it at #{receiver.alerts.index[where[0]]}",
             )

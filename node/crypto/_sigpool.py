@@ -147,7 +147,9 @@ class ChunkedRunner(Generic[In, Out]):
     do then, on a machine where the pool has fewer processes than cores).
     `on_ready`: told how many outcomes are ready, each time more are (a
     progress report; in-process, the items then run a chunk at a time, and
-    with no pool to come, as each chunk fills).
+    with no pool to come, as each chunk fills). `keep`: what is kept of each
+    chunk's outcomes as they arrive, in order (the caller's compact form of
+    them; default: the outcomes as they are).
     """
 
     def __init__(
@@ -162,8 +164,10 @@ class ChunkedRunner(Generic[In, Out]):
         owned: bool = True,
         steal: bool = False,
         on_ready: Callable[[int], None] | None = None,
+        keep: Callable[[list[Out]], list[Out]] | None = None,
     ) -> None:
         self._work = work
+        self._keep = keep
         self._start = start
         """Until the pool starts: one pool a runner, and none again should it break."""
         self._min_parallel = max(1, min_parallel)
@@ -201,7 +205,7 @@ class ChunkedRunner(Generic[In, Out]):
                 and not self._in_flight
                 and len(self._waiting) >= self._chunk
             ):
-                self._outcomes.extend(self._work(self._waiting))
+                self._take(self._work(self._waiting))
                 self._waiting = []
                 self._on_ready(len(self._outcomes))
         elif len(self._waiting) >= self._chunk:
@@ -226,12 +230,16 @@ class ChunkedRunner(Generic[In, Out]):
             self._run_newest_while_waiting()
         chunk, future = self._in_flight.popleft()
         try:
-            self._outcomes.extend(future.result())
+            outcomes = future.result()
         except BrokenProcessPool as exc:
             self._broken(exc)
-            self._outcomes.extend(self._work(chunk))
+            outcomes = self._work(chunk)
+        self._take(outcomes)
         if self._on_ready is not None:
             self._on_ready(len(self._outcomes))
+
+    def _take(self, outcomes: list[Out]) -> None:
+        self._outcomes.extend(outcomes if self._keep is None else self._keep(outcomes))
 
     def _run_newest_while_waiting(self) -> None:
         oldest = self._in_flight[0][1]
@@ -260,10 +268,10 @@ class ChunkedRunner(Generic[In, Out]):
             self._collect()
         if len(self._outcomes) < needed:
             if self._on_ready is None:
-                self._outcomes.extend(self._work(self._waiting))
+                self._take(self._work(self._waiting))
             else:
                 for start in range(0, len(self._waiting), self._chunk):
-                    self._outcomes.extend(self._work(self._waiting[start : start + self._chunk]))
+                    self._take(self._work(self._waiting[start : start + self._chunk]))
                     self._on_ready(len(self._outcomes))
             self._waiting = []
         return self._outcomes

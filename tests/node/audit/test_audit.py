@@ -634,6 +634,37 @@ def test_two_alerts_at_one_sequence_position(fed: Fed, tmp_path: Path) -> None:
     ]
 
 
+def test_two_alerts_at_one_sequence_position_in_two_logs(fed: Fed, tmp_path: Path) -> None:
+    """JP's log holds, where KR-A1 was, another validly signed KR alert at A1's seq towards
+    JP: each log alone is consistent; together the position holds two alerts."""
+    entries = fed.entries("JP")
+    index = fed.find("JP", pb.ALERT_RECEIVED, "KR-A1")
+    alert = alert_of(entries[index])
+    alert.alert_id = "KR-ELSEWHERE"
+    alert.info.headline = "Another story at A1's position towards Japan"
+    entries[index] = signed_entry(
+        pb.ALERT_RECEIVED,
+        alert,
+        fed.signers["KR"]["alert"],
+        peer="KR",
+        logged_at=entry_of(entries[index]).logged_at.ToDatetime(tzinfo=UTC),
+    )
+    jp = rebuild(fed, tmp_path, "JP", entries)
+    assert errors(verify(fed, jp)) == []
+    report = verify(fed, fed.paths["KR"], jp)
+    # Found once, at the alert's first delivery: an entry already found is not found again.
+    first = alert.deliveries[0]
+    (conflict,) = [f for f in report.findings if f.kind == "equivocation"]
+    assert (conflict.node, conflict.index) == ("JP", index)
+    assert conflict.detail == (
+        f"KR alert KR-ELSEWHERE has seq {first.seq} towards {pb.Country.Name(first.recipient)}, "
+        f"but KR #{fed.find('KR', pb.ALERT_SENT, 'KR-A1')} holds KR-A1 at that position"
+    )
+    assert ("JP", index, "received_not_sent") in errors(report)
+    # KR holds JP's receipt for A1, which JP's log now lacks.
+    assert ("KR", fed.find("KR", pb.ALERT_SENT, "KR-A1"), "sent_not_received") in errors(report)
+
+
 def test_one_alert_id_told_differently_to_two_peers(fed: Fed, tmp_path: Path) -> None:
     entries = fed.entries("JP")
     index = fed.find("JP", pb.ALERT_RECEIVED, "KR-A1")
