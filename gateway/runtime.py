@@ -307,10 +307,8 @@ class NodeRuntime:
         worker = ExposureWorker(
             data_dir=self.config.data_dir,
             months=self.config.ews.history,
-            lookup=lambda origin, alert_id: service.call(service.alert_scope, origin, alert_id),
-            record=lambda origin, alert_id, text: service.call(
-                service.record_exposure, origin, alert_id, text
-            ),
+            lookup=lambda alerts: service.call(service.alert_scopes, alerts),
+            record=lambda exposures: service.call(service.record_exposures, exposures),
             unchecked=lambda after, limit: service.call(
                 service.peer_alerts, without_exposure=True, after_index=after, limit=limit
             ),

@@ -140,10 +140,14 @@ id, log index) in log order (Store.peer_alerts)."""
 class ExposureWorker:
     """Checks each stored peer alert against the node's own data, in batches, off the loop.
 
-    `lookup(origin, alert_id)` gives the alert's HS codes and source countries
-    (None if it has no info); `record(origin, alert_id, json_text)` keeps the
-    result in the node's store (both awaited on the store's own thread). A store
-    held by a long ingest is waited for in the worker thread, never on the loop.
+    `lookup(alerts)` gives the HS codes and source countries of each (origin,
+    alert id) that has an info block; `record([(origin, alert_id, json_text)])`
+    keeps a batch's results in the node's store, in one transaction that need
+    not wait for the disk (an exposure can be computed again: Store.set_exposures).
+    Both are awaited on the store's own thread, once a batch: a peer alert in
+    flight on its own used to wait behind two turns of that thread and a
+    durable commit of its predecessor's exposure. A store held by a long ingest
+    is waited for in the worker thread, never on the loop.
 
     What waits to be checked is in the store, not in memory: alerts just
     stored are queued (at most MAX_QUEUED); beyond that, and at start, the
@@ -157,8 +161,10 @@ class ExposureWorker:
         *,
         data_dir: Path,
         months: int,
-        lookup: Callable[[str, str], Awaitable[tuple[list[str], list[str]] | None]],
-        record: Callable[[str, str, str], Awaitable[None]],
+        lookup: Callable[
+            [list[tuple[str, str]]], Awaitable[dict[tuple[str, str], tuple[list[str], list[str]]]]
+        ],
+        record: Callable[[list[tuple[str, str, str]]], Awaitable[None]],
         unchecked: Sweep,
         everything: Sweep,
         node: str,
@@ -222,11 +228,7 @@ class ExposureWorker:
             after = rows[-1][2]
 
     async def _check(self, batch: list[tuple[str, str]]) -> None:
-        wanted = {}
-        for origin, alert_id in dict.fromkeys(batch):
-            scope = await self._lookup(origin, alert_id)
-            if scope is not None:
-                wanted[(origin, alert_id)] = scope
+        wanted = await self._lookup(list(dict.fromkeys(batch)))
         if not wanted:
             return
         try:
@@ -235,8 +237,14 @@ class ExposureWorker:
             log.warning("exposure_deferred", node=self._node, alerts=len(wanted), error=str(exc))
             asyncio.get_running_loop().call_later(RETRY_SECONDS, self._retry)
             return
+        if results:
+            await self._record(
+                [
+                    (origin, alert_id, json.dumps(result, sort_keys=True))
+                    for (origin, alert_id), result in results.items()
+                ]
+            )
         for (origin, alert_id), result in results.items():
-            await self._record(origin, alert_id, json.dumps(result, sort_keys=True))
             log.info(
                 "exposure_checked",
                 node=self._node,

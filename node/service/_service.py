@@ -127,8 +127,8 @@ class NodeService:
         self.verify_own = history.verify_own
         self.take_history_answer = history.take_history_answer
         self.check_store_at_start = history.check_store_at_start
-        self.alert_scope = self.views.alert_scope
-        self.record_exposure = self.views.record_exposure
+        self.alert_scopes = self.views.alert_scopes
+        self.record_exposures = self.views.record_exposures
 
     def board_snapshot(self) -> BoardSnapshot:
         """The store-thread half of `ewx board`: the watchlist in force and the policy reports."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -440,9 +441,21 @@ class Views:
             return None
         return [i.hs_code for i in info.items], list(info.source_countries)
 
-    def record_exposure(self, origin: str, alert_id: str, body: str) -> None:
-        """Keep the local exposure computed for a peer alert."""
-        self.ctx.store.set_exposure(origin, alert_id, body, iso(self.ctx.clock()))  # type: ignore[arg-type]
+    def alert_scopes(
+        self, alerts: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[list[str], list[str]]]:
+        """`alert_scope` of each (origin, alert id), in one turn of the store's thread; those
+        with no info block (or not stored) are left out."""
+        found = {}
+        for origin, alert_id in alerts:
+            scope = self.alert_scope(origin, alert_id)
+            if scope is not None:
+                found[(origin, alert_id)] = scope
+        return found
+
+    def record_exposures(self, exposures: Sequence[tuple[str, str, str]]) -> None:
+        """Keep the local exposures computed for peer alerts, (origin, alert id, JSON text) each."""
+        self.ctx.store.set_exposures(exposures, iso(self.ctx.clock()))  # type: ignore[arg-type]
 
     def _signing_key_status(self, now: datetime) -> dict[str, Any]:
         """Per purpose: the key this node signs with, until when, and whether to rotate it soon."""

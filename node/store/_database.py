@@ -92,7 +92,11 @@ class Database(Protocol):
 
     def cursor(self) -> Any: ...
 
-    def begin_write(self) -> None: ...
+    def begin_write(self, *, durable: bool = True) -> None:
+        """BEGIN a write. `durable` False: its COMMIT need not wait for the disk (what it
+        writes can be computed again); it reaches the disk with the next durable commit, and
+        a crash before that loses it whole, never half of it nor anything committed before."""
+        ...
 
     def sync(self) -> None: ...
 
@@ -139,6 +143,8 @@ class SqliteDatabase:
         self.raw = connection
         """sqlite3's connection itself, for what only SQLite has (tests trace and plan queries)."""
         self.where = str(where)
+        self._relaxed = False
+        """In a transaction begun with durable=False: synchronous is NORMAL until it ends."""
 
     @classmethod
     def open(cls, path: Path) -> SqliteDatabase:
@@ -175,8 +181,19 @@ class SqliteDatabase:
     def cursor(self) -> Any:
         return _SqliteCursor(self._connection.cursor())
 
-    def begin_write(self) -> None:
+    def begin_write(self, *, durable: bool = True) -> None:
+        if not durable:
+            # WAL with synchronous=NORMAL: COMMIT appends to the WAL without an fsync; the
+            # next FULL commit's fsync of the WAL carries these frames too (SQLite's WAL
+            # stays consistent either way). Set back at COMMIT or ROLLBACK.
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+            self._relaxed = True
         self._connection.execute("BEGIN IMMEDIATE")  # the write lock now, not at the first write
+
+    def _durable_again(self) -> None:
+        if self._relaxed:
+            self._connection.execute("PRAGMA synchronous=FULL")
+            self._relaxed = False
 
     def sync(self) -> None:
         """Nothing to wait for: each statement has run when execute returns."""
@@ -185,11 +202,18 @@ class SqliteDatabase:
         self._connection.execute("BEGIN")  # WAL: every query after sees one committed state
 
     def commit(self) -> None:
-        self._connection.execute("COMMIT")
+        try:
+            self._connection.execute("COMMIT")
+        finally:
+            if not self._connection.in_transaction:
+                self._durable_again()
 
     def rollback(self) -> None:
-        if self._connection.in_transaction:  # SQLite itself rolls back on some errors (SQLITE_FULL)
-            self._connection.execute("ROLLBACK")
+        try:
+            if self._connection.in_transaction:  # SQLite itself rolls back on some errors (SQLITE_FULL)
+                self._connection.execute("ROLLBACK")
+        finally:
+            self._durable_again()
 
     def close(self) -> None:
         self._connection.close()
@@ -343,10 +367,14 @@ class PostgresDatabase:
     def cursor(self) -> Any:
         return _PostgresCursor(self._connection.cursor())
 
-    def begin_write(self) -> None:
+    def begin_write(self, *, durable: bool = True) -> None:
         self._pipeline_block = self._connection.pipeline()
         self._pipeline = self._pipeline_block.__enter__()
         self._connection.execute("BEGIN")
+        if not durable:
+            # For this transaction only: its COMMIT returns before the WAL is flushed (the
+            # server flushes it within wal_writer_delay, and with any later durable commit).
+            self._connection.execute("SET LOCAL synchronous_commit = off")
 
     def sync(self) -> None:
         """Wait for the answers to every statement sent so far: a refused one raises here, so

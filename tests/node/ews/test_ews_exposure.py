@@ -92,11 +92,11 @@ def test_the_worker_holds_a_bounded_queue_and_sweeps_the_store_for_the_rest(tmp_
         done = set(checked)
         return [r for r in stored if r[2] > after and not (unchecked_only and r[:2] in done)][:limit]
 
-    async def scope(_origin: str, _alert_id: str) -> tuple[list[str], list[str]]:
-        return ["811292"], ["CN"]
+    async def scope(alerts: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[list[str], list[str]]]:
+        return {key: (["811292"], ["CN"]) for key in alerts}
 
-    async def record(origin: str, alert_id: str, _text: str) -> None:
-        checked.append((origin, alert_id))
+    async def record(exposures: list[tuple[str, str, str]]) -> None:
+        checked.extend((origin, alert_id) for origin, alert_id, _ in exposures)
 
     data_dir = tmp_path / "data"
     data_dir.mkdir()

@@ -387,6 +387,59 @@ def test_a_store_commits_durably_even_where_the_server_says_otherwise(postgres_u
         store.close()
 
 
+def _commit_mode(store: Store) -> str:
+    """How the store's next commit waits for the disk: SQLite's synchronous, PostgreSQL's
+    synchronous_commit, read inside a transaction (where SET LOCAL would show)."""
+    if store._conn.kind == "sqlite":
+        (level,) = store._conn.execute("PRAGMA synchronous").fetchone()
+        return {2: "durable", 1: "relaxed"}.get(level, f"synchronous={level}")
+    store._conn.begin_read()
+    try:
+        (mode,) = store._conn.execute("SHOW synchronous_commit").fetchone()
+    finally:
+        store._conn.rollback()
+    return "durable" if mode == "on" else f"synchronous_commit={mode}"
+
+
+def test_exposures_are_kept_without_waiting_for_the_disk_and_everything_else_still_waits(
+    store: Store,
+) -> None:
+    seen: list[str] = []
+    original = store._conn.commit
+
+    def commit() -> None:  # what the COMMIT of each transaction waited for
+        if store._conn.kind == "sqlite":
+            (level,) = store._conn.execute("PRAGMA synchronous").fetchone()
+            seen.append("relaxed" if level == 1 else "durable")
+        else:
+            (mode,) = store._conn.execute("SHOW synchronous_commit").fetchone()
+            seen.append("relaxed" if mode == "off" else "durable")
+        original()
+
+    store._conn.commit = commit  # type: ignore[method-assign]
+    store.set_exposures([(US, "US-1", '{"a": 1}'), (JP, "JP-1", '{"b": 2}')], "t1")
+    with store.transaction() as tx:
+        tx.set_old_log_size(JP, 12)
+    assert seen == ["relaxed", "durable"]
+    assert _commit_mode(store) == "durable"
+    assert store.exposures() == {(US, "US-1"): '{"a": 1}', (JP, "JP-1"): '{"b": 2}'}
+
+    # A refused one leaves nothing, and the connection durable again.
+    with pytest.raises(store._conn.errors):
+        store.set_exposures([(US, "US-2", "{}"), (US, "US-3", None)], "t2")  # type: ignore[list-item]
+    assert _commit_mode(store) == "durable"
+    assert set(store.exposures()) == {(US, "US-1"), (JP, "JP-1")}
+
+    # Inside a group it is one part of the group's durable commit.
+    seen.clear()
+    with store.group():
+        store.set_exposures([(US, "US-4", "{}")], "t3")
+        with store.transaction() as tx:
+            tx.set_old_log_size(JP, 13)
+    assert seen == ["durable"]
+    assert (US, "US-4") in store.exposures()
+
+
 def test_a_store_whose_server_dropped_it_has_lost_its_lease_and_writes_nothing(postgres_url: str) -> None:
     active = Store.postgresql(postgres_url)
     try:
