@@ -278,7 +278,10 @@ class DeliveryLoop:
                 # round like any other, or the outbox to this peer would wait for a restart.
                 self._failures += 1
                 log.error(
-                    "delivery_round_failed", node=self._service.me, peer=self.peer, error="a call was cancelled"
+                    "delivery_round_failed",
+                    node=self._service.me,
+                    peer=self.peer,
+                    error="a call was cancelled",
                 )
             except Exception:
                 # A bug or a peer's answer nobody foresaw: the outbox is durable,
@@ -290,9 +293,20 @@ class DeliveryLoop:
         """Deliver everything pending; True when the outbox is empty."""
         service = self._service
         link = service.link(self.peer)
-        if not await self._announce_trust():
-            return False
-        while batch := await service.call(service.pending, self.peer, BATCH):
+        announced = False  # our trust updates are offered once a drain, before any alert
+        while True:
+            # One turn of the store's thread a round, not three: on one alert in
+            # flight each turn is a hand-off to the thread and back (issue 15).
+            trust_held = None if announced else self._trust_held
+            updates, batch, checkpoint = await service.call(_next_round, service, self.peer, trust_held)
+            if updates:
+                if not await self._announce_trust(updates):
+                    return False
+                announced = True
+                continue
+            announced = True
+            if not batch:
+                break
             if link.is_pulling(time.monotonic()):
                 # The peer is catching up by pages; pushing the same alerts one
                 # by one would only compete with it. Look again shortly.
@@ -307,8 +321,6 @@ class DeliveryLoop:
                 elif not delivered:
                     return False
                 continue
-            # Once a batch: the checkpoint we gossip changes at the checkpoint cadence.
-            checkpoint = await service.call(service.gossip_checkpoint)
             for seq, alert_id, envelope in batch:
                 try:
                     began = time.monotonic()
@@ -354,10 +366,11 @@ class DeliveryLoop:
         self._failures = 0
         return True
 
-    async def _announce_trust(self) -> bool:
-        """Send the peer our trust updates it lacks, in order, before any alert a new key signs."""
+    async def _announce_trust(self, updates: list[tuple[int, bytes]]) -> bool:
+        """Send the peer our trust updates it lacks (`updates`: serial, envelope, in order), before
+        any alert a new key signs."""
         service = self._service
-        for serial, envelope in await service.call(service.trust_updates_of, service.me, self._trust_held):
+        for serial, envelope in updates:
             try:
                 self._trust_held = max(self._trust_held, await self._client.update_trust(envelope))
             except aio.AioRpcError as exc:
@@ -390,6 +403,20 @@ class DeliveryLoop:
             error=error,
             attempt=self._failures,
         )
+
+
+def _next_round(
+    service: NodeService, peer: Country, trust_held: int | None
+) -> tuple[list[tuple[int, bytes]], list[tuple[int, str, bytes]], str]:
+    """What a delivery round needs of the store, in one turn of its thread: our trust updates
+    after `trust_held` (None: not looked for) if there are any (they go first, and the batch
+    is read in the round after them: reading it re-signs what waits under a key the peer is
+    about to learn is revoked), else the next batch pending for `peer` and the checkpoint to
+    gossip with it (it changes at the checkpoint cadence, not per alert)."""
+    updates = [] if trust_held is None else service.trust_updates_of(service.me, trust_held)
+    if updates:
+        return updates, [], ""
+    return [], service.pending(peer, BATCH), service.gossip_checkpoint()
 
 
 def _take_delivery(service: NodeService, peer: Country, receipt: bytes, gossiped: str) -> None:
