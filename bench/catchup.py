@@ -37,7 +37,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support, run as a script
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.postgres import STORES, fresh_store_table, put_on_store
 from gateway.local_nodes import NodeProcess, assign_free_ports
@@ -51,15 +50,12 @@ from tests.support.factories import alert_info
 
 
 def raw_verify_rate(seconds: float = 2.0) -> float:
-    key = Ed25519PrivateKey.generate()
-    public, message = key.public_key(), b"x" * 400
-    signature = key.sign(message)
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        for _ in range(500):
-            public.verify(signature, message)
-        count += 500
-    return count / (time.perf_counter() - start)
+    """One core's raw Ed25519 verifications per second, as bench/floors.py measures them
+    (libsodium, the verify node/crypto runs)."""
+    from bench.audit import verify_loop
+    from bench.floors import verify_sample
+
+    return verify_loop(verify_sample(), seconds)
 
 
 def publish(config: Path, n: int) -> float:

@@ -6,9 +6,11 @@ just after its bench), so that the ratio says how close the code comes to
 what the machine allows, whatever the machine and whatever else it runs:
 
 - `verify_rates`: raw Ed25519 verifications per second, a tight loop of
-  Ed25519PublicKey.verify over PAE-wrapped payloads of an alert's size, on
-  one core and on every core at once (one process per core), with
-  bench/audit.py's loop;
+  libsodium's verify (crypto_sign_open, what node/crypto's verify_signature
+  runs) over PAE-wrapped payloads of an alert's size, on one core and on
+  every core at once (one process per core), with bench/audit.py's loop;
+  `openssl_verify_rate` the same loop with `cryptography`'s (OpenSSL), the
+  floor SPEC section 9 names, which EWX verified with until 2026-12-05;
 - `sqlite_commit_rate`: durable single-row commits per second, an INSERT and
   a COMMIT of about an alert's size in a loop, SQLite in WAL mode with
   synchronous=FULL (the node's settings) in a temporary directory beside the
@@ -46,7 +48,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.*, run as a script
 
 import gateway  # noqa: F401 - before grpc: gRPC core reads its settings at import (gateway/grpc_env.py)
-from bench.audit import raw_rates
+from bench.audit import openssl_verify_rate, raw_rates
 from node.crypto import PAYLOAD_ALERT, pae, raw_public_key
 
 ALERT_BYTES = 1500
@@ -71,6 +73,11 @@ def verify_rates(seconds: float = 1.0, workers: int | None = None) -> tuple[floa
     """(one core, all cores at once) raw Ed25519 verifications per second."""
     workers = workers or len(os.sched_getaffinity(0))
     return raw_rates(verify_sample(), workers=workers, seconds=seconds)
+
+
+def openssl_verify(seconds: float = 1.0) -> float:
+    """One core's raw Ed25519 verifications per second with `cryptography` (OpenSSL)."""
+    return openssl_verify_rate(verify_sample(), seconds)
 
 
 def sqlite_commit_rate(seconds: float = 1.0, folder: Path | None = None) -> float:
@@ -234,6 +241,10 @@ def main() -> None:
     one, every = verify_rates(args.seconds)
     print(
         f"raw Ed25519 verify:   {one:,.0f}/s on one core, {every:,.0f}/s on {len(os.sched_getaffinity(0))} cores"
+        " (libsodium, as EWX verifies)"
+    )
+    print(
+        f"  with cryptography (OpenSSL, SPEC section 9's reference): {openssl_verify(args.seconds):,.0f}/s on one core"
     )
     print(
         f"SQLite durable commit: {sqlite_commit_rate(args.seconds):,.0f}/s (WAL, synchronous=FULL, one row each)"

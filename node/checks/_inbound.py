@@ -143,7 +143,7 @@ def verify_alert(
     if known is not None and known.check == (entry.public_key, PAYLOAD_ALERT, payload, signature):
         valid = known.valid
     else:
-        valid = verify_signature(trust.public_key(entry), PAYLOAD_ALERT, payload, signature)
+        valid = verify_signature(entry.public_key, PAYLOAD_ALERT, payload, signature)
     if not valid:
         raise BadSignature(f"signature by {outer.key_id} does not verify")
     # 4. sender binding
@@ -187,7 +187,7 @@ def verify_receipt(
     outer = _outer(envelope, pb.SignedReceipt, max_bytes=limits.MAX_RECEIPT_BYTES, what="receipt")
     payload = bytes(outer.receipt)
     entry = trust.resolve_key(KeyId(outer.key_id), purpose="alert", at=now)
-    if not verify_signature(trust.public_key(entry), PAYLOAD_RECEIPT, payload, bytes(outer.signature)):
+    if not verify_signature(entry.public_key, PAYLOAD_RECEIPT, payload, bytes(outer.signature)):
         raise BadSignature(f"receipt signature by {outer.key_id} does not verify")
     if entry.owner != receiver:
         raise SenderMismatch(f"receipt from {receiver} is signed by {entry.owner}'s key")

@@ -37,7 +37,6 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Final, Generic, NamedTuple, TypeVar
 
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from node.crypto._signing import verify_signature
 from node.digits import ascii_int
@@ -75,14 +74,7 @@ def verify_signatures(checks: Sequence[SignatureCheck]) -> list[bool]:
     Pure and over picklable values only, so a caller may split `checks` into
     chunks and run them in other processes.
     """
-    keys: dict[bytes, Ed25519PublicKey] = {}
-    results: list[bool] = []
-    for check in checks:
-        key = keys.get(check.public_key)
-        if key is None:
-            key = keys[check.public_key] = Ed25519PublicKey.from_public_bytes(check.public_key)
-        results.append(verify_signature(key, check.payload_type, check.payload, check.signature))
-    return results
+    return [verify_signature(c.public_key, c.payload_type, c.payload, c.signature) for c in checks]
 
 
 def available_cpus() -> int:

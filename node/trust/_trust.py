@@ -84,15 +84,13 @@ from pydantic import (
 )
 
 from node.clock import iso
-from node.crypto import KeyPurpose, key_id_for
+from node.crypto import PUBLIC_KEY_BYTES, KeyPurpose, key_id_for
 from node.errors import ConfigError, KeyNotValid, KeyRevoked, UnknownKey
 from node.files import read_bounded, write_atomically
 from node.ids import COUNTRIES, Country, KeyId
 
 FORMAT: Final = "ewx-federation/1"
 """The only trust file format this code reads and writes."""
-
-ED25519_PUBLIC_KEY_BYTES: Final = 32
 
 MAX_TRUST_FILE_BYTES: Final = 4 * 1024 * 1024
 """A trust file holds three CA certificates and a handful of keys; anything
@@ -206,8 +204,8 @@ class KeyEntry(BaseModel):
     @field_validator("public_key")
     @classmethod
     def _check_public_key_length(cls, value: bytes) -> bytes:
-        if len(value) != ED25519_PUBLIC_KEY_BYTES:
-            raise ValueError(f"an Ed25519 public key is {ED25519_PUBLIC_KEY_BYTES} bytes, got {len(value)}")
+        if len(value) != PUBLIC_KEY_BYTES:
+            raise ValueError(f"an Ed25519 public key is {PUBLIC_KEY_BYTES} bytes, got {len(value)}")
         return value
 
     @field_validator("not_before", "not_after", mode="before")
