@@ -145,7 +145,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, NamedTuple
 
 from node.audit._bundle import Bundle, read_bundle, signed_export_time
-from node.audit._checkpoints import Witnessing, history_check, witnessed_findings
+from node.audit._checkpoints import Witnessing, compared_sizes, history_check, roots_at, witnessed_findings
 from node.audit._text import short_hash
 from node.audit._watchlist import (
     KEY_NOT_VALID_KINDS,
@@ -164,13 +164,11 @@ from node.crypto import (
     SIGNATURE_BYTES,
     Checkpoint,
     ChunkedRunner,
-    CompactRange,
     SignatureCheck,
     SignedNote,
     available_cpus,
     digest,
     exit_with_parent,
-    leaf_hash,
     note_key_hash,
     parse_checkpoint,
     parse_signed_note,
@@ -1033,19 +1031,14 @@ def _audit(
                 # it overlaps with the pool's work on this one's.
                 _finish_log(logs[i - 1], verifier, versions, findings)
         shared.clear()
-        # The trees need no signature: hashed while the pool works.
-        summaries = [_check_tree(log.bundle, trust, findings) for log in logs]
+        # The trees need no signature: hashed while the pool works, once each, with the
+        # roots the checkpoint checks below compare taken on the way.
+        sizes = compared_sizes([log.bundle for log in logs])
+        roots = {log.node: _tree_roots(log.bundle, sizes[log.node]) for log in logs}
+        summaries = [_check_tree(log.bundle, roots[log.node], trust, findings) for log in logs]
         if logs:
             _finish_log(logs[-1], verifier, versions, findings)
-    # Checkpoint histories, and what each node witnessed of the others (SPEC section 5).
-    checkpoint_findings = []
-    for i, log in enumerate(logs):
-        found, witnessing = history_check(log.bundle, trust=trust)
-        checkpoint_findings += found
-        summaries[i] = dataclasses.replace(summaries[i], witnessing=witnessing)
-    checkpoint_findings += witnessed_findings([log.bundle for log in logs], trust=trust)
-    for cf in checkpoint_findings:
-        findings.add(cf.node, None, cf.kind, cf.detail, cf.severity)
+    summaries = _check_histories(logs, roots, summaries, trust, findings)
     if len(logs) > 1:
         by_node = {log.node: log for log in logs}
         _cross_conflicts(logs, versions, findings)
@@ -1058,6 +1051,27 @@ def _audit(
         entries=sum(len(log.bundle.entries) for log in logs),
         logs=summaries,
     )
+
+
+def _check_histories(
+    logs: Sequence[_Log],
+    roots: dict[Country, dict[int, bytes]],
+    summaries: list[LogSummary],
+    trust: Trust,
+    findings: _Findings,
+) -> list[LogSummary]:
+    """Checkpoint histories, and what each node witnessed of the others (SPEC section 5):
+    the findings, and each log's summary with what it shows was witnessed."""
+    checkpoint_findings = []
+    summaries = list(summaries)
+    for i, log in enumerate(logs):
+        found, witnessing = history_check(log.bundle, trust=trust, roots=roots[log.node])
+        checkpoint_findings += found
+        summaries[i] = dataclasses.replace(summaries[i], witnessing=witnessing)
+    checkpoint_findings += witnessed_findings([log.bundle for log in logs], trust=trust, roots=roots)
+    for cf in checkpoint_findings:
+        findings.add(cf.node, None, cf.kind, cf.detail, cf.severity)
+    return summaries
 
 
 def _finish_log(log: _Log, verifier: _Verifier, versions: _Versions, findings: _Findings) -> None:
@@ -1117,7 +1131,13 @@ def _check_watchlist(logs: Sequence[_Log], versions: _Versions, trust: Trust, fi
 
 
 # ------------------------------------------------------------------ the tree and checkpoint
-def _check_tree(bundle: Bundle, trust: Trust, findings: _Findings) -> LogSummary:
+def _tree_roots(bundle: Bundle, sizes: set[int]) -> dict[int, bytes]:
+    """The log's RFC 6962 roots at `sizes` and at its own size, in one pass over its entries
+    (a frontier, not a list of every leaf hash: 32 bytes a level, not 65 an entry)."""
+    return roots_at(bundle.entries, sizes | {len(bundle.entries)})
+
+
+def _check_tree(bundle: Bundle, roots: dict[int, bytes], trust: Trust, findings: _Findings) -> LogSummary:
     node, origin = bundle.node, bundle.log_origin
     size = len(bundle.entries)
     if bundle.declared_size != size:
@@ -1127,8 +1147,7 @@ def _check_tree(bundle: Bundle, trust: Trust, findings: _Findings) -> LogSummary
             "size_mismatch",
             f"header declares {bundle.declared_size} entries, the bundle holds {size}",
         )
-    # A frontier, not a list of every leaf hash: 32 bytes a level, not 65 an entry.
-    root = CompactRange(leaf_hash(entry) for entry in bundle.entries).root()
+    root = roots[size]
     summary = LogSummary(
         node=node,
         log_origin=origin,
