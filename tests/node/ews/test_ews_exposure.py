@@ -142,3 +142,38 @@ def test_the_worker_holds_a_bounded_queue_and_sweeps_the_store_for_the_rest(tmp_
 
     asyncio.run(scenario())
     assert queued_most <= 100
+
+
+def test_an_alert_s_scope_is_read_from_its_stored_bytes_as_the_model_decodes_them(tmp_path: Path) -> None:
+    # alert_scope reads codes and source countries from the protobuf without validating the
+    # stored envelope again; it must give what the validated model gives, and None without info.
+    from node.pki import init_federation
+    from tests.support.audit_factories import ThreeNodes
+    from tests.support.factories import alert_info
+
+    init_federation(tmp_path)
+    info = alert_info(
+        items=[{"hs_code": c, "hs_edition": "HS2022"} for c in ("811292", "2504", "282590")],
+        source_countries=["CN", "RU"],
+    )
+    with ThreeNodes(tmp_path) as nodes:
+        nodes.publish("KR", msg_type="ALERT", info=info, alert_id="KR-SCOPE")
+        nodes.deliver("KR", "US")
+        nodes.publish(
+            "US", msg_type="ACK", reference=("KR", "KR-SCOPE"), reason="RECEIVED", alert_id="US-ACK"
+        )
+        nodes.deliver("US", "KR")
+        us, kr = nodes.svc["US"], nodes.svc["KR"]
+        stored = us.store.alert("KR", "KR-SCOPE")
+        assert stored is not None
+        model = us.ctx.decode(stored).info
+        assert model is not None
+        assert us.views.alert_scope("KR", "KR-SCOPE") == (
+            [i.hs_code for i in model.items],
+            list(model.source_countries),
+        )
+        assert us.views.alert_scope("KR", "KR-SCOPE") == (["811292", "2504", "282590"], ["CN", "RU"])
+        assert kr.views.alert_scope("US", "US-ACK") is None  # an ACK has no info block
+        assert us.alert_scopes([("KR", "KR-SCOPE"), ("KR", "KR-NONE")]) == {
+            ("KR", "KR-SCOPE"): (["811292", "2504", "282590"], ["CN", "RU"])
+        }
