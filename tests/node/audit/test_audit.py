@@ -22,7 +22,7 @@ import base64
 import io
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -634,14 +634,15 @@ def test_two_alerts_at_one_sequence_position(fed: Fed, tmp_path: Path) -> None:
     ]
 
 
-def test_two_alerts_at_one_sequence_position_in_two_logs(fed: Fed, tmp_path: Path) -> None:
-    """JP's log holds, where KR-A1 was, another validly signed KR alert at A1's seq towards
-    JP: each log alone is consistent; together the position holds two alerts."""
+def _kr_a1_told_to_jp_as(
+    fed: Fed, tmp_path: Path, edit: Callable[[pb.Alert], None]
+) -> tuple[Path, int, pb.Alert]:
+    """JP's log with its KR-A1 entry replaced by `edit` of that alert, validly signed by KR
+    and logged at the same time: the rebuilt log, the entry's index and the alert."""
     entries = fed.entries("JP")
     index = fed.find("JP", pb.ALERT_RECEIVED, "KR-A1")
     alert = alert_of(entries[index])
-    alert.alert_id = "KR-ELSEWHERE"
-    alert.info.headline = "Another story at A1's position towards Japan"
+    edit(alert)
     entries[index] = signed_entry(
         pb.ALERT_RECEIVED,
         alert,
@@ -649,7 +650,18 @@ def test_two_alerts_at_one_sequence_position_in_two_logs(fed: Fed, tmp_path: Pat
         peer="KR",
         logged_at=entry_of(entries[index]).logged_at.ToDatetime(tzinfo=UTC),
     )
-    jp = rebuild(fed, tmp_path, "JP", entries)
+    return rebuild(fed, tmp_path, "JP", entries), index, alert
+
+
+def test_two_alerts_at_one_sequence_position_in_two_logs(fed: Fed, tmp_path: Path) -> None:
+    """JP's log holds, where KR-A1 was, another validly signed KR alert at A1's seq towards
+    JP: each log alone is consistent; together the position holds two alerts."""
+
+    def elsewhere(alert: pb.Alert) -> None:
+        alert.alert_id = "KR-ELSEWHERE"
+        alert.info.headline = "Another story at A1's position towards Japan"
+
+    jp, index, alert = _kr_a1_told_to_jp_as(fed, tmp_path, elsewhere)
     assert errors(verify(fed, jp)) == []
     report = verify(fed, fed.paths["KR"], jp)
     # Found once, at the alert's first delivery: an entry already found is not found again.
@@ -666,18 +678,10 @@ def test_two_alerts_at_one_sequence_position_in_two_logs(fed: Fed, tmp_path: Pat
 
 
 def test_one_alert_id_told_differently_to_two_peers(fed: Fed, tmp_path: Path) -> None:
-    entries = fed.entries("JP")
-    index = fed.find("JP", pb.ALERT_RECEIVED, "KR-A1")
-    alert = alert_of(entries[index])
-    alert.info.headline = "A different story for Japan"
-    entries[index] = signed_entry(
-        pb.ALERT_RECEIVED,
-        alert,
-        fed.signers["KR"]["alert"],
-        peer="KR",
-        logged_at=entry_of(entries[index]).logged_at.ToDatetime(tzinfo=UTC),
-    )
-    jp = rebuild(fed, tmp_path, "JP", entries)
+    def retold(alert: pb.Alert) -> None:
+        alert.info.headline = "A different story for Japan"
+
+    jp, index, _ = _kr_a1_told_to_jp_as(fed, tmp_path, retold)
     assert errors(verify(fed, jp)) == []
     # Without KR's log: US and JP hold two validly signed versions of KR-A1.
     assert errors(verify(fed, fed.paths["US"], jp)) == [("JP", index, "equivocation")]
