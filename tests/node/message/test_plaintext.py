@@ -120,3 +120,27 @@ def test_property_a_link_address_or_number_anywhere_is_refused(
     if wide:
         contact = _full_width(contact)
     assert not_plain(f"{before} {contact} {after}") is not None, contact
+
+
+def _every_rule_searched(text: str) -> tuple[str, str] | None:
+    """not_plain without its skipping of rules whose characters the text lacks."""
+    from node.message._plaintext import _RULES, normalized
+
+    folded = normalized(text)
+    for pattern, what, _ in _RULES:
+        found = pattern.search(folded)
+        if found is not None:
+            return what, found.group(0)
+    return None
+
+
+_PIECES = st.sampled_from(
+    ["a", "b", "x", "0", "1", "9", "12", "2024", ".", ":", "::", "/", "@", "+", "-", " ", "(", ")", "[", "]",
+     "<", "{", "`", "\\", "com", "kr", "xn--", "http", "mailto", "ｅ", "．", "：", "한", "ä"]
+)  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_PIECES, max_size=24).map("".join))
+def test_property_skipping_rules_the_text_cannot_match_changes_no_verdict(text: str) -> None:
+    assert not_plain(text) == _every_rule_searched(text)
