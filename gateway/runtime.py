@@ -56,6 +56,10 @@ PULL_INTERVAL_SECONDS: Final = 5.0
 STOP_GRACE_SECONDS: Final = 2.0
 CONNECTION_IDLE_MS: Final = 5 * 60 * 1000
 """A peer connection with no call for this long is closed by the server."""
+TAKEOVER_LISTEN_WAIT_SECONDS: Final = STOP_GRACE_SECONDS + 3.0
+"""How long a standby that just took the lease waits, beyond one `lease_poll_seconds`, for
+the listen addresses the former active may still hold (below, `_wait_for_listeners`)."""
+LISTEN_POLL_SECONDS: Final = 0.05
 PEER_HEALTH_POLL_SECONDS: Final = 1.0
 """How often each peer's health name is brought up to date from its link."""
 TLS_POLL_SECONDS: Final = 2.0
@@ -113,7 +117,7 @@ class NodeRuntime:
         self._lock = DataDirLock.acquire(self.config.data_dir)
         self.store_thread = StoreThread(self.config.node_id)
         try:
-            self.service = await self._open_service()
+            self.service, took_over = await self._open_service()
         except BaseException:
             self.store_thread.close()
             self._lock.release()
@@ -124,6 +128,8 @@ class NodeRuntime:
         try:
             # an empty store waits for a peer's word (issue 10, item 2)
             await self.service.call(self.service.check_store_at_start)
+            if took_over:
+                await self._wait_for_listeners()
         except BaseException:
             await self.service.call(self.service.close)
             self.store_thread.close()
@@ -179,10 +185,11 @@ class NodeRuntime:
             tls13_only=grpc_env.TLS13_ONLY,
         )
 
-    async def _open_service(self) -> NodeService:
+    async def _open_service(self) -> tuple[NodeService, bool]:
         """Open the store, and with it the service; a PostgreSQL store whose lease another
         process holds (the active of an active/standby pair) is waited for: this process
-        is the standby, serving nothing, until the lease is free (issue 16, item 3)."""
+        is the standby, serving nothing, until the lease is free (issue 16, item 3).
+        Returns the service and whether it waited (a takeover)."""
         waiting_since: float | None = None
         while True:
             try:
@@ -207,7 +214,37 @@ class NodeRuntime:
                     store=self.config.store_place,
                     waited_seconds=round(asyncio.get_running_loop().time() - waiting_since, 3),
                 )
-            return service
+            return service, waiting_since is not None
+
+    async def _wait_for_listeners(self) -> None:
+        """After a takeover, wait until the former active has let go of the listen addresses.
+
+        The lease is free as soon as the database ends the active's connection, but the
+        active learns it only at its next check (its `lease_poll_seconds`), and then stops:
+        until it does, a pair on one host (docs/postgresql.md, the same `listen`) finds the
+        federation port (and `metrics_listen`) still bound, and binding now would fail and
+        end this process too, leaving no one to serve. An address still busy after the
+        bound is left to the bind below, which says so.
+        """
+        store = self.config.store
+        poll = store.lease_poll_seconds if store is not None else 0.0
+        addresses = [a for a in (self.config.listen, self.config.metrics_listen) if a is not None]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + poll + TAKEOVER_LISTEN_WAIT_SECONDS
+        busy = [a for a in addresses if _address_in_use(a)]
+        if not busy:
+            return
+        began = loop.time()
+        log.info("takeover_listen_waiting", node=self.config.node_id, addresses=busy)
+        while busy and loop.time() < deadline:
+            await asyncio.sleep(LISTEN_POLL_SECONDS)
+            busy = [a for a in busy if _address_in_use(a)]
+        log.info(
+            "takeover_listen_free" if not busy else "takeover_listen_still_busy",
+            node=self.config.node_id,
+            addresses=busy,
+            waited_seconds=round(loop.time() - began, 3),
+        )
 
     async def _watch_lease_forever(self, poll_seconds: float) -> None:
         """Stop serving as soon as the PostgreSQL store's lease is gone.
@@ -555,22 +592,45 @@ def peer_health_name(peer: Country) -> str:
     return f"{rpc.SERVICE_NAME}/{peer}"
 
 
+def _address_in_use(listen: str) -> bool:
+    """Whether another socket listens on `listen` (host:port) now; a port 0 or an address
+    this host cannot bind is not "in use" (the real bind reports it)."""
+    try:
+        if int(listen.rpartition(":")[2]) == 0:
+            return False
+        error = _bind_error(listen)
+    except (OSError, ValueError):
+        return False
+    return error is not None and error.errno == errno.EADDRINUSE
+
+
 def _bind_problem(listen: str, exc: RuntimeError) -> str:
     """Why gRPC could not bind `listen` ("address in use" above all), found by binding it once more."""
-    host, _, port = listen.rpartition(":")
     try:
-        infos = socket.getaddrinfo(host.strip("[]") or None, int(port), type=socket.SOCK_STREAM)
+        error = _bind_error(listen)
     except (OSError, ValueError):
         return f"not an address this host can listen on ({exc})"
+    if error is None:
+        return str(exc)
+    if error.errno == errno.EADDRINUSE:
+        return "address in use (is another node running on this port?)"
+    return error.strerror or str(error)
+
+
+def _bind_error(listen: str) -> OSError | None:
+    """Bind each address `listen` (host:port) resolves to, as gRPC and the metrics server
+    do (SO_REUSEADDR, so a port in TIME_WAIT binds), and let go at once: the first bind's
+    error, or None. A name that does not resolve raises (OSError, ValueError)."""
+    host, _, port = listen.rpartition(":")
+    infos = socket.getaddrinfo(host.strip("[]") or None, int(port), type=socket.SOCK_STREAM)
     for family, kind, proto, _name, address in infos:
         with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(address)
             except OSError as bind_error:
-                if bind_error.errno == errno.EADDRINUSE:
-                    return "address in use (is another node running on this port?)"
-                return bind_error.strerror or str(bind_error)
-    return str(exc)
+                return bind_error
+    return None
 
 
 async def serve(config: NodeConfig) -> None:
