@@ -25,6 +25,8 @@ class LinkState:
     """Monotonic time until which the peer is taken to be pulling our alerts (catch-up)."""
     pulled_to: int = 0
     """The last of our sequence numbers towards the peer that its latest full catch-up page held."""
+    pushed_at: float = 0.0
+    """Monotonic time this node last stored, in order, alerts the peer pushed to it."""
     catching_up: tuple[int, int] | None = None
     """While this node pulls the peer's alerts by pages: (the first seq stored in this catch-up,
     the latest); None otherwise. The peer sends no total, so how far is left shows at the peer."""
@@ -44,6 +46,12 @@ class LinkState:
     def caught_up_to(self, first: int, latest: int) -> None:
         """This node stored a catch-up page from the peer, up to its seq `latest`."""
         self.catching_up = (first if self.catching_up is None else self.catching_up[0], latest)
+
+    def is_pushing(self, now: float, within: float) -> bool:
+        """Whether the peer's pushes reached this node in order within the last `within` s:
+        it is delivering its backlog, so pulling the same alerts would fetch what is
+        already in flight (and it still needs our receipts, which only a push gets)."""
+        return now - self.pushed_at < within
 
     def is_pulling(self, now: float) -> bool:
         """While the peer pulls pages, pushing the same alerts one by one only competes."""

@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+import tomli_w
 
 from node.config import NodeConfig
 from node.ids import Country
@@ -129,6 +131,39 @@ def test_a_trans_pacific_link_dropped_mid_window_loses_and_reorders_nothing(
     to_us = [w for w in windows if w["peer"] == "US"]
     assert max(w["answered"] for w in to_us) > 1, "the alerts went one by one, not in a window"
     assert any(w["unanswered"] > 0 for w in to_us), "the cut caught no window with alerts in flight"
+
+
+def test_a_receiver_does_not_pull_what_the_origin_is_pushing_to_it(cluster: Cluster, tmp_path: Path) -> None:
+    """(c3) US comes back first, KR (holding 200 alerts for US alone) after, over a 200 ms round
+    trip with 4 alerts in flight: about 20 a second, so KR's pushes run past US's periodic
+    pull (every 5 s). US takes them from the pushes alone: pulling them as well would fetch
+    what is in flight, pause KR's window and have KR push each again for its receipt (a
+    duplicate_delivery at US); a third of the slow link's work went so (issue 15)."""
+    data = tomllib.loads(cluster.configs["KR"].read_text())
+    data["delivery_window"] = 4
+    cluster.configs["KR"].write_text(tomli_w.dumps(data))
+    cluster.start()
+    cluster.stop("US")
+    for _ in range(200):  # for US alone: JP holds none to relay to it while KR is down
+        cluster.publish("KR", recipients=["US"])
+    cluster.stop("KR")
+    for link in (cluster.links[("KR", "US")], cluster.links[("US", "KR")]):
+        link.delay(0.1)
+    cluster.start("US")  # its first pull from KR fails: KR is down
+    cluster.start("KR")
+    cluster.settle(timeout=60)
+    events = [
+        json.loads(line) for line in cluster.node_log("US").read_text().splitlines() if line.startswith("{")
+    ]
+    duplicates = [e["alert_id"] for e in events if e["event"] == "duplicate_delivery"]
+    assert not duplicates, f"US pulled {len(duplicates)} alerts KR was pushing, then got them pushed again"
+    windows = [
+        json.loads(line)
+        for line in cluster.node_log("KR").read_text().splitlines()
+        if line.startswith("{") and json.loads(line)["event"] == "delivery_window"
+    ]
+    assert sum(w["answered"] for w in windows if w["peer"] == "US") >= 200
+    cluster.check_nothing_lost(tmp_path / "logs")
 
 
 def test_isolated_node_catches_up_after_heal(cluster: Cluster, tmp_path: Path) -> None:
