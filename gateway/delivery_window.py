@@ -15,6 +15,7 @@ peer stores a repeated alert once and answers with the same receipt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,6 +37,11 @@ log = structlog.get_logger("ewx.gateway")
 BATCH: Final = 100
 """Outbox rows read from the store at a time, for a window as for one-by-one Delivers."""
 
+FIRST_FLIGHT: Final = 512
+"""Alerts sent on a stream before its first answer says how fast the peer answers: as
+many as a window held before it grew to cover a lossy link's stalls (node/limits.py
+DELIVERY_WINDOW), and what any peer answers well within a deadline."""
+
 _EOF: Final[Any] = getattr(aio, "EOF")  # noqa: B009 - in grpc.aio, not in its type stubs
 
 
@@ -43,6 +49,17 @@ def _take_deliveries(service: NodeService, peer: Country, receipts: list[bytes],
     """A window's answers in one turn of the store's thread: the peer's gossip, then its receipts."""
     service.check_gossip(peer, gossiped)
     service.accept_receipts(peer, receipts)
+
+
+def answered_in_time(*, unanswered: int, answered: int, elapsed: float, left: float) -> bool:
+    """Whether `unanswered` alerts, at the rate `answered` in `elapsed` seconds, are answered
+    within half of the `left` seconds of the call's deadline (half: the rate is a guess).
+    Before the first answer there is no rate: FIRST_FLIGHT of them may go."""
+    if answered <= 0:
+        return unanswered <= FIRST_FLIGHT
+    if elapsed <= 0:
+        return False
+    return unanswered * elapsed / answered < left / 2
 
 
 class DeliveryWindow:
@@ -69,6 +86,9 @@ class DeliveryWindow:
         """(seq, alert id, when sent) of the alerts sent and not answered yet, oldest first."""
         self._room = asyncio.Semaphore(service.config.delivery_window)
         self._answers: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        self._progress = asyncio.Event()
+        """Set when answers were taken: the sender may have time for more."""
+        self._began = 0.0
         self.answered = 0
         """Alerts of this window the peer answered (receipts taken)."""
 
@@ -89,6 +109,7 @@ class DeliveryWindow:
         checkpoint = await self._service.call(self._service.gossip_checkpoint)
         call = self._client.open_delivery_stream()
         began, self.answered = time.monotonic(), 0
+        self._began = began
         sender = asyncio.create_task(self._send(call, checkpoint), name=f"deliver-window-{self.peer}")
         reader = asyncio.create_task(self._read(call), name=f"deliver-answers-{self.peer}")
         try:
@@ -119,27 +140,58 @@ class DeliveryWindow:
             await cancel_and_wait(sender, reader)
 
     async def _send(self, call: aio.StreamStreamCall[bytes, bytes], checkpoint: str) -> None:
-        """Pending alerts in sequence order while there is room in the window.
+        """Pending alerts in sequence order while there is room in the window and time.
 
         Stops taking new ones at half the call's deadline, so the last ones
         sent are answered within it, or when the peer starts catching up by
         pages (pushing the same alerts would only compete with it).
         """
-        service, link = self._service, self._link
-        stop_at = time.monotonic() + service.config.rpc_deadline_seconds / 2
+        service = self._service
+        deadline = service.config.rpc_deadline_seconds
+        stop_at = self._began + deadline / 2
         after = 0
-        while time.monotonic() < stop_at and not link.is_pulling(time.monotonic()):
+        sending = True
+        while sending:
             batch = await service.call(service.pending, self.peer, BATCH, after_seq=after)
             if not batch:
                 break
             for seq, alert_id, envelope in batch:
                 await self._room.acquire()
+                if not await self._time_to_send(stop_at, self._began + deadline):
+                    sending = False
+                    break
                 self._in_flight.append((seq, alert_id, time.monotonic()))
                 await call.write(
                     pb.DeliverRequest(envelope=envelope, checkpoint=checkpoint).SerializeToString()
                 )
             after = batch[-1][0]
         await call.done_writing()
+
+    async def _time_to_send(self, stop_at: float, deadline_at: float) -> bool:
+        """Wait until one more alert sent would be answered in time; False once no more may go.
+
+        A large window over a lossy link keeps the peer busy through the link's
+        stalls, but at a slow peer's pace (a PostgreSQL store) that many
+        unanswered would outlast the call's deadline: one more goes only while
+        those unanswered, at the rate the peer has answered this window so
+        far, take at most half of what is left of the deadline
+        (`answered_in_time`).
+        """
+        while True:
+            now = time.monotonic()
+            if now >= stop_at or self._link.is_pulling(now):
+                return False
+            if answered_in_time(
+                unanswered=len(self._in_flight) + 1,
+                answered=self.answered,
+                elapsed=now - self._began,
+                left=deadline_at - now,
+            ):
+                return True
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(stop_at - now):
+                    await self._progress.wait()
 
     async def _read(self, call: aio.StreamStreamCall[bytes, bytes]) -> None:
         """The peer's answers, in order, then None at the stream's end (or the call's failure)."""
@@ -165,4 +217,5 @@ class DeliveryWindow:
                 if self._on_delivered is not None:
                     self._on_delivered(self.peer, now - sent_at)
             self._room.release()
+        self._progress.set()
         self._link.succeeded(service.clock())

@@ -39,7 +39,7 @@ value outside its bounds is a ConfigError naming the key.
 | `catchup_page_served` | 1000 | 1-1000 | most alerts one CatchUp call streams to a peer |
 | `catchup_page_requested` | 1000 | 1-1000 | most alerts this node asks a peer for in one CatchUp call |
 | `rpc_deadline_seconds` | 10 | 0.1-300 | deadline on every call this node makes to a peer |
-| `delivery_window` | 512 | 1-4096 | own alerts in flight to one peer on a DeliverStream; 1: one Deliver at a time |
+| `delivery_window` | 2048 | 1-4096 | own alerts in flight to one peer on a DeliverStream; 1: one Deliver at a time |
 | `peer_unhealthy_after_seconds` | 30 | 0.1-86400 | how long a peer may be unreachable before its health name is NOT_SERVING |
 
 Operations: `metrics_listen` (`host:port`, unset: no metrics endpoint) serves

@@ -9,20 +9,28 @@ on one stream, and a peer without the method gets Delivers one by one.
 from __future__ import annotations
 
 import asyncio
+import math
+import time
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+import tomli_w
 from grpc import aio
+from hypothesis import given
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from gateway import rpc
+from gateway.delivery_window import FIRST_FLIGHT, answered_in_time
 from gateway.server import FederationServicer
 from gateway.status_map import EXPECTED_SEQ_TRAILER, REASON_TRAILER
 from node.ids import Country
 from node.limits import MAX_ENVELOPE_BYTES
+from node.service._receiving import Receiving
 from node.wire import ewx_pb2 as pb
 from tests.support.factories import alert_info, alert_payload, envelope, peer_channel, running, wait_for
 
@@ -228,5 +236,70 @@ def test_a_cancelled_call_under_the_delivery_loop_is_a_failed_round_not_its_end(
             assert [e.get("error") for e in failed].count("a call was cancelled") == 1, failed
             deliver_task = next(t for t in nodes["KR"]._tasks if t.get_name() == "deliver-US")
             assert not deliver_task.done()
+
+    asyncio.run(scenario())
+
+
+@given(
+    unanswered=st.integers(1, 10_000),
+    more=st.integers(1, 10_000),
+    answered=st.integers(0, 10_000),
+    elapsed=st.floats(0.001, 100),
+    left=st.floats(-10, 100),
+)
+def test_what_may_be_in_flight_falls_with_the_peer_s_rate_and_the_time_left(
+    unanswered: int, more: int, answered: int, elapsed: float, left: float
+) -> None:
+    """answered_in_time: never more unanswered than half the time left takes at the rate seen."""
+    fits = answered_in_time(unanswered=unanswered, answered=answered, elapsed=elapsed, left=left)
+    if answered == 0:
+        assert fits == (unanswered <= FIRST_FLIGHT)
+        return
+    assert fits == (unanswered / (answered / elapsed) < left / 2) or math.isclose(
+        unanswered / (answered / elapsed), left / 2
+    )
+    if not fits:  # more unanswered, a slower peer, less time: still not
+        assert not answered_in_time(unanswered=unanswered + more, answered=answered, elapsed=elapsed, left=left)
+        assert not answered_in_time(unanswered=unanswered, answered=answered, elapsed=elapsed * 2, left=left)
+        assert not answered_in_time(unanswered=unanswered, answered=answered, elapsed=elapsed, left=left - 1)
+
+
+def test_a_slow_peer_is_not_sent_more_than_it_answers_within_the_deadline(
+    federation: dict[Country, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KR's window may hold 4,096, its calls' deadline is 4 s, and US stores 200 alerts a
+    second (each turn slowed as a loaded PostgreSQL store might be): the 1,200 waiting,
+    sent at once, would take 6 s to answer and the stream would fail its deadline. KR
+    sends its first flight, then no more than US answers in half the time left: every
+    window ends answered, none fails."""
+    data = tomllib.loads(federation["KR"].read_text())
+    data.update(delivery_window=4096, rpc_deadline_seconds=4.0)
+    federation["KR"].write_text(tomli_w.dumps(data))
+    real = Receiving.receive_in_order
+
+    def slow(self: Receiving, envelopes: Any, **kwargs: Any) -> Any:
+        time.sleep(0.005 * len(envelopes))
+        return real(self, envelopes, **kwargs)
+
+    async def scenario() -> None:
+        async with running(federation["KR"]) as nodes:
+            kr = nodes["KR"].service
+            for _ in range(1200):
+                kr.publish(msg_type="ALERT", info=alert_info(), recipients=["US"])
+            monkeypatch.setattr(Receiving, "receive_in_order", slow)
+            with capture_logs() as events:
+                async with running(federation["US"]) as more:
+                    us = more["US"].service
+                    await wait_for(lambda: us.store.last_seq("KR", "US") == 1200, timeout=60)
+                    await wait_for(lambda: all(r.delivered_at for r in kr.store.outbox("US")), timeout=30)
+            windows = [e for e in events if e["event"] == "delivery_window" and e["peer"] == "US"]
+            assert sum(w["answered"] for w in windows) == 1200
+            assert len(windows) > 1, "one window took all 1,200: nothing held the sender back"
+            failed = [  # but the tries before US listened
+                e
+                for e in events
+                if e["event"] == "delivery_failed" and e["peer"] == "US" and "UNAVAILABLE" not in e["error"]
+            ]
+            assert not failed, f"a window failed: {failed[0]}"
 
     asyncio.run(scenario())
