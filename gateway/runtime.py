@@ -523,7 +523,8 @@ class NodeRuntime:
                 await asyncio.gather(*(get_cosigned(client, self.service) for client in self._clients))
 
     async def _pull_forever(self, client: PeerClient) -> None:
-        """Catch up from this peer now, then every few seconds or when woken.
+        """Catch up from this peer now, then every few seconds (unless its pushes arrive in
+        order) or when woken (a gap in them).
 
         Alerts of the third node are relayed through this peer only while
         the third node itself is unreachable.
