@@ -44,7 +44,7 @@ from node.message import (
     receipt_to_bytes,
 )
 from node.service._context import ServiceContext
-from node.service._views import listing_keys
+from node.service._views import listing_keys, scope_of
 from node.store import StoredAlert, Tx
 from node.trilateral import WATCHLIST_TYPES, FindingKind
 
@@ -325,7 +325,9 @@ class Receiving:
         tx.after_commit(lambda: observer.received(peer, delay))
         if self.ctx.on_peer_alert is not None and alert.info is not None:
             hook, origin, alert_id = self.ctx.on_peer_alert, alert.origin, alert.alert_id
-            tx.after_commit(lambda: hook(origin, alert_id))
+            # its scope with it: the worker need not read the alert back on this thread
+            scope = scope_of(alert.info)
+            tx.after_commit(lambda: hook(origin, alert_id, scope))
         events.info(
             "alert_received",
             node=self.ctx.me,

@@ -14,7 +14,7 @@ from node.clock import iso
 from node.errors import RefusedOperation
 from node.ews.bands import exposure_summary
 from node.ids import Country
-from node.message import Alert, alert_from_bytes, pb
+from node.message import Alert, Info, alert_from_bytes, pb
 from node.service._context import ServiceContext
 from node.service._links import plain_error
 from node.service._results import (
@@ -40,6 +40,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def micros(when: datetime) -> int:
     """`when` as whole microseconds since the epoch (exact: no float), as the listing columns hold times."""
     return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+def scope_of(info: Info | pb.Info) -> tuple[list[str], list[str]]:
+    """What a peer alert's exposure is checked over (node/ews/exposure.py Scope): its info
+    block's HS codes and source countries, from the decoded model (as received) or the
+    protobuf (as stored); the model keeps both as they are on the wire."""
+    return [item.hs_code for item in info.items], list(info.source_countries)
 
 
 def listing_keys(alert: Alert) -> ListingKeys:
@@ -442,7 +449,7 @@ class Views:
         alert = pb.Alert.FromString(pb.SignedAlert.FromString(stored.envelope).alert)
         if not alert.HasField("info"):
             return None
-        return [i.hs_code for i in alert.info.items], list(alert.info.source_countries)
+        return scope_of(alert.info)
 
     def alert_scopes(
         self, alerts: Sequence[tuple[str, str]]

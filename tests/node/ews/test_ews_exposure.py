@@ -157,6 +157,8 @@ def test_an_alert_s_scope_is_read_from_its_stored_bytes_as_the_model_decodes_the
         source_countries=["CN", "RU"],
     )
     with ThreeNodes(tmp_path) as nodes:
+        told: list[tuple[str, str, tuple[list[str], list[str]]]] = []
+        nodes.svc["US"].on_peer_alert = lambda *args: told.append(args)
         nodes.publish("KR", msg_type="ALERT", info=info, alert_id="KR-SCOPE")
         nodes.deliver("KR", "US")
         nodes.publish(
@@ -173,7 +175,57 @@ def test_an_alert_s_scope_is_read_from_its_stored_bytes_as_the_model_decodes_the
             list(model.source_countries),
         )
         assert us.views.alert_scope("KR", "KR-SCOPE") == (["811292", "2504", "282590"], ["CN", "RU"])
+        # the receiving node hands the exposure worker the same scope, from the model it decoded
+        assert told == [("KR", "KR-SCOPE", us.views.alert_scope("KR", "KR-SCOPE"))]
         assert kr.views.alert_scope("US", "US-ACK") is None  # an ACK has no info block
         assert us.alert_scopes([("KR", "KR-SCOPE"), ("KR", "KR-NONE")]) == {
             ("KR", "KR-SCOPE"): (["811292", "2504", "282590"], ["CN", "RU"])
         }
+
+
+def test_an_alert_queued_with_its_scope_is_not_looked_up_one_swept_is(tmp_path: Path) -> None:
+    looked_up: list[list[tuple[str, str]]] = []
+    recorded: list[str] = []
+    swept = [("US", "US-OLD", 0)]
+
+    async def lookup(alerts: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[list[str], list[str]]]:
+        looked_up.append(alerts)
+        return {key: (["811292"], ["CN"]) for key in alerts}
+
+    async def record(exposures: list[tuple[str, str, str]]) -> None:
+        recorded.extend(alert_id for _, alert_id, _ in exposures)
+
+    async def unchecked(after: int, limit: int) -> list[tuple[str, str, int]]:
+        return [r for r in swept if r[2] > after and r[1] not in recorded][:limit]
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    worker = ExposureWorker(
+        data_dir=data_dir,
+        months=12,
+        lookup=lookup,
+        record=record,
+        unchecked=unchecked,
+        everything=unchecked,
+        node="KR",
+    )
+
+    async def scenario() -> None:
+        task = asyncio.create_task(worker.run())
+        for _ in range(200):  # the start's sweep: looked up
+            if "US-OLD" in recorded:
+                break
+            await asyncio.sleep(0.01)
+        worker.submit("US", "US-1", (["811292", "2504"], ["CN", "RU"]))
+        worker.submit("US", "US-2", (["2504"], ["RU"]))
+        worker.submit("US", "US-3")  # a caller without the scope: looked up
+        for _ in range(200):
+            if len(recorded) == 4:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.wait([task])
+
+    asyncio.run(scenario())
+    assert sorted(recorded) == ["US-1", "US-2", "US-3", "US-OLD"]
+    assert looked_up == [[("US", "US-OLD")], [("US", "US-3")]]
