@@ -138,7 +138,7 @@ class PeerClient:
         """The peer's page of `origin`'s alerts addressed to us after `after_seq`,
         after `origin`'s trust updates beyond `trust_after`: (updates, envelopes)."""
         request = pb.CatchUpRequest(
-            origin=origin, after_seq=after_seq, max_count=max_count, trust_after=trust_after
+            origin=origin, after_seq=after_seq, max_count=max_count, trust_after=trust_after, batched=True
         )
         call = self._catch_up(request.SerializeToString(), timeout=self._deadline)
         updates: list[bytes] = []
@@ -153,8 +153,16 @@ class PeerClient:
         async for data in call:
             received += len(data)
             item = self.answer(pb.CatchUpItem, data, what="catch-up")
+            if sum(map(bool, (item.trust_update, item.envelope, item.envelopes))) > 1:
+                call.cancel()
+                raise Malformed(
+                    f"{self.peer}'s catch-up item carries more than one of envelope, trust_update "
+                    "and envelopes; page refused whole"
+                )
             if item.trust_update:
                 updates.append(bytes(item.trust_update))
+            elif item.envelopes:
+                envelopes.extend(bytes(envelope) for envelope in item.envelopes)
             else:
                 envelopes.append(bytes(item.envelope))
             if len(envelopes) > most or len(updates) > MAX_CATCHUP_TRUST_UPDATES or received > budget:

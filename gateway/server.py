@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeVar
@@ -39,6 +39,7 @@ from node.checks import Verdict
 from node.errors import InboundRejected, Malformed, StoreFull, TooLarge, UnauthenticatedPeer
 from node.ids import Country
 from node.limits import (
+    MAX_CATCHUP_ITEM_BYTES,
     MAX_CATCHUP_TRUST_UPDATES,
     MAX_DELIVERY_WINDOW,
     MAX_ENVELOPE_BYTES,
@@ -321,8 +322,8 @@ class FederationServicer:
                 self._service.link(peer).note_pulling(
                     time.monotonic(), PULL_PAUSE_SECONDS, to_seq=req.after_seq + len(page)
                 )
-            for envelope in page:
-                await self._write(context, pb.CatchUpItem(envelope=envelope).SerializeToString(), deadline)
+            for item in alert_items(page, batched=req.batched):
+                await self._write(context, item, deadline)
 
         await self._guarded(context, "CatchUp", work, stream=True)
 
@@ -384,6 +385,36 @@ class FederationServicer:
                 "UpdateTrust": grpc.unary_unary_rpc_method_handler(self.update_trust),
             },
         )
+
+
+_ENVELOPE_FRAMING: Final = 4
+"""Bytes a repeated-bytes field adds around one envelope: its tag and a length of at most
+three bytes (an envelope is far below 2 MiB)."""
+
+
+def alert_items(page: Sequence[bytes], *, batched: bool) -> Iterator[bytes]:
+    """A catch-up page's alerts as serialized CatchUpItems, in order: one an item, or for a
+    request that says `batched` as many consecutive ones as fit MAX_CATCHUP_ITEM_BYTES.
+
+    Each stream message costs both ends a turn of their event loop and of gRPC (20,000
+    alerts one an item were 1.7 s of a catching-up node's loop, and as much of the
+    origin's); a batched item carries dozens.
+    """
+    if not batched:
+        for envelope in page:
+            yield pb.CatchUpItem(envelope=envelope).SerializeToString()
+        return
+    chunk: list[bytes] = []
+    size = 0
+    for envelope in page:
+        framed = len(envelope) + _ENVELOPE_FRAMING
+        if chunk and size + framed > MAX_CATCHUP_ITEM_BYTES:
+            yield pb.CatchUpItem(envelopes=chunk).SerializeToString()
+            chunk, size = [], 0
+        chunk.append(envelope)
+        size += framed
+    if chunk:
+        yield pb.CatchUpItem(envelopes=chunk).SerializeToString()
 
 
 def _receive_turn(

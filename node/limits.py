@@ -87,6 +87,11 @@ MAX_CATCHUP_TRUST_UPDATES = 256
 MAX_CATCHUP_ITEM_OVERHEAD = 32
 """Bytes a CatchUpItem adds around its envelope or update (field tags and lengths), generously."""
 
+MAX_CATCHUP_ITEM_BYTES = 60 * 1024
+"""Most bytes of envelopes one batched CatchUpItem carries (CatchUpRequest.batched):
+under MAX_GRPC_MESSAGE_BYTES with room for the item's framing, so at least seven of
+the largest envelopes, and dozens of the usual ~1 KiB ones, go as one stream message."""
+
 MAX_CATCHUP_PAGE = 1000
 """Most alerts one CatchUp call streams, and the most a node asks for: the
 default and the ceiling of `catchup_page_served` and `catchup_page_requested`

@@ -724,24 +724,28 @@ class DeliverResponse(_message.Message):
     def __init__(self, receipt: _Optional[bytes] = ..., checkpoint: _Optional[str] = ...) -> None: ...
 
 class CatchUpRequest(_message.Message):
-    __slots__ = ("origin", "after_seq", "max_count", "trust_after")
+    __slots__ = ("origin", "after_seq", "max_count", "trust_after", "batched")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     MAX_COUNT_FIELD_NUMBER: _ClassVar[int]
     TRUST_AFTER_FIELD_NUMBER: _ClassVar[int]
+    BATCHED_FIELD_NUMBER: _ClassVar[int]
     origin: Country
     after_seq: int
     max_count: int
     trust_after: int
-    def __init__(self, origin: _Optional[_Union[Country, str]] = ..., after_seq: _Optional[int] = ..., max_count: _Optional[int] = ..., trust_after: _Optional[int] = ...) -> None: ...
+    batched: bool
+    def __init__(self, origin: _Optional[_Union[Country, str]] = ..., after_seq: _Optional[int] = ..., max_count: _Optional[int] = ..., trust_after: _Optional[int] = ..., batched: _Optional[bool] = ...) -> None: ...
 
 class CatchUpItem(_message.Message):
-    __slots__ = ("envelope", "trust_update")
+    __slots__ = ("envelope", "trust_update", "envelopes")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     TRUST_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    ENVELOPES_FIELD_NUMBER: _ClassVar[int]
     envelope: bytes
     trust_update: bytes
-    def __init__(self, envelope: _Optional[bytes] = ..., trust_update: _Optional[bytes] = ...) -> None: ...
+    envelopes: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, envelope: _Optional[bytes] = ..., trust_update: _Optional[bytes] = ..., envelopes: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class WitnessRequest(_message.Message):
     __slots__ = ("body",)

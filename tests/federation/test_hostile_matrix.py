@@ -1311,19 +1311,37 @@ def test_garbage_answers_from_a_peer_do_not_stop_the_node(tmp_path: Path) -> Non
     asyncio.run(scenario())
 
 
-def test_a_catch_up_page_beyond_what_was_asked_is_cut_off_and_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("item", "refusal"),
+    [
+        (pb.CatchUpItem(envelope=b"\x00" * 8000), r"KR's catch-up page goes beyond what was asked \(10 alerts"),
+        (  # batched (CatchUpRequest.batched): seven envelopes a message
+            pb.CatchUpItem(envelopes=[b"\x00" * 8000] * 7),
+            r"KR's catch-up page goes beyond what was asked \(10 alerts",
+        ),
+        (
+            pb.CatchUpItem(envelope=b"\x00" * 8000, envelopes=[b"\x00" * 8000]),
+            r"KR's catch-up item carries more than one of envelope, trust_update and envelopes",
+        ),
+    ],
+    ids=["one-an-item", "batched", "two-fields"],
+)
+def test_a_catch_up_page_beyond_what_was_asked_is_cut_off_and_refused(
+    tmp_path: Path, item: pb.CatchUpItem, refusal: str
+) -> None:
     """Hostile-input matrix row (issue 10 item 8): a peer that ignores `max_count` and keeps
-    streaming is cut off at the count and the byte budget; the page is refused whole, nothing
-    of it is stored, and the stream is cancelled long before the peer runs out."""
+    streaming is cut off at the count and the byte budget, and an item that is not one of
+    its three kinds at once; the page is refused whole, nothing of it is stored, and the
+    stream is cancelled long before the peer runs out."""
     fed = make_federation(tmp_path / "fed", outbox_retry_max_seconds=30.0)
     kr = NodeConfig.load(fed["KR"])
     sent: list[int] = []
+    raw = item.SerializeToString()
 
     async def flood(request: bytes, context: aio.ServicerContext[Any, Any]) -> Any:
-        item = pb.CatchUpItem(envelope=b"\x00" * 8000).SerializeToString()
         for _ in range(100_000):  # 800 MB if nobody stops reading
             sent.append(1)
-            yield item
+            yield raw
 
     async def refuse(request: bytes, context: aio.ServicerContext[Any, Any]) -> bytes:
         await context.abort(grpc.StatusCode.UNAVAILABLE, "stand-in")
@@ -1343,9 +1361,7 @@ def test_a_catch_up_page_beyond_what_was_asked_is_cut_off_and_refused(tmp_path: 
                 runtime = nodes["US"]
                 client = next(c for c in runtime._clients if c.peer == "KR")
                 size = runtime.service.store.log_size
-                with pytest.raises(
-                    Malformed, match=r"KR's catch-up page goes beyond what was asked \(10 alerts"
-                ):
+                with pytest.raises(Malformed, match=refusal):
                     await client.catch_up(origin="KR", after_seq=0, max_count=10)
                 assert runtime.service.store.log_size == size
                 # Cancelled: the flood stops, far short of its end (the peer's side
