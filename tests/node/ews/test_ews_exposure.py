@@ -62,19 +62,17 @@ def test_a_node_without_trade_data_finds_none_without_opening_duckdb(tmp_path: P
     assert no_data_exposure(hs_codes=codes, sources=["CN", "RU"], now=now) == queried
 
     data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    worker = ExposureWorker(
-        data_dir=data_dir,
-        months=12,
-        lookup=_never,
-        record=_never,
-        unchecked=_never,
-        everything=_never,
-        node="KR",
-    )
+    worker = _worker(data_dir, lookup=_never, record=_never, unchecked=_never, everything=_never)
     found = worker._compute({("US", "US-1"): (codes, ["CN"])})
     assert found[("US", "US-1")]["no_data"] == ["811292", "2504"]
     assert not (data_dir / EWS_FILE).exists()  # nothing opened, nothing created
+
+
+def _worker(data_dir: Path, **parts: Any) -> ExposureWorker:
+    """A worker of KR over an empty data folder, checking 12 months, with the given
+    lookup, record, unchecked and everything (and max_queued, if given)."""
+    data_dir.mkdir()
+    return ExposureWorker(data_dir=data_dir, months=12, node="KR", **parts)
 
 
 async def _never(*_args: object) -> Any:
@@ -98,16 +96,12 @@ def test_the_worker_holds_a_bounded_queue_and_sweeps_the_store_for_the_rest(tmp_
     async def record(exposures: list[tuple[str, str, str]]) -> None:
         checked.extend((origin, alert_id) for origin, alert_id, _ in exposures)
 
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    worker = ExposureWorker(
-        data_dir=data_dir,
-        months=12,
+    worker = _worker(
+        tmp_path / "data",
         lookup=scope,
         record=record,
         unchecked=lambda a, n: page(a, n, unchecked_only=True),
         everything=lambda a, n: page(a, n, unchecked_only=False),
-        node="KR",
         max_queued=100,
     )
 
@@ -198,16 +192,8 @@ def test_an_alert_queued_with_its_scope_is_not_looked_up_one_swept_is(tmp_path: 
     async def unchecked(after: int, limit: int) -> list[tuple[str, str, int]]:
         return [r for r in swept if r[2] > after and r[1] not in recorded][:limit]
 
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    worker = ExposureWorker(
-        data_dir=data_dir,
-        months=12,
-        lookup=lookup,
-        record=record,
-        unchecked=unchecked,
-        everything=unchecked,
-        node="KR",
+    worker = _worker(
+        tmp_path / "data", lookup=lookup, record=record, unchecked=unchecked, everything=unchecked
     )
 
     async def scenario() -> None:
