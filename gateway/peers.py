@@ -50,6 +50,8 @@ from node.wire import ewx_pb2 as pb
 log = structlog.get_logger("ewx.gateway")
 
 BACKOFF_START_SECONDS: Final = 0.2
+UNREACHABLE: Final = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+"""A call's codes that say the peer was not reached (any other is the peer's answer)."""
 PULL_PAUSE_CHECK_SECONDS: Final = 0.5
 M = TypeVar("M", bound=Message)
 
@@ -530,7 +532,9 @@ async def get_cosigned(client: PeerClient, service: NodeService) -> bool:
 
     On a size mismatch the peer tells us the size it last cosigned (C2SP
     tlog-witness 409, here ABORTED with the `ewx-witness-size` trailer), and
-    one retry with a proof from that size follows.
+    one retry with a proof from that size follows. The call tells the link's
+    health too: while a peer's pushes reach us our log grows and is witnessed
+    each interval, but the periodic pull, the link's other probe, waits.
     """
     peer = client.peer
     request = await service.call(service.witness_request, peer)
@@ -540,6 +544,7 @@ async def get_cosigned(client: PeerClient, service: NodeService) -> bool:
         size, body = request
         try:
             cosignature = await client.add_checkpoint(body)
+            service.link(peer).succeeded(service.clock())
             await service.call(service.record_cosignature, peer, size, cosignature)
             return True
         except aio.AioRpcError as exc:
@@ -549,6 +554,8 @@ async def get_cosigned(client: PeerClient, service: NodeService) -> bool:
                     return False
                 request = await service.call(service.witness_request, peer, old_size=old)
                 continue
+            if exc.code() in UNREACHABLE:
+                service.link(peer).failed(service.clock(), describe(exc))
             log.warning("witness_failed", node=service.me, peer=peer, size=size, error=describe(exc))
             return False
         except (InboundRejected, RefusedOperation) as exc:
@@ -575,7 +582,7 @@ async def check_history(client: PeerClient, service: NodeService) -> bool:
         witness_size = ascii_int(trailer(exc, WITNESS_SIZE_TRAILER) or "")
         if exc.code() == grpc.StatusCode.ABORTED and witness_size is not None:
             await service.call(service.check_witness_size, peer, witness_size, witness_note(exc))
-        elif exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        elif exc.code() in UNREACHABLE:
             return False
         else:  # a refusal is an answer too, but not one about our history: the next turn asks again
             log.warning(

@@ -166,6 +166,30 @@ def test_a_receiver_does_not_pull_what_the_origin_is_pushing_to_it(cluster: Clus
     cluster.check_nothing_lost(tmp_path / "logs")
 
 
+def test_a_node_whose_calls_to_a_pushing_peer_fail_shows_it_unreachable(cluster: Cluster) -> None:
+    """(c4) US's own calls to KR are refused (the US->KR proxy is cut) while KR's pushes to
+    US go on: US takes no periodic pull from a peer that pushes in order (c3), and the pull
+    was the link's probe; the witness calls of its growing log are now, so `ewx status` at
+    US says KR is unreachable rather than what the last pull saw."""
+    cluster.start()
+    for _ in range(3):
+        cluster.publish("KR")
+    wait_until(
+        lambda: cluster.client("US").call("status")["peers"]["KR"]["reachable"] is True,
+        timeout=20,
+        what="US reaching KR",
+    )
+    cluster.links[("US", "KR")].cut()
+
+    def seen_unreachable() -> bool:
+        cluster.publish("KR")  # KR keeps pushing to US throughout
+        return cluster.client("US").call("status")["peers"]["KR"]["reachable"] is False
+
+    wait_until(seen_unreachable, timeout=20, what="US seeing KR unreachable while KR pushes to it")
+    us = cluster.client("US").call("status")["peers"]["KR"]
+    assert us["last_seq_received"] >= 4, "KR's pushes did not reach US meanwhile"
+
+
 def test_isolated_node_catches_up_after_heal(cluster: Cluster, tmp_path: Path) -> None:
     """(d) US black-holed from both peers while KR and JP publish 60 each and US 20; then healed."""
     cluster.start()
