@@ -124,6 +124,13 @@ def pool_context(preload: str) -> multiprocessing.context.BaseContext:
     return context
 
 
+def _unusable(exc: BaseException) -> BrokenProcessPool:
+    """A pool that could not take a chunk, as the BrokenProcessPool the runner's callers handle."""
+    broken = BrokenProcessPool(f"the pool could not take work: {exc}")
+    broken.__cause__ = exc
+    return broken
+
+
 class ChunkedRunner(Generic[In, Out]):
     """Runs `work` over items as they are added, in-process or in chunks in a pool.
 
@@ -209,8 +216,11 @@ class ChunkedRunner(Generic[In, Out]):
             chunk, self._waiting = self._waiting[: self._chunk], self._waiting[self._chunk :]
             try:
                 future = self._pool.submit(self._work, chunk)
-            except BrokenProcessPool as exc:
-                self._broken(exc)
+            except (BrokenProcessPool, RuntimeError, OSError) as exc:
+                # Broken, or it could not start a worker: the spawn refused (a script
+                # under forkserver without a main-module guard raised RuntimeError here
+                # on every page, each turned into an internal error), or shut down.
+                self._broken(exc if isinstance(exc, BrokenProcessPool) else _unusable(exc))
                 self._waiting = chunk + self._waiting
                 return
             self._in_flight.append((chunk, future))

@@ -610,3 +610,27 @@ def test_the_verifying_processes_end_with_a_node_killed_with_sigkill() -> None:
     while not _gone(worker):
         assert time.monotonic() < deadline, f"verifying process {worker} outlived its node"
         time.sleep(0.05)
+
+
+def test_a_pool_that_cannot_take_work_is_a_broken_pool_and_the_chunks_run_here(
+    fed: Fed, page: list[bytes]
+) -> None:
+    """A pool whose submit raises what is not BrokenProcessPool (a worker that could not be
+    spawned raises RuntimeError; here a pool already shut down, which raises it too) is
+    taken as broken: reported once, and every outcome computed in this process."""
+    checks = [c for c in (signature_check(e, trust=fed.trust) for e in page) if c is not None]
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=pool_context("node.crypto._sigpool"))
+    executor.shutdown()
+    broken: list[BaseException] = []
+    runner: ChunkedRunner[SignatureCheck, bool] = ChunkedRunner(
+        verify_signatures,
+        start=lambda: executor,
+        min_parallel=1,
+        chunk=4,
+        in_flight=2,
+        on_broken=broken.append,
+    )
+    for check in checks:
+        runner.add(check)
+    assert runner.outcomes() == verify_signatures(checks)
+    assert len(broken) == 1 and isinstance(broken[0].__cause__, RuntimeError)
