@@ -108,8 +108,7 @@ class DeliveryWindow:
         """Send, and take the answers, until every alert sent is answered."""
         checkpoint = await self._service.call(self._service.gossip_checkpoint)
         call = self._client.open_delivery_stream()
-        began, self.answered = time.monotonic(), 0
-        self._began = began
+        self._began, self.answered = time.monotonic(), 0
         sender = asyncio.create_task(self._send(call, checkpoint), name=f"deliver-window-{self.peer}")
         reader = asyncio.create_task(self._read(call), name=f"deliver-answers-{self.peer}")
         try:
@@ -134,7 +133,7 @@ class DeliveryWindow:
                     peer=self.peer,
                     answered=self.answered,
                     unanswered=len(self._in_flight),
-                    seconds=round(time.monotonic() - began, 3),
+                    seconds=round(time.monotonic() - self._began, 3),
                 )
             call.cancel()
             await cancel_and_wait(sender, reader)
@@ -147,8 +146,6 @@ class DeliveryWindow:
         pages (pushing the same alerts would only compete with it).
         """
         service = self._service
-        deadline = service.config.rpc_deadline_seconds
-        stop_at = self._began + deadline / 2
         after = 0
         sending = True
         while sending:
@@ -157,7 +154,7 @@ class DeliveryWindow:
                 break
             for seq, alert_id, envelope in batch:
                 await self._room.acquire()
-                if not await self._time_to_send(stop_at, self._began + deadline):
+                if not await self._time_to_send():
                     sending = False
                     break
                 self._in_flight.append((seq, alert_id, time.monotonic()))
@@ -167,7 +164,7 @@ class DeliveryWindow:
             after = batch[-1][0]
         await call.done_writing()
 
-    async def _time_to_send(self, stop_at: float, deadline_at: float) -> bool:
+    async def _time_to_send(self) -> bool:
         """Wait until one more alert sent would be answered in time; False once no more may go.
 
         A large window over a lossy link keeps the peer busy through the link's
@@ -177,6 +174,8 @@ class DeliveryWindow:
         far, take at most half of what is left of the deadline
         (`answered_in_time`).
         """
+        deadline = self._service.config.rpc_deadline_seconds
+        stop_at, deadline_at = self._began + deadline / 2, self._began + deadline
         while True:
             now = time.monotonic()
             if now >= stop_at or self._link.is_pulling(now):

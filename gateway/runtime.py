@@ -547,7 +547,7 @@ class NodeRuntime:
                 # work went so, issue 15). A gap in its pushes wakes this loop (_on_gap).
                 if woken or not link.is_pushing(time.monotonic(), PULL_INTERVAL_SECONDS):
                     await pull(client, self.service)
-                if self.service.link(client.peer).reachable is False:
+                if link.reachable is False:
                     checked = False
                 for origin in self.service.peers:
                     if origin != client.peer and self.service.link(origin).reachable is False:

@@ -193,9 +193,7 @@ class FederationServicer:
 
         async def work(peer: Country) -> bytes:
             parsed = _deliver_request(request)
-            answer = await self._service.call(_receive_delivery, self._service, parsed, peer)
-            self._service.link(peer).pushed_at = time.monotonic()
-            return answer
+            return await self._service.call(_receive_delivery, self._service, parsed, peer)
 
         return await self._guarded(context, "Deliver", work)
 
@@ -275,8 +273,6 @@ class FederationServicer:
         taken, gossip = await service.call(
             _receive_turn, service, envelopes, turn[-1].checkpoint, peer, verdict
         )
-        if taken.receipts:
-            service.link(peer).pushed_at = time.monotonic()
         answers = [
             pb.DeliverResponse(receipt=r, checkpoint=gossip).SerializeToString() for r in taken.receipts
         ]

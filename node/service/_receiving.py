@@ -8,6 +8,7 @@ node/store/_store.py; this part composes them into transactions, one alert
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -203,6 +204,8 @@ class Receiving:
                 if outcome is None:  # with_receipt: a receipt always comes back, so this is a bug
                     raise RuntimeError(f"storing {v.alert.alert_id} from {peer} gave no receipt")
                 receipts.append(outcome)
+        if receipts and direct:  # committed: the peer's pushes reach us in order (LinkState.is_pushing)
+            self.ctx.links[peer].pushed_at = time.monotonic()
         if conflict is not None:
             refusal = self._equivocation(conflict, peer=peer, now=now)
         if gap_from is not None and self.ctx.on_gap is not None:
