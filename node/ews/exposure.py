@@ -189,7 +189,7 @@ class ExposureWorker:
 
         With its `scope` (HS codes, source countries) when the caller has it, as the
         receiving node does: `lookup` then need not read the alert back from the store,
-        on the store's own thread (5% of it in a catch-up)."""
+        on the store's own thread (0.70 s of the 7.85 s it was busy in a catch-up of 20,000)."""
         if self._queue.qsize() >= self._max_queued:
             self._sweep_due = self._sweep_due or "unchecked"
         else:
