@@ -36,7 +36,7 @@ from gateway import grpc_env, rpc, tls
 from gateway.metrics import NodeMetrics
 from gateway.peers import DeliveryLoop, PeerClient, check_history, get_cosigned, pull, rejoin
 from gateway.server import FederationServicer
-from gateway.tasks import being_cancelled, cancel_and_wait
+from gateway.tasks import being_cancelled, cancel_and_wait, woken_within
 from node import limits
 from node.clock import Clock, utc_now
 from node.config import NodeConfig
@@ -552,10 +552,7 @@ class NodeRuntime:
                 for origin in self.service.peers:
                     if origin != client.peer and self.service.link(origin).reachable is False:
                         await pull(client, self.service, origin=origin)
-            woken = False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=PULL_INTERVAL_SECONDS)
-                woken = True
+            woken = await woken_within(wake, PULL_INTERVAL_SECONDS)
 
     def _on_gap(self, origin: Country) -> None:
         """A delivery showed we lack earlier alerts of `origin`: pull now."""

@@ -1,4 +1,4 @@
-"""Ending helper tasks without swallowing the caller's own cancellation."""
+"""Ending helper tasks, and waiting in them, without swallowing the caller's own cancellation."""
 
 from __future__ import annotations
 
@@ -31,3 +31,20 @@ def being_cancelled() -> bool:
     without a word while its node runs on."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+async def woken_within(event: asyncio.Event, seconds: float) -> bool:
+    """Wait until `event` is set or `seconds` pass; whether it was set.
+
+    Not `asyncio.wait_for(event.wait(), ...)`: on Python 3.11 it returns the inner
+    result instead of raising when its task is cancelled in the same loop turn the
+    event is set, so a node's stop that cancelled a pull loop just as a gap woke it
+    waited for that loop forever (the PostgreSQL CI pass hung 120 s in the hostile
+    matrix's "sequence gap" row). `asyncio.timeout` lets the cancellation through.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support import postgres, stores
+from tests.support import postgres, stores, task_dump
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -88,6 +88,23 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None]:
         left = postgres.drop_test_databases()
         if left:
             item.warn(pytest.PytestWarning(f"could not drop test databases {left} (still in use?)"))
+
+
+_TASK_DUMP = pytest.StashKey[object]()
+
+
+def pytest_timeout_set_timer(item: pytest.Item, settings: object) -> None:
+    """Alongside pytest-timeout's own timer (this returns None, so it still runs): the
+    asyncio task dump of tests/support/task_dump.py."""
+    timeout = getattr(settings, "timeout", None)
+    if timeout:
+        item.stash[_TASK_DUMP] = task_dump.start_timer(float(timeout))
+
+
+def pytest_timeout_cancel_timer(item: pytest.Item) -> None:
+    timer = item.stash.get(_TASK_DUMP, None)
+    if timer is not None:
+        timer.cancel()  # type: ignore[attr-defined]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -305,8 +305,11 @@ class OperatorServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, pid: int | None
     ) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives in the turn its read completes, and the handler would serve on.
             try:
-                line = await asyncio.wait_for(reader.readline(), self._idle_seconds)
+                async with asyncio.timeout(self._idle_seconds):
+                    line = await reader.readline()
             except TimeoutError:
                 log.info(
                     "operator_idle_closed",
@@ -326,7 +329,8 @@ class OperatorServer:
                 )
                 message = f"request line is longer than {MAX_OPERATOR_REQUEST_BYTES} bytes; nothing was done"
                 writer.write(self._reply(_error("usage", message)))
-                await asyncio.wait_for(writer.drain(), self._idle_seconds)
+                async with asyncio.timeout(self._idle_seconds):
+                    await writer.drain()
                 return
             if not line:
                 return
@@ -334,7 +338,8 @@ class OperatorServer:
             # A page of a thousand alerts is over a megabyte of JSON: encoded in a
             # worker thread too, like the reads that made it.
             writer.write(await self._off_loop(self._reply, reply))
-            await asyncio.wait_for(writer.drain(), self._idle_seconds)
+            async with asyncio.timeout(self._idle_seconds):
+                await writer.drain()
 
     @staticmethod
     def _reply(reply: dict[str, Any]) -> bytes:

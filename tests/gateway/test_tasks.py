@@ -1,11 +1,11 @@
-"""cancel_and_wait: helper tasks end, and the caller's own cancellation is never swallowed."""
+"""cancel_and_wait and woken_within: helper tasks end, and a task's own cancellation is never swallowed."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 
-from gateway.tasks import cancel_and_wait
+from gateway.tasks import cancel_and_wait, woken_within
 
 
 async def _slow_to_end(ended: list[str]) -> None:
@@ -106,3 +106,83 @@ def test_a_wake_scheduled_from_the_store_thread_after_the_loop_closed_is_dropped
     loop.close()
     wake("JP")  # after a commit, while the node stops: nothing to wake, no error for the publisher
     assert woken == ["US"]
+
+
+async def _wait_for_style(event: asyncio.Event, seconds: float) -> bool:
+    """The pattern woken_within replaced."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _stopped_as_woken(wait: object, turns: int) -> bool:
+    """A pull-shaped loop is woken, and `turns` loop turns later cancelled by a stop:
+    whether the stop ended it (or it went on, waiting again)."""
+
+    async def scenario() -> bool:
+        wake = asyncio.Event()
+        rounds: list[bool] = []
+
+        async def pull_forever() -> None:
+            while True:
+                wake.clear()
+                rounds.append(await wait(wake, 3600))  # type: ignore[operator]
+
+        task = asyncio.create_task(pull_forever())
+        await asyncio.sleep(0)  # waiting now
+        wake.set()  # a gap in the peer's pushes ...
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()  # ... and the node stops
+        done, _ = await asyncio.wait([task], timeout=0.2)
+        if not done:
+            task.uncancel()
+            task.cancel()
+            await asyncio.wait([task])
+            return False
+        return task.cancelled()
+
+    return asyncio.run(scenario())
+
+
+def test_a_loop_woken_in_the_turn_it_is_cancelled_still_ends() -> None:
+    assert all(_stopped_as_woken(woken_within, turns) for turns in range(6))
+    # The wait_for pattern lost the cancellation in one of these turns (Python 3.11):
+    # the stop then waited for the loop forever.
+    assert not all(_stopped_as_woken(_wait_for_style, turns) for turns in range(6))
+
+
+def test_woken_within_tells_a_wake_from_a_timeout() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        event = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.01, event.set)
+        woken = await woken_within(event, 5)
+        event.clear()
+        return woken, await woken_within(event, 0.01)
+
+    assert asyncio.run(scenario()) == (True, False)
+
+
+def test_the_hang_dump_names_each_task_and_where_it_waits() -> None:
+    """tests/support/task_dump.py, which a hung test prints before pytest-timeout fails it."""
+    import io
+
+    from tests.support.task_dump import dump_tasks
+
+    async def waits_forever(event: asyncio.Event) -> None:
+        await event.wait()
+
+    async def scenario() -> str:
+        event = asyncio.Event()
+        task = asyncio.create_task(waits_forever(event), name="pull-KR")
+        await asyncio.sleep(0)
+        # The dump runs in another thread while the loop runs, as on a timeout.
+        dumped = await asyncio.to_thread(dump_tasks, io.StringIO())
+        event.set()
+        await task
+        return dumped
+
+    dumped = asyncio.run(scenario())
+    assert "pull-KR" in dumped and "waits_forever" in dumped and "cancelling=0" in dumped
