@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -205,11 +204,8 @@ class PeerClient:
         """Close the channel, and at once any channel still being retired."""
         await self._channel.close(None)
         retiring, self._retiring = self._retiring, {}
-        for task in retiring:
-            task.cancel()
-        for task, channel in retiring.items():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*retiring)  # not suppress(CancelledError): a stop cancelled here stays so
+        for channel in retiring.values():
             await channel.close(None)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
+from pathlib import Path
 
 from gateway.tasks import cancel_and_wait, woken_within
 
@@ -186,3 +188,34 @@ def test_the_hang_dump_names_each_task_and_where_it_waits() -> None:
 
     dumped = asyncio.run(scenario())
     assert "pull-KR" in dumped and "waits_forever" in dumped and "cancelling=0" in dumped
+
+
+def test_a_client_closed_ends_the_channels_it_retired(federation: dict[str, Path]) -> None:
+    """PeerClient.close after two renewals: every retired channel closed, none left to retire."""
+    from gateway.peers import PeerClient
+    from gateway.tls import NodeTls
+    from node.config import NodeConfig
+    from node.service import NodeService
+
+    config = NodeConfig.load(federation["KR"])
+    service = NodeService.open(config)
+    try:
+
+        async def scenario() -> list[object]:
+            tls, _ = NodeTls.load(config, service.trust, at=datetime.now(UTC))
+            client = PeerClient(
+                service=service, peer="US", credentials=tls.channel_credentials(service.trust, "US")
+            )
+            first = client._channel
+            for _ in range(2):
+                client.renew(tls.channel_credentials(service.trust, "US"))
+            retired = list(client._retiring.values())
+            assert first in retired and len(retired) == 2
+            await client.close()
+            assert client._retiring == {}
+            return [channel.get_state() for channel in (*retired, client._channel)]
+
+        states = asyncio.run(scenario())
+        assert {state.name for state in states} == {"SHUTDOWN"}  # type: ignore[attr-defined]
+    finally:
+        service.close()
