@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import structlog
+
 from node.config import NodeConfig
 from node.service import NodeService
 from tests.support.factories import alert_payload, envelope, make_federation
@@ -36,5 +38,30 @@ def test_a_whole_page_is_complete_and_a_refusal_names_why_it_stopped(tmp_path: P
         bad = service.receive_many([forged, *_page(fed, [5])], peer="KR", direct=True)
         assert (bad.stored, bad.stopped_by) == (0, "bad_signature")
         assert service.last_seq("KR", "US") == 3
+    finally:
+        service.close()
+
+
+def test_a_page_logs_one_event_naming_what_it_stored_after_its_commit(tmp_path: Path) -> None:
+    """Not an `alert_received` an alert (issue 15: ~15% of the store's thread in a catch-up)."""
+    fed = make_federation(tmp_path / "fed")
+    service = NodeService.open(NodeConfig.load(fed["US"]))
+    try:
+        with structlog.testing.capture_logs() as logs:
+            first = _page(fed, [1, 2, 3])
+            service.receive_many(first, peer="KR", direct=True)
+            service.receive_many([first[2], *_page(fed, [4, 6])], peer="KR", direct=False)  # 3 held, 6 a gap
+            service.receive_many(_page(fed, [5])[:0], peer="KR", direct=True)  # nothing: no event
+        received = [e for e in logs if e["event"] in ("alerts_received", "alert_received")]
+        assert [
+            (e["event"], e["count"], e["first_alert_id"], e["last_alert_id"], e["seqs"]) for e in received
+        ] == [
+            ("alerts_received", 3, "KR-P-1", "KR-P-3", "1-3"),
+            ("alerts_received", 1, "KR-P-4", "KR-P-4", "4-4"),
+        ]
+        assert received[0]["log_indexes"] == "0-2" and received[1]["log_indexes"] == "3-3"
+        assert {(e["node"], e["peer"], e["origin"]) for e in received} == {("US", "KR", "KR")}
+        first_refusal = next(i for i, e in enumerate(logs) if e["event"] == "inbound_rejected")
+        assert logs.index(received[1]) > first_refusal  # logged after the page's end, with its commit
     finally:
         service.close()
