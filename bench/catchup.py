@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
 
 
 from bench.postgres import STORES, fresh_store_table, put_on_store
+from bench.served_logs import as_served
 from gateway.local_nodes import NodeProcess, assign_free_ports
 from gateway.runtime import NodeRuntime
 from node.config import NodeConfig, StoreConfig
@@ -115,30 +116,31 @@ def run(alerts: int = 100_000, store: str = "sqlite") -> dict[str, float]:
     and raw (this bench's own raw Ed25519 verify rate on one core)."""
     tmp = Path(tempfile.mkdtemp(prefix="ewx-catchup-"))
     try:
-        init_federation(tmp / "fed")
-        configs = assign_free_ports(tmp / "fed", outbox_retry_max_seconds=1.0)
-        put_on_store(configs, store, "catchup")
-        print(f"publishing {alerts} alerts at KR for JP (JP offline) ...", flush=True)
-        published = publish(configs["KR"], alerts)
-        envelopes = sent_to_jp(configs["KR"], min(alerts, 20_000))
-        # Before the catch-up starts this process's pool (and with none started).
-        # The caller's own setting (EWX_INBOUND_WORKERS=0: catch-up without the
-        # pool) is put back for what follows.
-        callers = os.environ.get(INBOUND_WORKERS_ENV)
-        os.environ[INBOUND_WORKERS_ENV] = "0"
-        alone = receive_rate(envelopes, configs["JP"], tmp / "jp-alone", store)
-        if callers is None:
-            del os.environ[INBOUND_WORKERS_ENV]
-        else:
-            os.environ[INBOUND_WORKERS_ENV] = callers
-        kr = NodeProcess.start("KR", configs["KR"])
-        try:
-            kr.wait_ready()
-            took = asyncio.run(catch_up(configs["JP"], alerts))
-        finally:
-            kr.stop()
-        raw = raw_verify_rate()
-        inbound = receive_rate(envelopes, configs["JP"], tmp / "jp-pool", store)
+        with as_served(tmp):
+            init_federation(tmp / "fed")
+            configs = assign_free_ports(tmp / "fed", outbox_retry_max_seconds=1.0)
+            put_on_store(configs, store, "catchup")
+            print(f"publishing {alerts} alerts at KR for JP (JP offline) ...", flush=True)
+            published = publish(configs["KR"], alerts)
+            envelopes = sent_to_jp(configs["KR"], min(alerts, 20_000))
+            # Before the catch-up starts this process's pool (and with none started).
+            # The caller's own setting (EWX_INBOUND_WORKERS=0: catch-up without the
+            # pool) is put back for what follows.
+            callers = os.environ.get(INBOUND_WORKERS_ENV)
+            os.environ[INBOUND_WORKERS_ENV] = "0"
+            alone = receive_rate(envelopes, configs["JP"], tmp / "jp-alone", store)
+            if callers is None:
+                del os.environ[INBOUND_WORKERS_ENV]
+            else:
+                os.environ[INBOUND_WORKERS_ENV] = callers
+            kr = NodeProcess.start("KR", configs["KR"])
+            try:
+                kr.wait_ready()
+                took = asyncio.run(catch_up(configs["JP"], alerts))
+            finally:
+                kr.stop()
+            raw = raw_verify_rate()
+            inbound = receive_rate(envelopes, configs["JP"], tmp / "jp-pool", store)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {

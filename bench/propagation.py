@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support, run as a script
 
 from bench.postgres import STORES, put_on_store
+from bench.served_logs import as_served
 from gateway.local_nodes import NodeProcess, assign_free_ports
 from gateway.peers import PeerClient
 from gateway.runtime import NodeRuntime
@@ -103,7 +104,8 @@ def run(samples: int = 1000, warmup: int = 50, store: str = "sqlite") -> dict[st
     try:
         for peer in peers:
             peer.wait_ready()
-        stored, logged = asyncio.run(measure(configs["KR"], samples, warmup))
+        with as_served(root):
+            stored, logged = asyncio.run(measure(configs["KR"], samples, warmup))
     finally:
         for peer in peers:
             peer.stop()

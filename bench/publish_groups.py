@@ -29,6 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.postgres import STORES, put_on_store
+from bench.served_logs import as_served
 from gateway.local_nodes import assign_free_ports
 from gateway.runtime import NodeRuntime
 from node.config import NodeConfig
@@ -100,7 +101,8 @@ def run(alerts: int = 5000, publishers: int = 64, store: str = "sqlite") -> dict
         init_federation(root / "fed")
         configs = assign_free_ports(root / "fed", outbox_retry_max_seconds=30.0)
         put_on_store(configs, store, "publish_groups")
-        figures = asyncio.run(publish_rates(configs["KR"], alerts, publishers))
+        with as_served(root):
+            figures = asyncio.run(publish_rates(configs["KR"], alerts, publishers))
         if store == "sqlite":
             figures["commits"] = commit_rate(root)
         figures["publishers"] = publishers

@@ -16,7 +16,7 @@ from node.cli import EXIT_OK, load_config
 from node.cli import _main as node_cli
 from node.cli._health import Check
 from node.config import NodeConfig
-from node.logs import configure
+from node.logs import DEFAULT_LEVEL, configure
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -48,7 +48,7 @@ def _add_gateway_commands(commands: node_cli.Subcommands) -> None:
     p.add_argument("--config", metavar="FILE", help="node configuration (default: $EWX_CONFIG)")
     p.add_argument(
         "--log-level",
-        default="info",
+        default=DEFAULT_LEVEL,
         choices=["debug", "info", "warning", "error"],
         help="the least severe log events written (JSON lines on standard error; default info)",
     )

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from typing import Final, TextIO
 
 import structlog
 
+DEFAULT_LEVEL: Final = "info"
+"""The least severe events a serving node writes unless told (`ewx serve --log-level`)."""
 
-def configure(*, level: str = "info", stream: TextIO | None = None, json: bool = True) -> None:
+
+def configure(*, level: str = DEFAULT_LEVEL, stream: TextIO | None = None, json: bool = True) -> None:
     """Set up structlog for a process; call once at start-up."""
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
