@@ -357,7 +357,7 @@ class NodeRuntime:
         )
         self._exposure = worker
         loop = asyncio.get_running_loop()
-        service.on_peer_alert = _on_loop(loop, worker.submit)
+        service.on_peer_alerts = _on_loop(loop, worker.submit_many)
         self._tasks.append(
             asyncio.create_task(self._survive_forever("exposure", worker.run), name="exposure")
         )

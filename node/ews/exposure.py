@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -195,6 +195,11 @@ class ExposureWorker:
         else:
             self._queue.put_nowait((origin, alert_id, scope))
         self._woken.set()
+
+    def submit_many(self, alerts: Iterable[tuple[str, str, Scope | None]]) -> None:
+        """`submit` for each (origin, alert id, scope) of one commit, with one wake-up."""
+        for origin, alert_id, scope in alerts:
+            self.submit(origin, alert_id, scope)
 
     def recheck_all(self) -> None:
         """Check every stored peer alert again (after new early-warning data), by a sweep."""

@@ -68,10 +68,11 @@ class ServiceContext:
     """Set by the gateway: a delivery revealed alerts from this origin we lack; pull them."""
     on_receipt: Callable[[Country, Receipt], None] | None = None
     """Called after a peer's receipt was verified and durably logged."""
-    on_peer_alert: Callable[[Country, str, tuple[list[str], list[str]]], None] | None = None
-    """Called after a peer's ALERT or UPDATE was durably stored, with its scope (HS codes,
-    source countries): the runtime checks it against this node's own data
-    (node/ews/exposure.py)."""
+    on_peer_alerts: Callable[[list[tuple[Country, str, tuple[list[str], list[str]]]]], None] | None = None
+    """Called after peers' ALERTs or UPDATEs were durably stored (those of one commit at
+    once: a catch-up page's thousand are one call, not a thousand wake-ups of the loop),
+    each (origin, alert id) with its scope (HS codes, source countries): the runtime
+    checks them against this node's own data (node/ews/exposure.py)."""
     certificate_in_use: Callable[[], x509.Certificate] | None = None
     """Set by the gateway: the TLS certificate it serves now, which after a failed
     reload is not the one in the file; status reports this one."""

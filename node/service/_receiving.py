@@ -98,10 +98,12 @@ class _PageLog:
     count name every alert in it; `ewx alert show` has each.
     """
 
-    __slots__ = ("_runs",)
+    __slots__ = ("_runs", "to_check")
 
     def __init__(self) -> None:
         self._runs: dict[Country, list[Any]] = {}
+        self.to_check: list[tuple[Country, str, tuple[list[str], list[str]]]] = []
+        """The page's peer alerts with their scopes, for the exposure check after its commit."""
 
     def add(self, origin: Country, alert_id: str, seq: int, log_index: int) -> None:
         run = self._runs.get(origin)
@@ -195,6 +197,9 @@ class Receiving:
                     conflict, stopped_by = outcome, Equivocation.reason
                     break
                 stored += tx.appended_count - before
+            hook, to_check = self.ctx.on_peer_alerts, taken.to_check
+            if hook is not None and to_check:
+                tx.after_commit(lambda: hook(to_check))
         taken.log(events, node=self.ctx.me, peer=peer)  # committed
         if conflict is not None:
             self._equivocation(conflict, peer=peer, now=now)
@@ -369,11 +374,14 @@ class Receiving:
         )
         observer, delay = self.ctx.observer, (now - alert.sent).total_seconds()
         tx.after_commit(lambda: observer.received(peer, delay))
-        if self.ctx.on_peer_alert is not None and alert.info is not None:
-            hook, origin, alert_id = self.ctx.on_peer_alert, alert.origin, alert.alert_id
+        if self.ctx.on_peer_alerts is not None and alert.info is not None:
             # its scope with it: the worker need not read the alert back on this thread
-            scope = scope_of(alert.info)
-            tx.after_commit(lambda: hook(origin, alert_id, scope))
+            checked = (alert.origin, alert.alert_id, scope_of(alert.info))
+            if page is not None:
+                page.to_check.append(checked)
+            else:
+                hook = self.ctx.on_peer_alerts
+                tx.after_commit(lambda: hook([checked]))
         if page is not None:
             page.add(alert.origin, alert.alert_id, seq, index)
             return receipt

@@ -79,7 +79,9 @@ class NodeService:
     on_outbox: _Shared[Callable[[Country], None] | None] = _Shared()
     on_gap: _Shared[Callable[[Country], None] | None] = _Shared()
     on_receipt: _Shared[Callable[[Country, Receipt], None] | None] = _Shared()
-    on_peer_alert: _Shared[Callable[[Country, str, tuple[list[str], list[str]]], None] | None] = _Shared()
+    on_peer_alerts: _Shared[
+        Callable[[list[tuple[Country, str, tuple[list[str], list[str]]]]], None] | None
+    ] = _Shared()
     certificate_in_use: _Shared[Callable[[], x509.Certificate] | None] = _Shared()
     observer: _Shared[Observer] = _Shared()
 

@@ -152,7 +152,7 @@ def test_an_alert_s_scope_is_read_from_its_stored_bytes_as_the_model_decodes_the
     )
     with ThreeNodes(tmp_path) as nodes:
         told: list[tuple[str, str, tuple[list[str], list[str]]]] = []
-        nodes.svc["US"].on_peer_alert = lambda *args: told.append(args)
+        nodes.svc["US"].on_peer_alerts = told.extend
         nodes.publish("KR", msg_type="ALERT", info=info, alert_id="KR-SCOPE")
         nodes.deliver("KR", "US")
         nodes.publish(

@@ -65,3 +65,24 @@ def test_a_page_logs_one_event_naming_what_it_stored_after_its_commit(tmp_path: 
         assert logs.index(received[1]) > first_refusal  # logged after the page's end, with its commit
     finally:
         service.close()
+
+
+def test_a_page_hands_its_peer_alerts_to_the_exposure_check_in_one_call(tmp_path: Path) -> None:
+    """One call after the page's commit, not a wake-up of the loop an alert; a Deliver: one of one."""
+    fed = make_federation(tmp_path / "fed")
+    service = NodeService.open(NodeConfig.load(fed["US"]))
+    calls: list[list[tuple[str, str, object]]] = []
+    service.on_peer_alerts = calls.append
+    try:
+        first = _page(fed, [1, 2, 3])
+        service.receive_many([first[0], first[1], first[2], *_page(fed, [5])], peer="KR", direct=True)
+        assert [[(origin, alert_id) for origin, alert_id, _ in call] for call in calls] == [
+            [("KR", "KR-P-1"), ("KR", "KR-P-2"), ("KR", "KR-P-3")]  # 5 is a gap: not stored, not checked
+        ]
+        assert calls[0][0][2] == (["811292", "282590"], ["CN"])  # the scope, from the decoded alert
+        service.receive_many(first, peer="KR", direct=True)  # all held already: nothing to check
+        assert len(calls) == 1
+        service.receive(_page(fed, [4])[0], peer="KR")
+        assert [[alert_id for _, alert_id, _ in call] for call in calls[1:]] == [["KR-P-4"]]
+    finally:
+        service.close()
