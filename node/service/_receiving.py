@@ -89,21 +89,30 @@ class PageStored:
         return self.stopped_by is None
 
 
-class _PageLog:
-    """What a page stored, per origin, for one `alerts_received` event an origin after its commit.
+class _Taken:
+    """What one commit of received alerts took: their exposure checks, handed over at
+    once after it, and for a page the account of one `alerts_received` an origin.
 
     A catch-up of 100,000 alerts logged an event an alert: ~15% of the store's thread
     (py-spy, issue 15) and 100,000 lines for the operator. A page is one origin's
     alerts in sequence order, so its first and last (id, seq, log index) and the
-    count name every alert in it; `ewx alert show` has each.
+    count name every alert in it; `ewx alert show` has each. A delivery stream's turn
+    (`summarized` False) still logs `alert_received` an alert, as a Deliver does.
     """
 
-    __slots__ = ("_runs", "to_check")
+    __slots__ = ("_runs", "summarized", "to_check")
 
-    def __init__(self) -> None:
+    def __init__(self, *, summarized: bool) -> None:
+        self.summarized = summarized
         self._runs: dict[Country, list[Any]] = {}
         self.to_check: list[tuple[Country, str, tuple[list[str], list[str]]]] = []
-        """The page's peer alerts with their scopes, for the exposure check after its commit."""
+        """The peer alerts stored, with their scopes, for the exposure check after the commit."""
+
+    def hand_over(self, tx: Tx, hook: Callable[[list[Any]], None] | None) -> None:
+        """Within the transaction: `hook(to_check)` once it commits, if there is any."""
+        to_check = self.to_check
+        if hook is not None and to_check:
+            tx.after_commit(lambda: hook(to_check))
 
     def add(self, origin: Country, alert_id: str, seq: int, log_index: int) -> None:
         run = self._runs.get(origin)
@@ -172,7 +181,7 @@ class Receiving:
         skew, events = self.ctx.max_skew, log.bind()
         stored, stopped_by = 0, None
         conflict: _Conflict | None = None
-        taken = _PageLog()
+        taken = _Taken(summarized=True)
         # Each alert is stored once verified rather than after the whole page:
         # no page of decoded alerts stays alive, so the garbage collector's
         # passes stay short.
@@ -187,7 +196,7 @@ class Receiving:
                 before = tx.appended_count
                 try:
                     outcome = self._store_inbound(
-                        tx, v, peer=peer, now=now, with_receipt=False, events=events, page=taken
+                        tx, v, peer=peer, now=now, with_receipt=False, events=events, taken=taken
                     )
                 except (OutOfSequence, WatchlistConflict) as exc:
                     self.ctx.refused(exc, peer=peer, alert_id=v.alert.alert_id)
@@ -197,9 +206,7 @@ class Receiving:
                     conflict, stopped_by = outcome, Equivocation.reason
                     break
                 stored += tx.appended_count - before
-            hook, to_check = self.ctx.on_peer_alerts, taken.to_check
-            if hook is not None and to_check:
-                tx.after_commit(lambda: hook(to_check))
+            taken.hand_over(tx, self.ctx.on_peer_alerts)
         taken.log(events, node=self.ctx.me, peer=peer)  # committed
         if conflict is not None:
             self._equivocation(conflict, peer=peer, now=now)
@@ -227,6 +234,7 @@ class Receiving:
         refusal: InboundRejected | None = None
         conflict: _Conflict | None = None
         gap_from: Country | None = None
+        taken = _Taken(summarized=False)
         with self.ctx.store.transaction() as tx:
             for i, envelope in enumerate(envelopes):
                 try:
@@ -236,7 +244,7 @@ class Receiving:
                     refusal = exc
                     break
                 try:
-                    outcome = self._store_inbound(tx, v, peer=peer, now=now)
+                    outcome = self._store_inbound(tx, v, peer=peer, now=now, taken=taken)
                 except (WatchlistConflict, OutOfSequence) as exc:
                     self.ctx.refused(exc, peer=peer, alert_id=v.alert.alert_id)
                     if isinstance(exc, OutOfSequence) and exc.expected < (v.alert.seq_for(self.ctx.me) or 0):
@@ -249,6 +257,7 @@ class Receiving:
                 if outcome is None:  # with_receipt: a receipt always comes back, so this is a bug
                     raise RuntimeError(f"storing {v.alert.alert_id} from {peer} gave no receipt")
                 receipts.append(outcome)
+            taken.hand_over(tx, self.ctx.on_peer_alerts)
         if receipts and direct:  # committed: the peer's pushes reach us in order (LinkState.is_pushing)
             self.ctx.links[peer].pushed_at = time.monotonic()
         if conflict is not None:
@@ -312,17 +321,18 @@ class Receiving:
         *,
         peer: Country,
         now: datetime,
+        taken: _Taken,
         with_receipt: bool = True,
         events: Any = None,
-        page: _PageLog | None = None,
     ) -> bytes | _Conflict | None:
         """Within `tx`: the receipt (new or the one given before), or the conflict found.
 
         Catch-up stores without a receipt (`with_receipt` False; nobody waits
         for one) and saves the signing. Raises OutOfSequence before writing.
         `events`: the logger, bound once for a page (default: bound per event).
-        `page`: a page's account of what it stored, logged once after its commit,
-        in place of an `alert_received` event an alert.
+        `taken`: the commit's account of what it stored (its exposure checks handed
+        over at once; for a page, one event after the commit in place of an
+        `alert_received` an alert).
         """
         if events is None:
             events = log
@@ -375,15 +385,11 @@ class Receiving:
         observer, delay = self.ctx.observer, (now - alert.sent).total_seconds()
         tx.after_commit(lambda: observer.received(peer, delay))
         if self.ctx.on_peer_alerts is not None and alert.info is not None:
-            # its scope with it: the worker need not read the alert back on this thread
-            checked = (alert.origin, alert.alert_id, scope_of(alert.info))
-            if page is not None:
-                page.to_check.append(checked)
-            else:
-                hook = self.ctx.on_peer_alerts
-                tx.after_commit(lambda: hook([checked]))
-        if page is not None:
-            page.add(alert.origin, alert.alert_id, seq, index)
+            # its scope with it: the worker need not read the alert back on this thread;
+            # handed over with the rest of the commit's (_Taken.hand_over)
+            taken.to_check.append((alert.origin, alert.alert_id, scope_of(alert.info)))
+        if taken.summarized:
+            taken.add(alert.origin, alert.alert_id, seq, index)
             return receipt
         events.info(
             "alert_received",

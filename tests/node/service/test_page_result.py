@@ -86,3 +86,19 @@ def test_a_page_hands_its_peer_alerts_to_the_exposure_check_in_one_call(tmp_path
         assert [[alert_id for _, alert_id, _ in call] for call in calls[1:]] == [["KR-P-4"]]
     finally:
         service.close()
+
+
+def test_a_delivery_stream_turn_hands_over_its_checks_at_once_and_logs_each_alert(tmp_path: Path) -> None:
+    fed = make_federation(tmp_path / "fed")
+    service = NodeService.open(NodeConfig.load(fed["US"]))
+    calls: list[list[tuple[str, str, object]]] = []
+    service.on_peer_alerts = calls.append
+    try:
+        with structlog.testing.capture_logs() as logs:
+            turn = service.receive_in_order(_page(fed, [1, 2, 4]), peer="KR")  # 4: a gap ends the turn
+        assert len(turn.receipts) == 2 and turn.refusal is not None
+        assert [[alert_id for _, alert_id, _ in call] for call in calls] == [["KR-P-1", "KR-P-2"]]
+        assert [e["alert_id"] for e in logs if e["event"] == "alert_received"] == ["KR-P-1", "KR-P-2"]
+        assert not [e for e in logs if e["event"] == "alerts_received"]
+    finally:
+        service.close()
