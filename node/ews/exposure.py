@@ -260,7 +260,14 @@ class ExposureWorker:
                     for (origin, alert_id), result in results.items()
                 ]
             )
+        # An event an alert only where this node imports the alert's codes: a catch-up of
+        # 100,000 peer alerts into a node without trade data for them wrote 100,000 lines
+        # saying so, from a thread that takes the GIL from the store's (issue 15).
+        exposed = 0
         for (origin, alert_id), result in results.items():
+            if result["share_band"] is None:
+                continue
+            exposed += 1
             log.info(
                 "exposure_checked",
                 node=self._node,
@@ -269,6 +276,8 @@ class ExposureWorker:
                 share_band=result["share_band"],
                 hhi_band=result["hhi_band"],
             )
+        if results:
+            log.info("exposures_checked", node=self._node, alerts=len(results), exposed=exposed)
 
     def _retry(self) -> None:
         """After a deferral: what is still unchecked is in the store; sweep it."""

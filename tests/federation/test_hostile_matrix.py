@@ -1059,7 +1059,7 @@ def test_replayed_envelope_is_stored_once_and_answered_with_the_same_receipt(fed
             # land in the replay's capture, once in a run of tests/federation.
             with structlog.testing.capture_logs() as first_logs:
                 first = await deliver_as(federation["US"], kr, request)
-                await wait_for(lambda: any(e["event"] == "exposure_checked" for e in first_logs))
+                await wait_for(lambda: any(e["event"] == "exposures_checked" for e in first_logs))
             assert first.code == grpc.StatusCode.OK
             size = us.store.log_size
             with structlog.testing.capture_logs() as logs:

@@ -215,3 +215,48 @@ def test_an_alert_queued_with_its_scope_is_not_looked_up_one_swept_is(tmp_path: 
     asyncio.run(scenario())
     assert sorted(recorded) == ["US-1", "US-2", "US-3", "US-OLD"]
     assert looked_up == [[("US", "US-OLD")], [("US", "US-3")]]
+
+
+def test_a_batch_logs_an_event_for_each_exposed_alert_and_one_for_the_batch(tmp_path: Path) -> None:
+    """Not a line an alert that this node does not import: a catch-up of 100,000 wrote 100,000."""
+    import structlog
+
+    store = open_store(tmp_path / "data")
+    ingest_file(
+        store, write_csv(tmp_path / "f.csv", FLOW_HEADER, flow_rows(hs_code="250410", partners={"CN": 1.0}))
+    )
+    store.close()
+    recorded: list[str] = []
+
+    async def record(exposures: list[tuple[str, str, str]]) -> None:
+        recorded.extend(alert_id for _, alert_id, _ in exposures)
+
+    async def nothing(after: int, limit: int) -> list[tuple[str, str, int]]:
+        return []
+
+    worker = ExposureWorker(
+        data_dir=tmp_path / "data",
+        months=12,
+        node="KR",
+        lookup=_never,
+        record=record,
+        unchecked=nothing,
+        everything=nothing,
+    )
+
+    async def scenario() -> None:
+        task = asyncio.create_task(worker.run())
+        worker.submit_many([("US", "US-1", (["2504"], ["CN"])), ("US", "US-2", (["811292"], ["CN"]))])
+        for _ in range(500):
+            if len(recorded) == 2:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.wait([task])
+
+    with structlog.testing.capture_logs() as logs:
+        asyncio.run(scenario())
+    assert sorted(recorded) == ["US-1", "US-2"]
+    assert [e["alert_id"] for e in logs if e["event"] == "exposure_checked"] == ["US-1"]
+    (batch,) = [e for e in logs if e["event"] == "exposures_checked"]
+    assert (batch["alerts"], batch["exposed"], batch["node"]) == (2, 1, "KR")
