@@ -37,8 +37,9 @@ async def woken_within(event: asyncio.Event, seconds: float) -> bool:
     """Wait until `event` is set or `seconds` pass; whether it was set.
 
     Not `asyncio.wait_for(event.wait(), ...)`: on Python 3.11 it returns the inner
-    result instead of raising when its task is cancelled in the same loop turn the
-    event is set, so a node's stop that cancelled a pull loop just as a gap woke it
+    result instead of raising when its task is cancelled between the event being set
+    and the task resuming (tests/gateway/test_tasks.py: the first three loop turns),
+    so a node's stop that cancelled a pull loop just as a gap woke it
     waited for that loop forever (the PostgreSQL CI pass hung 120 s in the hostile
     matrix's "sequence gap" row). `asyncio.timeout` lets the cancellation through.
     """

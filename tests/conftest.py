@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,7 +91,7 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None]:
             item.warn(pytest.PytestWarning(f"could not drop test databases {left} (still in use?)"))
 
 
-_TASK_DUMP = pytest.StashKey[object]()
+_TASK_DUMP = pytest.StashKey[threading.Timer | None]()
 
 
 def pytest_timeout_set_timer(item: pytest.Item, settings: object) -> None:
@@ -104,7 +105,7 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: object) -> None:
 def pytest_timeout_cancel_timer(item: pytest.Item) -> None:
     timer = item.stash.get(_TASK_DUMP, None)
     if timer is not None:
-        timer.cancel()  # type: ignore[attr-defined]
+        timer.cancel()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

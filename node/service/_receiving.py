@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from google.protobuf.message import DecodeError
@@ -89,6 +89,12 @@ class PageStored:
         return self.stopped_by is None
 
 
+class _Position(NamedTuple):
+    alert_id: str
+    seq: int
+    log_index: int
+
+
 class _Taken:
     """What one commit of received alerts took: their exposure checks, handed over at
     once after it, and for a page the account of one `alerts_received` an origin.
@@ -104,7 +110,8 @@ class _Taken:
 
     def __init__(self, *, summarized: bool) -> None:
         self.summarized = summarized
-        self._runs: dict[Country, list[Any]] = {}
+        self._runs: dict[Country, tuple[_Position, _Position, int]] = {}
+        """Per origin: the first and last alert stored, and how many."""
         self.to_check: list[tuple[Country, str, tuple[list[str], list[str]]]] = []
         """The peer alerts stored, with their scopes, for the exposure check after the commit."""
 
@@ -115,26 +122,22 @@ class _Taken:
             tx.after_commit(lambda: hook(to_check))
 
     def add(self, origin: Country, alert_id: str, seq: int, log_index: int) -> None:
-        run = self._runs.get(origin)
-        if run is None:
-            self._runs[origin] = [1, alert_id, seq, log_index, alert_id, seq, log_index]
-        else:
-            run[0] += 1
-            run[4:] = alert_id, seq, log_index
+        stored = _Position(alert_id, seq, log_index)
+        first, _, count = self._runs.get(origin, (stored, stored, 0))
+        self._runs[origin] = (first, stored, count + 1)
 
     def log(self, events: Any, *, node: Country, peer: Country) -> None:
-        for origin, run in self._runs.items():
-            count, first_id, first_seq, first_index, last_id, last_seq, last_index = run
+        for origin, (first, last, count) in self._runs.items():
             events.info(
                 "alerts_received",
                 node=node,
                 peer=peer,
                 origin=origin,
                 count=count,
-                first_alert_id=first_id,
-                last_alert_id=last_id,
-                seqs=f"{first_seq}-{last_seq}",
-                log_indexes=f"{first_index}-{last_index}",
+                first_alert_id=first.alert_id,
+                last_alert_id=last.alert_id,
+                seqs=f"{first.seq}-{last.seq}",
+                log_indexes=f"{first.log_index}-{last.log_index}",
             )
 
 
