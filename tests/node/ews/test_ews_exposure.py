@@ -221,6 +221,8 @@ def test_a_batch_logs_an_event_for_each_exposed_alert_and_one_for_the_batch(tmp_
     """Not a line an alert that this node does not import: a catch-up of 100,000 wrote 100,000."""
     import structlog
 
+    from tests.support.factories import wait_for
+
     store = open_store(tmp_path / "data")
     ingest_file(
         store, write_csv(tmp_path / "f.csv", FLOW_HEADER, flow_rows(hs_code="250410", partners={"CN": 1.0}))
@@ -247,10 +249,7 @@ def test_a_batch_logs_an_event_for_each_exposed_alert_and_one_for_the_batch(tmp_
     async def scenario() -> None:
         task = asyncio.create_task(worker.run())
         worker.submit_many([("US", "US-1", (["2504"], ["CN"])), ("US", "US-2", (["811292"], ["CN"]))])
-        for _ in range(500):
-            if len(recorded) == 2:
-                break
-            await asyncio.sleep(0.01)
+        await wait_for(lambda: len(recorded) == 2)  # its events are logged in the same turn
         task.cancel()
         await asyncio.wait([task])
 
