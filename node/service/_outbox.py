@@ -72,16 +72,9 @@ class Outbox:
                     recipient=peer, seq=receipt.seq, receipt=envelope, log_index=index, at=iso(now)
                 )
                 logged.append((receipt, index))
-        for receipt, index in logged:
-            log.info(
-                "receipt_logged",
-                node=self.ctx.me,
-                peer=peer,
-                alert_id=receipt.alert_id,
-                seq=receipt.seq,
-                log_index=index,
-            )
-            if self.ctx.on_receipt is not None:
+        _log_receipts(logged, node=self.ctx.me, peer=peer)
+        if self.ctx.on_receipt is not None:
+            for receipt, _ in logged:
                 self.ctx.on_receipt(peer, receipt)
         return receipts
 
@@ -175,3 +168,36 @@ class Outbox:
         if origin != self.ctx.me:
             return [env for _, _, env in found]  # relayed as signed: only the origin may re-sign
         return self._deliverable([(alert_id, env) for _, alert_id, env in found])
+
+
+def _log_receipts(logged: Sequence[tuple[Receipt, int]], *, node: Country, peer: Country) -> None:
+    """One event a commit: `receipt_logged` for one receipt, else one `receipts_logged`.
+
+    A window's answers are taken a commit at a time, and a line a receipt was 20,000
+    lines for 20,000 alerts over the 150 ms link (issue 15; no CPU saving could be told
+    from the host's noise, the receipt's verify dominates). The batch's count and first
+    and last (alert id, seq, log index) name it; its seqs rise but may skip one
+    receipted before, which the count shows.
+    """
+    if len(logged) == 1:
+        ((receipt, index),) = logged
+        log.info(
+            "receipt_logged",
+            node=node,
+            peer=peer,
+            alert_id=receipt.alert_id,
+            seq=receipt.seq,
+            log_index=index,
+        )
+    elif logged:
+        (first, first_index), (last, last_index) = logged[0], logged[-1]
+        log.info(
+            "receipts_logged",
+            node=node,
+            peer=peer,
+            count=len(logged),
+            first_alert_id=first.alert_id,
+            last_alert_id=last.alert_id,
+            seqs=f"{first.seq}-{last.seq}",
+            log_indexes=f"{first_index}-{last_index}",
+        )

@@ -91,15 +91,24 @@ def test_a_page_hands_its_peer_alerts_to_the_exposure_check_in_one_call(us: tupl
     assert [[alert_id for _, alert_id, _ in call] for call in calls[1:]] == [["KR-P-4"]]
 
 
-def test_a_delivery_stream_turn_hands_over_its_checks_at_once_and_logs_each_alert(
+def test_a_delivery_stream_turn_hands_over_its_checks_at_once_and_logs_one_event(
     us: tuple[Fed, NodeService],
 ) -> None:
+    """One event a commit: a turn of many as a page, a turn of one (a Deliver) its alert_received."""
     fed, service = us
     calls: list[list[tuple[str, str, object]]] = []
     service.on_peer_alerts = calls.append
     with structlog.testing.capture_logs() as logs:
         turn = service.receive_in_order(_page(fed, [1, 2, 4]), peer="KR")  # 4: a gap ends the turn
+        after_first_turn = len(logs)
+        alone = service.receive_in_order(_page(fed, [3]), peer="KR")
     assert len(turn.receipts) == 2 and turn.refusal is not None
-    assert [[alert_id for _, alert_id, _ in call] for call in calls] == [["KR-P-1", "KR-P-2"]]
-    assert [e["alert_id"] for e in logs if e["event"] == "alert_received"] == ["KR-P-1", "KR-P-2"]
-    assert not [e for e in logs if e["event"] == "alerts_received"]
+    assert len(alone.receipts) == 1 and alone.refusal is None
+    assert [[alert_id for _, alert_id, _ in call] for call in calls] == [["KR-P-1", "KR-P-2"], ["KR-P-3"]]
+    summaries = [e for e in logs if e["event"] == "alerts_received"]
+    assert [(e["count"], e["first_alert_id"], e["last_alert_id"], e["seqs"]) for e in summaries] == [
+        (2, "KR-P-1", "KR-P-2", "1-2")
+    ]
+    gap = next(i for i, e in enumerate(logs) if e["event"] == "inbound_rejected")
+    assert gap < logs.index(summaries[0]) < after_first_turn  # the turn's own event, after its commit
+    assert [e["alert_id"] for e in logs if e["event"] == "alert_received"] == ["KR-P-3"]
