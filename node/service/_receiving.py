@@ -97,7 +97,8 @@ class _Position(NamedTuple):
 
 class _Taken:
     """What one commit of received alerts took: their exposure checks, handed over at
-    once after it, and for a page the account of one `alerts_received` an origin.
+    once after it, and for a page or a stream's turn of many the account of one
+    `alerts_received` an origin.
 
     A catch-up of 100,000 alerts logged an event an alert: ~15% of the store's thread
     (py-spy, issue 15) and 100,000 lines for the operator. A page, or a delivery

@@ -1,4 +1,4 @@
-"""A sender logs one event a commit of receipts (issue 15: an event a receipt was ~10% of its CPU an alert)."""
+"""A sender logs one event a commit of receipts, not one a receipt (issue 15: a line a receipt of a window)."""
 
 from __future__ import annotations
 
