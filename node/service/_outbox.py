@@ -28,6 +28,7 @@ from node.message import (
     pb,
 )
 from node.service._context import ServiceContext
+from node.service._log_runs import Position, log_run
 
 log = structlog.get_logger("ewx.node")
 
@@ -171,33 +172,22 @@ class Outbox:
 
 
 def _log_receipts(logged: Sequence[tuple[Receipt, int]], *, node: Country, peer: Country) -> None:
-    """One event a commit: `receipt_logged` for one receipt, else one `receipts_logged`.
-
-    A window's answers are taken a commit at a time, and a line a receipt was 20,000
-    lines for 20,000 alerts over the 150 ms link (issue 15; no CPU saving could be told
-    from the host's noise, the receipt's verify dominates). The batch's count and first
-    and last (alert id, seq, log index) name it; its seqs rise but may skip one
-    receipted before, which the count shows.
-    """
-    if len(logged) == 1:
-        ((receipt, index),) = logged
-        log.info(
-            "receipt_logged",
-            node=node,
-            peer=peer,
-            alert_id=receipt.alert_id,
-            seq=receipt.seq,
-            log_index=index,
-        )
-    elif logged:
-        (first, first_index), (last, last_index) = logged[0], logged[-1]
-        log.info(
-            "receipts_logged",
-            node=node,
-            peer=peer,
-            count=len(logged),
-            first_alert_id=first.alert_id,
-            last_alert_id=last.alert_id,
-            seqs=f"{first.seq}-{last.seq}",
-            log_indexes=f"{first_index}-{last_index}",
-        )
+    """One event a commit (node/service/_log_runs.py): `receipt_logged` for one receipt, else
+    one `receipts_logged`. A window's answers are taken a commit at a time: a line a receipt
+    was 20,000 lines for 20,000 alerts over the 150 ms link (issue 15; no CPU saving could be
+    told from the host's noise, the receipt's verify dominates). Its seqs rise but may skip one
+    receipted before, which the count shows."""
+    if not logged:
+        return
+    first, last = (Position(r.alert_id, r.seq, index) for r, index in (logged[0], logged[-1]))
+    log_run(
+        log,
+        one="receipt_logged",
+        many="receipts_logged",
+        first=first,
+        last=last,
+        count=len(logged),
+        single=True,
+        node=node,
+        peer=peer,
+    )

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import structlog
 from google.protobuf.message import DecodeError
@@ -45,6 +45,7 @@ from node.message import (
     receipt_to_bytes,
 )
 from node.service._context import ServiceContext
+from node.service._log_runs import Position, log_run
 from node.service._views import listing_keys, scope_of
 from node.store import StoredAlert, Tx
 from node.trilateral import WATCHLIST_TYPES, FindingKind
@@ -89,30 +90,18 @@ class PageStored:
         return self.stopped_by is None
 
 
-class _Position(NamedTuple):
-    alert_id: str
-    seq: int
-    log_index: int
-
-
 class _Taken:
     """What one commit of received alerts took: their exposure checks, handed over at
-    once after it, and for a page or a stream's turn of many the account of one
-    `alerts_received` an origin.
-
-    A catch-up of 100,000 alerts logged an event an alert: ~15% of the store's thread
-    (py-spy, issue 15) and 100,000 lines for the operator. A page, or a delivery
-    stream's turn, is one origin's alerts in sequence order, so its first and last
-    (id, seq, log index) and the count name every alert in it; `ewx alert show` has
-    each. A commit of one alert (`summarized` False: a Deliver, a stream's turn of
-    one) logs its `alert_received`.
+    once after it, and its log events, one an origin after it (node/service/_log_runs.py):
+    an `alert_received` for a commit of one envelope (a Deliver, a stream's turn of one),
+    else (`summarized`: a page, a stream's turn of many) an `alerts_received`.
     """
 
     __slots__ = ("_runs", "summarized", "to_check")
 
     def __init__(self, *, summarized: bool) -> None:
         self.summarized = summarized
-        self._runs: dict[Country, tuple[_Position, _Position, int]] = {}
+        self._runs: dict[Country, tuple[Position, Position, int]] = {}
         """Per origin: the first and last alert stored, and how many."""
         self.to_check: list[tuple[Country, str, tuple[list[str], list[str]]]] = []
         """The peer alerts stored, with their scopes, for the exposure check after the commit."""
@@ -124,22 +113,24 @@ class _Taken:
             tx.after_commit(lambda: hook(to_check))
 
     def add(self, origin: Country, alert_id: str, seq: int, log_index: int) -> None:
-        stored = _Position(alert_id, seq, log_index)
+        stored = Position(alert_id, seq, log_index)
         first, _, count = self._runs.get(origin, (stored, stored, 0))
         self._runs[origin] = (first, stored, count + 1)
 
     def log(self, events: Any, *, node: Country, peer: Country) -> None:
+        """After the commit: what it stored."""
         for origin, (first, last, count) in self._runs.items():
-            events.info(
-                "alerts_received",
+            log_run(
+                events,
+                one="alert_received",
+                many="alerts_received",
+                first=first,
+                last=last,
+                count=count,
+                single=not self.summarized,
                 node=node,
                 peer=peer,
                 origin=origin,
-                count=count,
-                first_alert_id=first.alert_id,
-                last_alert_id=last.alert_id,
-                seqs=f"{first.seq}-{last.seq}",
-                log_indexes=f"{first.log_index}-{last.log_index}",
             )
 
 
@@ -239,8 +230,8 @@ class Receiving:
         refusal: InboundRejected | None = None
         conflict: _Conflict | None = None
         gap_from: Country | None = None
-        # One event a commit: a turn of many alerts is logged as a page is (in place
-        # of an `alert_received` an alert: 6-11% of a stream turn's CPU, issue 15).
+        # A turn of many alerts is logged as a page is, not an event an alert
+        # (6-11% of a stream turn's CPU, issue 15).
         taken = _Taken(summarized=len(envelopes) > 1)
         with self.ctx.store.transaction() as tx:
             for i, envelope in enumerate(envelopes):
@@ -339,8 +330,7 @@ class Receiving:
         for one) and saves the signing. Raises OutOfSequence before writing.
         `events`: the logger, bound once for a page (default: bound per event).
         `taken`: the commit's account of what it stored (its exposure checks handed
-        over at once; for a page, one event after the commit in place of an
-        `alert_received` an alert).
+        over at once, its log events after the commit).
         """
         if events is None:
             events = log
@@ -396,18 +386,7 @@ class Receiving:
             # its scope with it: the worker need not read the alert back on this thread;
             # handed over with the rest of the commit's (_Taken.hand_over)
             taken.to_check.append((alert.origin, alert.alert_id, scope_of(alert.info)))
-        if taken.summarized:
-            taken.add(alert.origin, alert.alert_id, seq, index)
-            return receipt
-        events.info(
-            "alert_received",
-            node=self.ctx.me,
-            peer=peer,
-            origin=alert.origin,
-            alert_id=alert.alert_id,
-            seq=seq,
-            log_index=index,
-        )
+        taken.add(alert.origin, alert.alert_id, seq, index)  # logged after the commit
         return receipt
 
     def _check_watchlist(self, tx: Tx, v: VerifiedAlert) -> None:
